@@ -1,0 +1,165 @@
+//! `campaignd simulate`: a local Getui RestAPI v2 for development, tests and demos.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use campaignd::simulator::{self, FaultProfile, Limits, SimConfig, Simulator, StatusShares};
+use clap::{Args, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+/// Options of `campaignd simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8781")]
+    listen: SocketAddr,
+    /// Fault profile: clean (none), realistic (latency), flaky (latency, 5xx, dropped
+    /// connections), ratelimited (latency, recurring 10005/30015 bursts), chaos (all of
+    /// these and 3-second tokens).
+    #[arg(long, default_value = "clean", value_parser = clap::builder::PossibleValuesParser::new(FaultProfile::NAMES))]
+    profile: String,
+    /// AppId expected in request paths.
+    #[arg(long, default_value = simulator::DEV_APP_ID)]
+    app_id: String,
+    /// AppKey expected by /auth.
+    #[arg(long, default_value = simulator::DEV_APP_KEY)]
+    app_key: String,
+    /// MasterSecret that signs /auth (the default is a published development value).
+    #[arg(long, default_value = simulator::DEV_MASTER_SECRET)]
+    master_secret: String,
+    /// Token lifetime in seconds (Getui: 86400). The chaos profile uses 3.
+    #[arg(long, default_value_t = 86_400)]
+    token_ttl_secs: u64,
+    /// Percent of cids answered successed_online.
+    #[arg(long, default_value_t = 70.0)]
+    online_percent: f64,
+    /// Percent of cids answered successed_offline (the rest: successed_ignore).
+    #[arg(long, default_value_t = 25.0)]
+    offline_percent: f64,
+    /// Quotas and per-minute limits: the documented values, or none (for load tests).
+    #[arg(long, value_enum, default_value_t = LimitSet::Documented)]
+    limits: LimitSet,
+    /// Seed of the fault generator.
+    #[arg(long, default_value_t = 0x5eed)]
+    seed: u64,
+    /// Answer every /v2 call with 301 pointing at this base (e.g. http://127.0.0.1:9000/v2/),
+    /// as a wrong data centre does.
+    #[arg(long)]
+    redirect_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LimitSet {
+    /// auth 100/min and 100000/day, app pushes 5/min and 100/day, list pushes 2000000 cids/day.
+    Documented,
+    /// No quota and no per-minute limit.
+    None,
+}
+
+impl SimulateArgs {
+    fn to_config(&self) -> anyhow::Result<SimConfig> {
+        let percent = |p: f64, flag: &str| -> anyhow::Result<u16> {
+            if !(0.0..=100.0).contains(&p) {
+                bail!("--{flag} must be between 0 and 100, got {p}");
+            }
+            Ok((p * 100.0).round() as u16)
+        };
+        let shares = StatusShares {
+            online_bp: percent(self.online_percent, "online-percent")?,
+            offline_bp: percent(self.offline_percent, "offline-percent")?,
+        };
+        if u32::from(shares.online_bp) + u32::from(shares.offline_bp) > 10_000 {
+            bail!("--online-percent plus --offline-percent exceed 100");
+        }
+        if self.token_ttl_secs == 0 {
+            bail!("--token-ttl-secs must be at least 1");
+        }
+        let profile = FaultProfile::by_name(&self.profile).with_context(|| {
+            format!(
+                "unknown profile {:?}; choose one of {:?}",
+                self.profile,
+                FaultProfile::NAMES
+            )
+        })?;
+        Ok(SimConfig {
+            app_id: self.app_id.clone(),
+            app_key: self.app_key.clone(),
+            master_secret: self.master_secret.clone(),
+            token_ttl: Duration::from_secs(self.token_ttl_secs),
+            shares,
+            limits: match self.limits {
+                LimitSet::Documented => Limits::default(),
+                LimitSet::None => Limits::unlimited(),
+            },
+            profile,
+            seed: self.seed,
+            redirect_to: self.redirect_to.clone(),
+            ..SimConfig::default()
+        })
+    }
+}
+
+/// Runs the simulator until Ctrl-C or SIGTERM.
+pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    super::init_logging("info");
+    let config = args.to_config()?;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let sim = Simulator::bind(args.listen, config.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}; is another simulator running? try --listen 127.0.0.1:0",
+                    args.listen
+                )
+            })?;
+        print_banner(&sim, &config, &args);
+        let token = CancellationToken::new();
+        tokio::spawn(stop_on_signal(token.clone()));
+        sim.run(token).await;
+        eprintln!("simulator stopped");
+        Ok(())
+    })
+}
+
+fn print_banner(sim: &Simulator, config: &SimConfig, args: &SimulateArgs) {
+    let secret_note = if config.master_secret == simulator::DEV_MASTER_SECRET {
+        format!("{}  (published development value)", config.master_secret)
+    } else {
+        "(as given by --master-secret)".to_owned()
+    };
+    println!("campaignd simulate: Getui RestAPI v2 simulator");
+    println!("  base_url       {}", sim.getui_base_url());
+    println!("  app_id         {}", config.app_id);
+    println!("  app_key        {}", config.app_key);
+    println!("  master_secret  {secret_note}");
+    println!("  profile        {}", config.profile.name);
+    println!("  limits         {:?}", args.limits);
+    println!("  ledger         http://{}/_sim/ledger", sim.local_addr());
+    println!("Stop with Ctrl-C.");
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+pub async fn stop_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    token.cancel();
+}

@@ -1,0 +1,453 @@
+//! The daemon's configuration: TOML on disk, typed and validated before anything starts.
+//!
+//! Every error names the key at fault. Secrets never live in the file: it names environment
+//! variables that hold them. The one exception is the simulator's well-known development
+//! master secret, accepted inline under `dev_master_secret` and refused for any other value.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+use crate::simulator::DEV_MASTER_SECRET;
+use crate::upstream::getui::GetuiSettings;
+use crate::upstream::http::PoolSettings;
+
+/// Where `serve`, `probe` and `check-config` look when `--config` is not given.
+pub const DEFAULT_PATH: &str = "config/campaignd.toml";
+
+/// A configuration problem, naming the file or key so the reader knows what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema (unknown key, wrong type).
+    #[error("config file {path} is not valid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation, with line, column and key.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config key `{key}`: {problem}")]
+    Invalid {
+        /// Dotted path of the key, e.g. `apps.main.getui.base_url`.
+        key: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listener and storage.
+    pub server: ServerConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Apps by name; the name is what campaigns and metric labels use.
+    pub apps: BTreeMap<String, AppConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTP API, `/metrics` and the WeCom callback.
+    pub listen: SocketAddr,
+    /// Directory of the on-disk store.
+    pub data_dir: PathBuf,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `campaignd=debug`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// The send channels an app can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// Getui RestAPI v2.
+    Getui,
+}
+
+/// `[apps.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// Which vendor the app sends through.
+    pub channel: Channel,
+    /// Getui credentials and connection settings (required when `channel = "getui"`).
+    pub getui: Option<GetuiAppConfig>,
+}
+
+/// `[apps.NAME.getui]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetuiAppConfig {
+    /// Base URL up to `/v2`.
+    pub base_url: String,
+    /// AppId from the Getui console.
+    pub app_id: String,
+    /// AppKey from the Getui console.
+    pub app_key: String,
+    /// Name of the environment variable holding the MasterSecret.
+    pub master_secret_env: Option<String>,
+    /// Development only: the simulator's published MasterSecret, written inline.
+    pub dev_master_secret: Option<String>,
+    /// TCP connect timeout, ms.
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// Deadline of one HTTP exchange, ms.
+    #[serde(default = "default_request_ms")]
+    pub request_timeout_ms: u64,
+    /// Idle pooled connections close after this, ms.
+    #[serde(default = "default_idle_ms")]
+    pub pool_idle_timeout_ms: u64,
+    /// Most idle connections kept to the upstream.
+    #[serde(default = "default_max_idle")]
+    pub max_idle_per_host: usize,
+    /// Renew the token this many seconds before it expires.
+    #[serde(default = "default_refresh_margin")]
+    pub token_refresh_margin_s: u64,
+}
+
+fn default_connect_ms() -> u64 {
+    5_000
+}
+fn default_request_ms() -> u64 {
+    10_000
+}
+fn default_idle_ms() -> u64 {
+    20_000
+}
+fn default_max_idle() -> usize {
+    64
+}
+fn default_refresh_margin() -> u64 {
+    3_600
+}
+
+impl Config {
+    /// Reads, parses and validates a file, resolving secrets from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.log.level.trim().is_empty() {
+            return Err(invalid("log.level", "must not be empty; try \"info\""));
+        }
+        if self.apps.is_empty() {
+            return Err(invalid("apps", "define at least one app, e.g. [apps.main]"));
+        }
+        for (name, app) in &self.apps {
+            validate_app_name(name)?;
+            app.validate(name)?;
+        }
+        Ok(())
+    }
+
+    /// The resolved client settings of app `name`, secret included.
+    pub fn getui_settings(&self, name: &str) -> Result<GetuiSettings, ConfigError> {
+        self.getui_settings_with_env(name, |k| std::env::var(k).ok())
+    }
+
+    /// Like [`Config::getui_settings`], reading variables through `env` (for tests).
+    pub fn getui_settings_with_env(
+        &self,
+        name: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<GetuiSettings, ConfigError> {
+        let known = || self.apps.keys().cloned().collect::<Vec<_>>().join(", ");
+        let app = self
+            .apps
+            .get(name)
+            .ok_or_else(|| invalid("apps", format!("no app named {name:?}; known: {}", known())))?;
+        let g = app
+            .getui
+            .as_ref()
+            .ok_or_else(|| invalid(format!("apps.{name}.getui"), "missing"))?;
+        Ok(GetuiSettings {
+            base_url: g.base_url.clone(),
+            app_id: g.app_id.clone(),
+            app_key: g.app_key.clone(),
+            master_secret: g.master_secret(name, env)?,
+            request_timeout: Duration::from_millis(g.request_timeout_ms),
+            token_refresh_margin: Duration::from_secs(g.token_refresh_margin_s),
+            pool: PoolSettings {
+                connect_timeout: Duration::from_millis(g.connect_timeout_ms),
+                pool_idle_timeout: Duration::from_millis(g.pool_idle_timeout_ms),
+                max_idle_per_host: g.max_idle_per_host,
+            },
+        })
+    }
+
+    /// Checks that every app's secret can be resolved now, so a missing variable stops the
+    /// daemon at start rather than at the first send.
+    pub fn check_secrets(
+        &self,
+        env: impl Fn(&str) -> Option<String> + Copy,
+    ) -> Result<(), ConfigError> {
+        for name in self.apps.keys() {
+            self.getui_settings_with_env(name, env)?;
+        }
+        Ok(())
+    }
+}
+
+/// App names become metric label values and URL segments: keep them short and plain.
+fn validate_app_name(name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            format!("apps.{name}"),
+            "app names are 1-32 of a-z, 0-9, '_' and '-', starting with a letter",
+        ))
+    }
+}
+
+impl AppConfig {
+    fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        match (self.channel, &self.getui) {
+            (Channel::Getui, None) => Err(invalid(
+                format!("apps.{name}.getui"),
+                "channel is \"getui\" but the [apps.NAME.getui] table is missing",
+            )),
+            (Channel::Getui, Some(g)) => g.validate(name),
+        }
+    }
+}
+
+impl GetuiAppConfig {
+    fn validate(&self, app: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("apps.{app}.getui.{k}");
+        let url = &self.base_url;
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.parse::<hyper::Uri>().is_err()
+        {
+            return Err(invalid(
+                key("base_url"),
+                format!(
+                    "{url:?} is not an http(s) URL; the real one is https://restapi.getui.com/v2"
+                ),
+            ));
+        }
+        if url.starts_with("http://") && !is_loopback_url(url) {
+            return Err(invalid(
+                key("base_url"),
+                "plain http is only allowed to a loopback simulator; use https",
+            ));
+        }
+        for (k, v) in [("app_id", &self.app_id), ("app_key", &self.app_key)] {
+            if v.trim().is_empty() || v.contains('/') {
+                return Err(invalid(
+                    key(k),
+                    "must be the non-empty value from the Getui console",
+                ));
+            }
+        }
+        if self.master_secret_env.is_none() && self.dev_master_secret.is_none() {
+            return Err(invalid(
+                key("master_secret_env"),
+                "name the environment variable that holds the MasterSecret",
+            ));
+        }
+        if let Some(dev) = &self.dev_master_secret {
+            if dev != DEV_MASTER_SECRET {
+                return Err(invalid(
+                    key("dev_master_secret"),
+                    "only the simulator's published development secret may be written in the file; \
+                     put real secrets in the environment and name the variable in master_secret_env",
+                ));
+            }
+        }
+        for (k, v) in [
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+        ] {
+            if !(1..=600_000).contains(&v) {
+                return Err(invalid(key(k), format!("{v} is outside 1..=600000 ms")));
+            }
+        }
+        if self.max_idle_per_host == 0 {
+            return Err(invalid(key("max_idle_per_host"), "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The MasterSecret: from the named variable if it is set, else the development default.
+    fn master_secret(
+        &self,
+        app: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Secret, ConfigError> {
+        if let Some(var) = &self.master_secret_env {
+            if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+                return Ok(Secret::new(value));
+            }
+        }
+        match (&self.dev_master_secret, &self.master_secret_env) {
+            (Some(dev), _) => Ok(Secret::new(dev.clone())),
+            (None, Some(var)) => Err(invalid(
+                format!("apps.{app}.getui.master_secret_env"),
+                format!(
+                    "environment variable {var} is not set; export it with the app's MasterSecret"
+                ),
+            )),
+            (None, None) => Err(invalid(
+                format!("apps.{app}.getui.master_secret_env"),
+                "missing",
+            )),
+        }
+    }
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    url.parse::<hyper::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_owned))
+        .is_some_and(|h| h == "localhost" || h == "[::1]" || h.starts_with("127."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../config/campaignd.toml");
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn shipped_config_is_valid_and_uses_the_dev_secret() {
+        let cfg = parse(SHIPPED).unwrap();
+        let s = cfg.getui_settings_with_env("main", |_| None).unwrap();
+        assert_eq!(s.master_secret.expose(), DEV_MASTER_SECRET);
+        assert_eq!(s.app_id, crate::simulator::DEV_APP_ID);
+    }
+
+    #[test]
+    fn environment_secret_wins() {
+        let cfg = parse(SHIPPED).unwrap();
+        let s = cfg
+            .getui_settings_with_env("main", |_| Some("from-env".into()))
+            .unwrap();
+        assert_eq!(s.master_secret.expose(), "from-env");
+        assert!(!format!("{s:?}").contains("from-env"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let text = SHIPPED.replace("[log]", "[log]\ncolour = true");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn inline_real_secret_is_refused() {
+        let text = SHIPPED.replace(
+            &format!("dev_master_secret = \"{DEV_MASTER_SECRET}\""),
+            "dev_master_secret = \"a-real-secret\"",
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("apps.main.getui.dev_master_secret"), "{err}");
+    }
+
+    #[test]
+    fn missing_env_secret_names_the_variable() {
+        let text = SHIPPED.replace(&format!("dev_master_secret = \"{DEV_MASTER_SECRET}\""), "");
+        let cfg = parse(&text).unwrap();
+        let err = cfg
+            .getui_settings_with_env("main", |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CAMPAIGND_MAIN_MASTER_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (
+                SHIPPED.replace("http://127.0.0.1:8781/v2", "ftp://x"),
+                "apps.main.getui.base_url",
+            ),
+            (
+                SHIPPED.replace("http://127.0.0.1:8781/v2", "http://push.example.com/v2"),
+                "apps.main.getui.base_url",
+            ),
+            (
+                SHIPPED
+                    .replace("[apps.main]", "[apps.Main]")
+                    .replace("[apps.main.getui]", "[apps.Main.getui]"),
+                "apps.Main",
+            ),
+            (
+                SHIPPED.replace("request_timeout_ms = 10000", "request_timeout_ms = 0"),
+                "request_timeout_ms",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in {err}");
+        }
+    }
+}

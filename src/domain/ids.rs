@@ -1,0 +1,209 @@
+//! Recipient ids and idempotency keys.
+
+use std::fmt;
+
+/// A well-formed Getui cid (32 lowercase hex digits) held in 16 bytes.
+///
+/// Millions of these sit in the store and in the simulator's ledger, so they are kept as raw
+/// bytes rather than strings (see DESIGN.md: 16-byte values halve disk and memory).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CompactCid(pub [u8; 16]);
+
+impl CompactCid {
+    /// Parses a cid; `None` when it is not exactly 32 lowercase hex digits.
+    pub fn parse(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        if b.len() != 32 {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        for (i, pair) in b.chunks_exact(2).enumerate() {
+            out[i] = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
+        }
+        Some(CompactCid(out))
+    }
+
+    /// Writes the 32-digit form into `buf` and returns it as a string slice.
+    pub fn encode<'b>(&self, buf: &'b mut [u8; 32]) -> &'b str {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for (i, byte) in self.0.iter().enumerate() {
+            buf[2 * i] = DIGITS[usize::from(byte >> 4)];
+            buf[2 * i + 1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        // Every byte written above is an ASCII hex digit.
+        std::str::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// A cheap, well-spread 64-bit number derived from the cid, for deterministic choices.
+    pub fn spread(&self) -> u64 {
+        let lo = u64::from_le_bytes(self.0[..8].try_into().unwrap_or_default());
+        let hi = u64::from_le_bytes(self.0[8..].try_into().unwrap_or_default());
+        mix64(lo ^ hi.rotate_left(29))
+    }
+}
+
+impl fmt::Display for CompactCid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.encode(&mut [0u8; 32]))
+    }
+}
+
+impl fmt::Debug for CompactCid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CompactCid({self})")
+    }
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// SplitMix64's finalizer: turns nearby inputs into unrelated outputs.
+pub(crate) fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// An upstream idempotency key: 10–32 characters, the same on every retry of the same send.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(String);
+
+/// Why a string or a triple cannot be a request id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestIdError {
+    /// Getui accepts 10 to 32 characters.
+    #[error("request_id must be 10 to 32 characters, got {0}")]
+    Length(usize),
+    /// Printable ASCII keeps ids safe in logs, headers and URLs.
+    #[error("request_id must be printable ASCII")]
+    Charset,
+    /// The parts do not fit the fixed-width derived form.
+    #[error("campaign {campaign} / chunk {chunk} is too large for a derived request_id")]
+    TooLarge {
+        /// Campaign number.
+        campaign: u64,
+        /// Chunk number.
+        chunk: u64,
+    },
+}
+
+impl RequestId {
+    /// Largest campaign number a derived id can hold (48 bits).
+    pub const MAX_CAMPAIGN: u64 = (1 << 48) - 1;
+    /// Largest chunk number a derived id can hold (40 bits).
+    pub const MAX_CHUNK: u64 = (1 << 40) - 1;
+
+    /// Accepts an id chosen elsewhere if it obeys the upstream's rules.
+    pub fn parse(s: &str) -> Result<Self, RequestIdError> {
+        let len = s.chars().count();
+        if !(10..=32).contains(&len) {
+            return Err(RequestIdError::Length(len));
+        }
+        if !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(RequestIdError::Charset);
+        }
+        Ok(RequestId(s.to_owned()))
+    }
+
+    /// The deterministic id of message `index` of chunk `chunk` of campaign `campaign`:
+    /// `cccccccccccc-kkkkkkkkkk-ii` (26 characters of hex), so a retry or a replay after a
+    /// crash sends exactly the same id and the upstream drops the duplicate.
+    pub fn derive(campaign: u64, chunk: u64, index: u8) -> Result<Self, RequestIdError> {
+        if campaign > Self::MAX_CAMPAIGN || chunk > Self::MAX_CHUNK {
+            return Err(RequestIdError::TooLarge { campaign, chunk });
+        }
+        Ok(RequestId(format!(
+            "{campaign:012x}-{chunk:010x}-{index:02x}"
+        )))
+    }
+
+    /// The id as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestId({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cid_round_trips_through_sixteen_bytes() {
+        let s = "0123456789abcdef0123456789abcdef";
+        let cid = CompactCid::parse(s).unwrap();
+        assert_eq!(cid.0[0], 0x01);
+        assert_eq!(cid.0[15], 0xef);
+        assert_eq!(cid.to_string(), s);
+    }
+
+    #[test]
+    fn malformed_cids_are_refused() {
+        for bad in [
+            "",
+            "0123456789abcdef0123456789abcde",   // 31 digits
+            "0123456789abcdef0123456789abcdef0", // 33 digits
+            "0123456789ABCDEF0123456789abcdef",  // upper case
+            "0123456789abcdeg0123456789abcdef",  // not hex
+            "0123456789abcdef0123456789abcdé",   // multi-byte
+        ] {
+            assert!(CompactCid::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn derived_request_ids_are_stable_and_in_range() {
+        let a = RequestId::derive(7, 42, 199).unwrap();
+        assert_eq!(a.as_str(), "000000000007-000000002a-c7");
+        assert_eq!(a, RequestId::derive(7, 42, 199).unwrap());
+        assert_ne!(a, RequestId::derive(7, 42, 198).unwrap());
+        let max = RequestId::derive(RequestId::MAX_CAMPAIGN, RequestId::MAX_CHUNK, 255).unwrap();
+        assert!(RequestId::parse(max.as_str()).is_ok());
+        assert_eq!(max.as_str().len(), 26);
+        assert!(matches!(
+            RequestId::derive(RequestId::MAX_CAMPAIGN + 1, 0, 0),
+            Err(RequestIdError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn request_id_length_rules() {
+        assert_eq!(
+            RequestId::parse("123456789"),
+            Err(RequestIdError::Length(9))
+        );
+        assert!(RequestId::parse("1234567890").is_ok());
+        assert!(RequestId::parse(&"x".repeat(32)).is_ok());
+        assert_eq!(
+            RequestId::parse(&"x".repeat(33)),
+            Err(RequestIdError::Length(33))
+        );
+        assert_eq!(
+            RequestId::parse("has space 123"),
+            Err(RequestIdError::Charset)
+        );
+    }
+
+    #[test]
+    fn spread_differs_for_neighbouring_cids() {
+        let a = CompactCid::parse("00000000000000000000000000000001").unwrap();
+        let b = CompactCid::parse("00000000000000000000000000000002").unwrap();
+        assert_ne!(a.spread() % 1000, b.spread() % 1000);
+    }
+}

@@ -1,0 +1,19 @@
+//! campaignd sends push-notification campaigns to millions of devices through Getui (个推),
+//! durably and at a controlled speed.
+//!
+//! Modules follow the data flow of `DESIGN.md`, lower layers first; arrows only point down:
+//!
+//! - [`domain`]: recipient ids and request ids; no I/O.
+//! - [`config`]: the TOML configuration, typed and validated; secrets from the environment.
+//! - [`secret`]: a string that never prints.
+//! - [`serve`]: the HTTP accept loop shared by the API and the simulators.
+//! - [`upstream`]: vendor clients (Getui RestAPI v2) over one pooled HTTPS client.
+//! - [`simulator`]: faithful local stand-ins for the vendors, with a delivery ledger.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod domain;
+pub mod secret;
+pub mod serve;
+pub mod simulator;
+pub mod upstream;

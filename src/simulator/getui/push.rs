@@ -1,0 +1,341 @@
+//! The push endpoints of the simulated Getui: checks, dedup, per-cid statuses and the ledger.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::tasks::{Delivered, NewTask, TaskKind};
+use super::{hash128, parse_json, GetuiSim, Reply};
+use crate::domain::CompactCid;
+use crate::upstream::getui::checks::{self, Violation};
+use crate::upstream::getui::wire::{
+    AllPush, BatchPush, ListCidPush, ListMessage, Push, PushMessage, Settings, SingleAliasPush,
+    SingleCidPush, TagPush, TaskIdData, MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
+};
+
+/// Which app-wide endpoint was called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AppKind {
+    /// `/push/all`.
+    All,
+    /// `/push/tag`.
+    Tag,
+}
+
+/// Condition keys `/push/tag` understands.
+const TAG_KEYS: [&str; 4] = ["phone_type", "region", "custom_tag", "portrait"];
+
+impl GetuiSim {
+    pub(super) fn single_cid(&self, body: &[u8]) -> Reply {
+        let push: SingleCidPush = match parse_json(body) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        if let Err(r) = check_push(&push) {
+            return r;
+        }
+        match push.audience.cid.as_slice() {
+            [] => Reply::err(20001, "cid can not be empty"),
+            [_, _, ..] => Reply::err(20001, "cid size over limit"),
+            [cid] => match CompactCid::parse(cid) {
+                Some(c) => self.deliver_single("push_single_cid", &push.request_id, c),
+                None => Reply::err(20001, "target user is invalid"),
+            },
+        }
+    }
+
+    pub(super) fn single_alias(&self, body: &[u8]) -> Reply {
+        let push: SingleAliasPush = match parse_json(body) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        if let Err(r) = check_push(&push) {
+            return r;
+        }
+        match push.audience.alias.as_slice() {
+            [] => Reply::err(20001, "alias can not be empty"),
+            [alias] => self.deliver_single("push_single_alias", &push.request_id, alias_cid(alias)),
+            _ => Reply::err(20001, "alias size over limit"),
+        }
+    }
+
+    /// Delivers one message unless its request_id was seen; answers the same either way.
+    fn deliver_single(&self, endpoint: &'static str, request_id: &str, cid: CompactCid) -> Reply {
+        if self.first_sighting(request_id) {
+            self.ledger.record(endpoint, [cid].iter());
+        } else {
+            self.ledger.record_dropped_repeat();
+        }
+        let mut answer = BTreeMap::new();
+        answer.insert(
+            single_taskid(request_id),
+            BTreeMap::from([(cid.to_string(), self.status_of(&cid).to_owned())]),
+        );
+        Reply::ok(Some(answer))
+    }
+
+    pub(super) fn batch_cid(&self, body: &[u8]) -> Reply {
+        let batch: BatchPush = match parse_json(body) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        match batch.msg_list.len() {
+            0 => return Reply::err(20001, "msg_list can not be empty"),
+            n if n > MAX_BATCH_MESSAGES => return Reply::err(20001, "msg_list size over limit"),
+            _ => {}
+        }
+        let mut ids = HashSet::with_capacity(batch.msg_list.len());
+        for push in &batch.msg_list {
+            if let Err(r) = check_push(push) {
+                return r;
+            }
+            if push.audience.cid.len() != 1 {
+                return Reply::err(20001, "cid size over limit");
+            }
+            if !ids.insert(push.request_id.as_ref()) {
+                return Reply::err(20001, "contains duplicate request_id");
+            }
+        }
+        // Messages to malformed cids are left out of the answer; if none is left, the call fails.
+        let valid: Vec<(&SingleCidPush, CompactCid)> = batch
+            .msg_list
+            .iter()
+            .filter_map(|p| CompactCid::parse(&p.audience.cid[0]).map(|c| (p, c)))
+            .collect();
+        if valid.is_empty() {
+            return Reply::err(20001, "target user is invalid");
+        }
+        let mut delivered = Vec::with_capacity(valid.len());
+        let mut answer = BTreeMap::new();
+        for (push, cid) in &valid {
+            if self.first_sighting(&push.request_id) {
+                delivered.push(*cid);
+            } else {
+                self.ledger.record_dropped_repeat();
+            }
+            if !batch.is_async {
+                let status = BTreeMap::from([(cid.to_string(), self.status_of(cid).to_owned())]);
+                answer.insert(single_taskid(&push.request_id), status);
+            }
+        }
+        self.ledger
+            .record("push_single_batch_cid", delivered.iter());
+        Reply::ok((!batch.is_async).then_some(answer))
+    }
+
+    pub(super) fn list_message(&self, body: &[u8], now: u64) -> Reply {
+        let msg: ListMessage = match parse_json(body) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let checked = msg
+            .request_id
+            .as_deref()
+            .map_or(Ok(()), checks::check_request_id)
+            .and_then(|_| {
+                check_common(
+                    msg.group_name.as_deref(),
+                    msg.settings.as_ref(),
+                    &msg.push_message,
+                )
+            });
+        if let Err(v) = checked {
+            return param_error(v);
+        }
+        let (taskid, _) = self.tasks.create(NewTask {
+            kind: TaskKind::List,
+            group: msg.group_name.clone(),
+            transmission: msg.push_message.transmission.clone().unwrap_or_default(),
+            push_time_ms: None,
+            request_key: msg.request_id.as_deref().map(hash128),
+            now,
+        });
+        Reply::ok(Some(TaskIdData { taskid }))
+    }
+
+    pub(super) fn list_cid(&self, body: &[u8], now: u64) -> Reply {
+        let push: ListCidPush = match parse_json(body) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let n = push.audience.cid.len();
+        if n == 0 {
+            return Reply::err(20001, "cid can not be empty");
+        }
+        if n > MAX_LIST_CIDS {
+            return Reply::err(20001, "cid size over limit");
+        }
+        if let Err(r) = self.tasks.check_list_task(&push.taskid) {
+            return r;
+        }
+        let mut seen = HashSet::with_capacity(n);
+        if !push.audience.cid.iter().all(|c| seen.insert(c.as_ref())) {
+            return Reply::err(20001, "contains duplicate cid");
+        }
+        let valid: Vec<CompactCid> = push
+            .audience
+            .cid
+            .iter()
+            .filter_map(|c| CompactCid::parse(c))
+            .collect();
+        if valid.is_empty() {
+            return Reply::err(20001, "target user is invalid");
+        }
+        if !self.windows.list_calls_minute.try_take(now, 1) {
+            return Reply::err(30015, "list push frequency over limit");
+        }
+        if !self.windows.list_cids_day.try_take(now, valid.len() as u64) {
+            return Reply::err(30008, "list push daily count over limit");
+        }
+        self.ledger.record("push_list_cid", valid.iter());
+        let mut delivered = Delivered {
+            targets: valid.len() as u64,
+            ..Delivered::default()
+        };
+        let mut statuses = BTreeMap::new();
+        for cid in &valid {
+            let status = self.status_of(cid);
+            delivered.received += u64::from(status != "successed_ignore");
+            let online = status == "successed_online";
+            delivered.displayed += u64::from(online);
+            delivered.clicked += u64::from(online && cid.spread() % 10 == 0);
+            if !push.is_async {
+                statuses.insert(cid.to_string(), status.to_owned());
+            }
+        }
+        self.tasks.count(&push.taskid, &delivered);
+        Reply::ok((!push.is_async).then(|| BTreeMap::from([(push.taskid.into_owned(), statuses)])))
+    }
+
+    pub(super) fn app_push(&self, body: &[u8], now: u64, kind: AppKind) -> Reply {
+        let parsed = match kind {
+            AppKind::All => parse_json::<AllPush>(body).map(|p| {
+                (
+                    p.request_id.into_owned(),
+                    p.group_name,
+                    p.settings,
+                    p.push_message,
+                )
+            }),
+            AppKind::Tag => parse_json::<TagPush>(body).and_then(|p| {
+                check_conditions(&p)?;
+                Ok((
+                    p.request_id.into_owned(),
+                    p.group_name,
+                    p.settings,
+                    p.push_message,
+                ))
+            }),
+        };
+        let (request_id, group, settings, message) = match parsed {
+            Ok(parts) => parts,
+            Err(r) => return r,
+        };
+        let checked = checks::check_request_id(&request_id)
+            .and_then(|_| check_common(group.as_deref(), settings.as_ref(), &message));
+        if let Err(v) = checked {
+            return param_error(v);
+        }
+        let push_time_ms = match self.schedule_time(settings.as_ref(), now) {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        if !self.windows.app_minute.try_take(now, 1) {
+            return Reply::err(30014, "app push frequency over limit");
+        }
+        if !self.windows.app_day.try_take(now, 1) {
+            self.windows.app_minute.give_back(now, 1);
+            return match kind {
+                AppKind::All => Reply::err(30007, "app push daily count over limit"),
+                AppKind::Tag => Reply::err(30010, "tag push daily count over limit"),
+            };
+        }
+        let (taskid, _) = self.tasks.create(NewTask {
+            kind: TaskKind::App,
+            group,
+            transmission: message.transmission.unwrap_or_default(),
+            push_time_ms,
+            request_key: Some(hash128(&request_id)),
+            now,
+        });
+        Reply::ok(Some(TaskIdData { taskid }))
+    }
+
+    /// A scheduled push must be in the future and within the horizon (7 days).
+    fn schedule_time(&self, settings: Option<&Settings>, now: u64) -> Result<Option<u64>, Reply> {
+        let Some(t) = settings.and_then(|s| s.schedule_time) else {
+            return Ok(None);
+        };
+        let horizon = u64::try_from(self.cfg.schedule_horizon.as_millis()).unwrap_or(u64::MAX);
+        match u64::try_from(t) {
+            Ok(t) if t > now && t - now <= horizon => Ok(Some(t)),
+            _ => Err(Reply::err(22002, "schedule_time is invalid")),
+        }
+    }
+
+    /// The status a cid gets, fixed by the cid so that every run agrees.
+    fn status_of(&self, cid: &CompactCid) -> &'static str {
+        let bucket = cid.spread() % 10_000;
+        let shares = self.cfg.shares;
+        if bucket < u64::from(shares.online_bp) {
+            "successed_online"
+        } else if bucket < u64::from(shares.online_bp) + u64::from(shares.offline_bp) {
+            "successed_offline"
+        } else {
+            "successed_ignore"
+        }
+    }
+}
+
+fn check_push<A>(push: &Push<'_, A>) -> Result<(), Reply> {
+    checks::check_request_id(&push.request_id)
+        .and_then(|_| {
+            check_common(
+                push.group_name.as_deref(),
+                push.settings.as_ref(),
+                &push.push_message,
+            )
+        })
+        .map_err(param_error)
+}
+
+fn check_common(
+    group: Option<&str>,
+    settings: Option<&Settings>,
+    message: &PushMessage,
+) -> Result<(), Violation> {
+    if let Some(g) = group {
+        checks::check_group_name(g)?;
+    }
+    if let Some(s) = settings {
+        checks::check_settings(s)?;
+    }
+    checks::check_push_message(message)
+}
+
+fn check_conditions(push: &TagPush) -> Result<(), Reply> {
+    if push.audience.tag.is_empty() {
+        return Err(Reply::err(20001, "tag can not be empty"));
+    }
+    for c in &push.audience.tag {
+        if !TAG_KEYS.contains(&c.key.as_str()) {
+            return Err(Reply::err(20001, "tag key is invalid"));
+        }
+        if c.values.is_empty() {
+            return Err(Reply::err(20001, "tag values can not be empty"));
+        }
+    }
+    Ok(())
+}
+
+fn param_error(v: Violation) -> Reply {
+    Reply::err(20001, &v.msg)
+}
+
+/// The taskid of a single push, fixed by its request_id so a repeat gets the same answer.
+fn single_taskid(request_id: &str) -> String {
+    format!("RASS_{}", hex::encode(&hash128(request_id)[..10]))
+}
+
+/// The simulator binds every alias to one cid derived from the alias.
+fn alias_cid(alias: &str) -> CompactCid {
+    CompactCid(hash128(&format!("alias:{alias}")))
+}

@@ -1,0 +1,197 @@
+//! Simulated upstreams for the demo, the tests and the load test.
+//!
+//! Nothing outside this machine is reachable, so campaignd ships a Getui v2 simulator that
+//! behaves like the real API where the daemon can tell: same paths, JSON and codes, token
+//! expiry, the sign check, request_id dedup, size limits, quotas, scheduled tasks, and injected
+//! faults. It records every delivery in a [`Ledger`] that tests read over HTTP.
+//!
+//! Where the vendor's documents are silent the simulator makes a documented choice (README,
+//! "Simulator"). It never imports the daemon's upper layers.
+
+mod faults;
+mod getui;
+mod ledger;
+mod limits;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use faults::{FaultProfile, RateLimitBurst};
+pub use ledger::{Ledger, LedgerSummary};
+pub use limits::Limits;
+
+/// The simulator's well-known development AppId. Not a secret: printed at start and in the README.
+pub const DEV_APP_ID: &str = "campaignd-dev-app";
+/// The simulator's well-known development AppKey.
+pub const DEV_APP_KEY: &str = "campaignd-dev-key";
+/// The simulator's well-known development MasterSecret. It protects nothing; never use it for a
+/// real app.
+pub const DEV_MASTER_SECRET: &str = "campaignd-dev-master-secret";
+
+/// Shares (in basis points, out of 10 000) of the per-cid statuses; the rest is
+/// `successed_ignore`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusShares {
+    /// `successed_online`.
+    pub online_bp: u16,
+    /// `successed_offline`.
+    pub offline_bp: u16,
+}
+
+impl Default for StatusShares {
+    fn default() -> Self {
+        StatusShares {
+            online_bp: 7_000,
+            offline_bp: 2_500,
+        }
+    }
+}
+
+/// How the simulated Getui behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// AppId expected in the URL.
+    pub app_id: String,
+    /// AppKey expected in `/auth`.
+    pub app_key: String,
+    /// MasterSecret that signs `/auth`.
+    pub master_secret: String,
+    /// How long an issued token lives (the real one: a day). A profile may shorten it.
+    pub token_ttl: Duration,
+    /// Per-cid status shares.
+    pub shares: StatusShares,
+    /// Quotas and per-minute limits.
+    pub limits: Limits,
+    /// Injected faults.
+    pub profile: FaultProfile,
+    /// Seed of the fault generator.
+    pub seed: u64,
+    /// When set, every `/v2` call is answered with 301 and this host list entry
+    /// (e.g. `http://127.0.0.1:9000/v2/`), as a wrong data centre would.
+    pub redirect_to: Option<String>,
+    /// How far ahead a scheduled push may be (the real one: 7 days).
+    pub schedule_horizon: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            app_id: DEV_APP_ID.into(),
+            app_key: DEV_APP_KEY.into(),
+            master_secret: DEV_MASTER_SECRET.into(),
+            token_ttl: Duration::from_secs(86_400),
+            shares: StatusShares::default(),
+            limits: Limits::default(),
+            profile: FaultProfile::clean(),
+            seed: 0x5eed,
+            redirect_to: None,
+            schedule_horizon: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// A bound, not yet running simulator.
+pub struct Simulator {
+    listener: TcpListener,
+    addr: SocketAddr,
+    getui: Arc<getui::GetuiSim>,
+}
+
+impl Simulator {
+    /// Binds `addr` (port 0 picks a free port).
+    pub async fn bind(addr: SocketAddr, config: SimConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        Ok(Simulator {
+            listener,
+            addr,
+            getui: Arc::new(getui::GetuiSim::new(config)),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Getui base URL to configure in a client: `http://ADDR/v2`.
+    pub fn getui_base_url(&self) -> String {
+        format!("http://{}/v2", self.addr)
+    }
+
+    /// The delivery ledger (also served at `GET /_sim/ledger`).
+    pub fn ledger(&self) -> Arc<Ledger> {
+        self.getui.ledger()
+    }
+
+    /// Serves until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let getui = self.getui;
+        crate::serve::serve(
+            self.listener,
+            move |req, _peer| {
+                let getui = getui.clone();
+                async move { getui.handle(req).await }
+            },
+            shutdown,
+        )
+        .await;
+    }
+
+    /// Starts serving on a background task; the returned guard stops it when dropped.
+    pub fn spawn(self) -> RunningSimulator {
+        let token = CancellationToken::new();
+        let addr = self.addr;
+        let ledger = self.ledger();
+        let task = tokio::spawn(self.run(token.clone()));
+        RunningSimulator {
+            addr,
+            ledger,
+            token,
+            task: Some(task),
+        }
+    }
+}
+
+/// A simulator serving on a background task.
+pub struct RunningSimulator {
+    addr: SocketAddr,
+    ledger: Arc<Ledger>,
+    token: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningSimulator {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Getui base URL: `http://ADDR/v2`.
+    pub fn getui_base_url(&self) -> String {
+        format!("http://{}/v2", self.addr)
+    }
+
+    /// The delivery ledger.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+
+    /// Stops serving and waits for in-flight requests.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}

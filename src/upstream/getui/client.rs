@@ -1,0 +1,683 @@
+//! The Getui RestAPI v2 client: signing in, keeping the token fresh, following the 301 host
+//! list, and one typed method per endpoint.
+//!
+//! Every method returns `Result<_, GetuiError>`; the error's [`AnswerClass`] tells the
+//! dispatcher what to do. Inside, a call re-authenticates and replays once on 10001 and
+//! switches host and replays once on 301, as the official SDKs do.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::auth::{sign, Token};
+use super::error::{AnswerClass, GetuiError};
+use super::wire::{
+    self, AllPush, AuthData, AuthRequest, BatchPush, HostListData, ListCidPush, ListMessage,
+    RawEnvelope, ReportData, ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush,
+    TaskCidStatus, TaskIdData,
+};
+use crate::secret::Secret;
+use crate::upstream::http::{build_client, read_body, ClientBuildError, HttpClient, PoolSettings};
+
+/// Everything needed to talk to one Getui app.
+#[derive(Debug, Clone)]
+pub struct GetuiSettings {
+    /// Base URL up to and including `/v2`, e.g. `https://restapi.getui.com/v2`.
+    pub base_url: String,
+    /// AppId (goes into the URL).
+    pub app_id: String,
+    /// AppKey (goes into the signature and the auth body).
+    pub app_key: String,
+    /// MasterSecret (signs; never sent, never logged).
+    pub master_secret: Secret,
+    /// Deadline for one HTTP exchange, answer body included.
+    pub request_timeout: Duration,
+    /// Renew the token this long before it expires (capped at half its lifetime).
+    pub token_refresh_margin: Duration,
+    /// Connection pool settings.
+    pub pool: PoolSettings,
+}
+
+/// Told about every HTTP exchange, for metrics. `code` is the business code, or the HTTP
+/// status / 5000 when there was no Getui body.
+pub trait CallObserver: Send + Sync {
+    /// One exchange with `endpoint` finished with `code` after `elapsed`.
+    fn observe(&self, endpoint: &'static str, code: i64, elapsed: Duration);
+}
+
+/// Per-cid delivery status reported by a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CidStatus {
+    /// Delivered through the online Getui channel.
+    SuccessedOnline,
+    /// Stored offline (or handed to a vendor channel).
+    SuccessedOffline,
+    /// Not sent: the user was inactive for 90 days.
+    SuccessedIgnore,
+    /// A status string this client does not know.
+    Other(String),
+}
+
+impl CidStatus {
+    /// Reads the wire string.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "successed_online" => CidStatus::SuccessedOnline,
+            "successed_offline" => CidStatus::SuccessedOffline,
+            "successed_ignore" => CidStatus::SuccessedIgnore,
+            other => CidStatus::Other(other.to_owned()),
+        }
+    }
+}
+
+/// The per-cid results of a single, batch or list push (empty when sent with `is_async`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PushOutcome {
+    /// taskid → cid → status, as answered.
+    pub tasks: TaskCidStatus,
+}
+
+impl PushOutcome {
+    /// Every (taskid, cid, status) triple.
+    pub fn statuses(&self) -> impl Iterator<Item = (&str, &str, CidStatus)> {
+        self.tasks.iter().flat_map(|(task, cids)| {
+            cids.iter()
+                .map(move |(cid, st)| (task.as_str(), cid.as_str(), CidStatus::parse(st)))
+        })
+    }
+
+    /// The status of one cid, if the answer named it.
+    pub fn status_of(&self, cid: &str) -> Option<CidStatus> {
+        self.tasks
+            .values()
+            .find_map(|m| m.get(cid))
+            .map(|s| CidStatus::parse(s))
+    }
+}
+
+/// A Getui app's client. Cheap to clone; clones share the pool and the token.
+#[derive(Clone)]
+pub struct GetuiClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: HttpClient,
+    settings: GetuiSettings,
+    /// `<host base>/<appId>`; replaced when the upstream answers 301.
+    base: RwLock<Arc<str>>,
+    token: RwLock<Option<Token>>,
+    /// Single-flight for `/auth`: one renewal at a time, the others wait and reuse it.
+    renewing: tokio::sync::Mutex<()>,
+    observer: Option<Arc<dyn CallObserver>>,
+}
+
+/// An answer after envelope parsing: the success data or a redirect.
+enum Answer<T> {
+    Data(T),
+    Redirect(HostListData),
+}
+
+impl GetuiClient {
+    /// Builds the client and its connection pool. No network traffic happens here.
+    pub fn new(settings: GetuiSettings) -> Result<Self, ClientBuildError> {
+        Self::with_observer(settings, None)
+    }
+
+    /// Like [`GetuiClient::new`], reporting every exchange to `observer`.
+    pub fn with_observer(
+        settings: GetuiSettings,
+        observer: Option<Arc<dyn CallObserver>>,
+    ) -> Result<Self, ClientBuildError> {
+        let http = build_client(&settings.pool)?;
+        let base = app_base(&settings.base_url, &settings.app_id);
+        Ok(GetuiClient {
+            inner: Arc::new(Inner {
+                http,
+                base: RwLock::new(base),
+                token: RwLock::new(None),
+                renewing: tokio::sync::Mutex::new(()),
+                observer,
+                settings,
+            }),
+        })
+    }
+
+    /// The base URL calls currently go to (changes after a 301).
+    pub fn current_base(&self) -> Arc<str> {
+        read_lock(&self.inner.base).clone()
+    }
+
+    /// Signs in and caches the token; returns its expiry (ms epoch). Other calls do this by
+    /// themselves when needed; call it to check credentials.
+    pub async fn authenticate(&self) -> Result<u64, GetuiError> {
+        let _single_flight = self.inner.renewing.lock().await;
+        let token = self.fetch_token().await?;
+        Ok(token.expires_ms)
+    }
+
+    /// `DELETE /auth/{token}`: invalidates the cached token on the upstream.
+    pub async fn revoke_token(&self) -> Result<(), GetuiError> {
+        let token = write_lock(&self.inner.token).take();
+        let Some(token) = token else { return Ok(()) };
+        let path = format!("/auth/{}", token.value);
+        self.exchange::<()>(
+            "auth_delete",
+            Method::DELETE,
+            &path,
+            None,
+            Some(&token.value),
+        )
+        .await
+        .and_then(|a| self.expect_data("auth_delete", a))
+        .map(|_| ())
+    }
+
+    /// `POST /push/single/cid` (exactly one cid).
+    pub async fn push_single_cid(
+        &self,
+        push: &SingleCidPush<'_>,
+    ) -> Result<PushOutcome, GetuiError> {
+        const EP: &str = "push_single_cid";
+        if push.audience.cid.len() != 1 {
+            return Err(invalid(
+                EP,
+                format!("needs exactly 1 cid, got {}", push.audience.cid.len()),
+            ));
+        }
+        self.post::<Option<TaskCidStatus>>(EP, "/push/single/cid", push)
+            .await
+            .map(outcome)
+    }
+
+    /// `POST /push/single/alias` (exactly one alias).
+    pub async fn push_single_alias(
+        &self,
+        push: &SingleAliasPush<'_>,
+    ) -> Result<PushOutcome, GetuiError> {
+        const EP: &str = "push_single_alias";
+        if push.audience.alias.len() != 1 {
+            return Err(invalid(
+                EP,
+                format!("needs exactly 1 alias, got {}", push.audience.alias.len()),
+            ));
+        }
+        self.post::<Option<TaskCidStatus>>(EP, "/push/single/alias", push)
+            .await
+            .map(outcome)
+    }
+
+    /// `POST /push/single/batch/cid`: at most 200 messages, each with its own request_id.
+    pub async fn push_single_batch_cid(
+        &self,
+        batch: &BatchPush<'_>,
+    ) -> Result<PushOutcome, GetuiError> {
+        const EP: &str = "push_single_batch_cid";
+        let n = batch.msg_list.len();
+        if n == 0 || n > wire::MAX_BATCH_MESSAGES {
+            return Err(invalid(
+                EP,
+                format!(
+                    "msg_list must hold 1..={} messages, got {n}",
+                    wire::MAX_BATCH_MESSAGES
+                ),
+            ));
+        }
+        self.post::<Option<TaskCidStatus>>(EP, "/push/single/batch/cid", batch)
+            .await
+            .map(outcome)
+    }
+
+    /// `POST /push/list/message`: creates a list task's content; returns its taskid.
+    pub async fn create_list_message(&self, msg: &ListMessage<'_>) -> Result<String, GetuiError> {
+        self.post::<TaskIdData>("push_list_message", "/push/list/message", msg)
+            .await
+            .map(|d| d.taskid)
+    }
+
+    /// `POST /push/list/cid`: sends a list task to at most 1000 cids. Takes no request_id.
+    pub async fn push_list_cid(&self, push: &ListCidPush<'_>) -> Result<PushOutcome, GetuiError> {
+        const EP: &str = "push_list_cid";
+        let n = push.audience.cid.len();
+        if n == 0 || n > wire::MAX_LIST_CIDS {
+            return Err(invalid(
+                EP,
+                format!("cid must hold 1..={} ids, got {n}", wire::MAX_LIST_CIDS),
+            ));
+        }
+        self.post::<Option<TaskCidStatus>>(EP, "/push/list/cid", push)
+            .await
+            .map(outcome)
+    }
+
+    /// `POST /push/all`: the whole app; returns the taskid.
+    pub async fn push_all(&self, push: &AllPush<'_>) -> Result<String, GetuiError> {
+        self.post::<TaskIdData>("push_all", "/push/all", push)
+            .await
+            .map(|d| d.taskid)
+    }
+
+    /// `POST /push/tag`: devices matching the conditions; returns the taskid.
+    pub async fn push_tag(&self, push: &TagPush<'_>) -> Result<String, GetuiError> {
+        self.post::<TaskIdData>("push_tag", "/push/tag", push)
+            .await
+            .map(|d| d.taskid)
+    }
+
+    /// `DELETE /task/{taskid}`: stops a list or app task still being pushed.
+    pub async fn stop_task(&self, taskid: &str) -> Result<(), GetuiError> {
+        self.call::<()>(
+            "task_stop",
+            Method::DELETE,
+            &format!("/task/{}", path_segment(taskid)),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /task/schedule/{taskid}`: a scheduled task's times and result.
+    pub async fn query_schedule(&self, taskid: &str) -> Result<ScheduleTaskInfo, GetuiError> {
+        const EP: &str = "task_schedule_get";
+        let path = format!("/task/schedule/{}", path_segment(taskid));
+        let mut map: std::collections::BTreeMap<String, ScheduleTaskInfo> =
+            self.call(EP, Method::GET, &path, None).await?;
+        map.remove(taskid).ok_or_else(|| GetuiError::Decode {
+            endpoint: EP,
+            reason: format!("no entry for task {taskid}"),
+        })
+    }
+
+    /// `DELETE /task/schedule/{taskid}`: deletes a scheduled task that is more than a minute away.
+    pub async fn delete_schedule(&self, taskid: &str) -> Result<(), GetuiError> {
+        let path = format!("/task/schedule/{}", path_segment(taskid));
+        self.call::<()>("task_schedule_delete", Method::DELETE, &path, None)
+            .await
+    }
+
+    /// `GET /report/push/task/{taskid}`: delivery counters of a list or app task.
+    pub async fn report_task(&self, taskid: &str) -> Result<ReportData, GetuiError> {
+        let path = format!("/report/push/task/{}", path_segment(taskid));
+        self.call("report_task", Method::GET, &path, None).await
+    }
+
+    /// `GET /report/push/task_group/{group}`: delivery counters of a task group.
+    pub async fn report_group(&self, group: &str) -> Result<ReportData, GetuiError> {
+        let path = format!("/report/push/task_group/{}", path_segment(group));
+        self.call("report_group", Method::GET, &path, None).await
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, GetuiError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| invalid(endpoint, e.to_string()))?;
+        self.call(endpoint, Method::POST, path, Some(Bytes::from(bytes)))
+            .await
+    }
+
+    /// One logical call: token, exchange, and at most one re-auth and one host switch.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<T, GetuiError> {
+        let mut reauthed = false;
+        let mut redirected = false;
+        loop {
+            let token = self.valid_token().await?;
+            let answer = self
+                .exchange(
+                    endpoint,
+                    method.clone(),
+                    path,
+                    body.clone(),
+                    Some(&token.value),
+                )
+                .await;
+            match answer {
+                Ok(Answer::Data(data)) => return Ok(data),
+                Ok(Answer::Redirect(hosts)) if !redirected => {
+                    redirected = true;
+                    self.switch_host(endpoint, &hosts)?;
+                }
+                Ok(Answer::Redirect(_)) => {
+                    return Err(GetuiError::Api {
+                        endpoint,
+                        code: 301,
+                        msg: "redirected twice".into(),
+                    })
+                }
+                Err(e) if e.class() == AnswerClass::ReAuth && !reauthed => {
+                    reauthed = true;
+                    self.renew_token(Some(&token)).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn expect_data<T>(&self, endpoint: &'static str, answer: Answer<T>) -> Result<T, GetuiError> {
+        match answer {
+            Answer::Data(d) => Ok(d),
+            Answer::Redirect(_) => Err(GetuiError::Api {
+                endpoint,
+                code: 301,
+                msg: "unexpected redirect".into(),
+            }),
+        }
+    }
+
+    /// A token good for at least the refresh margin, renewing it if needed.
+    async fn valid_token(&self) -> Result<Token, GetuiError> {
+        let margin = millis(self.inner.settings.token_refresh_margin);
+        if let Some(t) = read_lock(&self.inner.token).as_ref() {
+            if !t.needs_refresh(now_ms(), margin) {
+                return Ok(t.clone());
+            }
+        }
+        self.renew_token(None).await
+    }
+
+    /// Renews the token unless another task already did. `rejected` is the token the upstream
+    /// just refused (10001), which must not be reused even if it looks fresh.
+    async fn renew_token(&self, rejected: Option<&Token>) -> Result<Token, GetuiError> {
+        let _single_flight = self.inner.renewing.lock().await;
+        let margin = millis(self.inner.settings.token_refresh_margin);
+        if let Some(t) = read_lock(&self.inner.token).as_ref() {
+            let refused = rejected.is_some_and(|r| r.value == t.value);
+            if !refused && !t.needs_refresh(now_ms(), margin) {
+                return Ok(t.clone());
+            }
+        }
+        self.fetch_token().await
+    }
+
+    /// Always asks the upstream for a new token and caches it.
+    async fn fetch_token(&self) -> Result<Token, GetuiError> {
+        let token = self.request_token().await?;
+        *write_lock(&self.inner.token) = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn request_token(&self) -> Result<Token, GetuiError> {
+        const EP: &str = "auth";
+        let s = &self.inner.settings;
+        let issued = now_ms();
+        let timestamp = issued.to_string();
+        let req = AuthRequest {
+            sign: sign(&s.app_key, &timestamp, s.master_secret.expose()).into(),
+            timestamp,
+            appkey: s.app_key.as_str().into(),
+        };
+        let body = serde_json::to_vec(&req).map_err(|e| invalid(EP, e.to_string()))?;
+        let mut redirected = false;
+        loop {
+            match self
+                .exchange::<AuthData>(
+                    EP,
+                    Method::POST,
+                    "/auth",
+                    Some(Bytes::from(body.clone())),
+                    None,
+                )
+                .await?
+            {
+                Answer::Data(data) => {
+                    let expires_ms =
+                        data.expire_time
+                            .parse::<u64>()
+                            .map_err(|_| GetuiError::Decode {
+                                endpoint: EP,
+                                reason: format!(
+                                    "expire_time {:?} is not a millisecond epoch",
+                                    data.expire_time
+                                ),
+                            })?;
+                    return Ok(Token {
+                        value: data.token.into(),
+                        issued_ms: issued,
+                        expires_ms,
+                    });
+                }
+                Answer::Redirect(hosts) if !redirected => {
+                    redirected = true;
+                    self.switch_host(EP, &hosts)?;
+                }
+                Answer::Redirect(_) => {
+                    return Err(GetuiError::Api {
+                        endpoint: EP,
+                        code: 301,
+                        msg: "redirected twice".into(),
+                    })
+                }
+            }
+        }
+    }
+
+    fn switch_host(&self, endpoint: &'static str, hosts: &HostListData) -> Result<(), GetuiError> {
+        let current = self.current_base();
+        let next = hosts
+            .host_list
+            .iter()
+            .flat_map(|g| g.domain_list.iter())
+            .map(|d| app_base(d, &self.inner.settings.app_id))
+            .find(|b| *b != current)
+            .ok_or_else(|| GetuiError::Api {
+                endpoint,
+                code: 301,
+                msg: "301 without a usable host".into(),
+            })?;
+        tracing::info!(from = %current, to = %next, "Getui asked to switch host");
+        *write_lock(&self.inner.base) = next;
+        Ok(())
+    }
+
+    /// One HTTP exchange and envelope parse, reported to the observer.
+    async fn exchange<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        token: Option<&str>,
+    ) -> Result<Answer<T>, GetuiError> {
+        let started = Instant::now();
+        let result = self
+            .exchange_inner(endpoint, method, path, body, token)
+            .await;
+        if let Some(obs) = &self.inner.observer {
+            let code = match &result {
+                Ok(Answer::Data(_)) => 0,
+                Ok(Answer::Redirect(_)) => 301,
+                Err(e) => e.code(),
+            };
+            obs.observe(endpoint, code, started.elapsed());
+        }
+        result
+    }
+
+    async fn exchange_inner<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        token: Option<&str>,
+    ) -> Result<Answer<T>, GetuiError> {
+        let url = format!("{}{}", self.current_base(), path);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("content-type", "application/json;charset=utf-8")
+            .header(
+                "user-agent",
+                concat!("campaignd/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(t) = token {
+            req = req.header("token", t);
+        }
+        let req = req
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|e| invalid(endpoint, format!("bad request URL {url}: {e}")))?;
+        let timeout = self.inner.settings.request_timeout;
+        let transport = |reason: String| GetuiError::Transport { endpoint, reason };
+        let (status, bytes) = tokio::time::timeout(timeout, async {
+            let resp = self
+                .inner
+                .http
+                .request(req)
+                .await
+                .map_err(|e| transport(error_chain(&e)))?;
+            let status = resp.status().as_u16();
+            let bytes = read_body(resp.into_body()).await.map_err(transport)?;
+            Ok::<_, GetuiError>((status, bytes))
+        })
+        .await
+        .map_err(|_| transport(format!("no answer within {timeout:?}")))??;
+        parse_answer(endpoint, status, &bytes)
+    }
+}
+
+/// Turns an HTTP status and body into data, a redirect or a classified error.
+fn parse_answer<T: DeserializeOwned>(
+    endpoint: &'static str,
+    status: u16,
+    body: &[u8],
+) -> Result<Answer<T>, GetuiError> {
+    let env: RawEnvelope = match serde_json::from_slice(body) {
+        Ok(env) => env,
+        Err(_) if status != 200 => return Err(GetuiError::Http { endpoint, status }),
+        Err(e) => {
+            return Err(GetuiError::Decode {
+                endpoint,
+                reason: e.to_string(),
+            })
+        }
+    };
+    let data = env.data.map(|d| d.get()).unwrap_or("null");
+    let decode = |reason: serde_json::Error| GetuiError::Decode {
+        endpoint,
+        reason: reason.to_string(),
+    };
+    match env.code {
+        0 => serde_json::from_str(data).map(Answer::Data).map_err(decode),
+        301 => serde_json::from_str(data)
+            .map(Answer::Redirect)
+            .map_err(decode),
+        code => Err(GetuiError::Api {
+            endpoint,
+            code,
+            msg: env.msg.into_owned(),
+        }),
+    }
+}
+
+fn outcome(tasks: Option<TaskCidStatus>) -> PushOutcome {
+    PushOutcome {
+        tasks: tasks.unwrap_or_default(),
+    }
+}
+
+fn invalid(endpoint: &'static str, reason: String) -> GetuiError {
+    GetuiError::Invalid { endpoint, reason }
+}
+
+fn app_base(host_base: &str, app_id: &str) -> Arc<str> {
+    format!(
+        "{}/{}",
+        host_base.trim_end_matches('/'),
+        path_segment(app_id)
+    )
+    .into()
+}
+
+/// Percent-encodes what cannot stand in a path segment (group names may hold Chinese).
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b',') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(millis)
+        .unwrap_or(0)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Lock poisoning cannot leave these plain values half-written, so a poisoned lock is used as is.
+fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_parsed_by_code() {
+        let ok: Answer<TaskIdData> =
+            parse_answer("x", 200, br#"{"code":0,"msg":"","data":{"taskid":"t1"}}"#).unwrap();
+        assert!(matches!(ok, Answer::Data(d) if d.taskid == "t1"));
+        let err = parse_answer::<TaskIdData>("x", 401, br#"{"code":10001,"msg":"token expired"}"#)
+            .err()
+            .unwrap();
+        assert_eq!(err.class(), AnswerClass::ReAuth);
+        let err = parse_answer::<TaskIdData>("x", 502, b"<html>bad gateway</html>")
+            .err()
+            .unwrap();
+        assert!(matches!(err, GetuiError::Http { status: 502, .. }));
+        assert_eq!(err.class(), AnswerClass::Retryable);
+        let redirect: Answer<()> = parse_answer(
+            "x",
+            200,
+            br#"{"code":301,"msg":"","data":{"host_list":[{"domain_list":["https://b.example/v2/"]}]}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(redirect, Answer::Redirect(h) if h.host_list[0].domain_list[0] == "https://b.example/v2/")
+        );
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(path_segment("spring-ab_1"), "spring-ab_1");
+        assert_eq!(path_segment("春季"), "%E6%98%A5%E5%AD%A3");
+        assert_eq!(path_segment("a/b"), "a%2Fb");
+        assert_eq!(&*app_base("https://h/v2/", "app"), "https://h/v2/app");
+    }
+}

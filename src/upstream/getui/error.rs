@@ -1,0 +1,214 @@
+//! What a Getui answer means for the caller: the error type and its classification.
+//!
+//! The dispatcher acts on [`AnswerClass`] alone (retry, slow down, re-authenticate, give up);
+//! the metrics use [`GetuiError::code_label`]. Nobody above this module matches on codes or
+//! message strings.
+
+use std::time::Duration;
+
+/// What the caller should do with a failed answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnswerClass {
+    /// Transient: transport error, 5xx, "service starting" (2), "system busy" (30019).
+    /// Retry later with backoff; a request_id makes the retry safe.
+    Retryable,
+    /// The upstream's frequency or quota window is full (10003, 10005, 30012–30015, 30018).
+    /// Slow the app's bucket and retry later.
+    RateLimited,
+    /// The token is wrong or expired (10001) even after one fresh token: authenticate again.
+    ReAuth,
+    /// Will fail again however often it is sent (bad parameters, quotas, permissions).
+    /// Record it per recipient; never retry.
+    Permanent,
+}
+
+impl AnswerClass {
+    /// A short stable name for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerClass::Retryable => "retryable",
+            AnswerClass::RateLimited => "rate_limited",
+            AnswerClass::ReAuth => "reauth",
+            AnswerClass::Permanent => "permanent",
+        }
+    }
+}
+
+/// Classifies a Getui v2 business code (non-zero; 0 is success and 301 a redirect).
+///
+/// Codes come from the v2 code table (`reference/getui-v2.md` §5). Codes the table does not
+/// know are treated as permanent so that an unknown answer never loops.
+pub fn classify_code(code: i64) -> AnswerClass {
+    match code {
+        2 | 30019 => AnswerClass::Retryable,
+        10003 | 10005 | 30012..=30015 | 30018 => AnswerClass::RateLimited,
+        10001 => AnswerClass::ReAuth,
+        _ => AnswerClass::Permanent,
+    }
+}
+
+/// Classifies an HTTP status that came without a parsable Getui envelope.
+pub fn classify_status(status: u16) -> AnswerClass {
+    match status {
+        500..=599 | 408 | 429 => AnswerClass::Retryable,
+        _ => AnswerClass::Permanent,
+    }
+}
+
+/// Business code used in metrics for failures that never reached a Getui answer. The official
+/// Java SDK uses 5000 for the same purpose.
+pub const TRANSPORT_CODE: i64 = 5000;
+
+/// Everything that can go wrong when calling Getui.
+#[derive(Debug, thiserror::Error)]
+pub enum GetuiError {
+    /// No answer: connect, TLS, reset, timeout. The request may or may not have been delivered.
+    #[error("no answer from {endpoint}: {reason}")]
+    Transport {
+        /// Which endpoint was called.
+        endpoint: &'static str,
+        /// Why there was no answer.
+        reason: String,
+    },
+    /// An HTTP status without a Getui envelope (a proxy's 502, a 404 for a wrong URL).
+    #[error("{endpoint} answered HTTP {status} without a Getui body")]
+    Http {
+        /// Which endpoint was called.
+        endpoint: &'static str,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// A Getui envelope with a non-zero code.
+    #[error("{endpoint} answered code {code}: {msg}")]
+    Api {
+        /// Which endpoint was called.
+        endpoint: &'static str,
+        /// The business code.
+        code: i64,
+        /// The upstream's message.
+        msg: String,
+    },
+    /// The answer could not be understood.
+    #[error("{endpoint} answered something unreadable: {reason}")]
+    Decode {
+        /// Which endpoint was called.
+        endpoint: &'static str,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The request breaks a documented limit and was not sent.
+    #[error("request to {endpoint} not sent: {reason}")]
+    Invalid {
+        /// Which endpoint would have been called.
+        endpoint: &'static str,
+        /// The limit it breaks.
+        reason: String,
+    },
+}
+
+impl GetuiError {
+    /// What the caller should do about it.
+    pub fn class(&self) -> AnswerClass {
+        match self {
+            GetuiError::Transport { .. } | GetuiError::Decode { .. } => AnswerClass::Retryable,
+            GetuiError::Http { status, .. } => classify_status(*status),
+            GetuiError::Api { code, .. } => classify_code(*code),
+            GetuiError::Invalid { .. } => AnswerClass::Permanent,
+        }
+    }
+
+    /// The business code to count this failure under (HTTP status for bodiless answers,
+    /// [`TRANSPORT_CODE`] when nothing came back, 20001 for requests refused locally).
+    pub fn code(&self) -> i64 {
+        match self {
+            GetuiError::Transport { .. } | GetuiError::Decode { .. } => TRANSPORT_CODE,
+            GetuiError::Http { status, .. } => i64::from(*status),
+            GetuiError::Api { code, .. } => *code,
+            GetuiError::Invalid { .. } => 20001,
+        }
+    }
+
+    /// The endpoint label for metrics.
+    pub fn endpoint(&self) -> &'static str {
+        match self {
+            GetuiError::Transport { endpoint, .. }
+            | GetuiError::Http { endpoint, .. }
+            | GetuiError::Api { endpoint, .. }
+            | GetuiError::Decode { endpoint, .. }
+            | GetuiError::Invalid { endpoint, .. } => endpoint,
+        }
+    }
+
+    /// True when the request may have reached the upstream even though no answer arrived,
+    /// so a retry without a request_id could deliver twice.
+    pub fn maybe_delivered(&self) -> bool {
+        matches!(
+            self,
+            GetuiError::Transport { .. } | GetuiError::Decode { .. }
+        )
+    }
+
+    /// A suggested pause before retrying, by class: rate limits wait for the next window.
+    pub fn suggested_backoff(&self) -> Option<Duration> {
+        match self.class() {
+            AnswerClass::RateLimited => Some(Duration::from_secs(1)),
+            AnswerClass::Retryable => Some(Duration::from_millis(100)),
+            AnswerClass::ReAuth | AnswerClass::Permanent => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_fall_in_the_documented_classes() {
+        for code in [2, 30019] {
+            assert_eq!(classify_code(code), AnswerClass::Retryable, "{code}");
+        }
+        for code in [10003, 10005, 30012, 30013, 30014, 30015, 30018] {
+            assert_eq!(classify_code(code), AnswerClass::RateLimited, "{code}");
+        }
+        assert_eq!(classify_code(10001), AnswerClass::ReAuth);
+        for code in [
+            1, 404, 10002, 10004, 20001, 22001, 22002, 30003, 30007, 30008, 30009, 30010, 30016,
+            30017, 99999,
+        ] {
+            assert_eq!(classify_code(code), AnswerClass::Permanent, "{code}");
+        }
+    }
+
+    #[test]
+    fn transport_and_server_errors_are_retryable() {
+        let t = GetuiError::Transport {
+            endpoint: "push_list_cid",
+            reason: "reset".into(),
+        };
+        assert_eq!(t.class(), AnswerClass::Retryable);
+        assert!(t.maybe_delivered());
+        assert_eq!(t.code(), TRANSPORT_CODE);
+        let h = GetuiError::Http {
+            endpoint: "push_list_cid",
+            status: 503,
+        };
+        assert_eq!(h.class(), AnswerClass::Retryable);
+        assert!(!h.maybe_delivered());
+        let nf = GetuiError::Http {
+            endpoint: "push_list_cid",
+            status: 404,
+        };
+        assert_eq!(nf.class(), AnswerClass::Permanent);
+    }
+
+    #[test]
+    fn locally_refused_requests_are_permanent() {
+        let e = GetuiError::Invalid {
+            endpoint: "push_single_batch_cid",
+            reason: "201 messages".into(),
+        };
+        assert_eq!(e.class(), AnswerClass::Permanent);
+        assert_eq!(e.code(), 20001);
+        assert!(e.suggested_backoff().is_none());
+    }
+}

@@ -1,0 +1,81 @@
+//! The one pooled HTTP(S) client every upstream call goes through.
+//!
+//! Built once per upstream app and shared: keep-alive connections, TLS with certificate
+//! validation against the compiled-in Mozilla roots for `https://`, plain HTTP allowed for the
+//! loopback simulators.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+/// Pooled client type used by every upstream.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Largest answer body read from an upstream; a push answer for 1000 cids is ~70 KiB.
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
+
+/// Connection-level timeouts and pool size.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Idle pooled connections are closed after this; keep it below the server's keep-alive.
+    pub pool_idle_timeout: Duration,
+    /// Most idle connections kept per host.
+    pub max_idle_per_host: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            connect_timeout: Duration::from_secs(5),
+            pool_idle_timeout: Duration::from_secs(20),
+            max_idle_per_host: 64,
+        }
+    }
+}
+
+/// Why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("could not set up TLS: {0}")]
+pub struct ClientBuildError(String);
+
+/// Builds the pooled client. HTTP/1.1 is preferred because hyper shares a single HTTP/2
+/// connection per host, which would serialize the shards on one socket.
+pub fn build_client(settings: &PoolSettings) -> Result<HttpClient, ClientBuildError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(settings.connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(30)));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(provider)
+        .map_err(|e| ClientBuildError(e.to_string()))?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(settings.pool_idle_timeout)
+        .pool_max_idle_per_host(settings.max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https))
+}
+
+/// Reads a whole answer body, refusing more than [`MAX_ANSWER_BYTES`]. Reading to the end
+/// lets the connection go back to the pool.
+pub async fn read_body(body: Incoming) -> Result<Bytes, String> {
+    Limited::new(body, MAX_ANSWER_BYTES)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| e.to_string())
+}
