@@ -305,10 +305,16 @@ impl GetuiSim {
         fastrand::Rng::with_seed(mix64(self.cfg.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
     }
 
+    /// `/_sim/...`: the ledger, the per-second timeline, and `expire-tokens`, which forgets every
+    /// issued token as if the upstream had rotated them (tests of the 10001 path).
     fn introspect(&self, rest: &str) -> Response<Full<Bytes>> {
         let json =
             |v: Result<Vec<u8>, serde_json::Error>| json_response(200, v.unwrap_or_default());
         match rest {
+            "expire-tokens" => {
+                lock(&self.tokens).clear();
+                json(Ok(b"{\"expired\":true}".to_vec()))
+            }
             "ledger" => json(serde_json::to_vec(&self.ledger.summary())),
             "timeline" => json(serde_json::to_vec(
                 &serde_json::json!({ "per_second": self.ledger.timeline() }),
