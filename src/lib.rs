@@ -16,4 +16,5 @@ pub mod domain;
 pub mod secret;
 pub mod serve;
 pub mod simulator;
+pub mod store;
 pub mod upstream;

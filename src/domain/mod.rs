@@ -1,8 +1,35 @@
-//! Domain types with no I/O: recipient ids and request ids.
+//! Domain types with no I/O: recipients, request ids, campaigns and their state machine,
+//! message templates, and the vocabulary of results.
 //!
-//! Types here parse rather than validate: holding a [`CompactCid`] or a [`RequestId`] means the
-//! value already obeys the upstream's rules.
+//! Types here parse rather than validate: holding a [`CompactCid`], a [`RequestId`] or a
+//! [`CampaignSpec`] means the value already obeys the rules.
 
+pub mod campaign;
 pub(crate) mod ids;
+pub mod message;
+pub mod outcome;
+pub mod recipient;
 
+pub use campaign::{Action, CampaignSpec, CampaignState, Mode, Replay};
 pub use ids::{CompactCid, RequestId, RequestIdError};
+pub use outcome::{Counts, ResultName};
+
+/// A field of a request that breaks a rule, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// Dotted path of the field, e.g. `settings.ttl_ms`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A new error for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Recipients as uploaded: one line each, plain text (a cid) or NDJSON (`{"cid", "vars"}`).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::CompactCid;
+
+/// Most variables one recipient may carry.
+pub const MAX_VARS: usize = 32;
+/// Longest variable value, in characters.
+pub const MAX_VAR_CHARS: usize = 1024;
+
+/// One parsed recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The device.
+    pub cid: CompactCid,
+    /// Template variables, sorted by name.
+    pub vars: Vec<(String, String)>,
+}
+
+/// Parses a plain-text line: a cid (32 hex digits; upper case is folded to lower case).
+pub fn parse_text_line(line: &str) -> Result<Recipient, String> {
+    Ok(Recipient {
+        cid: parse_cid(line.trim())?,
+        vars: Vec::new(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NdjsonLine {
+    cid: Option<String>,
+    alias: Option<String>,
+    #[serde(default)]
+    vars: BTreeMap<String, serde_json::Value>,
+}
+
+/// Parses an NDJSON line: `{"cid": "...", "vars": {"name": "Li"}}`.
+pub fn parse_ndjson_line(line: &str) -> Result<Recipient, String> {
+    let parsed: NdjsonLine = serde_json::from_str(line)
+        .map_err(|e| format!("not a JSON object of cid and vars: {e}"))?;
+    let cid = match (parsed.cid, parsed.alias) {
+        (Some(c), None) => parse_cid(&c)?,
+        (None, Some(_)) => {
+            return Err("alias recipients are not supported yet; send the device's cid".into())
+        }
+        (Some(_), Some(_)) => return Err("give either cid or alias, not both".into()),
+        (None, None) => return Err("missing \"cid\"".into()),
+    };
+    if parsed.vars.len() > MAX_VARS {
+        return Err(format!("more than {MAX_VARS} vars"));
+    }
+    let mut vars = Vec::with_capacity(parsed.vars.len());
+    for (k, v) in parsed.vars {
+        let value = match v {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => return Err(format!("var {k:?} must be a string, number or boolean")),
+        };
+        if value.chars().count() > MAX_VAR_CHARS {
+            return Err(format!(
+                "var {k:?} is longer than {MAX_VAR_CHARS} characters"
+            ));
+        }
+        vars.push((k, value));
+    }
+    Ok(Recipient { cid, vars })
+}
+
+fn parse_cid(s: &str) -> Result<CompactCid, String> {
+    let lower;
+    let s = if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = s.to_ascii_lowercase();
+        lower.as_str()
+    } else {
+        s
+    };
+    CompactCid::parse(s).ok_or_else(|| {
+        let shown: String = s.chars().take(40).collect();
+        format!("{shown:?} is not a Getui cid (32 hex digits)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CID: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn text_lines() {
+        assert_eq!(parse_text_line(CID).unwrap().cid.to_string(), CID);
+        assert_eq!(
+            parse_text_line(&format!(" {}\r", CID.to_uppercase()))
+                .unwrap()
+                .cid
+                .to_string(),
+            CID
+        );
+        assert!(parse_text_line("hello")
+            .unwrap_err()
+            .contains("not a Getui cid"));
+    }
+
+    #[test]
+    fn ndjson_lines() {
+        let r = parse_ndjson_line(&format!(
+            r#"{{"cid":"{CID}","vars":{{"name":"Li","n":3}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            r.vars,
+            vec![
+                ("n".to_owned(), "3".to_owned()),
+                ("name".to_owned(), "Li".to_owned())
+            ]
+        );
+        assert!(parse_ndjson_line(r#"{"vars":{}}"#)
+            .unwrap_err()
+            .contains("missing"));
+        assert!(parse_ndjson_line("[1,2]").is_err());
+        assert!(parse_ndjson_line(&format!(r#"{{"cid":"{CID}","vars":{{"a":[1]}}}}"#)).is_err());
+        assert!(parse_ndjson_line(r#"{"alias":"bob"}"#)
+            .unwrap_err()
+            .contains("alias"));
+    }
+}

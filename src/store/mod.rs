@@ -1,0 +1,216 @@
+//! Durable state: campaigns, their recipient chunks, and what became of each chunk.
+//!
+//! [`Store`] is the interface the API and the dispatcher use; [`SledStore`] implements it on an
+//! embedded sled database. A distributed queue (Redis Streams, NATS JetStream) would be another
+//! implementation of the same trait.
+//!
+//! A **chunk** (≤ 1000 recipients) is the unit of upload, leasing, retry and acknowledgement.
+//! Uploads stage chunks and commit them in one step, so a failed upload leaves nothing behind.
+//! An acknowledged chunk is replaced by a small tombstone holding its result counts; tombstones
+//! are folded, in chunk order, into the campaign's counters and then deleted, so disk and memory
+//! stay flat however large the campaign.
+
+mod codec;
+mod sled_store;
+mod writer;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Action, CampaignSpec, CampaignState, Counts};
+
+pub use sled_store::{SledStore, StoreSettings};
+
+/// A boxed future, so [`Store`] stays object-safe.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Everything the store can refuse or fail at.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed (disk full, corruption).
+    #[error("store failure: {0}")]
+    Db(String),
+    /// A stored value could not be read back.
+    #[error("stored value unreadable: {0}")]
+    Codec(String),
+    /// No campaign with that id.
+    #[error("no campaign {0}")]
+    NotFound(u64),
+    /// The campaign's state does not allow the change.
+    #[error("{message}")]
+    Conflict {
+        /// The state the campaign is in.
+        state: CampaignState,
+        /// What was refused and why.
+        message: String,
+    },
+    /// The store is shutting down.
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+/// A campaign and what is known about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignRecord {
+    /// Campaign number (from sled's crash-safe id generator).
+    pub id: u64,
+    /// What was asked for.
+    pub spec: CampaignSpec,
+    /// Lifecycle state.
+    pub state: CampaignState,
+    /// Creation time, ms since the epoch.
+    pub created_ms: i64,
+    /// When it first started sending.
+    pub started_ms: Option<i64>,
+    /// When it reached a final state.
+    pub finished_ms: Option<i64>,
+    /// Committed chunks (sequence numbers `0..chunk_count`).
+    pub chunk_count: u64,
+    /// Committed recipients.
+    pub recipients: u64,
+    /// Uploaded lines dropped as duplicates of earlier recipients.
+    pub duplicates: u64,
+    /// Uploaded lines refused as invalid.
+    pub rejected: u64,
+    /// Getui list task, once created.
+    pub list_taskid: Option<String>,
+    /// Getui app task, once created.
+    pub app_taskid: Option<String>,
+    /// Results of the chunks folded so far (chunks `0..folded`).
+    pub counts: Counts,
+    /// Chunks folded into `counts`.
+    pub folded: u64,
+    /// Recipients of list chunks sent again after a crash (possible duplicates).
+    pub replayed: u64,
+    /// Why the campaign failed, if it did.
+    pub failure: Option<String>,
+}
+
+/// One chunk of recipients: 16-byte cids back to back, and per-recipient variables when the
+/// message uses them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Chunk {
+    /// `16 × n` bytes.
+    #[serde(with = "serde_bytes")]
+    pub cids: Vec<u8>,
+    /// Empty, or one list of `(name, value)` per recipient.
+    #[serde(default)]
+    pub vars: Vec<Vec<(String, String)>>,
+}
+
+impl Chunk {
+    /// Recipients in the chunk.
+    pub fn len(&self) -> usize {
+        self.cids.len() / 16
+    }
+
+    /// True when the chunk holds nobody.
+    pub fn is_empty(&self) -> bool {
+        self.cids.len() < 16
+    }
+
+    /// The `i`-th cid.
+    pub fn cid(&self, i: usize) -> crate::domain::CompactCid {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&self.cids[i * 16..i * 16 + 16]);
+        crate::domain::CompactCid(b)
+    }
+
+    /// The `i`-th recipient's variables.
+    pub fn vars_of(&self, i: usize) -> &[(String, String)] {
+        self.vars.get(i).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// A change to a campaign, applied by the store in order with every other write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A user action at time `now_ms`.
+    Act(Action, i64),
+    /// The scheduled time came: `scheduled → running`.
+    Begin(i64),
+    /// The list task was created.
+    SetListTask(String),
+    /// The app task was created; the campaign is complete.
+    SetAppTask(String, i64),
+    /// The campaign cannot run.
+    Fail(String, i64),
+}
+
+/// What an upload adds, committed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadCommit {
+    /// First staged chunk (must equal the campaign's `chunk_count`).
+    pub first_seq: u64,
+    /// Staged chunks.
+    pub chunks: u64,
+    /// Recipients in them.
+    pub recipients: u64,
+    /// Lines dropped as duplicates.
+    pub duplicates: u64,
+    /// Lines refused.
+    pub rejected: u64,
+}
+
+/// The results of one sent chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    /// Campaign.
+    pub campaign: u64,
+    /// Chunk.
+    pub seq: u64,
+    /// Recipients per result.
+    pub counts: Counts,
+}
+
+/// Live progress of a campaign: folded counts plus acknowledged chunks not yet folded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// Recipients per result so far.
+    pub counts: Counts,
+    /// Chunks acknowledged so far.
+    pub acked_chunks: u64,
+}
+
+/// The durable store used by the API and the dispatcher.
+pub trait Store: Send + Sync + 'static {
+    /// Creates a draft campaign.
+    fn create(&self, spec: CampaignSpec, now_ms: i64) -> StoreFuture<'_, CampaignRecord>;
+    /// Applies a change, refusing those the state machine forbids.
+    fn change(&self, id: u64, change: Change) -> StoreFuture<'_, CampaignRecord>;
+    /// Deletes a draft or scheduled campaign and all it holds.
+    fn delete(&self, id: u64) -> StoreFuture<'_, ()>;
+    /// Writes a chunk of an upload in progress (invisible until committed).
+    fn stage_chunk(&self, id: u64, seq: u64, chunk: Chunk) -> StoreFuture<'_, ()>;
+    /// Makes staged chunks part of the campaign, durably.
+    fn commit_upload(&self, id: u64, commit: UploadCommit) -> StoreFuture<'_, CampaignRecord>;
+    /// Removes staged chunks of a failed upload.
+    fn discard_upload(&self, id: u64, first_seq: u64, chunks: u64) -> StoreFuture<'_, ()>;
+    /// Durably notes that a list chunk is about to be sent (for the replay policy).
+    fn mark_inflight(&self, id: u64, seq: u64) -> StoreFuture<'_, ()>;
+    /// Durably records a sent chunk's results.
+    fn ack(&self, ack: Ack) -> StoreFuture<'_, ()>;
+    /// Waits until every earlier write is on disk.
+    fn flush(&self) -> StoreFuture<'_, ()>;
+    /// A campaign, if it exists.
+    fn get(&self, id: u64) -> Result<Option<CampaignRecord>, StoreError>;
+    /// Every campaign, oldest first.
+    fn list(&self) -> Result<Vec<CampaignRecord>, StoreError>;
+    /// Up to `max` unacknowledged committed chunks with sequence ≥ `from_seq`, in order.
+    fn pending_chunks(
+        &self,
+        id: u64,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Chunk)>, StoreError>;
+    /// Committed chunks of a campaign (for rebuilding the upload duplicate filter).
+    fn committed_chunks(&self, id: u64) -> Result<Vec<Chunk>, StoreError>;
+    /// List chunks marked in flight when the daemon last stopped.
+    fn inflight_chunks(&self, id: u64) -> Result<Vec<u64>, StoreError>;
+    /// Live progress of a campaign.
+    fn progress(&self, id: u64) -> Progress;
+    /// Bytes the store takes on disk.
+    fn size_on_disk(&self) -> u64;
+}

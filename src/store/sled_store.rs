@@ -1,0 +1,411 @@
+//! [`Store`] on an embedded sled database: reads straight from the trees, writes through the
+//! single writer thread of [`super::writer`].
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+use super::codec::{chunk_key, decode, parse_chunk_key};
+use super::writer::{Command, LiveMap, Reply, Trees, Writer};
+use super::{
+    Ack, CampaignRecord, Change, Chunk, Progress, Store, StoreError, StoreFuture, UploadCommit,
+};
+use crate::domain::CampaignSpec;
+
+/// Where and how to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// Directory of the database (created if missing).
+    pub path: PathBuf,
+    /// sled's page cache; its default of 1 GiB is far more than a queue needs.
+    pub cache_bytes: u64,
+}
+
+/// Capacity of the writer's command channel: enough to keep it busy, small enough to push back.
+const COMMAND_QUEUE: usize = 1024;
+
+/// The sled-backed store.
+pub struct SledStore {
+    trees: Trees,
+    tx: crossbeam_channel::Sender<Command>,
+    live: LiveMap,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn db_err(e: sled::Error) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+impl SledStore {
+    /// Opens (or creates) the store, repairs what a crash left half-done, and starts the writer.
+    pub fn open(settings: &StoreSettings) -> Result<Arc<SledStore>, StoreError> {
+        let db = sled::Config::new()
+            .path(&settings.path)
+            .cache_capacity(settings.cache_bytes)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", settings.path.display())))?;
+        let open = |name: &str| db.open_tree(name).map_err(db_err);
+        let trees = Trees {
+            campaigns: open("campaigns")?,
+            chunks: open("chunks")?,
+            done: open("done")?,
+            inflight: open("inflight")?,
+            db,
+        };
+        let live: LiveMap = Arc::new(RwLock::new(HashMap::new()));
+        let writer = Writer::recover(trees.clone(), live.clone())?;
+        let (tx, rx) = crossbeam_channel::bounded(COMMAND_QUEUE);
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
+        Ok(Arc::new(SledStore {
+            trees,
+            tx,
+            live,
+            writer: Mutex::new(Some(handle)),
+        }))
+    }
+
+    /// Flushes, stops the writer thread and waits for it.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let result = self.send(|reply| Command::Shutdown { reply }).await;
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+        result
+    }
+
+    /// Hands a command to the writer without blocking the async worker: when the queue is
+    /// full it yields and tries again.
+    fn send<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Command + Send,
+    ) -> StoreFuture<'_, T> {
+        let (reply, rx) = oneshot::channel();
+        let mut cmd = make(reply);
+        Box::pin(async move {
+            loop {
+                match self.tx.try_send(cmd) {
+                    Ok(()) => break,
+                    Err(crossbeam_channel::TrySendError::Full(c)) => {
+                        cmd = c;
+                        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+                    }
+                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                        return Err(StoreError::Closed)
+                    }
+                }
+            }
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+}
+
+impl Store for SledStore {
+    fn create(&self, spec: CampaignSpec, now_ms: i64) -> StoreFuture<'_, CampaignRecord> {
+        self.send(move |reply| Command::Create {
+            spec: Box::new(spec),
+            now_ms,
+            reply,
+        })
+    }
+
+    fn change(&self, id: u64, change: Change) -> StoreFuture<'_, CampaignRecord> {
+        self.send(move |reply| Command::Change { id, change, reply })
+    }
+
+    fn delete(&self, id: u64) -> StoreFuture<'_, ()> {
+        self.send(move |reply| Command::Delete { id, reply })
+    }
+
+    fn stage_chunk(&self, id: u64, seq: u64, chunk: Chunk) -> StoreFuture<'_, ()> {
+        self.send(move |reply| Command::Stage {
+            id,
+            seq,
+            chunk,
+            reply,
+        })
+    }
+
+    fn commit_upload(&self, id: u64, commit: UploadCommit) -> StoreFuture<'_, CampaignRecord> {
+        self.send(move |reply| Command::Commit { id, commit, reply })
+    }
+
+    fn discard_upload(&self, id: u64, first_seq: u64, chunks: u64) -> StoreFuture<'_, ()> {
+        self.send(move |reply| Command::Discard {
+            id,
+            first_seq,
+            chunks,
+            reply,
+        })
+    }
+
+    fn mark_inflight(&self, id: u64, seq: u64) -> StoreFuture<'_, ()> {
+        self.send(move |reply| Command::Inflight { id, seq, reply })
+    }
+
+    fn ack(&self, ack: Ack) -> StoreFuture<'_, ()> {
+        self.send(move |reply| Command::Ack { ack, reply })
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        self.send(|reply| Command::Flush { reply })
+    }
+
+    fn get(&self, id: u64) -> Result<Option<CampaignRecord>, StoreError> {
+        self.trees
+            .campaigns
+            .get(id.to_be_bytes())
+            .map_err(db_err)?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    fn list(&self) -> Result<Vec<CampaignRecord>, StoreError> {
+        self.trees
+            .campaigns
+            .iter()
+            .values()
+            .map(|v| decode(&v.map_err(db_err)?))
+            .collect()
+    }
+
+    fn pending_chunks(
+        &self,
+        id: u64,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Chunk)>, StoreError> {
+        let Some(rec) = self.get(id)? else {
+            return Err(StoreError::NotFound(id));
+        };
+        let from = from_seq.max(rec.folded);
+        if from >= rec.chunk_count {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(max);
+        for item in self
+            .trees
+            .chunks
+            .range(chunk_key(id, from)..chunk_key(id, rec.chunk_count))
+            .take(max)
+        {
+            let (k, v) = item.map_err(db_err)?;
+            let (_, seq) =
+                parse_chunk_key(&k).ok_or_else(|| StoreError::Codec("bad chunk key".into()))?;
+            out.push((seq, decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    fn committed_chunks(&self, id: u64) -> Result<Vec<Chunk>, StoreError> {
+        let Some(rec) = self.get(id)? else {
+            return Err(StoreError::NotFound(id));
+        };
+        self.trees
+            .chunks
+            .range(chunk_key(id, 0)..chunk_key(id, rec.chunk_count))
+            .values()
+            .map(|v| decode(&v.map_err(db_err)?))
+            .collect()
+    }
+
+    fn inflight_chunks(&self, id: u64) -> Result<Vec<u64>, StoreError> {
+        self.trees
+            .inflight
+            .scan_prefix(id.to_be_bytes())
+            .keys()
+            .map(|k| {
+                let k = k.map_err(db_err)?;
+                parse_chunk_key(&k)
+                    .map(|(_, s)| s)
+                    .ok_or_else(|| StoreError::Codec("bad inflight key".into()))
+            })
+            .collect()
+    }
+
+    fn progress(&self, id: u64) -> Progress {
+        self.live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.trees.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::campaign::CreateCampaign;
+    use crate::domain::{Action, CampaignState, Counts, ResultName};
+
+    fn spec() -> CampaignSpec {
+        let req: CreateCampaign = serde_json::from_value(serde_json::json!({
+            "name": "t", "app": "main", "message": {"notification": {"title": "a", "body": "b"}}
+        }))
+        .unwrap();
+        req.validate(&|_| true, 0).unwrap()
+    }
+
+    fn chunk(n: u8) -> Chunk {
+        Chunk {
+            cids: (0..n).flat_map(|i| [i; 16]).collect(),
+            vars: Vec::new(),
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> Arc<SledStore> {
+        SledStore::open(&StoreSettings {
+            path: dir.to_path_buf(),
+            cache_bytes: 8 << 20,
+        })
+        .unwrap()
+    }
+
+    fn online(n: u64) -> Counts {
+        let mut c = Counts::default();
+        c.add(ResultName::SuccessedOnline, n);
+        c
+    }
+
+    #[tokio::test]
+    async fn upload_commit_ack_and_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let rec = store.create(spec(), 1).await.unwrap();
+        store.stage_chunk(rec.id, 0, chunk(3)).await.unwrap();
+        store.stage_chunk(rec.id, 1, chunk(2)).await.unwrap();
+        // Staged chunks are invisible until committed.
+        assert!(store.pending_chunks(rec.id, 0, 10).unwrap().is_empty());
+        let commit = UploadCommit {
+            first_seq: 0,
+            chunks: 2,
+            recipients: 5,
+            duplicates: 1,
+            rejected: 0,
+        };
+        store.commit_upload(rec.id, commit).await.unwrap();
+        assert_eq!(store.pending_chunks(rec.id, 0, 10).unwrap().len(), 2);
+        store
+            .change(rec.id, Change::Act(Action::Start, 2))
+            .await
+            .unwrap();
+        // Out of order: chunk 1 first, then 0.
+        store
+            .ack(Ack {
+                campaign: rec.id,
+                seq: 1,
+                counts: online(2),
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.get(rec.id).unwrap().unwrap().folded, 0);
+        assert_eq!(store.progress(rec.id).counts.total(), 2);
+        store
+            .ack(Ack {
+                campaign: rec.id,
+                seq: 0,
+                counts: online(3),
+            })
+            .await
+            .unwrap();
+        let done = store.get(rec.id).unwrap().unwrap();
+        assert_eq!(
+            (done.state, done.folded, done.counts.total()),
+            (CampaignState::Completed, 2, 5)
+        );
+        assert!(store.pending_chunks(rec.id, 0, 10).unwrap().is_empty());
+        // A repeated acknowledgement changes nothing.
+        store
+            .ack(Ack {
+                campaign: rec.id,
+                seq: 0,
+                counts: online(3),
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.progress(rec.id).counts.total(), 5);
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn state_survives_reopen_and_staged_chunks_vanish() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let store = open(dir.path());
+            let a = store.create(spec(), 1).await.unwrap();
+            store.stage_chunk(a.id, 0, chunk(2)).await.unwrap();
+            store
+                .commit_upload(
+                    a.id,
+                    UploadCommit {
+                        first_seq: 0,
+                        chunks: 1,
+                        recipients: 2,
+                        duplicates: 0,
+                        rejected: 0,
+                    },
+                )
+                .await
+                .unwrap();
+            store.stage_chunk(a.id, 1, chunk(2)).await.unwrap(); // never committed
+            store.close().await.unwrap();
+            a.id
+        };
+        let store = open(dir.path());
+        let rec = store.get(id).unwrap().unwrap();
+        assert_eq!((rec.chunk_count, rec.recipients), (1, 2));
+        assert_eq!(store.committed_chunks(id).unwrap().len(), 1);
+        assert!(store.trees.chunks.get(chunk_key(id, 1)).unwrap().is_none());
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn illegal_transitions_and_deletes_are_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let rec = store.create(spec(), 1).await.unwrap();
+        let err = store
+            .change(rec.id, Change::Act(Action::Start, 2))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Conflict {
+                    state: CampaignState::Draft,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = store
+            .change(rec.id, Change::Act(Action::Pause, 2))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }));
+        store
+            .change(rec.id, Change::Act(Action::Cancel, 3))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.delete(rec.id).await.unwrap_err(),
+            StoreError::Conflict { .. }
+        ));
+        let other = store.create(spec(), 1).await.unwrap();
+        store.delete(other.id).await.unwrap();
+        assert!(store.get(other.id).unwrap().is_none());
+        store.close().await.unwrap();
+    }
+}

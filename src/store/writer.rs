@@ -1,0 +1,530 @@
+//! The store's single writer thread.
+//!
+//! Every write goes through here, fed over a bounded crossbeam channel, so writes to one
+//! campaign never race and no sled call sits on an async worker. Commands that arrive together
+//! are applied together and made durable by one flush (group commit); only then are their
+//! callers answered. No sled batch or transaction is used: they take a process-wide lock.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::oneshot;
+
+use super::codec::{chunk_key, decode, encode_compact, encode_named, parse_chunk_key};
+use super::{Ack, CampaignRecord, Change, Chunk, Progress, StoreError, UploadCommit};
+use crate::domain::campaign::transition;
+use crate::domain::{Action, CampaignSpec, CampaignState, Counts, Mode};
+
+/// Most commands applied under one flush.
+const GROUP_COMMIT_MAX: usize = 512;
+
+/// A write request and where to send its answer.
+pub(super) enum Command {
+    Create {
+        spec: Box<CampaignSpec>,
+        now_ms: i64,
+        reply: Reply<CampaignRecord>,
+    },
+    Change {
+        id: u64,
+        change: Change,
+        reply: Reply<CampaignRecord>,
+    },
+    Delete {
+        id: u64,
+        reply: Reply<()>,
+    },
+    Stage {
+        id: u64,
+        seq: u64,
+        chunk: Chunk,
+        reply: Reply<()>,
+    },
+    Commit {
+        id: u64,
+        commit: UploadCommit,
+        reply: Reply<CampaignRecord>,
+    },
+    Discard {
+        id: u64,
+        first_seq: u64,
+        chunks: u64,
+        reply: Reply<()>,
+    },
+    Inflight {
+        id: u64,
+        seq: u64,
+        reply: Reply<()>,
+    },
+    Ack {
+        ack: Ack,
+        reply: Reply<()>,
+    },
+    Flush {
+        reply: Reply<()>,
+    },
+    Shutdown {
+        reply: Reply<()>,
+    },
+}
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// The sled trees, one per concern.
+#[derive(Clone)]
+pub(super) struct Trees {
+    pub db: sled::Db,
+    pub campaigns: sled::Tree,
+    pub chunks: sled::Tree,
+    pub done: sled::Tree,
+    pub inflight: sled::Tree,
+}
+
+/// Live progress shared with readers.
+pub(super) type LiveMap = Arc<RwLock<HashMap<u64, Progress>>>;
+
+pub(super) struct Writer {
+    trees: Trees,
+    records: HashMap<u64, CampaignRecord>,
+    /// Acknowledged chunks not yet folded, per campaign: seq → counts.
+    unfolded: HashMap<u64, BTreeMap<u64, Counts>>,
+    acked: HashMap<u64, u64>,
+    live: LiveMap,
+}
+
+/// A reply to send once the batch is durable.
+type Pending = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+fn db_err(e: sled::Error) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+impl Writer {
+    /// Loads every campaign and repairs what a crash may have left half-done.
+    pub(super) fn recover(trees: Trees, live: LiveMap) -> Result<Writer, StoreError> {
+        let mut w = Writer {
+            trees,
+            records: HashMap::new(),
+            unfolded: HashMap::new(),
+            acked: HashMap::new(),
+            live,
+        };
+        for item in w.trees.campaigns.iter() {
+            let (_, v) = item.map_err(db_err)?;
+            let rec: CampaignRecord = decode(&v)?;
+            w.records.insert(rec.id, rec);
+        }
+        let ids: Vec<u64> = w.records.keys().copied().collect();
+        for id in ids {
+            w.recover_campaign(id)?;
+        }
+        w.trees.db.flush().map_err(db_err)?;
+        Ok(w)
+    }
+
+    fn recover_campaign(&mut self, id: u64) -> Result<(), StoreError> {
+        let Some(rec) = self.records.get(&id).cloned() else {
+            return Ok(());
+        };
+        let prefix = id.to_be_bytes();
+        for item in self.trees.done.scan_prefix(prefix) {
+            let (k, v) = item.map_err(db_err)?;
+            let Some((_, seq)) = parse_chunk_key(&k) else {
+                continue;
+            };
+            if seq < rec.folded {
+                self.trees.done.remove(k).map_err(db_err)?;
+                continue;
+            }
+            // Acknowledged before the crash: the chunk itself may not have been removed yet.
+            self.trees
+                .chunks
+                .remove(chunk_key(id, seq))
+                .map_err(db_err)?;
+            self.unfolded
+                .entry(id)
+                .or_default()
+                .insert(seq, decode(&v)?);
+            *self.acked.entry(id).or_insert(0) += 1;
+        }
+        if rec.state == CampaignState::Draft {
+            // Chunks of an upload that never committed.
+            self.remove_range(&self.trees.chunks.clone(), id, rec.chunk_count)?;
+        }
+        *self.acked.entry(id).or_insert(0) += rec.folded;
+        self.fold(id)?;
+        Ok(())
+    }
+
+    /// Serves commands until Shutdown or until every sender is gone.
+    pub(super) fn run(mut self, rx: crossbeam_channel::Receiver<Command>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < GROUP_COMMIT_MAX {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
+            let mut touched = HashSet::new();
+            let mut stop = false;
+            for cmd in batch {
+                stop |= matches!(cmd, Command::Shutdown { .. });
+                pending.push(self.apply(cmd, &mut touched));
+            }
+            let mut failure = None;
+            for id in touched {
+                if let Err(e) = self.fold(id) {
+                    failure = Some(e);
+                }
+            }
+            if failure.is_none() {
+                failure = self.trees.db.flush().err().map(db_err);
+            }
+            if let Some(e) = &failure {
+                tracing::error!(error = %e, "store write failed");
+            }
+            for p in pending {
+                p(failure.as_ref());
+            }
+            if stop {
+                break;
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: Command, touched: &mut HashSet<u64>) -> Pending {
+        match cmd {
+            Command::Create {
+                spec,
+                now_ms,
+                reply,
+            } => later(reply, self.create(*spec, now_ms)),
+            Command::Change { id, change, reply } => later(reply, self.change(id, change)),
+            Command::Delete { id, reply } => later(reply, self.delete(id)),
+            Command::Stage {
+                id,
+                seq,
+                chunk,
+                reply,
+            } => later(reply, self.stage(id, seq, &chunk)),
+            Command::Commit { id, commit, reply } => later(reply, self.commit(id, commit)),
+            Command::Discard {
+                id,
+                first_seq,
+                chunks,
+                reply,
+            } => later(reply, self.discard(id, first_seq, chunks)),
+            Command::Inflight { id, seq, reply } => {
+                let r = self
+                    .trees
+                    .inflight
+                    .insert(chunk_key(id, seq), &[])
+                    .map(|_| ())
+                    .map_err(db_err);
+                later(reply, r)
+            }
+            Command::Ack { ack, reply } => {
+                touched.insert(ack.campaign);
+                later(reply, self.ack(ack))
+            }
+            Command::Flush { reply } | Command::Shutdown { reply } => later(reply, Ok(())),
+        }
+    }
+
+    fn create(&mut self, spec: CampaignSpec, now_ms: i64) -> Result<CampaignRecord, StoreError> {
+        let id = self.trees.db.generate_id().map_err(db_err)? + 1;
+        let rec = CampaignRecord {
+            id,
+            spec,
+            state: CampaignState::Draft,
+            created_ms: now_ms,
+            started_ms: None,
+            finished_ms: None,
+            chunk_count: 0,
+            recipients: 0,
+            duplicates: 0,
+            rejected: 0,
+            list_taskid: None,
+            app_taskid: None,
+            counts: Counts::default(),
+            folded: 0,
+            replayed: 0,
+            failure: None,
+        };
+        self.save(&rec)?;
+        self.publish(id);
+        Ok(rec)
+    }
+
+    fn record(&self, id: u64) -> Result<CampaignRecord, StoreError> {
+        self.records
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound(id))
+    }
+
+    fn save(&mut self, rec: &CampaignRecord) -> Result<(), StoreError> {
+        self.trees
+            .campaigns
+            .insert(rec.id.to_be_bytes(), encode_named(rec)?)
+            .map_err(db_err)?;
+        self.records.insert(rec.id, rec.clone());
+        Ok(())
+    }
+
+    fn change(&mut self, id: u64, change: Change) -> Result<CampaignRecord, StoreError> {
+        let mut rec = self.record(id)?;
+        let conflict = |rec: &CampaignRecord, what: &str| StoreError::Conflict {
+            state: rec.state,
+            message: format!("cannot {what} a campaign that is {}", rec.state.as_str()),
+        };
+        match change {
+            Change::Act(action, now) => {
+                let future = rec.spec.settings.schedule_at_ms.is_some_and(|t| t > now);
+                let next = transition(rec.state, action, future)
+                    .ok_or_else(|| conflict(&rec, action.as_str()))?;
+                if action == Action::Start && rec.recipients == 0 && rec.spec.mode != Mode::App {
+                    return Err(StoreError::Conflict {
+                        state: rec.state,
+                        message: "upload recipients before starting: the campaign has none".into(),
+                    });
+                }
+                self.enter(&mut rec, next, now)?;
+            }
+            Change::Begin(now) if rec.state == CampaignState::Scheduled => {
+                self.enter(&mut rec, CampaignState::Running, now)?
+            }
+            Change::Begin(_) => return Err(conflict(&rec, "begin")),
+            Change::SetListTask(t) => rec.list_taskid = Some(t),
+            Change::SetAppTask(t, now) => {
+                rec.app_taskid = Some(t);
+                if rec.state == CampaignState::Running {
+                    self.enter(&mut rec, CampaignState::Completed, now)?;
+                }
+            }
+            Change::Fail(why, now) if !rec.state.is_final() => {
+                rec.failure = Some(why);
+                self.enter(&mut rec, CampaignState::Failed, now)?;
+            }
+            Change::Fail(..) => return Err(conflict(&rec, "fail")),
+        }
+        self.save(&rec)?;
+        Ok(rec)
+    }
+
+    /// Moves to `next`, stamping times and dropping unsent chunks of a cancelled campaign.
+    fn enter(
+        &mut self,
+        rec: &mut CampaignRecord,
+        next: CampaignState,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if next == CampaignState::Running && rec.started_ms.is_none() {
+            rec.started_ms = Some(now);
+        }
+        if next.is_final() {
+            rec.finished_ms = Some(now);
+        }
+        if next == CampaignState::Cancelled {
+            self.remove_range(&self.trees.chunks.clone(), rec.id, 0)?;
+            self.remove_range(&self.trees.inflight.clone(), rec.id, 0)?;
+        }
+        rec.state = next;
+        Ok(())
+    }
+
+    fn delete(&mut self, id: u64) -> Result<(), StoreError> {
+        let rec = self.record(id)?;
+        if !matches!(rec.state, CampaignState::Draft | CampaignState::Scheduled) {
+            return Err(StoreError::Conflict {
+                state: rec.state,
+                message: format!(
+                    "only draft or scheduled campaigns can be deleted; this one is {}",
+                    rec.state.as_str()
+                ),
+            });
+        }
+        for tree in [
+            self.trees.chunks.clone(),
+            self.trees.done.clone(),
+            self.trees.inflight.clone(),
+        ] {
+            self.remove_range(&tree, id, 0)?;
+        }
+        self.trees
+            .campaigns
+            .remove(id.to_be_bytes())
+            .map_err(db_err)?;
+        self.records.remove(&id);
+        self.unfolded.remove(&id);
+        self.acked.remove(&id);
+        self.live
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        Ok(())
+    }
+
+    fn stage(&mut self, id: u64, seq: u64, chunk: &Chunk) -> Result<(), StoreError> {
+        let rec = self.record(id)?;
+        if seq < rec.chunk_count {
+            return Err(StoreError::Conflict {
+                state: rec.state,
+                message: "chunk already committed".into(),
+            });
+        }
+        self.trees
+            .chunks
+            .insert(chunk_key(id, seq), encode_compact(chunk)?)
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn commit(&mut self, id: u64, c: UploadCommit) -> Result<CampaignRecord, StoreError> {
+        let mut rec = self.record(id)?;
+        if rec.state != CampaignState::Draft || c.first_seq != rec.chunk_count {
+            self.discard(id, c.first_seq, c.chunks)?;
+            let message = if rec.state != CampaignState::Draft {
+                format!(
+                    "recipients can only be uploaded to a draft campaign; this one is {}",
+                    rec.state.as_str()
+                )
+            } else {
+                "another upload to this campaign finished first; retry".to_owned()
+            };
+            return Err(StoreError::Conflict {
+                state: rec.state,
+                message,
+            });
+        }
+        rec.chunk_count += c.chunks;
+        rec.recipients += c.recipients;
+        rec.duplicates += c.duplicates;
+        rec.rejected += c.rejected;
+        self.save(&rec)?;
+        Ok(rec)
+    }
+
+    fn discard(&mut self, id: u64, first_seq: u64, chunks: u64) -> Result<(), StoreError> {
+        let committed = self.records.get(&id).map_or(0, |r| r.chunk_count);
+        for seq in first_seq.max(committed)..first_seq + chunks {
+            self.trees
+                .chunks
+                .remove(chunk_key(id, seq))
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    fn ack(&mut self, ack: Ack) -> Result<(), StoreError> {
+        let key = chunk_key(ack.campaign, ack.seq);
+        let folded = self
+            .records
+            .get(&ack.campaign)
+            .map(|r| r.folded)
+            .ok_or(StoreError::NotFound(ack.campaign))?;
+        let seen = ack.seq < folded
+            || self
+                .unfolded
+                .get(&ack.campaign)
+                .is_some_and(|m| m.contains_key(&ack.seq));
+        if seen {
+            return Ok(()); // a late duplicate acknowledgement
+        }
+        // Tombstone first: a crash after it but before the removal still counts the chunk once.
+        self.trees
+            .done
+            .insert(key, encode_compact(&ack.counts)?)
+            .map_err(db_err)?;
+        self.trees.chunks.remove(key).map_err(db_err)?;
+        self.trees.inflight.remove(key).map_err(db_err)?;
+        self.unfolded
+            .entry(ack.campaign)
+            .or_default()
+            .insert(ack.seq, ack.counts);
+        *self.acked.entry(ack.campaign).or_insert(0) += 1;
+        Ok(())
+    }
+
+    /// Folds the contiguous run of acknowledged chunks into the campaign's counters, deletes
+    /// their tombstones, completes the campaign when nothing is left, and publishes progress.
+    fn fold(&mut self, id: u64) -> Result<(), StoreError> {
+        let Some(mut rec) = self.records.get(&id).cloned() else {
+            return Ok(());
+        };
+        let before = rec.folded;
+        if let Some(done) = self.unfolded.get_mut(&id) {
+            while let Some(counts) = done.remove(&rec.folded) {
+                rec.counts.merge(&counts);
+                rec.folded += 1;
+            }
+        }
+        let complete = rec.state == CampaignState::Running
+            && rec.spec.mode != Mode::App
+            && rec.folded >= rec.chunk_count;
+        if complete {
+            rec.state = CampaignState::Completed;
+            rec.finished_ms = Some(now_ms());
+        }
+        if rec.folded != before || complete {
+            self.save(&rec)?;
+            for seq in before..rec.folded {
+                self.trees.done.remove(chunk_key(id, seq)).map_err(db_err)?;
+            }
+        }
+        self.publish(id);
+        Ok(())
+    }
+
+    fn publish(&self, id: u64) {
+        let Some(rec) = self.records.get(&id) else {
+            return;
+        };
+        let mut counts = rec.counts.clone();
+        for c in self.unfolded.get(&id).into_iter().flat_map(|m| m.values()) {
+            counts.merge(c);
+        }
+        let acked_chunks = self.acked.get(&id).copied().unwrap_or(0);
+        self.live.write().unwrap_or_else(|p| p.into_inner()).insert(
+            id,
+            Progress {
+                counts,
+                acked_chunks,
+            },
+        );
+    }
+
+    /// Removes every key of campaign `id` with sequence ≥ `from_seq` in `tree`.
+    fn remove_range(&self, tree: &sled::Tree, id: u64, from_seq: u64) -> Result<(), StoreError> {
+        let end = chunk_key(id, u64::MAX);
+        let keys: Vec<sled::IVec> = tree
+            .range(chunk_key(id, from_seq)..=end)
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        for k in keys {
+            tree.remove(k).map_err(db_err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Wraps a result so it is sent after the batch's flush, or replaced by the flush's error.
+fn later<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Pending {
+    Box::new(move |flush_err: Option<&StoreError>| {
+        let result = match (result, flush_err) {
+            (Ok(_), Some(e)) => Err(StoreError::Db(e.to_string())),
+            (r, _) => r,
+        };
+        let _ = reply.send(result);
+    })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
