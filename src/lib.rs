@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod secret;
 pub mod serve;
 pub mod simulator;

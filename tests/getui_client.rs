@@ -121,7 +121,7 @@ async fn auth_signs_and_a_wrong_sign_is_20001() {
     let (client, calls) = client_for(&sim);
     let expires = client.authenticate().await.unwrap();
     assert!(expires > now_ms() + 86_000_000);
-    assert_eq!(calls.list(), vec![("auth", 0)]);
+    assert_eq!(calls.list(), vec![("POST /auth", 0)]);
 }
 
 #[tokio::test]
@@ -219,7 +219,7 @@ async fn batch_and_list_size_limits() {
         .await
         .unwrap_err();
     assert!(matches!(err, GetuiError::Invalid { .. }));
-    assert_eq!(calls.count("push_list_cid"), 0);
+    assert_eq!(calls.count("POST /push/list/cid"), 0);
 
     // The simulator refuses them too, as Getui does.
     let token = raw_token(&sim.getui_base_url()).await;
@@ -504,11 +504,11 @@ async fn refused_token_is_renewed_once_and_the_call_replayed() {
     assert_eq!(
         calls.list(),
         vec![
-            ("auth", 0),
-            ("push_single_cid", 0),
-            ("push_single_cid", 10001),
-            ("auth", 0),
-            ("push_single_cid", 0)
+            ("POST /auth", 0),
+            ("POST /push/single/cid", 0),
+            ("POST /push/single/cid", 10001),
+            ("POST /auth", 0),
+            ("POST /push/single/cid", 0)
         ]
     );
     assert_eq!(sim.ledger().summary().deliveries, 2);
@@ -534,10 +534,10 @@ async fn token_is_renewed_before_it_expires() {
     assert_eq!(
         calls.list(),
         vec![
-            ("auth", 0),
-            ("push_single_cid", 0),
-            ("auth", 0),
-            ("push_single_cid", 0)
+            ("POST /auth", 0),
+            ("POST /push/single/cid", 0),
+            ("POST /auth", 0),
+            ("POST /push/single/cid", 0)
         ]
     );
 }
@@ -557,7 +557,7 @@ async fn a_token_refused_twice_is_reauth_class() {
         .unwrap_err();
     assert_eq!((api_code(&err), err.class()), (10001, AnswerClass::ReAuth));
     assert_eq!(
-        calls.count("push_single_cid"),
+        calls.count("POST /push/single/cid"),
         2,
         "one replay, then give up: {:?}",
         calls.list()
@@ -590,10 +590,10 @@ async fn redirect_301_switches_host_and_stays_switched() {
     assert_eq!(
         calls.list(),
         vec![
-            ("auth", 301),
-            ("auth", 0),
-            ("push_single_cid", 0),
-            ("push_single_cid", 0)
+            ("POST /auth", 301),
+            ("POST /auth", 0),
+            ("POST /push/single/cid", 0),
+            ("POST /push/single/cid", 0)
         ]
     );
     assert_eq!(real.ledger().summary().deliveries, 2);
@@ -675,7 +675,7 @@ async fn nothing_listening_is_a_retryable_transport_error() {
     let err = client.authenticate().await.unwrap_err();
     assert!(matches!(err, GetuiError::Transport { .. }), "{err}");
     assert_eq!(err.class(), AnswerClass::Retryable);
-    assert_eq!(calls.list(), vec![("auth", 5000)]);
+    assert_eq!(calls.list(), vec![("POST /auth", 5000)]);
 }
 
 #[tokio::test]
@@ -767,10 +767,10 @@ async fn revoked_token_is_refused_then_renewed() {
     assert_eq!(
         calls.list(),
         vec![
-            ("auth", 0),
-            ("auth_delete", 0),
-            ("auth", 0),
-            ("push_single_cid", 0)
+            ("POST /auth", 0),
+            ("DELETE /auth", 0),
+            ("POST /auth", 0),
+            ("POST /push/single/cid", 0)
         ]
     );
 }

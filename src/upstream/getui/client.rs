@@ -167,14 +167,14 @@ impl GetuiClient {
         let Some(token) = token else { return Ok(()) };
         let path = format!("/auth/{}", token.value);
         self.exchange::<()>(
-            "auth_delete",
+            "DELETE /auth",
             Method::DELETE,
             &path,
             None,
             Some(&token.value),
         )
         .await
-        .and_then(|a| self.expect_data("auth_delete", a))
+        .and_then(|a| self.expect_data("DELETE /auth", a))
         .map(|_| ())
     }
 
@@ -183,7 +183,7 @@ impl GetuiClient {
         &self,
         push: &SingleCidPush<'_>,
     ) -> Result<PushOutcome, GetuiError> {
-        const EP: &str = "push_single_cid";
+        const EP: &str = "POST /push/single/cid";
         if push.audience.cid.len() != 1 {
             return Err(invalid(
                 EP,
@@ -200,7 +200,7 @@ impl GetuiClient {
         &self,
         push: &SingleAliasPush<'_>,
     ) -> Result<PushOutcome, GetuiError> {
-        const EP: &str = "push_single_alias";
+        const EP: &str = "POST /push/single/alias";
         if push.audience.alias.len() != 1 {
             return Err(invalid(
                 EP,
@@ -217,7 +217,7 @@ impl GetuiClient {
         &self,
         batch: &BatchPush<'_>,
     ) -> Result<PushOutcome, GetuiError> {
-        const EP: &str = "push_single_batch_cid";
+        const EP: &str = "POST /push/single/batch/cid";
         let n = batch.msg_list.len();
         if n == 0 || n > wire::MAX_BATCH_MESSAGES {
             return Err(invalid(
@@ -235,14 +235,14 @@ impl GetuiClient {
 
     /// `POST /push/list/message`: creates a list task's content; returns its taskid.
     pub async fn create_list_message(&self, msg: &ListMessage<'_>) -> Result<String, GetuiError> {
-        self.post::<TaskIdData>("push_list_message", "/push/list/message", msg)
+        self.post::<TaskIdData>("POST /push/list/message", "/push/list/message", msg)
             .await
             .map(|d| d.taskid)
     }
 
     /// `POST /push/list/cid`: sends a list task to at most 1000 cids. Takes no request_id.
     pub async fn push_list_cid(&self, push: &ListCidPush<'_>) -> Result<PushOutcome, GetuiError> {
-        const EP: &str = "push_list_cid";
+        const EP: &str = "POST /push/list/cid";
         let n = push.audience.cid.len();
         if n == 0 || n > wire::MAX_LIST_CIDS {
             return Err(invalid(
@@ -257,14 +257,14 @@ impl GetuiClient {
 
     /// `POST /push/all`: the whole app; returns the taskid.
     pub async fn push_all(&self, push: &AllPush<'_>) -> Result<String, GetuiError> {
-        self.post::<TaskIdData>("push_all", "/push/all", push)
+        self.post::<TaskIdData>("POST /push/all", "/push/all", push)
             .await
             .map(|d| d.taskid)
     }
 
     /// `POST /push/tag`: devices matching the conditions; returns the taskid.
     pub async fn push_tag(&self, push: &TagPush<'_>) -> Result<String, GetuiError> {
-        self.post::<TaskIdData>("push_tag", "/push/tag", push)
+        self.post::<TaskIdData>("POST /push/tag", "/push/tag", push)
             .await
             .map(|d| d.taskid)
     }
@@ -272,7 +272,7 @@ impl GetuiClient {
     /// `DELETE /task/{taskid}`: stops a list or app task still being pushed.
     pub async fn stop_task(&self, taskid: &str) -> Result<(), GetuiError> {
         self.call::<()>(
-            "task_stop",
+            "DELETE /task",
             Method::DELETE,
             &format!("/task/{}", path_segment(taskid)),
             None,
@@ -282,7 +282,7 @@ impl GetuiClient {
 
     /// `GET /task/schedule/{taskid}`: a scheduled task's times and result.
     pub async fn query_schedule(&self, taskid: &str) -> Result<ScheduleTaskInfo, GetuiError> {
-        const EP: &str = "task_schedule_get";
+        const EP: &str = "GET /task/schedule";
         let path = format!("/task/schedule/{}", path_segment(taskid));
         let mut map: std::collections::BTreeMap<String, ScheduleTaskInfo> =
             self.call(EP, Method::GET, &path, None).await?;
@@ -295,20 +295,22 @@ impl GetuiClient {
     /// `DELETE /task/schedule/{taskid}`: deletes a scheduled task that is more than a minute away.
     pub async fn delete_schedule(&self, taskid: &str) -> Result<(), GetuiError> {
         let path = format!("/task/schedule/{}", path_segment(taskid));
-        self.call::<()>("task_schedule_delete", Method::DELETE, &path, None)
+        self.call::<()>("DELETE /task/schedule", Method::DELETE, &path, None)
             .await
     }
 
     /// `GET /report/push/task/{taskid}`: delivery counters of a list or app task.
     pub async fn report_task(&self, taskid: &str) -> Result<ReportData, GetuiError> {
         let path = format!("/report/push/task/{}", path_segment(taskid));
-        self.call("report_task", Method::GET, &path, None).await
+        self.call("GET /report/push/task", Method::GET, &path, None)
+            .await
     }
 
     /// `GET /report/push/task_group/{group}`: delivery counters of a task group.
     pub async fn report_group(&self, group: &str) -> Result<ReportData, GetuiError> {
         let path = format!("/report/push/task_group/{}", path_segment(group));
-        self.call("report_group", Method::GET, &path, None).await
+        self.call("GET /report/push/task_group", Method::GET, &path, None)
+            .await
     }
 
     async fn post<T: DeserializeOwned>(
@@ -409,7 +411,7 @@ impl GetuiClient {
     }
 
     async fn request_token(&self) -> Result<Token, GetuiError> {
-        const EP: &str = "auth";
+        const EP: &str = "POST /auth";
         let s = &self.inner.settings;
         let issued = now_ms();
         let timestamp = issued.to_string();

@@ -1,0 +1,238 @@
+//! Every Prometheus metric campaignd exports, registered once in one registry.
+//!
+//! Label values come only from closed vocabularies (configured app names, fixed endpoint and
+//! result names, known upstream codes), so series stay bounded: a campaign id or a cid is never
+//! a label.
+
+use std::time::Duration;
+
+use prometheus::{
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::upstream::getui::client::CallObserver;
+
+/// Upstream latency buckets, 1 ms … 30 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Getui codes that get their own label value; any other is counted as `other`.
+const KNOWN_CODES: [i64; 36] = [
+    0, 1, 2, 301, 400, 401, 403, 404, 405, 408, 429, 500, 502, 503, 504, 5000, 10001, 10002, 10003,
+    10004, 10005, 20001, 22001, 22002, 23001, 30001, 30002, 30003, 30004, 30007, 30008, 30009,
+    30010, 30014, 30015, 30019,
+];
+
+/// The daemon's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Recipients that reached a result.
+    pub recipients_total: IntCounterVec,
+    /// Upstream HTTP exchanges by endpoint and answer code.
+    pub upstream_requests_total: IntCounterVec,
+    /// Upstream exchange latency.
+    pub upstream_request_duration_seconds: HistogramVec,
+    /// Recipients of unfinished campaigns not yet sent.
+    pub pending_recipients: IntGaugeVec,
+    /// Campaigns per state.
+    pub campaigns: IntGaugeVec,
+    /// Retried upstream calls by reason.
+    pub retries_total: IntCounterVec,
+    /// Time spent waiting on a limiter.
+    pub rate_limited_seconds_total: CounterVec,
+    /// Chunks being sent right now.
+    pub chunks_inflight: IntGauge,
+    /// Bytes the store takes on disk.
+    pub store_size_bytes: IntGauge,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("campaignd".into()), None).unwrap_or_default();
+        let m = Metrics {
+            recipients_total: IntCounterVec::new(
+                Opts::new("recipients_total", "Recipients that reached a result, by app, channel and result."),
+                &["app", "channel", "result"],
+            )
+            .expect("valid metric"),
+            upstream_requests_total: IntCounterVec::new(
+                Opts::new("upstream_requests_total", "Upstream HTTP exchanges, by app, endpoint and answer code (5000: no answer)."),
+                &["app", "endpoint", "code"],
+            )
+            .expect("valid metric"),
+            upstream_request_duration_seconds: HistogramVec::new(
+                HistogramOpts::new("upstream_request_duration_seconds", "Latency of upstream exchanges, answer body included.")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                &["app", "endpoint"],
+            )
+            .expect("valid metric"),
+            pending_recipients: IntGaugeVec::new(
+                Opts::new("pending_recipients", "Recipients of unfinished campaigns that have no result yet."),
+                &["app"],
+            )
+            .expect("valid metric"),
+            campaigns: IntGaugeVec::new(Opts::new("campaigns", "Campaigns by state."), &["state"]).expect("valid metric"),
+            retries_total: IntCounterVec::new(
+                Opts::new("retries_total", "Upstream calls retried, by app and reason (retryable, rate_limited, reauth)."),
+                &["app", "reason"],
+            )
+            .expect("valid metric"),
+            rate_limited_seconds_total: CounterVec::new(
+                Opts::new(
+                    "rate_limited_seconds_total",
+                    "Seconds spent waiting on a limiter: campaign_speed, app_calls, or upstream (after a rate-limit answer).",
+                ),
+                &["app", "limiter"],
+            )
+            .expect("valid metric"),
+            chunks_inflight: IntGauge::new("chunks_inflight", "Chunks being sent right now.").expect("valid metric"),
+            store_size_bytes: IntGauge::new("store_size_bytes", "Bytes the on-disk store takes.").expect("valid metric"),
+            registry,
+        };
+        m.register_all();
+        m
+    }
+
+    fn register_all(&self) {
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+            Box::new(self.recipients_total.clone()),
+            Box::new(self.upstream_requests_total.clone()),
+            Box::new(self.upstream_request_duration_seconds.clone()),
+            Box::new(self.pending_recipients.clone()),
+            Box::new(self.campaigns.clone()),
+            Box::new(self.retries_total.clone()),
+            Box::new(self.rate_limited_seconds_total.clone()),
+            Box::new(self.chunks_inflight.clone()),
+            Box::new(self.store_size_bytes.clone()),
+        ];
+        for c in collectors {
+            // Names are fixed and distinct, so registration cannot clash.
+            let _ = self.registry.register(c);
+        }
+        #[cfg(target_os = "linux")]
+        let _ = self.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+    }
+
+    /// The text exposition format for `GET /metrics`.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+
+    /// Adds waiting time to `rate_limited_seconds_total{app, limiter}`.
+    pub fn waited(&self, app: &str, limiter: &str, d: Duration) {
+        if !d.is_zero() {
+            self.rate_limited_seconds_total
+                .with_label_values(&[app, limiter])
+                .inc_by(d.as_secs_f64());
+        }
+    }
+}
+
+impl Metrics {
+    #[cfg(test)]
+    fn collect_series(&self) -> usize {
+        use prometheus::core::Collector;
+        self.upstream_requests_total
+            .collect()
+            .iter()
+            .map(|f| f.get_metric().len())
+            .sum()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// The label value of an upstream code.
+pub fn code_label(code: i64) -> String {
+    if KNOWN_CODES.contains(&code) {
+        code.to_string()
+    } else {
+        "other".into()
+    }
+}
+
+/// Feeds one app's upstream exchanges into the metrics.
+pub struct UpstreamObserver {
+    app: String,
+    metrics: std::sync::Arc<Metrics>,
+}
+
+impl UpstreamObserver {
+    /// An observer labelling everything with `app`.
+    pub fn new(app: &str, metrics: std::sync::Arc<Metrics>) -> Self {
+        UpstreamObserver {
+            app: app.to_owned(),
+            metrics,
+        }
+    }
+}
+
+impl CallObserver for UpstreamObserver {
+    fn observe(&self, endpoint: &'static str, code: i64, elapsed: Duration) {
+        let code = code_label(code);
+        self.metrics
+            .upstream_requests_total
+            .with_label_values(&[self.app.as_str(), endpoint, code.as_str()])
+            .inc();
+        self.metrics
+            .upstream_request_duration_seconds
+            .with_label_values(&[self.app.as_str(), endpoint])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_names_and_bounded_codes() {
+        let m = std::sync::Arc::new(Metrics::new());
+        let obs = UpstreamObserver::new("main", m.clone());
+        obs.observe("POST /push/list/cid", 0, Duration::from_millis(3));
+        obs.observe("POST /push/list/cid", 123_456, Duration::from_millis(3));
+        m.recipients_total
+            .with_label_values(&["main", "getui", "successed_online"])
+            .inc_by(5);
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(r#"campaignd_upstream_requests_total{app="main",code="0",endpoint="POST /push/list/cid"} 1"#), "{text}");
+        assert!(text.contains(r#"code="other""#));
+        assert!(text.contains(
+            r#"campaignd_recipients_total{app="main",channel="getui",result="successed_online"} 5"#
+        ));
+        assert!(text.contains("campaignd_upstream_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn apps_whose_names_could_collide_stay_apart() {
+        // prometheus 0.14 hashes label values without a separator, so {app="ab",endpoint="c"}
+        // and {app="a",endpoint="bc"} would be one series. App names are lower case and
+        // endpoint labels start with an upper-case HTTP method, so the boundary is unambiguous.
+        let m = std::sync::Arc::new(Metrics::new());
+        let apps = ["p", "po", "post", "postpost", "get"];
+        let endpoints = [
+            "POST /auth",
+            "POST /push/list/cid",
+            "GET /report/push/task",
+            "DELETE /task",
+        ];
+        for app in apps {
+            for ep in endpoints {
+                UpstreamObserver::new(app, m.clone()).observe(ep, 0, Duration::ZERO);
+            }
+        }
+        let series = m.collect_series();
+        assert_eq!(series, apps.len() * endpoints.len());
+    }
+}
