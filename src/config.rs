@@ -59,8 +59,15 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Listener and storage.
+    /// The HTTP listener.
     pub server: ServerConfig,
+    /// The on-disk store.
+    pub store: StoreConfig,
+    /// Who may use the control API.
+    pub api: ApiConfig,
+    /// How campaigns are sent.
+    #[serde(default)]
+    pub dispatch: DispatchConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -74,8 +81,76 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address of the HTTP API, `/metrics` and the WeCom callback.
     pub listen: SocketAddr,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
     /// Directory of the on-disk store.
-    pub data_dir: PathBuf,
+    pub path: PathBuf,
+    /// sled's page cache in MiB.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
+}
+
+fn default_cache_mb() -> u64 {
+    64
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Environment variable holding the accepted bearer tokens, comma-separated.
+    pub tokens_env: Option<String>,
+    /// Development only: the published development token.
+    pub dev_token: Option<String>,
+}
+
+/// The published development API token, accepted inline in the configuration.
+pub const DEV_API_TOKEN: &str = "campaignd-dev-token";
+
+/// `[dispatch]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// Shard tasks sending concurrently.
+    #[serde(default = "default_shards")]
+    pub shards: usize,
+    /// Recipients per stored chunk (and per list push), 1..=1000; batch campaigns use ≤ 200.
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: usize,
+    /// Attempts for a call failing transiently before its recipients are recorded as failed.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// How often the scheduler looks for due and changed campaigns, ms.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            shards: default_shards(),
+            chunk_size: default_chunk_size(),
+            max_attempts: default_max_attempts(),
+            poll_interval_ms: default_poll_ms(),
+        }
+    }
+}
+
+fn default_shards() -> usize {
+    8
+}
+fn default_chunk_size() -> usize {
+    1000
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_poll_ms() -> u64 {
+    200
 }
 
 /// `[log]`.
@@ -113,6 +188,9 @@ pub enum Channel {
 pub struct AppConfig {
     /// Which vendor the app sends through.
     pub channel: Channel,
+    /// API calls per second for this app, all shards together (unlimited when absent).
+    #[serde(default)]
+    pub calls_per_second: Option<u32>,
     /// Getui credentials and connection settings (required when `channel = "getui"`).
     pub getui: Option<GetuiAppConfig>,
 }
@@ -188,6 +266,7 @@ impl Config {
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty; try \"info\""));
         }
+        self.validate_sections()?;
         if self.apps.is_empty() {
             return Err(invalid("apps", "define at least one app, e.g. [apps.main]"));
         }
@@ -196,6 +275,88 @@ impl Config {
             app.validate(name)?;
         }
         Ok(())
+    }
+
+    fn validate_sections(&self) -> Result<(), ConfigError> {
+        let d = &self.dispatch;
+        if !(1..=256).contains(&d.shards) {
+            return Err(invalid(
+                "dispatch.shards",
+                format!("{} is outside 1..=256", d.shards),
+            ));
+        }
+        if !(1..=1000).contains(&d.chunk_size) {
+            return Err(invalid(
+                "dispatch.chunk_size",
+                format!(
+                    "{} is outside 1..=1000 (Getui takes at most 1000 cids a call)",
+                    d.chunk_size
+                ),
+            ));
+        }
+        if d.max_attempts == 0 {
+            return Err(invalid("dispatch.max_attempts", "must be at least 1"));
+        }
+        if !(10..=60_000).contains(&d.poll_interval_ms) {
+            return Err(invalid(
+                "dispatch.poll_interval_ms",
+                "must be within 10..=60000",
+            ));
+        }
+        if !(8..=65_536).contains(&self.store.cache_mb) {
+            return Err(invalid("store.cache_mb", "must be within 8..=65536"));
+        }
+        if self.store.path.as_os_str().is_empty() {
+            return Err(invalid("store.path", "must name a directory"));
+        }
+        if let Some(dev) = &self.api.dev_token {
+            if dev != DEV_API_TOKEN {
+                return Err(invalid(
+                    "api.dev_token",
+                    "only the published development token may be written in the file; put real tokens in the \
+                     environment and name the variable in api.tokens_env",
+                ));
+            }
+        }
+        if self.api.tokens_env.is_none() && self.api.dev_token.is_none() {
+            return Err(invalid(
+                "api.tokens_env",
+                "name the environment variable that holds the API tokens",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The accepted API tokens: from the named variable (comma-separated) when set, else the
+    /// development token.
+    pub fn api_tokens(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<Secret>, ConfigError> {
+        if let Some(var) = &self.api.tokens_env {
+            if let Some(v) = env(var) {
+                let tokens: Vec<Secret> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(Secret::new)
+                    .collect();
+                if tokens.iter().any(|t| t.expose().len() < 16) {
+                    return Err(invalid(
+                        "api.tokens_env",
+                        format!("every token in {var} must be at least 16 characters"),
+                    ));
+                }
+                if !tokens.is_empty() {
+                    return Ok(tokens);
+                }
+            }
+        }
+        match (&self.api.dev_token, &self.api.tokens_env) {
+            (Some(dev), _) => Ok(vec![Secret::new(dev.clone())]),
+            (None, Some(var)) => Err(invalid("api.tokens_env", format!("environment variable {var} is not set; export it with one or more comma-separated tokens"))),
+            (None, None) => Err(invalid("api.tokens_env", "missing")),
+        }
     }
 
     /// The resolved client settings of app `name`, secret included.
@@ -242,6 +403,7 @@ impl Config {
         for name in self.apps.keys() {
             self.getui_settings_with_env(name, env)?;
         }
+        self.api_tokens(env)?;
         Ok(())
     }
 }

@@ -11,9 +11,13 @@
 //! - [`simulator`]: faithful local stand-ins for the vendors, with a delivery ledger.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod config;
+pub mod daemon;
+pub mod dispatch;
 pub mod domain;
 pub mod metrics;
+pub mod protocol;
 pub mod secret;
 pub mod serve;
 pub mod simulator;

@@ -1,6 +1,7 @@
 //! Command-line interface: one clap enum of verbs, one function per verb.
 
 mod probe;
+mod serve;
 mod simulate;
 
 use std::path::PathBuf;
@@ -32,7 +33,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the daemon: HTTP API, dispatcher and store (arrives with the durable pipeline).
+    /// Run the daemon: HTTP API, dispatcher and store. Stops gracefully on SIGTERM or Ctrl-C.
     Serve(ConfigArg),
     /// Run simulator and daemon in one process and send two sample campaigns
     /// (arrives with the durable pipeline).
@@ -94,7 +95,7 @@ pub fn main() -> ExitCode {
         Command::Simulate(args) => run(simulate::run(args)),
         Command::Probe(args) => run(probe::run(args)),
         Command::CheckConfig(args) => check_config(&args.config),
-        Command::Serve(_) => not_built("serve"),
+        Command::Serve(args) => run(serve::run(&args.config)),
         Command::Demo(_) => not_built("demo"),
         Command::Campaign(_) => not_built("campaign"),
     }
@@ -132,7 +133,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         Ok(cfg) => {
             println!("{}: valid", path.display());
             println!("  listen    {}", cfg.server.listen);
-            println!("  data_dir  {}", cfg.server.data_dir.display());
+            println!("  store     {}", cfg.store.path.display());
             for (name, app) in &cfg.apps {
                 if let Some(g) = &app.getui {
                     println!("  app {name}: getui {} (app_id {})", g.base_url, g.app_id);

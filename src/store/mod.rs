@@ -137,6 +137,8 @@ pub enum Change {
     SetAppTask(String, i64),
     /// The campaign cannot run.
     Fail(String, i64),
+    /// Recipients of list chunks about to be sent again after a crash.
+    AddReplayed(u64),
 }
 
 /// What an upload adds, committed at once.

@@ -309,6 +309,7 @@ impl Writer {
                 self.enter(&mut rec, CampaignState::Failed, now)?;
             }
             Change::Fail(..) => return Err(conflict(&rec, "fail")),
+            Change::AddReplayed(n) => rec.replayed += n,
         }
         self.save(&rec)?;
         Ok(rec)

@@ -1,0 +1,323 @@
+//! `/v1/campaigns` and `/v1/groups`: create, list, show, delete, state changes and reports.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+
+use super::{json, ApiError, ApiState};
+use crate::domain::campaign::CreateCampaign;
+use crate::domain::{Action, CampaignState, Mode};
+use crate::protocol::{CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView};
+use crate::store::{CampaignRecord, Change};
+
+/// Largest create body.
+const MAX_CREATE_BYTES: usize = 256 * 1024;
+/// A scheduled campaign can no longer be deleted this close to its start (the seed's rule).
+const DELETE_CUTOFF_MS: i64 = 60_000;
+
+type Answer = Result<Response<Full<Bytes>>, ApiError>;
+
+pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Answer {
+    let body = Limited::new(req.into_body(), MAX_CREATE_BYTES)
+        .collect()
+        .await
+        .map_err(|_| {
+            ApiError::too_large(format!(
+                "a campaign definition is at most {MAX_CREATE_BYTES} bytes"
+            ))
+        })?
+        .to_bytes();
+    let request = parse_create(&body)?;
+    let spec = request.validate(&|app| state.apps.contains(app), now_ms())?;
+    let rec = state.store.create(spec, now_ms()).await?;
+    tracing::info!(campaign = rec.id, name = rec.spec.name, mode = ?rec.spec.mode, "campaign created");
+    json(201, &view(state, &rec))
+}
+
+/// Parses a create body; errors name the field (`settings.speed`) or say the JSON is broken.
+fn parse_create(body: &[u8]) -> Result<CreateCampaign, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data if field != "." => {
+                ApiError::invalid(field, strip_position(&inner))
+            }
+            serde_json::error::Category::Data => ApiError::invalid("body", strip_position(&inner)),
+            _ => ApiError::bad_body(format!("the body is not valid JSON: {inner}")),
+        }
+    })
+}
+
+fn strip_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.find(" at line ") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+pub(super) fn list(state: &Arc<ApiState>) -> Answer {
+    let records = state.store.list().map_err(ApiError::internal)?;
+    let views: Vec<CampaignView> = records.iter().map(|r| view(state, r)).collect();
+    json(200, &serde_json::json!({ "campaigns": views }))
+}
+
+pub(super) fn show(state: &Arc<ApiState>, id: u64) -> Answer {
+    json(200, &view(state, &get(state, id)?))
+}
+
+fn get(state: &ApiState, id: u64) -> Result<CampaignRecord, ApiError> {
+    state
+        .store
+        .get(id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
+}
+
+pub(super) async fn delete(state: &Arc<ApiState>, id: u64) -> Answer {
+    let rec = get(state, id)?;
+    if let Some(at) = rec.spec.settings.schedule_at_ms {
+        if rec.state == CampaignState::Scheduled && at - now_ms() < DELETE_CUTOFF_MS {
+            return Err(ApiError::conflict(rec.state, "the campaign starts within one minute and can no longer be deleted; cancel it instead"));
+        }
+    }
+    state.store.delete(id).await?;
+    state.uploads.forget(id);
+    Ok(super::json_response(204, Vec::new()))
+}
+
+pub(super) async fn act(state: &Arc<ApiState>, id: u64, action: &str) -> Answer {
+    let action = match action {
+        "start" => Action::Start,
+        "pause" => Action::Pause,
+        "resume" => Action::Resume,
+        _ => Action::Cancel,
+    };
+    if action == Action::Start && state.uploads.in_progress(id) {
+        let rec = get(state, id)?;
+        return Err(ApiError::conflict(
+            rec.state,
+            "an upload to this campaign is still in progress",
+        ));
+    }
+    let rec = state
+        .store
+        .change(id, Change::Act(action, now_ms()))
+        .await?;
+    if rec.state != CampaignState::Draft {
+        state.uploads.forget(id);
+    }
+    state.wake_dispatcher.notify_one();
+    tracing::info!(
+        campaign = id,
+        action = action.as_str(),
+        state = rec.state.as_str(),
+        "campaign state changed"
+    );
+    json(200, &view(state, &rec))
+}
+
+pub(super) fn report(state: &Arc<ApiState>, id: u64) -> Answer {
+    json(200, &report_of(state, &get(state, id)?))
+}
+
+pub(super) fn group_report(state: &Arc<ApiState>, group: &str) -> Answer {
+    let records = state.store.list().map_err(ApiError::internal)?;
+    let campaigns: Vec<ReportView> = records
+        .iter()
+        .filter(|r| r.spec.settings.group.as_deref() == Some(group))
+        .map(|r| report_of(state, r))
+        .collect();
+    if campaigns.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no campaign in group {group:?}"
+        )));
+    }
+    let mut results = BTreeMap::new();
+    for c in &campaigns {
+        for (k, v) in &c.results {
+            *results.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+    json(
+        200,
+        &GroupReportView {
+            group: group.to_owned(),
+            campaigns,
+            results,
+        },
+    )
+}
+
+fn report_of(state: &ApiState, rec: &CampaignRecord) -> ReportView {
+    let campaign = view(state, rec);
+    let counts = state.store.progress(rec.id).counts;
+    let end = rec.finished_ms.unwrap_or_else(now_ms);
+    let duration_seconds = rec
+        .started_ms
+        .map_or(0.0, |s| (end - s).max(0) as f64 / 1000.0);
+    let sent = counts.total();
+    let delivered: u64 = counts
+        .0
+        .iter()
+        .filter(|(r, _)| r.is_success())
+        .map(|(_, n)| n)
+        .sum();
+    ReportView {
+        duration_seconds,
+        recipients_per_sec: if duration_seconds > 0.0 {
+            sent as f64 / duration_seconds
+        } else {
+            0.0
+        },
+        results: campaign.progress.results.clone(),
+        delivered,
+        failed: sent - delivered,
+        campaign,
+    }
+}
+
+/// Recent sending rate of one campaign, from the samples its status reads saw.
+#[derive(Default)]
+pub(super) struct RateWindow {
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl RateWindow {
+    /// Adds a sample and returns recipients/s over the last ten seconds of samples.
+    fn sample(&mut self, sent: u64) -> Option<f64> {
+        let now = Instant::now();
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t).as_secs_f64() > 10.0)
+        {
+            self.samples.pop_front();
+        }
+        if self
+            .samples
+            .back()
+            .is_none_or(|(t, _)| now.duration_since(*t).as_millis() >= 100)
+        {
+            self.samples.push_back((now, sent));
+        }
+        let (t0, s0) = *self.samples.front()?;
+        let dt = now.duration_since(t0).as_secs_f64();
+        (dt >= 0.5).then(|| sent.saturating_sub(s0) as f64 / dt)
+    }
+}
+
+/// The API's view of a campaign, with live progress.
+pub(super) fn view(state: &ApiState, rec: &CampaignRecord) -> CampaignView {
+    let progress = state.store.progress(rec.id);
+    let sent = progress.counts.total();
+    let unsent = rec.recipients.saturating_sub(sent);
+    let (pending, not_sent) = if rec.state == CampaignState::Cancelled {
+        (0, unsent)
+    } else {
+        (unsent, 0)
+    };
+    let running = rec.state == CampaignState::Running;
+    let rate = if running {
+        let mut rates = state.rates.lock().unwrap_or_else(|p| p.into_inner());
+        let window = rates.entry(rec.id).or_default();
+        window.sample(sent).or_else(|| average_rate(rec, sent))
+    } else {
+        None
+    }
+    .unwrap_or(0.0);
+    let eta_seconds = (running && rate > 0.0).then(|| (pending as f64 / rate).ceil() as u64);
+    CampaignView {
+        id: rec.id.to_string(),
+        name: rec.spec.name.clone(),
+        app: rec.spec.app.clone(),
+        channel: rec.spec.channel.clone(),
+        mode: match rec.spec.mode {
+            Mode::List | Mode::Auto => "list",
+            Mode::BatchSingle => "batch_single",
+            Mode::App => "app",
+        }
+        .into(),
+        state: rec.state.as_str().into(),
+        created_at: rfc3339(rec.created_ms),
+        started_at: rec.started_ms.map(rfc3339),
+        finished_at: rec.finished_ms.map(rfc3339),
+        schedule_at: rec.spec.settings.schedule_at_ms.map(rfc3339),
+        speed: rec.spec.settings.speed,
+        group: rec.spec.settings.group.clone(),
+        recipients: RecipientTotals {
+            total: rec.recipients,
+            duplicates: rec.duplicates,
+            rejected: rec.rejected,
+        },
+        progress: ProgressView {
+            sent,
+            pending,
+            not_sent,
+            results: progress
+                .counts
+                .named()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            rate_per_sec: (rate * 10.0).round() / 10.0,
+            eta_seconds,
+            replayed: rec.replayed,
+        },
+        taskid: rec.list_taskid.clone().or_else(|| rec.app_taskid.clone()),
+        failure: rec.failure.clone(),
+    }
+}
+
+fn average_rate(rec: &CampaignRecord, sent: u64) -> Option<f64> {
+    let elapsed = (now_ms() - rec.started_ms?) as f64 / 1000.0;
+    (elapsed > 0.0).then(|| sent as f64 / elapsed)
+}
+
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_errors_name_the_field() {
+        let e =
+            parse_create(br#"{"name":"x","app":"main","message":{},"settings":{"speed":"fast"}}"#)
+                .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("settings.speed"), "{e:?}");
+        let e = parse_create(br#"{"name":"x","app":"main","message":{},"colour":1}"#).unwrap_err();
+        assert!(e.message.contains("colour"), "{e:?}");
+        let e = parse_create(b"{not json").unwrap_err();
+        assert_eq!((e.status, e.code), (400, "bad_request"));
+        let e = parse_create(br#"{"app":"main","message":{}}"#).unwrap_err();
+        assert!(e.message.contains("name"), "{e:?}");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+}

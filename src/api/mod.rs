@@ -1,0 +1,160 @@
+//! The HTTP control API: routing, bearer-token authentication, and the mapping of every
+//! failure to one JSON error shape. Handlers live in one file per resource.
+//!
+//! The API only talks to the store (and wakes the dispatcher); it never calls an upstream.
+
+mod campaigns;
+pub mod error;
+mod upload;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+
+pub use error::ApiError;
+
+use crate::metrics::Metrics;
+use crate::secret::Secret;
+use crate::serve::{json_response, text_response, HandlerResult};
+use crate::store::Store;
+
+/// What the handlers share.
+pub struct ApiState {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    /// SHA-256 of each accepted bearer token (compared in constant time).
+    token_hashes: Vec<[u8; 32]>,
+    apps: HashSet<String>,
+    wake_dispatcher: Arc<Notify>,
+    chunk_size: usize,
+    uploads: upload::Uploads,
+    rates: Mutex<HashMap<u64, campaigns::RateWindow>>,
+}
+
+impl ApiState {
+    /// The API over `store`, accepting `tokens`, for the configured `apps`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        tokens: &[Secret],
+        apps: HashSet<String>,
+        wake_dispatcher: Arc<Notify>,
+        chunk_size: usize,
+    ) -> ApiState {
+        ApiState {
+            store,
+            metrics,
+            token_hashes: tokens
+                .iter()
+                .map(|t| Sha256::digest(t.expose().as_bytes()).into())
+                .collect(),
+            apps,
+            wake_dispatcher,
+            chunk_size: chunk_size.clamp(1, crate::upstream::getui::wire::MAX_LIST_CIDS),
+            uploads: upload::Uploads::default(),
+            rates: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn authorized(&self, req: &Request<Incoming>) -> bool {
+        let Some(token) = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return false;
+        };
+        let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        self.token_hashes
+            .iter()
+            .fold(false, |ok, h| ok | bool::from(h.ct_eq(&presented)))
+    }
+}
+
+/// Serves one request.
+pub async fn handle(
+    state: Arc<ApiState>,
+    req: Request<Incoming>,
+    _peer: SocketAddr,
+) -> HandlerResult {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let result = route(&state, method, &path, req).await;
+    Ok(result.unwrap_or_else(ApiError::into_response))
+}
+
+async fn route(
+    state: &Arc<ApiState>,
+    method: Method,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["healthz"]) => return Ok(text_response(200, "ok\n")),
+        (&Method::GET, ["readyz"]) => return ready(state),
+        (&Method::GET, ["metrics"]) => {
+            let mut resp = text_response(200, state.metrics.render());
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return Ok(resp);
+        }
+        (_, ["wecom", ..]) => {
+            return Err(ApiError::not_implemented(
+                "the WeCom callback arrives with WeCom support (issue #5)",
+            ))
+        }
+        (_, ["v1", ..]) if !state.authorized(&req) => return Err(ApiError::unauthorized()),
+        _ => {}
+    }
+    match (&method, segments.as_slice()) {
+        (&Method::POST, ["v1", "campaigns"]) => campaigns::create(state, req).await,
+        (&Method::GET, ["v1", "campaigns"]) => campaigns::list(state),
+        (&Method::GET, ["v1", "campaigns", id]) => campaigns::show(state, parse_id(id)?),
+        (&Method::DELETE, ["v1", "campaigns", id]) => campaigns::delete(state, parse_id(id)?).await,
+        (&Method::POST, ["v1", "campaigns", id, "recipients"]) => {
+            upload::upload(state, parse_id(id)?, req).await
+        }
+        (
+            &Method::POST,
+            ["v1", "campaigns", id, action @ ("start" | "pause" | "resume" | "cancel")],
+        ) => campaigns::act(state, parse_id(id)?, action).await,
+        (&Method::GET, ["v1", "campaigns", id, "report"]) => {
+            campaigns::report(state, parse_id(id)?)
+        }
+        (&Method::GET, ["v1", "groups", group, "report"]) => campaigns::group_report(state, group),
+        (_, ["v1", "apps", _, "cid-pn", ..]) => Err(ApiError::not_implemented(
+            "SMS fallback bindings arrive with the Getui feature work (issue #4)",
+        )),
+        (_, ["v1", "campaigns", ..] | ["v1", "groups", ..]) => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::not_found(format!("no such path: {path}"))),
+    }
+}
+
+fn ready(state: &ApiState) -> Result<Response<Full<Bytes>>, ApiError> {
+    state.store.list().map_err(ApiError::internal)?;
+    Ok(json_response(200, br#"{"ready":true}"#.to_vec()))
+}
+
+fn parse_id(s: &str) -> Result<u64, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::not_found(format!("{s:?} is not a campaign id")))
+}
+
+/// Encodes a view as a 200 (or `status`) JSON answer.
+fn json<T: serde::Serialize>(status: u16, v: &T) -> Result<Response<Full<Bytes>>, ApiError> {
+    serde_json::to_vec(v)
+        .map(|b| json_response(status, b))
+        .map_err(ApiError::internal)
+}

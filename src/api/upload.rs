@@ -1,0 +1,434 @@
+//! `POST /v1/campaigns/{id}/recipients`: a streamed upload of millions of lines.
+//!
+//! The body is read frame by frame and cut into lines; recipients go into chunks that are
+//! staged in the store as they fill and committed in one step at the end. A bad line is refused
+//! on its own (reported with its number); a broken body (not UTF-8, a line too long, no final
+//! line end, a dropped connection) refuses the whole upload and the staged chunks are removed,
+//! so nothing of it is kept. Duplicates are dropped by a per-campaign filter of 64-bit
+//! fingerprints (8 bytes a recipient).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+
+use super::{json, ApiError, ApiState};
+use crate::domain::recipient::{parse_ndjson_line, parse_text_line, Recipient};
+use crate::domain::{CampaignState, Mode};
+use crate::protocol::{RejectedLine, UploadView};
+use crate::store::{Chunk, UploadCommit};
+use crate::upstream::getui::wire::MAX_BATCH_MESSAGES;
+
+/// Longest accepted line, in bytes.
+pub const MAX_LINE_BYTES: usize = 8 * 1024;
+/// How many refused lines an answer lists (all are counted).
+const REPORTED_REJECTS: usize = 20;
+
+/// Fingerprints are already well mixed; hashing them again would be wasted work.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Fingerprints = HashSet<u64, BuildHasherDefault<PassThrough>>;
+
+/// Uploads in progress and the duplicate filters of draft campaigns.
+#[derive(Default)]
+pub(super) struct Uploads {
+    busy: Mutex<HashSet<u64>>,
+    seen: Mutex<HashMap<u64, Arc<Mutex<Fingerprints>>>>,
+}
+
+impl Uploads {
+    pub(super) fn in_progress(&self, id: u64) -> bool {
+        self.busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&id)
+    }
+
+    /// Drops a campaign's filter once it can take no more uploads.
+    pub(super) fn forget(&self, id: u64) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    fn begin(&self, id: u64) -> Option<BusyGuard<'_>> {
+        self.busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id)
+            .then_some(BusyGuard { uploads: self, id })
+    }
+}
+
+struct BusyGuard<'a> {
+    uploads: &'a Uploads,
+    id: u64,
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.uploads
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    Text,
+    Ndjson,
+}
+
+/// Why a whole upload is refused.
+enum Broken {
+    Body(ApiError),
+    Store(ApiError),
+}
+
+pub(super) async fn upload(
+    state: &Arc<ApiState>,
+    id: u64,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let format = format_of(&req)?;
+    let rec = state
+        .store
+        .get(id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))?;
+    if rec.state != CampaignState::Draft {
+        return Err(ApiError::conflict(
+            rec.state,
+            format!(
+                "recipients can only be uploaded to a draft campaign; this one is {}",
+                rec.state.as_str()
+            ),
+        ));
+    }
+    if rec.spec.mode == Mode::App {
+        return Err(ApiError::conflict(
+            rec.state,
+            "app campaigns reach their audience through conditions and take no recipient list",
+        ));
+    }
+    let Some(_busy) = state.uploads.begin(id) else {
+        return Err(ApiError::conflict(
+            rec.state,
+            "another upload to this campaign is in progress; wait for it to finish",
+        ));
+    };
+    let seen = filter_for(state, id, rec.chunk_count).await?;
+    let chunk_size = if rec.spec.mode == Mode::BatchSingle {
+        state.chunk_size.min(MAX_BATCH_MESSAGES)
+    } else {
+        state.chunk_size
+    };
+    let mut job = Job::new(
+        state,
+        id,
+        rec.chunk_count,
+        chunk_size,
+        rec.spec.mode == Mode::BatchSingle,
+        seen,
+    );
+    let outcome = job.read(req.into_body(), format).await;
+    let outcome = match outcome {
+        Ok(()) => job.finish().await,
+        Err(b) => Err(b),
+    };
+    match outcome {
+        Ok(view) => json(200, &view),
+        Err(Broken::Body(e) | Broken::Store(e)) => {
+            if let Err(d) = state
+                .store
+                .discard_upload(id, job.first_seq, job.staged)
+                .await
+            {
+                tracing::error!(campaign = id, error = %d, "cannot remove the chunks of a refused upload");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn format_of(req: &Request<Incoming>) -> Result<Format, ApiError> {
+    let ct = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "text/plain" => Ok(Format::Text),
+        "application/x-ndjson" | "application/ndjson" => Ok(Format::Ndjson),
+        _ => Err(ApiError::media_type(format!(
+            "content-type {ct:?} is not accepted: send text/plain (one cid a line) or application/x-ndjson"
+        ))),
+    }
+}
+
+/// The campaign's duplicate filter, rebuilt from the store after a restart.
+async fn filter_for(
+    state: &Arc<ApiState>,
+    id: u64,
+    committed: u64,
+) -> Result<Arc<Mutex<Fingerprints>>, ApiError> {
+    if let Some(f) = state
+        .uploads
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+    {
+        return Ok(f.clone());
+    }
+    let mut set = Fingerprints::default();
+    if committed > 0 {
+        let store = state.store.clone();
+        let chunks = tokio::task::spawn_blocking(move || store.committed_chunks(id))
+            .await
+            .map_err(ApiError::internal)??;
+        for c in &chunks {
+            set.extend((0..c.len()).map(|i| c.cid(i).spread()));
+        }
+    }
+    let f = Arc::new(Mutex::new(set));
+    state
+        .uploads
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, f.clone());
+    Ok(f)
+}
+
+/// One upload's running state.
+struct Job<'a> {
+    state: &'a ApiState,
+    id: u64,
+    first_seq: u64,
+    staged: u64,
+    chunk_size: usize,
+    keep_vars: bool,
+    chunk: Chunk,
+    seen: Arc<Mutex<Fingerprints>>,
+    new: Fingerprints,
+    line: u64,
+    accepted: u64,
+    duplicates: u64,
+    rejected: u64,
+    first_rejected: Vec<RejectedLine>,
+}
+
+impl<'a> Job<'a> {
+    fn new(
+        state: &'a ApiState,
+        id: u64,
+        first_seq: u64,
+        chunk_size: usize,
+        keep_vars: bool,
+        seen: Arc<Mutex<Fingerprints>>,
+    ) -> Self {
+        Job {
+            state,
+            id,
+            first_seq,
+            staged: 0,
+            chunk_size,
+            keep_vars,
+            chunk: Chunk::default(),
+            seen,
+            new: Fingerprints::default(),
+            line: 0,
+            accepted: 0,
+            duplicates: 0,
+            rejected: 0,
+            first_rejected: Vec::new(),
+        }
+    }
+
+    /// Reads the body to its end, cutting lines across frame boundaries.
+    async fn read(&mut self, mut body: Incoming, format: Format) -> Result<(), Broken> {
+        let mut carry: Vec<u8> = Vec::with_capacity(MAX_LINE_BYTES);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                Broken::Body(ApiError::bad_body(format!(
+                    "the upload was cut off after line {}: {e}",
+                    self.line
+                )))
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let mut rest: &[u8] = &data;
+            while let Some(nl) = memchr(b'\n', rest) {
+                let (head, tail) = rest.split_at(nl);
+                if carry.is_empty() {
+                    self.take_line(head, format).await?;
+                } else {
+                    carry.extend_from_slice(head);
+                    let line = std::mem::take(&mut carry);
+                    self.take_line(&line, format).await?;
+                    carry = line;
+                    carry.clear();
+                }
+                rest = &tail[1..];
+            }
+            carry.extend_from_slice(rest);
+            if carry.len() > MAX_LINE_BYTES {
+                return Err(self.too_long());
+            }
+        }
+        if !carry.is_empty() {
+            return Err(Broken::Body(ApiError::bad_body(format!(
+                "line {} has no line end: every line, the last one too, must end with \\n",
+                self.line + 1
+            ))));
+        }
+        Ok(())
+    }
+
+    fn too_long(&self) -> Broken {
+        Broken::Body(ApiError::too_large(format!(
+            "line {} is longer than {MAX_LINE_BYTES} bytes",
+            self.line + 1
+        )))
+    }
+
+    async fn take_line(&mut self, raw: &[u8], format: Format) -> Result<(), Broken> {
+        self.line += 1;
+        if raw.len() > MAX_LINE_BYTES {
+            self.line -= 1;
+            return Err(self.too_long());
+        }
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let text = std::str::from_utf8(raw).map_err(|_| {
+            Broken::Body(ApiError::bad_body(format!(
+                "line {} is not UTF-8; upload UTF-8 text",
+                self.line
+            )))
+        })?;
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        let parsed = match format {
+            Format::Text => parse_text_line(text),
+            Format::Ndjson => parse_ndjson_line(text),
+        };
+        match parsed {
+            Ok(r) => self.add(r).await,
+            Err(reason) => {
+                self.rejected += 1;
+                if self.first_rejected.len() < REPORTED_REJECTS {
+                    self.first_rejected.push(RejectedLine {
+                        line: self.line,
+                        reason,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn add(&mut self, r: Recipient) -> Result<(), Broken> {
+        let fp = r.cid.spread();
+        let known = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&fp);
+        if known || !self.new.insert(fp) {
+            self.duplicates += 1;
+            return Ok(());
+        }
+        self.accepted += 1;
+        self.chunk.cids.extend_from_slice(&r.cid.0);
+        if self.keep_vars {
+            self.chunk.vars.push(r.vars);
+        }
+        if self.chunk.len() >= self.chunk_size {
+            self.stage().await?;
+        }
+        Ok(())
+    }
+
+    async fn stage(&mut self) -> Result<(), Broken> {
+        let chunk = std::mem::take(&mut self.chunk);
+        self.chunk.cids.reserve(self.chunk_size * 16);
+        let seq = self.first_seq + self.staged;
+        self.staged += 1; // counted before the write so a failure discards it too
+        self.state
+            .store
+            .stage_chunk(self.id, seq, chunk)
+            .await
+            .map_err(|e| Broken::Store(e.into()))
+    }
+
+    async fn finish(&mut self) -> Result<UploadView, Broken> {
+        if !self.chunk.is_empty() {
+            self.stage().await?;
+        }
+        let commit = UploadCommit {
+            first_seq: self.first_seq,
+            chunks: self.staged,
+            recipients: self.accepted,
+            duplicates: self.duplicates,
+            rejected: self.rejected,
+        };
+        let rec = self
+            .state
+            .store
+            .commit_upload(self.id, commit)
+            .await
+            .map_err(|e| Broken::Store(e.into()))?;
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(self.new.drain());
+        tracing::info!(
+            campaign = self.id,
+            accepted = self.accepted,
+            duplicates = self.duplicates,
+            rejected = self.rejected,
+            "upload committed"
+        );
+        Ok(UploadView {
+            accepted: self.accepted,
+            duplicates: self.duplicates,
+            rejected: self.rejected,
+            first_rejected: std::mem::take(&mut self.first_rejected),
+            campaign_total: rec.recipients,
+        })
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|b| *b == needle)
+}

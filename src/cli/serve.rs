@@ -1,0 +1,24 @@
+//! `campaignd serve`: run the daemon until SIGTERM or Ctrl-C.
+
+use std::path::Path;
+
+use anyhow::Context;
+use campaignd::config::Config;
+use campaignd::daemon::Daemon;
+
+/// Loads the configuration, starts the daemon, and stops it gracefully on a signal.
+pub fn run(config_path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    super::init_logging(&config.log.level);
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let daemon = Daemon::build(&config, |k| std::env::var(k).ok()).await?;
+        if config.api.dev_token.is_some() && std::env::var(config.api.tokens_env.as_deref().unwrap_or("")).is_err() {
+            tracing::warn!("accepting the published development API token; set {} for anything real", config.api.tokens_env.as_deref().unwrap_or("api.tokens_env"));
+        }
+        tracing::info!(listen = %daemon.local_addr(), store = %config.store.path.display(), "campaignd serving");
+        tokio::spawn(super::simulate::stop_on_signal(daemon.shutdown_token()));
+        daemon.run().await?;
+        Ok(())
+    })
+}

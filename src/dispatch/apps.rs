@@ -1,0 +1,73 @@
+//! Per-app sending state shared by every shard: the upstream client, the API-call bucket and
+//! the pause imposed by rate-limit answers.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::metrics::Metrics;
+use crate::upstream::getui::GetuiClient;
+
+/// One configured app, ready to send.
+pub struct AppSender {
+    /// The app's name (metric label).
+    pub name: String,
+    /// Its upstream client.
+    pub client: GetuiClient,
+    calls: Option<DefaultDirectRateLimiter>,
+    /// Nobody calls the upstream for this app before this instant (ms since `epoch`).
+    paused_until_ms: AtomicU64,
+    epoch: Instant,
+    metrics: Arc<Metrics>,
+}
+
+impl AppSender {
+    /// `calls_per_second`: the app's API budget (`None`: unlimited).
+    pub fn new(
+        name: &str,
+        client: GetuiClient,
+        calls_per_second: Option<u32>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let calls = calls_per_second
+            .and_then(NonZeroU32::new)
+            .map(|n| RateLimiter::direct(Quota::per_second(n)));
+        AppSender {
+            name: name.to_owned(),
+            client,
+            calls,
+            paused_until_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            metrics,
+        }
+    }
+
+    /// Waits for the app's pause (after a rate-limit answer) and for a token of its call bucket.
+    pub async fn ready_for_call(&self) {
+        let started = Instant::now();
+        loop {
+            let until = self.paused_until_ms.load(Ordering::Relaxed);
+            let now = self.epoch.elapsed().as_millis() as u64;
+            if until <= now {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(until - now)).await;
+        }
+        self.metrics
+            .waited(&self.name, "upstream", started.elapsed());
+        if let Some(calls) = &self.calls {
+            let t = Instant::now();
+            calls.until_ready().await;
+            self.metrics.waited(&self.name, "app_calls", t.elapsed());
+        }
+    }
+
+    /// Pauses every call of this app for `d` (extends, never shortens, a running pause).
+    pub fn pause_for(&self, d: Duration) {
+        let until = self.epoch.elapsed().as_millis() as u64 + d.as_millis() as u64;
+        self.paused_until_ms.fetch_max(until, Ordering::Relaxed);
+    }
+}

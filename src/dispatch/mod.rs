@@ -1,0 +1,578 @@
+//! The dispatcher: a scheduler that starts due campaigns, one runner per running campaign that
+//! feeds its pending chunks, and N shard tasks that send them under the campaign's speed bucket
+//! and the app's call bucket, then acknowledge the results to the store.
+//!
+//! Ownership and shutdown: [`Dispatcher::run`] owns the scheduler, the runners and the shards.
+//! Cancelling its token stops leasing; a shard finishes the call it is in (or abandons a retry
+//! wait), acknowledges what it got, and exits; unsent chunks simply stay pending in the store.
+
+mod apps;
+mod retry;
+mod send;
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{mpsc, Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+
+pub use apps::AppSender;
+pub use retry::RetryPolicy;
+
+use crate::domain::campaign::NetworkType;
+use crate::domain::{CampaignSpec, CampaignState, Counts, Mode, Replay, RequestId, ResultName};
+use crate::metrics::Metrics;
+use crate::store::{Ack, CampaignRecord, Change, Chunk, Store};
+use crate::upstream::getui::wire::{
+    AllAudience, Condition, ListMessage, Push, PushMessage, Settings, TagAudience,
+    MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
+};
+use send::Outcome;
+
+/// Dispatcher knobs (from `[dispatch]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// Shard tasks sending concurrently.
+    pub shards: usize,
+    /// How often the scheduler looks for due and changed campaigns.
+    pub poll_interval: Duration,
+    /// Retry limits and backoff.
+    pub retry: RetryPolicy,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            shards: 8,
+            poll_interval: Duration::from_millis(200),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// What every task of the dispatcher shares.
+pub(crate) struct Context {
+    store: Arc<dyn Store>,
+    apps: HashMap<String, Arc<AppSender>>,
+    metrics: Arc<Metrics>,
+    policy: RetryPolicy,
+    shutdown: CancellationToken,
+}
+
+/// A running campaign as the shards see it.
+pub(crate) struct CampaignRun {
+    id: u64,
+    spec: CampaignSpec,
+    app: Arc<AppSender>,
+    /// The campaign's `speed` bucket; `None` when unlimited.
+    speed: Option<DefaultDirectRateLimiter>,
+    /// Most recipients per upstream call: the endpoint's limit, or the speed burst if smaller.
+    part_size: usize,
+    list_taskid: OnceLock<String>,
+    wire_settings: Option<Settings>,
+    /// Cancelled when the campaign leaves `running` (pause, cancel) or the daemon stops.
+    stop: CancellationToken,
+    outstanding: AtomicUsize,
+    drained: Notify,
+}
+
+impl CampaignRun {
+    fn new(rec: &CampaignRecord, app: Arc<AppSender>, parent: &CancellationToken) -> CampaignRun {
+        let spec = rec.spec.clone();
+        let per_call = if spec.mode == Mode::BatchSingle {
+            MAX_BATCH_MESSAGES
+        } else {
+            MAX_LIST_CIDS
+        };
+        let (speed, part_size) = match spec.settings.speed.and_then(NonZeroU32::new) {
+            Some(s) => {
+                let burst = NonZeroU32::new(s.get().min(per_call as u32)).unwrap_or(s);
+                (
+                    Some(RateLimiter::direct(Quota::per_second(s).allow_burst(burst))),
+                    burst.get() as usize,
+                )
+            }
+            None => (None, per_call),
+        };
+        let list_taskid = OnceLock::new();
+        if let Some(t) = &rec.list_taskid {
+            let _ = list_taskid.set(t.clone());
+        }
+        let wire_settings = spec.settings.ttl_ms.map(|ttl| Settings {
+            ttl: Some(ttl),
+            ..Settings::default()
+        });
+        CampaignRun {
+            id: rec.id,
+            spec,
+            app,
+            speed,
+            part_size,
+            list_taskid,
+            wire_settings,
+            stop: parent.child_token(),
+            outstanding: AtomicUsize::new(0),
+            drained: Notify::new(),
+        }
+    }
+
+    fn with_settings(&self, msg: PushMessage) -> PushMessage {
+        send::with_network(msg, self.spec.settings.network_type == NetworkType::Wifi)
+    }
+
+    async fn wait_drained(&self) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.outstanding.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A chunk handed to a shard. Dropping it, sent or not, releases the campaign's count of
+/// outstanding chunks, so a runner can tell when everything it handed out is settled.
+struct Work {
+    run: Arc<CampaignRun>,
+    seq: u64,
+    chunk: Chunk,
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        self.run.outstanding.fetch_sub(1, Ordering::AcqRel);
+        self.run.drained.notify_waiters();
+    }
+}
+
+/// Sends running campaigns until shut down.
+pub struct Dispatcher {
+    ctx: Arc<Context>,
+    settings: DispatchSettings,
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store` sending through `apps`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        apps: Vec<Arc<AppSender>>,
+        metrics: Arc<Metrics>,
+        settings: DispatchSettings,
+        shutdown: CancellationToken,
+    ) -> Dispatcher {
+        let apps = apps.into_iter().map(|a| (a.name.clone(), a)).collect();
+        let ctx = Context {
+            store,
+            apps,
+            metrics,
+            policy: settings.retry.clone(),
+            shutdown,
+        };
+        Dispatcher {
+            ctx: Arc::new(ctx),
+            settings,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A handle that makes the scheduler look at the campaigns now (after a start or resume).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Runs the scheduler and the shards until the shutdown token is cancelled and every
+    /// in-flight chunk is settled.
+    pub async fn run(self) {
+        let (tx, rx) = mpsc::channel::<Work>(self.settings.shards * 2);
+        let rx = Arc::new(Mutex::new(rx));
+        let shards: Vec<_> = (0..self.settings.shards.max(1))
+            .map(|_| tokio::spawn(shard_loop(self.ctx.clone(), rx.clone())))
+            .collect();
+        let mut scheduler = Scheduler {
+            ctx: self.ctx.clone(),
+            runs: HashMap::new(),
+            replay_checked: HashSet::new(),
+            tx,
+        };
+        loop {
+            scheduler.tick().await;
+            tokio::select! {
+                _ = self.ctx.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+        scheduler.stop_all().await;
+        drop(scheduler);
+        for s in shards {
+            let _ = s.await;
+        }
+    }
+}
+
+/// Starts, stops and watches campaign runners.
+struct Scheduler {
+    ctx: Arc<Context>,
+    runs: HashMap<u64, (Arc<CampaignRun>, tokio::task::JoinHandle<()>)>,
+    replay_checked: HashSet<u64>,
+    tx: mpsc::Sender<Work>,
+}
+
+impl Scheduler {
+    async fn tick(&mut self) {
+        let records = match self.ctx.store.list() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list campaigns");
+                return;
+            }
+        };
+        self.runs.retain(|_, (_, h)| !h.is_finished());
+        self.update_gauges(&records);
+        let now = now_ms();
+        for rec in records {
+            match rec.state {
+                CampaignState::Scheduled
+                    if rec.spec.settings.schedule_at_ms.is_some_and(|t| t <= now) =>
+                {
+                    if let Err(e) = self.ctx.store.change(rec.id, Change::Begin(now)).await {
+                        tracing::warn!(campaign = rec.id, error = %e, "cannot begin a scheduled campaign");
+                    }
+                }
+                CampaignState::Running if !self.runs.contains_key(&rec.id) => self.start(&rec),
+                CampaignState::Running => {}
+                _ => {
+                    if let Some((run, _)) = self.runs.get(&rec.id) {
+                        run.stop.cancel();
+                    }
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, rec: &CampaignRecord) {
+        let Some(app) = self.ctx.apps.get(&rec.spec.app).cloned() else {
+            tracing::error!(
+                campaign = rec.id,
+                app = rec.spec.app,
+                "campaign names an app that is no longer configured"
+            );
+            return;
+        };
+        let run = Arc::new(CampaignRun::new(rec, app, &self.ctx.shutdown));
+        let first_in_process = self.replay_checked.insert(rec.id);
+        let task = tokio::spawn(run_campaign(
+            self.ctx.clone(),
+            run.clone(),
+            self.tx.clone(),
+            first_in_process,
+        ));
+        tracing::info!(campaign = rec.id, mode = ?rec.spec.mode, "campaign running");
+        self.runs.insert(rec.id, (run, task));
+    }
+
+    fn update_gauges(&self, records: &[CampaignRecord]) {
+        let m = &self.ctx.metrics;
+        for state in CampaignState::ALL {
+            let n = records.iter().filter(|r| r.state == state).count();
+            m.campaigns
+                .with_label_values(&[state.as_str()])
+                .set(n as i64);
+        }
+        let mut pending: HashMap<&str, i64> =
+            self.ctx.apps.keys().map(|a| (a.as_str(), 0)).collect();
+        for r in records.iter().filter(|r| !r.state.is_final()) {
+            let done = self.ctx.store.progress(r.id).counts.total();
+            *pending.entry(r.spec.app.as_str()).or_insert(0) +=
+                r.recipients.saturating_sub(done) as i64;
+        }
+        for (app, n) in pending {
+            m.pending_recipients.with_label_values(&[app]).set(n);
+        }
+        m.store_size_bytes.set(self.ctx.store.size_on_disk() as i64);
+    }
+
+    async fn stop_all(&mut self) {
+        for (run, _) in self.runs.values() {
+            run.stop.cancel();
+        }
+        for (_, (_, task)) in self.runs.drain() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Drives one campaign: prepares it by mode, then feeds its chunks to the shards.
+async fn run_campaign(
+    ctx: Arc<Context>,
+    run: Arc<CampaignRun>,
+    tx: mpsc::Sender<Work>,
+    first_in_process: bool,
+) {
+    match run.spec.mode {
+        Mode::App => return run_app_push(&ctx, &run).await,
+        Mode::List => {
+            if !ensure_list_task(&ctx, &run).await {
+                return;
+            }
+            if first_in_process {
+                settle_inflight(&ctx, &run).await;
+            }
+        }
+        Mode::BatchSingle | Mode::Auto => {}
+    }
+    feed(&ctx, &run, &tx).await;
+    run.wait_drained().await;
+}
+
+/// Hands every pending chunk to the shards, in order, until none is left or the run stops.
+async fn feed(ctx: &Context, run: &Arc<CampaignRun>, tx: &mpsc::Sender<Work>) {
+    let mut cursor = 0;
+    loop {
+        if run.stop.is_cancelled() {
+            return;
+        }
+        let (store, id, from) = (ctx.store.clone(), run.id, cursor);
+        let batch =
+            match tokio::task::spawn_blocking(move || store.pending_chunks(id, from, 16)).await {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => {
+                    tracing::error!(campaign = run.id, error = %e, "cannot read chunks");
+                    return;
+                }
+                Err(_) => return,
+            };
+        if batch.is_empty() {
+            return;
+        }
+        for (seq, chunk) in batch {
+            cursor = seq + 1;
+            run.outstanding.fetch_add(1, Ordering::AcqRel);
+            let work = Work {
+                run: run.clone(),
+                seq,
+                chunk,
+            };
+            tokio::select! {
+                _ = run.stop.cancelled() => return, // `work` is dropped: released
+                sent = tx.send(work) => if sent.is_err() { return },
+            }
+        }
+    }
+}
+
+async fn shard_loop(ctx: Arc<Context>, rx: Arc<Mutex<mpsc::Receiver<Work>>>) {
+    loop {
+        let work = {
+            let mut rx = rx.lock().await;
+            tokio::select! {
+                _ = ctx.shutdown.cancelled() => None,
+                w = rx.recv() => w,
+            }
+        };
+        let Some(work) = work else { return };
+        if work.run.stop.is_cancelled() {
+            continue; // paused or cancelled before it was sent: released
+        }
+        ctx.metrics.chunks_inflight.inc();
+        if let Some(counts) = send::send_chunk(&ctx, &work.run, work.seq, &work.chunk).await {
+            acknowledge(&ctx, &work.run, work.seq, counts).await;
+        }
+        ctx.metrics.chunks_inflight.dec();
+    }
+}
+
+async fn acknowledge(ctx: &Context, run: &CampaignRun, seq: u64, counts: Counts) {
+    for (result, n) in &counts.0 {
+        ctx.metrics
+            .recipients_total
+            .with_label_values(&[
+                run.app.name.as_str(),
+                run.spec.channel.as_str(),
+                result.as_str(),
+            ])
+            .inc_by(*n);
+    }
+    if let Err(e) = ctx
+        .store
+        .ack(Ack {
+            campaign: run.id,
+            seq,
+            counts,
+        })
+        .await
+    {
+        tracing::error!(campaign = run.id, seq, error = %e, "cannot record a sent chunk; it will be sent again");
+    }
+}
+
+/// Creates the campaign's list task once (a fixed request_id makes a repeat harmless).
+async fn ensure_list_task(ctx: &Context, run: &CampaignRun) -> bool {
+    if run.list_taskid.get().is_some() {
+        return true;
+    }
+    let Ok(rid) = RequestId::derive(run.id, RequestId::MAX_CHUNK, 0) else {
+        return false;
+    };
+    let msg = ListMessage {
+        request_id: Some(rid.as_str().into()),
+        group_name: run.spec.settings.group.clone(),
+        settings: run.wire_settings.clone(),
+        push_message: run.with_settings(run.spec.message.render(&|_| None)),
+        push_channel: None,
+    };
+    match send::call(ctx, run, || run.app.client.create_list_message(&msg)).await {
+        Outcome::Done(taskid) => match ctx
+            .store
+            .change(run.id, Change::SetListTask(taskid.clone()))
+            .await
+        {
+            Ok(_) => run.list_taskid.set(taskid).is_ok() || run.list_taskid.get().is_some(),
+            Err(e) => {
+                tracing::error!(campaign = run.id, error = %e, "cannot store the list task");
+                false
+            }
+        },
+        Outcome::GaveUp(r) => {
+            fail(
+                ctx,
+                run,
+                format!(
+                    "the upstream refused to create the list task ({})",
+                    r.as_str()
+                ),
+            )
+            .await;
+            false
+        }
+        Outcome::Abandoned => false,
+    }
+}
+
+/// List chunks that were in flight when the daemon last died: send again (at-least-once,
+/// counted as replayed) or record them as skipped (at-most-once).
+async fn settle_inflight(ctx: &Context, run: &CampaignRun) {
+    let seqs = match ctx.store.inflight_chunks(run.id) {
+        Ok(s) if !s.is_empty() => s,
+        _ => return,
+    };
+    let mut replayed = 0u64;
+    for seq in seqs {
+        let Ok(found) = ctx.store.pending_chunks(run.id, seq, 1) else {
+            continue;
+        };
+        let Some((_, chunk)) = found.into_iter().find(|(s, _)| *s == seq) else {
+            continue;
+        };
+        match run.spec.settings.replay {
+            Replay::AtLeastOnce => replayed += chunk.len() as u64,
+            Replay::AtMostOnce => {
+                let mut counts = Counts::default();
+                counts.add(ResultName::SkippedAfterCrash, chunk.len() as u64);
+                acknowledge(ctx, run, seq, counts).await;
+            }
+        }
+    }
+    if replayed > 0 {
+        tracing::warn!(
+            campaign = run.id,
+            replayed,
+            "re-sending list chunks that were in flight at the last stop"
+        );
+        if let Err(e) = ctx
+            .store
+            .change(run.id, Change::AddReplayed(replayed))
+            .await
+        {
+            tracing::error!(campaign = run.id, error = %e, "cannot record replayed recipients");
+        }
+    }
+}
+
+/// App campaigns: one `/push/all` or `/push/tag` call; the upstream fans out.
+async fn run_app_push(ctx: &Context, run: &CampaignRun) {
+    let Ok(rid) = RequestId::derive(run.id, RequestId::MAX_CHUNK, 1) else {
+        return;
+    };
+    let settings = Settings {
+        ttl: run.spec.settings.ttl_ms,
+        speed: run.spec.settings.speed,
+        ..Settings::default()
+    };
+    let message = run.with_settings(run.spec.message.render(&|_| None));
+    let conditions = run
+        .spec
+        .audience
+        .as_ref()
+        .map(|a| a.conditions.clone())
+        .unwrap_or_default();
+    let outcome = if conditions.is_empty() {
+        let push = Push {
+            request_id: rid.as_str().into(),
+            group_name: run.spec.settings.group.clone(),
+            audience: AllAudience,
+            settings: Some(settings),
+            push_message: message,
+            push_channel: None,
+        };
+        send::call(ctx, run, || run.app.client.push_all(&push)).await
+    } else {
+        let tag = conditions
+            .into_iter()
+            .map(|c| Condition {
+                key: c.key,
+                values: c.values,
+                opt_type: c.opt,
+            })
+            .collect();
+        let push = Push {
+            request_id: rid.as_str().into(),
+            group_name: run.spec.settings.group.clone(),
+            audience: TagAudience { tag },
+            settings: Some(settings),
+            push_message: message,
+            push_channel: None,
+        };
+        send::call(ctx, run, || run.app.client.push_tag(&push)).await
+    };
+    match outcome {
+        Outcome::Done(taskid) => {
+            if let Err(e) = ctx
+                .store
+                .change(run.id, Change::SetAppTask(taskid, now_ms()))
+                .await
+            {
+                tracing::error!(campaign = run.id, error = %e, "cannot record the app task");
+            }
+        }
+        Outcome::GaveUp(r) => {
+            fail(
+                ctx,
+                run,
+                format!("the upstream refused the app push ({})", r.as_str()),
+            )
+            .await
+        }
+        Outcome::Abandoned => {}
+    }
+}
+
+async fn fail(ctx: &Context, run: &CampaignRun, why: String) {
+    tracing::error!(campaign = run.id, reason = why, "campaign failed");
+    let _ = ctx.store.change(run.id, Change::Fail(why, now_ms())).await;
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

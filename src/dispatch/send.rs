@@ -1,0 +1,244 @@
+//! Sending one chunk: pacing, the upstream call with retries, and the per-recipient tally.
+
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::time::Instant;
+
+use super::retry::{Attempts, Verdict};
+use super::{CampaignRun, Context};
+use crate::domain::{Counts, Mode, RequestId, ResultName};
+use crate::store::Chunk;
+use crate::upstream::getui::client::{CidStatus, PushOutcome};
+use crate::upstream::getui::wire::{BatchPush, CidAudience, ListCidPush, Push, PushMessage};
+use crate::upstream::getui::{checks, GetuiError};
+
+/// How a call with retries ended.
+pub(super) enum Outcome<T> {
+    /// The upstream answered with success.
+    Done(T),
+    /// It failed for good; every recipient of the call gets this result.
+    GaveUp(ResultName),
+    /// The daemon is stopping; nothing is recorded and the chunk stays pending.
+    Abandoned,
+}
+
+/// Calls the upstream until it succeeds, fails for good, or the daemon stops.
+pub(super) async fn call<T, F, Fut>(ctx: &Context, run: &CampaignRun, mut attempt: F) -> Outcome<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, GetuiError>>,
+{
+    let mut attempts = Attempts::default();
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return Outcome::Abandoned,
+            _ = run.app.ready_for_call() => {}
+        }
+        let err = match attempt().await {
+            Ok(v) => return Outcome::Done(v),
+            Err(e) => e,
+        };
+        match attempts.after(&err, &ctx.policy, fastrand::f64()) {
+            Verdict::GiveUp(result) => {
+                tracing::warn!(campaign = run.id, error = %err, result = result.as_str(), "giving up on a call");
+                return Outcome::GaveUp(result);
+            }
+            Verdict::RetryAfter { wait, app_wide } => {
+                let reason = err.class().as_str();
+                ctx.metrics
+                    .retries_total
+                    .with_label_values(&[run.app.name.as_str(), reason])
+                    .inc();
+                tracing::debug!(campaign = run.id, error = %err, ?wait, "retrying");
+                if app_wide {
+                    run.app.pause_for(wait);
+                    continue;
+                }
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => return Outcome::Abandoned,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Waits for `n` messages' worth of the campaign's speed bucket.
+async fn pace(ctx: &Context, run: &CampaignRun, n: usize) -> bool {
+    let Some(limiter) = &run.speed else {
+        return true;
+    };
+    let Some(n) = NonZeroU32::new(n as u32) else {
+        return true;
+    };
+    let started = Instant::now();
+    tokio::select! {
+        _ = ctx.shutdown.cancelled() => return false,
+        r = limiter.until_n_ready(n) => {
+            // `n` never exceeds the burst (parts are cut to it), so this cannot fail.
+            if r.is_err() {
+                tracing::error!(campaign = run.id, "chunk part larger than the speed burst");
+            }
+        }
+    }
+    ctx.metrics
+        .waited(&run.app.name, "campaign_speed", started.elapsed());
+    true
+}
+
+/// Sends a chunk by the campaign's mode; `None` when abandoned at shutdown.
+pub(super) async fn send_chunk(
+    ctx: &Context,
+    run: &CampaignRun,
+    seq: u64,
+    chunk: &Chunk,
+) -> Option<Counts> {
+    match run.spec.mode {
+        Mode::BatchSingle => send_batch(ctx, run, seq, chunk).await,
+        _ => send_list(ctx, run, seq, chunk).await,
+    }
+}
+
+async fn send_list(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -> Option<Counts> {
+    let taskid = run.list_taskid.get()?;
+    let ids: Vec<String> = (0..chunk.len()).map(|i| chunk.cid(i).to_string()).collect();
+    let mut counts = Counts::default();
+    let mut marked = false;
+    for part in ids.chunks(run.part_size) {
+        if !pace(ctx, run, part.len()).await {
+            return None;
+        }
+        if !marked {
+            // Durable before the first byte leaves: after a crash this chunk counts as maybe-sent.
+            if let Err(e) = ctx.store.mark_inflight(run.id, seq).await {
+                tracing::error!(campaign = run.id, error = %e, "cannot mark a chunk in flight");
+                return None;
+            }
+            marked = true;
+        }
+        let push = ListCidPush {
+            audience: CidAudience {
+                cid: part.iter().map(|s| s.as_str().into()).collect(),
+            },
+            taskid: taskid.as_str().into(),
+            is_async: false,
+        };
+        match call(ctx, run, || run.app.client.push_list_cid(&push)).await {
+            Outcome::Done(outcome) => tally(&mut counts, part.iter().map(String::as_str), &outcome),
+            Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
+            Outcome::Abandoned => return None,
+        }
+    }
+    Some(counts)
+}
+
+async fn send_batch(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -> Option<Counts> {
+    let mut counts = Counts::default();
+    let mut messages = Vec::with_capacity(chunk.len());
+    for i in 0..chunk.len() {
+        let vars = chunk.vars_of(i);
+        let lookup = |k: &str| {
+            vars.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        };
+        let msg = run.with_settings(run.spec.message.render(&lookup));
+        // A rendered copy can outgrow a limit its template met: that recipient alone fails.
+        if checks::check_push_message(&msg).is_err() {
+            counts.add(ResultName::ParamInvalid, 1);
+            continue;
+        }
+        let Ok(request_id) = RequestId::derive(run.id, seq, i as u8) else {
+            counts.add(ResultName::Failed, 1);
+            continue;
+        };
+        messages.push((chunk.cid(i).to_string(), request_id, msg));
+    }
+    for part in messages.chunks(run.part_size) {
+        if !pace(ctx, run, part.len()).await {
+            return None;
+        }
+        let batch = BatchPush {
+            is_async: false,
+            msg_list: part
+                .iter()
+                .map(|(cid, rid, msg)| Push {
+                    request_id: rid.as_str().into(),
+                    group_name: run.spec.settings.group.clone(),
+                    audience: CidAudience {
+                        cid: vec![cid.as_str().into()],
+                    },
+                    settings: run.wire_settings.clone(),
+                    push_message: msg.clone(),
+                    push_channel: None,
+                })
+                .collect(),
+        };
+        match call(ctx, run, || run.app.client.push_single_batch_cid(&batch)).await {
+            Outcome::Done(outcome) => tally(
+                &mut counts,
+                part.iter().map(|(c, _, _)| c.as_str()),
+                &outcome,
+            ),
+            Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
+            Outcome::Abandoned => return None,
+        }
+    }
+    Some(counts)
+}
+
+/// Counts each recipient by the status the answer gave it; one the answer left out was not a
+/// valid target.
+fn tally<'a>(counts: &mut Counts, cids: impl Iterator<Item = &'a str>, outcome: &PushOutcome) {
+    let single_task = (outcome.tasks.len() == 1)
+        .then(|| outcome.tasks.values().next())
+        .flatten();
+    for cid in cids {
+        let status = match single_task {
+            Some(m) => m.get(cid).map(|s| CidStatus::parse(s)),
+            None => outcome.status_of(cid),
+        };
+        counts.add(result_of(status), 1);
+    }
+}
+
+fn result_of(status: Option<CidStatus>) -> ResultName {
+    match status {
+        Some(CidStatus::SuccessedOnline) => ResultName::SuccessedOnline,
+        Some(CidStatus::SuccessedOffline) => ResultName::SuccessedOffline,
+        Some(CidStatus::SuccessedIgnore) => ResultName::SuccessedIgnore,
+        Some(CidStatus::Other(_)) => ResultName::SuccessedUnknown,
+        None => ResultName::TargetInvalid,
+    }
+}
+
+/// Applies the campaign's network setting to a rendered message.
+pub(super) fn with_network(mut msg: PushMessage, wifi_only: bool) -> PushMessage {
+    if wifi_only {
+        msg.network_type = Some(1);
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn tally_counts_each_status_and_missing_ids() {
+        let mut m = BTreeMap::new();
+        m.insert("a".to_owned(), "successed_online".to_owned());
+        m.insert("b".to_owned(), "successed_ignore".to_owned());
+        m.insert("c".to_owned(), "something_new".to_owned());
+        let outcome = PushOutcome {
+            tasks: BTreeMap::from([("t".to_owned(), m)]),
+        };
+        let mut counts = Counts::default();
+        tally(&mut counts, ["a", "b", "c", "d"].into_iter(), &outcome);
+        assert_eq!(counts.get(ResultName::SuccessedOnline), 1);
+        assert_eq!(counts.get(ResultName::SuccessedIgnore), 1);
+        assert_eq!(counts.get(ResultName::SuccessedUnknown), 1);
+        assert_eq!(counts.get(ResultName::TargetInvalid), 1);
+    }
+}

@@ -1,0 +1,126 @@
+//! The control API's JSON shapes, shared by the server (`api`) and its client (`client`).
+//! Plain data; no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A campaign as the API shows it (`GET /v1/campaigns/{id}`, and the answer to create and to
+/// every state change).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignView {
+    /// Campaign id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// App name.
+    pub app: String,
+    /// Channel.
+    pub channel: String,
+    /// Send mode (`list`, `batch_single`, `app`).
+    pub mode: String,
+    /// Lifecycle state.
+    pub state: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339, once started.
+    pub started_at: Option<String>,
+    /// RFC 3339, once final.
+    pub finished_at: Option<String>,
+    /// RFC 3339, when scheduled.
+    pub schedule_at: Option<String>,
+    /// Speed, messages/s.
+    pub speed: Option<u32>,
+    /// Task group.
+    pub group: Option<String>,
+    /// Upload totals.
+    pub recipients: RecipientTotals,
+    /// Sending progress.
+    pub progress: ProgressView,
+    /// Getui task of a list or app campaign.
+    pub taskid: Option<String>,
+    /// Why it failed.
+    pub failure: Option<String>,
+}
+
+/// What uploads brought in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientTotals {
+    /// Recipients accepted.
+    pub total: u64,
+    /// Lines dropped as duplicates.
+    pub duplicates: u64,
+    /// Lines refused.
+    pub rejected: u64,
+}
+
+/// How far sending has come.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgressView {
+    /// Recipients with a result.
+    pub sent: u64,
+    /// Recipients without one yet (not counting those a cancel dropped).
+    pub pending: u64,
+    /// Recipients never sent because the campaign was cancelled.
+    pub not_sent: u64,
+    /// Recipients per result name.
+    pub results: BTreeMap<String, u64>,
+    /// Recent rate, recipients/s.
+    pub rate_per_sec: f64,
+    /// Seconds to go at that rate.
+    pub eta_seconds: Option<u64>,
+    /// Recipients of list chunks sent again after a crash (possible duplicates).
+    pub replayed: u64,
+}
+
+/// The answer to an upload.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadView {
+    /// Recipients added.
+    pub accepted: u64,
+    /// Lines dropped as duplicates of earlier recipients.
+    pub duplicates: u64,
+    /// Lines refused.
+    pub rejected: u64,
+    /// The first refused lines and why.
+    pub first_rejected: Vec<RejectedLine>,
+    /// Recipients of the campaign after this upload.
+    pub campaign_total: u64,
+}
+
+/// One refused upload line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedLine {
+    /// 1-based line number.
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// A campaign's report (`GET /v1/campaigns/{id}/report`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportView {
+    /// The campaign.
+    pub campaign: CampaignView,
+    /// Seconds from start to finish (or to now).
+    pub duration_seconds: f64,
+    /// Recipients with a result per second of that duration.
+    pub recipients_per_sec: f64,
+    /// Recipients that reached a result, per result name.
+    pub results: BTreeMap<String, u64>,
+    /// Of those, the ones the upstream accepted.
+    pub delivered: u64,
+    /// Of those, the ones that failed.
+    pub failed: u64,
+}
+
+/// A task group's campaigns side by side (`GET /v1/groups/{group}/report`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupReportView {
+    /// The group.
+    pub group: String,
+    /// Its campaigns.
+    pub campaigns: Vec<ReportView>,
+    /// Results of all of them added up.
+    pub results: BTreeMap<String, u64>,
+}
