@@ -15,9 +15,7 @@ use campaignd::upstream::http::PoolSettings;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn cids(n: u64) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("{:016x}{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i))
-        .collect()
+    (0..n).map(|i| format!("{:016x}{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i)).collect()
 }
 
 fn note() -> PushMessage {
@@ -34,13 +32,8 @@ fn note() -> PushMessage {
 
 fn setup(rt: &tokio::runtime::Runtime) -> GetuiClient {
     rt.block_on(async {
-        let config = SimConfig {
-            limits: Limits::unlimited(),
-            ..SimConfig::default()
-        };
-        let sim = Simulator::bind("127.0.0.1:0".parse().unwrap(), config)
-            .await
-            .unwrap();
+        let config = SimConfig { limits: Limits::unlimited(), ..SimConfig::default() };
+        let sim = Simulator::bind("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
         let base_url = sim.getui_base_url();
         // The simulator lives as long as the benchmark process.
         std::mem::forget(sim.spawn());
@@ -58,19 +51,10 @@ fn setup(rt: &tokio::runtime::Runtime) -> GetuiClient {
 }
 
 fn simulator_handling(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let client = setup(&rt);
-    let msg = ListMessage {
-        request_id: None,
-        group_name: None,
-        settings: None,
-        push_message: note(),
-        push_channel: None,
-    };
+    let msg =
+        ListMessage { request_id: None, group_name: None, settings: None, push_message: note(), push_channel: None };
     let taskid = rt.block_on(client.create_list_message(&msg)).unwrap();
     let ids = cids(1000);
     let seq = AtomicU64::new(0);
@@ -80,9 +64,7 @@ fn simulator_handling(c: &mut Criterion) {
     g.bench_function("list_push_1000_cids", |b| {
         b.to_async(&rt).iter(|| async {
             let push = ListCidPush {
-                audience: CidAudience {
-                    cid: ids.iter().map(|s| s.as_str().into()).collect(),
-                },
+                audience: CidAudience { cid: ids.iter().map(|s| s.as_str().into()).collect() },
                 taskid: taskid.as_str().into(),
                 is_async: false,
             };
@@ -95,13 +77,10 @@ fn simulator_handling(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let tasks: Vec<_> = (0..8)
                 .map(|_| {
-                    let (client, taskid, ids) =
-                        (client.clone(), taskid.clone(), shared_ids.clone());
+                    let (client, taskid, ids) = (client.clone(), taskid.clone(), shared_ids.clone());
                     tokio::spawn(async move {
                         let push = ListCidPush {
-                            audience: CidAudience {
-                                cid: ids.iter().map(|s| s.as_str().into()).collect(),
-                            },
+                            audience: CidAudience { cid: ids.iter().map(|s| s.as_str().into()).collect() },
                             taskid: taskid.as_str().into(),
                             is_async: false,
                         };
@@ -126,9 +105,7 @@ fn simulator_handling(c: &mut Criterion) {
                     .map(|(i, cid)| Push {
                         request_id: format!("{n:012x}-0000000000-{i:02x}").into(),
                         group_name: None,
-                        audience: CidAudience {
-                            cid: vec![cid.as_str().into()],
-                        },
+                        audience: CidAudience { cid: vec![cid.as_str().into()] },
                         settings: None,
                         push_message: note(),
                         push_channel: None,

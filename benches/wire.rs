@@ -8,9 +8,7 @@ use campaignd::upstream::getui::wire::{
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 fn cids(n: u64) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("{:016x}{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i))
-        .collect()
+    (0..n).map(|i| format!("{:016x}{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i)).collect()
 }
 
 fn message(i: u64) -> PushMessage {
@@ -29,9 +27,7 @@ fn message(i: u64) -> PushMessage {
 fn list_push(c: &mut Criterion) {
     let ids = cids(1000);
     let push = ListCidPush {
-        audience: CidAudience {
-            cid: ids.iter().map(|s| s.as_str().into()).collect(),
-        },
+        audience: CidAudience { cid: ids.iter().map(|s| s.as_str().into()).collect() },
         taskid: "RASL-0000000001".into(),
         is_async: false,
     };
@@ -47,22 +43,14 @@ fn list_push(c: &mut Criterion) {
         })
     });
     g.bench_function("decode", |b| {
-        b.iter(|| {
-            serde_json::from_slice::<ListCidPush>(&encoded)
-                .unwrap()
-                .audience
-                .cid
-                .len()
-        })
+        b.iter(|| serde_json::from_slice::<ListCidPush>(&encoded).unwrap().audience.cid.len())
     });
     g.bench_function("build_and_encode_from_ids", |b| {
         b.iter_batched(
             || Vec::with_capacity(encoded.len()),
             |mut buf| {
                 let push = ListCidPush {
-                    audience: CidAudience {
-                        cid: ids.iter().map(|s| s.as_str().into()).collect(),
-                    },
+                    audience: CidAudience { cid: ids.iter().map(|s| s.as_str().into()).collect() },
                     taskid: "RASL-0000000001".into(),
                     is_async: false,
                 };
@@ -85,13 +73,8 @@ fn batch_push(c: &mut Criterion) {
             .map(|(i, cid)| Push {
                 request_id: format!("000000000001-0000000001-{i:02x}").into(),
                 group_name: None,
-                audience: CidAudience {
-                    cid: vec![cid.as_str().into()],
-                },
-                settings: Some(Settings {
-                    ttl: Some(7_200_000),
-                    ..Settings::default()
-                }),
+                audience: CidAudience { cid: vec![cid.as_str().into()] },
+                settings: Some(Settings { ttl: Some(7_200_000), ..Settings::default() }),
                 push_message: message(i as u64),
                 push_channel: None,
             })
@@ -108,14 +91,7 @@ fn batch_push(c: &mut Criterion) {
             buf.len()
         })
     });
-    g.bench_function("decode", |b| {
-        b.iter(|| {
-            serde_json::from_slice::<BatchPush>(&encoded)
-                .unwrap()
-                .msg_list
-                .len()
-        })
-    });
+    g.bench_function("decode", |b| b.iter(|| serde_json::from_slice::<BatchPush>(&encoded).unwrap().msg_list.len()));
     g.finish();
 }
 

@@ -49,10 +49,7 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        problem: problem.into(),
-    }
+    ConfigError::Invalid { key: key.into(), problem: problem.into() }
 }
 
 /// The whole configuration file.
@@ -164,9 +161,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            level: default_log_level(),
-        }
+        LogConfig { level: default_log_level() }
     }
 }
 
@@ -245,19 +240,14 @@ fn default_refresh_margin() -> u64 {
 impl Config {
     /// Reads, parses and validates a file, resolving secrets from the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         Self::from_toml(&text, path)
     }
 
     /// Parses and validates TOML text; `path` is only used in messages.
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
         config.validate()?;
         Ok(config)
     }
@@ -280,28 +270,19 @@ impl Config {
     fn validate_sections(&self) -> Result<(), ConfigError> {
         let d = &self.dispatch;
         if !(1..=256).contains(&d.shards) {
-            return Err(invalid(
-                "dispatch.shards",
-                format!("{} is outside 1..=256", d.shards),
-            ));
+            return Err(invalid("dispatch.shards", format!("{} is outside 1..=256", d.shards)));
         }
         if !(1..=1000).contains(&d.chunk_size) {
             return Err(invalid(
                 "dispatch.chunk_size",
-                format!(
-                    "{} is outside 1..=1000 (Getui takes at most 1000 cids a call)",
-                    d.chunk_size
-                ),
+                format!("{} is outside 1..=1000 (Getui takes at most 1000 cids a call)", d.chunk_size),
             ));
         }
         if d.max_attempts == 0 {
             return Err(invalid("dispatch.max_attempts", "must be at least 1"));
         }
         if !(10..=60_000).contains(&d.poll_interval_ms) {
-            return Err(invalid(
-                "dispatch.poll_interval_ms",
-                "must be within 10..=60000",
-            ));
+            return Err(invalid("dispatch.poll_interval_ms", "must be within 10..=60000"));
         }
         if !(8..=65_536).contains(&self.store.cache_mb) {
             return Err(invalid("store.cache_mb", "must be within 8..=65536"));
@@ -319,28 +300,18 @@ impl Config {
             }
         }
         if self.api.tokens_env.is_none() && self.api.dev_token.is_none() {
-            return Err(invalid(
-                "api.tokens_env",
-                "name the environment variable that holds the API tokens",
-            ));
+            return Err(invalid("api.tokens_env", "name the environment variable that holds the API tokens"));
         }
         Ok(())
     }
 
     /// The accepted API tokens: from the named variable (comma-separated) when set, else the
     /// development token.
-    pub fn api_tokens(
-        &self,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Vec<Secret>, ConfigError> {
+    pub fn api_tokens(&self, env: impl Fn(&str) -> Option<String>) -> Result<Vec<Secret>, ConfigError> {
         if let Some(var) = &self.api.tokens_env {
             if let Some(v) = env(var) {
-                let tokens: Vec<Secret> = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(Secret::new)
-                    .collect();
+                let tokens: Vec<Secret> =
+                    v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(Secret::new).collect();
                 if tokens.iter().any(|t| t.expose().len() < 16) {
                     return Err(invalid(
                         "api.tokens_env",
@@ -354,7 +325,10 @@ impl Config {
         }
         match (&self.api.dev_token, &self.api.tokens_env) {
             (Some(dev), _) => Ok(vec![Secret::new(dev.clone())]),
-            (None, Some(var)) => Err(invalid("api.tokens_env", format!("environment variable {var} is not set; export it with one or more comma-separated tokens"))),
+            (None, Some(var)) => Err(invalid(
+                "api.tokens_env",
+                format!("environment variable {var} is not set; export it with one or more comma-separated tokens"),
+            )),
             (None, None) => Err(invalid("api.tokens_env", "missing")),
         }
     }
@@ -371,14 +345,9 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<GetuiSettings, ConfigError> {
         let known = || self.apps.keys().cloned().collect::<Vec<_>>().join(", ");
-        let app = self
-            .apps
-            .get(name)
-            .ok_or_else(|| invalid("apps", format!("no app named {name:?}; known: {}", known())))?;
-        let g = app
-            .getui
-            .as_ref()
-            .ok_or_else(|| invalid(format!("apps.{name}.getui"), "missing"))?;
+        let app =
+            self.apps.get(name).ok_or_else(|| invalid("apps", format!("no app named {name:?}; known: {}", known())))?;
+        let g = app.getui.as_ref().ok_or_else(|| invalid(format!("apps.{name}.getui"), "missing"))?;
         Ok(GetuiSettings {
             base_url: g.base_url.clone(),
             app_id: g.app_id.clone(),
@@ -396,10 +365,7 @@ impl Config {
 
     /// Checks that every app's secret can be resolved now, so a missing variable stops the
     /// daemon at start rather than at the first send.
-    pub fn check_secrets(
-        &self,
-        env: impl Fn(&str) -> Option<String> + Copy,
-    ) -> Result<(), ConfigError> {
+    pub fn check_secrets(&self, env: impl Fn(&str) -> Option<String> + Copy) -> Result<(), ConfigError> {
         for name in self.apps.keys() {
             self.getui_settings_with_env(name, env)?;
         }
@@ -413,16 +379,11 @@ fn validate_app_name(name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 32
         && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(invalid(
-            format!("apps.{name}"),
-            "app names are 1-32 of a-z, 0-9, '_' and '-', starting with a letter",
-        ))
+        Err(invalid(format!("apps.{name}"), "app names are 1-32 of a-z, 0-9, '_' and '-', starting with a letter"))
     }
 }
 
@@ -442,35 +403,22 @@ impl GetuiAppConfig {
     fn validate(&self, app: &str) -> Result<(), ConfigError> {
         let key = |k: &str| format!("apps.{app}.getui.{k}");
         let url = &self.base_url;
-        if !(url.starts_with("https://") || url.starts_with("http://"))
-            || url.parse::<hyper::Uri>().is_err()
-        {
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.parse::<hyper::Uri>().is_err() {
             return Err(invalid(
                 key("base_url"),
-                format!(
-                    "{url:?} is not an http(s) URL; the real one is https://restapi.getui.com/v2"
-                ),
+                format!("{url:?} is not an http(s) URL; the real one is https://restapi.getui.com/v2"),
             ));
         }
         if url.starts_with("http://") && !is_loopback_url(url) {
-            return Err(invalid(
-                key("base_url"),
-                "plain http is only allowed to a loopback simulator; use https",
-            ));
+            return Err(invalid(key("base_url"), "plain http is only allowed to a loopback simulator; use https"));
         }
         for (k, v) in [("app_id", &self.app_id), ("app_key", &self.app_key)] {
             if v.trim().is_empty() || v.contains('/') {
-                return Err(invalid(
-                    key(k),
-                    "must be the non-empty value from the Getui console",
-                ));
+                return Err(invalid(key(k), "must be the non-empty value from the Getui console"));
             }
         }
         if self.master_secret_env.is_none() && self.dev_master_secret.is_none() {
-            return Err(invalid(
-                key("master_secret_env"),
-                "name the environment variable that holds the MasterSecret",
-            ));
+            return Err(invalid(key("master_secret_env"), "name the environment variable that holds the MasterSecret"));
         }
         if let Some(dev) = &self.dev_master_secret {
             if dev != DEV_MASTER_SECRET {
@@ -481,10 +429,8 @@ impl GetuiAppConfig {
                 ));
             }
         }
-        for (k, v) in [
-            ("connect_timeout_ms", self.connect_timeout_ms),
-            ("request_timeout_ms", self.request_timeout_ms),
-        ] {
+        for (k, v) in [("connect_timeout_ms", self.connect_timeout_ms), ("request_timeout_ms", self.request_timeout_ms)]
+        {
             if !(1..=600_000).contains(&v) {
                 return Err(invalid(key(k), format!("{v} is outside 1..=600000 ms")));
             }
@@ -496,11 +442,7 @@ impl GetuiAppConfig {
     }
 
     /// The MasterSecret: from the named variable if it is set, else the development default.
-    fn master_secret(
-        &self,
-        app: &str,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Secret, ConfigError> {
+    fn master_secret(&self, app: &str, env: impl Fn(&str) -> Option<String>) -> Result<Secret, ConfigError> {
         if let Some(var) = &self.master_secret_env {
             if let Some(value) = env(var).filter(|v| !v.is_empty()) {
                 return Ok(Secret::new(value));
@@ -510,14 +452,9 @@ impl GetuiAppConfig {
             (Some(dev), _) => Ok(Secret::new(dev.clone())),
             (None, Some(var)) => Err(invalid(
                 format!("apps.{app}.getui.master_secret_env"),
-                format!(
-                    "environment variable {var} is not set; export it with the app's MasterSecret"
-                ),
+                format!("environment variable {var} is not set; export it with the app's MasterSecret"),
             )),
-            (None, None) => Err(invalid(
-                format!("apps.{app}.getui.master_secret_env"),
-                "missing",
-            )),
+            (None, None) => Err(invalid(format!("apps.{app}.getui.master_secret_env"), "missing")),
         }
     }
 }
@@ -550,9 +487,7 @@ mod tests {
     #[test]
     fn environment_secret_wins() {
         let cfg = parse(SHIPPED).unwrap();
-        let s = cfg
-            .getui_settings_with_env("main", |_| Some("from-env".into()))
-            .unwrap();
+        let s = cfg.getui_settings_with_env("main", |_| Some("from-env".into())).unwrap();
         assert_eq!(s.master_secret.expose(), "from-env");
         assert!(!format!("{s:?}").contains("from-env"));
     }
@@ -566,10 +501,8 @@ mod tests {
 
     #[test]
     fn inline_real_secret_is_refused() {
-        let text = SHIPPED.replace(
-            &format!("dev_master_secret = \"{DEV_MASTER_SECRET}\""),
-            "dev_master_secret = \"a-real-secret\"",
-        );
+        let text = SHIPPED
+            .replace(&format!("dev_master_secret = \"{DEV_MASTER_SECRET}\""), "dev_master_secret = \"a-real-secret\"");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("apps.main.getui.dev_master_secret"), "{err}");
     }
@@ -578,34 +511,20 @@ mod tests {
     fn missing_env_secret_names_the_variable() {
         let text = SHIPPED.replace(&format!("dev_master_secret = \"{DEV_MASTER_SECRET}\""), "");
         let cfg = parse(&text).unwrap();
-        let err = cfg
-            .getui_settings_with_env("main", |_| None)
-            .unwrap_err()
-            .to_string();
+        let err = cfg.getui_settings_with_env("main", |_| None).unwrap_err().to_string();
         assert!(err.contains("CAMPAIGND_MAIN_MASTER_SECRET"), "{err}");
     }
 
     #[test]
     fn bad_values_name_their_key() {
         let cases = [
+            (SHIPPED.replace("http://127.0.0.1:8781/v2", "ftp://x"), "apps.main.getui.base_url"),
+            (SHIPPED.replace("http://127.0.0.1:8781/v2", "http://push.example.com/v2"), "apps.main.getui.base_url"),
             (
-                SHIPPED.replace("http://127.0.0.1:8781/v2", "ftp://x"),
-                "apps.main.getui.base_url",
-            ),
-            (
-                SHIPPED.replace("http://127.0.0.1:8781/v2", "http://push.example.com/v2"),
-                "apps.main.getui.base_url",
-            ),
-            (
-                SHIPPED
-                    .replace("[apps.main]", "[apps.Main]")
-                    .replace("[apps.main.getui]", "[apps.Main.getui]"),
+                SHIPPED.replace("[apps.main]", "[apps.Main]").replace("[apps.main.getui]", "[apps.Main.getui]"),
                 "apps.Main",
             ),
-            (
-                SHIPPED.replace("request_timeout_ms = 10000", "request_timeout_ms = 0"),
-                "request_timeout_ms",
-            ),
+            (SHIPPED.replace("request_timeout_ms = 10000", "request_timeout_ms = 0"), "request_timeout_ms"),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();

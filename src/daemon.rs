@@ -53,10 +53,7 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the store, builds the clients and binds the listener (port 0 picks a free port).
     /// Secrets are read through `env`.
-    pub async fn build(
-        config: &Config,
-        env: impl Fn(&str) -> Option<String> + Copy,
-    ) -> Result<Daemon, DaemonError> {
+    pub async fn build(config: &Config, env: impl Fn(&str) -> Option<String> + Copy) -> Result<Daemon, DaemonError> {
         let tokens = config.api_tokens(env)?;
         let metrics = Arc::new(Metrics::new());
         let mut apps = Vec::new();
@@ -64,12 +61,7 @@ impl Daemon {
             let settings = config.getui_settings_with_env(name, env)?;
             let observer = Arc::new(UpstreamObserver::new(name, metrics.clone()));
             let client = GetuiClient::with_observer(settings, Some(observer))?;
-            apps.push(Arc::new(AppSender::new(
-                name,
-                client,
-                app.calls_per_second,
-                metrics.clone(),
-            )));
+            apps.push(Arc::new(AppSender::new(name, client, app.calls_per_second, metrics.clone())));
         }
         let store = SledStore::open(&StoreSettings {
             path: config.store.path.clone(),
@@ -80,43 +72,16 @@ impl Daemon {
         let settings = DispatchSettings {
             shards: d.shards,
             poll_interval: Duration::from_millis(d.poll_interval_ms),
-            retry: RetryPolicy {
-                max_attempts: d.max_attempts,
-                ..RetryPolicy::default()
-            },
+            retry: RetryPolicy { max_attempts: d.max_attempts, ..RetryPolicy::default() },
         };
         let dyn_store: Arc<dyn Store> = store.clone();
-        let dispatcher = Dispatcher::new(
-            dyn_store.clone(),
-            apps,
-            metrics.clone(),
-            settings,
-            shutdown.clone(),
-        );
+        let dispatcher = Dispatcher::new(dyn_store.clone(), apps, metrics.clone(), settings, shutdown.clone());
         let app_names: HashSet<String> = config.apps.keys().cloned().collect();
-        let api = Arc::new(ApiState::new(
-            dyn_store,
-            metrics,
-            &tokens,
-            app_names,
-            dispatcher.waker(),
-            d.chunk_size,
-        ));
+        let api = Arc::new(ApiState::new(dyn_store, metrics, &tokens, app_names, dispatcher.waker(), d.chunk_size));
         let addr = config.server.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| DaemonError::Bind { addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| DaemonError::Bind { addr, source })?;
-        Ok(Daemon {
-            listener,
-            addr,
-            store,
-            dispatcher,
-            api,
-            shutdown,
-        })
+        let listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| DaemonError::Bind { addr, source })?;
+        Ok(Daemon { listener, addr, store, dispatcher, api, shutdown })
     }
 
     /// The address the API listens on.
@@ -133,12 +98,8 @@ impl Daemon {
     pub async fn run(self) -> Result<(), DaemonError> {
         let dispatcher = tokio::spawn(self.dispatcher.run());
         let api = self.api.clone();
-        crate::serve::serve(
-            self.listener,
-            move |req, peer| api::handle(api.clone(), req, peer),
-            self.shutdown.clone(),
-        )
-        .await;
+        crate::serve::serve(self.listener, move |req, peer| api::handle(api.clone(), req, peer), self.shutdown.clone())
+            .await;
         let _ = dispatcher.await;
         self.store.flush().await?;
         self.store.close().await?;

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;

@@ -7,22 +7,18 @@
 use std::time::Duration;
 
 use prometheus::{
-    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::upstream::getui::client::CallObserver;
 
 /// Upstream latency buckets, 1 ms … 30 s.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+const LATENCY_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Getui codes that get their own label value; any other is counted as `other`.
 const KNOWN_CODES: [i64; 36] = [
-    0, 1, 2, 301, 400, 401, 403, 404, 405, 408, 429, 500, 502, 503, 504, 5000, 10001, 10002, 10003,
-    10004, 10005, 20001, 22001, 22002, 23001, 30001, 30002, 30003, 30004, 30007, 30008, 30009,
-    30010, 30014, 30015, 30019,
+    0, 1, 2, 301, 400, 401, 403, 404, 405, 408, 429, 500, 502, 503, 504, 5000, 10001, 10002, 10003, 10004, 10005,
+    20001, 22001, 22002, 23001, 30001, 30002, 30003, 30004, 30007, 30008, 30009, 30010, 30014, 30015, 30019,
 ];
 
 /// The daemon's metrics.
@@ -113,9 +109,7 @@ impl Metrics {
             let _ = self.registry.register(c);
         }
         #[cfg(target_os = "linux")]
-        let _ = self.registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ));
+        let _ = self.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
     }
 
     /// The text exposition format for `GET /metrics`.
@@ -128,9 +122,7 @@ impl Metrics {
     /// Adds waiting time to `rate_limited_seconds_total{app, limiter}`.
     pub fn waited(&self, app: &str, limiter: &str, d: Duration) {
         if !d.is_zero() {
-            self.rate_limited_seconds_total
-                .with_label_values(&[app, limiter])
-                .inc_by(d.as_secs_f64());
+            self.rate_limited_seconds_total.with_label_values(&[app, limiter]).inc_by(d.as_secs_f64());
         }
     }
 }
@@ -139,11 +131,7 @@ impl Metrics {
     #[cfg(test)]
     fn collect_series(&self) -> usize {
         use prometheus::core::Collector;
-        self.upstream_requests_total
-            .collect()
-            .iter()
-            .map(|f| f.get_metric().len())
-            .sum()
+        self.upstream_requests_total.collect().iter().map(|f| f.get_metric().len()).sum()
     }
 }
 
@@ -171,20 +159,14 @@ pub struct UpstreamObserver {
 impl UpstreamObserver {
     /// An observer labelling everything with `app`.
     pub fn new(app: &str, metrics: std::sync::Arc<Metrics>) -> Self {
-        UpstreamObserver {
-            app: app.to_owned(),
-            metrics,
-        }
+        UpstreamObserver { app: app.to_owned(), metrics }
     }
 }
 
 impl CallObserver for UpstreamObserver {
     fn observe(&self, endpoint: &'static str, code: i64, elapsed: Duration) {
         let code = code_label(code);
-        self.metrics
-            .upstream_requests_total
-            .with_label_values(&[self.app.as_str(), endpoint, code.as_str()])
-            .inc();
+        self.metrics.upstream_requests_total.with_label_values(&[self.app.as_str(), endpoint, code.as_str()]).inc();
         self.metrics
             .upstream_request_duration_seconds
             .with_label_values(&[self.app.as_str(), endpoint])
@@ -202,15 +184,14 @@ mod tests {
         let obs = UpstreamObserver::new("main", m.clone());
         obs.observe("POST /push/list/cid", 0, Duration::from_millis(3));
         obs.observe("POST /push/list/cid", 123_456, Duration::from_millis(3));
-        m.recipients_total
-            .with_label_values(&["main", "getui", "successed_online"])
-            .inc_by(5);
+        m.recipients_total.with_label_values(&["main", "getui", "successed_online"]).inc_by(5);
         let text = String::from_utf8(m.render()).unwrap();
-        assert!(text.contains(r#"campaignd_upstream_requests_total{app="main",code="0",endpoint="POST /push/list/cid"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"campaignd_upstream_requests_total{app="main",code="0",endpoint="POST /push/list/cid"} 1"#),
+            "{text}"
+        );
         assert!(text.contains(r#"code="other""#));
-        assert!(text.contains(
-            r#"campaignd_recipients_total{app="main",channel="getui",result="successed_online"} 5"#
-        ));
+        assert!(text.contains(r#"campaignd_recipients_total{app="main",channel="getui",result="successed_online"} 5"#));
         assert!(text.contains("campaignd_upstream_request_duration_seconds_bucket"));
     }
 
@@ -221,12 +202,7 @@ mod tests {
         // endpoint labels start with an upper-case HTTP method, so the boundary is unambiguous.
         let m = std::sync::Arc::new(Metrics::new());
         let apps = ["p", "po", "post", "postpost", "get"];
-        let endpoints = [
-            "POST /auth",
-            "POST /push/list/cid",
-            "GET /report/push/task",
-            "DELETE /task",
-        ];
+        let endpoints = ["POST /auth", "POST /push/list/cid", "GET /report/push/task", "DELETE /task"];
         for app in apps {
             for ep in endpoints {
                 UpstreamObserver::new(app, m.clone()).observe(ep, 0, Duration::ZERO);

@@ -10,11 +10,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_campaignd");
 const SHIPPED: &str = include_str!("../config/campaignd.toml");
 
 fn campaignd(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("CAMPAIGND_MAIN_MASTER_SECRET")
-        .output()
-        .expect("run campaignd")
+    Command::new(BIN).args(args).env_remove("CAMPAIGND_MAIN_MASTER_SECRET").output().expect("run campaignd")
 }
 
 /// Kills the child when the test ends, pass or fail.
@@ -44,43 +40,27 @@ fn start_simulator() -> (Reaped, String) {
             }
         }
     });
-    let url = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("simulator printed its base_url");
+    let url = rx.recv_timeout(Duration::from_secs(20)).expect("simulator printed its base_url");
     (Reaped(child), url)
 }
 
 #[test]
 fn shipped_config_checks_out() {
     let out = campaignd(&["check-config", "--config", "config/campaignd.toml"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("app main: getui http://127.0.0.1:8781/v2"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("app main: getui http://127.0.0.1:8781/v2"), "{stdout}");
 }
 
 #[test]
 fn invalid_config_names_the_key_and_exits_78() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(
-        &path,
-        SHIPPED.replace("request_timeout_ms = 10000", "request_timeout_ms = 0"),
-    )
-    .unwrap();
+    std::fs::write(&path, SHIPPED.replace("request_timeout_ms = 10000", "request_timeout_ms = 0")).unwrap();
     let out = campaignd(&["check-config", "--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("apps.main.getui.request_timeout_ms"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("apps.main.getui.request_timeout_ms"), "{stderr}");
 
     std::fs::write(&path, SHIPPED.replace("[log]", "[log]\nverbose = true")).unwrap();
     let out = campaignd(&["check-config", "--config", path.to_str().unwrap()]);
@@ -97,10 +77,7 @@ fn verbs_of_later_releases_say_so_and_fail() {
     for args in [&["serve"][..], &["demo"], &["campaign", "list"]] {
         let out = campaignd(args);
         assert_eq!(out.status.code(), Some(69), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("not built yet"),
-            "{args:?}"
-        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"), "{args:?}");
     }
 }
 
@@ -108,22 +85,12 @@ fn verbs_of_later_releases_say_so_and_fail() {
 fn help_lists_every_verb() {
     let out = campaignd(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
-    for verb in [
-        "serve",
-        "demo",
-        "simulate",
-        "probe",
-        "check-config",
-        "campaign",
-    ] {
+    for verb in ["serve", "demo", "simulate", "probe", "check-config", "campaign"] {
         assert!(help.contains(verb), "{verb} missing from --help:\n{help}");
     }
     let out = campaignd(&["simulate", "--profile", "nonsense"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("chaos"),
-        "names the valid profiles"
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chaos"), "names the valid profiles");
 }
 
 #[test]
@@ -131,23 +98,12 @@ fn probe_signs_in_and_pushes_through_the_simulator() {
     let (_sim, base_url) = start_simulator();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("campaignd.toml");
-    std::fs::write(
-        &path,
-        SHIPPED.replace("http://127.0.0.1:8781/v2", &base_url),
-    )
-    .unwrap();
+    std::fs::write(&path, SHIPPED.replace("http://127.0.0.1:8781/v2", &base_url)).unwrap();
     let out = campaignd(&["probe", "--config", path.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("signed in to"), "{stdout}");
-    assert!(
-        stdout.contains("test push to 0123456789abcdef0123456789abcdef: Successed"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("test push to 0123456789abcdef0123456789abcdef: Successed"), "{stdout}");
 
     // A wrong secret from the environment is reported with its class.
     let out = Command::new(BIN)

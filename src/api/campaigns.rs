@@ -26,11 +26,7 @@ pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Ans
     let body = Limited::new(req.into_body(), MAX_CREATE_BYTES)
         .collect()
         .await
-        .map_err(|_| {
-            ApiError::too_large(format!(
-                "a campaign definition is at most {MAX_CREATE_BYTES} bytes"
-            ))
-        })?
+        .map_err(|_| ApiError::too_large(format!("a campaign definition is at most {MAX_CREATE_BYTES} bytes")))?
         .to_bytes();
     let request = parse_create(&body)?;
     let spec = request.validate(&|app| state.apps.contains(app), now_ms())?;
@@ -46,9 +42,7 @@ fn parse_create(body: &[u8]) -> Result<CreateCampaign, ApiError> {
         let field = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data if field != "." => {
-                ApiError::invalid(field, strip_position(&inner))
-            }
+            serde_json::error::Category::Data if field != "." => ApiError::invalid(field, strip_position(&inner)),
             serde_json::error::Category::Data => ApiError::invalid("body", strip_position(&inner)),
             _ => ApiError::bad_body(format!("the body is not valid JSON: {inner}")),
         }
@@ -74,18 +68,17 @@ pub(super) fn show(state: &Arc<ApiState>, id: u64) -> Answer {
 }
 
 fn get(state: &ApiState, id: u64) -> Result<CampaignRecord, ApiError> {
-    state
-        .store
-        .get(id)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
+    state.store.get(id).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
 }
 
 pub(super) async fn delete(state: &Arc<ApiState>, id: u64) -> Answer {
     let rec = get(state, id)?;
     if let Some(at) = rec.spec.settings.schedule_at_ms {
         if rec.state == CampaignState::Scheduled && at - now_ms() < DELETE_CUTOFF_MS {
-            return Err(ApiError::conflict(rec.state, "the campaign starts within one minute and can no longer be deleted; cancel it instead"));
+            return Err(ApiError::conflict(
+                rec.state,
+                "the campaign starts within one minute and can no longer be deleted; cancel it instead",
+            ));
         }
     }
     state.store.delete(id).await?;
@@ -102,25 +95,14 @@ pub(super) async fn act(state: &Arc<ApiState>, id: u64, action: &str) -> Answer 
     };
     if action == Action::Start && state.uploads.in_progress(id) {
         let rec = get(state, id)?;
-        return Err(ApiError::conflict(
-            rec.state,
-            "an upload to this campaign is still in progress",
-        ));
+        return Err(ApiError::conflict(rec.state, "an upload to this campaign is still in progress"));
     }
-    let rec = state
-        .store
-        .change(id, Change::Act(action, now_ms()))
-        .await?;
+    let rec = state.store.change(id, Change::Act(action, now_ms())).await?;
     if rec.state != CampaignState::Draft {
         state.uploads.forget(id);
     }
     state.wake_dispatcher.notify_one();
-    tracing::info!(
-        campaign = id,
-        action = action.as_str(),
-        state = rec.state.as_str(),
-        "campaign state changed"
-    );
+    tracing::info!(campaign = id, action = action.as_str(), state = rec.state.as_str(), "campaign state changed");
     json(200, &view(state, &rec))
 }
 
@@ -136,9 +118,7 @@ pub(super) fn group_report(state: &Arc<ApiState>, group: &str) -> Answer {
         .map(|r| report_of(state, r))
         .collect();
     if campaigns.is_empty() {
-        return Err(ApiError::not_found(format!(
-            "no campaign in group {group:?}"
-        )));
+        return Err(ApiError::not_found(format!("no campaign in group {group:?}")));
     }
     let mut results = BTreeMap::new();
     for c in &campaigns {
@@ -146,37 +126,19 @@ pub(super) fn group_report(state: &Arc<ApiState>, group: &str) -> Answer {
             *results.entry(k.clone()).or_insert(0) += v;
         }
     }
-    json(
-        200,
-        &GroupReportView {
-            group: group.to_owned(),
-            campaigns,
-            results,
-        },
-    )
+    json(200, &GroupReportView { group: group.to_owned(), campaigns, results })
 }
 
 fn report_of(state: &ApiState, rec: &CampaignRecord) -> ReportView {
     let campaign = view(state, rec);
     let counts = state.store.progress(rec.id).counts;
     let end = rec.finished_ms.unwrap_or_else(now_ms);
-    let duration_seconds = rec
-        .started_ms
-        .map_or(0.0, |s| (end - s).max(0) as f64 / 1000.0);
+    let duration_seconds = rec.started_ms.map_or(0.0, |s| (end - s).max(0) as f64 / 1000.0);
     let sent = counts.total();
-    let delivered: u64 = counts
-        .0
-        .iter()
-        .filter(|(r, _)| r.is_success())
-        .map(|(_, n)| n)
-        .sum();
+    let delivered: u64 = counts.0.iter().filter(|(r, _)| r.is_success()).map(|(_, n)| n).sum();
     ReportView {
         duration_seconds,
-        recipients_per_sec: if duration_seconds > 0.0 {
-            sent as f64 / duration_seconds
-        } else {
-            0.0
-        },
+        recipients_per_sec: if duration_seconds > 0.0 { sent as f64 / duration_seconds } else { 0.0 },
         results: campaign.progress.results.clone(),
         delivered,
         failed: sent - delivered,
@@ -194,18 +156,10 @@ impl RateWindow {
     /// Adds a sample and returns recipients/s over the last ten seconds of samples.
     fn sample(&mut self, sent: u64) -> Option<f64> {
         let now = Instant::now();
-        while self
-            .samples
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t).as_secs_f64() > 10.0)
-        {
+        while self.samples.front().is_some_and(|(t, _)| now.duration_since(*t).as_secs_f64() > 10.0) {
             self.samples.pop_front();
         }
-        if self
-            .samples
-            .back()
-            .is_none_or(|(t, _)| now.duration_since(*t).as_millis() >= 100)
-        {
+        if self.samples.back().is_none_or(|(t, _)| now.duration_since(*t).as_millis() >= 100) {
             self.samples.push_back((now, sent));
         }
         let (t0, s0) = *self.samples.front()?;
@@ -219,11 +173,7 @@ pub(super) fn view(state: &ApiState, rec: &CampaignRecord) -> CampaignView {
     let progress = state.store.progress(rec.id);
     let sent = progress.counts.total();
     let unsent = rec.recipients.saturating_sub(sent);
-    let (pending, not_sent) = if rec.state == CampaignState::Cancelled {
-        (0, unsent)
-    } else {
-        (unsent, 0)
-    };
+    let (pending, not_sent) = if rec.state == CampaignState::Cancelled { (0, unsent) } else { (unsent, 0) };
     let running = rec.state == CampaignState::Running;
     let rate = if running {
         let mut rates = state.rates.lock().unwrap_or_else(|p| p.into_inner());
@@ -252,21 +202,12 @@ pub(super) fn view(state: &ApiState, rec: &CampaignRecord) -> CampaignView {
         schedule_at: rec.spec.settings.schedule_at_ms.map(rfc3339),
         speed: rec.spec.settings.speed,
         group: rec.spec.settings.group.clone(),
-        recipients: RecipientTotals {
-            total: rec.recipients,
-            duplicates: rec.duplicates,
-            rejected: rec.rejected,
-        },
+        recipients: RecipientTotals { total: rec.recipients, duplicates: rec.duplicates, rejected: rec.rejected },
         progress: ProgressView {
             sent,
             pending,
             not_sent,
-            results: progress
-                .counts
-                .named()
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
+            results: progress.counts.named().into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             rate_per_sec: (rate * 10.0).round() / 10.0,
             eta_seconds,
             replayed: rec.replayed,
@@ -284,18 +225,12 @@ fn average_rate(rec: &CampaignRecord, sent: u64) -> Option<f64> {
 fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -304,9 +239,7 @@ mod tests {
 
     #[test]
     fn create_errors_name_the_field() {
-        let e =
-            parse_create(br#"{"name":"x","app":"main","message":{},"settings":{"speed":"fast"}}"#)
-                .unwrap_err();
+        let e = parse_create(br#"{"name":"x","app":"main","message":{},"settings":{"speed":"fast"}}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("settings.speed"), "{e:?}");
         let e = parse_create(br#"{"name":"x","app":"main","message":{},"colour":1}"#).unwrap_err();
         assert!(e.message.contains("colour"), "{e:?}");

@@ -28,21 +28,12 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            field: None,
-            message: message.into(),
-            state: None,
-        }
+        ApiError { status, code, field: None, message: message.into(), state: None }
     }
 
     /// 400: a field breaks a rule.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
-        ApiError {
-            field: Some(field.into()),
-            ..ApiError::new(400, "invalid_field", message)
-        }
+        ApiError { field: Some(field.into()), ..ApiError::new(400, "invalid_field", message) }
     }
 
     /// 400: the body is not what the endpoint reads.
@@ -66,19 +57,12 @@ impl ApiError {
 
     /// 405.
     pub fn method_not_allowed() -> ApiError {
-        ApiError::new(
-            405,
-            "method_not_allowed",
-            "this path does not take that method",
-        )
+        ApiError::new(405, "method_not_allowed", "this path does not take that method")
     }
 
     /// 409: the campaign's state forbids it.
     pub fn conflict(state: CampaignState, message: impl Into<String>) -> ApiError {
-        ApiError {
-            state: Some(state),
-            ..ApiError::new(409, "conflict", message)
-        }
+        ApiError { state: Some(state), ..ApiError::new(409, "conflict", message) }
     }
 
     /// 413.
@@ -88,10 +72,7 @@ impl ApiError {
 
     /// 415, naming the header.
     pub fn media_type(message: impl Into<String>) -> ApiError {
-        ApiError {
-            field: Some("content-type".into()),
-            ..ApiError::new(415, "unsupported_media_type", message)
-        }
+        ApiError { field: Some("content-type".into()), ..ApiError::new(415, "unsupported_media_type", message) }
     }
 
     /// 501: a capability of a later release.
@@ -102,11 +83,7 @@ impl ApiError {
     /// 500: logged; the client gets no internals.
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "request failed");
-        ApiError::new(
-            500,
-            "internal",
-            "the daemon could not complete the request; see its log",
-        )
+        ApiError::new(500, "internal", "the daemon could not complete the request; see its log")
     }
 
     /// The HTTP answer.

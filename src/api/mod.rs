@@ -52,10 +52,7 @@ impl ApiState {
         ApiState {
             store,
             metrics,
-            token_hashes: tokens
-                .iter()
-                .map(|t| Sha256::digest(t.expose().as_bytes()).into())
-                .collect(),
+            token_hashes: tokens.iter().map(|t| Sha256::digest(t.expose().as_bytes()).into()).collect(),
             apps,
             wake_dispatcher,
             chunk_size: chunk_size.clamp(1, crate::upstream::getui::wire::MAX_LIST_CIDS),
@@ -74,18 +71,12 @@ impl ApiState {
             return false;
         };
         let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-        self.token_hashes
-            .iter()
-            .fold(false, |ok, h| ok | bool::from(h.ct_eq(&presented)))
+        self.token_hashes.iter().fold(false, |ok, h| ok | bool::from(h.ct_eq(&presented)))
     }
 }
 
 /// Serves one request.
-pub async fn handle(
-    state: Arc<ApiState>,
-    req: Request<Incoming>,
-    _peer: SocketAddr,
-) -> HandlerResult {
+pub async fn handle(state: Arc<ApiState>, req: Request<Incoming>, _peer: SocketAddr) -> HandlerResult {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let result = route(&state, method, &path, req).await;
@@ -111,9 +102,7 @@ async fn route(
             return Ok(resp);
         }
         (_, ["wecom", ..]) => {
-            return Err(ApiError::not_implemented(
-                "the WeCom callback arrives with WeCom support (issue #5)",
-            ))
+            return Err(ApiError::not_implemented("the WeCom callback arrives with WeCom support (issue #5)"))
         }
         (_, ["v1", ..]) if !state.authorized(&req) => return Err(ApiError::unauthorized()),
         _ => {}
@@ -123,20 +112,15 @@ async fn route(
         (&Method::GET, ["v1", "campaigns"]) => campaigns::list(state),
         (&Method::GET, ["v1", "campaigns", id]) => campaigns::show(state, parse_id(id)?),
         (&Method::DELETE, ["v1", "campaigns", id]) => campaigns::delete(state, parse_id(id)?).await,
-        (&Method::POST, ["v1", "campaigns", id, "recipients"]) => {
-            upload::upload(state, parse_id(id)?, req).await
+        (&Method::POST, ["v1", "campaigns", id, "recipients"]) => upload::upload(state, parse_id(id)?, req).await,
+        (&Method::POST, ["v1", "campaigns", id, action @ ("start" | "pause" | "resume" | "cancel")]) => {
+            campaigns::act(state, parse_id(id)?, action).await
         }
-        (
-            &Method::POST,
-            ["v1", "campaigns", id, action @ ("start" | "pause" | "resume" | "cancel")],
-        ) => campaigns::act(state, parse_id(id)?, action).await,
-        (&Method::GET, ["v1", "campaigns", id, "report"]) => {
-            campaigns::report(state, parse_id(id)?)
-        }
+        (&Method::GET, ["v1", "campaigns", id, "report"]) => campaigns::report(state, parse_id(id)?),
         (&Method::GET, ["v1", "groups", group, "report"]) => campaigns::group_report(state, group),
-        (_, ["v1", "apps", _, "cid-pn", ..]) => Err(ApiError::not_implemented(
-            "SMS fallback bindings arrive with the Getui feature work (issue #4)",
-        )),
+        (_, ["v1", "apps", _, "cid-pn", ..]) => {
+            Err(ApiError::not_implemented("SMS fallback bindings arrive with the Getui feature work (issue #4)"))
+        }
         (_, ["v1", "campaigns", ..] | ["v1", "groups", ..]) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found(format!("no such path: {path}"))),
     }
@@ -148,13 +132,10 @@ fn ready(state: &ApiState) -> Result<Response<Full<Bytes>>, ApiError> {
 }
 
 fn parse_id(s: &str) -> Result<u64, ApiError> {
-    s.parse()
-        .map_err(|_| ApiError::not_found(format!("{s:?} is not a campaign id")))
+    s.parse().map_err(|_| ApiError::not_found(format!("{s:?} is not a campaign id")))
 }
 
 /// Encodes a view as a 200 (or `status`) JSON answer.
 fn json<T: serde::Serialize>(status: u16, v: &T) -> Result<Response<Full<Bytes>>, ApiError> {
-    serde_json::to_vec(v)
-        .map(|b| json_response(status, b))
-        .map_err(ApiError::internal)
+    serde_json::to_vec(v).map(|b| json_response(status, b)).map_err(ApiError::internal)
 }

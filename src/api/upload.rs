@@ -57,26 +57,16 @@ pub(super) struct Uploads {
 
 impl Uploads {
     pub(super) fn in_progress(&self, id: u64) -> bool {
-        self.busy
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&id)
+        self.busy.lock().unwrap_or_else(|p| p.into_inner()).contains(&id)
     }
 
     /// Drops a campaign's filter once it can take no more uploads.
     pub(super) fn forget(&self, id: u64) {
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
     }
 
     fn begin(&self, id: u64) -> Option<BusyGuard<'_>> {
-        self.busy
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id)
-            .then_some(BusyGuard { uploads: self, id })
+        self.busy.lock().unwrap_or_else(|p| p.into_inner()).insert(id).then_some(BusyGuard { uploads: self, id })
     }
 }
 
@@ -87,11 +77,7 @@ struct BusyGuard<'a> {
 
 impl Drop for BusyGuard<'_> {
     fn drop(&mut self) {
-        self.uploads
-            .busy
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
+        self.uploads.busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
     }
 }
 
@@ -121,10 +107,7 @@ pub(super) async fn upload(
     if rec.state != CampaignState::Draft {
         return Err(ApiError::conflict(
             rec.state,
-            format!(
-                "recipients can only be uploaded to a draft campaign; this one is {}",
-                rec.state.as_str()
-            ),
+            format!("recipients can only be uploaded to a draft campaign; this one is {}", rec.state.as_str()),
         ));
     }
     if rec.spec.mode == Mode::App {
@@ -140,19 +123,9 @@ pub(super) async fn upload(
         ));
     };
     let seen = filter_for(state, id, rec.chunk_count).await?;
-    let chunk_size = if rec.spec.mode == Mode::BatchSingle {
-        state.chunk_size.min(MAX_BATCH_MESSAGES)
-    } else {
-        state.chunk_size
-    };
-    let mut job = Job::new(
-        state,
-        id,
-        rec.chunk_count,
-        chunk_size,
-        rec.spec.mode == Mode::BatchSingle,
-        seen,
-    );
+    let chunk_size =
+        if rec.spec.mode == Mode::BatchSingle { state.chunk_size.min(MAX_BATCH_MESSAGES) } else { state.chunk_size };
+    let mut job = Job::new(state, id, rec.chunk_count, chunk_size, rec.spec.mode == Mode::BatchSingle, seen);
     let outcome = job.read(req.into_body(), format).await;
     let outcome = match outcome {
         Ok(()) => job.finish().await,
@@ -161,11 +134,7 @@ pub(super) async fn upload(
     match outcome {
         Ok(view) => json(200, &view),
         Err(Broken::Body(e) | Broken::Store(e)) => {
-            if let Err(d) = state
-                .store
-                .discard_upload(id, job.first_seq, job.staged)
-                .await
-            {
+            if let Err(d) = state.store.discard_upload(id, job.first_seq, job.staged).await {
                 tracing::error!(campaign = id, error = %d, "cannot remove the chunks of a refused upload");
             }
             Err(e)
@@ -174,17 +143,8 @@ pub(super) async fn upload(
 }
 
 fn format_of(req: &Request<Incoming>) -> Result<Format, ApiError> {
-    let ct = req
-        .headers()
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ct = req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match essence.as_str() {
         "text/plain" => Ok(Format::Text),
         "application/x-ndjson" | "application/ndjson" => Ok(Format::Ndjson),
@@ -195,37 +155,21 @@ fn format_of(req: &Request<Incoming>) -> Result<Format, ApiError> {
 }
 
 /// The campaign's duplicate filter, rebuilt from the store after a restart.
-async fn filter_for(
-    state: &Arc<ApiState>,
-    id: u64,
-    committed: u64,
-) -> Result<Arc<Mutex<Fingerprints>>, ApiError> {
-    if let Some(f) = state
-        .uploads
-        .seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&id)
-    {
+async fn filter_for(state: &Arc<ApiState>, id: u64, committed: u64) -> Result<Arc<Mutex<Fingerprints>>, ApiError> {
+    if let Some(f) = state.uploads.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
         return Ok(f.clone());
     }
     let mut set = Fingerprints::default();
     if committed > 0 {
         let store = state.store.clone();
-        let chunks = tokio::task::spawn_blocking(move || store.committed_chunks(id))
-            .await
-            .map_err(ApiError::internal)??;
+        let chunks =
+            tokio::task::spawn_blocking(move || store.committed_chunks(id)).await.map_err(ApiError::internal)??;
         for c in &chunks {
             set.extend((0..c.len()).map(|i| c.cid(i).spread()));
         }
     }
     let f = Arc::new(Mutex::new(set));
-    state
-        .uploads
-        .seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, f.clone());
+    state.uploads.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(id, f.clone());
     Ok(f)
 }
 
@@ -279,10 +223,7 @@ impl<'a> Job<'a> {
         let mut carry: Vec<u8> = Vec::with_capacity(MAX_LINE_BYTES);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
-                Broken::Body(ApiError::bad_body(format!(
-                    "the upload was cut off after line {}: {e}",
-                    self.line
-                )))
+                Broken::Body(ApiError::bad_body(format!("the upload was cut off after line {}: {e}", self.line)))
             })?;
             let Ok(data) = frame.into_data() else {
                 continue;
@@ -316,10 +257,7 @@ impl<'a> Job<'a> {
     }
 
     fn too_long(&self) -> Broken {
-        Broken::Body(ApiError::too_large(format!(
-            "line {} is longer than {MAX_LINE_BYTES} bytes",
-            self.line + 1
-        )))
+        Broken::Body(ApiError::too_large(format!("line {} is longer than {MAX_LINE_BYTES} bytes", self.line + 1)))
     }
 
     async fn take_line(&mut self, raw: &[u8], format: Format) -> Result<(), Broken> {
@@ -330,10 +268,7 @@ impl<'a> Job<'a> {
         }
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let text = std::str::from_utf8(raw).map_err(|_| {
-            Broken::Body(ApiError::bad_body(format!(
-                "line {} is not UTF-8; upload UTF-8 text",
-                self.line
-            )))
+            Broken::Body(ApiError::bad_body(format!("line {} is not UTF-8; upload UTF-8 text", self.line)))
         })?;
         if text.trim().is_empty() {
             return Ok(());
@@ -347,10 +282,7 @@ impl<'a> Job<'a> {
             Err(reason) => {
                 self.rejected += 1;
                 if self.first_rejected.len() < REPORTED_REJECTS {
-                    self.first_rejected.push(RejectedLine {
-                        line: self.line,
-                        reason,
-                    });
+                    self.first_rejected.push(RejectedLine { line: self.line, reason });
                 }
                 Ok(())
             }
@@ -359,11 +291,7 @@ impl<'a> Job<'a> {
 
     async fn add(&mut self, r: Recipient) -> Result<(), Broken> {
         let fp = r.cid.spread();
-        let known = self
-            .seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&fp);
+        let known = self.seen.lock().unwrap_or_else(|p| p.into_inner()).contains(&fp);
         if known || !self.new.insert(fp) {
             self.duplicates += 1;
             return Ok(());
@@ -384,11 +312,7 @@ impl<'a> Job<'a> {
         self.chunk.cids.reserve(self.chunk_size * 16);
         let seq = self.first_seq + self.staged;
         self.staged += 1; // counted before the write so a failure discards it too
-        self.state
-            .store
-            .stage_chunk(self.id, seq, chunk)
-            .await
-            .map_err(|e| Broken::Store(e.into()))
+        self.state.store.stage_chunk(self.id, seq, chunk).await.map_err(|e| Broken::Store(e.into()))
     }
 
     async fn finish(&mut self) -> Result<UploadView, Broken> {
@@ -402,16 +326,8 @@ impl<'a> Job<'a> {
             duplicates: self.duplicates,
             rejected: self.rejected,
         };
-        let rec = self
-            .state
-            .store
-            .commit_upload(self.id, commit)
-            .await
-            .map_err(|e| Broken::Store(e.into()))?;
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(self.new.drain());
+        let rec = self.state.store.commit_upload(self.id, commit).await.map_err(|e| Broken::Store(e.into()))?;
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).extend(self.new.drain());
         tracing::info!(
             campaign = self.id,
             accepted = self.accepted,

@@ -19,13 +19,7 @@ const EXIT_CONFIG: u8 = 78;
 /// Run the local Getui simulator with `campaignd simulate`, then check the shipped
 /// configuration against it with `campaignd probe`.
 #[derive(Debug, Parser)]
-#[command(
-    name = "campaignd",
-    version,
-    about,
-    long_about,
-    propagate_version = true
-)]
+#[command(name = "campaignd", version, about, long_about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -153,8 +147,5 @@ fn init_logging(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

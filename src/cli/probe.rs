@@ -35,28 +35,20 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let client = GetuiClient::new(settings)?;
-        let expires = client.authenticate().await.with_context(|| {
-            format!("signing in to {base} failed; is `campaignd simulate` running?")
-        })?;
-        println!(
-            "signed in to {}: token valid until {} (ms epoch)",
-            client.current_base(),
-            expires
-        );
+        let expires = client
+            .authenticate()
+            .await
+            .with_context(|| format!("signing in to {base} failed; is `campaignd simulate` running?"))?;
+        println!("signed in to {}: token valid until {} (ms epoch)", client.current_base(), expires);
         if args.no_push {
             return Ok(());
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         let request_id = format!("probe-{now}");
         let push = SingleCidPush {
             request_id: request_id.as_str().into(),
             group_name: None,
-            audience: CidAudience {
-                cid: vec![args.cid.as_str().into()],
-            },
+            audience: CidAudience { cid: vec![args.cid.as_str().into()] },
             settings: None,
             push_message: PushMessage {
                 notification: Some(Notification {

@@ -14,7 +14,10 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     rt.block_on(async move {
         let daemon = Daemon::build(&config, |k| std::env::var(k).ok()).await?;
         if config.api.dev_token.is_some() && std::env::var(config.api.tokens_env.as_deref().unwrap_or("")).is_err() {
-            tracing::warn!("accepting the published development API token; set {} for anything real", config.api.tokens_env.as_deref().unwrap_or("api.tokens_env"));
+            tracing::warn!(
+                "accepting the published development API token; set {} for anything real",
+                config.api.tokens_env.as_deref().unwrap_or("api.tokens_env")
+            );
         }
         tracing::info!(listen = %daemon.local_addr(), store = %config.store.path.display(), "campaignd serving");
         tokio::spawn(super::simulate::stop_on_signal(daemon.shutdown_token()));

@@ -75,13 +75,8 @@ impl SimulateArgs {
         if self.token_ttl_secs == 0 {
             bail!("--token-ttl-secs must be at least 1");
         }
-        let profile = FaultProfile::by_name(&self.profile).with_context(|| {
-            format!(
-                "unknown profile {:?}; choose one of {:?}",
-                self.profile,
-                FaultProfile::NAMES
-            )
-        })?;
+        let profile = FaultProfile::by_name(&self.profile)
+            .with_context(|| format!("unknown profile {:?}; choose one of {:?}", self.profile, FaultProfile::NAMES))?;
         Ok(SimConfig {
             app_id: self.app_id.clone(),
             app_key: self.app_key.clone(),
@@ -106,14 +101,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let sim = Simulator::bind(args.listen, config.clone())
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}; is another simulator running? try --listen 127.0.0.1:0",
-                    args.listen
-                )
-            })?;
+        let sim = Simulator::bind(args.listen, config.clone()).await.with_context(|| {
+            format!("cannot listen on {}; is another simulator running? try --listen 127.0.0.1:0", args.listen)
+        })?;
         print_banner(&sim, &config, &args);
         let token = CancellationToken::new();
         tokio::spawn(stop_on_signal(token.clone()));
@@ -145,15 +135,14 @@ pub async fn stop_on_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    token.cancel();
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                token.cancel();
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -26,15 +26,8 @@ pub struct AppSender {
 
 impl AppSender {
     /// `calls_per_second`: the app's API budget (`None`: unlimited).
-    pub fn new(
-        name: &str,
-        client: GetuiClient,
-        calls_per_second: Option<u32>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        let calls = calls_per_second
-            .and_then(NonZeroU32::new)
-            .map(|n| RateLimiter::direct(Quota::per_second(n)));
+    pub fn new(name: &str, client: GetuiClient, calls_per_second: Option<u32>, metrics: Arc<Metrics>) -> Self {
+        let calls = calls_per_second.and_then(NonZeroU32::new).map(|n| RateLimiter::direct(Quota::per_second(n)));
         AppSender {
             name: name.to_owned(),
             client,
@@ -56,8 +49,7 @@ impl AppSender {
             }
             tokio::time::sleep(Duration::from_millis(until - now)).await;
         }
-        self.metrics
-            .waited(&self.name, "upstream", started.elapsed());
+        self.metrics.waited(&self.name, "upstream", started.elapsed());
         if let Some(calls) = &self.calls {
             let t = Instant::now();
             calls.until_ready().await;

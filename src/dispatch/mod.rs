@@ -28,8 +28,7 @@ use crate::domain::{CampaignSpec, CampaignState, Counts, Mode, Replay, RequestId
 use crate::metrics::Metrics;
 use crate::store::{Ack, CampaignRecord, Change, Chunk, Store};
 use crate::upstream::getui::wire::{
-    AllAudience, Condition, ListMessage, Push, PushMessage, Settings, TagAudience,
-    MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
+    AllAudience, Condition, ListMessage, Push, PushMessage, Settings, TagAudience, MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
 };
 use send::Outcome;
 
@@ -46,11 +45,7 @@ pub struct DispatchSettings {
 
 impl Default for DispatchSettings {
     fn default() -> Self {
-        DispatchSettings {
-            shards: 8,
-            poll_interval: Duration::from_millis(200),
-            retry: RetryPolicy::default(),
-        }
+        DispatchSettings { shards: 8, poll_interval: Duration::from_millis(200), retry: RetryPolicy::default() }
     }
 }
 
@@ -83,18 +78,11 @@ pub(crate) struct CampaignRun {
 impl CampaignRun {
     fn new(rec: &CampaignRecord, app: Arc<AppSender>, parent: &CancellationToken) -> CampaignRun {
         let spec = rec.spec.clone();
-        let per_call = if spec.mode == Mode::BatchSingle {
-            MAX_BATCH_MESSAGES
-        } else {
-            MAX_LIST_CIDS
-        };
+        let per_call = if spec.mode == Mode::BatchSingle { MAX_BATCH_MESSAGES } else { MAX_LIST_CIDS };
         let (speed, part_size) = match spec.settings.speed.and_then(NonZeroU32::new) {
             Some(s) => {
                 let burst = NonZeroU32::new(s.get().min(per_call as u32)).unwrap_or(s);
-                (
-                    Some(RateLimiter::direct(Quota::per_second(s).allow_burst(burst))),
-                    burst.get() as usize,
-                )
+                (Some(RateLimiter::direct(Quota::per_second(s).allow_burst(burst))), burst.get() as usize)
             }
             None => (None, per_call),
         };
@@ -102,10 +90,7 @@ impl CampaignRun {
         if let Some(t) = &rec.list_taskid {
             let _ = list_taskid.set(t.clone());
         }
-        let wire_settings = spec.settings.ttl_ms.map(|ttl| Settings {
-            ttl: Some(ttl),
-            ..Settings::default()
-        });
+        let wire_settings = spec.settings.ttl_ms.map(|ttl| Settings { ttl: Some(ttl), ..Settings::default() });
         CampaignRun {
             id: rec.id,
             spec,
@@ -169,18 +154,8 @@ impl Dispatcher {
         shutdown: CancellationToken,
     ) -> Dispatcher {
         let apps = apps.into_iter().map(|a| (a.name.clone(), a)).collect();
-        let ctx = Context {
-            store,
-            apps,
-            metrics,
-            policy: settings.retry.clone(),
-            shutdown,
-        };
-        Dispatcher {
-            ctx: Arc::new(ctx),
-            settings,
-            wake: Arc::new(Notify::new()),
-        }
+        let ctx = Context { store, apps, metrics, policy: settings.retry.clone(), shutdown };
+        Dispatcher { ctx: Arc::new(ctx), settings, wake: Arc::new(Notify::new()) }
     }
 
     /// A handle that makes the scheduler look at the campaigns now (after a start or resume).
@@ -193,15 +168,10 @@ impl Dispatcher {
     pub async fn run(self) {
         let (tx, rx) = mpsc::channel::<Work>(self.settings.shards * 2);
         let rx = Arc::new(Mutex::new(rx));
-        let shards: Vec<_> = (0..self.settings.shards.max(1))
-            .map(|_| tokio::spawn(shard_loop(self.ctx.clone(), rx.clone())))
-            .collect();
-        let mut scheduler = Scheduler {
-            ctx: self.ctx.clone(),
-            runs: HashMap::new(),
-            replay_checked: HashSet::new(),
-            tx,
-        };
+        let shards: Vec<_> =
+            (0..self.settings.shards.max(1)).map(|_| tokio::spawn(shard_loop(self.ctx.clone(), rx.clone()))).collect();
+        let mut scheduler =
+            Scheduler { ctx: self.ctx.clone(), runs: HashMap::new(), replay_checked: HashSet::new(), tx };
         loop {
             scheduler.tick().await;
             tokio::select! {
@@ -240,9 +210,7 @@ impl Scheduler {
         let now = now_ms();
         for rec in records {
             match rec.state {
-                CampaignState::Scheduled
-                    if rec.spec.settings.schedule_at_ms.is_some_and(|t| t <= now) =>
-                {
+                CampaignState::Scheduled if rec.spec.settings.schedule_at_ms.is_some_and(|t| t <= now) => {
                     if let Err(e) = self.ctx.store.change(rec.id, Change::Begin(now)).await {
                         tracing::warn!(campaign = rec.id, error = %e, "cannot begin a scheduled campaign");
                     }
@@ -269,12 +237,7 @@ impl Scheduler {
         };
         let run = Arc::new(CampaignRun::new(rec, app, &self.ctx.shutdown));
         let first_in_process = self.replay_checked.insert(rec.id);
-        let task = tokio::spawn(run_campaign(
-            self.ctx.clone(),
-            run.clone(),
-            self.tx.clone(),
-            first_in_process,
-        ));
+        let task = tokio::spawn(run_campaign(self.ctx.clone(), run.clone(), self.tx.clone(), first_in_process));
         tracing::info!(campaign = rec.id, mode = ?rec.spec.mode, "campaign running");
         self.runs.insert(rec.id, (run, task));
     }
@@ -283,16 +246,12 @@ impl Scheduler {
         let m = &self.ctx.metrics;
         for state in CampaignState::ALL {
             let n = records.iter().filter(|r| r.state == state).count();
-            m.campaigns
-                .with_label_values(&[state.as_str()])
-                .set(n as i64);
+            m.campaigns.with_label_values(&[state.as_str()]).set(n as i64);
         }
-        let mut pending: HashMap<&str, i64> =
-            self.ctx.apps.keys().map(|a| (a.as_str(), 0)).collect();
+        let mut pending: HashMap<&str, i64> = self.ctx.apps.keys().map(|a| (a.as_str(), 0)).collect();
         for r in records.iter().filter(|r| !r.state.is_final()) {
             let done = self.ctx.store.progress(r.id).counts.total();
-            *pending.entry(r.spec.app.as_str()).or_insert(0) +=
-                r.recipients.saturating_sub(done) as i64;
+            *pending.entry(r.spec.app.as_str()).or_insert(0) += r.recipients.saturating_sub(done) as i64;
         }
         for (app, n) in pending {
             m.pending_recipients.with_label_values(&[app]).set(n);
@@ -311,12 +270,7 @@ impl Scheduler {
 }
 
 /// Drives one campaign: prepares it by mode, then feeds its chunks to the shards.
-async fn run_campaign(
-    ctx: Arc<Context>,
-    run: Arc<CampaignRun>,
-    tx: mpsc::Sender<Work>,
-    first_in_process: bool,
-) {
+async fn run_campaign(ctx: Arc<Context>, run: Arc<CampaignRun>, tx: mpsc::Sender<Work>, first_in_process: bool) {
     match run.spec.mode {
         Mode::App => return run_app_push(&ctx, &run).await,
         Mode::List => {
@@ -341,26 +295,21 @@ async fn feed(ctx: &Context, run: &Arc<CampaignRun>, tx: &mpsc::Sender<Work>) {
             return;
         }
         let (store, id, from) = (ctx.store.clone(), run.id, cursor);
-        let batch =
-            match tokio::task::spawn_blocking(move || store.pending_chunks(id, from, 16)).await {
-                Ok(Ok(b)) => b,
-                Ok(Err(e)) => {
-                    tracing::error!(campaign = run.id, error = %e, "cannot read chunks");
-                    return;
-                }
-                Err(_) => return,
-            };
+        let batch = match tokio::task::spawn_blocking(move || store.pending_chunks(id, from, 16)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                tracing::error!(campaign = run.id, error = %e, "cannot read chunks");
+                return;
+            }
+            Err(_) => return,
+        };
         if batch.is_empty() {
             return;
         }
         for (seq, chunk) in batch {
             cursor = seq + 1;
             run.outstanding.fetch_add(1, Ordering::AcqRel);
-            let work = Work {
-                run: run.clone(),
-                seq,
-                chunk,
-            };
+            let work = Work { run: run.clone(), seq, chunk };
             tokio::select! {
                 _ = run.stop.cancelled() => return, // `work` is dropped: released
                 sent = tx.send(work) => if sent.is_err() { return },
@@ -394,22 +343,10 @@ async fn acknowledge(ctx: &Context, run: &CampaignRun, seq: u64, counts: Counts)
     for (result, n) in &counts.0 {
         ctx.metrics
             .recipients_total
-            .with_label_values(&[
-                run.app.name.as_str(),
-                run.spec.channel.as_str(),
-                result.as_str(),
-            ])
+            .with_label_values(&[run.app.name.as_str(), run.spec.channel.as_str(), result.as_str()])
             .inc_by(*n);
     }
-    if let Err(e) = ctx
-        .store
-        .ack(Ack {
-            campaign: run.id,
-            seq,
-            counts,
-        })
-        .await
-    {
+    if let Err(e) = ctx.store.ack(Ack { campaign: run.id, seq, counts }).await {
         tracing::error!(campaign = run.id, seq, error = %e, "cannot record a sent chunk; it will be sent again");
     }
 }
@@ -430,11 +367,7 @@ async fn ensure_list_task(ctx: &Context, run: &CampaignRun) -> bool {
         push_channel: None,
     };
     match send::call(ctx, run, || run.app.client.create_list_message(&msg)).await {
-        Outcome::Done(taskid) => match ctx
-            .store
-            .change(run.id, Change::SetListTask(taskid.clone()))
-            .await
-        {
+        Outcome::Done(taskid) => match ctx.store.change(run.id, Change::SetListTask(taskid.clone())).await {
             Ok(_) => run.list_taskid.set(taskid).is_ok() || run.list_taskid.get().is_some(),
             Err(e) => {
                 tracing::error!(campaign = run.id, error = %e, "cannot store the list task");
@@ -442,15 +375,7 @@ async fn ensure_list_task(ctx: &Context, run: &CampaignRun) -> bool {
             }
         },
         Outcome::GaveUp(r) => {
-            fail(
-                ctx,
-                run,
-                format!(
-                    "the upstream refused to create the list task ({})",
-                    r.as_str()
-                ),
-            )
-            .await;
+            fail(ctx, run, format!("the upstream refused to create the list task ({})", r.as_str())).await;
             false
         }
         Outcome::Abandoned => false,
@@ -482,16 +407,8 @@ async fn settle_inflight(ctx: &Context, run: &CampaignRun) {
         }
     }
     if replayed > 0 {
-        tracing::warn!(
-            campaign = run.id,
-            replayed,
-            "re-sending list chunks that were in flight at the last stop"
-        );
-        if let Err(e) = ctx
-            .store
-            .change(run.id, Change::AddReplayed(replayed))
-            .await
-        {
+        tracing::warn!(campaign = run.id, replayed, "re-sending list chunks that were in flight at the last stop");
+        if let Err(e) = ctx.store.change(run.id, Change::AddReplayed(replayed)).await {
             tracing::error!(campaign = run.id, error = %e, "cannot record replayed recipients");
         }
     }
@@ -502,18 +419,9 @@ async fn run_app_push(ctx: &Context, run: &CampaignRun) {
     let Ok(rid) = RequestId::derive(run.id, RequestId::MAX_CHUNK, 1) else {
         return;
     };
-    let settings = Settings {
-        ttl: run.spec.settings.ttl_ms,
-        speed: run.spec.settings.speed,
-        ..Settings::default()
-    };
+    let settings = Settings { ttl: run.spec.settings.ttl_ms, speed: run.spec.settings.speed, ..Settings::default() };
     let message = run.with_settings(run.spec.message.render(&|_| None));
-    let conditions = run
-        .spec
-        .audience
-        .as_ref()
-        .map(|a| a.conditions.clone())
-        .unwrap_or_default();
+    let conditions = run.spec.audience.as_ref().map(|a| a.conditions.clone()).unwrap_or_default();
     let outcome = if conditions.is_empty() {
         let push = Push {
             request_id: rid.as_str().into(),
@@ -525,14 +433,7 @@ async fn run_app_push(ctx: &Context, run: &CampaignRun) {
         };
         send::call(ctx, run, || run.app.client.push_all(&push)).await
     } else {
-        let tag = conditions
-            .into_iter()
-            .map(|c| Condition {
-                key: c.key,
-                values: c.values,
-                opt_type: c.opt,
-            })
-            .collect();
+        let tag = conditions.into_iter().map(|c| Condition { key: c.key, values: c.values, opt_type: c.opt }).collect();
         let push = Push {
             request_id: rid.as_str().into(),
             group_name: run.spec.settings.group.clone(),
@@ -545,22 +446,11 @@ async fn run_app_push(ctx: &Context, run: &CampaignRun) {
     };
     match outcome {
         Outcome::Done(taskid) => {
-            if let Err(e) = ctx
-                .store
-                .change(run.id, Change::SetAppTask(taskid, now_ms()))
-                .await
-            {
+            if let Err(e) = ctx.store.change(run.id, Change::SetAppTask(taskid, now_ms())).await {
                 tracing::error!(campaign = run.id, error = %e, "cannot record the app task");
             }
         }
-        Outcome::GaveUp(r) => {
-            fail(
-                ctx,
-                run,
-                format!("the upstream refused the app push ({})", r.as_str()),
-            )
-            .await
-        }
+        Outcome::GaveUp(r) => fail(ctx, run, format!("the upstream refused the app push ({})", r.as_str())).await,
         Outcome::Abandoned => {}
     }
 }
@@ -571,8 +461,5 @@ async fn fail(ctx: &Context, run: &CampaignRun, why: String) {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

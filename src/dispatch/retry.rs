@@ -61,16 +61,8 @@ impl Attempts {
                     return Verdict::GiveUp(ResultName::RateLimited);
                 }
                 // Frequency windows are per minute or per second: start at one second.
-                let wait = backoff(
-                    Duration::from_secs(1),
-                    Duration::from_secs(30),
-                    self.rate_limited,
-                    jitter,
-                );
-                Verdict::RetryAfter {
-                    wait,
-                    app_wide: true,
-                }
+                let wait = backoff(Duration::from_secs(1), Duration::from_secs(30), self.rate_limited, jitter);
+                Verdict::RetryAfter { wait, app_wide: true }
             }
             class @ (AnswerClass::Retryable | AnswerClass::ReAuth) => {
                 self.transient += 1;
@@ -82,10 +74,7 @@ impl Attempts {
                     };
                     return Verdict::GiveUp(r);
                 }
-                Verdict::RetryAfter {
-                    wait: backoff(policy.base, policy.cap, self.transient, jitter),
-                    app_wide: false,
-                }
+                Verdict::RetryAfter { wait: backoff(policy.base, policy.cap, self.transient, jitter), app_wide: false }
             }
         }
     }
@@ -93,9 +82,7 @@ impl Attempts {
 
 /// Exponential backoff with "equal jitter": half fixed, half random, capped.
 pub fn backoff(base: Duration, cap: Duration, attempt: u32, jitter: f64) -> Duration {
-    let exp = base
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(cap);
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap);
     exp / 2 + exp.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
 }
 
@@ -112,11 +99,7 @@ mod tests {
     use super::*;
 
     fn api(code: i64, msg: &str) -> GetuiError {
-        GetuiError::Api {
-            endpoint: "POST /push/list/cid",
-            code,
-            msg: msg.into(),
-        }
+        GetuiError::Api { endpoint: "POST /push/list/cid", code, msg: msg.into() }
     }
 
     #[test]
@@ -130,75 +113,31 @@ mod tests {
 
     #[test]
     fn transient_failures_give_up_after_the_budget() {
-        let policy = RetryPolicy {
-            max_attempts: 3,
-            ..RetryPolicy::default()
-        };
+        let policy = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
         let mut a = Attempts::default();
-        let e = GetuiError::Http {
-            endpoint: "x",
-            status: 503,
-        };
-        assert!(matches!(
-            a.after(&e, &policy, 0.5),
-            Verdict::RetryAfter {
-                app_wide: false,
-                ..
-            }
-        ));
-        assert!(matches!(
-            a.after(&e, &policy, 0.5),
-            Verdict::RetryAfter { .. }
-        ));
-        assert_eq!(
-            a.after(&e, &policy, 0.5),
-            Verdict::GiveUp(ResultName::UpstreamUnavailable)
-        );
+        let e = GetuiError::Http { endpoint: "x", status: 503 };
+        assert!(matches!(a.after(&e, &policy, 0.5), Verdict::RetryAfter { app_wide: false, .. }));
+        assert!(matches!(a.after(&e, &policy, 0.5), Verdict::RetryAfter { .. }));
+        assert_eq!(a.after(&e, &policy, 0.5), Verdict::GiveUp(ResultName::UpstreamUnavailable));
     }
 
     #[test]
     fn rate_limits_pause_the_app_and_have_their_own_budget() {
-        let policy = RetryPolicy {
-            max_attempts: 1,
-            max_rate_limited: 2,
-            ..RetryPolicy::default()
-        };
+        let policy = RetryPolicy { max_attempts: 1, max_rate_limited: 2, ..RetryPolicy::default() };
         let mut a = Attempts::default();
         let v = a.after(&api(10005, "too often"), &policy, 0.0);
-        assert_eq!(
-            v,
-            Verdict::RetryAfter {
-                wait: Duration::from_millis(500),
-                app_wide: true
-            }
-        );
-        assert_eq!(
-            a.after(&api(30015, ""), &policy, 0.0),
-            Verdict::GiveUp(ResultName::RateLimited)
-        );
+        assert_eq!(v, Verdict::RetryAfter { wait: Duration::from_millis(500), app_wide: true });
+        assert_eq!(a.after(&api(30015, ""), &policy, 0.0), Verdict::GiveUp(ResultName::RateLimited));
     }
 
     #[test]
     fn permanent_answers_map_to_results_without_retry() {
         let mut a = Attempts::default();
         let p = RetryPolicy::default();
+        assert_eq!(a.after(&api(20001, "target user is invalid"), &p, 0.0), Verdict::GiveUp(ResultName::TargetInvalid));
+        assert_eq!(a.after(&api(30008, ""), &p, 0.0), Verdict::GiveUp(ResultName::QuotaExceeded));
         assert_eq!(
-            a.after(&api(20001, "target user is invalid"), &p, 0.0),
-            Verdict::GiveUp(ResultName::TargetInvalid)
-        );
-        assert_eq!(
-            a.after(&api(30008, ""), &p, 0.0),
-            Verdict::GiveUp(ResultName::QuotaExceeded)
-        );
-        assert_eq!(
-            a.after(
-                &api(10001, ""),
-                &RetryPolicy {
-                    max_attempts: 1,
-                    ..p
-                },
-                0.0
-            ),
+            a.after(&api(10001, ""), &RetryPolicy { max_attempts: 1, ..p }, 0.0),
             Verdict::GiveUp(ResultName::AuthFailed)
         );
     }

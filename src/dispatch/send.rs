@@ -45,10 +45,7 @@ where
             }
             Verdict::RetryAfter { wait, app_wide } => {
                 let reason = err.class().as_str();
-                ctx.metrics
-                    .retries_total
-                    .with_label_values(&[run.app.name.as_str(), reason])
-                    .inc();
+                ctx.metrics.retries_total.with_label_values(&[run.app.name.as_str(), reason]).inc();
                 tracing::debug!(campaign = run.id, error = %err, ?wait, "retrying");
                 if app_wide {
                     run.app.pause_for(wait);
@@ -63,17 +60,26 @@ where
     }
 }
 
-/// Waits for `n` messages' worth of the campaign's speed bucket.
-async fn pace(ctx: &Context, run: &CampaignRun, n: usize) -> bool {
-    let Some(limiter) = &run.speed else {
-        return true;
-    };
-    let Some(n) = NonZeroU32::new(n as u32) else {
-        return true;
-    };
+/// Waits for `n` messages' worth of the campaign's speed bucket. Returns false when the wait
+/// was cut short: by shutdown, or by a pause or cancel before the chunk's first call
+/// (`first`), so the chunk stays pending; once part of a chunk is sent, the rest follows.
+async fn pace(ctx: &Context, run: &CampaignRun, n: usize, first: bool) -> bool {
+    if first && run.stop.is_cancelled() {
+        return false;
+    }
+    let Some(limiter) = &run.speed else { return true };
+    let Some(n) = NonZeroU32::new(n as u32) else { return true };
     let started = Instant::now();
+    let stopped = async {
+        if first {
+            run.stop.cancelled().await
+        } else {
+            std::future::pending().await
+        }
+    };
     tokio::select! {
         _ = ctx.shutdown.cancelled() => return false,
+        _ = stopped => return false,
         r = limiter.until_n_ready(n) => {
             // `n` never exceeds the burst (parts are cut to it), so this cannot fail.
             if r.is_err() {
@@ -81,18 +87,12 @@ async fn pace(ctx: &Context, run: &CampaignRun, n: usize) -> bool {
             }
         }
     }
-    ctx.metrics
-        .waited(&run.app.name, "campaign_speed", started.elapsed());
+    ctx.metrics.waited(&run.app.name, "campaign_speed", started.elapsed());
     true
 }
 
 /// Sends a chunk by the campaign's mode; `None` when abandoned at shutdown.
-pub(super) async fn send_chunk(
-    ctx: &Context,
-    run: &CampaignRun,
-    seq: u64,
-    chunk: &Chunk,
-) -> Option<Counts> {
+pub(super) async fn send_chunk(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -> Option<Counts> {
     match run.spec.mode {
         Mode::BatchSingle => send_batch(ctx, run, seq, chunk).await,
         _ => send_list(ctx, run, seq, chunk).await,
@@ -104,8 +104,8 @@ async fn send_list(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) ->
     let ids: Vec<String> = (0..chunk.len()).map(|i| chunk.cid(i).to_string()).collect();
     let mut counts = Counts::default();
     let mut marked = false;
-    for part in ids.chunks(run.part_size) {
-        if !pace(ctx, run, part.len()).await {
+    for (i, part) in ids.chunks(run.part_size).enumerate() {
+        if !pace(ctx, run, part.len(), i == 0).await {
             return None;
         }
         if !marked {
@@ -117,9 +117,7 @@ async fn send_list(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) ->
             marked = true;
         }
         let push = ListCidPush {
-            audience: CidAudience {
-                cid: part.iter().map(|s| s.as_str().into()).collect(),
-            },
+            audience: CidAudience { cid: part.iter().map(|s| s.as_str().into()).collect() },
             taskid: taskid.as_str().into(),
             is_async: false,
         };
@@ -137,11 +135,7 @@ async fn send_batch(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -
     let mut messages = Vec::with_capacity(chunk.len());
     for i in 0..chunk.len() {
         let vars = chunk.vars_of(i);
-        let lookup = |k: &str| {
-            vars.iter()
-                .find(|(name, _)| name == k)
-                .map(|(_, v)| v.clone())
-        };
+        let lookup = |k: &str| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
         let msg = run.with_settings(run.spec.message.render(&lookup));
         // A rendered copy can outgrow a limit its template met: that recipient alone fails.
         if checks::check_push_message(&msg).is_err() {
@@ -154,8 +148,8 @@ async fn send_batch(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -
         };
         messages.push((chunk.cid(i).to_string(), request_id, msg));
     }
-    for part in messages.chunks(run.part_size) {
-        if !pace(ctx, run, part.len()).await {
+    for (i, part) in messages.chunks(run.part_size).enumerate() {
+        if !pace(ctx, run, part.len(), i == 0).await {
             return None;
         }
         let batch = BatchPush {
@@ -165,9 +159,7 @@ async fn send_batch(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -
                 .map(|(cid, rid, msg)| Push {
                     request_id: rid.as_str().into(),
                     group_name: run.spec.settings.group.clone(),
-                    audience: CidAudience {
-                        cid: vec![cid.as_str().into()],
-                    },
+                    audience: CidAudience { cid: vec![cid.as_str().into()] },
                     settings: run.wire_settings.clone(),
                     push_message: msg.clone(),
                     push_channel: None,
@@ -175,11 +167,7 @@ async fn send_batch(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -
                 .collect(),
         };
         match call(ctx, run, || run.app.client.push_single_batch_cid(&batch)).await {
-            Outcome::Done(outcome) => tally(
-                &mut counts,
-                part.iter().map(|(c, _, _)| c.as_str()),
-                &outcome,
-            ),
+            Outcome::Done(outcome) => tally(&mut counts, part.iter().map(|(c, _, _)| c.as_str()), &outcome),
             Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
             Outcome::Abandoned => return None,
         }
@@ -190,9 +178,7 @@ async fn send_batch(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -
 /// Counts each recipient by the status the answer gave it; one the answer left out was not a
 /// valid target.
 fn tally<'a>(counts: &mut Counts, cids: impl Iterator<Item = &'a str>, outcome: &PushOutcome) {
-    let single_task = (outcome.tasks.len() == 1)
-        .then(|| outcome.tasks.values().next())
-        .flatten();
+    let single_task = (outcome.tasks.len() == 1).then(|| outcome.tasks.values().next()).flatten();
     for cid in cids {
         let status = match single_task {
             Some(m) => m.get(cid).map(|s| CidStatus::parse(s)),
@@ -231,9 +217,7 @@ mod tests {
         m.insert("a".to_owned(), "successed_online".to_owned());
         m.insert("b".to_owned(), "successed_ignore".to_owned());
         m.insert("c".to_owned(), "something_new".to_owned());
-        let outcome = PushOutcome {
-            tasks: BTreeMap::from([("t".to_owned(), m)]),
-        };
+        let outcome = PushOutcome { tasks: BTreeMap::from([("t".to_owned(), m)]) };
         let mut counts = Counts::default();
         tally(&mut counts, ["a", "b", "c", "d"].into_iter(), &outcome);
         assert_eq!(counts.get(ResultName::SuccessedOnline), 1);

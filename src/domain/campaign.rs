@@ -153,10 +153,7 @@ impl CampaignState {
 
     /// True once nothing more will happen.
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            CampaignState::Completed | CampaignState::Cancelled | CampaignState::Failed
-        )
+        matches!(self, CampaignState::Completed | CampaignState::Cancelled | CampaignState::Failed)
     }
 }
 
@@ -187,11 +184,7 @@ impl Action {
 }
 
 /// The state after `action`, or `None` if the action is not allowed in `state`.
-pub fn transition(
-    state: CampaignState,
-    action: Action,
-    scheduled_in_future: bool,
-) -> Option<CampaignState> {
+pub fn transition(state: CampaignState, action: Action, scheduled_in_future: bool) -> Option<CampaignState> {
     use CampaignState::*;
     match (state, action) {
         (Draft, Action::Start) if scheduled_in_future => Some(Scheduled),
@@ -213,9 +206,9 @@ pub fn parse_schedule(s: &str) -> Result<i64, String> {
     } else {
         time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
     };
-    parsed
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|_| format!("{s:?} is neither yyyyMMddHHmm (Beijing time) nor RFC 3339 such as 2026-11-23T10:00:00+08:00"))
+    parsed.map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64).map_err(|_| {
+        format!("{s:?} is neither yyyyMMddHHmm (Beijing time) nor RFC 3339 such as 2026-11-23T10:00:00+08:00")
+    })
 }
 
 /// The create request as sent by clients (`POST /v1/campaigns`).
@@ -280,20 +273,13 @@ pub const SCHEDULE_HORIZON_MS: i64 = 7 * 86_400_000;
 impl CreateCampaign {
     /// Validates every field and resolves `auto`; `app_exists` says whether an app name is
     /// configured. Errors name the field.
-    pub fn validate(
-        self,
-        app_exists: &dyn Fn(&str) -> bool,
-        now_ms: i64,
-    ) -> Result<CampaignSpec, FieldError> {
+    pub fn validate(self, app_exists: &dyn Fn(&str) -> bool, now_ms: i64) -> Result<CampaignSpec, FieldError> {
         let name_len = self.name.chars().count();
         if name_len == 0 || name_len > 100 {
             return Err(FieldError::new("name", "must be 1 to 100 characters"));
         }
         if !app_exists(&self.app) {
-            return Err(FieldError::new(
-                "app",
-                format!("no app named {:?} in the configuration", self.app),
-            ));
+            return Err(FieldError::new("app", format!("no app named {:?} in the configuration", self.app)));
         }
         if self.channel != "getui" {
             return Err(FieldError::new("channel", "must be \"getui\""));
@@ -307,18 +293,23 @@ impl CreateCampaign {
             m => m,
         };
         if mode == Mode::List && !self.message.variables().is_empty() {
-            return Err(FieldError::new("mode", "list campaigns send one content to all: remove the ${...} variables or use batch_single"));
+            return Err(FieldError::new(
+                "mode",
+                "list campaigns send one content to all: remove the ${...} variables or use batch_single",
+            ));
         }
         let audience = match (mode, self.audience) {
             (Mode::App, a) => Some(validate_audience(a.unwrap_or_default())?),
-            (_, Some(_)) => return Err(FieldError::new("audience", "only app campaigns take an audience; list and batch_single campaigns get recipients by upload")),
+            (_, Some(_)) => {
+                return Err(FieldError::new(
+                    "audience",
+                    "only app campaigns take an audience; list and batch_single campaigns get recipients by upload",
+                ))
+            }
             (_, None) => None,
         };
         if mode == Mode::App && !self.message.variables().is_empty() {
-            return Err(FieldError::new(
-                "message",
-                "app campaigns cannot use per-recipient ${...} variables",
-            ));
+            return Err(FieldError::new("message", "app campaigns cannot use per-recipient ${...} variables"));
         }
         Ok(CampaignSpec {
             name: self.name,
@@ -348,26 +339,18 @@ fn validate_settings(s: &CreateSettings, now_ms: i64) -> Result<CampaignSettings
         }
     }
     if let Some(g) = &s.group {
-        checks::check_group_name(g).map_err(|_| {
-            FieldError::new(
-                "settings.group",
-                "must be 1 to 100 of letters, digits, '-' and '_'",
-            )
-        })?;
+        checks::check_group_name(g)
+            .map_err(|_| FieldError::new("settings.group", "must be 1 to 100 of letters, digits, '-' and '_'"))?;
     }
     let schedule_at_ms = match &s.schedule_at {
         None => None,
         Some(text) => {
-            let at =
-                parse_schedule(text).map_err(|m| FieldError::new("settings.schedule_at", m))?;
+            let at = parse_schedule(text).map_err(|m| FieldError::new("settings.schedule_at", m))?;
             if at <= now_ms {
                 return Err(FieldError::new("settings.schedule_at", "is in the past"));
             }
             if at - now_ms > SCHEDULE_HORIZON_MS {
-                return Err(FieldError::new(
-                    "settings.schedule_at",
-                    "is more than 7 days ahead",
-                ));
+                return Err(FieldError::new("settings.schedule_at", "is more than 7 days ahead"));
             }
             Some(at)
         }
@@ -391,10 +374,7 @@ fn validate_audience(a: AppAudience) -> Result<AppAudience, FieldError> {
             ));
         }
         if c.values.is_empty() {
-            return Err(FieldError::new(
-                format!("audience.conditions[{i}].values"),
-                "must not be empty",
-            ));
+            return Err(FieldError::new(format!("audience.conditions[{i}].values"), "must not be empty"));
         }
     }
     Ok(a)
@@ -426,8 +406,7 @@ mod tests {
         v["message"]["notification"]["body"] = "Hi ${name}".into();
         assert_eq!(validate(v).unwrap().mode, Mode::BatchSingle);
         let mut v = base();
-        v["audience"] =
-            serde_json::json!({"conditions": [{"key": "phone_type", "values": ["android"]}]});
+        v["audience"] = serde_json::json!({"conditions": [{"key": "phone_type", "values": ["android"]}]});
         let spec = validate(v).unwrap();
         assert_eq!(spec.mode, Mode::App);
         assert_eq!(spec.audience.unwrap().conditions[0].opt, OptType::Or);
@@ -480,10 +459,7 @@ mod tests {
         assert_eq!(transition(Draft, Action::Start, true), Some(Scheduled));
         assert_eq!(transition(Running, Action::Pause, false), Some(Paused));
         assert_eq!(transition(Paused, Action::Resume, false), Some(Running));
-        assert_eq!(
-            transition(Scheduled, Action::Cancel, false),
-            Some(Cancelled)
-        );
+        assert_eq!(transition(Scheduled, Action::Cancel, false), Some(Cancelled));
         assert_eq!(transition(Completed, Action::Cancel, false), None);
         assert_eq!(transition(Running, Action::Start, false), None);
         assert_eq!(transition(Draft, Action::Pause, false), None);

@@ -117,9 +117,7 @@ impl RequestId {
         if campaign > Self::MAX_CAMPAIGN || chunk > Self::MAX_CHUNK {
             return Err(RequestIdError::TooLarge { campaign, chunk });
         }
-        Ok(RequestId(format!(
-            "{campaign:012x}-{chunk:010x}-{index:02x}"
-        )))
+        Ok(RequestId(format!("{campaign:012x}-{chunk:010x}-{index:02x}")))
     }
 
     /// The id as sent.
@@ -176,28 +174,16 @@ mod tests {
         let max = RequestId::derive(RequestId::MAX_CAMPAIGN, RequestId::MAX_CHUNK, 255).unwrap();
         assert!(RequestId::parse(max.as_str()).is_ok());
         assert_eq!(max.as_str().len(), 26);
-        assert!(matches!(
-            RequestId::derive(RequestId::MAX_CAMPAIGN + 1, 0, 0),
-            Err(RequestIdError::TooLarge { .. })
-        ));
+        assert!(matches!(RequestId::derive(RequestId::MAX_CAMPAIGN + 1, 0, 0), Err(RequestIdError::TooLarge { .. })));
     }
 
     #[test]
     fn request_id_length_rules() {
-        assert_eq!(
-            RequestId::parse("123456789"),
-            Err(RequestIdError::Length(9))
-        );
+        assert_eq!(RequestId::parse("123456789"), Err(RequestIdError::Length(9)));
         assert!(RequestId::parse("1234567890").is_ok());
         assert!(RequestId::parse(&"x".repeat(32)).is_ok());
-        assert_eq!(
-            RequestId::parse(&"x".repeat(33)),
-            Err(RequestIdError::Length(33))
-        );
-        assert_eq!(
-            RequestId::parse("has space 123"),
-            Err(RequestIdError::Charset)
-        );
+        assert_eq!(RequestId::parse(&"x".repeat(33)), Err(RequestIdError::Length(33)));
+        assert_eq!(RequestId::parse("has space 123"), Err(RequestIdError::Charset));
     }
 
     #[test]

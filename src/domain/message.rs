@@ -105,11 +105,7 @@ impl MessageTemplate {
         let plain = self.render(&|_| None);
         checks::check_push_message(&plain).map_err(|v| {
             let field = v.param.replacen("push_message", "message", 1);
-            let field = if field == "message" {
-                "message".to_owned()
-            } else {
-                field
-            };
+            let field = if field == "message" { "message".to_owned() } else { field };
             FieldError::new(field, v.msg)
         })
     }
@@ -163,27 +159,18 @@ mod tests {
     #[test]
     fn variables_are_found_and_rendered() {
         let t = template("Hi ${name}, ${pct}% off ${name}");
-        assert_eq!(
-            t.variables().into_iter().collect::<Vec<_>>(),
-            vec!["name", "pct"]
-        );
+        assert_eq!(t.variables().into_iter().collect::<Vec<_>>(), vec!["name", "pct"]);
         let msg = t.render(&|k| (k == "name").then(|| "Li".to_owned()));
         assert_eq!(msg.notification.unwrap().body, "Hi Li, % off Li");
         assert!(template("no variables").variables().is_empty());
-        assert_eq!(
-            substitute("broken ${name", &|_| Some("x".into())),
-            "broken ${name"
-        );
+        assert_eq!(substitute("broken ${name", &|_| Some("x".into())), "broken ${name");
     }
 
     #[test]
     fn validation_names_the_message_field() {
         let err = template(&"x".repeat(257)).validate().unwrap_err();
         assert_eq!(err.field, "message.notification.body");
-        let none = MessageTemplate {
-            notification: None,
-            transmission: None,
-        };
+        let none = MessageTemplate { notification: None, transmission: None };
         assert_eq!(none.validate().unwrap_err().field, "message");
     }
 }

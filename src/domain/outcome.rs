@@ -139,38 +139,19 @@ mod tests {
 
     #[test]
     fn permanent_codes_map_to_results() {
-        assert_eq!(
-            ResultName::for_permanent_code(20001, "target user is invalid"),
-            ResultName::TargetInvalid
-        );
-        assert_eq!(
-            ResultName::for_permanent_code(20001, "title size over limit"),
-            ResultName::ParamInvalid
-        );
-        assert_eq!(
-            ResultName::for_permanent_code(30008, ""),
-            ResultName::QuotaExceeded
-        );
-        assert_eq!(
-            ResultName::for_permanent_code(10002, ""),
-            ResultName::NoPermission
-        );
-        assert_eq!(
-            ResultName::for_permanent_code(99999, ""),
-            ResultName::Failed
-        );
+        assert_eq!(ResultName::for_permanent_code(20001, "target user is invalid"), ResultName::TargetInvalid);
+        assert_eq!(ResultName::for_permanent_code(20001, "title size over limit"), ResultName::ParamInvalid);
+        assert_eq!(ResultName::for_permanent_code(30008, ""), ResultName::QuotaExceeded);
+        assert_eq!(ResultName::for_permanent_code(10002, ""), ResultName::NoPermission);
+        assert_eq!(ResultName::for_permanent_code(99999, ""), ResultName::Failed);
     }
 
     #[test]
     fn names_are_unique_and_snake_case() {
-        let names: std::collections::BTreeSet<_> =
-            ResultName::ALL.iter().map(|r| r.as_str()).collect();
+        let names: std::collections::BTreeSet<_> = ResultName::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(names.len(), ResultName::ALL.len());
         for r in ResultName::ALL {
-            assert_eq!(
-                serde_json::to_string(&r).unwrap(),
-                format!("\"{}\"", r.as_str())
-            );
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
         }
     }
 
@@ -183,9 +164,6 @@ mod tests {
         b.add(ResultName::SuccessedOnline, 2);
         b.add(ResultName::Failed, 1);
         a.merge(&b);
-        assert_eq!(
-            (a.get(ResultName::SuccessedOnline), a.total(), a.0.len()),
-            (5, 6, 2)
-        );
+        assert_eq!((a.get(ResultName::SuccessedOnline), a.total(), a.0.len()), (5, 6, 2));
     }
 }

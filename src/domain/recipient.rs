@@ -22,10 +22,7 @@ pub struct Recipient {
 
 /// Parses a plain-text line: a cid (32 hex digits; upper case is folded to lower case).
 pub fn parse_text_line(line: &str) -> Result<Recipient, String> {
-    Ok(Recipient {
-        cid: parse_cid(line.trim())?,
-        vars: Vec::new(),
-    })
+    Ok(Recipient { cid: parse_cid(line.trim())?, vars: Vec::new() })
 }
 
 #[derive(Deserialize)]
@@ -39,13 +36,11 @@ struct NdjsonLine {
 
 /// Parses an NDJSON line: `{"cid": "...", "vars": {"name": "Li"}}`.
 pub fn parse_ndjson_line(line: &str) -> Result<Recipient, String> {
-    let parsed: NdjsonLine = serde_json::from_str(line)
-        .map_err(|e| format!("not a JSON object of cid and vars: {e}"))?;
+    let parsed: NdjsonLine =
+        serde_json::from_str(line).map_err(|e| format!("not a JSON object of cid and vars: {e}"))?;
     let cid = match (parsed.cid, parsed.alias) {
         (Some(c), None) => parse_cid(&c)?,
-        (None, Some(_)) => {
-            return Err("alias recipients are not supported yet; send the device's cid".into())
-        }
+        (None, Some(_)) => return Err("alias recipients are not supported yet; send the device's cid".into()),
         (Some(_), Some(_)) => return Err("give either cid or alias, not both".into()),
         (None, None) => return Err("missing \"cid\"".into()),
     };
@@ -61,9 +56,7 @@ pub fn parse_ndjson_line(line: &str) -> Result<Recipient, String> {
             _ => return Err(format!("var {k:?} must be a string, number or boolean")),
         };
         if value.chars().count() > MAX_VAR_CHARS {
-            return Err(format!(
-                "var {k:?} is longer than {MAX_VAR_CHARS} characters"
-            ));
+            return Err(format!("var {k:?} is longer than {MAX_VAR_CHARS} characters"));
         }
         vars.push((k, value));
     }
@@ -93,38 +86,17 @@ mod tests {
     #[test]
     fn text_lines() {
         assert_eq!(parse_text_line(CID).unwrap().cid.to_string(), CID);
-        assert_eq!(
-            parse_text_line(&format!(" {}\r", CID.to_uppercase()))
-                .unwrap()
-                .cid
-                .to_string(),
-            CID
-        );
-        assert!(parse_text_line("hello")
-            .unwrap_err()
-            .contains("not a Getui cid"));
+        assert_eq!(parse_text_line(&format!(" {}\r", CID.to_uppercase())).unwrap().cid.to_string(), CID);
+        assert!(parse_text_line("hello").unwrap_err().contains("not a Getui cid"));
     }
 
     #[test]
     fn ndjson_lines() {
-        let r = parse_ndjson_line(&format!(
-            r#"{{"cid":"{CID}","vars":{{"name":"Li","n":3}}}}"#
-        ))
-        .unwrap();
-        assert_eq!(
-            r.vars,
-            vec![
-                ("n".to_owned(), "3".to_owned()),
-                ("name".to_owned(), "Li".to_owned())
-            ]
-        );
-        assert!(parse_ndjson_line(r#"{"vars":{}}"#)
-            .unwrap_err()
-            .contains("missing"));
+        let r = parse_ndjson_line(&format!(r#"{{"cid":"{CID}","vars":{{"name":"Li","n":3}}}}"#)).unwrap();
+        assert_eq!(r.vars, vec![("n".to_owned(), "3".to_owned()), ("name".to_owned(), "Li".to_owned())]);
+        assert!(parse_ndjson_line(r#"{"vars":{}}"#).unwrap_err().contains("missing"));
         assert!(parse_ndjson_line("[1,2]").is_err());
         assert!(parse_ndjson_line(&format!(r#"{{"cid":"{CID}","vars":{{"a":[1]}}}}"#)).is_err());
-        assert!(parse_ndjson_line(r#"{"alias":"bob"}"#)
-            .unwrap_err()
-            .contains("alias"));
+        assert!(parse_ndjson_line(r#"{"alias":"bob"}"#).unwrap_err().contains("alias"));
     }
 }

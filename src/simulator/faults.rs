@@ -69,19 +69,12 @@ impl FaultProfile {
             drop_after_share: 0.01,
             ..realistic.clone()
         };
-        let burst = RateLimitBurst {
-            every: Duration::from_secs(4),
-            lasts: Duration::from_millis(700),
-        };
+        let burst = RateLimitBurst { every: Duration::from_secs(4), lasts: Duration::from_millis(700) };
         Some(match name {
             "clean" => clean,
             "realistic" => realistic,
             "flaky" => flaky,
-            "ratelimited" => FaultProfile {
-                name: "ratelimited",
-                rate_limit_burst: Some(burst),
-                ..realistic
-            },
+            "ratelimited" => FaultProfile { name: "ratelimited", rate_limit_burst: Some(burst), ..realistic },
             "chaos" => FaultProfile {
                 name: "chaos",
                 rate_limit_burst: Some(burst),

@@ -58,11 +58,7 @@ impl Default for Ledger {
 
 impl Ledger {
     /// Records one delivery to each cid through `endpoint`.
-    pub fn record<'a>(
-        &self,
-        endpoint: &'static str,
-        cids: impl IntoIterator<Item = &'a CompactCid>,
-    ) {
+    pub fn record<'a>(&self, endpoint: &'static str, cids: impl IntoIterator<Item = &'a CompactCid>) {
         let mut n = 0u64;
         let mut new = 0u64;
         for cid in cids {
@@ -95,10 +91,7 @@ impl Ledger {
 
     /// How many deliveries `cid` received.
     pub fn count(&self, cid: &CompactCid) -> u32 {
-        lock(&self.shards[usize::from(cid.0[15]) % SHARDS])
-            .get(&cid.0)
-            .copied()
-            .unwrap_or(0)
+        lock(&self.shards[usize::from(cid.0[15]) % SHARDS]).get(&cid.0).copied().unwrap_or(0)
     }
 
     /// The totals.
@@ -110,10 +103,7 @@ impl Ledger {
             unique_cids,
             duplicates: deliveries.saturating_sub(unique_cids),
             dropped_repeats: self.dropped_repeats.load(Ordering::Relaxed),
-            by_endpoint: lock(&self.by_endpoint)
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), *v))
-                .collect(),
+            by_endpoint: lock(&self.by_endpoint).iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
         }
     }
 
@@ -147,10 +137,7 @@ mod tests {
         l.record("push_single_batch_cid", [cid(2)].iter());
         l.record_dropped_repeat();
         let s = l.summary();
-        assert_eq!(
-            (s.deliveries, s.unique_cids, s.duplicates, s.dropped_repeats),
-            (4, 3, 1, 1)
-        );
+        assert_eq!((s.deliveries, s.unique_cids, s.duplicates, s.dropped_repeats), (4, 3, 1, 1));
         assert_eq!(s.by_endpoint["push_list_cid"], 3);
         assert_eq!(s.by_endpoint["push_single_batch_cid"], 1);
         assert_eq!(l.count(&cid(2)), 2);

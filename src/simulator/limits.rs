@@ -67,11 +67,7 @@ impl FixedWindow {
     /// A counter allowing `limit` hits per `window` (`None`: unlimited).
     pub fn new(limit: Option<u64>, window: Duration) -> Self {
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
-        FixedWindow {
-            limit,
-            window_ms,
-            state: Mutex::new((0, 0)),
-        }
+        FixedWindow { limit, window_ms, state: Mutex::new((0, 0)) }
     }
 
     /// Takes `n` hits at wall-clock `now_ms` if they fit in the current window.

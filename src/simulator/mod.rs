@@ -44,10 +44,7 @@ pub struct StatusShares {
 
 impl Default for StatusShares {
     fn default() -> Self {
-        StatusShares {
-            online_bp: 7_000,
-            offline_bp: 2_500,
-        }
+        StatusShares { online_bp: 7_000, offline_bp: 2_500 }
     }
 }
 
@@ -106,11 +103,7 @@ impl Simulator {
     pub async fn bind(addr: SocketAddr, config: SimConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        Ok(Simulator {
-            listener,
-            addr,
-            getui: Arc::new(getui::GetuiSim::new(config)),
-        })
+        Ok(Simulator { listener, addr, getui: Arc::new(getui::GetuiSim::new(config)) })
     }
 
     /// The address it listens on.
@@ -148,12 +141,7 @@ impl Simulator {
         let addr = self.addr;
         let ledger = self.ledger();
         let task = tokio::spawn(self.run(token.clone()));
-        RunningSimulator {
-            addr,
-            ledger,
-            token,
-            task: Some(task),
-        }
+        RunningSimulator { addr, ledger, token, task: Some(task) }
     }
 }
 

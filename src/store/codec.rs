@@ -41,9 +41,7 @@ pub fn encode_named<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
 /// Reads a value written by either encoder.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&VERSION, rest)) => {
-            rmp_serde::from_slice(rest).map_err(|e| StoreError::Codec(e.to_string()))
-        }
+        Some((&VERSION, rest)) => rmp_serde::from_slice(rest).map_err(|e| StoreError::Codec(e.to_string())),
         Some((v, _)) => Err(StoreError::Codec(format!("unknown value version {v}"))),
         None => Err(StoreError::Codec("empty value".into())),
     }
@@ -56,31 +54,15 @@ mod tests {
 
     #[test]
     fn keys_sort_by_campaign_then_sequence() {
-        let mut keys = vec![
-            chunk_key(2, 0),
-            chunk_key(1, 300),
-            chunk_key(1, 2),
-            chunk_key(1, 256),
-        ];
+        let mut keys = vec![chunk_key(2, 0), chunk_key(1, 300), chunk_key(1, 2), chunk_key(1, 256)];
         keys.sort();
-        assert_eq!(
-            keys,
-            vec![
-                chunk_key(1, 2),
-                chunk_key(1, 256),
-                chunk_key(1, 300),
-                chunk_key(2, 0)
-            ]
-        );
+        assert_eq!(keys, vec![chunk_key(1, 2), chunk_key(1, 256), chunk_key(1, 300), chunk_key(2, 0)]);
         assert_eq!(parse_chunk_key(&chunk_key(7, 9)), Some((7, 9)));
     }
 
     #[test]
     fn a_thousand_cids_take_about_sixteen_kilobytes() {
-        let chunk = Chunk {
-            cids: vec![0xab; 16_000],
-            vars: Vec::new(),
-        };
+        let chunk = Chunk { cids: vec![0xab; 16_000], vars: Vec::new() };
         let bytes = encode_compact(&chunk).unwrap();
         assert!(bytes.len() < 16_010, "{}", bytes.len());
         assert_eq!(decode::<Chunk>(&bytes).unwrap(), chunk);

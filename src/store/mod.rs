@@ -201,12 +201,7 @@ pub trait Store: Send + Sync + 'static {
     /// Every campaign, oldest first.
     fn list(&self) -> Result<Vec<CampaignRecord>, StoreError>;
     /// Up to `max` unacknowledged committed chunks with sequence ≥ `from_seq`, in order.
-    fn pending_chunks(
-        &self,
-        id: u64,
-        from_seq: u64,
-        max: usize,
-    ) -> Result<Vec<(u64, Chunk)>, StoreError>;
+    fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> Result<Vec<(u64, Chunk)>, StoreError>;
     /// Committed chunks of a campaign (for rebuilding the upload duplicate filter).
     fn committed_chunks(&self, id: u64) -> Result<Vec<Chunk>, StoreError>;
     /// List chunks marked in flight when the daemon last stopped.

@@ -10,9 +10,7 @@ use tokio::sync::oneshot;
 
 use super::codec::{chunk_key, decode, parse_chunk_key};
 use super::writer::{Command, LiveMap, Reply, Trees, Writer};
-use super::{
-    Ack, CampaignRecord, Change, Chunk, Progress, Store, StoreError, StoreFuture, UploadCommit,
-};
+use super::{Ack, CampaignRecord, Change, Chunk, Progress, Store, StoreError, StoreFuture, UploadCommit};
 use crate::domain::CampaignSpec;
 
 /// Where and how to open the store.
@@ -63,12 +61,7 @@ impl SledStore {
             .name("store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
-        Ok(Arc::new(SledStore {
-            trees,
-            tx,
-            live,
-            writer: Mutex::new(Some(handle)),
-        }))
+        Ok(Arc::new(SledStore { trees, tx, live, writer: Mutex::new(Some(handle)) }))
     }
 
     /// Flushes, stops the writer thread and waits for it.
@@ -83,10 +76,7 @@ impl SledStore {
 
     /// Hands a command to the writer without blocking the async worker: when the queue is
     /// full it yields and tries again.
-    fn send<T: Send + 'static>(
-        &self,
-        make: impl FnOnce(Reply<T>) -> Command + Send,
-    ) -> StoreFuture<'_, T> {
+    fn send<T: Send + 'static>(&self, make: impl FnOnce(Reply<T>) -> Command + Send) -> StoreFuture<'_, T> {
         let (reply, rx) = oneshot::channel();
         let mut cmd = make(reply);
         Box::pin(async move {
@@ -97,9 +87,7 @@ impl SledStore {
                         cmd = c;
                         tokio::time::sleep(std::time::Duration::from_micros(200)).await;
                     }
-                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
-                        return Err(StoreError::Closed)
-                    }
+                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
                 }
             }
             rx.await.map_err(|_| StoreError::Closed)?
@@ -109,11 +97,7 @@ impl SledStore {
 
 impl Store for SledStore {
     fn create(&self, spec: CampaignSpec, now_ms: i64) -> StoreFuture<'_, CampaignRecord> {
-        self.send(move |reply| Command::Create {
-            spec: Box::new(spec),
-            now_ms,
-            reply,
-        })
+        self.send(move |reply| Command::Create { spec: Box::new(spec), now_ms, reply })
     }
 
     fn change(&self, id: u64, change: Change) -> StoreFuture<'_, CampaignRecord> {
@@ -125,12 +109,7 @@ impl Store for SledStore {
     }
 
     fn stage_chunk(&self, id: u64, seq: u64, chunk: Chunk) -> StoreFuture<'_, ()> {
-        self.send(move |reply| Command::Stage {
-            id,
-            seq,
-            chunk,
-            reply,
-        })
+        self.send(move |reply| Command::Stage { id, seq, chunk, reply })
     }
 
     fn commit_upload(&self, id: u64, commit: UploadCommit) -> StoreFuture<'_, CampaignRecord> {
@@ -138,12 +117,7 @@ impl Store for SledStore {
     }
 
     fn discard_upload(&self, id: u64, first_seq: u64, chunks: u64) -> StoreFuture<'_, ()> {
-        self.send(move |reply| Command::Discard {
-            id,
-            first_seq,
-            chunks,
-            reply,
-        })
+        self.send(move |reply| Command::Discard { id, first_seq, chunks, reply })
     }
 
     fn mark_inflight(&self, id: u64, seq: u64) -> StoreFuture<'_, ()> {
@@ -159,29 +133,14 @@ impl Store for SledStore {
     }
 
     fn get(&self, id: u64) -> Result<Option<CampaignRecord>, StoreError> {
-        self.trees
-            .campaigns
-            .get(id.to_be_bytes())
-            .map_err(db_err)?
-            .map(|v| decode(&v))
-            .transpose()
+        self.trees.campaigns.get(id.to_be_bytes()).map_err(db_err)?.map(|v| decode(&v)).transpose()
     }
 
     fn list(&self) -> Result<Vec<CampaignRecord>, StoreError> {
-        self.trees
-            .campaigns
-            .iter()
-            .values()
-            .map(|v| decode(&v.map_err(db_err)?))
-            .collect()
+        self.trees.campaigns.iter().values().map(|v| decode(&v.map_err(db_err)?)).collect()
     }
 
-    fn pending_chunks(
-        &self,
-        id: u64,
-        from_seq: u64,
-        max: usize,
-    ) -> Result<Vec<(u64, Chunk)>, StoreError> {
+    fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> Result<Vec<(u64, Chunk)>, StoreError> {
         let Some(rec) = self.get(id)? else {
             return Err(StoreError::NotFound(id));
         };
@@ -190,15 +149,9 @@ impl Store for SledStore {
             return Ok(Vec::new());
         }
         let mut out = Vec::with_capacity(max);
-        for item in self
-            .trees
-            .chunks
-            .range(chunk_key(id, from)..chunk_key(id, rec.chunk_count))
-            .take(max)
-        {
+        for item in self.trees.chunks.range(chunk_key(id, from)..chunk_key(id, rec.chunk_count)).take(max) {
             let (k, v) = item.map_err(db_err)?;
-            let (_, seq) =
-                parse_chunk_key(&k).ok_or_else(|| StoreError::Codec("bad chunk key".into()))?;
+            let (_, seq) = parse_chunk_key(&k).ok_or_else(|| StoreError::Codec("bad chunk key".into()))?;
             out.push((seq, decode(&v)?));
         }
         Ok(out)
@@ -223,20 +176,13 @@ impl Store for SledStore {
             .keys()
             .map(|k| {
                 let k = k.map_err(db_err)?;
-                parse_chunk_key(&k)
-                    .map(|(_, s)| s)
-                    .ok_or_else(|| StoreError::Codec("bad inflight key".into()))
+                parse_chunk_key(&k).map(|(_, s)| s).ok_or_else(|| StoreError::Codec("bad inflight key".into()))
             })
             .collect()
     }
 
     fn progress(&self, id: u64) -> Progress {
-        self.live
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned()
-            .unwrap_or_default()
+        self.live.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned().unwrap_or_default()
     }
 
     fn size_on_disk(&self) -> u64 {
@@ -259,18 +205,11 @@ mod tests {
     }
 
     fn chunk(n: u8) -> Chunk {
-        Chunk {
-            cids: (0..n).flat_map(|i| [i; 16]).collect(),
-            vars: Vec::new(),
-        }
+        Chunk { cids: (0..n).flat_map(|i| [i; 16]).collect(), vars: Vec::new() }
     }
 
     fn open(dir: &std::path::Path) -> Arc<SledStore> {
-        SledStore::open(&StoreSettings {
-            path: dir.to_path_buf(),
-            cache_bytes: 8 << 20,
-        })
-        .unwrap()
+        SledStore::open(&StoreSettings { path: dir.to_path_buf(), cache_bytes: 8 << 20 }).unwrap()
     }
 
     fn online(n: u64) -> Counts {
@@ -288,53 +227,20 @@ mod tests {
         store.stage_chunk(rec.id, 1, chunk(2)).await.unwrap();
         // Staged chunks are invisible until committed.
         assert!(store.pending_chunks(rec.id, 0, 10).unwrap().is_empty());
-        let commit = UploadCommit {
-            first_seq: 0,
-            chunks: 2,
-            recipients: 5,
-            duplicates: 1,
-            rejected: 0,
-        };
+        let commit = UploadCommit { first_seq: 0, chunks: 2, recipients: 5, duplicates: 1, rejected: 0 };
         store.commit_upload(rec.id, commit).await.unwrap();
         assert_eq!(store.pending_chunks(rec.id, 0, 10).unwrap().len(), 2);
-        store
-            .change(rec.id, Change::Act(Action::Start, 2))
-            .await
-            .unwrap();
+        store.change(rec.id, Change::Act(Action::Start, 2)).await.unwrap();
         // Out of order: chunk 1 first, then 0.
-        store
-            .ack(Ack {
-                campaign: rec.id,
-                seq: 1,
-                counts: online(2),
-            })
-            .await
-            .unwrap();
+        store.ack(Ack { campaign: rec.id, seq: 1, counts: online(2) }).await.unwrap();
         assert_eq!(store.get(rec.id).unwrap().unwrap().folded, 0);
         assert_eq!(store.progress(rec.id).counts.total(), 2);
-        store
-            .ack(Ack {
-                campaign: rec.id,
-                seq: 0,
-                counts: online(3),
-            })
-            .await
-            .unwrap();
+        store.ack(Ack { campaign: rec.id, seq: 0, counts: online(3) }).await.unwrap();
         let done = store.get(rec.id).unwrap().unwrap();
-        assert_eq!(
-            (done.state, done.folded, done.counts.total()),
-            (CampaignState::Completed, 2, 5)
-        );
+        assert_eq!((done.state, done.folded, done.counts.total()), (CampaignState::Completed, 2, 5));
         assert!(store.pending_chunks(rec.id, 0, 10).unwrap().is_empty());
         // A repeated acknowledgement changes nothing.
-        store
-            .ack(Ack {
-                campaign: rec.id,
-                seq: 0,
-                counts: online(3),
-            })
-            .await
-            .unwrap();
+        store.ack(Ack { campaign: rec.id, seq: 0, counts: online(3) }).await.unwrap();
         assert_eq!(store.progress(rec.id).counts.total(), 5);
         store.close().await.unwrap();
     }
@@ -349,13 +255,7 @@ mod tests {
             store
                 .commit_upload(
                     a.id,
-                    UploadCommit {
-                        first_seq: 0,
-                        chunks: 1,
-                        recipients: 2,
-                        duplicates: 0,
-                        rejected: 0,
-                    },
+                    UploadCommit { first_seq: 0, chunks: 1, recipients: 2, duplicates: 0, rejected: 0 },
                 )
                 .await
                 .unwrap();
@@ -376,33 +276,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let rec = store.create(spec(), 1).await.unwrap();
-        let err = store
-            .change(rec.id, Change::Act(Action::Start, 2))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StoreError::Conflict {
-                    state: CampaignState::Draft,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        let err = store
-            .change(rec.id, Change::Act(Action::Pause, 2))
-            .await
-            .unwrap_err();
+        let err = store.change(rec.id, Change::Act(Action::Start, 2)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { state: CampaignState::Draft, .. }), "{err}");
+        let err = store.change(rec.id, Change::Act(Action::Pause, 2)).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict { .. }));
-        store
-            .change(rec.id, Change::Act(Action::Cancel, 3))
-            .await
-            .unwrap();
-        assert!(matches!(
-            store.delete(rec.id).await.unwrap_err(),
-            StoreError::Conflict { .. }
-        ));
+        store.change(rec.id, Change::Act(Action::Cancel, 3)).await.unwrap();
+        assert!(matches!(store.delete(rec.id).await.unwrap_err(), StoreError::Conflict { .. }));
         let other = store.create(spec(), 1).await.unwrap();
         store.delete(other.id).await.unwrap();
         assert!(store.get(other.id).unwrap().is_none());

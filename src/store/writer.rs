@@ -20,52 +20,16 @@ const GROUP_COMMIT_MAX: usize = 512;
 
 /// A write request and where to send its answer.
 pub(super) enum Command {
-    Create {
-        spec: Box<CampaignSpec>,
-        now_ms: i64,
-        reply: Reply<CampaignRecord>,
-    },
-    Change {
-        id: u64,
-        change: Change,
-        reply: Reply<CampaignRecord>,
-    },
-    Delete {
-        id: u64,
-        reply: Reply<()>,
-    },
-    Stage {
-        id: u64,
-        seq: u64,
-        chunk: Chunk,
-        reply: Reply<()>,
-    },
-    Commit {
-        id: u64,
-        commit: UploadCommit,
-        reply: Reply<CampaignRecord>,
-    },
-    Discard {
-        id: u64,
-        first_seq: u64,
-        chunks: u64,
-        reply: Reply<()>,
-    },
-    Inflight {
-        id: u64,
-        seq: u64,
-        reply: Reply<()>,
-    },
-    Ack {
-        ack: Ack,
-        reply: Reply<()>,
-    },
-    Flush {
-        reply: Reply<()>,
-    },
-    Shutdown {
-        reply: Reply<()>,
-    },
+    Create { spec: Box<CampaignSpec>, now_ms: i64, reply: Reply<CampaignRecord> },
+    Change { id: u64, change: Change, reply: Reply<CampaignRecord> },
+    Delete { id: u64, reply: Reply<()> },
+    Stage { id: u64, seq: u64, chunk: Chunk, reply: Reply<()> },
+    Commit { id: u64, commit: UploadCommit, reply: Reply<CampaignRecord> },
+    Discard { id: u64, first_seq: u64, chunks: u64, reply: Reply<()> },
+    Inflight { id: u64, seq: u64, reply: Reply<()> },
+    Ack { ack: Ack, reply: Reply<()> },
+    Flush { reply: Reply<()> },
+    Shutdown { reply: Reply<()> },
 }
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -102,13 +66,7 @@ fn db_err(e: sled::Error) -> StoreError {
 impl Writer {
     /// Loads every campaign and repairs what a crash may have left half-done.
     pub(super) fn recover(trees: Trees, live: LiveMap) -> Result<Writer, StoreError> {
-        let mut w = Writer {
-            trees,
-            records: HashMap::new(),
-            unfolded: HashMap::new(),
-            acked: HashMap::new(),
-            live,
-        };
+        let mut w = Writer { trees, records: HashMap::new(), unfolded: HashMap::new(), acked: HashMap::new(), live };
         for item in w.trees.campaigns.iter() {
             let (_, v) = item.map_err(db_err)?;
             let rec: CampaignRecord = decode(&v)?;
@@ -137,14 +95,8 @@ impl Writer {
                 continue;
             }
             // Acknowledged before the crash: the chunk itself may not have been removed yet.
-            self.trees
-                .chunks
-                .remove(chunk_key(id, seq))
-                .map_err(db_err)?;
-            self.unfolded
-                .entry(id)
-                .or_default()
-                .insert(seq, decode(&v)?);
+            self.trees.chunks.remove(chunk_key(id, seq)).map_err(db_err)?;
+            self.unfolded.entry(id).or_default().insert(seq, decode(&v)?);
             *self.acked.entry(id).or_insert(0) += 1;
         }
         if rec.state == CampaignState::Draft {
@@ -196,33 +148,14 @@ impl Writer {
 
     fn apply(&mut self, cmd: Command, touched: &mut HashSet<u64>) -> Pending {
         match cmd {
-            Command::Create {
-                spec,
-                now_ms,
-                reply,
-            } => later(reply, self.create(*spec, now_ms)),
+            Command::Create { spec, now_ms, reply } => later(reply, self.create(*spec, now_ms)),
             Command::Change { id, change, reply } => later(reply, self.change(id, change)),
             Command::Delete { id, reply } => later(reply, self.delete(id)),
-            Command::Stage {
-                id,
-                seq,
-                chunk,
-                reply,
-            } => later(reply, self.stage(id, seq, &chunk)),
+            Command::Stage { id, seq, chunk, reply } => later(reply, self.stage(id, seq, &chunk)),
             Command::Commit { id, commit, reply } => later(reply, self.commit(id, commit)),
-            Command::Discard {
-                id,
-                first_seq,
-                chunks,
-                reply,
-            } => later(reply, self.discard(id, first_seq, chunks)),
+            Command::Discard { id, first_seq, chunks, reply } => later(reply, self.discard(id, first_seq, chunks)),
             Command::Inflight { id, seq, reply } => {
-                let r = self
-                    .trees
-                    .inflight
-                    .insert(chunk_key(id, seq), &[])
-                    .map(|_| ())
-                    .map_err(db_err);
+                let r = self.trees.inflight.insert(chunk_key(id, seq), &[]).map(|_| ()).map_err(db_err);
                 later(reply, r)
             }
             Command::Ack { ack, reply } => {
@@ -259,17 +192,11 @@ impl Writer {
     }
 
     fn record(&self, id: u64) -> Result<CampaignRecord, StoreError> {
-        self.records
-            .get(&id)
-            .cloned()
-            .ok_or(StoreError::NotFound(id))
+        self.records.get(&id).cloned().ok_or(StoreError::NotFound(id))
     }
 
     fn save(&mut self, rec: &CampaignRecord) -> Result<(), StoreError> {
-        self.trees
-            .campaigns
-            .insert(rec.id.to_be_bytes(), encode_named(rec)?)
-            .map_err(db_err)?;
+        self.trees.campaigns.insert(rec.id.to_be_bytes(), encode_named(rec)?).map_err(db_err)?;
         self.records.insert(rec.id, rec.clone());
         Ok(())
     }
@@ -283,8 +210,7 @@ impl Writer {
         match change {
             Change::Act(action, now) => {
                 let future = rec.spec.settings.schedule_at_ms.is_some_and(|t| t > now);
-                let next = transition(rec.state, action, future)
-                    .ok_or_else(|| conflict(&rec, action.as_str()))?;
+                let next = transition(rec.state, action, future).ok_or_else(|| conflict(&rec, action.as_str()))?;
                 if action == Action::Start && rec.recipients == 0 && rec.spec.mode != Mode::App {
                     return Err(StoreError::Conflict {
                         state: rec.state,
@@ -316,12 +242,7 @@ impl Writer {
     }
 
     /// Moves to `next`, stamping times and dropping unsent chunks of a cancelled campaign.
-    fn enter(
-        &mut self,
-        rec: &mut CampaignRecord,
-        next: CampaignState,
-        now: i64,
-    ) -> Result<(), StoreError> {
+    fn enter(&mut self, rec: &mut CampaignRecord, next: CampaignState, now: i64) -> Result<(), StoreError> {
         if next == CampaignState::Running && rec.started_ms.is_none() {
             rec.started_ms = Some(now);
         }
@@ -347,39 +268,23 @@ impl Writer {
                 ),
             });
         }
-        for tree in [
-            self.trees.chunks.clone(),
-            self.trees.done.clone(),
-            self.trees.inflight.clone(),
-        ] {
+        for tree in [self.trees.chunks.clone(), self.trees.done.clone(), self.trees.inflight.clone()] {
             self.remove_range(&tree, id, 0)?;
         }
-        self.trees
-            .campaigns
-            .remove(id.to_be_bytes())
-            .map_err(db_err)?;
+        self.trees.campaigns.remove(id.to_be_bytes()).map_err(db_err)?;
         self.records.remove(&id);
         self.unfolded.remove(&id);
         self.acked.remove(&id);
-        self.live
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        self.live.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
         Ok(())
     }
 
     fn stage(&mut self, id: u64, seq: u64, chunk: &Chunk) -> Result<(), StoreError> {
         let rec = self.record(id)?;
         if seq < rec.chunk_count {
-            return Err(StoreError::Conflict {
-                state: rec.state,
-                message: "chunk already committed".into(),
-            });
+            return Err(StoreError::Conflict { state: rec.state, message: "chunk already committed".into() });
         }
-        self.trees
-            .chunks
-            .insert(chunk_key(id, seq), encode_compact(chunk)?)
-            .map_err(db_err)?;
+        self.trees.chunks.insert(chunk_key(id, seq), encode_compact(chunk)?).map_err(db_err)?;
         Ok(())
     }
 
@@ -388,17 +293,11 @@ impl Writer {
         if rec.state != CampaignState::Draft || c.first_seq != rec.chunk_count {
             self.discard(id, c.first_seq, c.chunks)?;
             let message = if rec.state != CampaignState::Draft {
-                format!(
-                    "recipients can only be uploaded to a draft campaign; this one is {}",
-                    rec.state.as_str()
-                )
+                format!("recipients can only be uploaded to a draft campaign; this one is {}", rec.state.as_str())
             } else {
                 "another upload to this campaign finished first; retry".to_owned()
             };
-            return Err(StoreError::Conflict {
-                state: rec.state,
-                message,
-            });
+            return Err(StoreError::Conflict { state: rec.state, message });
         }
         rec.chunk_count += c.chunks;
         rec.recipients += c.recipients;
@@ -411,40 +310,23 @@ impl Writer {
     fn discard(&mut self, id: u64, first_seq: u64, chunks: u64) -> Result<(), StoreError> {
         let committed = self.records.get(&id).map_or(0, |r| r.chunk_count);
         for seq in first_seq.max(committed)..first_seq + chunks {
-            self.trees
-                .chunks
-                .remove(chunk_key(id, seq))
-                .map_err(db_err)?;
+            self.trees.chunks.remove(chunk_key(id, seq)).map_err(db_err)?;
         }
         Ok(())
     }
 
     fn ack(&mut self, ack: Ack) -> Result<(), StoreError> {
         let key = chunk_key(ack.campaign, ack.seq);
-        let folded = self
-            .records
-            .get(&ack.campaign)
-            .map(|r| r.folded)
-            .ok_or(StoreError::NotFound(ack.campaign))?;
-        let seen = ack.seq < folded
-            || self
-                .unfolded
-                .get(&ack.campaign)
-                .is_some_and(|m| m.contains_key(&ack.seq));
+        let folded = self.records.get(&ack.campaign).map(|r| r.folded).ok_or(StoreError::NotFound(ack.campaign))?;
+        let seen = ack.seq < folded || self.unfolded.get(&ack.campaign).is_some_and(|m| m.contains_key(&ack.seq));
         if seen {
             return Ok(()); // a late duplicate acknowledgement
         }
         // Tombstone first: a crash after it but before the removal still counts the chunk once.
-        self.trees
-            .done
-            .insert(key, encode_compact(&ack.counts)?)
-            .map_err(db_err)?;
+        self.trees.done.insert(key, encode_compact(&ack.counts)?).map_err(db_err)?;
         self.trees.chunks.remove(key).map_err(db_err)?;
         self.trees.inflight.remove(key).map_err(db_err)?;
-        self.unfolded
-            .entry(ack.campaign)
-            .or_default()
-            .insert(ack.seq, ack.counts);
+        self.unfolded.entry(ack.campaign).or_default().insert(ack.seq, ack.counts);
         *self.acked.entry(ack.campaign).or_insert(0) += 1;
         Ok(())
     }
@@ -462,9 +344,8 @@ impl Writer {
                 rec.folded += 1;
             }
         }
-        let complete = rec.state == CampaignState::Running
-            && rec.spec.mode != Mode::App
-            && rec.folded >= rec.chunk_count;
+        let complete =
+            rec.state == CampaignState::Running && rec.spec.mode != Mode::App && rec.folded >= rec.chunk_count;
         if complete {
             rec.state = CampaignState::Completed;
             rec.finished_ms = Some(now_ms());
@@ -488,23 +369,14 @@ impl Writer {
             counts.merge(c);
         }
         let acked_chunks = self.acked.get(&id).copied().unwrap_or(0);
-        self.live.write().unwrap_or_else(|p| p.into_inner()).insert(
-            id,
-            Progress {
-                counts,
-                acked_chunks,
-            },
-        );
+        self.live.write().unwrap_or_else(|p| p.into_inner()).insert(id, Progress { counts, acked_chunks });
     }
 
     /// Removes every key of campaign `id` with sequence ≥ `from_seq` in `tree`.
     fn remove_range(&self, tree: &sled::Tree, id: u64, from_seq: u64) -> Result<(), StoreError> {
         let end = chunk_key(id, u64::MAX);
-        let keys: Vec<sled::IVec> = tree
-            .range(chunk_key(id, from_seq)..=end)
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(db_err)?;
+        let keys: Vec<sled::IVec> =
+            tree.range(chunk_key(id, from_seq)..=end).keys().collect::<Result<_, _>>().map_err(db_err)?;
         for k in keys {
             tree.remove(k).map_err(db_err)?;
         }
@@ -524,8 +396,5 @@ fn later<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> P
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

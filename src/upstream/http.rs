@@ -50,6 +50,18 @@ pub struct ClientBuildError(String);
 /// Builds the pooled client. HTTP/1.1 is preferred because hyper shares a single HTTP/2
 /// connection per host, which would serialize the shards on one socket.
 pub fn build_client(settings: &PoolSettings) -> Result<HttpClient, ClientBuildError> {
+    build_client_for(settings)
+}
+
+/// Like [`build_client`], for any request body type (streamed uploads use their own).
+pub fn build_client_for<B>(
+    settings: &PoolSettings,
+) -> Result<Client<HttpsConnector<HttpConnector>, B>, ClientBuildError>
+where
+    B: hyper::body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -73,9 +85,5 @@ pub fn build_client(settings: &PoolSettings) -> Result<HttpClient, ClientBuildEr
 /// Reads a whole answer body, refusing more than [`MAX_ANSWER_BYTES`]. Reading to the end
 /// lets the connection go back to the pool.
 pub async fn read_body(body: Incoming) -> Result<Bytes, String> {
-    Limited::new(body, MAX_ANSWER_BYTES)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| e.to_string())
+    Limited::new(body, MAX_ANSWER_BYTES).collect().await.map(|c| c.to_bytes()).map_err(|e| e.to_string())
 }

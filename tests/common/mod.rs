@@ -16,9 +16,7 @@ use http_body_util::Full;
 
 /// Starts a simulator with `config` on 127.0.0.1:0.
 pub async fn start_sim(config: SimConfig) -> RunningSimulator {
-    let sim = Simulator::bind("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .expect("bind simulator");
+    let sim = Simulator::bind("127.0.0.1:0".parse().unwrap(), config).await.expect("bind simulator");
     sim.spawn()
 }
 
@@ -63,8 +61,7 @@ pub fn client_for(sim: &RunningSimulator) -> (GetuiClient, Arc<Calls>) {
 /// A client with the given settings that reports its calls.
 pub fn client_with(settings: GetuiSettings) -> (GetuiClient, Arc<Calls>) {
     let calls = Arc::new(Calls::default());
-    let client =
-        GetuiClient::with_observer(settings, Some(calls.clone() as Arc<dyn CallObserver>)).unwrap();
+    let client = GetuiClient::with_observer(settings, Some(calls.clone() as Arc<dyn CallObserver>)).unwrap();
     (client, calls)
 }
 
@@ -74,40 +71,23 @@ pub fn cid(n: u64) -> String {
 }
 
 /// Sends a raw request and returns the HTTP status and the parsed JSON body.
-pub async fn raw(
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    body: serde_json::Value,
-) -> (u16, serde_json::Value) {
+pub async fn raw(method: &str, url: &str, token: Option<&str>, body: serde_json::Value) -> (u16, serde_json::Value) {
     let client = build_client(&PoolSettings::default()).unwrap();
-    let mut req = hyper::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "application/json");
+    let mut req = hyper::Request::builder().method(method).uri(url).header("content-type", "application/json");
     if let Some(t) = token {
         req = req.header("token", t);
     }
-    let req = req
-        .body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())))
-        .unwrap();
+    let req = req.body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap()))).unwrap();
     let resp = client.request(req).await.expect("request");
     let status = resp.status().as_u16();
     let bytes = read_body(resp.into_body()).await.unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
 }
 
 /// Signs in with raw HTTP and returns the token.
 pub async fn raw_token(base: &str) -> String {
     let ts = now_ms().to_string();
-    let sign = campaignd::upstream::getui::auth::sign(
-        simulator::DEV_APP_KEY,
-        &ts,
-        simulator::DEV_MASTER_SECRET,
-    );
+    let sign = campaignd::upstream::getui::auth::sign(simulator::DEV_APP_KEY, &ts, simulator::DEV_MASTER_SECRET);
     let (status, body) = raw(
         "POST",
         &format!("{base}/{}/auth", simulator::DEV_APP_ID),
@@ -120,8 +100,139 @@ pub async fn raw_token(base: &str) -> String {
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole daemon: simulator + daemon on ephemeral ports, a temporary store, an API client.
+
+use campaignd::client::ApiClient;
+use campaignd::config::Config;
+use campaignd::daemon::Daemon;
+use campaignd::protocol::CampaignView;
+
+/// The shipped configuration, the base every test config starts from.
+pub const SHIPPED_CONFIG: &str = include_str!("../../config/campaignd.toml");
+
+/// The development API token of the shipped configuration.
+pub const DEV_TOKEN: &str = "campaignd-dev-token";
+
+/// A configuration for a daemon on port 0 with its store in `store_dir`, sending to `base_url`.
+pub fn config_text(base_url: &str, store_dir: &std::path::Path, extra: &[(&str, &str)]) -> String {
+    let mut text = SHIPPED_CONFIG
+        .replace("listen = \"127.0.0.1:8780\"", "listen = \"127.0.0.1:0\"")
+        .replace("path = \"data\"", &format!("path = {:?}", store_dir.display().to_string()))
+        .replace("http://127.0.0.1:8781/v2", base_url);
+    for (from, to) in extra {
+        assert!(text.contains(from), "config has no {from:?}");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// A running daemon and simulator.
+pub struct TestApp {
+    pub api: ApiClient,
+    pub sim: RunningSimulator,
+    pub addr: std::net::SocketAddr,
+    pub store_dir: tempfile::TempDir,
+    shutdown: tokio_util::sync::CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts a simulator with `sim` and a daemon configured with `extra` replacements.
+pub async fn spawn_app_with(sim: SimConfig, extra: &[(&str, &str)]) -> TestApp {
+    let sim = start_sim(sim).await;
+    let store_dir = tempfile::tempdir().unwrap();
+    let text = config_text(&sim.getui_base_url(), store_dir.path(), extra);
+    let config = Config::from_toml(&text, std::path::Path::new("test.toml")).expect("test config is valid");
+    let daemon = Daemon::build(&config, |_| None).await.expect("daemon starts");
+    let addr = daemon.local_addr();
+    let shutdown = daemon.shutdown_token();
+    let task = tokio::spawn(async move { daemon.run().await.expect("daemon stops cleanly") });
+    let api = ApiClient::new(&format!("http://{addr}"), Secret::new(DEV_TOKEN)).unwrap();
+    TestApp { api, sim, addr, store_dir, shutdown, task: Some(task) }
+}
+
+/// A daemon and simulator with the defaults (documented limits off, so tests are not capped).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(SimConfig { limits: campaignd::simulator::Limits::unlimited(), ..SimConfig::default() }, &[]).await
+}
+
+impl TestApp {
+    /// Stops the daemon gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+
+    /// Creates a campaign from JSON and returns its id.
+    pub async fn create(&self, body: serde_json::Value) -> String {
+        self.api.create(&body).await.expect("campaign created").id
+    }
+
+    /// Uploads `n` cids starting at `from` as text.
+    pub async fn upload_range(&self, id: &str, from: u64, n: u64) {
+        let mut text = String::with_capacity((n as usize) * 33);
+        for i in from..from + n {
+            text.push_str(&cid(i));
+            text.push('\n');
+        }
+        let up = self.api.upload(id, "text/plain", text).await.expect("upload accepted");
+        assert_eq!(up.accepted, n);
+    }
+
+    /// Polls the campaign until `done` holds or `secs` pass.
+    pub async fn wait_for(&self, id: &str, secs: u64, done: impl Fn(&CampaignView) -> bool) -> CampaignView {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.api.campaign(id).await.expect("status");
+            if done(&v) {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "timed out; campaign is {v:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the campaign reaches a final state.
+    pub async fn wait_final(&self, id: &str, secs: u64) -> CampaignView {
+        self.wait_for(id, secs, |v| matches!(v.state.as_str(), "completed" | "cancelled" | "failed")).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A list campaign body.
+pub fn list_campaign(name: &str, speed: Option<u32>) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "name": name, "app": "main", "mode": "list",
+        "message": {"notification": {"title": "Spring sale", "body": "20% off today", "click_type": "url", "url": "https://example.com/sale"}},
+        "settings": {"ttl_ms": 7_200_000, "group": "spring-ab"}
+    });
+    if let Some(s) = speed {
+        v["settings"]["speed"] = s.into();
+    }
+    v
+}
+
+/// A personalised batch_single campaign body.
+pub fn batch_campaign(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": name, "app": "main",
+        "message": {"notification": {"title": "Hi ${name}", "body": "Your code is ${code}"}},
+    })
+}
+
+/// NDJSON lines with vars for cids `from..from+n`.
+pub fn ndjson_range(from: u64, n: u64) -> String {
+    (from..from + n)
+        .map(|i| format!("{{\"cid\":\"{}\",\"vars\":{{\"name\":\"user{i}\",\"code\":{i}}}}}\n", cid(i)))
+        .collect()
 }

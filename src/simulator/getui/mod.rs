@@ -51,10 +51,7 @@ impl Reply {
 
     fn envelope<T: Serialize>(code: i64, msg: &str, data: Option<T>) -> Reply {
         let body = serde_json::to_vec(&Envelope { code, msg, data }).unwrap_or_default();
-        Reply {
-            status: http_status_for(code),
-            body,
-        }
+        Reply { status: http_status_for(code), body }
     }
 }
 
@@ -142,21 +139,11 @@ impl GetuiSim {
             return Err(DropConnection);
         }
         if rng.f64() < profile.server_error_share {
-            return Ok(text_response(
-                503,
-                "<html><body>503 Service Temporarily Unavailable</body></html>",
-            ));
+            return Ok(text_response(503, "<html><body>503 Service Temporarily Unavailable</body></html>"));
         }
         let method = req.method().clone();
-        let token = req
-            .headers()
-            .get("token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-            .collect()
-            .await
-        {
+        let token = req.headers().get("token").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
             Ok(c) => c.to_bytes(),
             Err(_) => return Ok(to_response(Reply::err(20001, "body size over limit"))),
         };
@@ -181,9 +168,7 @@ impl GetuiSim {
         let now = now_ms();
         match (method, api_path) {
             (&Method::POST, "auth") => return self.auth(body, now),
-            (&Method::DELETE, p) if p.starts_with("auth/") => {
-                return self.revoke(&p["auth/".len()..])
-            }
+            (&Method::DELETE, p) if p.starts_with("auth/") => return self.revoke(&p["auth/".len()..]),
             _ => {}
         }
         if let Err(reply) = self.check_token(token, now) {
@@ -201,16 +186,10 @@ impl GetuiSim {
             (&Method::POST, ["push", ..]) => self.push(api_path, body, now),
             (&Method::DELETE, ["task", taskid]) => self.tasks.stop(taskid),
             (&Method::GET, ["task", "schedule", taskid]) => self.tasks.schedule_info(taskid, now),
-            (&Method::DELETE, ["task", "schedule", taskid]) => {
-                self.tasks.delete_schedule(taskid, now)
-            }
+            (&Method::DELETE, ["task", "schedule", taskid]) => self.tasks.delete_schedule(taskid, now),
             (&Method::GET, ["report", "push", "task", ids]) => self.tasks.report_tasks(ids),
-            (&Method::GET, ["report", "push", "task_group", group]) => {
-                self.tasks.report_group(&percent_decode(group))
-            }
-            (_, ["push", ..] | ["task", ..] | ["report", ..]) => {
-                Reply::err(405, "method is not supported")
-            }
+            (&Method::GET, ["report", "push", "task_group", group]) => self.tasks.report_group(&percent_decode(group)),
+            (_, ["push", ..] | ["task", ..] | ["report", ..]) => Reply::err(405, "method is not supported"),
             _ => Reply::err(404, "url is not found"),
         }
     }
@@ -262,19 +241,11 @@ impl GetuiSim {
         let ttl = self.cfg.profile.token_ttl.unwrap_or(self.cfg.token_ttl);
         let expires = now + u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX / 2);
         let mut rng = self.rng();
-        let token = format!(
-            "{:016x}{:016x}{:016x}",
-            rng.u64(..),
-            rng.u64(..),
-            rng.u64(..)
-        );
+        let token = format!("{:016x}{:016x}{:016x}", rng.u64(..), rng.u64(..), rng.u64(..));
         let mut tokens = lock(&self.tokens);
         tokens.retain(|_, exp| *exp > now);
         tokens.insert(token.clone(), expires);
-        Reply::ok(Some(AuthData {
-            expire_time: expires.to_string(),
-            token,
-        }))
+        Reply::ok(Some(AuthData { expire_time: expires.to_string(), token }))
     }
 
     fn revoke(&self, token: &str) -> Reply {
@@ -308,28 +279,19 @@ impl GetuiSim {
     /// `/_sim/...`: the ledger, the per-second timeline, and `expire-tokens`, which forgets every
     /// issued token as if the upstream had rotated them (tests of the 10001 path).
     fn introspect(&self, rest: &str) -> Response<Full<Bytes>> {
-        let json =
-            |v: Result<Vec<u8>, serde_json::Error>| json_response(200, v.unwrap_or_default());
+        let json = |v: Result<Vec<u8>, serde_json::Error>| json_response(200, v.unwrap_or_default());
         match rest {
             "expire-tokens" => {
                 lock(&self.tokens).clear();
                 json(Ok(b"{\"expired\":true}".to_vec()))
             }
             "ledger" => json(serde_json::to_vec(&self.ledger.summary())),
-            "timeline" => json(serde_json::to_vec(
-                &serde_json::json!({ "per_second": self.ledger.timeline() }),
-            )),
-            _ => match rest
-                .strip_prefix("ledger/")
-                .map(crate::domain::CompactCid::parse)
-            {
+            "timeline" => json(serde_json::to_vec(&serde_json::json!({ "per_second": self.ledger.timeline() }))),
+            _ => match rest.strip_prefix("ledger/").map(crate::domain::CompactCid::parse) {
                 Some(Some(cid)) => json(serde_json::to_vec(&serde_json::json!({
                     "cid": cid.to_string(), "deliveries": self.ledger.count(&cid)
                 }))),
-                Some(None) => json_response(
-                    400,
-                    br#"{"error":"a cid is 32 lowercase hex digits"}"#.to_vec(),
-                ),
+                Some(None) => json_response(400, br#"{"error":"a cid is 32 lowercase hex digits"}"#.to_vec()),
                 None => json_response(404, br#"{"error":"unknown simulator path"}"#.to_vec()),
             },
         }
@@ -338,10 +300,7 @@ impl GetuiSim {
 
 fn redirect(host: &str) -> Reply {
     let data = HostListData {
-        host_list: vec![HostGroup {
-            domain_list: vec![host.to_owned()],
-            priority_gap: Some(30),
-        }],
+        host_list: vec![HostGroup { domain_list: vec![host.to_owned()], priority_gap: Some(30) }],
         domain_hash: Some(format!("{:x}", mix64(host.len() as u64))),
     };
     Reply::envelope(301, "domain is wrong for this appId", Some(data))
@@ -363,10 +322,7 @@ fn to_response(reply: Reply) -> Response<Full<Bytes>> {
 /// 128 bits of two keyed SipHashes: collisions among millions of request_ids are negligible.
 fn hash128(s: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
-    for (i, salt) in [0x243f_6a88_85a3_08d3u64, 0x1319_8a2e_0370_7344]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, salt) in [0x243f_6a88_85a3_08d3u64, 0x1319_8a2e_0370_7344].into_iter().enumerate() {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         salt.hash(&mut h);
         s.hash(&mut h);
@@ -380,9 +336,7 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(b)) => {
                 out.push(b);
@@ -398,10 +352,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -421,18 +372,11 @@ mod tests {
     #[test]
     fn json_errors_are_code_1_or_20001() {
         let bad: Result<AuthRequest, Reply> = parse_json(b"{not json");
-        assert_eq!(
-            serde_json::from_slice::<serde_json::Value>(&bad.err().unwrap().body).unwrap()["code"],
-            1
-        );
-        let wrong: Result<AuthRequest, Reply> =
-            parse_json(br#"{"sign":1,"timestamp":"1","appkey":"k"}"#);
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&bad.err().unwrap().body).unwrap()["code"], 1);
+        let wrong: Result<AuthRequest, Reply> = parse_json(br#"{"sign":1,"timestamp":"1","appkey":"k"}"#);
         let r = wrong.err().unwrap();
         assert_eq!(r.status, 400);
-        assert_eq!(
-            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["code"],
-            20001
-        );
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["code"], 20001);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use super::{hash128, parse_json, GetuiSim, Reply};
 use crate::domain::CompactCid;
 use crate::upstream::getui::checks::{self, Violation};
 use crate::upstream::getui::wire::{
-    AllPush, BatchPush, ListCidPush, ListMessage, Push, PushMessage, Settings, SingleAliasPush,
-    SingleCidPush, TagPush, TaskIdData, MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
+    AllPush, BatchPush, ListCidPush, ListMessage, Push, PushMessage, Settings, SingleAliasPush, SingleCidPush, TagPush,
+    TaskIdData, MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
 };
 
 /// Which app-wide endpoint was called.
@@ -65,10 +65,7 @@ impl GetuiSim {
             self.ledger.record_dropped_repeat();
         }
         let mut answer = BTreeMap::new();
-        answer.insert(
-            single_taskid(request_id),
-            BTreeMap::from([(cid.to_string(), self.status_of(&cid).to_owned())]),
-        );
+        answer.insert(single_taskid(request_id), BTreeMap::from([(cid.to_string(), self.status_of(&cid).to_owned())]));
         Reply::ok(Some(answer))
     }
 
@@ -95,11 +92,8 @@ impl GetuiSim {
             }
         }
         // Messages to malformed cids are left out of the answer; if none is left, the call fails.
-        let valid: Vec<(&SingleCidPush, CompactCid)> = batch
-            .msg_list
-            .iter()
-            .filter_map(|p| CompactCid::parse(&p.audience.cid[0]).map(|c| (p, c)))
-            .collect();
+        let valid: Vec<(&SingleCidPush, CompactCid)> =
+            batch.msg_list.iter().filter_map(|p| CompactCid::parse(&p.audience.cid[0]).map(|c| (p, c))).collect();
         if valid.is_empty() {
             return Reply::err(20001, "target user is invalid");
         }
@@ -116,8 +110,7 @@ impl GetuiSim {
                 answer.insert(single_taskid(&push.request_id), status);
             }
         }
-        self.ledger
-            .record("push_single_batch_cid", delivered.iter());
+        self.ledger.record("push_single_batch_cid", delivered.iter());
         Reply::ok((!batch.is_async).then_some(answer))
     }
 
@@ -130,13 +123,7 @@ impl GetuiSim {
             .request_id
             .as_deref()
             .map_or(Ok(()), checks::check_request_id)
-            .and_then(|_| {
-                check_common(
-                    msg.group_name.as_deref(),
-                    msg.settings.as_ref(),
-                    &msg.push_message,
-                )
-            });
+            .and_then(|_| check_common(msg.group_name.as_deref(), msg.settings.as_ref(), &msg.push_message));
         if let Err(v) = checked {
             return param_error(v);
         }
@@ -170,12 +157,7 @@ impl GetuiSim {
         if !push.audience.cid.iter().all(|c| seen.insert(c.as_ref())) {
             return Reply::err(20001, "contains duplicate cid");
         }
-        let valid: Vec<CompactCid> = push
-            .audience
-            .cid
-            .iter()
-            .filter_map(|c| CompactCid::parse(c))
-            .collect();
+        let valid: Vec<CompactCid> = push.audience.cid.iter().filter_map(|c| CompactCid::parse(c)).collect();
         if valid.is_empty() {
             return Reply::err(20001, "target user is invalid");
         }
@@ -186,10 +168,7 @@ impl GetuiSim {
             return Reply::err(30008, "list push daily count over limit");
         }
         self.ledger.record("push_list_cid", valid.iter());
-        let mut delivered = Delivered {
-            targets: valid.len() as u64,
-            ..Delivered::default()
-        };
+        let mut delivered = Delivered { targets: valid.len() as u64, ..Delivered::default() };
         let mut statuses = BTreeMap::new();
         for cid in &valid {
             let status = self.status_of(cid);
@@ -207,22 +186,11 @@ impl GetuiSim {
 
     pub(super) fn app_push(&self, body: &[u8], now: u64, kind: AppKind) -> Reply {
         let parsed = match kind {
-            AppKind::All => parse_json::<AllPush>(body).map(|p| {
-                (
-                    p.request_id.into_owned(),
-                    p.group_name,
-                    p.settings,
-                    p.push_message,
-                )
-            }),
+            AppKind::All => parse_json::<AllPush>(body)
+                .map(|p| (p.request_id.into_owned(), p.group_name, p.settings, p.push_message)),
             AppKind::Tag => parse_json::<TagPush>(body).and_then(|p| {
                 check_conditions(&p)?;
-                Ok((
-                    p.request_id.into_owned(),
-                    p.group_name,
-                    p.settings,
-                    p.push_message,
-                ))
+                Ok((p.request_id.into_owned(), p.group_name, p.settings, p.push_message))
             }),
         };
         let (request_id, group, settings, message) = match parsed {
@@ -287,21 +255,11 @@ impl GetuiSim {
 
 fn check_push<A>(push: &Push<'_, A>) -> Result<(), Reply> {
     checks::check_request_id(&push.request_id)
-        .and_then(|_| {
-            check_common(
-                push.group_name.as_deref(),
-                push.settings.as_ref(),
-                &push.push_message,
-            )
-        })
+        .and_then(|_| check_common(push.group_name.as_deref(), push.settings.as_ref(), &push.push_message))
         .map_err(param_error)
 }
 
-fn check_common(
-    group: Option<&str>,
-    settings: Option<&Settings>,
-    message: &PushMessage,
-) -> Result<(), Violation> {
+fn check_common(group: Option<&str>, settings: Option<&Settings>, message: &PushMessage) -> Result<(), Violation> {
     if let Some(g) = group {
         checks::check_group_name(g)?;
     }

@@ -101,9 +101,7 @@ impl Tasks {
     pub(super) fn check_list_task(&self, taskid: &str) -> Result<(), Reply> {
         match lock(&self.state).tasks.get(taskid) {
             Some(t) if t.kind == TaskKind::List && !t.stopped => Ok(()),
-            Some(t) if t.kind == TaskKind::List => {
-                Err(Reply::err(20001, "taskid has been stopped"))
-            }
+            Some(t) if t.kind == TaskKind::List => Err(Reply::err(20001, "taskid has been stopped")),
             _ => Err(Reply::err(20001, "taskid is invalid")),
         }
     }
@@ -134,11 +132,7 @@ impl Tasks {
     /// `GET /task/schedule/{taskid}`.
     pub(super) fn schedule_info(&self, taskid: &str, now: u64) -> Reply {
         let st = lock(&self.state);
-        let Some((t, push_time)) = st
-            .tasks
-            .get(taskid)
-            .and_then(|t| t.push_time_ms.map(|p| (t, p)))
-        else {
+        let Some((t, push_time)) = st.tasks.get(taskid).and_then(|t| t.push_time_ms.map(|p| (t, p))) else {
             return Reply::err(22002, "task is invalid");
         };
         let send_result = match (t.deleted, t.stopped, now >= push_time) {
@@ -159,11 +153,7 @@ impl Tasks {
     /// `DELETE /task/schedule/{taskid}`: refused once the task is within a minute of firing.
     pub(super) fn delete_schedule(&self, taskid: &str, now: u64) -> Reply {
         let mut st = lock(&self.state);
-        let Some(t) = st
-            .tasks
-            .get_mut(taskid)
-            .filter(|t| t.push_time_ms.is_some() && !t.deleted)
-        else {
+        let Some(t) = st.tasks.get_mut(taskid).filter(|t| t.push_time_ms.is_some() && !t.deleted) else {
             return Reply::err(22002, "task is invalid");
         };
         let push_time = t.push_time_ms.unwrap_or(0);
@@ -171,10 +161,7 @@ impl Tasks {
             return Reply::err(22001, "task has been executed and cannot be deleted");
         }
         if push_time - now < DELETE_CUTOFF_MS {
-            return Reply::err(
-                22001,
-                "task fires within one minute and can no longer be deleted",
-            );
+            return Reply::err(22001, "task fires within one minute and can no longer be deleted");
         }
         t.deleted = true;
         Reply::ok::<()>(None)
@@ -199,15 +186,8 @@ impl Tasks {
     /// `GET /report/push/task_group/{group}`: every task of the group, added up.
     pub(super) fn report_group(&self, group: &str) -> Reply {
         let st = lock(&self.state);
-        let mut total = ReportCounts {
-            msg_num: Some(0),
-            ..ReportCounts::default()
-        };
-        for t in st
-            .tasks
-            .values()
-            .filter(|t| t.group.as_deref() == Some(group))
-        {
+        let mut total = ReportCounts { msg_num: Some(0), ..ReportCounts::default() };
+        for t in st.tasks.values().filter(|t| t.group.as_deref() == Some(group)) {
             total.msg_num = Some(total.msg_num.unwrap_or(0) + t.counts.msg_num.unwrap_or(0));
             total.target_num += t.counts.target_num;
             total.receive_num += t.counts.receive_num;
@@ -220,9 +200,6 @@ impl Tasks {
 
 /// A report holds the totals and the Getui-channel share (all of it, in the simulator).
 fn sections(c: &ReportCounts) -> BTreeMap<String, ReportCounts> {
-    let gt = ReportCounts {
-        msg_num: None,
-        ..c.clone()
-    };
+    let gt = ReportCounts { msg_num: None, ..c.clone() };
     BTreeMap::from([("total".to_owned(), c.clone()), ("gt".to_owned(), gt)])
 }

@@ -42,35 +42,21 @@ mod tests {
     #[test]
     fn sign_is_sha256_of_the_concatenation() {
         // sha256("abc") is a well-known test vector (FIPS 180-2).
-        assert_eq!(
-            sign("a", "b", "c"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sign("a", "b", "c"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         // Order matters: appkey, timestamp, mastersecret.
-        assert_ne!(
-            sign("key", "1700000000000", "secret"),
-            sign("secret", "1700000000000", "key")
-        );
+        assert_ne!(sign("key", "1700000000000", "secret"), sign("secret", "1700000000000", "key"));
         assert_eq!(sign("key", "1700000000000", "secret").len(), 64);
     }
 
     #[test]
     fn refresh_margin_is_capped_by_lifetime() {
         let day = 86_400_000;
-        let t = Token {
-            value: "t".into(),
-            issued_ms: 0,
-            expires_ms: day,
-        };
+        let t = Token { value: "t".into(), issued_ms: 0, expires_ms: day };
         let hour = 3_600_000;
         assert!(!t.needs_refresh(day - hour - 1, hour));
         assert!(t.needs_refresh(day - hour, hour));
         // A 10 s token with a 1 h margin is renewed after 5 s, not at once.
-        let short = Token {
-            value: "t".into(),
-            issued_ms: 0,
-            expires_ms: 10_000,
-        };
+        let short = Token { value: "t".into(), issued_ms: 0, expires_ms: 10_000 };
         assert!(!short.needs_refresh(4_999, hour));
         assert!(short.needs_refresh(5_000, hour));
     }

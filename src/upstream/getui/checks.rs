@@ -17,10 +17,7 @@ pub struct Violation {
 }
 
 fn violation(param: &'static str, msg: impl Into<String>) -> Violation {
-    Violation {
-        param,
-        msg: msg.into(),
-    }
+    Violation { param, msg: msg.into() }
 }
 
 /// Largest notification title, in characters.
@@ -34,14 +31,7 @@ pub const MAX_URL_CHARS: usize = 1024;
 /// Largest task group name, in characters.
 pub const MAX_GROUP_CHARS: usize = 100;
 /// Click types a notification may use.
-pub const CLICK_TYPES: [&str; 6] = [
-    "intent",
-    "url",
-    "payload",
-    "payload_custom",
-    "startapp",
-    "none",
-];
+pub const CLICK_TYPES: [&str; 6] = ["intent", "url", "payload", "payload_custom", "startapp", "none"];
 
 /// request_id: present, 10–32 characters.
 pub fn check_request_id(id: &str) -> Result<(), Violation> {
@@ -56,9 +46,7 @@ pub fn check_request_id(id: &str) -> Result<(), Violation> {
 
 /// group_name: at most 100 of letters, digits, `-`, `_`.
 pub fn check_group_name(name: &str) -> Result<(), Violation> {
-    let ok_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if name.is_empty() || !ok_chars || name.len() > MAX_GROUP_CHARS {
         return Err(violation("group_name", "group_name is invalid"));
     }
@@ -78,25 +66,14 @@ pub fn check_settings(s: &Settings) -> Result<(), Violation> {
 /// push_message: exactly one kind, and each field within its limit.
 pub fn check_push_message(m: &PushMessage) -> Result<(), Violation> {
     if m.kinds_set() != 1 {
-        return Err(violation(
-            "push_message",
-            "please choose one of notification and transmission and revoke",
-        ));
+        return Err(violation("push_message", "please choose one of notification and transmission and revoke"));
     }
     if let Some(t) = &m.transmission {
-        max_chars(
-            "push_message.transmission",
-            "transmission",
-            t,
-            MAX_TRANSMISSION_CHARS,
-        )?;
+        max_chars("push_message.transmission", "transmission", t, MAX_TRANSMISSION_CHARS)?;
     }
     if let Some(nt) = m.network_type {
         if nt > 1 {
-            return Err(violation(
-                "push_message.network_type",
-                "network_type is invalid",
-            ));
+            return Err(violation("push_message.network_type", "network_type is invalid"));
         }
     }
     if let Some(n) = &m.notification {
@@ -107,34 +84,15 @@ pub fn check_push_message(m: &PushMessage) -> Result<(), Violation> {
 
 fn check_notification(n: &super::wire::Notification) -> Result<(), Violation> {
     if n.title.is_empty() {
-        return Err(violation(
-            "push_message.notification.title",
-            "title can not be empty",
-        ));
+        return Err(violation("push_message.notification.title", "title can not be empty"));
     }
     if n.body.is_empty() {
-        return Err(violation(
-            "push_message.notification.body",
-            "body can not be empty",
-        ));
+        return Err(violation("push_message.notification.body", "body can not be empty"));
     }
-    max_chars(
-        "push_message.notification.title",
-        "title",
-        &n.title,
-        MAX_TITLE_CHARS,
-    )?;
-    max_chars(
-        "push_message.notification.body",
-        "body",
-        &n.body,
-        MAX_BODY_CHARS,
-    )?;
+    max_chars("push_message.notification.title", "title", &n.title, MAX_TITLE_CHARS)?;
+    max_chars("push_message.notification.body", "body", &n.body, MAX_BODY_CHARS)?;
     if !CLICK_TYPES.contains(&n.click_type.as_str()) {
-        return Err(violation(
-            "push_message.notification.click_type",
-            "click_type is invalid",
-        ));
+        return Err(violation("push_message.notification.click_type", "click_type is invalid"));
     }
     let needs = |field: &Option<String>, param: &'static str, name: &str| match field {
         Some(v) if !v.is_empty() => Ok(()),
@@ -143,21 +101,14 @@ fn check_notification(n: &super::wire::Notification) -> Result<(), Violation> {
     match n.click_type.as_str() {
         "url" => needs(&n.url, "push_message.notification.url", "url")?,
         "intent" => needs(&n.intent, "push_message.notification.intent", "intent")?,
-        "payload" | "payload_custom" => {
-            needs(&n.payload, "push_message.notification.payload", "payload")?
-        }
+        "payload" | "payload_custom" => needs(&n.payload, "push_message.notification.payload", "payload")?,
         _ => {}
     }
     if let Some(url) = &n.url {
         max_chars("push_message.notification.url", "url", url, MAX_URL_CHARS)?;
     }
     if let Some(p) = &n.payload {
-        max_chars(
-            "push_message.notification.payload",
-            "payload",
-            p,
-            MAX_TRANSMISSION_CHARS,
-        )?;
+        max_chars("push_message.notification.payload", "payload", p, MAX_TRANSMISSION_CHARS)?;
     }
     Ok(())
 }
@@ -210,24 +161,13 @@ mod tests {
         if let Some(n) = m.notification.as_mut() {
             n.click_type = "url".into();
         }
-        assert_eq!(
-            check_push_message(&m).unwrap_err().msg,
-            "url can not be empty"
-        );
+        assert_eq!(check_push_message(&m).unwrap_err().msg, "url can not be empty");
     }
 
     #[test]
     fn ttl_and_group_rules() {
-        assert!(check_settings(&Settings {
-            ttl: Some(-1),
-            ..Settings::default()
-        })
-        .is_ok());
-        assert!(check_settings(&Settings {
-            ttl: Some(MAX_TTL_MS + 1),
-            ..Settings::default()
-        })
-        .is_err());
+        assert!(check_settings(&Settings { ttl: Some(-1), ..Settings::default() }).is_ok());
+        assert!(check_settings(&Settings { ttl: Some(MAX_TTL_MS + 1), ..Settings::default() }).is_err());
         assert!(check_group_name("spring-ab_1").is_ok());
         assert!(check_group_name("spring ab").is_err());
         assert!(check_group_name(&"a".repeat(101)).is_err());

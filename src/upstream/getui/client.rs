@@ -17,9 +17,8 @@ use serde::Serialize;
 use super::auth::{sign, Token};
 use super::error::{AnswerClass, GetuiError};
 use super::wire::{
-    self, AllPush, AuthData, AuthRequest, BatchPush, HostListData, ListCidPush, ListMessage,
-    RawEnvelope, ReportData, ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush,
-    TaskCidStatus, TaskIdData,
+    self, AllPush, AuthData, AuthRequest, BatchPush, HostListData, ListCidPush, ListMessage, RawEnvelope, ReportData,
+    ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush, TaskCidStatus, TaskIdData,
 };
 use crate::secret::Secret;
 use crate::upstream::http::{build_client, read_body, ClientBuildError, HttpClient, PoolSettings};
@@ -86,17 +85,13 @@ impl PushOutcome {
     /// Every (taskid, cid, status) triple.
     pub fn statuses(&self) -> impl Iterator<Item = (&str, &str, CidStatus)> {
         self.tasks.iter().flat_map(|(task, cids)| {
-            cids.iter()
-                .map(move |(cid, st)| (task.as_str(), cid.as_str(), CidStatus::parse(st)))
+            cids.iter().map(move |(cid, st)| (task.as_str(), cid.as_str(), CidStatus::parse(st)))
         })
     }
 
     /// The status of one cid, if the answer named it.
     pub fn status_of(&self, cid: &str) -> Option<CidStatus> {
-        self.tasks
-            .values()
-            .find_map(|m| m.get(cid))
-            .map(|s| CidStatus::parse(s))
+        self.tasks.values().find_map(|m| m.get(cid)).map(|s| CidStatus::parse(s))
     }
 }
 
@@ -166,78 +161,43 @@ impl GetuiClient {
         let token = write_lock(&self.inner.token).take();
         let Some(token) = token else { return Ok(()) };
         let path = format!("/auth/{}", token.value);
-        self.exchange::<()>(
-            "DELETE /auth",
-            Method::DELETE,
-            &path,
-            None,
-            Some(&token.value),
-        )
-        .await
-        .and_then(|a| self.expect_data("DELETE /auth", a))
-        .map(|_| ())
+        self.exchange::<()>("DELETE /auth", Method::DELETE, &path, None, Some(&token.value))
+            .await
+            .and_then(|a| self.expect_data("DELETE /auth", a))
+            .map(|_| ())
     }
 
     /// `POST /push/single/cid` (exactly one cid).
-    pub async fn push_single_cid(
-        &self,
-        push: &SingleCidPush<'_>,
-    ) -> Result<PushOutcome, GetuiError> {
+    pub async fn push_single_cid(&self, push: &SingleCidPush<'_>) -> Result<PushOutcome, GetuiError> {
         const EP: &str = "POST /push/single/cid";
         if push.audience.cid.len() != 1 {
-            return Err(invalid(
-                EP,
-                format!("needs exactly 1 cid, got {}", push.audience.cid.len()),
-            ));
+            return Err(invalid(EP, format!("needs exactly 1 cid, got {}", push.audience.cid.len())));
         }
-        self.post::<Option<TaskCidStatus>>(EP, "/push/single/cid", push)
-            .await
-            .map(outcome)
+        self.post::<Option<TaskCidStatus>>(EP, "/push/single/cid", push).await.map(outcome)
     }
 
     /// `POST /push/single/alias` (exactly one alias).
-    pub async fn push_single_alias(
-        &self,
-        push: &SingleAliasPush<'_>,
-    ) -> Result<PushOutcome, GetuiError> {
+    pub async fn push_single_alias(&self, push: &SingleAliasPush<'_>) -> Result<PushOutcome, GetuiError> {
         const EP: &str = "POST /push/single/alias";
         if push.audience.alias.len() != 1 {
-            return Err(invalid(
-                EP,
-                format!("needs exactly 1 alias, got {}", push.audience.alias.len()),
-            ));
+            return Err(invalid(EP, format!("needs exactly 1 alias, got {}", push.audience.alias.len())));
         }
-        self.post::<Option<TaskCidStatus>>(EP, "/push/single/alias", push)
-            .await
-            .map(outcome)
+        self.post::<Option<TaskCidStatus>>(EP, "/push/single/alias", push).await.map(outcome)
     }
 
     /// `POST /push/single/batch/cid`: at most 200 messages, each with its own request_id.
-    pub async fn push_single_batch_cid(
-        &self,
-        batch: &BatchPush<'_>,
-    ) -> Result<PushOutcome, GetuiError> {
+    pub async fn push_single_batch_cid(&self, batch: &BatchPush<'_>) -> Result<PushOutcome, GetuiError> {
         const EP: &str = "POST /push/single/batch/cid";
         let n = batch.msg_list.len();
         if n == 0 || n > wire::MAX_BATCH_MESSAGES {
-            return Err(invalid(
-                EP,
-                format!(
-                    "msg_list must hold 1..={} messages, got {n}",
-                    wire::MAX_BATCH_MESSAGES
-                ),
-            ));
+            return Err(invalid(EP, format!("msg_list must hold 1..={} messages, got {n}", wire::MAX_BATCH_MESSAGES)));
         }
-        self.post::<Option<TaskCidStatus>>(EP, "/push/single/batch/cid", batch)
-            .await
-            .map(outcome)
+        self.post::<Option<TaskCidStatus>>(EP, "/push/single/batch/cid", batch).await.map(outcome)
     }
 
     /// `POST /push/list/message`: creates a list task's content; returns its taskid.
     pub async fn create_list_message(&self, msg: &ListMessage<'_>) -> Result<String, GetuiError> {
-        self.post::<TaskIdData>("POST /push/list/message", "/push/list/message", msg)
-            .await
-            .map(|d| d.taskid)
+        self.post::<TaskIdData>("POST /push/list/message", "/push/list/message", msg).await.map(|d| d.taskid)
     }
 
     /// `POST /push/list/cid`: sends a list task to at most 1000 cids. Takes no request_id.
@@ -245,39 +205,24 @@ impl GetuiClient {
         const EP: &str = "POST /push/list/cid";
         let n = push.audience.cid.len();
         if n == 0 || n > wire::MAX_LIST_CIDS {
-            return Err(invalid(
-                EP,
-                format!("cid must hold 1..={} ids, got {n}", wire::MAX_LIST_CIDS),
-            ));
+            return Err(invalid(EP, format!("cid must hold 1..={} ids, got {n}", wire::MAX_LIST_CIDS)));
         }
-        self.post::<Option<TaskCidStatus>>(EP, "/push/list/cid", push)
-            .await
-            .map(outcome)
+        self.post::<Option<TaskCidStatus>>(EP, "/push/list/cid", push).await.map(outcome)
     }
 
     /// `POST /push/all`: the whole app; returns the taskid.
     pub async fn push_all(&self, push: &AllPush<'_>) -> Result<String, GetuiError> {
-        self.post::<TaskIdData>("POST /push/all", "/push/all", push)
-            .await
-            .map(|d| d.taskid)
+        self.post::<TaskIdData>("POST /push/all", "/push/all", push).await.map(|d| d.taskid)
     }
 
     /// `POST /push/tag`: devices matching the conditions; returns the taskid.
     pub async fn push_tag(&self, push: &TagPush<'_>) -> Result<String, GetuiError> {
-        self.post::<TaskIdData>("POST /push/tag", "/push/tag", push)
-            .await
-            .map(|d| d.taskid)
+        self.post::<TaskIdData>("POST /push/tag", "/push/tag", push).await.map(|d| d.taskid)
     }
 
     /// `DELETE /task/{taskid}`: stops a list or app task still being pushed.
     pub async fn stop_task(&self, taskid: &str) -> Result<(), GetuiError> {
-        self.call::<()>(
-            "DELETE /task",
-            Method::DELETE,
-            &format!("/task/{}", path_segment(taskid)),
-            None,
-        )
-        .await
+        self.call::<()>("DELETE /task", Method::DELETE, &format!("/task/{}", path_segment(taskid)), None).await
     }
 
     /// `GET /task/schedule/{taskid}`: a scheduled task's times and result.
@@ -286,31 +231,26 @@ impl GetuiClient {
         let path = format!("/task/schedule/{}", path_segment(taskid));
         let mut map: std::collections::BTreeMap<String, ScheduleTaskInfo> =
             self.call(EP, Method::GET, &path, None).await?;
-        map.remove(taskid).ok_or_else(|| GetuiError::Decode {
-            endpoint: EP,
-            reason: format!("no entry for task {taskid}"),
-        })
+        map.remove(taskid)
+            .ok_or_else(|| GetuiError::Decode { endpoint: EP, reason: format!("no entry for task {taskid}") })
     }
 
     /// `DELETE /task/schedule/{taskid}`: deletes a scheduled task that is more than a minute away.
     pub async fn delete_schedule(&self, taskid: &str) -> Result<(), GetuiError> {
         let path = format!("/task/schedule/{}", path_segment(taskid));
-        self.call::<()>("DELETE /task/schedule", Method::DELETE, &path, None)
-            .await
+        self.call::<()>("DELETE /task/schedule", Method::DELETE, &path, None).await
     }
 
     /// `GET /report/push/task/{taskid}`: delivery counters of a list or app task.
     pub async fn report_task(&self, taskid: &str) -> Result<ReportData, GetuiError> {
         let path = format!("/report/push/task/{}", path_segment(taskid));
-        self.call("GET /report/push/task", Method::GET, &path, None)
-            .await
+        self.call("GET /report/push/task", Method::GET, &path, None).await
     }
 
     /// `GET /report/push/task_group/{group}`: delivery counters of a task group.
     pub async fn report_group(&self, group: &str) -> Result<ReportData, GetuiError> {
         let path = format!("/report/push/task_group/{}", path_segment(group));
-        self.call("GET /report/push/task_group", Method::GET, &path, None)
-            .await
+        self.call("GET /report/push/task_group", Method::GET, &path, None).await
     }
 
     async fn post<T: DeserializeOwned>(
@@ -320,8 +260,7 @@ impl GetuiClient {
         body: &impl Serialize,
     ) -> Result<T, GetuiError> {
         let bytes = serde_json::to_vec(body).map_err(|e| invalid(endpoint, e.to_string()))?;
-        self.call(endpoint, Method::POST, path, Some(Bytes::from(bytes)))
-            .await
+        self.call(endpoint, Method::POST, path, Some(Bytes::from(bytes))).await
     }
 
     /// One logical call: token, exchange, and at most one re-auth and one host switch.
@@ -336,15 +275,7 @@ impl GetuiClient {
         let mut redirected = false;
         loop {
             let token = self.valid_token().await?;
-            let answer = self
-                .exchange(
-                    endpoint,
-                    method.clone(),
-                    path,
-                    body.clone(),
-                    Some(&token.value),
-                )
-                .await;
+            let answer = self.exchange(endpoint, method.clone(), path, body.clone(), Some(&token.value)).await;
             match answer {
                 Ok(Answer::Data(data)) => return Ok(data),
                 Ok(Answer::Redirect(hosts)) if !redirected => {
@@ -352,11 +283,7 @@ impl GetuiClient {
                     self.switch_host(endpoint, &hosts)?;
                 }
                 Ok(Answer::Redirect(_)) => {
-                    return Err(GetuiError::Api {
-                        endpoint,
-                        code: 301,
-                        msg: "redirected twice".into(),
-                    })
+                    return Err(GetuiError::Api { endpoint, code: 301, msg: "redirected twice".into() })
                 }
                 Err(e) if e.class() == AnswerClass::ReAuth && !reauthed => {
                     reauthed = true;
@@ -370,11 +297,7 @@ impl GetuiClient {
     fn expect_data<T>(&self, endpoint: &'static str, answer: Answer<T>) -> Result<T, GetuiError> {
         match answer {
             Answer::Data(d) => Ok(d),
-            Answer::Redirect(_) => Err(GetuiError::Api {
-                endpoint,
-                code: 301,
-                msg: "unexpected redirect".into(),
-            }),
+            Answer::Redirect(_) => Err(GetuiError::Api { endpoint, code: 301, msg: "unexpected redirect".into() }),
         }
     }
 
@@ -423,43 +346,20 @@ impl GetuiClient {
         let body = serde_json::to_vec(&req).map_err(|e| invalid(EP, e.to_string()))?;
         let mut redirected = false;
         loop {
-            match self
-                .exchange::<AuthData>(
-                    EP,
-                    Method::POST,
-                    "/auth",
-                    Some(Bytes::from(body.clone())),
-                    None,
-                )
-                .await?
-            {
+            match self.exchange::<AuthData>(EP, Method::POST, "/auth", Some(Bytes::from(body.clone())), None).await? {
                 Answer::Data(data) => {
-                    let expires_ms =
-                        data.expire_time
-                            .parse::<u64>()
-                            .map_err(|_| GetuiError::Decode {
-                                endpoint: EP,
-                                reason: format!(
-                                    "expire_time {:?} is not a millisecond epoch",
-                                    data.expire_time
-                                ),
-                            })?;
-                    return Ok(Token {
-                        value: data.token.into(),
-                        issued_ms: issued,
-                        expires_ms,
-                    });
+                    let expires_ms = data.expire_time.parse::<u64>().map_err(|_| GetuiError::Decode {
+                        endpoint: EP,
+                        reason: format!("expire_time {:?} is not a millisecond epoch", data.expire_time),
+                    })?;
+                    return Ok(Token { value: data.token.into(), issued_ms: issued, expires_ms });
                 }
                 Answer::Redirect(hosts) if !redirected => {
                     redirected = true;
                     self.switch_host(EP, &hosts)?;
                 }
                 Answer::Redirect(_) => {
-                    return Err(GetuiError::Api {
-                        endpoint: EP,
-                        code: 301,
-                        msg: "redirected twice".into(),
-                    })
+                    return Err(GetuiError::Api { endpoint: EP, code: 301, msg: "redirected twice".into() })
                 }
             }
         }
@@ -473,11 +373,7 @@ impl GetuiClient {
             .flat_map(|g| g.domain_list.iter())
             .map(|d| app_base(d, &self.inner.settings.app_id))
             .find(|b| *b != current)
-            .ok_or_else(|| GetuiError::Api {
-                endpoint,
-                code: 301,
-                msg: "301 without a usable host".into(),
-            })?;
+            .ok_or_else(|| GetuiError::Api { endpoint, code: 301, msg: "301 without a usable host".into() })?;
         tracing::info!(from = %current, to = %next, "Getui asked to switch host");
         *write_lock(&self.inner.base) = next;
         Ok(())
@@ -493,9 +389,7 @@ impl GetuiClient {
         token: Option<&str>,
     ) -> Result<Answer<T>, GetuiError> {
         let started = Instant::now();
-        let result = self
-            .exchange_inner(endpoint, method, path, body, token)
-            .await;
+        let result = self.exchange_inner(endpoint, method, path, body, token).await;
         if let Some(obs) = &self.inner.observer {
             let code = match &result {
                 Ok(Answer::Data(_)) => 0,
@@ -520,10 +414,7 @@ impl GetuiClient {
             .method(method)
             .uri(&url)
             .header("content-type", "application/json;charset=utf-8")
-            .header(
-                "user-agent",
-                concat!("campaignd/", env!("CARGO_PKG_VERSION")),
-            );
+            .header("user-agent", concat!("campaignd/", env!("CARGO_PKG_VERSION")));
         if let Some(t) = token {
             req = req.header("token", t);
         }
@@ -533,12 +424,7 @@ impl GetuiClient {
         let timeout = self.inner.settings.request_timeout;
         let transport = |reason: String| GetuiError::Transport { endpoint, reason };
         let (status, bytes) = tokio::time::timeout(timeout, async {
-            let resp = self
-                .inner
-                .http
-                .request(req)
-                .await
-                .map_err(|e| transport(error_chain(&e)))?;
+            let resp = self.inner.http.request(req).await.map_err(|e| transport(error_chain(&e)))?;
             let status = resp.status().as_u16();
             let bytes = read_body(resp.into_body()).await.map_err(transport)?;
             Ok::<_, GetuiError>((status, bytes))
@@ -558,35 +444,19 @@ fn parse_answer<T: DeserializeOwned>(
     let env: RawEnvelope = match serde_json::from_slice(body) {
         Ok(env) => env,
         Err(_) if status != 200 => return Err(GetuiError::Http { endpoint, status }),
-        Err(e) => {
-            return Err(GetuiError::Decode {
-                endpoint,
-                reason: e.to_string(),
-            })
-        }
+        Err(e) => return Err(GetuiError::Decode { endpoint, reason: e.to_string() }),
     };
     let data = env.data.map(|d| d.get()).unwrap_or("null");
-    let decode = |reason: serde_json::Error| GetuiError::Decode {
-        endpoint,
-        reason: reason.to_string(),
-    };
+    let decode = |reason: serde_json::Error| GetuiError::Decode { endpoint, reason: reason.to_string() };
     match env.code {
         0 => serde_json::from_str(data).map(Answer::Data).map_err(decode),
-        301 => serde_json::from_str(data)
-            .map(Answer::Redirect)
-            .map_err(decode),
-        code => Err(GetuiError::Api {
-            endpoint,
-            code,
-            msg: env.msg.into_owned(),
-        }),
+        301 => serde_json::from_str(data).map(Answer::Redirect).map_err(decode),
+        code => Err(GetuiError::Api { endpoint, code, msg: env.msg.into_owned() }),
     }
 }
 
 fn outcome(tasks: Option<TaskCidStatus>) -> PushOutcome {
-    PushOutcome {
-        tasks: tasks.unwrap_or_default(),
-    }
+    PushOutcome { tasks: tasks.unwrap_or_default() }
 }
 
 fn invalid(endpoint: &'static str, reason: String) -> GetuiError {
@@ -594,12 +464,7 @@ fn invalid(endpoint: &'static str, reason: String) -> GetuiError {
 }
 
 fn app_base(host_base: &str, app_id: &str) -> Arc<str> {
-    format!(
-        "{}/{}",
-        host_base.trim_end_matches('/'),
-        path_segment(app_id)
-    )
-    .into()
+    format!("{}/{}", host_base.trim_end_matches('/'), path_segment(app_id)).into()
 }
 
 /// Percent-encodes what cannot stand in a path segment (group names may hold Chinese).
@@ -627,10 +492,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(millis)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(millis).unwrap_or(0)
 }
 
 fn millis(d: Duration) -> u64 {
@@ -652,16 +514,11 @@ mod tests {
 
     #[test]
     fn answers_are_parsed_by_code() {
-        let ok: Answer<TaskIdData> =
-            parse_answer("x", 200, br#"{"code":0,"msg":"","data":{"taskid":"t1"}}"#).unwrap();
+        let ok: Answer<TaskIdData> = parse_answer("x", 200, br#"{"code":0,"msg":"","data":{"taskid":"t1"}}"#).unwrap();
         assert!(matches!(ok, Answer::Data(d) if d.taskid == "t1"));
-        let err = parse_answer::<TaskIdData>("x", 401, br#"{"code":10001,"msg":"token expired"}"#)
-            .err()
-            .unwrap();
+        let err = parse_answer::<TaskIdData>("x", 401, br#"{"code":10001,"msg":"token expired"}"#).err().unwrap();
         assert_eq!(err.class(), AnswerClass::ReAuth);
-        let err = parse_answer::<TaskIdData>("x", 502, b"<html>bad gateway</html>")
-            .err()
-            .unwrap();
+        let err = parse_answer::<TaskIdData>("x", 502, b"<html>bad gateway</html>").err().unwrap();
         assert!(matches!(err, GetuiError::Http { status: 502, .. }));
         assert_eq!(err.class(), AnswerClass::Retryable);
         let redirect: Answer<()> = parse_answer(
@@ -670,9 +527,7 @@ mod tests {
             br#"{"code":301,"msg":"","data":{"host_list":[{"domain_list":["https://b.example/v2/"]}]}}"#,
         )
         .unwrap();
-        assert!(
-            matches!(redirect, Answer::Redirect(h) if h.host_list[0].domain_list[0] == "https://b.example/v2/")
-        );
+        assert!(matches!(redirect, Answer::Redirect(h) if h.host_list[0].domain_list[0] == "https://b.example/v2/"));
     }
 
     #[test]

@@ -142,10 +142,7 @@ impl GetuiError {
     /// True when the request may have reached the upstream even though no answer arrived,
     /// so a retry without a request_id could deliver twice.
     pub fn maybe_delivered(&self) -> bool {
-        matches!(
-            self,
-            GetuiError::Transport { .. } | GetuiError::Decode { .. }
-        )
+        matches!(self, GetuiError::Transport { .. } | GetuiError::Decode { .. })
     }
 
     /// A suggested pause before retrying, by class: rate limits wait for the next window.
@@ -171,42 +168,28 @@ mod tests {
             assert_eq!(classify_code(code), AnswerClass::RateLimited, "{code}");
         }
         assert_eq!(classify_code(10001), AnswerClass::ReAuth);
-        for code in [
-            1, 404, 10002, 10004, 20001, 22001, 22002, 30003, 30007, 30008, 30009, 30010, 30016,
-            30017, 99999,
-        ] {
+        for code in [1, 404, 10002, 10004, 20001, 22001, 22002, 30003, 30007, 30008, 30009, 30010, 30016, 30017, 99999]
+        {
             assert_eq!(classify_code(code), AnswerClass::Permanent, "{code}");
         }
     }
 
     #[test]
     fn transport_and_server_errors_are_retryable() {
-        let t = GetuiError::Transport {
-            endpoint: "push_list_cid",
-            reason: "reset".into(),
-        };
+        let t = GetuiError::Transport { endpoint: "push_list_cid", reason: "reset".into() };
         assert_eq!(t.class(), AnswerClass::Retryable);
         assert!(t.maybe_delivered());
         assert_eq!(t.code(), TRANSPORT_CODE);
-        let h = GetuiError::Http {
-            endpoint: "push_list_cid",
-            status: 503,
-        };
+        let h = GetuiError::Http { endpoint: "push_list_cid", status: 503 };
         assert_eq!(h.class(), AnswerClass::Retryable);
         assert!(!h.maybe_delivered());
-        let nf = GetuiError::Http {
-            endpoint: "push_list_cid",
-            status: 404,
-        };
+        let nf = GetuiError::Http { endpoint: "push_list_cid", status: 404 };
         assert_eq!(nf.class(), AnswerClass::Permanent);
     }
 
     #[test]
     fn locally_refused_requests_are_permanent() {
-        let e = GetuiError::Invalid {
-            endpoint: "push_single_batch_cid",
-            reason: "201 messages".into(),
-        };
+        let e = GetuiError::Invalid { endpoint: "push_single_batch_cid", reason: "201 messages".into() };
         assert_eq!(e.class(), AnswerClass::Permanent);
         assert_eq!(e.code(), 20001);
         assert!(e.suggested_backoff().is_none());

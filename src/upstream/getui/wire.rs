@@ -400,10 +400,7 @@ mod tests {
             group_name: None,
             audience: AllAudience,
             settings: None,
-            push_message: PushMessage {
-                transmission: Some("x".into()),
-                ..PushMessage::default()
-            },
+            push_message: PushMessage { transmission: Some("x".into()), ..PushMessage::default() },
             push_channel: None,
         };
         let json = serde_json::to_string(&push).unwrap();
@@ -415,11 +412,8 @@ mod tests {
 
     #[test]
     fn auth_timestamp_accepts_string_and_number() {
-        let a: AuthRequest =
-            serde_json::from_str(r#"{"sign":"s","timestamp":1700000000000,"appkey":"k"}"#).unwrap();
-        let b: AuthRequest =
-            serde_json::from_str(r#"{"sign":"s","timestamp":"1700000000000","appkey":"k"}"#)
-                .unwrap();
+        let a: AuthRequest = serde_json::from_str(r#"{"sign":"s","timestamp":1700000000000,"appkey":"k"}"#).unwrap();
+        let b: AuthRequest = serde_json::from_str(r#"{"sign":"s","timestamp":"1700000000000","appkey":"k"}"#).unwrap();
         assert_eq!(a.timestamp, "1700000000000");
         assert_eq!(b.timestamp, a.timestamp);
     }
@@ -427,11 +421,7 @@ mod tests {
     #[test]
     fn tag_conditions_use_snake_case_opt_type() {
         let aud = TagAudience {
-            tag: vec![Condition {
-                key: "phone_type".into(),
-                values: vec!["android".into()],
-                opt_type: OptType::Not,
-            }],
+            tag: vec![Condition { key: "phone_type".into(), values: vec!["android".into()], opt_type: OptType::Not }],
         };
         assert_eq!(
             serde_json::to_string(&aud).unwrap(),
@@ -442,8 +432,7 @@ mod tests {
     #[test]
     fn envelope_keeps_error_data_raw() {
         let env: RawEnvelope =
-            serde_json::from_str(r#"{"code":20001,"msg":"sign is invalid","data":{"odd":[1,2]}}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"code":20001,"msg":"sign is invalid","data":{"odd":[1,2]}}"#).unwrap();
         assert_eq!(env.code, 20001);
         assert_eq!(env.msg, "sign is invalid");
         assert_eq!(env.data.unwrap().get(), r#"{"odd":[1,2]}"#);
