@@ -1,0 +1,179 @@
+//! Bad input to the control API: each is refused with a 4xx JSON error that names the
+//! problem, nothing is stored, and the daemon keeps serving.
+
+mod common;
+
+use campaignd::client::{ApiClient, ClientError};
+use campaignd::secret::Secret;
+use common::{cid, list_campaign, raw, spawn_app};
+use serde_json::json;
+
+fn api_err(e: ClientError) -> (u16, String, Option<String>) {
+    match e {
+        ClientError::Api { status, code, field, .. } => (status, code, field),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+async fn raw_post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    ct: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let client = campaignd::upstream::http::build_client(&Default::default()).unwrap();
+    let mut req = hyper::Request::post(format!("http://{addr}{path}")).header("content-type", ct);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = client.request(req.body(http_body_util::Full::new(bytes::Bytes::from(body))).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = campaignd::upstream::http::read_body(resp.into_body()).await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_campaigns_are_refused_with_the_field_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let (status, body) =
+        raw_post(app.addr, "/v1/campaigns", Some(common::DEV_TOKEN), "application/json", b"{\"name\":".to_vec()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "{body}");
+
+    let cases = [
+        (
+            json!({"name": "x", "app": "main", "message": {"transmission": "t"}, "settings": {"speed": "fast"}}),
+            "settings.speed",
+        ),
+        (json!({"name": "x", "app": "nope", "message": {"transmission": "t"}}), "app"),
+        (
+            json!({"name": "x", "app": "main", "message": {"notification": {"title": "t".repeat(51), "body": "b"}}}),
+            "message.notification.title",
+        ),
+        (
+            json!({"name": "x", "app": "main", "message": {"notification": {"title": "t", "body": "b".repeat(257)}}}),
+            "message.notification.body",
+        ),
+        (json!({"name": "x", "app": "main", "message": {"transmission": "p".repeat(3073)}}), "message.transmission"),
+        (
+            json!({"name": "x", "app": "main", "message": {"transmission": "t"}, "settings": {"ttl_ms": 259_200_001}}),
+            "settings.ttl_ms",
+        ),
+        (
+            json!({"name": "x", "app": "main", "message": {"transmission": "t"}, "settings": {"group": "a b"}}),
+            "settings.group",
+        ),
+        (
+            json!({"name": "x", "app": "main", "message": {"transmission": "t"}, "settings": {"schedule_at": "190001010000"}}),
+            "settings.schedule_at",
+        ),
+        (json!({"name": 5, "app": "main", "message": {"transmission": "t"}}), "name"),
+    ];
+    for (body, field) in cases {
+        let (status, code, got) = api_err(app.api.create(&body).await.unwrap_err());
+        assert_eq!((status, code.as_str(), got.as_deref()), (400, "invalid_field", Some(field)), "{body}");
+    }
+    assert!(app.api.list().await.unwrap().is_empty(), "nothing was stored");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_or_wrong_tokens_are_401() {
+    let app = spawn_app().await;
+    let (status, body) = raw_post(app.addr, "/v1/campaigns", None, "application/json", b"{}".to_vec()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    let wrong = ApiClient::new(&format!("http://{}", app.addr), Secret::new("not-the-token")).unwrap();
+    let (status, ..) = api_err(wrong.list().await.unwrap_err());
+    assert_eq!(status, 401);
+    // Health and metrics need no token.
+    let (status, _) = raw("GET", &format!("http://{}/healthz", app.addr), None, json!(null)).await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_uploads_store_nothing_and_bad_lines_are_reported() {
+    let app = spawn_app().await;
+    let id = app.create(list_campaign("uploads", None)).await;
+    let path = format!("/v1/campaigns/{id}/recipients");
+    let token = Some(common::DEV_TOKEN);
+
+    // Not UTF-8: refused whole.
+    let mut body = format!("{}\n", cid(1)).into_bytes();
+    body.extend_from_slice(b"\xff\xfe\n");
+    let (status, err) = raw_post(app.addr, &path, token, "text/plain", body).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("line 2 is not UTF-8"), "{err}");
+
+    // No final line end: refused whole.
+    let (status, err) =
+        raw_post(app.addr, &path, token, "text/plain", format!("{}\n{}", cid(1), cid(2)).into_bytes()).await;
+    assert_eq!(status, 400);
+    assert!(err["error"]["message"].as_str().unwrap().contains("line 2 has no line end"), "{err}");
+
+    // A line longer than the limit: refused whole.
+    let (status, _) =
+        raw_post(app.addr, &path, token, "text/plain", format!("{}\n", "a".repeat(10_000)).into_bytes()).await;
+    assert_eq!(status, 413);
+
+    // Wrong content type.
+    let (status, err) = raw_post(app.addr, &path, token, "application/json", b"[]".to_vec()).await;
+    assert_eq!((status, err["error"]["field"].as_str()), (415, Some("content-type")));
+    assert_eq!(app.api.campaign(&id).await.unwrap().recipients.total, 0, "nothing of the refused uploads was kept");
+
+    // Bad lines alone are refused, with their numbers; duplicates dropped and counted.
+    let text = format!("{}\nnot-a-cid\n{}\n\n{}\n{{\"cid\":1}}\n", cid(1), cid(2), cid(1));
+    let up = app.api.upload(&id, "text/plain", text).await.unwrap();
+    assert_eq!((up.accepted, up.duplicates, up.rejected), (2, 1, 2));
+    assert_eq!(up.first_rejected.iter().map(|r| r.line).collect::<Vec<_>>(), vec![2, 6]);
+    // A second upload sees the first one's recipients as duplicates.
+    let up = app.api.upload(&id, "text/plain", format!("{}\n{}\n", cid(2), cid(3))).await.unwrap();
+    assert_eq!((up.accepted, up.duplicates, up.campaign_total), (1, 1, 3));
+
+    // Uploading to a running campaign is a conflict naming the state.
+    app.api.act(&id, "start").await.unwrap();
+    let (status, err) = raw_post(app.addr, &path, token, "text/plain", format!("{}\n", cid(9)).into_bytes()).await;
+    assert_eq!(status, 409);
+    assert!(matches!(err["error"]["state"].as_str(), Some("running" | "completed")), "{err}");
+    app.wait_final(&id, 30).await;
+    assert_eq!(app.api.campaign(&id).await.unwrap().recipients.total, 3);
+    assert_eq!(app.sim.ledger().summary().unique_cids, 3);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn illegal_transitions_are_409_with_the_current_state() {
+    let app = spawn_app().await;
+    let id = app.create(list_campaign("states", None)).await;
+    for action in ["pause", "resume"] {
+        let (status, code, _) = api_err(app.api.act(&id, action).await.unwrap_err());
+        assert_eq!((status, code.as_str()), (409, "conflict"), "{action}");
+    }
+    let (status, ..) = api_err(app.api.act(&id, "start").await.unwrap_err());
+    assert_eq!(status, 409, "a campaign without recipients cannot start");
+    let (status, ..) = api_err(app.api.campaign("999").await.unwrap_err());
+    assert_eq!(status, 404);
+    let (status, ..) = api_err(app.api.campaign("abc").await.unwrap_err());
+    assert_eq!(status, 404);
+    app.api.delete(&id).await.unwrap();
+    let (status, ..) = api_err(app.api.campaign(&id).await.unwrap_err());
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_campaigns_wait_and_cannot_be_deleted_in_the_last_minute() {
+    let app = spawn_app().await;
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(30);
+    let mut body = list_campaign("scheduled", None);
+    body["settings"]["schedule_at"] = soon.format(&time::format_description::well_known::Rfc3339).unwrap().into();
+    let id = app.create(body).await;
+    app.upload_range(&id, 0, 10).await;
+    let v = app.api.act(&id, "start").await.unwrap();
+    assert_eq!(v.state, "scheduled");
+    let (status, ..) = api_err(app.api.delete(&id).await.unwrap_err());
+    assert_eq!(status, 409);
+    assert_eq!(app.api.campaign(&id).await.unwrap().progress.sent, 0);
+    app.api.act(&id, "cancel").await.unwrap();
+    app.stop().await;
+}
