@@ -1,5 +1,5 @@
-//! The real `campaignd` binary: config validation, unbuilt verbs, and `simulate` + `probe`
-//! talking to each other over loopback.
+//! The real `campaignd` binary: config validation, `simulate` + `probe` talking to each other
+//! over loopback, the demo, and the campaign verbs.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -73,12 +73,26 @@ fn invalid_config_names_the_key_and_exits_78() {
 }
 
 #[test]
-fn verbs_of_later_releases_say_so_and_fail() {
-    for args in [&["serve"][..], &["demo"], &["campaign", "list"]] {
-        let out = campaignd(args);
-        assert_eq!(out.status.code(), Some(69), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"), "{args:?}");
-    }
+fn demo_runs_both_campaigns_and_checks_the_ledger() {
+    let out = campaignd(&["demo", "--recipients", "3000"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("ledger agrees: 4000 deliveries to 4000 distinct devices"), "{stdout}");
+    assert!(stdout.contains("successed_online"), "{stdout}");
+}
+
+#[test]
+fn campaign_verbs_without_a_daemon_say_where_they_looked() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let out = campaignd(&["campaign", "--server", &format!("http://{addr}"), "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach the daemon at"), "{stderr}");
+    let out = campaignd(&["campaign", "upload", "1"]);
+    assert_eq!(out.status.code(), Some(2), "clap names the missing --file");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--file"));
 }
 
 #[test]
@@ -127,4 +141,54 @@ fn probe_without_a_simulator_says_what_to_start() {
     let out = campaignd(&["probe", "--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("campaignd simulate"));
+}
+
+#[test]
+fn campaign_verbs_drive_a_running_daemon() {
+    let (_sim, base_url) = start_simulator();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("campaignd.toml");
+    let text = SHIPPED
+        .replace("http://127.0.0.1:8781/v2", &base_url)
+        .replace("127.0.0.1:8780", &format!("127.0.0.1:{port}"))
+        .replace("path = \"data\"", &format!("path = {:?}", dir.path().join("store").display().to_string()));
+    std::fs::write(&config, text).unwrap();
+    let _daemon = Reaped(
+        Command::new(BIN).args(["serve", "--config", config.to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap(),
+    );
+    let server = format!("http://127.0.0.1:{port}");
+    let verb = |args: &[&str]| {
+        let mut all = vec!["campaign", "--server", server.as_str()];
+        all.extend_from_slice(args);
+        campaignd(&all)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !verb(&["list"]).status.success() {
+        assert!(std::time::Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let def = dir.path().join("campaign.json");
+    std::fs::write(&def, r#"{"name":"cli","app":"main","message":{"notification":{"title":"Hi","body":"there"}}}"#)
+        .unwrap();
+    let out = verb(&["create", "--file", def.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(stdout.starts_with("created campaign "), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let id = stdout.split_whitespace().nth(2).unwrap().to_owned();
+    let ids = dir.path().join("ids.txt");
+    let lines: String = (0..500u64).map(|i| format!("{i:032x}\n")).collect::<String>() + "oops\n";
+    std::fs::write(&ids, lines).unwrap();
+    let out = verb(&["upload", &id, "--file", ids.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("accepted 500, duplicates 0, rejected 1"), "{stdout}");
+    assert!(stdout.contains("line 501"), "{stdout}");
+    assert!(verb(&["start", &id]).status.success());
+    let out = verb(&["status", &id, "--watch"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("completed"));
+    let out = verb(&["report", &id, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["delivered"].as_u64().unwrap() + report["failed"].as_u64().unwrap(), 500);
+    let out = verb(&["pause", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot pause a campaign that is completed"));
 }

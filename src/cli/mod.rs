@@ -1,5 +1,7 @@
 //! Command-line interface: one clap enum of verbs, one function per verb.
 
+mod campaign;
+mod demo;
 mod probe;
 mod serve;
 mod simulate;
@@ -9,8 +11,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Exit code of verbs that a later release builds (EX_UNAVAILABLE from sysexits.h).
-const EXIT_NOT_BUILT: u8 = 69;
 /// Exit code for an invalid configuration (EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;
 
@@ -29,18 +29,20 @@ struct Cli {
 enum Command {
     /// Run the daemon: HTTP API, dispatcher and store. Stops gracefully on SIGTERM or Ctrl-C.
     Serve(ConfigArg),
-    /// Run simulator and daemon in one process and send two sample campaigns
-    /// (arrives with the durable pipeline).
-    Demo(DemoArgs),
+    /// Run simulator and daemon in one process, send a list campaign of N recipients and a
+    /// personalised batch campaign through the real HTTP API, show live progress, and check
+    /// the simulator's ledger against the report.
+    Demo(demo::DemoArgs),
     /// Serve a local Getui RestAPI v2 simulator with a delivery ledger.
     Simulate(simulate::SimulateArgs),
     /// Sign in to an app's upstream and send one test push: checks URL and credentials.
     Probe(probe::ProbeArgs),
     /// Load and validate a configuration file, then print what it configures.
     CheckConfig(ConfigArg),
-    /// Manage campaigns on a running daemon (arrives with the durable pipeline).
-    #[command(subcommand)]
-    Campaign(CampaignCommand),
+    /// Manage campaigns on a running daemon: create, upload, start, pause, resume, cancel,
+    /// status, report, list, delete. The token comes from CAMPAIGND_TOKEN (default: the
+    /// development token of the shipped configuration).
+    Campaign(campaign::CampaignArgs),
 }
 
 #[derive(Debug, Args)]
@@ -48,38 +50,6 @@ struct ConfigArg {
     /// Configuration file (TOML).
     #[arg(long, short, env = "CAMPAIGND_CONFIG", default_value = campaignd::config::DEFAULT_PATH)]
     config: PathBuf,
-}
-
-#[derive(Debug, Args)]
-struct DemoArgs {
-    /// Recipients of the sample list campaign.
-    #[arg(long, default_value_t = 1_000_000)]
-    recipients: u64,
-    /// Keep the store in this directory instead of a temporary one.
-    #[arg(long)]
-    data: Option<PathBuf>,
-}
-
-#[derive(Debug, Subcommand)]
-enum CampaignCommand {
-    /// Create a campaign from a JSON file.
-    Create,
-    /// Stream recipients into a draft campaign.
-    Upload,
-    /// Start a campaign.
-    Start,
-    /// Pause a running campaign.
-    Pause,
-    /// Resume a paused campaign.
-    Resume,
-    /// Cancel a campaign.
-    Cancel,
-    /// Show a campaign's progress.
-    Status,
-    /// Show a campaign's report.
-    Report,
-    /// List campaigns.
-    List,
 }
 
 /// Parses the command line, runs the verb and maps its result to an exit code.
@@ -90,8 +60,8 @@ pub fn main() -> ExitCode {
         Command::Probe(args) => run(probe::run(args)),
         Command::CheckConfig(args) => check_config(&args.config),
         Command::Serve(args) => run(serve::run(&args.config)),
-        Command::Demo(_) => not_built("demo"),
-        Command::Campaign(_) => not_built("campaign"),
+        Command::Demo(args) => run(demo::run(args)),
+        Command::Campaign(args) => run(campaign::run(args)),
     }
 }
 
@@ -107,15 +77,6 @@ fn run(result: anyhow::Result<()>) -> ExitCode {
             }
         }
     }
-}
-
-fn not_built(verb: &str) -> ExitCode {
-    eprintln!(
-        "error: `campaignd {verb}` is not built yet: it arrives with the durable campaign pipeline \
-         (issue #3).\nToday you can run `campaignd simulate` (a local Getui) and `campaignd probe` \
-         (sign in and send one test push through it)."
-    );
-    ExitCode::from(EXIT_NOT_BUILT)
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {

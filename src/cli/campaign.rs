@@ -1,0 +1,244 @@
+//! `campaignd campaign ...`: the control API from the command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use campaignd::client::{channel_body, ApiClient};
+use campaignd::config::DEV_API_TOKEN;
+use campaignd::protocol::{CampaignView, ReportView};
+use campaignd::secret::Secret;
+use clap::{Args, Subcommand, ValueEnum};
+use tokio::io::AsyncReadExt;
+
+/// Options shared by every campaign verb.
+#[derive(Debug, Args)]
+pub struct CampaignArgs {
+    /// The daemon's API address.
+    #[arg(long, env = "CAMPAIGND_SERVER", default_value = "http://127.0.0.1:8780", global = true)]
+    server: String,
+    /// Print the API's JSON answer instead of a summary.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Create a draft campaign from a JSON definition (see README, "Campaigns").
+    Create {
+        /// The definition file, or `-` for standard input.
+        #[arg(long, short)]
+        file: PathBuf,
+    },
+    /// Stream recipients into a draft campaign: one cid a line, or NDJSON {"cid", "vars"}.
+    Upload {
+        /// Campaign id.
+        id: String,
+        /// The recipients file.
+        #[arg(long, short)]
+        file: PathBuf,
+        /// Line format; by default NDJSON for .ndjson/.jsonl files, text otherwise.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+    /// Start a draft campaign (now, or at its schedule time).
+    Start {
+        /// Campaign id.
+        id: String,
+    },
+    /// Pause a running campaign.
+    Pause {
+        /// Campaign id.
+        id: String,
+    },
+    /// Resume a paused campaign.
+    Resume {
+        /// Campaign id.
+        id: String,
+    },
+    /// Cancel a campaign for good.
+    Cancel {
+        /// Campaign id.
+        id: String,
+    },
+    /// Show a campaign's state and progress.
+    Status {
+        /// Campaign id.
+        id: String,
+        /// Refresh every second until the campaign ends.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Show a campaign's report: results per code, duration, rate.
+    Report {
+        /// Campaign id.
+        id: String,
+    },
+    /// List every campaign.
+    List,
+    /// Delete a draft or scheduled campaign.
+    Delete {
+        /// Campaign id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// One cid a line.
+    Text,
+    /// One JSON object a line: {"cid": "...", "vars": {...}}.
+    Ndjson,
+}
+
+/// Runs one campaign verb against the daemon.
+pub fn run(args: CampaignArgs) -> anyhow::Result<()> {
+    let token = std::env::var("CAMPAIGND_TOKEN").unwrap_or_else(|_| DEV_API_TOKEN.to_owned());
+    let api = ApiClient::new(&args.server, Secret::new(token))?;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(verb(&api, args.verb, args.json))
+}
+
+async fn verb(api: &ApiClient, verb: Verb, json: bool) -> anyhow::Result<()> {
+    match verb {
+        Verb::Create { file } => {
+            let text = read_input(&file).await?;
+            let body: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", file.display()))?;
+            let v = api.create(&body).await?;
+            show(json, &v, || println!("created campaign {} ({}, {})", v.id, v.mode, v.state))
+        }
+        Verb::Upload { id, file, format } => upload(api, &id, &file, format, json).await,
+        Verb::Start { id } => act(api, &id, "start", json).await,
+        Verb::Pause { id } => act(api, &id, "pause", json).await,
+        Verb::Resume { id } => act(api, &id, "resume", json).await,
+        Verb::Cancel { id } => act(api, &id, "cancel", json).await,
+        Verb::Status { id, watch } => status(api, &id, watch, json).await,
+        Verb::Report { id } => {
+            let r = api.report(&id).await?;
+            show(json, &r, || print_report(&r))
+        }
+        Verb::List => {
+            let all = api.list().await?;
+            show(json, &all, || {
+                println!("{:>6}  {:<12} {:<10} {:>12} {:>12}  name", "id", "mode", "state", "recipients", "sent");
+                for v in &all {
+                    println!(
+                        "{:>6}  {:<12} {:<10} {:>12} {:>12}  {}",
+                        v.id, v.mode, v.state, v.recipients.total, v.progress.sent, v.name
+                    );
+                }
+            })
+        }
+        Verb::Delete { id } => {
+            api.delete(&id).await?;
+            println!("deleted campaign {id}");
+            Ok(())
+        }
+    }
+}
+
+fn show<T: serde::Serialize>(json: bool, v: &T, human: impl FnOnce()) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        human();
+    }
+    Ok(())
+}
+
+async fn read_input(file: &PathBuf) -> anyhow::Result<String> {
+    if file.as_os_str() == "-" {
+        let mut s = String::new();
+        tokio::io::stdin().read_to_string(&mut s).await?;
+        return Ok(s);
+    }
+    tokio::fs::read_to_string(file).await.with_context(|| format!("cannot read {}", file.display()))
+}
+
+async fn act(api: &ApiClient, id: &str, action: &str, json: bool) -> anyhow::Result<()> {
+    let v = api.act(id, action).await?;
+    show(json, &v, || println!("campaign {} is {}", v.id, v.state))
+}
+
+async fn upload(api: &ApiClient, id: &str, file: &PathBuf, format: Option<Format>, json: bool) -> anyhow::Result<()> {
+    let format = format.unwrap_or_else(|| match file.extension().and_then(|e| e.to_str()) {
+        Some("ndjson" | "jsonl") => Format::Ndjson,
+        _ => Format::Text,
+    });
+    let content_type = if format == Format::Ndjson { "application/x-ndjson" } else { "text/plain" };
+    let mut f = tokio::fs::File::open(file).await.with_context(|| format!("cannot open {}", file.display()))?;
+    let size = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(size).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (tx, body) = channel_body(8);
+    let reader_bar = bar.clone();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            reader_bar.inc(n as u64);
+            if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                return Ok(());
+            }
+        }
+    });
+    let answer = api.upload_stream(id, content_type, body).await;
+    bar.finish_and_clear();
+    reader.await.context("reading the file failed")??;
+    let up = answer?;
+    show(json, &up, || {
+        println!(
+            "accepted {}, duplicates {}, rejected {}; the campaign now has {} recipients",
+            up.accepted, up.duplicates, up.rejected, up.campaign_total
+        );
+        for r in &up.first_rejected {
+            println!("  line {}: {}", r.line, r.reason);
+        }
+        if up.rejected as usize > up.first_rejected.len() {
+            println!("  ... and {} more rejected lines", up.rejected as usize - up.first_rejected.len());
+        }
+    })
+}
+
+async fn status(api: &ApiClient, id: &str, watch: bool, json: bool) -> anyhow::Result<()> {
+    loop {
+        let v = api.campaign(id).await?;
+        show(json, &v, || print_status(&v))?;
+        if !watch || matches!(v.state.as_str(), "completed" | "cancelled" | "failed" | "draft") {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn print_status(v: &CampaignView) {
+    let p = &v.progress;
+    let eta = p.eta_seconds.map(|s| format!(", eta {s}s")).unwrap_or_default();
+    println!(
+        "campaign {} \"{}\" ({}): {} — {}/{} sent, {} pending, {:.0}/s{eta}",
+        v.id, v.name, v.mode, v.state, p.sent, v.recipients.total, p.pending, p.rate_per_sec
+    );
+    for (result, n) in &p.results {
+        println!("  {result:<22} {n:>12}");
+    }
+    if let Some(f) = &v.failure {
+        println!("  failure: {f}");
+    }
+}
+
+fn print_report(r: &ReportView) {
+    print_status(&r.campaign);
+    println!(
+        "  delivered {}, failed {}, {:.1} s, {:.0} recipients/s, replayed {}",
+        r.delivered, r.failed, r.duration_seconds, r.recipients_per_sec, r.campaign.progress.replayed
+    );
+}
