@@ -154,7 +154,7 @@ fn campaign_verbs_drive_a_running_daemon() {
         .replace("127.0.0.1:8780", &format!("127.0.0.1:{port}"))
         .replace("path = \"data\"", &format!("path = {:?}", dir.path().join("store").display().to_string()));
     std::fs::write(&config, text).unwrap();
-    let _daemon = Reaped(
+    let mut daemon = Reaped(
         Command::new(BIN).args(["serve", "--config", config.to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap(),
     );
     let server = format!("http://127.0.0.1:{port}");
@@ -191,4 +191,17 @@ fn campaign_verbs_drive_a_running_daemon() {
     let out = verb(&["pause", &id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot pause a campaign that is completed"));
+
+    // SIGTERM: a graceful stop with exit status 0.
+    let pid = daemon.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = daemon.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "daemon ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
 }
