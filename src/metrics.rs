@@ -40,6 +40,12 @@ pub struct Metrics {
     pub rate_limited_seconds_total: CounterVec,
     /// Chunks being sent right now.
     pub chunks_inflight: IntGauge,
+    /// Time from a shard taking a chunk to its acknowledgement being durable.
+    pub chunk_duration_seconds: prometheus::Histogram,
+    /// Progress (0..1) of each unfinished campaign; removed when it ends.
+    pub campaign_progress_ratio: prometheus::GaugeVec,
+    /// WeCom callbacks by agent and result.
+    pub wecom_callbacks_total: IntCounterVec,
     /// Bytes the store takes on disk.
     pub store_size_bytes: IntGauge,
 }
@@ -85,6 +91,27 @@ impl Metrics {
             )
             .expect("valid metric"),
             chunks_inflight: IntGauge::new("chunks_inflight", "Chunks being sent right now.").expect("valid metric"),
+            chunk_duration_seconds: prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "chunk_duration_seconds",
+                    "Time from a shard taking a chunk to its results being durable, pacing waits included.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("valid metric"),
+            campaign_progress_ratio: prometheus::GaugeVec::new(
+                Opts::new(
+                    "campaign_progress_ratio",
+                    "Share of an unfinished campaign's recipients that have a result; removed when the campaign ends.",
+                ),
+                &["campaign", "app"],
+            )
+            .expect("valid metric"),
+            wecom_callbacks_total: IntCounterVec::new(
+                Opts::new("wecom_callbacks_total", "WeCom callbacks by agent and result (accepted or why refused)."),
+                &["agent", "result"],
+            )
+            .expect("valid metric"),
             store_size_bytes: IntGauge::new("store_size_bytes", "Bytes the on-disk store takes.").expect("valid metric"),
             registry,
         };
@@ -93,7 +120,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
             Box::new(self.recipients_total.clone()),
             Box::new(self.upstream_requests_total.clone()),
             Box::new(self.upstream_request_duration_seconds.clone()),
@@ -103,6 +130,9 @@ impl Metrics {
             Box::new(self.rate_limited_seconds_total.clone()),
             Box::new(self.chunks_inflight.clone()),
             Box::new(self.store_size_bytes.clone()),
+            Box::new(self.chunk_duration_seconds.clone()),
+            Box::new(self.campaign_progress_ratio.clone()),
+            Box::new(self.wecom_callbacks_total.clone()),
         ];
         for c in collectors {
             // Names are fixed and distinct, so registration cannot clash.

@@ -4,11 +4,10 @@
 //! staged in the store as they fill and committed in one step at the end. A bad line is refused
 //! on its own (reported with its number); a broken body (not UTF-8, a line too long, no final
 //! line end, a dropped connection) refuses the whole upload and the staged chunks are removed,
-//! so nothing of it is kept. Duplicates are dropped by a per-campaign filter of 64-bit
-//! fingerprints (8 bytes a recipient).
+//! so nothing of it is kept. Duplicates are dropped by a per-campaign
+//! [`FingerprintSet`] (about 8 bytes a recipient).
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -17,6 +16,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use super::{json, ApiError, ApiState};
+use crate::domain::fingerprints::FingerprintSet;
 use crate::domain::recipient::{parse_ndjson_line, parse_text_line, Recipient};
 use crate::domain::{CampaignState, Mode};
 use crate::protocol::{RejectedLine, UploadView};
@@ -28,31 +28,16 @@ pub const MAX_LINE_BYTES: usize = 8 * 1024;
 /// How many refused lines an answer lists (all are counted).
 const REPORTED_REJECTS: usize = 20;
 
-/// Fingerprints are already well mixed; hashing them again would be wasted work.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Fingerprints = HashSet<u64, BuildHasherDefault<PassThrough>>;
+type Fingerprints = FingerprintSet;
 
 /// Uploads in progress and the duplicate filters of draft campaigns.
 #[derive(Default)]
 pub(super) struct Uploads {
     busy: Mutex<HashSet<u64>>,
-    seen: Mutex<HashMap<u64, Arc<Mutex<Fingerprints>>>>,
+    /// Filters of draft campaigns between uploads. An upload takes its campaign's filter out
+    /// and puts it back only if it commits: a failed upload's additions vanish with it, and the
+    /// filter is rebuilt from the committed chunks next time.
+    seen: Mutex<HashMap<u64, Fingerprints>>,
 }
 
 impl Uploads {
@@ -122,7 +107,7 @@ pub(super) async fn upload(
             "another upload to this campaign is in progress; wait for it to finish",
         ));
     };
-    let seen = filter_for(state, id, rec.chunk_count).await?;
+    let seen = take_filter(state, id, rec.chunk_count).await?;
     let chunk_size =
         if rec.spec.mode == Mode::BatchSingle { state.chunk_size.min(MAX_BATCH_MESSAGES) } else { state.chunk_size };
     let mut job = Job::new(state, id, rec.chunk_count, chunk_size, rec.spec.mode == Mode::BatchSingle, seen);
@@ -154,10 +139,11 @@ fn format_of(req: &Request<Incoming>) -> Result<Format, ApiError> {
     }
 }
 
-/// The campaign's duplicate filter, rebuilt from the store after a restart.
-async fn filter_for(state: &Arc<ApiState>, id: u64, committed: u64) -> Result<Arc<Mutex<Fingerprints>>, ApiError> {
-    if let Some(f) = state.uploads.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
-        return Ok(f.clone());
+/// Takes the campaign's duplicate filter, rebuilding it from the store when it is not in memory
+/// (after a restart or a failed upload).
+async fn take_filter(state: &Arc<ApiState>, id: u64, committed: u64) -> Result<Fingerprints, ApiError> {
+    if let Some(f) = state.uploads.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&id) {
+        return Ok(f);
     }
     let mut set = Fingerprints::default();
     if committed > 0 {
@@ -165,12 +151,12 @@ async fn filter_for(state: &Arc<ApiState>, id: u64, committed: u64) -> Result<Ar
         let chunks =
             tokio::task::spawn_blocking(move || store.committed_chunks(id)).await.map_err(ApiError::internal)??;
         for c in &chunks {
-            set.extend((0..c.len()).map(|i| c.cid(i).spread()));
+            for i in 0..c.len() {
+                set.insert(&c.cid(i));
+            }
         }
     }
-    let f = Arc::new(Mutex::new(set));
-    state.uploads.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(id, f.clone());
-    Ok(f)
+    Ok(set)
 }
 
 /// One upload's running state.
@@ -182,8 +168,7 @@ struct Job<'a> {
     chunk_size: usize,
     keep_vars: bool,
     chunk: Chunk,
-    seen: Arc<Mutex<Fingerprints>>,
-    new: Fingerprints,
+    seen: Fingerprints,
     line: u64,
     accepted: u64,
     duplicates: u64,
@@ -198,7 +183,7 @@ impl<'a> Job<'a> {
         first_seq: u64,
         chunk_size: usize,
         keep_vars: bool,
-        seen: Arc<Mutex<Fingerprints>>,
+        seen: Fingerprints,
     ) -> Self {
         Job {
             state,
@@ -209,7 +194,6 @@ impl<'a> Job<'a> {
             keep_vars,
             chunk: Chunk::default(),
             seen,
-            new: Fingerprints::default(),
             line: 0,
             accepted: 0,
             duplicates: 0,
@@ -290,9 +274,7 @@ impl<'a> Job<'a> {
     }
 
     async fn add(&mut self, r: Recipient) -> Result<(), Broken> {
-        let fp = r.cid.spread();
-        let known = self.seen.lock().unwrap_or_else(|p| p.into_inner()).contains(&fp);
-        if known || !self.new.insert(fp) {
+        if !self.seen.insert(&r.cid) {
             self.duplicates += 1;
             return Ok(());
         }
@@ -327,7 +309,8 @@ impl<'a> Job<'a> {
             rejected: self.rejected,
         };
         let rec = self.state.store.commit_upload(self.id, commit).await.map_err(|e| Broken::Store(e.into()))?;
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).extend(self.new.drain());
+        let seen = std::mem::take(&mut self.seen);
+        self.state.uploads.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(self.id, seen);
         tracing::info!(
             campaign = self.id,
             accepted = self.accepted,

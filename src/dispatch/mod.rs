@@ -249,9 +249,17 @@ impl Scheduler {
             m.campaigns.with_label_values(&[state.as_str()]).set(n as i64);
         }
         let mut pending: HashMap<&str, i64> = self.ctx.apps.keys().map(|a| (a.as_str(), 0)).collect();
-        for r in records.iter().filter(|r| !r.state.is_final()) {
+        for r in records {
+            let id = r.id.to_string();
+            if r.state.is_final() {
+                // Only unfinished campaigns keep a series, so the label set stays bounded.
+                let _ = m.campaign_progress_ratio.remove_label_values(&[id.as_str(), r.spec.app.as_str()]);
+                continue;
+            }
             let done = self.ctx.store.progress(r.id).counts.total();
             *pending.entry(r.spec.app.as_str()).or_insert(0) += r.recipients.saturating_sub(done) as i64;
+            let ratio = if r.recipients == 0 { 0.0 } else { done as f64 / r.recipients as f64 };
+            m.campaign_progress_ratio.with_label_values(&[id.as_str(), r.spec.app.as_str()]).set(ratio);
         }
         for (app, n) in pending {
             m.pending_recipients.with_label_values(&[app]).set(n);
@@ -332,8 +340,10 @@ async fn shard_loop(ctx: Arc<Context>, rx: Arc<Mutex<mpsc::Receiver<Work>>>) {
             continue; // paused or cancelled before it was sent: released
         }
         ctx.metrics.chunks_inflight.inc();
+        let started = std::time::Instant::now();
         if let Some(counts) = send::send_chunk(&ctx, &work.run, work.seq, &work.chunk).await {
             acknowledge(&ctx, &work.run, work.seq, counts).await;
+            ctx.metrics.chunk_duration_seconds.observe(started.elapsed().as_secs_f64());
         }
         ctx.metrics.chunks_inflight.dec();
     }

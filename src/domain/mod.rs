@@ -5,6 +5,7 @@
 //! [`CampaignSpec`] means the value already obeys the rules.
 
 pub mod campaign;
+pub mod fingerprints;
 pub(crate) mod ids;
 pub mod message;
 pub mod outcome;

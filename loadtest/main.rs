@@ -1,0 +1,328 @@
+//! campaignd's load test: starts (or points at) a simulator and a daemon, enqueues one campaign
+//! of N recipients through the real API, sends it, and prints a one-line JSON summary.
+//!
+//! It fails (exit 1) only on lost recipients or unexpected duplicates, never on a timing.
+//! Run `cargo run --release --bin loadtest -- --help` for the options.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use campaignd::client::{channel_body, ApiClient};
+use campaignd::config::DEV_API_TOKEN;
+use campaignd::secret::Secret;
+use campaignd::simulator::LedgerSummary;
+use clap::{Parser, ValueEnum};
+
+/// Load-test a daemon and simulator with one campaign of N recipients.
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", about, long_about = None)]
+struct Args {
+    /// Recipients of the campaign.
+    #[arg(long, default_value_t = 200_000)]
+    recipients: u64,
+    /// Send mode.
+    #[arg(long, value_enum, default_value_t = Mode::List)]
+    mode: Mode,
+    /// Shards of the daemon it starts.
+    #[arg(long, default_value_t = 8)]
+    shards: usize,
+    /// Campaign speed, messages/s (default: unlimited).
+    #[arg(long)]
+    speed: Option<u32>,
+    /// Fault profile of the simulator it starts (clean, realistic, flaky, ratelimited, chaos).
+    #[arg(long, default_value = "clean")]
+    profile: String,
+    /// Use this running daemon (e.g. http://127.0.0.1:8780) instead of starting one.
+    #[arg(long, requires = "simulator")]
+    daemon: Option<String>,
+    /// Use this running simulator (e.g. http://127.0.0.1:8781) instead of starting one.
+    #[arg(long, requires = "daemon")]
+    simulator: Option<String>,
+    /// PID of the running daemon, to report its peak RSS.
+    #[arg(long)]
+    daemon_pid: Option<u32>,
+    /// The campaignd binary (default: next to this one).
+    #[arg(long)]
+    campaignd: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    List,
+    BatchSingle,
+}
+
+/// A child process killed when dropped.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match tokio::runtime::Runtime::new().map_err(anyhow::Error::from).and_then(|rt| rt.block_on(run(args))) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<bool> {
+    let dir = tempfile::tempdir()?;
+    let mut children = Vec::new();
+    let (daemon_url, sim_url, pid) = match (&args.daemon, &args.simulator) {
+        (Some(d), Some(s)) => (d.clone(), s.clone(), args.daemon_pid),
+        _ => {
+            let bin = match &args.campaignd {
+                Some(p) => p.clone(),
+                None => std::env::current_exe()?.with_file_name("campaignd"),
+            };
+            let (sim, sim_url) = start_simulator(&bin, &args.profile)?;
+            children.push(sim);
+            let (daemon, url) = start_daemon(&bin, dir.path(), &sim_url, args.shards)?;
+            let pid = daemon.0.id();
+            children.push(daemon);
+            (url, sim_url, Some(pid))
+        }
+    };
+    let api =
+        ApiClient::new(&daemon_url, Secret::new(std::env::var("CAMPAIGND_TOKEN").unwrap_or(DEV_API_TOKEN.into())))?;
+    wait_ready(&api).await?;
+    let before = ledger(&sim_url).await?;
+    let body = campaign_body(args.mode, args.speed);
+    let id = api.create(&body).await?.id;
+    // Disjoint cid ranges per run, so repeated runs against one simulator do not collide.
+    let base = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64) << 20;
+    let upload_started = Instant::now();
+    upload(&api, &id, args.mode, base, args.recipients).await?;
+    let upload_secs = upload_started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    api.act(&id, "start").await?;
+    let view = loop {
+        let v = api.campaign(&id).await?;
+        if matches!(v.state.as_str(), "completed" | "cancelled" | "failed") {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let dispatch_secs = started.elapsed().as_secs_f64();
+    let metrics = metrics_text(&daemon_url).await.unwrap_or_default();
+    let peak_rss_mb = pid.and_then(peak_rss_mb);
+    let after = ledger(&sim_url).await?;
+    let unique = after.unique_cids - before.unique_cids;
+    let duplicates = after.duplicates - before.duplicates;
+    let lost = args.recipients.saturating_sub(unique);
+    let summary = serde_json::json!({
+        "recipients": args.recipients,
+        "mode": match args.mode { Mode::List => "list", Mode::BatchSingle => "batch_single" },
+        "state": view.state,
+        "seconds": round(upload_secs + dispatch_secs),
+        "upload_ids_per_sec": round(args.recipients as f64 / upload_secs),
+        "dispatch_recipients_per_sec": round(args.recipients as f64 / dispatch_secs),
+        "p50_chunk_ms": quantile_ms(&metrics, 0.50),
+        "p99_chunk_ms": quantile_ms(&metrics, 0.99),
+        "peak_rss_mb": peak_rss_mb,
+        "lost": lost,
+        "duplicates": duplicates,
+        "replayed": view.progress.replayed,
+        "shards": args.shards,
+        "profile": args.profile,
+    });
+    println!("{summary}");
+    drop(children);
+    let unexpected = match args.mode {
+        Mode::BatchSingle => duplicates > 0,
+        Mode::List => duplicates > view.progress.replayed,
+    };
+    Ok(lost == 0 && !unexpected && view.state == "completed")
+}
+
+fn round(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn campaign_body(mode: Mode, speed: Option<u32>) -> serde_json::Value {
+    let message = match mode {
+        Mode::List => serde_json::json!({"notification": {"title": "Load test", "body": "Same for everyone"}}),
+        Mode::BatchSingle => serde_json::json!({"notification": {"title": "Hi ${name}", "body": "Your code ${code}"}}),
+    };
+    let mode = match mode {
+        Mode::List => "list",
+        Mode::BatchSingle => "batch_single",
+    };
+    let mut v = serde_json::json!({"name": "loadtest", "app": "main", "mode": mode, "message": message});
+    if let Some(s) = speed {
+        v["settings"] = serde_json::json!({"speed": s});
+    }
+    v
+}
+
+/// Streams generated recipients; nothing is held in memory beyond one 64 KiB buffer.
+async fn upload(api: &ApiClient, id: &str, mode: Mode, base: u64, n: u64) -> anyhow::Result<()> {
+    let (tx, body) = channel_body(32);
+    let producer = tokio::spawn(async move {
+        let mut buf = Vec::with_capacity(72 * 1024);
+        let mut hex = [0u8; 32];
+        for i in 0..n {
+            let id = base + i;
+            encode_cid(id, &mut hex);
+            match mode {
+                Mode::List => {
+                    buf.extend_from_slice(&hex);
+                    buf.push(b'\n');
+                }
+                Mode::BatchSingle => {
+                    buf.extend_from_slice(b"{\"cid\":\"");
+                    buf.extend_from_slice(&hex);
+                    buf.extend_from_slice(format!("\",\"vars\":{{\"name\":\"u{i}\",\"code\":{i}}}}}\n").as_bytes());
+                }
+            }
+            if buf.len() >= 64 * 1024
+                && tx.send(Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(72 * 1024)))).await.is_err()
+            {
+                return;
+            }
+        }
+        let _ = tx.send(Bytes::from(buf)).await;
+    });
+    let ct = if mode == Mode::List { "text/plain" } else { "application/x-ndjson" };
+    let up = api.upload_stream(id, ct, body).await?;
+    producer.await?;
+    if up.accepted != n {
+        bail!("the daemon accepted {} of {n} recipients: {:?}", up.accepted, up.first_rejected);
+    }
+    Ok(())
+}
+
+/// A well-spread 32-hex-digit cid for `n`.
+fn encode_cid(n: u64, out: &mut [u8; 32]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hi = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for (i, word) in [hi, n].iter().enumerate() {
+        for j in 0..16 {
+            out[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
+        }
+    }
+}
+
+fn start_simulator(bin: &std::path::Path, profile: &str) -> anyhow::Result<(Reaped, String)> {
+    let mut child = Command::new(bin)
+        .args(["simulate", "--listen", "127.0.0.1:0", "--limits", "none", "--profile", profile])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let stdout = child.stdout.take().context("no simulator stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let child = Reaped(child);
+    while let Some(line) = lines.next().transpose()? {
+        if let Some(url) = line.trim().strip_prefix("base_url") {
+            let url = url.trim().trim_end_matches("/v2").to_owned();
+            std::thread::spawn(move || lines.for_each(drop));
+            return Ok((child, url));
+        }
+    }
+    bail!("the simulator exited before printing its address")
+}
+
+fn start_daemon(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    sim_url: &str,
+    shards: usize,
+) -> anyhow::Result<(Reaped, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let shipped = include_str!("../config/campaignd.toml");
+    let text = shipped
+        .replace("127.0.0.1:8780", &format!("127.0.0.1:{port}"))
+        .replace("path = \"data\"", &format!("path = {:?}", dir.join("store").display().to_string()))
+        .replace("http://127.0.0.1:8781/v2", &format!("{sim_url}/v2"))
+        .replace("shards = 8", &format!("shards = {shards}"))
+        .replace("calls_per_second = 1000", "# calls_per_second: unlimited in the load test");
+    let config = dir.join("campaignd.toml");
+    std::fs::write(&config, text)?;
+    let child = Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    Ok((Reaped(child), format!("http://127.0.0.1:{port}")))
+}
+
+async fn wait_ready(api: &ApiClient) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match api.list().await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => bail!("the daemon did not answer: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn get_text(url: &str) -> anyhow::Result<String> {
+    let client = campaignd::upstream::http::build_client(&Default::default())?;
+    let resp = client.request(hyper::Request::get(url).body(Default::default())?).await?;
+    let body = campaignd::upstream::http::read_body(resp.into_body()).await.map_err(anyhow::Error::msg)?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn ledger(sim_url: &str) -> anyhow::Result<LedgerSummary> {
+    let text = get_text(&format!("{sim_url}/_sim/ledger")).await?;
+    serde_json::from_str(&text).context("the simulator's ledger is unreadable")
+}
+
+async fn metrics_text(daemon_url: &str) -> anyhow::Result<String> {
+    get_text(&format!("{daemon_url}/metrics")).await
+}
+
+/// A quantile of `campaignd_chunk_duration_seconds` in ms, interpolated within its bucket
+/// the way Prometheus's histogram_quantile does.
+fn quantile_ms(metrics: &str, q: f64) -> Option<f64> {
+    let mut buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("campaignd_chunk_duration_seconds_bucket{le=\""))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    if total == 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut prev = (0.0, 0.0);
+    for (le, count) in buckets {
+        if count >= rank {
+            if le.is_infinite() {
+                return Some(round(prev.0 * 1000.0));
+            }
+            let within = if count > prev.1 { (rank - prev.1) / (count - prev.1) } else { 0.0 };
+            return Some(round((prev.0 + (le - prev.0) * within) * 1000.0));
+        }
+        prev = (le, count);
+    }
+    None
+}
+
+fn peak_rss_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
+}
