@@ -183,3 +183,14 @@ async fn metrics_text(app: &common::TestApp) -> String {
     let body = campaignd::upstream::http::read_body(resp.into_body()).await.unwrap();
     String::from_utf8(body.to_vec()).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_stop_mid_campaign_releases_queued_chunks() {
+    let app = spawn_app().await;
+    let id = app.create(list_campaign("stopping", Some(1_000))).await;
+    app.upload_range(&id, 0, 30_000).await;
+    app.api.act(&id, "start").await.unwrap();
+    app.wait_for(&id, 30, |v| v.progress.sent >= 1_000).await;
+    // Shards are waiting on the speed bucket and more chunks are queued for them.
+    tokio::time::timeout(Duration::from_secs(20), app.stop()).await.expect("the daemon stops without hanging");
+}

@@ -180,11 +180,13 @@ impl Dispatcher {
                 _ = self.wake.notified() => {}
             }
         }
-        scheduler.stop_all().await;
-        drop(scheduler);
+        // Shards return at once (or after the call they are in); dropping the last receiver
+        // then drops the chunks still queued, which releases them, so runners can finish.
         for s in shards {
             let _ = s.await;
         }
+        drop(rx);
+        scheduler.stop_all().await;
     }
 }
 

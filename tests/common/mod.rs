@@ -72,16 +72,26 @@ pub fn cid(n: u64) -> String {
 
 /// Sends a raw request and returns the HTTP status and the parsed JSON body.
 pub async fn raw(method: &str, url: &str, token: Option<&str>, body: serde_json::Value) -> (u16, serde_json::Value) {
+    try_raw(method, url, token, body).await.expect("request")
+}
+
+/// Like [`raw`], with connection failures returned instead of panicking.
+pub async fn try_raw(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> Result<(u16, serde_json::Value), String> {
     let client = build_client(&PoolSettings::default()).unwrap();
     let mut req = hyper::Request::builder().method(method).uri(url).header("content-type", "application/json");
     if let Some(t) = token {
         req = req.header("token", t);
     }
     let req = req.body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap()))).unwrap();
-    let resp = client.request(req).await.expect("request");
+    let resp = client.request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
-    let bytes = read_body(resp.into_body()).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    let bytes = read_body(resp.into_body()).await?;
+    Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
 }
 
 /// Signs in with raw HTTP and returns the token.
