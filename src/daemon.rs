@@ -98,6 +98,13 @@ impl Daemon {
     pub async fn run(self) -> Result<(), DaemonError> {
         let dispatcher = tokio::spawn(self.dispatcher.run());
         let api = self.api.clone();
+        crate::notify::ready();
+        crate::notify::spawn_watchdog(self.shutdown.clone());
+        let stopping = self.shutdown.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            crate::notify::stopping();
+        });
         crate::serve::serve(self.listener, move |req, peer| api::handle(api.clone(), req, peer), self.shutdown.clone())
             .await;
         let _ = dispatcher.await;

@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod dispatch;
 pub mod domain;
 pub mod metrics;
+pub mod notify;
 pub mod protocol;
 pub mod secret;
 pub mod serve;

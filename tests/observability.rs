@@ -33,7 +33,11 @@ fn dashboard_exprs(path: &str) -> Vec<String> {
     assert!(!text.contains("\"uid\": \"prometheus\""), "{path}: no hard-coded data source");
     let mut out = Vec::new();
     for panel in dash["panels"].as_array().unwrap() {
-        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{path}: panel {} must use the variable", panel["title"]);
+        assert_eq!(
+            panel["datasource"]["uid"], "${datasource}",
+            "{path}: panel {} must use the variable",
+            panel["title"]
+        );
         for t in panel["targets"].as_array().unwrap() {
             out.push(t["expr"].as_str().unwrap().replace("$app", ".*").replace("$campaign", ".*"));
         }
@@ -57,12 +61,19 @@ fn rule_exprs(path: &str) -> Vec<String> {
 
 fn encode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 async fn query(prom: &str, expr: &str) -> serde_json::Value {
-    let (status, body) = common::raw("GET", &format!("{prom}/api/v1/query?query={}", encode(expr)), None, serde_json::Value::Null).await;
+    let (status, body) =
+        common::raw("GET", &format!("{prom}/api/v1/query?query={}", encode(expr)), None, serde_json::Value::Null).await;
     assert_eq!(status, 200, "query {expr} failed: {body}");
     body
 }
