@@ -1,0 +1,214 @@
+//! The daemon's own hot paths: chunk encoding, the sled store, governor pacing, and a whole
+//! campaign through the in-process simulator.
+//!
+//! Run: `cargo bench --bench pipeline`.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use campaignd::domain::campaign::CreateCampaign;
+use campaignd::domain::{Action, Counts, ResultName};
+use campaignd::store::{Ack, Change, Chunk, SledStore, Store, StoreSettings, UploadCommit};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use governor::{Quota, RateLimiter};
+
+fn chunk(n: usize, vars: bool) -> Chunk {
+    Chunk {
+        cids: (0..n as u64)
+            .flat_map(|i| [(i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835).to_be_bytes()].concat())
+            .collect(),
+        vars: if vars {
+            (0..n)
+                .map(|i| vec![("name".to_owned(), format!("user{i}")), ("code".to_owned(), format!("C{i:08}"))])
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn codec(c: &mut Criterion) {
+    let mut g = c.benchmark_group("chunk_codec");
+    for (name, ch) in [("1000_cids", chunk(1000, false)), ("200_with_vars", chunk(200, true))] {
+        let bytes = rmp_serde::to_vec(&ch).unwrap();
+        g.throughput(Throughput::Elements(ch.len() as u64));
+        g.bench_function(format!("encode_{name}"), |b| b.iter(|| rmp_serde::to_vec(&ch).unwrap().len()));
+        g.bench_function(format!("decode_{name}"), |b| {
+            b.iter(|| rmp_serde::from_slice::<Chunk>(&bytes).unwrap().len())
+        });
+    }
+    g.finish();
+}
+
+fn spec() -> campaignd::domain::CampaignSpec {
+    let req: CreateCampaign = serde_json::from_value(serde_json::json!({
+        "name": "bench", "app": "main", "message": {"notification": {"title": "t", "body": "b"}}
+    }))
+    .unwrap();
+    req.validate(&|_| true, 0).unwrap()
+}
+
+fn store(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut g = c.benchmark_group("sled_store");
+    g.sample_size(10);
+    const CHUNKS: u64 = 200;
+    g.throughput(Throughput::Elements(CHUNKS * 1000));
+    // Enqueue: stage 200 chunks of 1000 cids and commit them (one flush).
+    g.bench_function("enqueue_200k_recipients", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().unwrap();
+                    let s = SledStore::open(&StoreSettings { path: dir.path().into(), cache_bytes: 64 << 20 }).unwrap();
+                    let rec = s.create(spec(), 0).await.unwrap();
+                    let ch = chunk(1000, false);
+                    let t = Instant::now();
+                    for seq in 0..CHUNKS {
+                        s.stage_chunk(rec.id, seq, ch.clone()).await.unwrap();
+                    }
+                    let commit = UploadCommit {
+                        first_seq: 0,
+                        chunks: CHUNKS,
+                        recipients: CHUNKS * 1000,
+                        duplicates: 0,
+                        rejected: 0,
+                    };
+                    s.commit_upload(rec.id, commit).await.unwrap();
+                    total += t.elapsed();
+                    s.close().await.unwrap();
+                }
+                total
+            })
+        })
+    });
+    // Lease + ack: read every pending chunk in order and acknowledge it (grouped flushes).
+    g.bench_function("lease_and_ack_200k_recipients", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().unwrap();
+                    let s: Arc<SledStore> =
+                        SledStore::open(&StoreSettings { path: dir.path().into(), cache_bytes: 64 << 20 }).unwrap();
+                    let rec = s.create(spec(), 0).await.unwrap();
+                    for seq in 0..CHUNKS {
+                        s.stage_chunk(rec.id, seq, chunk(1000, false)).await.unwrap();
+                    }
+                    let commit = UploadCommit {
+                        first_seq: 0,
+                        chunks: CHUNKS,
+                        recipients: CHUNKS * 1000,
+                        duplicates: 0,
+                        rejected: 0,
+                    };
+                    s.commit_upload(rec.id, commit).await.unwrap();
+                    s.change(rec.id, Change::Act(Action::Start, 1)).await.unwrap();
+                    let t = Instant::now();
+                    let mut acks = Vec::new();
+                    let mut from = 0;
+                    loop {
+                        let batch = s.pending_chunks(rec.id, from, 16).unwrap();
+                        if batch.is_empty() {
+                            break;
+                        }
+                        for (seq, ch) in batch {
+                            from = seq + 1;
+                            let mut counts = Counts::default();
+                            counts.add(ResultName::SuccessedOnline, ch.len() as u64);
+                            let s = s.clone();
+                            acks.push(tokio::spawn(async move { s.ack(Ack { campaign: rec.id, seq, counts }).await }));
+                        }
+                    }
+                    for a in acks {
+                        a.await.unwrap().unwrap();
+                    }
+                    total += t.elapsed();
+                    assert_eq!(s.get(rec.id).unwrap().unwrap().folded, CHUNKS);
+                    s.close().await.unwrap();
+                }
+                total
+            })
+        })
+    });
+    g.finish();
+}
+
+fn pacing(c: &mut Criterion) {
+    let mut g = c.benchmark_group("governor");
+    g.throughput(Throughput::Elements(1));
+    let quota = Quota::per_second(NonZeroU32::new(u32::MAX).unwrap());
+    let limiter = RateLimiter::direct(quota);
+    g.bench_function("check_one_message", |b| b.iter(|| limiter.check().is_ok()));
+    let chunked = RateLimiter::direct(quota.allow_burst(NonZeroU32::new(1000).unwrap()));
+    let n = NonZeroU32::new(1000).unwrap();
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("check_n_1000_messages", |b| b.iter(|| chunked.check_n(n).is_ok()));
+    g.finish();
+}
+
+fn end_to_end(c: &mut Criterion) {
+    use campaignd::client::ApiClient;
+    use campaignd::config::{Config, DEV_API_TOKEN};
+    use campaignd::daemon::Daemon;
+    use campaignd::simulator::{Limits, SimConfig, Simulator};
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (api, _keep) = rt.block_on(async {
+        let sim = Simulator::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            SimConfig { limits: Limits::unlimited(), ..SimConfig::default() },
+        )
+        .await
+        .unwrap();
+        let base = sim.getui_base_url();
+        let sim = sim.spawn();
+        let text = include_str!("../config/campaignd.toml")
+            .replace("127.0.0.1:8780", "127.0.0.1:0")
+            .replace("path = \"data\"", &format!("path = {:?}", dir.path().display().to_string()))
+            .replace("http://127.0.0.1:8781/v2", &base)
+            .replace("calls_per_second = 1000", "");
+        let config = Config::from_toml(&text, "bench.toml".as_ref()).unwrap();
+        let daemon = Daemon::build(&config, |_| None).await.unwrap();
+        let api =
+            ApiClient::new(&format!("http://{}", daemon.local_addr()), campaignd::secret::Secret::new(DEV_API_TOKEN))
+                .unwrap();
+        let stop = daemon.shutdown_token();
+        tokio::spawn(daemon.run());
+        (api, (sim, stop))
+    });
+    const N: u64 = 50_000;
+    let mut g = c.benchmark_group("end_to_end");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(N));
+    let mut round = 0u64;
+    g.bench_function("list_campaign_50k_through_the_simulator", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                let ids: String = (0..N).map(|i| format!("{:016x}{:016x}\n", round, i)).collect();
+                ids
+            },
+            |ids| {
+                rt.block_on(async {
+                    let body = serde_json::json!({"name": "bench", "app": "main", "mode": "list",
+                        "message": {"notification": {"title": "t", "body": "b"}}});
+                    let id = api.create(&body).await.unwrap().id;
+                    api.upload(&id, "text/plain", ids).await.unwrap();
+                    api.act(&id, "start").await.unwrap();
+                    while api.campaign(&id).await.unwrap().state != "completed" {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                })
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, codec, store, pacing, end_to_end);
+criterion_main!(benches);
