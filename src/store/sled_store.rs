@@ -37,15 +37,44 @@ fn db_err(e: sled::Error) -> StoreError {
     StoreError::Db(e.to_string())
 }
 
-impl SledStore {
-    /// Opens (or creates) the store, repairs what a crash left half-done, and starts the writer.
-    pub fn open(settings: &StoreSettings) -> Result<Arc<SledStore>, StoreError> {
-        let db = sled::Config::new()
+/// How long to wait for another process (or a store closed a moment ago) to let go of the
+/// database's file lock, e.g. while systemd restarts the daemon.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
             .path(&settings.path)
             .cache_capacity(settings.cache_bytes)
             .flush_every_ms(Some(500))
-            .open()
-            .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", settings.path.display())))?;
+            .open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(StoreError::Db(format!(
+                    "{} is in use by another campaignd (one daemon per store directory)",
+                    settings.path.display()
+                )))
+            }
+            Err(e) => {
+                return Err(StoreError::Db(format!(
+                    "cannot open the store at {}: {e}; if it was damaged by a crash, move the directory aside \
+                     and re-upload the unfinished campaigns",
+                    settings.path.display()
+                )))
+            }
+        }
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store, repairs what a crash left half-done, and starts the writer.
+    pub fn open(settings: &StoreSettings) -> Result<Arc<SledStore>, StoreError> {
+        let db = open_db(settings)?;
         let open = |name: &str| db.open_tree(name).map_err(db_err);
         let trees = Trees {
             campaigns: open("campaigns")?,
