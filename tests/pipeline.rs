@@ -171,7 +171,7 @@ async fn permanent_errors_are_recorded_per_recipient_and_not_retried() {
     app.api.act(&id, "start").await.unwrap();
     let done = app.wait_final(&id, 60).await;
     assert_eq!(done.state, "completed");
-    assert_eq!(done.progress.results.get("quota_exceeded"), Some(&3_000), "{done:#?}");
+    assert_eq!(done.progress.results.get("PushTotalNumOverLimit"), Some(&3_000), "{done:#?}");
     assert_eq!(app.sim.ledger().summary().deliveries, 2_000);
     app.stop().await;
 }
@@ -193,4 +193,25 @@ async fn graceful_stop_mid_campaign_releases_queued_chunks() {
     app.wait_for(&id, 30, |v| v.progress.sent >= 1_000).await;
     // Shards are waiting on the speed bucket and more chunks are queued for them.
     tokio::time::timeout(Duration::from_secs(20), app.stop()).await.expect("the daemon stops without hanging");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_report_puts_the_groups_campaigns_side_by_side() {
+    let app = spawn_app().await;
+    let a = app.create(list_campaign("variant-a", None)).await;
+    let b = app.create(list_campaign("variant-b", None)).await;
+    app.upload_range(&a, 0, 1_000).await;
+    app.upload_range(&b, 1_000, 2_000).await;
+    for id in [&a, &b] {
+        app.api.act(id, "start").await.unwrap();
+        app.wait_final(id, 30).await;
+    }
+    let group = app.api.group_report("spring-ab").await.unwrap();
+    let names: Vec<&str> = group.campaigns.iter().map(|c| c.campaign.name.as_str()).collect();
+    assert_eq!(names, vec!["variant-a", "variant-b"]);
+    assert_eq!(group.results.values().sum::<u64>(), 3_000);
+    assert_eq!(group.campaigns[1].results.values().sum::<u64>(), 2_000);
+    let missing = app.api.group_report("nobody").await.unwrap_err();
+    assert!(matches!(missing, ClientError::Api { status: 404, .. }));
+    app.stop().await;
 }

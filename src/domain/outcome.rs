@@ -5,48 +5,69 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The result of one recipient. A closed set, so metric labels stay bounded.
+/// The result of one recipient. A closed set, so metric labels stay bounded. The names are the
+/// vocabulary of Getui's push documents (the seed's result table); names the documents lack are
+/// snake_case additions. README, "Results", maps every v2 status and code to one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum ResultName {
     /// Delivered through Getui's online channel.
+    #[serde(rename = "successed_online")]
     SuccessedOnline,
     /// Stored offline or handed to a vendor channel.
+    #[serde(rename = "successed_offline")]
     SuccessedOffline,
-    /// Accepted but not sent: the device was inactive for 90 days.
+    /// Accepted but dropped: an inactive device (no activity for 90 days).
+    #[serde(rename = "successed_ignore")]
     SuccessedIgnore,
-    /// The upstream accepted the message but named no status for this recipient.
+    /// Accepted with a status the documents do not list (added name).
+    #[serde(rename = "successed_unknown")]
     SuccessedUnknown,
-    /// The id is not a valid target (20001 `target user is invalid`, or left out of the answer).
+    /// The cid is wrong or foreign (20001 `target user is invalid`, or left out of the answer).
+    #[serde(rename = "TokenMD5Error")]
     TargetInvalid,
-    /// The upstream refused the request's parameters (other 20001 answers).
+    /// The request's parameters were refused (other 20001 answers, code 1).
+    #[serde(rename = "Error")]
     ParamInvalid,
-    /// A daily quota or total was exhausted (30007–30010 and similar).
+    /// The list task is unknown to the upstream (20001 `taskid is invalid`).
+    #[serde(rename = "NullMsgCommon")]
+    TaskNotFound,
+    /// The list task was stopped.
+    #[serde(rename = "TaskIdHasBeenCanceled")]
+    TaskCancelled,
+    /// A daily quota or total was exhausted (30004, 30006–30011).
+    #[serde(rename = "PushTotalNumOverLimit")]
     QuotaExceeded,
-    /// The app lacks a permission or is blacklisted (10002, 10004, 30000–30003, 30017).
+    /// The app lacks a permission or is blacklisted (10002, 10004, 30000–30003, 30017; added name).
+    #[serde(rename = "no_permission")]
     NoPermission,
-    /// Rate-limited answers persisted beyond the retry budget.
+    /// Rate-limit answers (10003, 10005, 30012–30015, 30018) outlasted the retry budget.
+    #[serde(rename = "flow_exceeded")]
     RateLimited,
-    /// Transient failures (5xx, transport, 2, 30019) persisted beyond the retry budget.
+    /// Transient failures (5xx, no answer, 2, 30019) outlasted the retry budget.
+    #[serde(rename = "SendError")]
     UpstreamUnavailable,
     /// The upstream kept refusing fresh tokens (10001).
+    #[serde(rename = "sign_error")]
     AuthFailed,
-    /// A list chunk that may or may not have been sent when the daemon died, not replayed
-    /// because the campaign asked for at-most-once.
+    /// A list chunk maybe sent before a crash, not replayed under at-most-once (added name).
+    #[serde(rename = "skipped_after_crash")]
     SkippedAfterCrash,
-    /// Any other permanent upstream answer.
+    /// Any other permanent answer.
+    #[serde(rename = "OtherError")]
     Failed,
 }
 
 impl ResultName {
     /// Every result, for zero-initialised metrics and reports.
-    pub const ALL: [ResultName; 13] = [
+    pub const ALL: [ResultName; 15] = [
         ResultName::SuccessedOnline,
         ResultName::SuccessedOffline,
         ResultName::SuccessedIgnore,
         ResultName::SuccessedUnknown,
         ResultName::TargetInvalid,
         ResultName::ParamInvalid,
+        ResultName::TaskNotFound,
+        ResultName::TaskCancelled,
         ResultName::QuotaExceeded,
         ResultName::NoPermission,
         ResultName::RateLimited,
@@ -56,22 +77,24 @@ impl ResultName {
         ResultName::Failed,
     ];
 
-    /// The wire and label name.
+    /// The report and label name.
     pub fn as_str(self) -> &'static str {
         match self {
             ResultName::SuccessedOnline => "successed_online",
             ResultName::SuccessedOffline => "successed_offline",
             ResultName::SuccessedIgnore => "successed_ignore",
             ResultName::SuccessedUnknown => "successed_unknown",
-            ResultName::TargetInvalid => "target_invalid",
-            ResultName::ParamInvalid => "param_invalid",
-            ResultName::QuotaExceeded => "quota_exceeded",
+            ResultName::TargetInvalid => "TokenMD5Error",
+            ResultName::ParamInvalid => "Error",
+            ResultName::TaskNotFound => "NullMsgCommon",
+            ResultName::TaskCancelled => "TaskIdHasBeenCanceled",
+            ResultName::QuotaExceeded => "PushTotalNumOverLimit",
             ResultName::NoPermission => "no_permission",
-            ResultName::RateLimited => "rate_limited",
-            ResultName::UpstreamUnavailable => "upstream_unavailable",
-            ResultName::AuthFailed => "auth_failed",
+            ResultName::RateLimited => "flow_exceeded",
+            ResultName::UpstreamUnavailable => "SendError",
+            ResultName::AuthFailed => "sign_error",
             ResultName::SkippedAfterCrash => "skipped_after_crash",
-            ResultName::Failed => "failed",
+            ResultName::Failed => "OtherError",
         }
     }
 
@@ -90,6 +113,8 @@ impl ResultName {
     pub fn for_permanent_code(code: i64, msg: &str) -> ResultName {
         match code {
             20001 if msg.contains("target user is invalid") => ResultName::TargetInvalid,
+            20001 if msg.contains("taskid is invalid") => ResultName::TaskNotFound,
+            20001 if msg.contains("has been stopped") => ResultName::TaskCancelled,
             20001 | 1 => ResultName::ParamInvalid,
             30004 | 30006..=30011 => ResultName::QuotaExceeded,
             10002 | 10004 | 30000..=30003 | 30017 => ResultName::NoPermission,
@@ -141,13 +166,15 @@ mod tests {
     fn permanent_codes_map_to_results() {
         assert_eq!(ResultName::for_permanent_code(20001, "target user is invalid"), ResultName::TargetInvalid);
         assert_eq!(ResultName::for_permanent_code(20001, "title size over limit"), ResultName::ParamInvalid);
+        assert_eq!(ResultName::for_permanent_code(20001, "taskid is invalid"), ResultName::TaskNotFound);
+        assert_eq!(ResultName::for_permanent_code(20001, "taskid has been stopped"), ResultName::TaskCancelled);
         assert_eq!(ResultName::for_permanent_code(30008, ""), ResultName::QuotaExceeded);
         assert_eq!(ResultName::for_permanent_code(10002, ""), ResultName::NoPermission);
         assert_eq!(ResultName::for_permanent_code(99999, ""), ResultName::Failed);
     }
 
     #[test]
-    fn names_are_unique_and_snake_case() {
+    fn names_are_unique_and_match_their_serde_form() {
         let names: std::collections::BTreeSet<_> = ResultName::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(names.len(), ResultName::ALL.len());
         for r in ResultName::ALL {
