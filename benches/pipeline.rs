@@ -49,34 +49,34 @@ fn spec() -> campaignd::domain::CampaignSpec {
     req.validate(&|_| true, 0).unwrap()
 }
 
+/// A new store holding one draft campaign with `chunks` committed chunks of 1000 cids.
+async fn filled_store(dir: &std::path::Path, chunks: u64) -> (Arc<SledStore>, campaignd::store::CampaignRecord) {
+    let s = SledStore::open(&StoreSettings { path: dir.into(), cache_bytes: 64 << 20 }).unwrap();
+    let rec = s.create(spec(), 0).await.unwrap();
+    let ch = chunk(1000, false);
+    for seq in 0..chunks {
+        s.stage_chunk(rec.id, seq, ch.clone()).await.unwrap();
+    }
+    let commit = UploadCommit { first_seq: 0, chunks, recipients: chunks * 1000, duplicates: 0, rejected: 0 };
+    let rec = s.commit_upload(rec.id, commit).await.unwrap();
+    (s, rec)
+}
+
 fn store(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut g = c.benchmark_group("sled_store");
     g.sample_size(10);
     const CHUNKS: u64 = 200;
     g.throughput(Throughput::Elements(CHUNKS * 1000));
-    // Enqueue: stage 200 chunks of 1000 cids and commit them (one flush).
+    // Enqueue: open a store, stage 200 chunks of 1000 cids and commit them (one flush).
     g.bench_function("enqueue_200k_recipients", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let dir = tempfile::tempdir().unwrap();
-                    let s = SledStore::open(&StoreSettings { path: dir.path().into(), cache_bytes: 64 << 20 }).unwrap();
-                    let rec = s.create(spec(), 0).await.unwrap();
-                    let ch = chunk(1000, false);
                     let t = Instant::now();
-                    for seq in 0..CHUNKS {
-                        s.stage_chunk(rec.id, seq, ch.clone()).await.unwrap();
-                    }
-                    let commit = UploadCommit {
-                        first_seq: 0,
-                        chunks: CHUNKS,
-                        recipients: CHUNKS * 1000,
-                        duplicates: 0,
-                        rejected: 0,
-                    };
-                    s.commit_upload(rec.id, commit).await.unwrap();
+                    let (s, _) = filled_store(dir.path(), CHUNKS).await;
                     total += t.elapsed();
                     s.close().await.unwrap();
                 }
@@ -91,20 +91,7 @@ fn store(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let dir = tempfile::tempdir().unwrap();
-                    let s: Arc<SledStore> =
-                        SledStore::open(&StoreSettings { path: dir.path().into(), cache_bytes: 64 << 20 }).unwrap();
-                    let rec = s.create(spec(), 0).await.unwrap();
-                    for seq in 0..CHUNKS {
-                        s.stage_chunk(rec.id, seq, chunk(1000, false)).await.unwrap();
-                    }
-                    let commit = UploadCommit {
-                        first_seq: 0,
-                        chunks: CHUNKS,
-                        recipients: CHUNKS * 1000,
-                        duplicates: 0,
-                        rejected: 0,
-                    };
-                    s.commit_upload(rec.id, commit).await.unwrap();
+                    let (s, rec) = filled_store(dir.path(), CHUNKS).await;
                     s.change(rec.id, Change::Act(Action::Start, 1)).await.unwrap();
                     let t = Instant::now();
                     let mut acks = Vec::new();
