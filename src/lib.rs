@@ -25,3 +25,4 @@ pub mod serve;
 pub mod simulator;
 pub mod store;
 pub mod upstream;
+pub mod wecom;
