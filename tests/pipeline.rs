@@ -215,3 +215,28 @@ async fn group_report_puts_the_groups_campaigns_side_by_side() {
     assert!(matches!(missing, ClientError::Api { status: 404, .. }));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_campaign_starts_on_time_after_a_restart() {
+    let mut app = spawn_app().await;
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
+    let mut body = list_campaign("later", None);
+    body["settings"]["schedule_at"] = at.format(&time::format_description::well_known::Rfc3339).unwrap().into();
+    let id = app.create(body).await;
+    app.upload_range(&id, 0, 2_000).await;
+    assert_eq!(app.api.act(&id, "start").await.unwrap().state, "scheduled");
+    app.restart().await;
+    let v = app.api.campaign(&id).await.unwrap();
+    assert_eq!((v.state.as_str(), v.progress.sent), ("scheduled", 0), "nothing is sent before the time");
+    let done = app.wait_final(&id, 30).await;
+    assert_eq!(done.state, "completed");
+    let started = time::OffsetDateTime::parse(
+        done.started_at.as_deref().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(started >= at - time::Duration::milliseconds(1), "started {started} before {at}");
+    assert!(started - at < time::Duration::seconds(2), "started {started}, due {at}");
+    assert_eq!(app.sim.ledger().summary().unique_cids, 2_000);
+    app.stop().await;
+}

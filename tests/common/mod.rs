@@ -146,8 +146,20 @@ pub struct TestApp {
     pub sim: RunningSimulator,
     pub addr: std::net::SocketAddr,
     pub store_dir: tempfile::TempDir,
+    config: Config,
     shutdown: tokio_util::sync::CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Builds and starts a daemon; returns its address, shutdown token and task.
+async fn start_daemon(
+    config: &Config,
+) -> (std::net::SocketAddr, tokio_util::sync::CancellationToken, tokio::task::JoinHandle<()>) {
+    let daemon = Daemon::build(config, |_| None).await.expect("daemon starts");
+    let addr = daemon.local_addr();
+    let shutdown = daemon.shutdown_token();
+    let task = tokio::spawn(async move { daemon.run().await.expect("daemon stops cleanly") });
+    (addr, shutdown, task)
 }
 
 /// Starts a simulator with `sim` and a daemon configured with `extra` replacements.
@@ -156,12 +168,9 @@ pub async fn spawn_app_with(sim: SimConfig, extra: &[(&str, &str)]) -> TestApp {
     let store_dir = tempfile::tempdir().unwrap();
     let text = config_text(&sim.getui_base_url(), store_dir.path(), extra);
     let config = Config::from_toml(&text, std::path::Path::new("test.toml")).expect("test config is valid");
-    let daemon = Daemon::build(&config, |_| None).await.expect("daemon starts");
-    let addr = daemon.local_addr();
-    let shutdown = daemon.shutdown_token();
-    let task = tokio::spawn(async move { daemon.run().await.expect("daemon stops cleanly") });
+    let (addr, shutdown, task) = start_daemon(&config).await;
     let api = ApiClient::new(&format!("http://{addr}"), Secret::new(DEV_TOKEN)).unwrap();
-    TestApp { api, sim, addr, store_dir, shutdown, task: Some(task) }
+    TestApp { api, sim, addr, store_dir, config, shutdown, task: Some(task) }
 }
 
 /// A daemon and simulator with the defaults (documented limits off, so tests are not capped).
@@ -170,6 +179,19 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
+    /// Stops the daemon gracefully and starts a new one on the same store and simulator.
+    pub async fn restart(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+        let (addr, shutdown, task) = start_daemon(&self.config).await;
+        self.api = ApiClient::new(&format!("http://{addr}"), Secret::new(DEV_TOKEN)).unwrap();
+        self.addr = addr;
+        self.shutdown = shutdown;
+        self.task = Some(task);
+    }
+
     /// Stops the daemon gracefully and waits for it.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
