@@ -46,7 +46,12 @@ fn spec() -> campaignd::domain::CampaignSpec {
         "name": "bench", "app": "main", "message": {"notification": {"title": "t", "body": "b"}}
     }))
     .unwrap();
-    req.validate(&|_| true, 0).unwrap()
+    req.validate(&campaignd::domain::campaign::Validation {
+        app_exists: &|_| true,
+        now_ms: 0,
+        horizon_ms: campaignd::domain::campaign::SCHEDULE_HORIZON_MS,
+    })
+    .unwrap()
 }
 
 /// A new store holding one draft campaign with `chunks` committed chunks of 1000 cids.

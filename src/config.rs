@@ -124,6 +124,9 @@ pub struct DispatchConfig {
     /// How often the scheduler looks for due and changed campaigns, ms.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
+    /// How far ahead a campaign may be scheduled, days (Getui-held schedules: at most 7).
+    #[serde(default = "default_horizon_days")]
+    pub schedule_horizon_days: u32,
 }
 
 impl Default for DispatchConfig {
@@ -133,6 +136,7 @@ impl Default for DispatchConfig {
             chunk_size: default_chunk_size(),
             max_attempts: default_max_attempts(),
             poll_interval_ms: default_poll_ms(),
+            schedule_horizon_days: default_horizon_days(),
         }
     }
 }
@@ -148,6 +152,9 @@ fn default_max_attempts() -> u32 {
 }
 fn default_poll_ms() -> u64 {
     200
+}
+fn default_horizon_days() -> u32 {
+    7
 }
 
 /// `[log]`.
@@ -283,6 +290,9 @@ impl Config {
         }
         if !(10..=60_000).contains(&d.poll_interval_ms) {
             return Err(invalid("dispatch.poll_interval_ms", "must be within 10..=60000"));
+        }
+        if !(1..=365).contains(&d.schedule_horizon_days) {
+            return Err(invalid("dispatch.schedule_horizon_days", "must be within 1..=365"));
         }
         if !(8..=65_536).contains(&self.store.cache_mb) {
             return Err(invalid("store.cache_mb", "must be within 8..=65536"));

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiSettings, ApiState};
 use crate::config::{Config, ConfigError};
 use crate::dispatch::{AppSender, DispatchSettings, Dispatcher, RetryPolicy};
 use crate::metrics::{Metrics, UpstreamObserver};
@@ -77,7 +77,17 @@ impl Daemon {
         let dyn_store: Arc<dyn Store> = store.clone();
         let dispatcher = Dispatcher::new(dyn_store.clone(), apps, metrics.clone(), settings, shutdown.clone());
         let app_names: HashSet<String> = config.apps.keys().cloned().collect();
-        let api = Arc::new(ApiState::new(dyn_store, metrics, &tokens, app_names, dispatcher.waker(), d.chunk_size));
+        let api = Arc::new(ApiState::new(
+            dyn_store,
+            metrics,
+            &tokens,
+            app_names,
+            dispatcher.waker(),
+            ApiSettings {
+                chunk_size: d.chunk_size,
+                schedule_horizon_ms: i64::from(d.schedule_horizon_days) * 86_400_000,
+            },
+        ));
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| DaemonError::Bind { addr, source })?;

@@ -29,6 +29,19 @@ pub struct CampaignView {
     pub finished_at: Option<String>,
     /// RFC 3339, when scheduled.
     pub schedule_at: Option<String>,
+    /// Who waits for `schedule_at`: `daemon` or `upstream` (Getui's schedule_time).
+    #[serde(default)]
+    pub schedule_via: Option<String>,
+    /// The push's result in Getui's words: `do_not_send` (not yet), `sending`, `send_success`,
+    /// `send_failed`, `has_delete` (cancelled), or `scheduled_upstream` (Getui holds it).
+    #[serde(default)]
+    pub send_result: String,
+    /// `notification`, `link`, `transmission` or `popup_download`.
+    #[serde(default)]
+    pub message_kind: String,
+    /// RFC 3339 begin and end of the display window.
+    #[serde(default)]
+    pub display_window: Option<[String; 2]>,
     /// Speed, messages/s.
     pub speed: Option<u32>,
     /// Task group.

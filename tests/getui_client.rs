@@ -149,6 +149,31 @@ async fn batch_of_200_is_delivered_once_even_when_resent() {
 }
 
 #[tokio::test]
+async fn batch_results_keep_the_order_messages_were_added_and_retries_deliver_once() {
+    let sim = start_sim(SimConfig::default()).await;
+    let (client, _) = client_for(&sim);
+    // Cids in an order unlike the answer's map order, plus one malformed cid.
+    let order = [7u64, 2, 9, 0, 5];
+    let mut b = BatchPush {
+        is_async: false,
+        msg_list: order.iter().map(|&i| single(&format!("ordered-{i:08}"), &cid(i))).collect(),
+    };
+    b.msg_list.push(single("ordered-bad-0001", "not-a-cid"));
+    let outcome = client.push_single_batch_cid(&b).await.unwrap();
+    let results = outcome.in_order(&b);
+    let ids: Vec<&str> = results.iter().map(|r| r.request_id).collect();
+    let expected: Vec<String> = order.iter().map(|i| format!("ordered-{i:08}")).collect();
+    assert_eq!(&ids[..5], expected.iter().map(String::as_str).collect::<Vec<_>>().as_slice());
+    assert!(results[..5].iter().all(|r| r.status.is_some()), "{results:?}");
+    assert_eq!((results[5].request_id, results[5].status.clone()), ("ordered-bad-0001", None));
+    // The seed's requestId retry: the same ids again deliver nothing new.
+    let again = client.push_single_batch_cid(&b).await.unwrap();
+    assert_eq!(again.in_order(&b), results);
+    let s = sim.ledger().summary();
+    assert_eq!((s.deliveries, s.duplicates, s.dropped_repeats), (5, 0, 5));
+}
+
+#[tokio::test]
 async fn batch_and_list_size_limits() {
     let sim = start_sim(SimConfig::default()).await;
     let (client, calls) = client_for(&sim);

@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use super::{json, ApiError, ApiState};
-use crate::domain::campaign::CreateCampaign;
+use crate::domain::campaign::{CreateCampaign, Validation};
 use crate::domain::{Action, CampaignState, Mode};
 use crate::protocol::{CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView};
 use crate::store::{CampaignRecord, Change};
@@ -29,7 +29,14 @@ pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Ans
         .map_err(|_| ApiError::too_large(format!("a campaign definition is at most {MAX_CREATE_BYTES} bytes")))?
         .to_bytes();
     let request = parse_create(&body)?;
-    let spec = request.validate(&|app| state.apps.contains(app), now_ms())?;
+    let spec = {
+        let rules = Validation {
+            app_exists: &|app| state.apps.contains(app),
+            now_ms: now_ms(),
+            horizon_ms: state.settings.schedule_horizon_ms,
+        };
+        request.validate(&rules)?
+    };
     let rec = state.store.create(spec, now_ms()).await?;
     tracing::info!(campaign = rec.id, name = rec.spec.name, mode = ?rec.spec.mode, "campaign created");
     json(201, &view(state, &rec))
@@ -200,6 +207,14 @@ pub(super) fn view(state: &ApiState, rec: &CampaignRecord) -> CampaignView {
         started_at: rec.started_ms.map(rfc3339),
         finished_at: rec.finished_ms.map(rfc3339),
         schedule_at: rec.spec.settings.schedule_at_ms.map(rfc3339),
+        schedule_via: rec
+            .spec
+            .settings
+            .schedule_at_ms
+            .map(|_| if rec.spec.settings.upstream_schedule { "upstream" } else { "daemon" }.to_owned()),
+        send_result: send_result(rec).into(),
+        message_kind: rec.spec.message.kind().unwrap_or_default().into(),
+        display_window: rec.spec.settings.display_ms.map(|(b, e)| [rfc3339(b), rfc3339(e)]),
         speed: rec.spec.settings.speed,
         group: rec.spec.settings.group.clone(),
         recipients: RecipientTotals { total: rec.recipients, duplicates: rec.duplicates, rejected: rec.rejected },
@@ -214,6 +229,20 @@ pub(super) fn view(state: &ApiState, rec: &CampaignRecord) -> CampaignView {
         },
         taskid: rec.list_taskid.clone().or_else(|| rec.app_taskid.clone()),
         failure: rec.failure.clone(),
+    }
+}
+
+/// The campaign's push result in the words of Getui's scheduled-task query.
+fn send_result(rec: &CampaignRecord) -> &'static str {
+    let s = &rec.spec.settings;
+    let upstream_pending = s.upstream_schedule && s.schedule_at_ms.is_some_and(|t| t > now_ms());
+    match rec.state {
+        CampaignState::Draft | CampaignState::Scheduled => "do_not_send",
+        CampaignState::Completed if upstream_pending => "scheduled_upstream",
+        CampaignState::Running | CampaignState::Paused => "sending",
+        CampaignState::Completed => "send_success",
+        CampaignState::Failed => "send_failed",
+        CampaignState::Cancelled => "has_delete",
     }
 }
 

@@ -26,6 +26,15 @@ use crate::secret::Secret;
 use crate::serve::{json_response, text_response, HandlerResult};
 use crate::store::Store;
 
+/// Tunables of the API.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Recipients per stored chunk (capped at Getui's 1000 per list call).
+    pub chunk_size: usize,
+    /// Longest daemon-held schedule, ms ahead.
+    pub schedule_horizon_ms: i64,
+}
+
 /// What the handlers share.
 pub struct ApiState {
     store: Arc<dyn Store>,
@@ -34,7 +43,7 @@ pub struct ApiState {
     token_hashes: Vec<[u8; 32]>,
     apps: HashSet<String>,
     wake_dispatcher: Arc<Notify>,
-    chunk_size: usize,
+    settings: ApiSettings,
     uploads: upload::Uploads,
     rates: Mutex<HashMap<u64, campaigns::RateWindow>>,
 }
@@ -47,15 +56,16 @@ impl ApiState {
         tokens: &[Secret],
         apps: HashSet<String>,
         wake_dispatcher: Arc<Notify>,
-        chunk_size: usize,
+        settings: ApiSettings,
     ) -> ApiState {
+        let chunk_size = settings.chunk_size.clamp(1, crate::upstream::getui::wire::MAX_LIST_CIDS);
         ApiState {
             store,
             metrics,
             token_hashes: tokens.iter().map(|t| Sha256::digest(t.expose().as_bytes()).into()).collect(),
             apps,
             wake_dispatcher,
-            chunk_size: chunk_size.clamp(1, crate::upstream::getui::wire::MAX_LIST_CIDS),
+            settings: ApiSettings { chunk_size, ..settings },
             uploads: upload::Uploads::default(),
             rates: Mutex::new(HashMap::new()),
         }

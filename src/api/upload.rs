@@ -108,8 +108,11 @@ pub(super) async fn upload(
         ));
     };
     let seen = take_filter(state, id, rec.chunk_count).await?;
-    let chunk_size =
-        if rec.spec.mode == Mode::BatchSingle { state.chunk_size.min(MAX_BATCH_MESSAGES) } else { state.chunk_size };
+    let chunk_size = if rec.spec.mode == Mode::BatchSingle {
+        state.settings.chunk_size.min(MAX_BATCH_MESSAGES)
+    } else {
+        state.settings.chunk_size
+    };
     let mut job = Job::new(state, id, rec.chunk_count, chunk_size, rec.spec.mode == Mode::BatchSingle, seen);
     let outcome = job.read(req.into_body(), format).await;
     let outcome = match outcome {

@@ -24,11 +24,12 @@ pub use apps::AppSender;
 pub use retry::RetryPolicy;
 
 use crate::domain::campaign::NetworkType;
+use crate::domain::message::Rendered;
 use crate::domain::{CampaignSpec, CampaignState, Counts, Mode, Replay, RequestId, ResultName};
 use crate::metrics::Metrics;
 use crate::store::{Ack, CampaignRecord, Change, Chunk, Store};
 use crate::upstream::getui::wire::{
-    AllAudience, Condition, ListMessage, Push, PushMessage, Settings, TagAudience, MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
+    AllAudience, Condition, ListMessage, Push, Settings, TagAudience, MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
 };
 use send::Outcome;
 
@@ -105,8 +106,15 @@ impl CampaignRun {
         }
     }
 
-    fn with_settings(&self, msg: PushMessage) -> PushMessage {
-        send::with_network(msg, self.spec.settings.network_type == NetworkType::Wifi)
+    /// One recipient's copy with the campaign's network and display settings applied.
+    fn render(&self, vars: &dyn Fn(&str) -> Option<String>) -> Rendered {
+        let mut r = self.spec.message.render(vars);
+        let s = &self.spec.settings;
+        if s.network_type == NetworkType::Wifi {
+            r.push_message.network_type = Some(1);
+        }
+        r.push_message.duration = s.display_ms.map(|(begin, end)| format!("{begin}-{end}"));
+        r
     }
 
     async fn wait_drained(&self) {
@@ -371,12 +379,13 @@ async fn ensure_list_task(ctx: &Context, run: &CampaignRun) -> bool {
     let Ok(rid) = RequestId::derive(run.id, RequestId::MAX_CHUNK, 0) else {
         return false;
     };
+    let rendered = run.render(&|_| None);
     let msg = ListMessage {
         request_id: Some(rid.as_str().into()),
         group_name: run.spec.settings.group.clone(),
         settings: run.wire_settings.clone(),
-        push_message: run.with_settings(run.spec.message.render(&|_| None)),
-        push_channel: None,
+        push_message: rendered.push_message,
+        push_channel: rendered.push_channel,
     };
     match send::call(ctx, run, || run.app.client.create_list_message(&msg)).await {
         Outcome::Done(taskid) => match ctx.store.change(run.id, Change::SetListTask(taskid.clone())).await {
@@ -431,8 +440,14 @@ async fn run_app_push(ctx: &Context, run: &CampaignRun) {
     let Ok(rid) = RequestId::derive(run.id, RequestId::MAX_CHUNK, 1) else {
         return;
     };
-    let settings = Settings { ttl: run.spec.settings.ttl_ms, speed: run.spec.settings.speed, ..Settings::default() };
-    let message = run.with_settings(run.spec.message.render(&|_| None));
+    let s = &run.spec.settings;
+    let settings = Settings {
+        ttl: s.ttl_ms,
+        speed: s.speed,
+        schedule_time: s.schedule_at_ms.filter(|_| s.upstream_schedule),
+        ..Settings::default()
+    };
+    let Rendered { push_message: message, push_channel } = run.render(&|_| None);
     let conditions = run.spec.audience.as_ref().map(|a| a.conditions.clone()).unwrap_or_default();
     let outcome = if conditions.is_empty() {
         let push = Push {
@@ -441,7 +456,7 @@ async fn run_app_push(ctx: &Context, run: &CampaignRun) {
             audience: AllAudience,
             settings: Some(settings),
             push_message: message,
-            push_channel: None,
+            push_channel,
         };
         send::call(ctx, run, || run.app.client.push_all(&push)).await
     } else {
@@ -452,7 +467,7 @@ async fn run_app_push(ctx: &Context, run: &CampaignRun) {
             audience: TagAudience { tag },
             settings: Some(settings),
             push_message: message,
-            push_channel: None,
+            push_channel,
         };
         send::call(ctx, run, || run.app.client.push_tag(&push)).await
     };

@@ -9,7 +9,7 @@ use super::{CampaignRun, Context};
 use crate::domain::{Counts, Mode, RequestId, ResultName};
 use crate::store::Chunk;
 use crate::upstream::getui::client::{CidStatus, PushOutcome};
-use crate::upstream::getui::wire::{BatchPush, CidAudience, ListCidPush, Push, PushMessage};
+use crate::upstream::getui::wire::{BatchPush, CidAudience, ListCidPush, Push};
 use crate::upstream::getui::{checks, GetuiError};
 
 /// How a call with retries ended.
@@ -136,9 +136,9 @@ async fn send_batch(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -
     for i in 0..chunk.len() {
         let vars = chunk.vars_of(i);
         let lookup = |k: &str| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
-        let msg = run.with_settings(run.spec.message.render(&lookup));
+        let msg = run.render(&lookup);
         // A rendered copy can outgrow a limit its template met: that recipient alone fails.
-        if checks::check_push_message(&msg).is_err() {
+        if checks::check_push_message(&msg.push_message).is_err() {
             counts.add(ResultName::ParamInvalid, 1);
             continue;
         }
@@ -161,8 +161,8 @@ async fn send_batch(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -
                     group_name: run.spec.settings.group.clone(),
                     audience: CidAudience { cid: vec![cid.as_str().into()] },
                     settings: run.wire_settings.clone(),
-                    push_message: msg.clone(),
-                    push_channel: None,
+                    push_message: msg.push_message.clone(),
+                    push_channel: msg.push_channel.clone(),
                 })
                 .collect(),
         };
@@ -196,14 +196,6 @@ fn result_of(status: Option<CidStatus>) -> ResultName {
         Some(CidStatus::Other(_)) => ResultName::SuccessedUnknown,
         None => ResultName::TargetInvalid,
     }
-}
-
-/// Applies the campaign's network setting to a rendered message.
-pub(super) fn with_network(mut msg: PushMessage, wifi_only: bool) -> PushMessage {
-    if wifi_only {
-        msg.network_type = Some(1);
-    }
-    msg
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::message::MessageTemplate;
 use super::FieldError;
-use crate::upstream::getui::checks;
 use crate::upstream::getui::wire::{OptType, MAX_TTL_MS};
+use crate::upstream::getui::{checks, regions};
 
 /// How recipients are cut into upstream calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +59,38 @@ pub struct CampaignSettings {
     pub schedule_at_ms: Option<i64>,
     /// Crash policy for list chunks.
     pub replay: Replay,
+    /// Display window `(begin, end)` in ms since the epoch (v2 `push_message.duration`).
+    #[serde(default)]
+    pub display_ms: Option<(i64, i64)>,
+    /// App campaigns only: the schedule time travels as v2 `settings.schedule_time` and the
+    /// upstream holds the task, instead of the daemon waiting in `scheduled`.
+    #[serde(default)]
+    pub upstream_schedule: bool,
 }
+
+/// Who waits for a scheduled app campaign's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleVia {
+    /// campaignd keeps the campaign `scheduled` and sends at the time (any mode; survives restarts).
+    #[default]
+    Daemon,
+    /// App campaigns: sent at once with v2 `schedule_time`; Getui fires it (VIP feature, ≤ 7 days).
+    Upstream,
+}
+
+/// The display window of a notification: shown only between `begin` and `end`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisplayWindow {
+    /// `yyyyMMddHHmm` (Beijing time) or RFC 3339.
+    pub begin: String,
+    /// Same forms; more than 10 minutes after `begin`.
+    pub end: String,
+}
+
+/// Shortest display window v2 accepts (it must exceed 10 minutes).
+pub const MIN_DISPLAY_WINDOW_MS: i64 = 10 * 60_000;
 
 /// One condition of an app audience; conditions are ANDed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -253,6 +284,15 @@ pub struct CreateSettings {
     /// Offline retention in ms.
     #[serde(default)]
     pub ttl_ms: Option<i64>,
+    /// Store for offline devices (default true); false sends ttl −1, no offline storage.
+    #[serde(default)]
+    pub offline: Option<bool>,
+    /// Show the notification only within this window.
+    #[serde(default)]
+    pub display_window: Option<DisplayWindow>,
+    /// `daemon` (default) or `upstream` (app campaigns only).
+    #[serde(default)]
+    pub schedule_via: ScheduleVia,
     /// `any` or `wifi`.
     #[serde(default)]
     pub network_type: NetworkType,
@@ -267,13 +307,24 @@ pub struct CreateSettings {
     pub replay: Replay,
 }
 
-/// Longest schedule horizon accepted (the seed and Getui: 7 days).
+/// Default schedule horizon (the seed and Getui: 7 days); `dispatch.schedule_horizon_days`
+/// changes it for daemon-held schedules.
 pub const SCHEDULE_HORIZON_MS: i64 = 7 * 86_400_000;
 
+/// What validation needs to know about the world.
+pub struct Validation<'a> {
+    /// Whether an app name is configured.
+    pub app_exists: &'a dyn Fn(&str) -> bool,
+    /// Now, ms since the epoch.
+    pub now_ms: i64,
+    /// Longest daemon-held schedule, ms ahead.
+    pub horizon_ms: i64,
+}
+
 impl CreateCampaign {
-    /// Validates every field and resolves `auto`; `app_exists` says whether an app name is
-    /// configured. Errors name the field.
-    pub fn validate(self, app_exists: &dyn Fn(&str) -> bool, now_ms: i64) -> Result<CampaignSpec, FieldError> {
+    /// Validates every field and resolves `auto`. Errors name the field.
+    pub fn validate(self, v: &Validation<'_>) -> Result<CampaignSpec, FieldError> {
+        let app_exists = v.app_exists;
         let name_len = self.name.chars().count();
         if name_len == 0 || name_len > 100 {
             return Err(FieldError::new("name", "must be 1 to 100 characters"));
@@ -285,7 +336,7 @@ impl CreateCampaign {
             return Err(FieldError::new("channel", "must be \"getui\""));
         }
         self.message.validate()?;
-        let settings = validate_settings(&self.settings, now_ms)?;
+        let settings = validate_settings(&self.settings, v)?;
         let mode = match self.mode {
             Mode::Auto if self.audience.is_some() => Mode::App,
             Mode::Auto if self.message.variables().is_empty() => Mode::List,
@@ -311,6 +362,12 @@ impl CreateCampaign {
         if mode == Mode::App && !self.message.variables().is_empty() {
             return Err(FieldError::new("message", "app campaigns cannot use per-recipient ${...} variables"));
         }
+        if settings.upstream_schedule && mode != Mode::App {
+            return Err(FieldError::new(
+                "settings.schedule_via",
+                "only app campaigns can be scheduled by the upstream; list and batch_single campaigns use \"daemon\"",
+            ));
+        }
         Ok(CampaignSpec {
             name: self.name,
             app: self.app,
@@ -323,61 +380,135 @@ impl CreateCampaign {
     }
 }
 
-fn validate_settings(s: &CreateSettings, now_ms: i64) -> Result<CampaignSettings, FieldError> {
+fn validate_settings(s: &CreateSettings, v: &Validation<'_>) -> Result<CampaignSettings, FieldError> {
     if s.speed == Some(0) {
         return Err(FieldError::new(
             "settings.speed",
             "must be at least 1 message per second; leave it out for no limit",
         ));
     }
-    if let Some(ttl) = s.ttl_ms {
-        if !(-1..=MAX_TTL_MS).contains(&ttl) {
-            return Err(FieldError::new(
-                "settings.ttl_ms",
-                format!("must be -1 (no offline storage) or 0..={MAX_TTL_MS} (3 days)"),
-            ));
-        }
-    }
-    if let Some(g) = &s.group {
-        checks::check_group_name(g)
-            .map_err(|_| FieldError::new("settings.group", "must be 1 to 100 of letters, digits, '-' and '_'"))?;
-    }
+    let upstream_schedule = s.schedule_via == ScheduleVia::Upstream;
     let schedule_at_ms = match &s.schedule_at {
-        None => None,
-        Some(text) => {
-            let at = parse_schedule(text).map_err(|m| FieldError::new("settings.schedule_at", m))?;
-            if at <= now_ms {
-                return Err(FieldError::new("settings.schedule_at", "is in the past"));
-            }
-            if at - now_ms > SCHEDULE_HORIZON_MS {
-                return Err(FieldError::new("settings.schedule_at", "is more than 7 days ahead"));
-            }
-            Some(at)
+        None if upstream_schedule => {
+            return Err(FieldError::new("settings.schedule_at", "schedule_via \"upstream\" needs a schedule_at time"))
         }
+        None => None,
+        Some(text) => Some(check_schedule(text, v, upstream_schedule)?),
     };
+    let display_ms = s.display_window.as_ref().map(|w| check_display_window(w, v.now_ms)).transpose()?;
     Ok(CampaignSettings {
         speed: s.speed,
-        ttl_ms: s.ttl_ms,
+        ttl_ms: offline_ttl(s.offline, s.ttl_ms)?,
         network_type: s.network_type,
-        group: s.group.clone(),
+        group: s.group.clone().map(check_group).transpose()?,
         schedule_at_ms,
         replay: s.replay,
+        display_ms,
+        upstream_schedule,
     })
 }
 
-fn validate_audience(a: AppAudience) -> Result<AppAudience, FieldError> {
-    for (i, c) in a.conditions.iter().enumerate() {
-        if !["phone_type", "region", "custom_tag", "portrait"].contains(&c.key.as_str()) {
-            return Err(FieldError::new(
-                format!("audience.conditions[{i}].key"),
-                "must be phone_type, region, custom_tag or portrait",
-            ));
+fn check_group(g: String) -> Result<String, FieldError> {
+    checks::check_group_name(&g)
+        .map_err(|_| FieldError::new("settings.group", "must be 1 to 100 of letters, digits, '-' and '_'"))?;
+    Ok(g)
+}
+
+/// `offline` and `ttl_ms` together give v2's `ttl`: −1 is no offline storage.
+fn offline_ttl(offline: Option<bool>, ttl_ms: Option<i64>) -> Result<Option<i64>, FieldError> {
+    match (offline, ttl_ms) {
+        (Some(false), None | Some(-1)) => Ok(Some(-1)),
+        (Some(false), Some(_)) => Err(FieldError::new(
+            "settings.ttl_ms",
+            "offline is false, so nothing is stored offline: drop ttl_ms or set offline to true",
+        )),
+        (Some(true), Some(-1)) => {
+            Err(FieldError::new("settings.ttl_ms", "-1 means no offline storage; give 0..=259200000 ms"))
         }
-        if c.values.is_empty() {
-            return Err(FieldError::new(format!("audience.conditions[{i}].values"), "must not be empty"));
-        }
+        (_, Some(ttl)) if !(-1..=MAX_TTL_MS).contains(&ttl) => Err(FieldError::new(
+            "settings.ttl_ms",
+            format!("must be -1 (no offline storage) or 0..={MAX_TTL_MS} (3 days)"),
+        )),
+        (_, ttl) => Ok(ttl),
     }
-    Ok(a)
+}
+
+fn check_schedule(text: &str, v: &Validation<'_>, upstream: bool) -> Result<i64, FieldError> {
+    let field = "settings.schedule_at";
+    let at = parse_schedule(text).map_err(|m| FieldError::new(field, m))?;
+    if at <= v.now_ms {
+        return Err(FieldError::new(field, format!("{text} is in the past; give a future time")));
+    }
+    // Getui holds scheduled tasks for at most 7 days, whatever the daemon allows.
+    let horizon = if upstream { v.horizon_ms.min(SCHEDULE_HORIZON_MS) } else { v.horizon_ms };
+    if at - v.now_ms > horizon {
+        let days = horizon as f64 / 86_400_000.0;
+        return Err(FieldError::new(field, format!("{text} is more than {days} days ahead")));
+    }
+    Ok(at)
+}
+
+fn check_display_window(w: &DisplayWindow, now_ms: i64) -> Result<(i64, i64), FieldError> {
+    let begin = parse_schedule(&w.begin).map_err(|m| FieldError::new("settings.display_window.begin", m))?;
+    let end = parse_schedule(&w.end).map_err(|m| FieldError::new("settings.display_window.end", m))?;
+    if end - begin <= MIN_DISPLAY_WINDOW_MS {
+        return Err(FieldError::new("settings.display_window.end", "must be more than 10 minutes after begin"));
+    }
+    if end <= now_ms {
+        return Err(FieldError::new("settings.display_window.end", "is in the past; nobody would see the message"));
+    }
+    Ok((begin, end))
+}
+
+/// Condition keys of v2 `/push/tag` (`reference/getui-v2.md` §2.2).
+pub const CONDITION_KEYS: [&str; 4] = ["phone_type", "region", "custom_tag", "portrait"];
+/// Most conditions one app push takes.
+const MAX_CONDITIONS: usize = 100;
+
+/// Checks every condition and normalizes its values to what the wire carries: phone types in
+/// lower case, regions as 8-digit codes (names resolved), tags as given.
+fn validate_audience(a: AppAudience) -> Result<AppAudience, FieldError> {
+    if a.conditions.len() > MAX_CONDITIONS {
+        return Err(FieldError::new("audience.conditions", format!("at most {MAX_CONDITIONS} conditions")));
+    }
+    let conditions = a.conditions.into_iter().enumerate().map(|(i, c)| validate_condition(i, c));
+    Ok(AppAudience { conditions: conditions.collect::<Result<_, _>>()? })
+}
+
+fn validate_condition(i: usize, c: AudienceCondition) -> Result<AudienceCondition, FieldError> {
+    let at = |rest: &str| format!("audience.conditions[{i}].{rest}");
+    if !CONDITION_KEYS.contains(&c.key.as_str()) {
+        return Err(FieldError::new(
+            at("key"),
+            format!("{:?} is not a v2 condition key; use phone_type, region, custom_tag or portrait", c.key),
+        ));
+    }
+    if c.values.is_empty() || c.values.len() > 1000 {
+        return Err(FieldError::new(at("values"), "must hold 1 to 1000 values"));
+    }
+    let values = c.values.iter().enumerate().map(|(j, v)| {
+        normalize_value(&c.key, v).map_err(|problem| FieldError::new(at(&format!("values[{j}]")), problem))
+    });
+    Ok(AudienceCondition { values: values.collect::<Result<_, _>>()?, ..c })
+}
+
+fn normalize_value(key: &str, value: &str) -> Result<String, String> {
+    match key {
+        "phone_type" => match value.to_ascii_lowercase().as_str() {
+            v @ ("android" | "ios") => Ok(v.to_owned()),
+            _ => Err(format!("{value:?} is not a phone type; use android or ios")),
+        },
+        "region" => regions::resolve(value).ok_or_else(|| {
+            format!(
+                "{value:?} is neither an 8-digit region code such as 33010000 (Hangzhou) nor a province or city \
+                 name such as 浙江 or 杭州"
+            )
+        }),
+        _ if value.trim().is_empty() || value.chars().count() > 32 => {
+            Err(format!("{value:?} must be 1 to 32 characters (Getui's tag limit)"))
+        }
+        _ => Ok(value.to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -395,8 +526,10 @@ mod tests {
         })
     }
 
+    const NOW: i64 = 1_795_400_000_000;
+
     fn validate(v: serde_json::Value) -> Result<CampaignSpec, FieldError> {
-        request(v).validate(&|a| a == "main", 1_795_400_000_000)
+        request(v).validate(&Validation { app_exists: &|a| a == "main", now_ms: NOW, horizon_ms: SCHEDULE_HORIZON_MS })
     }
 
     #[test]
@@ -440,6 +573,96 @@ mod tests {
         v["mode"] = "list".into();
         v["message"]["notification"]["body"] = "Hi ${name}".into();
         assert_eq!(validate(v).unwrap_err().field, "mode");
+    }
+
+    fn with(path: &[&str], value: serde_json::Value) -> serde_json::Value {
+        let mut v = base();
+        let mut at = &mut v;
+        for p in &path[..path.len() - 1] {
+            at = &mut at[*p];
+        }
+        at[path[path.len() - 1]] = value;
+        v
+    }
+
+    fn field_of(v: serde_json::Value) -> String {
+        validate(v).unwrap_err().field
+    }
+
+    #[test]
+    fn conditions_are_normalized_and_checked() {
+        let seed = serde_json::json!({"conditions": [
+            {"key": "region", "values": ["杭州市", "51010000", "浙江"]},
+            {"key": "custom_tag", "values": ["tagtest"], "opt": "not"},
+            {"key": "phone_type", "values": ["ANDROID"]}]});
+        let spec = validate(with(&["audience"], seed)).unwrap();
+        let c = spec.audience.unwrap().conditions;
+        assert_eq!(c[0].values, ["33010000", "51010000", "33000000"]);
+        assert_eq!((c[1].opt, c[2].opt), (OptType::Not, OptType::Or));
+        assert_eq!(c[2].values, ["android"]);
+        let bad = |cond: serde_json::Value| field_of(with(&["audience"], serde_json::json!({"conditions": [cond]})));
+        assert_eq!(bad(serde_json::json!({"key": "age", "values": ["0010"]})), "audience.conditions[0].key");
+        assert_eq!(
+            bad(serde_json::json!({"key": "region", "values": ["33010000", "Atlantis"]})),
+            "audience.conditions[0].values[1]"
+        );
+        assert_eq!(
+            bad(serde_json::json!({"key": "phone_type", "values": ["symbian"]})),
+            "audience.conditions[0].values[0]"
+        );
+        assert_eq!(bad(serde_json::json!({"key": "custom_tag", "values": []})), "audience.conditions[0].values");
+        assert_eq!(
+            bad(serde_json::json!({"key": "custom_tag", "values": ["x".repeat(33)]})),
+            "audience.conditions[0].values[0]"
+        );
+        let opt = with(
+            &["audience"],
+            serde_json::json!({"conditions": [{"key": "custom_tag", "values": ["a"], "opt": "maybe"}]}),
+        );
+        assert!(serde_json::from_value::<CreateCampaign>(opt).is_err());
+    }
+
+    #[test]
+    fn offline_settings_map_to_ttl() {
+        let s = |v: serde_json::Value| validate(with(&["settings"], v));
+        assert_eq!(s(serde_json::json!({"offline": false})).unwrap().settings.ttl_ms, Some(-1));
+        assert_eq!(s(serde_json::json!({"offline": true, "ttl_ms": 600000})).unwrap().settings.ttl_ms, Some(600_000));
+        assert_eq!(s(serde_json::json!({"offline": false, "ttl_ms": 600000})).unwrap_err().field, "settings.ttl_ms");
+        assert_eq!(s(serde_json::json!({"offline": true, "ttl_ms": -1})).unwrap_err().field, "settings.ttl_ms");
+        assert_eq!(s(serde_json::json!({"network_type": "wifi"})).unwrap().settings.network_type, NetworkType::Wifi);
+        assert_eq!(s(serde_json::json!({"speed": 0})).unwrap_err().field, "settings.speed");
+    }
+
+    #[test]
+    fn display_window_must_exceed_ten_minutes() {
+        // NOW is 2026-11-22T22:13:20Z; these are Beijing times on 2026-11-24.
+        let w = |b: &str, e: &str| with(&["settings"], serde_json::json!({"display_window": {"begin": b, "end": e}}));
+        let spec = validate(w("202611240900", "202611241800")).unwrap();
+        let (b, e) = spec.settings.display_ms.unwrap();
+        assert_eq!(e - b, 9 * 3_600_000);
+        assert_eq!(field_of(w("202611240900", "202611240910")), "settings.display_window.end");
+        assert_eq!(field_of(w("202611240900", "202611240800")), "settings.display_window.end");
+        assert_eq!(field_of(w("9am", "202611241800")), "settings.display_window.begin");
+        assert_eq!(field_of(w("202601010900", "202601011800")), "settings.display_window.end");
+    }
+
+    #[test]
+    fn schedules_respect_the_horizon_and_who_holds_them() {
+        let sched =
+            |at: &str, via: &str| with(&["settings"], serde_json::json!({"schedule_at": at, "schedule_via": via}));
+        assert_eq!(field_of(sched("202611200900", "daemon")), "settings.schedule_at");
+        assert!(validate(sched("202611250900", "daemon")).is_ok());
+        assert_eq!(field_of(sched("202612250900", "daemon")), "settings.schedule_at");
+        // Upstream scheduling is for app campaigns only.
+        assert_eq!(field_of(sched("202611250900", "upstream")), "settings.schedule_via");
+        let mut app = sched("202611250900", "upstream");
+        app["audience"] = serde_json::json!({"conditions": []});
+        assert!(validate(app.clone()).unwrap().settings.upstream_schedule);
+        // A longer daemon horizon does not stretch Getui's 7 days.
+        let long = Validation { app_exists: &|_| true, now_ms: NOW, horizon_ms: 30 * 86_400_000 };
+        assert!(request(sched("202612100900", "daemon")).validate(&long).is_ok());
+        app["settings"]["schedule_at"] = "202612100900".into();
+        assert_eq!(request(app).validate(&long).unwrap_err().field, "settings.schedule_at");
     }
 
     #[test]

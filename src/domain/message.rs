@@ -1,5 +1,6 @@
-//! Message templates: what marketing writes (with `${name}` variables) and how one recipient's
-//! copy is rendered into Getui's `push_message`.
+//! Message templates: what marketing writes (the seed's four template kinds plus the iOS APNs
+//! payload, with `${name}` variables) and how one recipient's copy is rendered into Getui's
+//! `push_message` and `push_channel`. The mapping table is in `docs/getui-features.md`.
 
 use std::collections::BTreeSet;
 
@@ -9,25 +10,34 @@ use super::FieldError;
 use crate::upstream::getui::checks;
 use crate::upstream::getui::wire::{Notification, PushMessage};
 
-/// A campaign's message: exactly one of a notification and a pass-through transmission.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A campaign's message: exactly one of the four kinds, optionally with an iOS APNs payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct MessageTemplate {
-    /// A visible notification.
+    /// A notification (the seed's NotificationTemplate; `click_type` also gives v2's others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notification: Option<NotificationTemplate>,
-    /// A pass-through payload for the app (≤ 3072 characters).
+    /// A notification that opens a web page (the seed's LinkTemplate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkTemplate>,
+    /// A pass-through payload for the app, ≤ 3072 characters (the seed's TransmissionTemplate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transmission: Option<String>,
+    /// A notification whose tap downloads an app (the seed's NotyPopLoadTemplate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub popup_download: Option<PopupDownloadTemplate>,
+    /// What iOS devices show through APNs (v2 `push_channel.ios`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ios: Option<ApnsTemplate>,
 }
 
-/// A notification; `title`, `body`, `url` and `payload` may use `${variable}`.
+/// Looks of a notification shared by the notification, link and popup-download kinds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationTemplate {
     /// Title, ≤ 50 characters once rendered.
     pub title: String,
-    /// Body, ≤ 256 characters once rendered.
+    /// Body (the seed's `text`), ≤ 256 characters once rendered.
     pub body: String,
     /// What a tap does: `startapp` (default), `url`, `intent`, `payload`, `payload_custom`, `none`.
     #[serde(default = "default_click_type")]
@@ -41,16 +51,159 @@ pub struct NotificationTemplate {
     /// Payload of `click_type: payload`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
+    /// The seed's transmission content of a notification: handed to the app when the
+    /// notification is tapped (sent as `click_type: payload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transmission_content: Option<String>,
+    /// Embedded icon file name, ≤ 64 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
+    /// Icon URL, ≤ 256 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_url: Option<String>,
+    /// Ring on arrival (default true).
+    #[serde(default = "yes")]
+    pub ring: bool,
+    /// Vibrate on arrival (default true).
+    #[serde(default = "yes")]
+    pub vibrate: bool,
+    /// The user may swipe it away (default true; v2 cannot send an unclearable one).
+    #[serde(default = "yes")]
+    pub clearable: bool,
+}
+
+/// The seed's LinkTemplate: a notification that opens `url`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkTemplate {
+    /// Title, ≤ 50 characters.
+    pub title: String,
+    /// Body, ≤ 256 characters.
+    pub body: String,
+    /// The page to open, ≤ 1024 characters.
+    pub url: String,
     /// Embedded icon file name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo: Option<String>,
     /// Icon URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo_url: Option<String>,
+    /// Ring on arrival (default true).
+    #[serde(default = "yes")]
+    pub ring: bool,
+    /// Vibrate on arrival (default true).
+    #[serde(default = "yes")]
+    pub vibrate: bool,
+    /// Swipe-away allowed (default true).
+    #[serde(default = "yes")]
+    pub clearable: bool,
+}
+
+/// The seed's NotyPopLoadTemplate: notification → confirmation popup → download.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopupDownloadTemplate {
+    /// Notification title.
+    pub title: String,
+    /// Notification body.
+    pub body: String,
+    /// Notification icon file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
+    /// Popup title (the seed's popTitle).
+    pub popup_title: String,
+    /// Popup text (the seed's popContent).
+    pub popup_content: String,
+    /// Popup image URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub popup_image: Option<String>,
+    /// Confirm and cancel button labels (default 下载 / 取消).
+    #[serde(default = "default_buttons")]
+    pub popup_buttons: [String; 2],
+    /// Title of the download.
+    pub download_title: String,
+    /// The package to download, ≤ 1024 characters.
+    pub download_url: String,
+    /// Ring on arrival (default true).
+    #[serde(default = "yes")]
+    pub ring: bool,
+    /// Vibrate on arrival (default true).
+    #[serde(default = "yes")]
+    pub vibrate: bool,
+}
+
+/// The iOS APNs payload (the seed's IGtAPNPayload), sent as v2 `push_channel.ios`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ApnsTemplate {
+    /// Alert title; `${name}` allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Alert body (the seed's alertMsg / body); `${name}` allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Alert subtitle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtitle: Option<String>,
+    /// Localized body key and its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loc_key: Option<String>,
+    /// Arguments of `loc_key`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loc_args: Vec<String>,
+    /// Localized title key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_loc_key: Option<String>,
+    /// Arguments of `title_loc_key`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub title_loc_args: Vec<String>,
+    /// Localized action button key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_loc_key: Option<String>,
+    /// Launch image file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_image: Option<String>,
+    /// Badge: `"+1"`, `"-1"` or an absolute number such as `"5"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub badge: Option<String>,
+    /// Sound file name; `silent` for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sound: Option<String>,
+    /// Notification category (actions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Wake the app in the background (`content-available: 1`).
+    #[serde(default)]
+    pub content_available: bool,
+    /// Custom payload for the app (the seed's customMsg): a JSON object, sent as a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
 }
 
 fn default_click_type() -> String {
     "startapp".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_buttons() -> [String; 2] {
+    ["下载".into(), "取消".into()]
+}
+
+/// Largest APNs payload in bytes (Apple: 4 KB for regular remote notifications).
+pub const MAX_APNS_BYTES: usize = 4096;
+/// Getui's silent iOS sound.
+const SILENT_SOUND: &str = "com.gexin.ios.silence";
+
+/// One recipient's copy, as the wire carries it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rendered {
+    /// The Getui-channel message.
+    pub push_message: PushMessage,
+    /// Vendor channels (`{"ios": ...}`), when the template has an iOS payload.
+    pub push_channel: Option<serde_json::Value>,
 }
 
 impl MessageTemplate {
@@ -75,40 +228,208 @@ impl MessageTemplate {
             v.extend([n.title.as_str(), n.body.as_str()]);
             v.extend(n.url.as_deref());
             v.extend(n.payload.as_deref());
+            v.extend(n.transmission_content.as_deref());
+        }
+        if let Some(l) = &self.link {
+            v.extend([l.title.as_str(), l.body.as_str(), l.url.as_str()]);
+        }
+        if let Some(p) = &self.popup_download {
+            v.extend([p.title.as_str(), p.body.as_str()]);
+        }
+        if let Some(i) = &self.ios {
+            v.extend(i.title.as_deref());
+            v.extend(i.body.as_deref());
         }
         v.extend(self.transmission.as_deref());
         v
     }
 
+    /// Which of the four kinds the template is, or `None` unless exactly one is set.
+    pub fn kind(&self) -> Option<&'static str> {
+        let kinds = [
+            (self.notification.is_some(), "notification"),
+            (self.link.is_some(), "link"),
+            (self.transmission.is_some(), "transmission"),
+            (self.popup_download.is_some(), "popup_download"),
+        ];
+        let mut set = kinds.iter().filter(|(on, _)| *on);
+        match (set.next(), set.next()) {
+            (Some((_, k)), None) => Some(k),
+            _ => None,
+        }
+    }
+
     /// Renders one recipient's copy; an unknown variable renders as the empty string.
-    pub fn render(&self, vars: &dyn Fn(&str) -> Option<String>) -> PushMessage {
+    pub fn render(&self, vars: &dyn Fn(&str) -> Option<String>) -> Rendered {
         let r = |s: &str| substitute(s, vars);
-        PushMessage {
-            notification: self.notification.as_ref().map(|n| Notification {
-                title: r(&n.title),
-                body: r(&n.body),
-                click_type: n.click_type.clone(),
-                url: n.url.as_deref().map(r),
-                intent: n.intent.clone(),
-                payload: n.payload.as_deref().map(r),
-                logo: n.logo.clone(),
-                logo_url: n.logo_url.clone(),
+        let notification = if let Some(n) = &self.notification {
+            Some(render_notification(n, &r))
+        } else if let Some(l) = &self.link {
+            Some(Notification {
+                title: r(&l.title),
+                body: r(&l.body),
+                click_type: "url".into(),
+                url: Some(r(&l.url)),
+                logo: l.logo.clone(),
+                logo_url: l.logo_url.clone(),
+                channel_level: Some(channel_level(l.ring, l.vibrate)),
                 ..Notification::default()
-            }),
-            transmission: self.transmission.as_deref().map(r),
-            ..PushMessage::default()
+            })
+        } else {
+            self.popup_download.as_ref().map(|p| Notification {
+                title: r(&p.title),
+                body: r(&p.body),
+                click_type: "url".into(),
+                url: Some(p.download_url.clone()),
+                logo: p.logo.clone(),
+                channel_level: Some(channel_level(p.ring, p.vibrate)),
+                ..Notification::default()
+            })
+        };
+        Rendered {
+            push_message: PushMessage {
+                notification,
+                transmission: self.transmission.as_deref().map(r),
+                ..PushMessage::default()
+            },
+            push_channel: self.ios.as_ref().map(|i| serde_json::json!({ "ios": apns_json(i, &r) })),
         }
     }
 
     /// Checks the template against Getui's limits, naming the failing field under `message.`.
     pub fn validate(&self) -> Result<(), FieldError> {
+        if self.kind().is_none() {
+            return Err(FieldError::new(
+                "message",
+                "give exactly one of notification, link, transmission and popup_download",
+            ));
+        }
+        self.check_unsendable()?;
         let plain = self.render(&|_| None);
-        checks::check_push_message(&plain).map_err(|v| {
-            let field = v.param.replacen("push_message", "message", 1);
-            let field = if field == "message" { "message".to_owned() } else { field };
-            FieldError::new(field, v.msg)
-        })
+        checks::check_push_message(&plain.push_message).map_err(|v| {
+            let field = v.param.replacen("push_message.notification", self.notification_field(), 1);
+            FieldError::new(field.replacen("push_message", "message", 1), v.msg)
+        })?;
+        if let Some(channel) = &plain.push_channel {
+            let size = channel["ios"].to_string().len();
+            if size > MAX_APNS_BYTES {
+                return Err(FieldError::new(
+                    "message.ios",
+                    format!("the APNs payload is {size} bytes; Apple takes at most {MAX_APNS_BYTES}"),
+                ));
+            }
+        }
+        if let Some(badge) = self.ios.as_ref().and_then(|i| i.badge.as_deref()) {
+            let digits = badge.strip_prefix(['+', '-']).unwrap_or(badge);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 6 {
+                return Err(FieldError::new("message.ios.badge", "must be \"+N\", \"-N\" or \"N\", e.g. \"+1\""));
+            }
+        }
+        Ok(())
     }
+
+    /// Settings the seed allows that v2 cannot carry are refused rather than silently dropped.
+    fn check_unsendable(&self) -> Result<(), FieldError> {
+        let unclearable = [
+            (self.notification.as_ref().is_some_and(|n| !n.clearable), "message.notification.clearable"),
+            (self.link.as_ref().is_some_and(|l| !l.clearable), "message.link.clearable"),
+        ];
+        if let Some((_, field)) = unclearable.iter().find(|(bad, _)| *bad) {
+            return Err(FieldError::new(*field, "Getui v2 has no unclearable notifications; leave it true"));
+        }
+        if let Some(n) = &self.notification {
+            if n.transmission_content.is_some() && n.click_type != "startapp" {
+                return Err(FieldError::new(
+                    "message.notification.transmission_content",
+                    "is handed over when the app starts: use it with click_type startapp, or use payload",
+                ));
+            }
+        }
+        if let Some(p) = &self.popup_download {
+            if p.popup_title.trim().is_empty() || p.download_title.trim().is_empty() {
+                return Err(FieldError::new("message.popup_download", "popup_title and download_title must be set"));
+            }
+        }
+        Ok(())
+    }
+
+    fn notification_field(&self) -> &'static str {
+        match self.kind() {
+            Some("link") => "message.link",
+            Some("popup_download") => "message.popup_download",
+            _ => "message.notification",
+        }
+    }
+}
+
+fn render_notification(n: &NotificationTemplate, r: &dyn Fn(&str) -> String) -> Notification {
+    let (click_type, payload) = match (&n.transmission_content, &n.payload) {
+        (Some(content), _) => ("payload".to_owned(), Some(r(content))),
+        (None, p) => (n.click_type.clone(), p.as_deref().map(r)),
+    };
+    Notification {
+        title: r(&n.title),
+        body: r(&n.body),
+        click_type,
+        url: n.url.as_deref().map(r),
+        intent: n.intent.clone(),
+        payload,
+        logo: n.logo.clone(),
+        logo_url: n.logo_url.clone(),
+        channel_level: Some(channel_level(n.ring, n.vibrate)),
+        ..Notification::default()
+    }
+}
+
+/// v2 has importance levels, not separate ring and vibrate switches: 3 rings and vibrates,
+/// 2 shows silently.
+fn channel_level(ring: bool, vibrate: bool) -> u8 {
+    if ring || vibrate {
+        3
+    } else {
+        2
+    }
+}
+
+/// `push_channel.ios` in v2's shape: `aps.alert` with APNs' kebab-case keys.
+fn apns_json(i: &ApnsTemplate, r: &dyn Fn(&str) -> String) -> serde_json::Value {
+    let mut alert = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<serde_json::Value>| {
+        if let Some(v) = v {
+            alert.insert(k.to_owned(), v);
+        }
+    };
+    put("title", i.title.as_deref().map(|t| r(t).into()));
+    put("body", i.body.as_deref().map(|b| r(b).into()));
+    put("subtitle", i.subtitle.clone().map(Into::into));
+    put("loc-key", i.loc_key.clone().map(Into::into));
+    put("loc-args", (!i.loc_args.is_empty()).then(|| i.loc_args.clone().into()));
+    put("title-loc-key", i.title_loc_key.clone().map(Into::into));
+    put("title-loc-args", (!i.title_loc_args.is_empty()).then(|| i.title_loc_args.clone().into()));
+    put("action-loc-key", i.action_loc_key.clone().map(Into::into));
+    put("launch-image", i.launch_image.clone().map(Into::into));
+    let mut aps = serde_json::Map::new();
+    if !alert.is_empty() {
+        aps.insert("alert".into(), alert.into());
+    }
+    if let Some(s) = &i.sound {
+        aps.insert("sound".into(), if s == "silent" { SILENT_SOUND.into() } else { s.clone().into() });
+    }
+    if let Some(c) = &i.category {
+        aps.insert("category".into(), c.clone().into());
+    }
+    aps.insert("content-available".into(), u8::from(i.content_available).into());
+    let mut ios = serde_json::json!({ "type": "notify", "aps": aps });
+    if let Some(b) = &i.badge {
+        ios["auto_badge"] = b.clone().into();
+    }
+    if let Some(p) = &i.payload {
+        ios["payload"] = match p {
+            serde_json::Value::String(s) => s.clone().into(),
+            other => other.to_string().into(),
+        };
+    }
+    ios
 }
 
 /// Replaces every `${name}` in `text` with the variable's value.
@@ -140,37 +461,78 @@ pub fn substitute(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
 mod tests {
     use super::*;
 
-    fn template(body: &str) -> MessageTemplate {
-        MessageTemplate {
-            notification: Some(NotificationTemplate {
-                title: "Sale".into(),
-                body: body.into(),
-                click_type: "startapp".into(),
-                url: None,
-                intent: None,
-                payload: None,
-                logo: None,
-                logo_url: None,
-            }),
-            transmission: None,
-        }
+    fn template(v: serde_json::Value) -> MessageTemplate {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn note(body: &str) -> MessageTemplate {
+        template(serde_json::json!({"notification": {"title": "Sale", "body": body}}))
     }
 
     #[test]
     fn variables_are_found_and_rendered() {
-        let t = template("Hi ${name}, ${pct}% off ${name}");
+        let t = note("Hi ${name}, ${pct}% off ${name}");
         assert_eq!(t.variables().into_iter().collect::<Vec<_>>(), vec!["name", "pct"]);
         let msg = t.render(&|k| (k == "name").then(|| "Li".to_owned()));
-        assert_eq!(msg.notification.unwrap().body, "Hi Li, % off Li");
-        assert!(template("no variables").variables().is_empty());
+        assert_eq!(msg.push_message.notification.unwrap().body, "Hi Li, % off Li");
+        assert!(note("no variables").variables().is_empty());
         assert_eq!(substitute("broken ${name", &|_| Some("x".into())), "broken ${name");
     }
 
     #[test]
     fn validation_names_the_message_field() {
-        let err = template(&"x".repeat(257)).validate().unwrap_err();
+        let err = note(&"x".repeat(257)).validate().unwrap_err();
         assert_eq!(err.field, "message.notification.body");
-        let none = MessageTemplate { notification: None, transmission: None };
-        assert_eq!(none.validate().unwrap_err().field, "message");
+        assert_eq!(MessageTemplate::default().validate().unwrap_err().field, "message");
+        let two = template(serde_json::json!({"transmission": "x", "link": {"title": "t", "body": "b", "url": "u"}}));
+        assert_eq!(two.validate().unwrap_err().field, "message");
+        let long_link = template(serde_json::json!({"link": {"title": "t", "body": "b", "url": "u".repeat(1025)}}));
+        assert_eq!(long_link.validate().unwrap_err().field, "message.link.url");
+        let unclearable =
+            template(serde_json::json!({"notification": {"title": "t", "body": "b", "clearable": false}}));
+        assert_eq!(unclearable.validate().unwrap_err().field, "message.notification.clearable");
+        let badge = template(serde_json::json!({"transmission": "x", "ios": {"badge": "lots"}}));
+        assert_eq!(badge.validate().unwrap_err().field, "message.ios.badge");
+        let huge = template(serde_json::json!({"transmission": "x", "ios": {"body": "x".repeat(5000)}}));
+        assert_eq!(huge.validate().unwrap_err().field, "message.ios");
+    }
+
+    #[test]
+    fn each_kind_maps_to_its_v2_shape() {
+        let n = template(serde_json::json!({"notification": {
+            "title": "t", "body": "b", "transmission_content": "{\"k\":1}", "ring": false, "vibrate": false}}));
+        let w = n.render(&|_| None).push_message.notification.unwrap();
+        assert_eq!(
+            (w.click_type.as_str(), w.payload.as_deref(), w.channel_level),
+            ("payload", Some("{\"k\":1}"), Some(2))
+        );
+        let l = template(serde_json::json!({"link": {"title": "t", "body": "b", "url": "https://x.cn"}}));
+        let w = l.render(&|_| None).push_message.notification.unwrap();
+        assert_eq!((w.click_type.as_str(), w.url.as_deref(), w.channel_level), ("url", Some("https://x.cn"), Some(3)));
+        let p = template(serde_json::json!({"popup_download": {"title": "t", "body": "b", "popup_title": "p",
+            "popup_content": "c", "download_title": "d", "download_url": "https://x.cn/a.apk"}}));
+        let w = p.render(&|_| None).push_message.notification.unwrap();
+        assert_eq!(w.url.as_deref(), Some("https://x.cn/a.apk"));
+        let t = template(serde_json::json!({"transmission": "hello ${name}"}));
+        assert_eq!(t.render(&|_| Some("Li".into())).push_message.transmission.as_deref(), Some("hello Li"));
+        assert_eq!(t.kind(), Some("transmission"));
+    }
+
+    #[test]
+    fn apns_payload_uses_v2_keys() {
+        let t = template(serde_json::json!({"transmission": "x", "ios": {
+            "title": "Hi ${name}", "body": "b", "loc_key": "LK", "loc_args": ["a"], "badge": "+1",
+            "sound": "silent", "category": "ACTIONABLE", "content_available": true, "payload": {"k": 1}}}));
+        t.validate().unwrap();
+        let ios = t.render(&|_| Some("Li".into())).push_channel.unwrap()["ios"].clone();
+        assert_eq!(ios["type"], "notify");
+        assert_eq!(ios["aps"]["alert"]["title"], "Hi Li");
+        assert_eq!(ios["aps"]["alert"]["loc-key"], "LK");
+        assert_eq!(ios["aps"]["alert"]["loc-args"][0], "a");
+        assert_eq!(ios["aps"]["sound"], SILENT_SOUND);
+        assert_eq!(ios["aps"]["category"], "ACTIONABLE");
+        assert_eq!(ios["aps"]["content-available"], 1);
+        assert_eq!(ios["auto_badge"], "+1");
+        assert_eq!(ios["payload"], "{\"k\":1}");
     }
 }

@@ -230,7 +230,12 @@ mod tests {
             "name": "t", "app": "main", "message": {"notification": {"title": "a", "body": "b"}}
         }))
         .unwrap();
-        req.validate(&|_| true, 0).unwrap()
+        req.validate(&crate::domain::campaign::Validation {
+            app_exists: &|_| true,
+            now_ms: 0,
+            horizon_ms: crate::domain::campaign::SCHEDULE_HORIZON_MS,
+        })
+        .unwrap()
     }
 
     fn chunk(n: u8) -> Chunk {

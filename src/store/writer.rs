@@ -209,7 +209,9 @@ impl Writer {
         };
         match change {
             Change::Act(action, now) => {
-                let future = rec.spec.settings.schedule_at_ms.is_some_and(|t| t > now);
+                // An upstream-held schedule is sent at once; Getui waits for the time.
+                let s = &rec.spec.settings;
+                let future = !s.upstream_schedule && s.schedule_at_ms.is_some_and(|t| t > now);
                 let next = transition(rec.state, action, future).ok_or_else(|| conflict(&rec, action.as_str()))?;
                 if action == Action::Start && rec.recipients == 0 && rec.spec.mode != Mode::App {
                     return Err(StoreError::Conflict {

@@ -3,6 +3,7 @@
 //! Handlers are synchronous: a request is parsed, checked and answered without awaiting while
 //! any lock is held; only the injected latency is awaited, before anything else happens.
 
+pub mod population;
 mod push;
 mod tasks;
 
@@ -93,6 +94,8 @@ pub struct GetuiSim {
     windows: Windows,
     draws: AtomicU64,
     started: Instant,
+    /// The last body each endpoint received, for `/_sim/last/{endpoint}` (tests check the wire).
+    last_bodies: Mutex<HashMap<String, Bytes>>,
 }
 
 impl GetuiSim {
@@ -115,6 +118,7 @@ impl GetuiSim {
             windows,
             draws: AtomicU64::new(0),
             started: Instant::now(),
+            last_bodies: Mutex::new(HashMap::new()),
             cfg,
         }
     }
@@ -126,6 +130,7 @@ impl GetuiSim {
     /// Serves one HTTP request, injecting the profile's faults around it.
     pub(super) async fn handle(&self, req: Request<Incoming>) -> HandlerResult {
         let path = req.uri().path().to_owned();
+        self.fire_due(now_ms());
         if let Some(rest) = path.strip_prefix("/_sim/") {
             return Ok(self.introspect(rest));
         }
@@ -147,6 +152,9 @@ impl GetuiSim {
             Ok(c) => c.to_bytes(),
             Err(_) => return Ok(to_response(Reply::err(20001, "body size over limit"))),
         };
+        if let Some(endpoint) = path.strip_prefix("/v2/").and_then(|p| p.split_once('/')).map(|(_, e)| e) {
+            lock(&self.last_bodies).insert(endpoint.to_owned(), body.clone());
+        }
         let reply = self.route(&method, &path, token.as_deref(), &body);
         if rng.f64() < profile.drop_after_share {
             return Err(DropConnection);
@@ -287,6 +295,11 @@ impl GetuiSim {
             }
             "ledger" => json(serde_json::to_vec(&self.ledger.summary())),
             "timeline" => json(serde_json::to_vec(&serde_json::json!({ "per_second": self.ledger.timeline() }))),
+            "devices" => json(serde_json::to_vec(&self.devices_view())),
+            _ if rest.starts_with("last/") => match lock(&self.last_bodies).get(&rest["last/".len()..]) {
+                Some(body) => json_response(200, body.to_vec()),
+                None => json_response(404, br#"{"error":"that endpoint has not been called"}"#.to_vec()),
+            },
             _ => match rest.strip_prefix("ledger/").map(crate::domain::CompactCid::parse) {
                 Some(Some(cid)) => json(serde_json::to_vec(&serde_json::json!({
                     "cid": cid.to_string(), "deliveries": self.ledger.count(&cid)
@@ -295,6 +308,20 @@ impl GetuiSim {
                 None => json_response(404, br#"{"error":"unknown simulator path"}"#.to_vec()),
             },
         }
+    }
+}
+
+impl GetuiSim {
+    /// `/_sim/devices`: the population with each device's deliveries so far.
+    fn devices_view(&self) -> Vec<serde_json::Value> {
+        population::devices()
+            .iter()
+            .map(|(cid, d)| {
+                let mut v = serde_json::to_value(d).unwrap_or_default();
+                v["deliveries"] = self.ledger.count(cid).into();
+                v
+            })
+            .collect()
     }
 }
 

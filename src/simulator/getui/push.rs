@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use super::population::{self, Device};
 use super::tasks::{Delivered, NewTask, TaskKind};
 use super::{hash128, parse_json, GetuiSim, Reply};
 use crate::domain::CompactCid;
@@ -36,7 +37,7 @@ impl GetuiSim {
             [] => Reply::err(20001, "cid can not be empty"),
             [_, _, ..] => Reply::err(20001, "cid size over limit"),
             [cid] => match CompactCid::parse(cid) {
-                Some(c) => self.deliver_single("push_single_cid", &push.request_id, c),
+                Some(c) => self.deliver_single("push_single_cid", &push.request_id, c, wifi_only(&push.push_message)),
                 None => Reply::err(20001, "target user is invalid"),
             },
         }
@@ -52,20 +53,24 @@ impl GetuiSim {
         }
         match push.audience.alias.as_slice() {
             [] => Reply::err(20001, "alias can not be empty"),
-            [alias] => self.deliver_single("push_single_alias", &push.request_id, alias_cid(alias)),
+            [alias] => {
+                let wifi = wifi_only(&push.push_message);
+                self.deliver_single("push_single_alias", &push.request_id, alias_cid(alias), wifi)
+            }
             _ => Reply::err(20001, "alias size over limit"),
         }
     }
 
     /// Delivers one message unless its request_id was seen; answers the same either way.
-    fn deliver_single(&self, endpoint: &'static str, request_id: &str, cid: CompactCid) -> Reply {
+    fn deliver_single(&self, endpoint: &'static str, request_id: &str, cid: CompactCid, wifi: bool) -> Reply {
         if self.first_sighting(request_id) {
             self.ledger.record(endpoint, [cid].iter());
         } else {
             self.ledger.record_dropped_repeat();
         }
         let mut answer = BTreeMap::new();
-        answer.insert(single_taskid(request_id), BTreeMap::from([(cid.to_string(), self.status_of(&cid).to_owned())]));
+        let status = self.status_for(&cid, wifi).to_owned();
+        answer.insert(single_taskid(request_id), BTreeMap::from([(cid.to_string(), status)]));
         Reply::ok(Some(answer))
     }
 
@@ -106,7 +111,8 @@ impl GetuiSim {
                 self.ledger.record_dropped_repeat();
             }
             if !batch.is_async {
-                let status = BTreeMap::from([(cid.to_string(), self.status_of(cid).to_owned())]);
+                let status = self.status_for(cid, wifi_only(&push.push_message)).to_owned();
+                let status = BTreeMap::from([(cid.to_string(), status)]);
                 answer.insert(single_taskid(&push.request_id), status);
             }
         }
@@ -134,6 +140,8 @@ impl GetuiSim {
             push_time_ms: None,
             request_key: msg.request_id.as_deref().map(hash128),
             now,
+            wifi_only: wifi_only(&msg.push_message),
+            fanout: None,
         });
         Reply::ok(Some(TaskIdData { taskid }))
     }
@@ -168,14 +176,12 @@ impl GetuiSim {
             return Reply::err(30008, "list push daily count over limit");
         }
         self.ledger.record("push_list_cid", valid.iter());
+        let wifi = self.tasks.wifi_only(&push.taskid);
         let mut delivered = Delivered { targets: valid.len() as u64, ..Delivered::default() };
         let mut statuses = BTreeMap::new();
         for cid in &valid {
-            let status = self.status_of(cid);
-            delivered.received += u64::from(status != "successed_ignore");
-            let online = status == "successed_online";
-            delivered.displayed += u64::from(online);
-            delivered.clicked += u64::from(online && cid.spread() % 10 == 0);
+            let status = self.status_for(cid, wifi);
+            delivered.add(cid, status);
             if !push.is_async {
                 statuses.insert(cid.to_string(), status.to_owned());
             }
@@ -187,13 +193,13 @@ impl GetuiSim {
     pub(super) fn app_push(&self, body: &[u8], now: u64, kind: AppKind) -> Reply {
         let parsed = match kind {
             AppKind::All => parse_json::<AllPush>(body)
-                .map(|p| (p.request_id.into_owned(), p.group_name, p.settings, p.push_message)),
+                .map(|p| (p.request_id.into_owned(), p.group_name, p.settings, p.push_message, Vec::new())),
             AppKind::Tag => parse_json::<TagPush>(body).and_then(|p| {
                 check_conditions(&p)?;
-                Ok((p.request_id.into_owned(), p.group_name, p.settings, p.push_message))
+                Ok((p.request_id.into_owned(), p.group_name, p.settings, p.push_message, p.audience.tag))
             }),
         };
-        let (request_id, group, settings, message) = match parsed {
+        let (request_id, group, settings, message, conditions) = match parsed {
             Ok(parts) => parts,
             Err(r) => return r,
         };
@@ -216,15 +222,41 @@ impl GetuiSim {
                 AppKind::Tag => Reply::err(30010, "tag push daily count over limit"),
             };
         }
-        let (taskid, _) = self.tasks.create(NewTask {
+        let wifi = wifi_only(&message);
+        let (taskid, new) = self.tasks.create(NewTask {
             kind: TaskKind::App,
             group,
             transmission: message.transmission.unwrap_or_default(),
             push_time_ms,
             request_key: Some(hash128(&request_id)),
             now,
+            wifi_only: wifi,
+            fanout: push_time_ms.map(|_| conditions.clone()),
         });
+        if new && push_time_ms.is_none() {
+            self.fan_out(&taskid, &conditions, wifi);
+        }
         Reply::ok(Some(TaskIdData { taskid }))
+    }
+
+    /// Delivers an app push to every device of the population that meets its conditions.
+    pub(super) fn fan_out(&self, taskid: &str, conditions: &[crate::upstream::getui::wire::Condition], wifi: bool) {
+        let endpoint = if conditions.is_empty() { "push_all" } else { "push_tag" };
+        let reached: Vec<CompactCid> =
+            population::devices().iter().filter(|(_, d)| d.matches_all(conditions)).map(|(cid, _)| *cid).collect();
+        self.ledger.record(endpoint, reached.iter());
+        let mut delivered = Delivered { targets: reached.len() as u64, ..Delivered::default() };
+        for cid in &reached {
+            delivered.add(cid, self.status_for(cid, wifi));
+        }
+        self.tasks.count(taskid, &delivered);
+    }
+
+    /// Fans out the scheduled app pushes whose time has come.
+    pub(super) fn fire_due(&self, now: u64) {
+        for (taskid, conditions, wifi) in self.tasks.take_due(now) {
+            self.fan_out(&taskid, &conditions, wifi);
+        }
     }
 
     /// A scheduled push must be in the future and within the horizon (7 days).
@@ -239,7 +271,15 @@ impl GetuiSim {
         }
     }
 
-    /// The status a cid gets, fixed by the cid so that every run agrees.
+    /// The status a cid gets for a message: fixed by the cid so that every run agrees, except
+    /// that a Wi-Fi-only message to an online device off Wi-Fi waits offline.
+    fn status_for(&self, cid: &CompactCid, wifi_only: bool) -> &'static str {
+        match self.status_of(cid) {
+            "successed_online" if wifi_only && !Device::of(cid).wifi => "successed_offline",
+            status => status,
+        }
+    }
+
     fn status_of(&self, cid: &CompactCid) -> &'static str {
         let bucket = cid.spread() % 10_000;
         let shares = self.cfg.shares;
@@ -280,8 +320,13 @@ fn check_conditions(push: &TagPush) -> Result<(), Reply> {
         if c.values.is_empty() {
             return Err(Reply::err(20001, "tag values can not be empty"));
         }
+        population::check_values(c).map_err(|msg| Reply::err(20001, msg))?;
     }
     Ok(())
+}
+
+fn wifi_only(message: &PushMessage) -> bool {
+    message.network_type == Some(1)
 }
 
 fn param_error(v: Violation) -> Reply {

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::Reply;
 use crate::simulator::ledger::lock;
-use crate::upstream::getui::wire::{ReportCounts, ScheduleTaskInfo};
+use crate::upstream::getui::wire::{Condition, ReportCounts, ScheduleTaskInfo};
 
 /// A scheduled task can no longer be deleted this close to firing (the seed: one minute).
 const DELETE_CUTOFF_MS: u64 = 60_000;
@@ -29,6 +29,10 @@ struct TaskRecord {
     stopped: bool,
     transmission: String,
     counts: ReportCounts,
+    /// Wi-Fi-only delivery (`push_message.network_type` 1) of the task's message.
+    wifi_only: bool,
+    /// A scheduled app push's audience, fanned out when it fires.
+    fanout: Option<Vec<Condition>>,
 }
 
 #[derive(Default)]
@@ -53,6 +57,9 @@ pub(super) struct NewTask {
     /// The request_id's hash, so a repeat gets the same taskid back.
     pub request_key: Option<[u8; 16]>,
     pub now: u64,
+    pub wifi_only: bool,
+    /// For scheduled app pushes: the conditions to fan out to at `push_time_ms`.
+    pub fanout: Option<Vec<Condition>>,
 }
 
 /// The answer of a list push for the report counters.
@@ -62,6 +69,16 @@ pub(super) struct Delivered {
     pub received: u64,
     pub displayed: u64,
     pub clicked: u64,
+}
+
+impl Delivered {
+    /// Counts one device by its status; one in ten online devices taps the notification.
+    pub(super) fn add(&mut self, cid: &crate::domain::CompactCid, status: &str) {
+        self.received += u64::from(status != "successed_ignore");
+        let online = status == "successed_online";
+        self.displayed += u64::from(online);
+        self.clicked += u64::from(online && cid.spread() % 10 == 0);
+    }
 }
 
 impl Tasks {
@@ -92,6 +109,8 @@ impl Tasks {
                 stopped: false,
                 transmission: new.transmission,
                 counts: ReportCounts::default(),
+                wifi_only: new.wifi_only,
+                fanout: new.fanout,
             },
         );
         (taskid, true)
@@ -104,6 +123,26 @@ impl Tasks {
             Some(t) if t.kind == TaskKind::List => Err(Reply::err(20001, "taskid has been stopped")),
             _ => Err(Reply::err(20001, "taskid is invalid")),
         }
+    }
+
+    /// Whether a task's message is Wi-Fi only.
+    pub(super) fn wifi_only(&self, taskid: &str) -> bool {
+        lock(&self.state).tasks.get(taskid).is_some_and(|t| t.wifi_only)
+    }
+
+    /// Takes the scheduled app pushes whose time has come (deleted and stopped ones never fire).
+    pub(super) fn take_due(&self, now: u64) -> Vec<(String, Vec<Condition>, bool)> {
+        let mut st = lock(&self.state);
+        let mut due = Vec::new();
+        for (id, t) in st.tasks.iter_mut() {
+            let fires = t.push_time_ms.is_some_and(|p| p <= now) && !t.deleted && !t.stopped;
+            if fires {
+                if let Some(conditions) = t.fanout.take() {
+                    due.push((id.clone(), conditions, t.wifi_only));
+                }
+            }
+        }
+        due
     }
 
     /// Adds delivery counts to a task's report.

@@ -30,6 +30,8 @@ pub const MAX_TRANSMISSION_CHARS: usize = 3072;
 pub const MAX_URL_CHARS: usize = 1024;
 /// Largest task group name, in characters.
 pub const MAX_GROUP_CHARS: usize = 100;
+/// A display window must be longer than this (ms).
+pub const MIN_DURATION_MS: i64 = 600_000;
 /// Click types a notification may use.
 pub const CLICK_TYPES: [&str; 6] = ["intent", "url", "payload", "payload_custom", "startapp", "none"];
 
@@ -76,10 +78,23 @@ pub fn check_push_message(m: &PushMessage) -> Result<(), Violation> {
             return Err(violation("push_message.network_type", "network_type is invalid"));
         }
     }
+    if let Some(d) = &m.duration {
+        check_duration(d)?;
+    }
     if let Some(n) = &m.notification {
         check_notification(n)?;
     }
     Ok(())
+}
+
+/// duration: `"<startMs>-<endMs>"`, a window of more than 10 minutes.
+fn check_duration(d: &str) -> Result<(), Violation> {
+    let bounds = d.split_once('-').and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)));
+    match bounds {
+        Some((begin, end)) if end - begin > MIN_DURATION_MS => Ok(()),
+        Some(_) => Err(violation("push_message.duration", "duration must be longer than 10 minutes")),
+        None => Err(violation("push_message.duration", "duration is invalid")),
+    }
 }
 
 fn check_notification(n: &super::wire::Notification) -> Result<(), Violation> {
@@ -109,6 +124,15 @@ fn check_notification(n: &super::wire::Notification) -> Result<(), Violation> {
     }
     if let Some(p) = &n.payload {
         max_chars("push_message.notification.payload", "payload", p, MAX_TRANSMISSION_CHARS)?;
+    }
+    if let Some(logo) = &n.logo {
+        max_chars("push_message.notification.logo", "logo", logo, 64)?;
+    }
+    if let Some(url) = &n.logo_url {
+        max_chars("push_message.notification.logo_url", "logo_url", url, 256)?;
+    }
+    if n.channel_level.is_some_and(|l| l > 4) {
+        return Err(violation("push_message.notification.channel_level", "channel_level is invalid"));
     }
     Ok(())
 }
@@ -162,6 +186,14 @@ mod tests {
             n.click_type = "url".into();
         }
         assert_eq!(check_push_message(&m).unwrap_err().msg, "url can not be empty");
+    }
+
+    #[test]
+    fn duration_is_a_window_over_ten_minutes() {
+        let with = |d: &str| PushMessage { duration: Some(d.into()), ..note("t", "b") };
+        assert!(check_push_message(&with("1000-601001")).is_ok());
+        assert_eq!(check_push_message(&with("1000-601000")).unwrap_err().param, "push_message.duration");
+        assert_eq!(check_push_message(&with("soon-later")).unwrap_err().msg, "duration is invalid");
     }
 
     #[test]

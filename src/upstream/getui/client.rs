@@ -93,6 +93,30 @@ impl PushOutcome {
     pub fn status_of(&self, cid: &str) -> Option<CidStatus> {
         self.tasks.values().find_map(|m| m.get(cid)).map(|s| CidStatus::parse(s))
     }
+
+    /// One result per message of `batch`, in the order the messages were added (the seed's
+    /// batch semantics; the v2 answer itself is a map keyed by taskid, in no useful order).
+    pub fn in_order<'b>(&self, batch: &'b BatchPush<'_>) -> Vec<MessageResult<'b>> {
+        batch
+            .msg_list
+            .iter()
+            .map(|m| {
+                let cid = m.audience.cid.first().map_or("", |c| c.as_ref());
+                MessageResult { request_id: m.request_id.as_ref(), cid, status: self.status_of(cid) }
+            })
+            .collect()
+    }
+}
+
+/// The result of one message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageResult<'b> {
+    /// The message's request_id.
+    pub request_id: &'b str,
+    /// Its recipient.
+    pub cid: &'b str,
+    /// Its status; `None` when the answer left it out (an invalid cid).
+    pub status: Option<CidStatus>,
 }
 
 /// A Getui app's client. Cheap to clone; clones share the pool and the token.

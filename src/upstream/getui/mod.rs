@@ -4,6 +4,7 @@ pub mod auth;
 pub mod checks;
 pub mod client;
 pub mod error;
+pub mod regions;
 pub mod wire;
 
 pub use client::{GetuiClient, GetuiSettings, PushOutcome};
