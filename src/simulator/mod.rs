@@ -12,6 +12,7 @@ mod faults;
 mod getui;
 mod ledger;
 mod limits;
+mod wecom;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 pub use faults::{FaultProfile, RateLimitBurst};
 pub use ledger::{Ledger, LedgerSummary};
 pub use limits::Limits;
+pub use wecom::{
+    CallbackAnswer, CallbackPlayer, Delivery, Inbound, PlayerError, Signing, WecomLedgerSummary, WecomSimConfig,
+    DEV_WECOM_AES_KEY, DEV_WECOM_AGENT_ID, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_CORP_ID, DEV_WECOM_SECRET,
+};
 
 /// The simulator's well-known development AppId. Not a secret: printed at start and in the README.
 pub const DEV_APP_ID: &str = "campaignd-dev-app";
@@ -72,6 +77,8 @@ pub struct SimConfig {
     pub redirect_to: Option<String>,
     /// How far ahead a scheduled push may be (the real one: 7 days).
     pub schedule_horizon: Duration,
+    /// The simulated WeCom application (served on the same listener under `/cgi-bin/`).
+    pub wecom: WecomSimConfig,
 }
 
 impl Default for SimConfig {
@@ -87,6 +94,7 @@ impl Default for SimConfig {
             seed: 0x5eed,
             redirect_to: None,
             schedule_horizon: Duration::from_secs(7 * 86_400),
+            wecom: WecomSimConfig::default(),
         }
     }
 }
@@ -96,6 +104,7 @@ pub struct Simulator {
     listener: TcpListener,
     addr: SocketAddr,
     getui: Arc<getui::GetuiSim>,
+    wecom: Arc<wecom::WecomSim>,
 }
 
 impl Simulator {
@@ -103,7 +112,8 @@ impl Simulator {
     pub async fn bind(addr: SocketAddr, config: SimConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        Ok(Simulator { listener, addr, getui: Arc::new(getui::GetuiSim::new(config)) })
+        let wecom = Arc::new(wecom::WecomSim::new(config.wecom.clone()));
+        Ok(Simulator { listener, addr, getui: Arc::new(getui::GetuiSim::new(config)), wecom })
     }
 
     /// The address it listens on.
@@ -116,6 +126,11 @@ impl Simulator {
         format!("http://{}/v2", self.addr)
     }
 
+    /// The WeCom base URL to configure in a client: `http://ADDR/cgi-bin`.
+    pub fn wecom_base_url(&self) -> String {
+        format!("http://{}/cgi-bin", self.addr)
+    }
+
     /// The delivery ledger (also served at `GET /_sim/ledger`).
     pub fn ledger(&self) -> Arc<Ledger> {
         self.getui.ledger()
@@ -124,11 +139,19 @@ impl Simulator {
     /// Serves until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
         let getui = self.getui;
+        let wecom = self.wecom;
         crate::serve::serve(
             self.listener,
             move |req, _peer| {
                 let getui = getui.clone();
-                async move { getui.handle(req).await }
+                let wecom = wecom.clone();
+                async move {
+                    if wecom::owns(req.uri().path()) {
+                        wecom.handle(req).await
+                    } else {
+                        getui.handle(req).await
+                    }
+                }
             },
             shutdown,
         )
@@ -162,6 +185,11 @@ impl RunningSimulator {
     /// The Getui base URL: `http://ADDR/v2`.
     pub fn getui_base_url(&self) -> String {
         format!("http://{}/v2", self.addr)
+    }
+
+    /// The WeCom base URL: `http://ADDR/cgi-bin`.
+    pub fn wecom_base_url(&self) -> String {
+        format!("http://{}/cgi-bin", self.addr)
     }
 
     /// The delivery ledger.

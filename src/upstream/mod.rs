@@ -3,3 +3,4 @@
 
 pub mod getui;
 pub mod http;
+pub mod wecom;
