@@ -25,6 +25,7 @@ fn chunk(n: usize, vars: bool) -> Chunk {
         } else {
             Vec::new()
         },
+        users: Vec::new(),
     }
 }
 
@@ -47,7 +48,7 @@ fn spec() -> campaignd::domain::CampaignSpec {
     }))
     .unwrap();
     req.validate(&campaignd::domain::campaign::Validation {
-        app_exists: &|_| true,
+        app_channel: &|_| Some("getui"),
         now_ms: 0,
         horizon_ms: campaignd::domain::campaign::SCHEDULE_HORIZON_MS,
     })

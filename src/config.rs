@@ -12,9 +12,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::secret::Secret;
-use crate::simulator::DEV_MASTER_SECRET;
+use crate::simulator::{DEV_MASTER_SECRET, DEV_WECOM_AES_KEY, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_SECRET};
 use crate::upstream::getui::GetuiSettings;
 use crate::upstream::http::PoolSettings;
+use crate::upstream::wecom::WecomSettings;
+use crate::wecom::callback::{CallbackAgent, ReplyRule};
+use crate::wecom::{MsgCrypt, ReplyMessage};
 
 /// Where `serve`, `probe` and `check-config` look when `--config` is not given.
 pub const DEFAULT_PATH: &str = "config/campaignd.toml";
@@ -182,6 +185,18 @@ fn default_log_level() -> String {
 pub enum Channel {
     /// Getui RestAPI v2.
     Getui,
+    /// WeChat Work application messages.
+    Wecom,
+}
+
+impl Channel {
+    /// The name campaigns and metric labels use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Getui => "getui",
+            Channel::Wecom => "wecom",
+        }
+    }
 }
 
 /// `[apps.NAME]`.
@@ -195,6 +210,80 @@ pub struct AppConfig {
     pub calls_per_second: Option<u32>,
     /// Getui credentials and connection settings (required when `channel = "getui"`).
     pub getui: Option<GetuiAppConfig>,
+    /// WeCom application settings (required when `channel = "wecom"`).
+    pub wecom: Option<WecomAppConfig>,
+}
+
+/// `[apps.NAME.wecom]`: one WeCom self-built application (企业内部应用).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomAppConfig {
+    /// Base URL up to `/cgi-bin` (real: `https://qyapi.weixin.qq.com/cgi-bin`).
+    pub base_url: String,
+    /// The company's CorpID (also the callback's receive id).
+    pub corp_id: String,
+    /// The application's AgentId.
+    pub agent_id: i64,
+    /// Environment variable holding the application's Secret.
+    pub secret_env: Option<String>,
+    /// Development only: the simulator's published Secret.
+    pub dev_secret: Option<String>,
+    /// TCP connect timeout, ms.
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// Deadline of one HTTP exchange, ms.
+    #[serde(default = "default_request_ms")]
+    pub request_timeout_ms: u64,
+    /// The encrypted callback at `/wecom/NAME/callback`; absent means no callback.
+    pub callback: Option<CallbackConfig>,
+}
+
+/// `[apps.NAME.wecom.callback]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackConfig {
+    /// Environment variable holding the callback Token.
+    pub token_env: Option<String>,
+    /// Development only: the simulator's published Token.
+    pub dev_token: Option<String>,
+    /// Environment variable holding the 43-character EncodingAESKey.
+    pub aes_key_env: Option<String>,
+    /// Development only: the simulator's published EncodingAESKey.
+    pub dev_aes_key: Option<String>,
+    /// Deliveries whose timestamp is further than this from now are refused, seconds.
+    #[serde(default = "default_timestamp_window")]
+    pub timestamp_window_s: u64,
+    /// Text messages equal to one of these (trimmed, case-insensitive) opt the sender out.
+    #[serde(default = "default_opt_out")]
+    pub opt_out_keywords: Vec<String>,
+    /// Text messages equal to one of these opt the sender back in.
+    #[serde(default = "default_opt_in")]
+    pub opt_in_keywords: Vec<String>,
+    /// Passive replies to keywords and menu clicks, first match wins.
+    #[serde(default)]
+    pub replies: Vec<ReplyRuleConfig>,
+}
+
+/// One `[[apps.NAME.wecom.callback.replies]]` rule: a keyword or a menu key, and the reply.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyRuleConfig {
+    /// A text message containing this keyword.
+    pub keyword: Option<String>,
+    /// A menu click with this EventKey.
+    pub click: Option<String>,
+    /// What to answer.
+    pub reply: ReplyMessage,
+}
+
+fn default_timestamp_window() -> u64 {
+    300
+}
+fn default_opt_out() -> Vec<String> {
+    vec!["TD".into(), "退订".into()]
+}
+fn default_opt_in() -> Vec<String> {
+    vec!["订阅".into()]
 }
 
 /// `[apps.NAME.getui]`.
@@ -373,11 +462,79 @@ impl Config {
         })
     }
 
+    /// The resolved WeCom client settings of app `name`, secret included.
+    pub fn wecom_settings_with_env(
+        &self,
+        name: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<WecomSettings, ConfigError> {
+        let w = self.wecom_of(name)?;
+        let key = format!("apps.{name}.wecom.secret_env");
+        Ok(WecomSettings {
+            base_url: w.base_url.clone(),
+            corp_id: w.corp_id.clone(),
+            agent_id: w.agent_id,
+            secret: resolve_secret(&key, w.secret_env.as_deref(), w.dev_secret.as_deref(), &env, "the app's Secret")?,
+            request_timeout: Duration::from_millis(w.request_timeout_ms),
+            pool: PoolSettings {
+                connect_timeout: Duration::from_millis(w.connect_timeout_ms),
+                ..PoolSettings::default()
+            },
+        })
+    }
+
+    /// The callback agent of WeCom app `name`, if it has a callback.
+    pub fn callback_agent_with_env(
+        &self,
+        name: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<CallbackAgent>, ConfigError> {
+        let w = self.wecom_of(name)?;
+        let Some(c) = &w.callback else { return Ok(None) };
+        let key = |k: &str| format!("apps.{name}.wecom.callback.{k}");
+        let token =
+            resolve_secret(&key("token_env"), c.token_env.as_deref(), c.dev_token.as_deref(), &env, "the Token")?;
+        let aes = resolve_secret(
+            &key("aes_key_env"),
+            c.aes_key_env.as_deref(),
+            c.dev_aes_key.as_deref(),
+            &env,
+            "the EncodingAESKey",
+        )?;
+        let crypt = MsgCrypt::new(token.expose(), aes.expose(), &w.corp_id)
+            .map_err(|e| invalid(key("aes_key_env"), format!("the EncodingAESKey is not usable: {e}")))?;
+        let replies = c
+            .replies
+            .iter()
+            .map(|r| ReplyRule { keyword: r.keyword.clone(), click: r.click.clone(), reply: r.reply.clone() })
+            .collect();
+        Ok(Some(CallbackAgent {
+            app: name.to_owned(),
+            corp_id: w.corp_id.clone(),
+            crypt,
+            timestamp_window: Duration::from_secs(c.timestamp_window_s),
+            opt_out_keywords: c.opt_out_keywords.clone(),
+            opt_in_keywords: c.opt_in_keywords.clone(),
+            replies,
+        }))
+    }
+
+    fn wecom_of(&self, name: &str) -> Result<&WecomAppConfig, ConfigError> {
+        let app = self.apps.get(name).ok_or_else(|| invalid("apps", format!("no app named {name:?}")))?;
+        app.wecom.as_ref().ok_or_else(|| invalid(format!("apps.{name}.wecom"), "missing"))
+    }
+
     /// Checks that every app's secret can be resolved now, so a missing variable stops the
     /// daemon at start rather than at the first send.
     pub fn check_secrets(&self, env: impl Fn(&str) -> Option<String> + Copy) -> Result<(), ConfigError> {
-        for name in self.apps.keys() {
-            self.getui_settings_with_env(name, env)?;
+        for (name, app) in &self.apps {
+            match app.channel {
+                Channel::Getui => drop(self.getui_settings_with_env(name, env)?),
+                Channel::Wecom => {
+                    self.wecom_settings_with_env(name, env)?;
+                    self.callback_agent_with_env(name, env)?;
+                }
+            }
         }
         self.api_tokens(env)?;
         Ok(())
@@ -399,14 +556,114 @@ fn validate_app_name(name: &str) -> Result<(), ConfigError> {
 
 impl AppConfig {
     fn validate(&self, name: &str) -> Result<(), ConfigError> {
-        match (self.channel, &self.getui) {
-            (Channel::Getui, None) => Err(invalid(
-                format!("apps.{name}.getui"),
-                "channel is \"getui\" but the [apps.NAME.getui] table is missing",
+        match (self.channel, &self.getui, &self.wecom) {
+            (Channel::Getui, Some(g), None) => g.validate(name),
+            (Channel::Wecom, None, Some(w)) => w.validate(name),
+            (Channel::Getui, _, Some(_)) | (Channel::Wecom, Some(_), _) => Err(invalid(
+                format!("apps.{name}"),
+                "an app sends through one channel: keep only the table its `channel` names",
             )),
-            (Channel::Getui, Some(g)) => g.validate(name),
+            (c, ..) => Err(invalid(
+                format!("apps.{name}.{}", c.as_str()),
+                format!("channel is {:?} but the [apps.NAME.{}] table is missing", c.as_str(), c.as_str()),
+            )),
         }
     }
+}
+
+impl WecomAppConfig {
+    fn validate(&self, app: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("apps.{app}.wecom.{k}");
+        check_base_url(&key("base_url"), &self.base_url, "https://qyapi.weixin.qq.com/cgi-bin")?;
+        if self.corp_id.trim().is_empty() {
+            return Err(invalid(key("corp_id"), "must be the CorpID from the WeCom admin console"));
+        }
+        if self.agent_id <= 0 {
+            return Err(invalid(key("agent_id"), "must be the application's AgentId, a positive number"));
+        }
+        check_dev_value(&key("dev_secret"), self.dev_secret.as_deref(), DEV_WECOM_SECRET, "secret_env")?;
+        if self.secret_env.is_none() && self.dev_secret.is_none() {
+            return Err(invalid(key("secret_env"), "name the environment variable that holds the app's Secret"));
+        }
+        for (k, v) in [("connect_timeout_ms", self.connect_timeout_ms), ("request_timeout_ms", self.request_timeout_ms)]
+        {
+            if !(1..=600_000).contains(&v) {
+                return Err(invalid(key(k), format!("{v} is outside 1..=600000 ms")));
+            }
+        }
+        match &self.callback {
+            Some(c) => c.validate(app),
+            None => Ok(()),
+        }
+    }
+}
+
+impl CallbackConfig {
+    fn validate(&self, app: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("apps.{app}.wecom.callback.{k}");
+        check_dev_value(&key("dev_token"), self.dev_token.as_deref(), DEV_WECOM_CALLBACK_TOKEN, "token_env")?;
+        check_dev_value(&key("dev_aes_key"), self.dev_aes_key.as_deref(), DEV_WECOM_AES_KEY, "aes_key_env")?;
+        if self.token_env.is_none() && self.dev_token.is_none() {
+            return Err(invalid(key("token_env"), "name the environment variable that holds the callback Token"));
+        }
+        if self.aes_key_env.is_none() && self.dev_aes_key.is_none() {
+            return Err(invalid(key("aes_key_env"), "name the environment variable that holds the EncodingAESKey"));
+        }
+        if !(1..=3_600).contains(&self.timestamp_window_s) {
+            return Err(invalid(key("timestamp_window_s"), "must be within 1..=3600 seconds"));
+        }
+        for (i, r) in self.replies.iter().enumerate() {
+            let at = key(&format!("replies[{i}]"));
+            match (&r.keyword, &r.click) {
+                (Some(k), None) | (None, Some(k)) if !k.trim().is_empty() => {}
+                _ => return Err(invalid(at, "give exactly one non-empty `keyword` or `click`")),
+            }
+            r.reply.validate().map_err(|m| invalid(format!("{at}.reply"), m))?;
+        }
+        Ok(())
+    }
+}
+
+/// Only the simulator's published development value may be written inline.
+fn check_dev_value(key: &str, value: Option<&str>, published: &str, env_key: &str) -> Result<(), ConfigError> {
+    match value {
+        Some(v) if v != published => Err(invalid(
+            key,
+            format!(
+                "only the simulator's published development value may be written in the file; put real secrets \
+                 in the environment and name the variable in {env_key}"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A secret from the named variable when set, else the development value.
+fn resolve_secret(
+    key: &str,
+    var: Option<&str>,
+    dev: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    what: &str,
+) -> Result<Secret, ConfigError> {
+    if let Some(value) = var.and_then(env).filter(|v| !v.is_empty()) {
+        return Ok(Secret::new(value));
+    }
+    match (dev, var) {
+        (Some(d), _) => Ok(Secret::new(d)),
+        (None, Some(v)) => Err(invalid(key, format!("environment variable {v} is not set; export it with {what}"))),
+        (None, None) => Err(invalid(key, "missing")),
+    }
+}
+
+fn check_base_url(key: &str, url: &str, real: &str) -> Result<(), ConfigError> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.parse::<hyper::Uri>().is_err() {
+        return Err(invalid(key, format!("{url:?} is not an http(s) URL; the real one is {real}")));
+    }
+    if url.starts_with("http://") && !is_loopback_url(url) {
+        return Err(invalid(key, "plain http is only allowed to a loopback simulator; use https"));
+    }
+    Ok(())
 }
 
 impl GetuiAppConfig {

@@ -2,7 +2,7 @@
 //! HTTP API until its shutdown token is cancelled. It owns shutdown: stop accepting, let the
 //! shards settle their chunks, flush the store, close it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +11,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiSettings, ApiState};
-use crate::config::{Config, ConfigError};
-use crate::dispatch::{AppSender, DispatchSettings, Dispatcher, RetryPolicy};
+use crate::config::{Channel, Config, ConfigError};
+use crate::dispatch::{AppSender, DispatchSettings, Dispatcher, RetryPolicy, Upstream};
 use crate::metrics::{Metrics, UpstreamObserver};
 use crate::store::{SledStore, Store, StoreError, StoreSettings};
 use crate::upstream::getui::GetuiClient;
 use crate::upstream::http::ClientBuildError;
+use crate::upstream::wecom::WecomClient;
 
 /// Why the daemon could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +58,22 @@ impl Daemon {
         let tokens = config.api_tokens(env)?;
         let metrics = Arc::new(Metrics::new());
         let mut apps = Vec::new();
+        let mut agents = Vec::new();
         for (name, app) in &config.apps {
-            let settings = config.getui_settings_with_env(name, env)?;
-            let observer = Arc::new(UpstreamObserver::new(name, metrics.clone()));
-            let client = GetuiClient::with_observer(settings, Some(observer))?;
-            apps.push(Arc::new(AppSender::new(name, client, app.calls_per_second, metrics.clone())));
+            let upstream = match app.channel {
+                Channel::Getui => {
+                    let observer = Arc::new(UpstreamObserver::new(name, metrics.clone()));
+                    Upstream::Getui(GetuiClient::with_observer(
+                        config.getui_settings_with_env(name, env)?,
+                        Some(observer),
+                    )?)
+                }
+                Channel::Wecom => {
+                    agents.extend(config.callback_agent_with_env(name, env)?);
+                    Upstream::Wecom(WecomClient::new(config.wecom_settings_with_env(name, env)?)?)
+                }
+            };
+            apps.push(Arc::new(AppSender::new(name, upstream, app.calls_per_second, metrics.clone())));
         }
         let store = SledStore::open(&StoreSettings {
             path: config.store.path.clone(),
@@ -76,17 +88,19 @@ impl Daemon {
         };
         let dyn_store: Arc<dyn Store> = store.clone();
         let dispatcher = Dispatcher::new(dyn_store.clone(), apps, metrics.clone(), settings, shutdown.clone());
-        let app_names: HashSet<String> = config.apps.keys().cloned().collect();
+        let channels: HashMap<String, &'static str> =
+            config.apps.iter().map(|(name, app)| (name.clone(), app.channel.as_str())).collect();
         let api = Arc::new(ApiState::new(
             dyn_store,
             metrics,
             &tokens,
-            app_names,
+            channels,
             dispatcher.waker(),
             ApiSettings {
                 chunk_size: d.chunk_size,
                 schedule_horizon_ms: i64::from(d.schedule_horizon_days) * 86_400_000,
             },
+            agents,
         ));
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?;

@@ -16,9 +16,11 @@ use crate::upstream::getui::client::CallObserver;
 const LATENCY_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Getui codes that get their own label value; any other is counted as `other`.
-const KNOWN_CODES: [i64; 36] = [
+const KNOWN_CODES: [i64; 52] = [
     0, 1, 2, 301, 400, 401, 403, 404, 405, 408, 429, 500, 502, 503, 504, 5000, 10001, 10002, 10003, 10004, 10005,
     20001, 22001, 22002, 23001, 30001, 30002, 30003, 30004, 30007, 30008, 30009, 30010, 30014, 30015, 30019,
+    // WeCom errcodes a sender meets (reference/wecom.md §4.4).
+    -1, 40001, 40008, 40014, 40056, 40058, 41001, 42001, 44004, 45002, 45008, 45009, 45033, 60011, 81013, 82001,
 ];
 
 /// The daemon's metrics.
@@ -195,12 +197,16 @@ impl UpstreamObserver {
 
 impl CallObserver for UpstreamObserver {
     fn observe(&self, endpoint: &'static str, code: i64, elapsed: Duration) {
+        self.metrics.observe_upstream(&self.app, endpoint, code, elapsed);
+    }
+}
+
+impl Metrics {
+    /// Counts one upstream exchange of `app` and its duration.
+    pub fn observe_upstream(&self, app: &str, endpoint: &str, code: i64, elapsed: Duration) {
         let code = code_label(code);
-        self.metrics.upstream_requests_total.with_label_values(&[self.app.as_str(), endpoint, code.as_str()]).inc();
-        self.metrics
-            .upstream_request_duration_seconds
-            .with_label_values(&[self.app.as_str(), endpoint])
-            .observe(elapsed.as_secs_f64());
+        self.upstream_requests_total.with_label_values(&[app, endpoint, code.as_str()]).inc();
+        self.upstream_request_duration_seconds.with_label_values(&[app, endpoint]).observe(elapsed.as_secs_f64());
     }
 }
 

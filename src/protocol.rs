@@ -137,3 +137,25 @@ pub struct GroupReportView {
     /// Results of all of them added up.
     pub results: BTreeMap<String, u64>,
 }
+
+/// One suppressed member of a WeCom app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuppressionView {
+    /// Member id (lower case: WeCom ids compare case-insensitively).
+    pub user: String,
+    /// `unsubscribe`, `keyword` or `api`.
+    pub reason: String,
+    /// RFC 3339.
+    pub since: String,
+}
+
+/// A page of an app's suppression list (`GET /v1/apps/{app}/suppressions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuppressionList {
+    /// The app.
+    pub app: String,
+    /// Members, in id order.
+    pub users: Vec<SuppressionView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<String>,
+}

@@ -31,7 +31,7 @@ pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Ans
     let request = parse_create(&body)?;
     let spec = {
         let rules = Validation {
-            app_exists: &|app| state.apps.contains(app),
+            app_channel: &|app| state.apps.get(app).copied(),
             now_ms: now_ms(),
             horizon_ms: state.settings.schedule_horizon_ms,
         };
@@ -251,7 +251,7 @@ fn average_rate(rec: &CampaignRecord, sent: u64) -> Option<f64> {
     (elapsed > 0.0).then(|| sent as f64 / elapsed)
 }
 
-fn rfc3339(ms: i64) -> String {
+pub(super) fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())

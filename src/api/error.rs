@@ -75,6 +75,11 @@ impl ApiError {
         ApiError { field: Some("content-type".into()), ..ApiError::new(415, "unsupported_media_type", message) }
     }
 
+    /// A WeCom callback refused before any handler saw it (`code` says why).
+    pub fn callback_refused(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(status, code, message)
+    }
+
     /// 501: a capability of a later release.
     pub fn not_implemented(message: impl Into<String>) -> ApiError {
         ApiError::new(501, "not_implemented", message)

@@ -5,9 +5,11 @@
 
 mod campaigns;
 pub mod error;
+mod suppressions;
 mod upload;
+mod wecom;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::serve::{json_response, text_response, HandlerResult};
 use crate::store::Store;
+use crate::wecom::callback::CallbackAgent;
 
 /// Tunables of the API.
 #[derive(Debug, Clone)]
@@ -41,7 +44,12 @@ pub struct ApiState {
     metrics: Arc<Metrics>,
     /// SHA-256 of each accepted bearer token (compared in constant time).
     token_hashes: Vec<[u8; 32]>,
-    apps: HashSet<String>,
+    /// Configured apps and their channels (`getui`, `wecom`).
+    apps: HashMap<String, &'static str>,
+    /// WeCom callback agents by app name.
+    agents: HashMap<String, CallbackAgent>,
+    /// Callback deliveries already answered (WeCom retries up to three times).
+    answered: wecom::Answered,
     wake_dispatcher: Arc<Notify>,
     settings: ApiSettings,
     uploads: upload::Uploads,
@@ -49,14 +57,16 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// The API over `store`, accepting `tokens`, for the configured `apps`.
+    /// The API over `store`, accepting `tokens`, for the configured `apps` (name → channel)
+    /// and WeCom callback `agents`.
     pub fn new(
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         tokens: &[Secret],
-        apps: HashSet<String>,
+        apps: HashMap<String, &'static str>,
         wake_dispatcher: Arc<Notify>,
         settings: ApiSettings,
+        agents: Vec<CallbackAgent>,
     ) -> ApiState {
         let chunk_size = settings.chunk_size.clamp(1, crate::upstream::getui::wire::MAX_LIST_CIDS);
         ApiState {
@@ -64,6 +74,8 @@ impl ApiState {
             metrics,
             token_hashes: tokens.iter().map(|t| Sha256::digest(t.expose().as_bytes()).into()).collect(),
             apps,
+            agents: agents.into_iter().map(|a| (a.app.clone(), a)).collect(),
+            answered: wecom::Answered::default(),
             wake_dispatcher,
             settings: ApiSettings { chunk_size, ..settings },
             uploads: upload::Uploads::default(),
@@ -111,9 +123,7 @@ async fn route(
             );
             return Ok(resp);
         }
-        (_, ["wecom", ..]) => {
-            return Err(ApiError::not_implemented("the WeCom callback arrives with WeCom support (issue #5)"))
-        }
+        (_, ["wecom", agent, "callback"]) => return wecom::callback(state, agent, req).await,
         (_, ["v1", ..]) if !state.authorized(&req) => return Err(ApiError::unauthorized()),
         _ => {}
     }
@@ -131,7 +141,13 @@ async fn route(
         (_, ["v1", "apps", _, "cid-pn", ..]) => {
             Err(ApiError::not_implemented("SMS fallback bindings arrive with the Getui feature work (issue #4)"))
         }
-        (_, ["v1", "campaigns", ..] | ["v1", "groups", ..]) => Err(ApiError::method_not_allowed()),
+        (&Method::GET, ["v1", "apps", app, "suppressions"]) => suppressions::list(state, app, req.uri().query()),
+        (&Method::GET, ["v1", "apps", app, "suppressions", user]) => suppressions::show(state, app, user),
+        (&Method::PUT, ["v1", "apps", app, "suppressions", user]) => suppressions::add(state, app, user).await,
+        (&Method::DELETE, ["v1", "apps", app, "suppressions", user]) => suppressions::remove(state, app, user).await,
+        (_, ["v1", "campaigns", ..] | ["v1", "groups", ..] | ["v1", "apps", _, "suppressions", ..]) => {
+            Err(ApiError::method_not_allowed())
+        }
         _ => Err(ApiError::not_found(format!("no such path: {path}"))),
     }
 }

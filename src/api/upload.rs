@@ -17,7 +17,7 @@ use hyper::{Request, Response};
 
 use super::{json, ApiError, ApiState};
 use crate::domain::fingerprints::FingerprintSet;
-use crate::domain::recipient::{parse_ndjson_line, parse_text_line, Recipient};
+use crate::domain::recipient::{parse_ndjson_line, parse_text_line, parse_user_line, Recipient};
 use crate::domain::{CampaignState, Mode};
 use crate::protocol::{RejectedLine, UploadView};
 use crate::store::{Chunk, UploadCommit};
@@ -114,6 +114,7 @@ pub(super) async fn upload(
         state.settings.chunk_size
     };
     let mut job = Job::new(state, id, rec.chunk_count, chunk_size, rec.spec.mode == Mode::BatchSingle, seen);
+    job.members = rec.spec.channel == "wecom";
     let outcome = job.read(req.into_body(), format).await;
     let outcome = match outcome {
         Ok(()) => job.finish().await,
@@ -170,6 +171,8 @@ struct Job<'a> {
     staged: u64,
     chunk_size: usize,
     keep_vars: bool,
+    /// WeCom campaign: lines are member ids.
+    members: bool,
     chunk: Chunk,
     seen: Fingerprints,
     line: u64,
@@ -195,6 +198,7 @@ impl<'a> Job<'a> {
             staged: 0,
             chunk_size,
             keep_vars,
+            members: false,
             chunk: Chunk::default(),
             seen,
             line: 0,
@@ -260,9 +264,11 @@ impl<'a> Job<'a> {
         if text.trim().is_empty() {
             return Ok(());
         }
-        let parsed = match format {
-            Format::Text => parse_text_line(text),
-            Format::Ndjson => parse_ndjson_line(text),
+        let parsed = match (format, self.members) {
+            (Format::Text, true) => parse_user_line(text),
+            (Format::Ndjson, true) => Err("WeCom campaigns take plain text: one member id a line".into()),
+            (Format::Text, false) => parse_text_line(text),
+            (Format::Ndjson, false) => parse_ndjson_line(text),
         };
         match parsed {
             Ok(r) => self.add(r).await,
@@ -285,6 +291,9 @@ impl<'a> Job<'a> {
         self.chunk.cids.extend_from_slice(&r.cid.0);
         if self.keep_vars {
             self.chunk.vars.push(r.vars);
+        }
+        if let Some(user) = r.user {
+            self.chunk.users.push(user);
         }
         if self.chunk.len() >= self.chunk_size {
             self.stage().await?;

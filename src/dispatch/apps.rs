@@ -10,13 +10,32 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::metrics::Metrics;
 use crate::upstream::getui::GetuiClient;
+use crate::upstream::wecom::WecomClient;
+
+/// The client of the channel an app sends through.
+pub enum Upstream {
+    /// Getui RestAPI v2.
+    Getui(GetuiClient),
+    /// WeCom application messages.
+    Wecom(WecomClient),
+}
+
+impl Upstream {
+    /// The channel's name, as campaigns and metric labels spell it.
+    pub fn channel(&self) -> &'static str {
+        match self {
+            Upstream::Getui(_) => "getui",
+            Upstream::Wecom(_) => "wecom",
+        }
+    }
+}
 
 /// One configured app, ready to send.
 pub struct AppSender {
     /// The app's name (metric label).
     pub name: String,
     /// Its upstream client.
-    pub client: GetuiClient,
+    pub upstream: Upstream,
     calls: Option<DefaultDirectRateLimiter>,
     /// Nobody calls the upstream for this app before this instant (ms since `epoch`).
     paused_until_ms: AtomicU64,
@@ -26,11 +45,11 @@ pub struct AppSender {
 
 impl AppSender {
     /// `calls_per_second`: the app's API budget (`None`: unlimited).
-    pub fn new(name: &str, client: GetuiClient, calls_per_second: Option<u32>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(name: &str, upstream: Upstream, calls_per_second: Option<u32>, metrics: Arc<Metrics>) -> Self {
         let calls = calls_per_second.and_then(NonZeroU32::new).map(|n| RateLimiter::direct(Quota::per_second(n)));
         AppSender {
             name: name.to_owned(),
-            client,
+            upstream,
             calls,
             paused_until_ms: AtomicU64::new(0),
             epoch: Instant::now(),

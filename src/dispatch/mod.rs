@@ -9,6 +9,7 @@
 mod apps;
 mod retry;
 mod send;
+mod wecom;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
@@ -20,7 +21,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-pub use apps::AppSender;
+pub use apps::{AppSender, Upstream};
 pub use retry::RetryPolicy;
 
 use crate::domain::campaign::NetworkType;
@@ -31,6 +32,7 @@ use crate::store::{Ack, CampaignRecord, Change, Chunk, Store};
 use crate::upstream::getui::wire::{
     AllAudience, Condition, ListMessage, Push, Settings, TagAudience, MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
 };
+use crate::upstream::getui::GetuiClient;
 use send::Outcome;
 
 /// Dispatcher knobs (from `[dispatch]` in the configuration).
@@ -292,8 +294,10 @@ async fn run_campaign(ctx: Arc<Context>, run: Arc<CampaignRun>, tx: mpsc::Sender
     match run.spec.mode {
         Mode::App => return run_app_push(&ctx, &run).await,
         Mode::List => {
-            if !ensure_list_task(&ctx, &run).await {
-                return;
+            if let Upstream::Getui(client) = &run.app.upstream {
+                if !ensure_list_task(&ctx, &run, client).await {
+                    return;
+                }
             }
             if first_in_process {
                 settle_inflight(&ctx, &run).await;
@@ -372,7 +376,7 @@ async fn acknowledge(ctx: &Context, run: &CampaignRun, seq: u64, counts: Counts)
 }
 
 /// Creates the campaign's list task once (a fixed request_id makes a repeat harmless).
-async fn ensure_list_task(ctx: &Context, run: &CampaignRun) -> bool {
+async fn ensure_list_task(ctx: &Context, run: &CampaignRun, client: &GetuiClient) -> bool {
     if run.list_taskid.get().is_some() {
         return true;
     }
@@ -387,7 +391,7 @@ async fn ensure_list_task(ctx: &Context, run: &CampaignRun) -> bool {
         push_message: rendered.push_message,
         push_channel: rendered.push_channel,
     };
-    match send::call(ctx, run, || run.app.client.create_list_message(&msg)).await {
+    match send::call(ctx, run, || client.create_list_message(&msg)).await {
         Outcome::Done(taskid) => match ctx.store.change(run.id, Change::SetListTask(taskid.clone())).await {
             Ok(_) => run.list_taskid.set(taskid).is_ok() || run.list_taskid.get().is_some(),
             Err(e) => {
@@ -440,6 +444,9 @@ async fn run_app_push(ctx: &Context, run: &CampaignRun) {
     let Ok(rid) = RequestId::derive(run.id, RequestId::MAX_CHUNK, 1) else {
         return;
     };
+    let Upstream::Getui(client) = &run.app.upstream else {
+        return fail(ctx, run, "app-wide pushes need a Getui app".into()).await;
+    };
     let s = &run.spec.settings;
     let settings = Settings {
         ttl: s.ttl_ms,
@@ -458,7 +465,7 @@ async fn run_app_push(ctx: &Context, run: &CampaignRun) {
             push_message: message,
             push_channel,
         };
-        send::call(ctx, run, || run.app.client.push_all(&push)).await
+        send::call(ctx, run, || client.push_all(&push)).await
     } else {
         let tag = conditions.into_iter().map(|c| Condition { key: c.key, values: c.values, opt_type: c.opt }).collect();
         let push = Push {
@@ -469,7 +476,7 @@ async fn run_app_push(ctx: &Context, run: &CampaignRun) {
             push_message: message,
             push_channel,
         };
-        send::call(ctx, run, || run.app.client.push_tag(&push)).await
+        send::call(ctx, run, || client.push_tag(&push)).await
     };
     match outcome {
         Outcome::Done(taskid) => {

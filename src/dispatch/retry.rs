@@ -4,6 +4,44 @@ use std::time::Duration;
 
 use crate::domain::ResultName;
 use crate::upstream::getui::{AnswerClass, GetuiError};
+use crate::upstream::wecom::WecomError;
+
+/// A failed upstream call as the retry policy sees it: what to do, and which result its
+/// recipients get when it is permanent.
+pub trait Failure: std::fmt::Display {
+    /// Retry, slow down, re-authenticate or give up.
+    fn class(&self) -> AnswerClass;
+    /// The recipients' result when the failure is permanent.
+    fn permanent_result(&self) -> ResultName;
+}
+
+impl Failure for GetuiError {
+    fn class(&self) -> AnswerClass {
+        GetuiError::class(self)
+    }
+
+    fn permanent_result(&self) -> ResultName {
+        match self {
+            GetuiError::Api { code, msg, .. } => ResultName::for_permanent_code(*code, msg),
+            GetuiError::Invalid { .. } => ResultName::ParamInvalid,
+            _ => ResultName::Failed,
+        }
+    }
+}
+
+impl Failure for WecomError {
+    fn class(&self) -> AnswerClass {
+        WecomError::class(self)
+    }
+
+    fn permanent_result(&self) -> ResultName {
+        match self {
+            WecomError::Api { code, .. } => ResultName::for_wecom_code(*code),
+            WecomError::Invalid { .. } => ResultName::ParamInvalid,
+            _ => ResultName::Failed,
+        }
+    }
+}
 
 /// Retry limits and backoff shape.
 #[derive(Debug, Clone)]
@@ -52,9 +90,9 @@ pub struct Attempts {
 
 impl Attempts {
     /// Judges the failure `e`; `jitter` in 0..1 spreads the waits of many shards.
-    pub fn after(&mut self, e: &GetuiError, policy: &RetryPolicy, jitter: f64) -> Verdict {
+    pub fn after(&mut self, e: &impl Failure, policy: &RetryPolicy, jitter: f64) -> Verdict {
         match e.class() {
-            AnswerClass::Permanent => Verdict::GiveUp(permanent_result(e)),
+            AnswerClass::Permanent => Verdict::GiveUp(e.permanent_result()),
             AnswerClass::RateLimited => {
                 self.rate_limited += 1;
                 if self.rate_limited >= policy.max_rate_limited {
@@ -84,14 +122,6 @@ impl Attempts {
 pub fn backoff(base: Duration, cap: Duration, attempt: u32, jitter: f64) -> Duration {
     let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap);
     exp / 2 + exp.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
-}
-
-fn permanent_result(e: &GetuiError) -> ResultName {
-    match e {
-        GetuiError::Api { code, msg, .. } => ResultName::for_permanent_code(*code, msg),
-        GetuiError::Invalid { .. } => ResultName::ParamInvalid,
-        _ => ResultName::Failed,
-    }
 }
 
 #[cfg(test)]

@@ -4,13 +4,14 @@ use std::future::Future;
 use std::num::NonZeroU32;
 use std::time::Instant;
 
-use super::retry::{Attempts, Verdict};
+use super::retry::{Attempts, Failure, Verdict};
+use super::Upstream;
 use super::{CampaignRun, Context};
 use crate::domain::{Counts, Mode, RequestId, ResultName};
 use crate::store::Chunk;
 use crate::upstream::getui::client::{CidStatus, PushOutcome};
 use crate::upstream::getui::wire::{BatchPush, CidAudience, ListCidPush, Push};
-use crate::upstream::getui::{checks, GetuiError};
+use crate::upstream::getui::{checks, GetuiClient};
 
 /// How a call with retries ended.
 pub(super) enum Outcome<T> {
@@ -23,10 +24,11 @@ pub(super) enum Outcome<T> {
 }
 
 /// Calls the upstream until it succeeds, fails for good, or the daemon stops.
-pub(super) async fn call<T, F, Fut>(ctx: &Context, run: &CampaignRun, mut attempt: F) -> Outcome<T>
+pub(super) async fn call<T, E, F, Fut>(ctx: &Context, run: &CampaignRun, mut attempt: F) -> Outcome<T>
 where
+    E: Failure,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, GetuiError>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let mut attempts = Attempts::default();
     loop {
@@ -63,7 +65,7 @@ where
 /// Waits for `n` messages' worth of the campaign's speed bucket. Returns false when the wait
 /// was cut short: by shutdown, or by a pause or cancel before the chunk's first call
 /// (`first`), so the chunk stays pending; once part of a chunk is sent, the rest follows.
-async fn pace(ctx: &Context, run: &CampaignRun, n: usize, first: bool) -> bool {
+pub(super) async fn pace(ctx: &Context, run: &CampaignRun, n: usize, first: bool) -> bool {
     if first && run.stop.is_cancelled() {
         return false;
     }
@@ -93,13 +95,14 @@ async fn pace(ctx: &Context, run: &CampaignRun, n: usize, first: bool) -> bool {
 
 /// Sends a chunk by the campaign's mode; `None` when abandoned at shutdown.
 pub(super) async fn send_chunk(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -> Option<Counts> {
-    match run.spec.mode {
-        Mode::BatchSingle => send_batch(ctx, run, seq, chunk).await,
-        _ => send_list(ctx, run, seq, chunk).await,
+    match (&run.app.upstream, run.spec.mode) {
+        (Upstream::Wecom(client), _) => super::wecom::send_users(ctx, run, client, seq, chunk).await,
+        (Upstream::Getui(client), Mode::BatchSingle) => send_batch(ctx, run, client, seq, chunk).await,
+        (Upstream::Getui(client), _) => send_list(ctx, run, client, seq, chunk).await,
     }
 }
 
-async fn send_list(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -> Option<Counts> {
+async fn send_list(ctx: &Context, run: &CampaignRun, client: &GetuiClient, seq: u64, chunk: &Chunk) -> Option<Counts> {
     let taskid = run.list_taskid.get()?;
     let ids: Vec<String> = (0..chunk.len()).map(|i| chunk.cid(i).to_string()).collect();
     let mut counts = Counts::default();
@@ -121,7 +124,7 @@ async fn send_list(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) ->
             taskid: taskid.as_str().into(),
             is_async: false,
         };
-        match call(ctx, run, || run.app.client.push_list_cid(&push)).await {
+        match call(ctx, run, || client.push_list_cid(&push)).await {
             Outcome::Done(outcome) => tally(&mut counts, part.iter().map(String::as_str), &outcome),
             Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
             Outcome::Abandoned => return None,
@@ -130,7 +133,7 @@ async fn send_list(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) ->
     Some(counts)
 }
 
-async fn send_batch(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -> Option<Counts> {
+async fn send_batch(ctx: &Context, run: &CampaignRun, client: &GetuiClient, seq: u64, chunk: &Chunk) -> Option<Counts> {
     let mut counts = Counts::default();
     let mut messages = Vec::with_capacity(chunk.len());
     for i in 0..chunk.len() {
@@ -166,7 +169,7 @@ async fn send_batch(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -
                 })
                 .collect(),
         };
-        match call(ctx, run, || run.app.client.push_single_batch_cid(&batch)).await {
+        match call(ctx, run, || client.push_single_batch_cid(&batch)).await {
             Outcome::Done(outcome) => tally(&mut counts, part.iter().map(|(c, _, _)| c.as_str()), &outcome),
             Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
             Outcome::Abandoned => return None,

@@ -250,9 +250,9 @@ pub struct CreateCampaign {
     pub name: String,
     /// App name from the configuration.
     pub app: String,
-    /// `getui` (default).
-    #[serde(default = "default_channel")]
-    pub channel: String,
+    /// `getui` or `wecom`; the app's channel when left out.
+    #[serde(default)]
+    pub channel: Option<String>,
     /// Send mode (default `auto`).
     #[serde(default = "default_mode")]
     pub mode: Mode,
@@ -264,10 +264,6 @@ pub struct CreateCampaign {
     /// App campaigns only.
     #[serde(default)]
     pub audience: Option<AppAudience>,
-}
-
-fn default_channel() -> String {
-    "getui".into()
 }
 
 fn default_mode() -> Mode {
@@ -313,8 +309,8 @@ pub const SCHEDULE_HORIZON_MS: i64 = 7 * 86_400_000;
 
 /// What validation needs to know about the world.
 pub struct Validation<'a> {
-    /// Whether an app name is configured.
-    pub app_exists: &'a dyn Fn(&str) -> bool,
+    /// The channel of a configured app (`getui`, `wecom`), `None` for an unknown name.
+    pub app_channel: &'a dyn Fn(&str) -> Option<&'static str>,
     /// Now, ms since the epoch.
     pub now_ms: i64,
     /// Longest daemon-held schedule, ms ahead.
@@ -324,19 +320,24 @@ pub struct Validation<'a> {
 impl CreateCampaign {
     /// Validates every field and resolves `auto`. Errors name the field.
     pub fn validate(self, v: &Validation<'_>) -> Result<CampaignSpec, FieldError> {
-        let app_exists = v.app_exists;
         let name_len = self.name.chars().count();
         if name_len == 0 || name_len > 100 {
             return Err(FieldError::new("name", "must be 1 to 100 characters"));
         }
-        if !app_exists(&self.app) {
+        let Some(channel) = (v.app_channel)(&self.app) else {
             return Err(FieldError::new("app", format!("no app named {:?} in the configuration", self.app)));
+        };
+        if self.channel.as_deref().is_some_and(|c| c != channel) {
+            return Err(FieldError::new(
+                "channel",
+                format!("app {:?} sends through {channel}; set channel to {channel:?} or leave it out", self.app),
+            ));
         }
-        if self.channel != "getui" {
-            return Err(FieldError::new("channel", "must be \"getui\""));
+        let settings = validate_settings(&self.settings, v)?;
+        if channel == "wecom" {
+            return self.validate_wecom(settings);
         }
         self.message.validate()?;
-        let settings = validate_settings(&self.settings, v)?;
         let mode = match self.mode {
             Mode::Auto if self.audience.is_some() => Mode::App,
             Mode::Auto if self.message.variables().is_empty() => Mode::List,
@@ -371,11 +372,41 @@ impl CreateCampaign {
         Ok(CampaignSpec {
             name: self.name,
             app: self.app,
-            channel: self.channel,
+            channel: channel.to_owned(),
             mode,
             message: self.message,
             settings,
             audience,
+        })
+    }
+
+    /// WeCom campaigns: one application message to an uploaded list of member ids.
+    fn validate_wecom(self, settings: CampaignSettings) -> Result<CampaignSpec, FieldError> {
+        self.message.validate_wecom()?;
+        if !matches!(self.mode, Mode::Auto | Mode::List) {
+            return Err(FieldError::new("mode", "WeCom campaigns are list campaigns: leave mode out or use \"list\""));
+        }
+        if self.audience.is_some() {
+            return Err(FieldError::new("audience", "WeCom campaigns send to uploaded member ids; remove audience"));
+        }
+        let s = &self.settings;
+        let getui_only = [
+            (s.ttl_ms.is_some() || s.offline.is_some(), "settings.ttl_ms"),
+            (s.network_type != NetworkType::Any, "settings.network_type"),
+            (s.display_window.is_some(), "settings.display_window"),
+            (settings.upstream_schedule, "settings.schedule_via"),
+        ];
+        if let Some((_, field)) = getui_only.iter().find(|(set, _)| *set) {
+            return Err(FieldError::new(*field, "is a Getui setting; WeCom campaigns do not take it"));
+        }
+        Ok(CampaignSpec {
+            name: self.name,
+            app: self.app,
+            channel: "wecom".into(),
+            mode: Mode::List,
+            message: self.message,
+            settings,
+            audience: None,
         })
     }
 }
@@ -529,7 +560,12 @@ mod tests {
     const NOW: i64 = 1_795_400_000_000;
 
     fn validate(v: serde_json::Value) -> Result<CampaignSpec, FieldError> {
-        request(v).validate(&Validation { app_exists: &|a| a == "main", now_ms: NOW, horizon_ms: SCHEDULE_HORIZON_MS })
+        let channel = |a: &str| match a {
+            "main" => Some("getui"),
+            "staff" => Some("wecom"),
+            _ => None,
+        };
+        request(v).validate(&Validation { app_channel: &channel, now_ms: NOW, horizon_ms: SCHEDULE_HORIZON_MS })
     }
 
     #[test]
@@ -659,7 +695,7 @@ mod tests {
         app["audience"] = serde_json::json!({"conditions": []});
         assert!(validate(app.clone()).unwrap().settings.upstream_schedule);
         // A longer daemon horizon does not stretch Getui's 7 days.
-        let long = Validation { app_exists: &|_| true, now_ms: NOW, horizon_ms: 30 * 86_400_000 };
+        let long = Validation { app_channel: &|_| Some("getui"), now_ms: NOW, horizon_ms: 30 * 86_400_000 };
         assert!(request(sched("202612100900", "daemon")).validate(&long).is_ok());
         app["settings"]["schedule_at"] = "202612100900".into();
         assert_eq!(request(app).validate(&long).unwrap_err().field, "settings.schedule_at");

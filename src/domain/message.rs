@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::FieldError;
 use crate::upstream::getui::checks;
 use crate::upstream::getui::wire::{Notification, PushMessage};
+use crate::upstream::wecom::AppMessage;
 
 /// A campaign's message: exactly one of the four kinds, optionally with an iOS APNs payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -29,6 +30,9 @@ pub struct MessageTemplate {
     /// What iOS devices show through APNs (v2 `push_channel.ios`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ios: Option<ApnsTemplate>,
+    /// The application message of a WeCom campaign (text, textcard, news or markdown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wecom: Option<AppMessage>,
 }
 
 /// Looks of a notification shared by the notification, link and popup-download kinds.
@@ -251,6 +255,7 @@ impl MessageTemplate {
             (self.link.is_some(), "link"),
             (self.transmission.is_some(), "transmission"),
             (self.popup_download.is_some(), "popup_download"),
+            (self.wecom.is_some(), "wecom"),
         ];
         let mut set = kinds.iter().filter(|(on, _)| *on);
         match (set.next(), set.next()) {
@@ -296,12 +301,25 @@ impl MessageTemplate {
         }
     }
 
-    /// Checks the template against Getui's limits, naming the failing field under `message.`.
-    pub fn validate(&self) -> Result<(), FieldError> {
-        if self.kind().is_none() {
+    /// Checks a WeCom campaign's message: only `wecom`, within WeCom's limits.
+    pub fn validate_wecom(&self) -> Result<(), FieldError> {
+        let Some(m) = self.wecom.as_ref().filter(|_| self.kind() == Some("wecom") && self.ios.is_none()) else {
             return Err(FieldError::new(
                 "message",
-                "give exactly one of notification, link, transmission and popup_download",
+                "a WeCom campaign sends one application message: give only `wecom`, e.g. \
+                 {\"wecom\": {\"msgtype\": \"text\", \"text\": {\"content\": \"...\"}}}",
+            ));
+        };
+        m.validate().map_err(|problem| FieldError::new("message.wecom", problem))
+    }
+
+    /// Checks the template against Getui's limits, naming the failing field under `message.`.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.kind().is_none() || self.wecom.is_some() {
+            return Err(FieldError::new(
+                "message",
+                "give exactly one of notification, link, transmission and popup_download \
+                 (`wecom` is for campaigns on WeCom apps)",
             ));
         }
         self.check_unsendable()?;

@@ -55,11 +55,21 @@ pub enum ResultName {
     /// Any other permanent answer.
     #[serde(rename = "OtherError")]
     Failed,
+    /// WeCom accepted the application message for this member (added name).
+    #[serde(rename = "sent")]
+    Sent,
+    /// WeCom listed the member in `invaliduser` (not in the app's visible range, or unknown),
+    /// or refused the whole call with 81013.
+    #[serde(rename = "invaliduser")]
+    InvalidUser,
+    /// The member opted out (on the app's suppression list) and was skipped (added name).
+    #[serde(rename = "suppressed")]
+    Suppressed,
 }
 
 impl ResultName {
     /// Every result, for zero-initialised metrics and reports.
-    pub const ALL: [ResultName; 15] = [
+    pub const ALL: [ResultName; 18] = [
         ResultName::SuccessedOnline,
         ResultName::SuccessedOffline,
         ResultName::SuccessedIgnore,
@@ -75,6 +85,9 @@ impl ResultName {
         ResultName::AuthFailed,
         ResultName::SkippedAfterCrash,
         ResultName::Failed,
+        ResultName::Sent,
+        ResultName::InvalidUser,
+        ResultName::Suppressed,
     ];
 
     /// The report and label name.
@@ -95,6 +108,9 @@ impl ResultName {
             ResultName::AuthFailed => "sign_error",
             ResultName::SkippedAfterCrash => "skipped_after_crash",
             ResultName::Failed => "OtherError",
+            ResultName::Sent => "sent",
+            ResultName::InvalidUser => "invaliduser",
+            ResultName::Suppressed => "suppressed",
         }
     }
 
@@ -106,6 +122,7 @@ impl ResultName {
                 | ResultName::SuccessedOffline
                 | ResultName::SuccessedIgnore
                 | ResultName::SuccessedUnknown
+                | ResultName::Sent
         )
     }
 
@@ -118,6 +135,17 @@ impl ResultName {
             20001 | 1 => ResultName::ParamInvalid,
             30004 | 30006..=30011 => ResultName::QuotaExceeded,
             10002 | 10004 | 30000..=30003 | 30017 => ResultName::NoPermission,
+            _ => ResultName::Failed,
+        }
+    }
+
+    /// The result of a member whose WeCom call ended with a permanent `errcode`.
+    pub fn for_wecom_code(code: i64) -> ResultName {
+        match code {
+            81013 => ResultName::InvalidUser,
+            40056 | 48002 | 60011 | 60020 => ResultName::NoPermission,
+            40001 | 40013 | 40091 | 41004 => ResultName::AuthFailed,
+            40008 | 40058 | 44004 | 45002 | 45008 | 47001 | 82001 => ResultName::ParamInvalid,
             _ => ResultName::Failed,
         }
     }

@@ -14,15 +14,45 @@ pub const MAX_VAR_CHARS: usize = 1024;
 /// One parsed recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
-    /// The device.
+    /// The device; for a WeCom member, the fingerprint of the member id.
     pub cid: CompactCid,
     /// Template variables, sorted by name.
     pub vars: Vec<(String, String)>,
+    /// The WeCom member id, for WeCom campaigns.
+    pub user: Option<String>,
+}
+
+/// Longest WeCom member id (UserID), in bytes.
+pub const MAX_USER_BYTES: usize = 64;
+
+/// Checks a WeCom member id: 1 to 64 of letters, digits, `_`, `-`, `.` and `@` (WeCom's UserID
+/// alphabet; `|` would split a `touser` list).
+pub fn parse_user(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.len() <= MAX_USER_BYTES
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        let shown: String = s.chars().take(40).collect();
+        Err(format!("{shown:?} is not a WeCom member id (1-64 of letters, digits, '_', '-', '.', '@')"))
+    }
+}
+
+/// Parses a line of a WeCom campaign's upload: a member id. Ids compare case-insensitively,
+/// so the duplicate filter sees `LiLei` and `lilei` as one member.
+pub fn parse_user_line(line: &str) -> Result<Recipient, String> {
+    let user = parse_user(line)?;
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(user.to_lowercase().as_bytes());
+    let mut fingerprint = [0u8; 16];
+    fingerprint.copy_from_slice(&digest[..16]);
+    Ok(Recipient { cid: CompactCid(fingerprint), vars: Vec::new(), user: Some(user) })
 }
 
 /// Parses a plain-text line: a cid (32 hex digits; upper case is folded to lower case).
 pub fn parse_text_line(line: &str) -> Result<Recipient, String> {
-    Ok(Recipient { cid: parse_cid(line.trim())?, vars: Vec::new() })
+    Ok(Recipient { cid: parse_cid(line.trim())?, vars: Vec::new(), user: None })
 }
 
 #[derive(Deserialize)]
@@ -60,7 +90,7 @@ pub fn parse_ndjson_line(line: &str) -> Result<Recipient, String> {
         }
         vars.push((k, value));
     }
-    Ok(Recipient { cid, vars })
+    Ok(Recipient { cid, vars, user: None })
 }
 
 fn parse_cid(s: &str) -> Result<CompactCid, String> {
@@ -88,6 +118,17 @@ mod tests {
         assert_eq!(parse_text_line(CID).unwrap().cid.to_string(), CID);
         assert_eq!(parse_text_line(&format!(" {}\r", CID.to_uppercase())).unwrap().cid.to_string(), CID);
         assert!(parse_text_line("hello").unwrap_err().contains("not a Getui cid"));
+    }
+
+    #[test]
+    fn wecom_member_lines() {
+        let a = parse_user_line(" LiLei\r").unwrap();
+        assert_eq!(a.user.as_deref(), Some("LiLei"));
+        assert_eq!(a.cid, parse_user_line("lilei").unwrap().cid, "ids compare case-insensitively");
+        assert_ne!(a.cid, parse_user_line("hanmei").unwrap().cid);
+        assert!(parse_user_line("a|b").is_err());
+        assert!(parse_user_line(&"x".repeat(65)).is_err());
+        assert!(parse_user_line("zhang.san@corp-1_x").is_ok());
     }
 
     #[test]

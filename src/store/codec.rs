@@ -62,7 +62,7 @@ mod tests {
 
     #[test]
     fn a_thousand_cids_take_about_sixteen_kilobytes() {
-        let chunk = Chunk { cids: vec![0xab; 16_000], vars: Vec::new() };
+        let chunk = Chunk { cids: vec![0xab; 16_000], ..Chunk::default() };
         let bytes = encode_compact(&chunk).unwrap();
         assert!(bytes.len() < 16_010, "{}", bytes.len());
         assert_eq!(decode::<Chunk>(&bytes).unwrap(), chunk);

@@ -88,8 +88,8 @@ pub struct CampaignRecord {
     pub failure: Option<String>,
 }
 
-/// One chunk of recipients: 16-byte cids back to back, and per-recipient variables when the
-/// message uses them.
+/// One chunk of recipients: 16-byte cids back to back, per-recipient variables when the
+/// message uses them, and member ids for WeCom campaigns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Chunk {
     /// `16 × n` bytes.
@@ -98,6 +98,10 @@ pub struct Chunk {
     /// Empty, or one list of `(name, value)` per recipient.
     #[serde(default)]
     pub vars: Vec<Vec<(String, String)>>,
+    /// WeCom campaigns: the member ids; `cids` then holds their fingerprints (for the
+    /// upload duplicate filter).
+    #[serde(default)]
+    pub users: Vec<String>,
 }
 
 impl Chunk {
@@ -176,6 +180,15 @@ pub struct Progress {
     pub acked_chunks: u64,
 }
 
+/// Why and since when a user is on an app's suppression list (opted out of its campaigns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    /// `unsubscribe` (the WeCom event), `keyword` (an opt-out text) or `api`.
+    pub reason: String,
+    /// When, ms since the epoch.
+    pub since_ms: i64,
+}
+
 /// The durable store used by the API and the dispatcher.
 pub trait Store: Send + Sync + 'static {
     /// Creates a draft campaign.
@@ -210,4 +223,11 @@ pub trait Store: Send + Sync + 'static {
     fn progress(&self, id: u64) -> Progress;
     /// Bytes the store takes on disk.
     fn size_on_disk(&self) -> u64;
+    /// Puts `user` on `app`'s suppression list (`Some`) or takes them off (`None`), durably.
+    /// User ids compare case-insensitively, as WeCom's do. True when something changed.
+    fn set_suppression(&self, app: &str, user: &str, entry: Option<Suppression>) -> StoreFuture<'_, bool>;
+    /// Whether `user` is suppressed for `app`.
+    fn suppression(&self, app: &str, user: &str) -> Result<Option<Suppression>, StoreError>;
+    /// Up to `limit` suppressed users of `app` after `after` (exclusive), in id order.
+    fn suppressions(&self, app: &str, after: &str, limit: usize) -> Result<Vec<(String, Suppression)>, StoreError>;
 }

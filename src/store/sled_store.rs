@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::codec::{chunk_key, decode, parse_chunk_key};
 use super::writer::{Command, LiveMap, Reply, Trees, Writer};
-use super::{Ack, CampaignRecord, Change, Chunk, Progress, Store, StoreError, StoreFuture, UploadCommit};
+use super::{Ack, CampaignRecord, Change, Chunk, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit};
 use crate::domain::CampaignSpec;
 
 /// Where and how to open the store.
@@ -31,6 +31,9 @@ pub struct SledStore {
     tx: crossbeam_channel::Sender<Command>,
     live: LiveMap,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// `app \0 lowercased user` → [`Suppression`]. Written directly (human rates, disjoint from
+    /// the writer's trees) and flushed before the write is reported done.
+    suppressed: sled::Tree,
 }
 
 fn db_err(e: sled::Error) -> StoreError {
@@ -76,6 +79,7 @@ impl SledStore {
     pub fn open(settings: &StoreSettings) -> Result<Arc<SledStore>, StoreError> {
         let db = open_db(settings)?;
         let open = |name: &str| db.open_tree(name).map_err(db_err);
+        let suppressed = open("suppressed")?;
         let trees = Trees {
             campaigns: open("campaigns")?,
             chunks: open("chunks")?,
@@ -90,7 +94,7 @@ impl SledStore {
             .name("store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
-        Ok(Arc::new(SledStore { trees, tx, live, writer: Mutex::new(Some(handle)) }))
+        Ok(Arc::new(SledStore { trees, tx, live, writer: Mutex::new(Some(handle)), suppressed }))
     }
 
     /// Flushes, stops the writer thread and waits for it.
@@ -217,6 +221,45 @@ impl Store for SledStore {
     fn size_on_disk(&self) -> u64 {
         self.trees.db.size_on_disk().unwrap_or(0)
     }
+
+    fn set_suppression(&self, app: &str, user: &str, entry: Option<Suppression>) -> StoreFuture<'_, bool> {
+        let key = suppression_key(app, user);
+        let adding = entry.is_some();
+        Box::pin(async move {
+            let before = match entry {
+                Some(e) => {
+                    let value = super::codec::encode_named(&e)?;
+                    self.suppressed.insert(key, value).map_err(db_err)?
+                }
+                None => self.suppressed.remove(key).map_err(db_err)?,
+            };
+            self.suppressed.flush_async().await.map_err(db_err)?;
+            Ok(before.is_some() != adding)
+        })
+    }
+
+    fn suppression(&self, app: &str, user: &str) -> Result<Option<Suppression>, StoreError> {
+        self.suppressed.get(suppression_key(app, user)).map_err(db_err)?.map(|v| decode(&v)).transpose()
+    }
+
+    fn suppressions(&self, app: &str, after: &str, limit: usize) -> Result<Vec<(String, Suppression)>, StoreError> {
+        let prefix = format!("{app}\0");
+        let start = suppression_key(app, after);
+        let mut out = Vec::new();
+        for item in self.suppressed.range(start..).take(limit + 1) {
+            let (k, v) = item.map_err(db_err)?;
+            let Some(user) = k.strip_prefix(prefix.as_bytes()) else { break };
+            let user = String::from_utf8_lossy(user).into_owned();
+            if user.as_str() > after.to_lowercase().as_str() && out.len() < limit {
+                out.push((user, decode(&v)?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn suppression_key(app: &str, user: &str) -> Vec<u8> {
+    format!("{app}\0{}", user.to_lowercase()).into_bytes()
 }
 
 #[cfg(test)]
@@ -231,7 +274,7 @@ mod tests {
         }))
         .unwrap();
         req.validate(&crate::domain::campaign::Validation {
-            app_exists: &|_| true,
+            app_channel: &|_| Some("getui"),
             now_ms: 0,
             horizon_ms: crate::domain::campaign::SCHEDULE_HORIZON_MS,
         })
@@ -239,7 +282,7 @@ mod tests {
     }
 
     fn chunk(n: u8) -> Chunk {
-        Chunk { cids: (0..n).flat_map(|i| [i; 16]).collect(), vars: Vec::new() }
+        Chunk { cids: (0..n).flat_map(|i| [i; 16]).collect(), ..Chunk::default() }
     }
 
     fn open(dir: &std::path::Path) -> Arc<SledStore> {
@@ -250,6 +293,32 @@ mod tests {
         let mut c = Counts::default();
         c.add(ResultName::SuccessedOnline, n);
         c
+    }
+
+    #[tokio::test]
+    async fn suppressions_are_per_app_case_insensitive_and_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let entry = |reason: &str| Some(Suppression { reason: reason.into(), since_ms: 7 });
+        assert!(store.set_suppression("staff", "LiLei", entry("unsubscribe")).await.unwrap());
+        assert!(!store.set_suppression("staff", "lilei", entry("keyword")).await.unwrap(), "already on the list");
+        assert!(store.set_suppression("staff", "hanmei", entry("api")).await.unwrap());
+        assert!(store.set_suppression("other", "zed", entry("api")).await.unwrap());
+        assert_eq!(store.suppression("staff", "LILEI").unwrap().unwrap().reason, "keyword");
+        assert_eq!(store.suppression("other", "lilei").unwrap(), None);
+        let users = |after: &str, n| {
+            store.suppressions("staff", after, n).unwrap().into_iter().map(|(u, _)| u).collect::<Vec<_>>()
+        };
+        assert_eq!(users("", 10), ["hanmei", "lilei"]);
+        assert_eq!(users("hanmei", 10), ["lilei"]);
+        assert_eq!(users("", 1), ["hanmei"]);
+        assert!(store.set_suppression("staff", "HanMei", None).await.unwrap());
+        assert!(!store.set_suppression("staff", "hanmei", None).await.unwrap());
+        store.close().await.unwrap();
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(store.suppressions("staff", "", 10).unwrap().len(), 1, "survives a reopen");
+        store.close().await.unwrap();
     }
 
     #[tokio::test]

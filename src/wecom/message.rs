@@ -228,11 +228,14 @@ impl Inbound {
         if let Some(msg_id) = &self.msg_id {
             return format!("msg:{msg_id}");
         }
-        let what = match &self.kind {
-            InboundKind::Event(event) => event.name(),
-            other => other.msg_type(),
+        // The event's key or URL too: two menu taps within one second are two events.
+        let (what, detail) = match &self.kind {
+            InboundKind::Event(event @ Event::Click { key }) => (event.name(), key.as_str()),
+            InboundKind::Event(event @ Event::View { url }) => (event.name(), url.as_str()),
+            InboundKind::Event(event) => (event.name(), ""),
+            other => (other.msg_type(), ""),
         };
-        format!("evt:{}:{}:{}", self.from_user, self.create_time, what)
+        format!("evt:{}:{}:{}:{}", self.from_user, self.create_time, what, detail)
     }
 }
 
@@ -723,8 +726,8 @@ mod tests {
     fn dedup_key_of_an_event_uses_sender_time_and_name() {
         let xml = "<xml><ToUserName>corp</ToUserName><FromUserName>UserID</FromUserName>\
                    <CreateTime>1348831860</CreateTime><MsgType>event</MsgType><Event>subscribe</Event></xml>";
-        assert_eq!(parse_inbound(xml).unwrap().dedup_key(), "evt:UserID:1348831860:subscribe");
+        assert_eq!(parse_inbound(xml).unwrap().dedup_key(), "evt:UserID:1348831860:subscribe:");
         let click = xml.replace("<Event>subscribe</Event>", "<Event>CLICK</Event><EventKey>k</EventKey>");
-        assert_eq!(parse_inbound(&click).unwrap().dedup_key(), "evt:UserID:1348831860:click");
+        assert_eq!(parse_inbound(&click).unwrap().dedup_key(), "evt:UserID:1348831860:click:k");
     }
 }

@@ -1,6 +1,7 @@
 //! WeChat Work (企业微信): the WXBizMsgCrypt scheme that protects callbacks and passive replies,
 //! and the XML inside them. No I/O; the callback endpoint and the send channel build on it.
 
+pub mod callback;
 pub mod crypto;
 pub mod message;
 pub mod reply;

@@ -132,7 +132,8 @@ pub fn config_text(base_url: &str, store_dir: &std::path::Path, extra: &[(&str, 
     let mut text = SHIPPED_CONFIG
         .replace("listen = \"127.0.0.1:8780\"", "listen = \"127.0.0.1:0\"")
         .replace("path = \"data\"", &format!("path = {:?}", store_dir.display().to_string()))
-        .replace("http://127.0.0.1:8781/v2", base_url);
+        .replace("http://127.0.0.1:8781/v2", base_url)
+        .replace("http://127.0.0.1:8781/cgi-bin", &base_url.replace("/v2", "/cgi-bin"));
     for (from, to) in extra {
         assert!(text.contains(from), "config has no {from:?}");
         text = text.replace(from, to);

@@ -1,0 +1,154 @@
+//! `/wecom/{agent}/callback`: WeCom's encrypted callback over HTTP. The checks and decisions
+//! live in `wecom::callback`; this edge reads the request, applies opt-outs and opt-ins to the
+//! suppression list, answers each delivery once, and counts every outcome in
+//! `wecom_callbacks_total{agent, result}`.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+
+use super::{ApiError, ApiState};
+use crate::serve::text_response;
+use crate::store::Suppression;
+use crate::wecom::callback::{CallbackAgent, CallbackQuery, Effect, Received, Refusal};
+
+/// Largest callback body read (real deliveries are a few KiB).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Deliveries remembered for retry detection; WeCom retries within seconds, so the newest
+/// few thousand are plenty.
+const REMEMBERED: usize = 10_000;
+
+type Answer = Result<Response<Full<Bytes>>, ApiError>;
+
+/// Keys of the deliveries already answered, oldest first out.
+#[derive(Default)]
+pub(super) struct Answered(Mutex<(HashSet<String>, VecDeque<String>)>);
+
+impl Answered {
+    /// True the first time `key` is seen.
+    fn first(&self, key: &str) -> bool {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (set, order) = &mut *guard;
+        if !set.insert(key.to_owned()) {
+            return false;
+        }
+        order.push_back(key.to_owned());
+        if order.len() > REMEMBERED {
+            if let Some(old) = order.pop_front() {
+                set.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Forgets `key` so that WeCom's retry is handled (after a failure of ours).
+    fn forget(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).0.remove(key);
+    }
+}
+
+/// Serves one callback request for the app named `agent`.
+pub(super) async fn callback(state: &Arc<ApiState>, agent: &str, req: Request<Incoming>) -> Answer {
+    let Some(a) = state.agents.get(agent) else {
+        count(state, "unknown", "unknown_agent");
+        return Err(ApiError::not_found(format!("no WeCom app named {agent:?} has a callback configured")));
+    };
+    let outcome = match *req.method() {
+        Method::GET => verify(a, req),
+        Method::POST => receive(state, a, req).await,
+        _ => return Err(ApiError::method_not_allowed()),
+    };
+    match outcome {
+        Ok((result, resp)) => {
+            count(state, &a.app, result);
+            Ok(resp)
+        }
+        Err(refusal) => {
+            count(state, &a.app, refusal.label());
+            tracing::warn!(agent = a.app, reason = %refusal, "WeCom callback refused");
+            Err(ApiError::callback_refused(refusal.status(), refusal.label(), refusal.to_string()))
+        }
+    }
+}
+
+/// URL verification: the bare plaintext of the echostr, nothing else.
+fn verify(a: &CallbackAgent, req: Request<Incoming>) -> Result<(&'static str, Response<Full<Bytes>>), Refusal> {
+    let q = CallbackQuery::parse(req.uri().query().unwrap_or(""))?;
+    let echo = a.verify_url(&q, now_s())?;
+    Ok(("verified", text_response(200, echo)))
+}
+
+async fn receive(
+    state: &ApiState,
+    a: &CallbackAgent,
+    req: Request<Incoming>,
+) -> Result<(&'static str, Response<Full<Bytes>>), Refusal> {
+    let q = CallbackQuery::parse(req.uri().query().unwrap_or(""))?;
+    let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|_| Refusal::BadXml(format!("the body is unreadable or over {MAX_BODY_BYTES} bytes")))?
+        .to_bytes();
+    let body = std::str::from_utf8(&body).map_err(|_| Refusal::BadXml("the body is not UTF-8".into()))?;
+    let received = a.receive(&q, body, now_s())?;
+    let key = format!("{}:{}", a.app, received.inbound.dedup_key());
+    if !state.answered.first(&key) {
+        return Ok(("duplicate", empty()));
+    }
+    if let Err(e) = apply(state, a, &received).await {
+        // Not answered after all: WeCom's retry gets a fresh try.
+        state.answered.forget(&key);
+        tracing::error!(agent = a.app, error = %e, "cannot update the suppression list");
+        return Ok(("store_failed", text_response(503, "")));
+    }
+    let Some(reply) = &received.reply else {
+        return Ok(("accepted", empty()));
+    };
+    let nonce = fastrand::u32(100_000_000..u32::MAX).to_string();
+    match a.seal_reply(reply, &received.inbound.from_user, now_s(), &nonce) {
+        Ok(xml) => Ok(("replied", xml_response(xml))),
+        Err(e) => {
+            tracing::error!(agent = a.app, error = %e, "cannot encrypt the passive reply");
+            Ok(("accepted", empty()))
+        }
+    }
+}
+
+/// Puts the sender on or takes them off the app's suppression list.
+async fn apply(state: &ApiState, a: &CallbackAgent, r: &Received) -> Result<(), crate::store::StoreError> {
+    let user = &r.inbound.from_user;
+    let entry = match r.effect {
+        Effect::None => return Ok(()),
+        Effect::OptOut(reason) => Some(Suppression { reason: reason.into(), since_ms: now_s() * 1000 }),
+        Effect::OptIn(_) => None,
+    };
+    let opted_out = entry.is_some();
+    if state.store.set_suppression(&a.app, user, entry).await? {
+        tracing::info!(agent = a.app, user, opted_out, "suppression list changed by the member");
+    }
+    Ok(())
+}
+
+fn count(state: &ApiState, agent: &str, result: &str) {
+    state.metrics.wecom_callbacks_total.with_label_values(&[agent, result]).inc();
+}
+
+/// The empty 200 WeCom takes as "received, no reply".
+fn empty() -> Response<Full<Bytes>> {
+    text_response(200, "")
+}
+
+fn xml_response(xml: String) -> Response<Full<Bytes>> {
+    let mut resp = text_response(200, xml);
+    resp.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/xml; charset=utf-8"));
+    resp
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

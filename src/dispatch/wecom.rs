@@ -1,0 +1,94 @@
+//! Sending one chunk of WeCom member ids: suppressed members are skipped, the rest go out in
+//! `message/send` calls of at most 1000, and each member is counted `sent` or `invaliduser`.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use super::send::{call, pace, Outcome};
+use super::{CampaignRun, Context};
+use crate::domain::{Counts, ResultName};
+use crate::store::Chunk;
+use crate::upstream::getui::error::TRANSPORT_CODE;
+use crate::upstream::wecom::wire::MAX_USERS_PER_SEND;
+use crate::upstream::wecom::{SendOutcome, WecomClient, WecomError};
+
+const SEND_ENDPOINT: &str = "POST /cgi-bin/message/send";
+
+/// Sends a chunk to its members; `None` when abandoned (shutdown, pause) or the store failed,
+/// so the chunk stays pending.
+pub(super) async fn send_users(
+    ctx: &Context,
+    run: &CampaignRun,
+    client: &WecomClient,
+    seq: u64,
+    chunk: &Chunk,
+) -> Option<Counts> {
+    let mut counts = Counts::default();
+    let users = unsuppressed(ctx, run, chunk, &mut counts)?;
+    let Some(message) = run.spec.message.wecom.as_ref() else {
+        counts.add(ResultName::ParamInvalid, users.len() as u64);
+        return Some(counts);
+    };
+    let mut marked = false;
+    for (i, part) in users.chunks(run.part_size.min(MAX_USERS_PER_SEND)).enumerate() {
+        if !pace(ctx, run, part.len(), i == 0).await {
+            return None;
+        }
+        if !marked {
+            // Durable before the first byte leaves, as for Getui list chunks.
+            if let Err(e) = ctx.store.mark_inflight(run.id, seq).await {
+                tracing::error!(campaign = run.id, error = %e, "cannot mark a chunk in flight");
+                return None;
+            }
+            marked = true;
+        }
+        let attempt = || observed(ctx, run, client.send(message, part));
+        match call(ctx, run, attempt).await {
+            Outcome::Done(outcome) => tally(&mut counts, part, &outcome),
+            Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
+            Outcome::Abandoned => return None,
+        }
+    }
+    Some(counts)
+}
+
+/// The chunk's members minus those on the app's suppression list (counted `suppressed`).
+fn unsuppressed<'c>(ctx: &Context, run: &CampaignRun, chunk: &'c Chunk, counts: &mut Counts) -> Option<Vec<&'c str>> {
+    let mut users = Vec::with_capacity(chunk.users.len());
+    for user in &chunk.users {
+        match ctx.store.suppression(&run.app.name, user) {
+            Ok(Some(_)) => counts.add(ResultName::Suppressed, 1),
+            Ok(None) => users.push(user.as_str()),
+            Err(e) => {
+                tracing::error!(campaign = run.id, error = %e, "cannot read the suppression list");
+                return None;
+            }
+        }
+    }
+    Some(users)
+}
+
+/// Records the exchange in the upstream metrics, whatever its outcome.
+async fn observed(
+    ctx: &Context,
+    run: &CampaignRun,
+    send: impl std::future::Future<Output = Result<SendOutcome, WecomError>>,
+) -> Result<SendOutcome, WecomError> {
+    let started = Instant::now();
+    let result = send.await;
+    let code = match &result {
+        Ok(_) => 0,
+        Err(WecomError::Api { code, .. }) => *code,
+        Err(_) => TRANSPORT_CODE,
+    };
+    ctx.metrics.observe_upstream(&run.app.name, SEND_ENDPOINT, code, started.elapsed());
+    result
+}
+
+fn tally(counts: &mut Counts, part: &[&str], outcome: &SendOutcome) {
+    let invalid: HashSet<String> = outcome.invalid_users.iter().map(|u| u.to_lowercase()).collect();
+    for user in part {
+        let result = if invalid.contains(&user.to_lowercase()) { ResultName::InvalidUser } else { ResultName::Sent };
+        counts.add(result, 1);
+    }
+}
