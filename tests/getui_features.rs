@@ -160,7 +160,10 @@ async fn templates_and_apns_payload_travel_as_v2_fields() {
     let done = run_to_end(&app, popup, 10).await;
     assert_eq!(done.message_kind, "popup_download");
     let n = last_body(&app, "push/list/message").await["push_message"]["notification"].clone();
-    assert_eq!((n["click_type"].as_str(), n["url"].as_str()), (Some("url"), Some("https://example.com/shop-3.2.apk")));
+    assert_eq!(n["click_type"], "payload", "v2 has no popup template: the app gets it in the payload");
+    let carried: Value = serde_json::from_str(n["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(carried["popup"]["title"], "Update?");
+    assert_eq!(carried["download"], json!({"title": "shop-3.2.apk", "url": "https://example.com/shop-3.2.apk"}));
     app.stop().await;
 }
 
@@ -201,12 +204,14 @@ async fn message_settings_reach_the_wire_and_the_devices() {
     assert_eq!(msg["settings"]["ttl"], -1, "offline off is ttl -1");
     assert_eq!(msg["push_message"]["network_type"], 1);
     assert_eq!(msg["push_message"]["duration"], "1767225600000-4070908800000");
+    assert_eq!(done.progress.results.get("successed_offline"), None, "nothing is stored offline: {done:?}");
     // Wi-Fi only: online devices off Wi-Fi wait offline, so fewer are reached online than the
     // same list without the restriction.
     let plain = json!({"name": "plain", "app": "main", "message": {"notification": {"title": "t", "body": "b"}}});
     let free = run_to_end(&app, plain, 400).await;
     let online = |v: &CampaignView| v.progress.results.get("successed_online").copied().unwrap_or(0);
     assert!(online(&done) < online(&free), "wifi {} vs any {}", online(&done), online(&free));
+    assert!(free.progress.results.get("successed_offline").is_some_and(|&n| n > 0));
     assert_eq!(done.progress.sent, free.progress.sent);
     app.stop().await;
 }

@@ -138,9 +138,10 @@ async fn route(
         }
         (&Method::GET, ["v1", "campaigns", id, "report"]) => campaigns::report(state, parse_id(id)?),
         (&Method::GET, ["v1", "groups", group, "report"]) => campaigns::group_report(state, group),
-        (_, ["v1", "apps", _, "cid-pn", ..]) => {
-            Err(ApiError::not_implemented("SMS fallback bindings arrive with the Getui feature work (issue #4)"))
-        }
+        (_, ["v1", "apps", _, "cid-pn", ..]) => Err(ApiError::not_implemented(
+            "SMS fallback (短信补量) and cid-phone bindings exist only in Getui's legacy v1 API; v2 has no such \
+                 field or endpoint (reference/getui-v2.md section 6), so campaignd does not offer them",
+        )),
         (&Method::GET, ["v1", "apps", app, "suppressions"]) => suppressions::list(state, app, req.uri().query()),
         (&Method::GET, ["v1", "apps", app, "suppressions", user]) => suppressions::show(state, app, user),
         (&Method::PUT, ["v1", "apps", app, "suppressions", user]) => suppressions::add(state, app, user).await,

@@ -13,7 +13,7 @@ use campaignd::config::{Config, DEV_API_TOKEN};
 use campaignd::daemon::Daemon;
 use campaignd::protocol::CampaignView;
 use campaignd::secret::Secret;
-use campaignd::simulator::{LedgerSummary, Limits, SimConfig, Simulator};
+use campaignd::simulator::{CallbackPlayer, Inbound, LedgerSummary, Limits, SimConfig, Simulator};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -76,13 +76,73 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let batch_n = (args.recipients / 20).max(1_000);
     let result = run_campaigns(&api, args.recipients, batch_n).await;
     let ledger = sim.ledger().summary();
+    let wecom = match &result {
+        Ok(_) => Some(run_wecom(&api, &format!("http://{addr}/wecom/staff/callback")).await),
+        Err(_) => None,
+    };
     stop.cancel();
     daemon_task.await.context("daemon task failed")??;
     sim.stop().await;
     let (list, batch, elapsed) = result?;
     print_table(&[&list, &batch], elapsed);
     println!("peak RSS of this process: {}", peak_rss().unwrap_or_else(|| "unknown".into()));
-    check(&list, &batch, &ledger)
+    check(&list, &batch, &ledger)?;
+    wecom.unwrap_or_else(|| Err(anyhow::anyhow!("the WeCom part did not run")))
+}
+
+/// Members of the demo's WeCom campaign.
+const WECOM_MEMBERS: u64 = 2_000;
+
+/// The WeCom act: two members opt out through the encrypted callback (a `TD` text and the
+/// unsubscribe event), then a WeCom campaign to every member skips exactly them.
+async fn run_wecom(api: &ApiClient, callback_url: &str) -> anyhow::Result<()> {
+    let wecom = CallbackPlayer::dev(callback_url);
+    let (status, echo) = wecom.verify_url("1616140317555161061").await?;
+    if (status, echo.as_str()) != (200, "1616140317555161061") {
+        bail!("WeCom URL verification failed: HTTP {status} {echo:?}");
+    }
+    let td = wecom.text("member00007", "TD").await?;
+    let unsub = wecom.push("member00013", Inbound::Unsubscribe).await?;
+    if td.reply.is_none() || unsub.status != 200 {
+        bail!("the opt-out callbacks were not accepted: {td:?} {unsub:?}");
+    }
+    let campaign = api
+        .create(&serde_json::json!({
+            "name": "demo-wecom", "app": "staff",
+            "message": {"wecom": {"msgtype": "textcard", "textcard": {
+                "title": "Quarterly all-hands", "description": "Friday 15:00, main hall",
+                "url": "https://example.com/all-hands", "btntxt": "详情"}}}
+        }))
+        .await?;
+    let members: String =
+        (0..WECOM_MEMBERS).map(|i| format!("member{i:05}\n")).chain(["left-former\n".into()]).collect();
+    api.upload(&campaign.id, "text/plain", members).await?;
+    api.act(&campaign.id, "start").await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        let v = api.campaign(&campaign.id).await?;
+        if matches!(v.state.as_str(), "completed" | "cancelled" | "failed") {
+            break v;
+        }
+        if Instant::now() > deadline {
+            bail!("the WeCom campaign did not finish within two minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let r = |name: &str| done.progress.results.get(name).copied().unwrap_or(0);
+    println!(
+        "\nWeCom: 2 members opted out through the encrypted callback; campaign {} to {} members: \
+         sent {}, suppressed {}, invaliduser {}",
+        done.state,
+        WECOM_MEMBERS + 1,
+        r("sent"),
+        r("suppressed"),
+        r("invaliduser")
+    );
+    if (r("sent"), r("suppressed"), r("invaliduser")) != (WECOM_MEMBERS - 2, 2, 1) {
+        bail!("the WeCom campaign did not honour the opt-outs: {:?}", done.progress.results);
+    }
+    Ok(())
 }
 
 async fn run_campaigns(

@@ -127,6 +127,17 @@ fn print_banner(sim: &Simulator, config: &SimConfig, args: &SimulateArgs) {
     println!("  profile        {}", config.profile.name);
     println!("  limits         {:?}", args.limits);
     println!("  ledger         http://{}/_sim/ledger", sim.local_addr());
+    println!(
+        "  devices        http://{}/_sim/devices  (the app's {} devices, for tag pushes)",
+        sim.local_addr(),
+        simulator::DEVICE_POPULATION
+    );
+    println!("WeCom simulator on the same port");
+    println!("  base_url       {}", sim.wecom_base_url());
+    println!("  corp_id        {}", simulator::DEV_WECOM_CORP_ID);
+    println!("  agent_id       {}", simulator::DEV_WECOM_AGENT_ID);
+    println!("  secret         {}  (published development value)", simulator::DEV_WECOM_SECRET);
+    println!("  ledger         http://{}/_sim/wecom/ledger", sim.local_addr());
     println!("Stop with Ctrl-C.");
 }
 

@@ -11,7 +11,7 @@ use crate::domain::{Counts, Mode, RequestId, ResultName};
 use crate::store::Chunk;
 use crate::upstream::getui::client::{CidStatus, PushOutcome};
 use crate::upstream::getui::wire::{BatchPush, CidAudience, ListCidPush, Push};
-use crate::upstream::getui::{checks, GetuiClient};
+use crate::upstream::getui::GetuiClient;
 
 /// How a call with retries ended.
 pub(super) enum Outcome<T> {
@@ -141,7 +141,7 @@ async fn send_batch(ctx: &Context, run: &CampaignRun, client: &GetuiClient, seq:
         let lookup = |k: &str| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
         let msg = run.render(&lookup);
         // A rendered copy can outgrow a limit its template met: that recipient alone fails.
-        if checks::check_push_message(&msg.push_message).is_err() {
+        if !msg.fits() {
             counts.add(ResultName::ParamInvalid, 1);
             continue;
         }
@@ -170,7 +170,12 @@ async fn send_batch(ctx: &Context, run: &CampaignRun, client: &GetuiClient, seq:
                 .collect(),
         };
         match call(ctx, run, || client.push_single_batch_cid(&batch)).await {
-            Outcome::Done(outcome) => tally(&mut counts, part.iter().map(|(c, _, _)| c.as_str()), &outcome),
+            Outcome::Done(outcome) => {
+                // One result per message, in the order the messages were added.
+                for r in outcome.in_order(&batch) {
+                    counts.add(result_of(r.status), 1);
+                }
+            }
             Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
             Outcome::Abandoned => return None,
         }

@@ -210,6 +210,18 @@ pub struct Rendered {
     pub push_channel: Option<serde_json::Value>,
 }
 
+impl Rendered {
+    /// Bytes of the APNs payload, if there is one.
+    pub fn apns_bytes(&self) -> usize {
+        self.push_channel.as_ref().map_or(0, |c| c["ios"].to_string().len())
+    }
+
+    /// True when the copy fits every limit: Getui's `push_message` rules and Apple's 4 KB.
+    pub fn fits(&self) -> bool {
+        checks::check_push_message(&self.push_message).is_ok() && self.apns_bytes() <= MAX_APNS_BYTES
+    }
+}
+
 impl MessageTemplate {
     /// Names of the `${...}` variables the message uses.
     pub fn variables(&self) -> BTreeSet<String> {
@@ -238,7 +250,8 @@ impl MessageTemplate {
             v.extend([l.title.as_str(), l.body.as_str(), l.url.as_str()]);
         }
         if let Some(p) = &self.popup_download {
-            v.extend([p.title.as_str(), p.body.as_str()]);
+            v.extend([p.title.as_str(), p.body.as_str(), p.popup_title.as_str(), p.popup_content.as_str()]);
+            v.push(p.download_url.as_str());
         }
         if let Some(i) = &self.ios {
             v.extend(i.title.as_deref());
@@ -284,8 +297,8 @@ impl MessageTemplate {
             self.popup_download.as_ref().map(|p| Notification {
                 title: r(&p.title),
                 body: r(&p.body),
-                click_type: "url".into(),
-                url: Some(p.download_url.clone()),
+                click_type: "payload".into(),
+                payload: Some(popup_payload(p, &r)),
                 logo: p.logo.clone(),
                 channel_level: Some(channel_level(p.ring, p.vibrate)),
                 ..Notification::default()
@@ -323,19 +336,19 @@ impl MessageTemplate {
             ));
         }
         self.check_unsendable()?;
-        let plain = self.render(&|_| None);
+        // Variables render as a placeholder so that a `${name}`-only title is not "empty";
+        // each recipient's copy is checked again when it is sent.
+        let plain = self.render(&|_| Some("x".into()));
         checks::check_push_message(&plain.push_message).map_err(|v| {
             let field = v.param.replacen("push_message.notification", self.notification_field(), 1);
             FieldError::new(field.replacen("push_message", "message", 1), v.msg)
         })?;
-        if let Some(channel) = &plain.push_channel {
-            let size = channel["ios"].to_string().len();
-            if size > MAX_APNS_BYTES {
-                return Err(FieldError::new(
-                    "message.ios",
-                    format!("the APNs payload is {size} bytes; Apple takes at most {MAX_APNS_BYTES}"),
-                ));
-            }
+        let size = plain.apns_bytes();
+        if size > MAX_APNS_BYTES {
+            return Err(FieldError::new(
+                "message.ios",
+                format!("the APNs payload is {size} bytes; Apple takes at most {MAX_APNS_BYTES}"),
+            ));
         }
         if let Some(badge) = self.ios.as_ref().and_then(|i| i.badge.as_deref()) {
             let digits = badge.strip_prefix(['+', '-']).unwrap_or(badge);
@@ -356,10 +369,11 @@ impl MessageTemplate {
             return Err(FieldError::new(*field, "Getui v2 has no unclearable notifications; leave it true"));
         }
         if let Some(n) = &self.notification {
-            if n.transmission_content.is_some() && n.click_type != "startapp" {
+            if n.transmission_content.is_some() && (n.click_type != "startapp" || n.payload.is_some()) {
                 return Err(FieldError::new(
                     "message.notification.transmission_content",
-                    "is handed over when the app starts: use it with click_type startapp, or use payload",
+                    "is handed to the app when the notification is tapped (sent as click_type payload): use it \
+                     alone with the default click_type, or use click_type payload with payload instead",
                 ));
             }
         }
@@ -397,6 +411,23 @@ fn render_notification(n: &NotificationTemplate, r: &dyn Fn(&str) -> String) -> 
         channel_level: Some(channel_level(n.ring, n.vibrate)),
         ..Notification::default()
     }
+}
+
+/// v2 has no popup-download template (the v1 SDK drew the popup itself), so the popup and the
+/// download travel whole in the tap's payload for the app to show: nothing the sender wrote is
+/// dropped.
+fn popup_payload(p: &PopupDownloadTemplate, r: &dyn Fn(&str) -> String) -> String {
+    serde_json::json!({
+        "kind": "popup_download",
+        "popup": {
+            "title": r(&p.popup_title),
+            "content": r(&p.popup_content),
+            "image": p.popup_image,
+            "buttons": p.popup_buttons,
+        },
+        "download": { "title": p.download_title, "url": r(&p.download_url) },
+    })
+    .to_string()
 }
 
 /// v2 has importance levels, not separate ring and vibrate switches: 3 rings and vibrates,
@@ -530,7 +561,10 @@ mod tests {
         let p = template(serde_json::json!({"popup_download": {"title": "t", "body": "b", "popup_title": "p",
             "popup_content": "c", "download_title": "d", "download_url": "https://x.cn/a.apk"}}));
         let w = p.render(&|_| None).push_message.notification.unwrap();
-        assert_eq!(w.url.as_deref(), Some("https://x.cn/a.apk"));
+        assert_eq!(w.click_type, "payload");
+        let carried: serde_json::Value = serde_json::from_str(w.payload.as_deref().unwrap()).unwrap();
+        assert_eq!(carried["download"]["url"], "https://x.cn/a.apk");
+        assert_eq!(carried["popup"]["buttons"], serde_json::json!(["下载", "取消"]));
         let t = template(serde_json::json!({"transmission": "hello ${name}"}));
         assert_eq!(t.render(&|_| Some("Li".into())).push_message.transmission.as_deref(), Some("hello Li"));
         assert_eq!(t.kind(), Some("transmission"));

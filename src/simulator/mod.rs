@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{FaultProfile, RateLimitBurst};
+pub use getui::population::POPULATION as DEVICE_POPULATION;
 pub use ledger::{Ledger, LedgerSummary};
 pub use limits::Limits;
 pub use wecom::{

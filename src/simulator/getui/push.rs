@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::population::{self, Device};
-use super::tasks::{Delivered, NewTask, TaskKind};
+use super::tasks::{Delivered, NewTask, TaskKind, Terms};
 use super::{hash128, parse_json, GetuiSim, Reply};
 use crate::domain::CompactCid;
 use crate::upstream::getui::checks::{self, Violation};
@@ -37,7 +37,12 @@ impl GetuiSim {
             [] => Reply::err(20001, "cid can not be empty"),
             [_, _, ..] => Reply::err(20001, "cid size over limit"),
             [cid] => match CompactCid::parse(cid) {
-                Some(c) => self.deliver_single("push_single_cid", &push.request_id, c, wifi_only(&push.push_message)),
+                Some(c) => self.deliver_single(
+                    "push_single_cid",
+                    &push.request_id,
+                    c,
+                    terms(&push.push_message, push.settings.as_ref()),
+                ),
                 None => Reply::err(20001, "target user is invalid"),
             },
         }
@@ -54,22 +59,22 @@ impl GetuiSim {
         match push.audience.alias.as_slice() {
             [] => Reply::err(20001, "alias can not be empty"),
             [alias] => {
-                let wifi = wifi_only(&push.push_message);
-                self.deliver_single("push_single_alias", &push.request_id, alias_cid(alias), wifi)
+                let t = terms(&push.push_message, push.settings.as_ref());
+                self.deliver_single("push_single_alias", &push.request_id, alias_cid(alias), t)
             }
             _ => Reply::err(20001, "alias size over limit"),
         }
     }
 
     /// Delivers one message unless its request_id was seen; answers the same either way.
-    fn deliver_single(&self, endpoint: &'static str, request_id: &str, cid: CompactCid, wifi: bool) -> Reply {
+    fn deliver_single(&self, endpoint: &'static str, request_id: &str, cid: CompactCid, t: Terms) -> Reply {
         if self.first_sighting(request_id) {
             self.ledger.record(endpoint, [cid].iter());
         } else {
             self.ledger.record_dropped_repeat();
         }
         let mut answer = BTreeMap::new();
-        let status = self.status_for(&cid, wifi).to_owned();
+        let status = self.status_for(&cid, t).to_owned();
         answer.insert(single_taskid(request_id), BTreeMap::from([(cid.to_string(), status)]));
         Reply::ok(Some(answer))
     }
@@ -111,7 +116,7 @@ impl GetuiSim {
                 self.ledger.record_dropped_repeat();
             }
             if !batch.is_async {
-                let status = self.status_for(cid, wifi_only(&push.push_message)).to_owned();
+                let status = self.status_for(cid, terms(&push.push_message, push.settings.as_ref())).to_owned();
                 let status = BTreeMap::from([(cid.to_string(), status)]);
                 answer.insert(single_taskid(&push.request_id), status);
             }
@@ -140,7 +145,7 @@ impl GetuiSim {
             push_time_ms: None,
             request_key: msg.request_id.as_deref().map(hash128),
             now,
-            wifi_only: wifi_only(&msg.push_message),
+            terms: terms(&msg.push_message, msg.settings.as_ref()),
             fanout: None,
         });
         Reply::ok(Some(TaskIdData { taskid }))
@@ -176,11 +181,11 @@ impl GetuiSim {
             return Reply::err(30008, "list push daily count over limit");
         }
         self.ledger.record("push_list_cid", valid.iter());
-        let wifi = self.tasks.wifi_only(&push.taskid);
+        let t = self.tasks.terms(&push.taskid);
         let mut delivered = Delivered { targets: valid.len() as u64, ..Delivered::default() };
         let mut statuses = BTreeMap::new();
         for cid in &valid {
-            let status = self.status_for(cid, wifi);
+            let status = self.status_for(cid, t);
             delivered.add(cid, status);
             if !push.is_async {
                 statuses.insert(cid.to_string(), status.to_owned());
@@ -222,7 +227,7 @@ impl GetuiSim {
                 AppKind::Tag => Reply::err(30010, "tag push daily count over limit"),
             };
         }
-        let wifi = wifi_only(&message);
+        let t = terms(&message, settings.as_ref());
         let (taskid, new) = self.tasks.create(NewTask {
             kind: TaskKind::App,
             group,
@@ -230,32 +235,32 @@ impl GetuiSim {
             push_time_ms,
             request_key: Some(hash128(&request_id)),
             now,
-            wifi_only: wifi,
+            terms: t,
             fanout: push_time_ms.map(|_| conditions.clone()),
         });
         if new && push_time_ms.is_none() {
-            self.fan_out(&taskid, &conditions, wifi);
+            self.fan_out(&taskid, &conditions, t);
         }
         Reply::ok(Some(TaskIdData { taskid }))
     }
 
     /// Delivers an app push to every device of the population that meets its conditions.
-    pub(super) fn fan_out(&self, taskid: &str, conditions: &[crate::upstream::getui::wire::Condition], wifi: bool) {
+    pub(super) fn fan_out(&self, taskid: &str, conditions: &[crate::upstream::getui::wire::Condition], t: Terms) {
         let endpoint = if conditions.is_empty() { "push_all" } else { "push_tag" };
         let reached: Vec<CompactCid> =
             population::devices().iter().filter(|(_, d)| d.matches_all(conditions)).map(|(cid, _)| *cid).collect();
         self.ledger.record(endpoint, reached.iter());
         let mut delivered = Delivered { targets: reached.len() as u64, ..Delivered::default() };
         for cid in &reached {
-            delivered.add(cid, self.status_for(cid, wifi));
+            delivered.add(cid, self.status_for(cid, t));
         }
         self.tasks.count(taskid, &delivered);
     }
 
     /// Fans out the scheduled app pushes whose time has come.
     pub(super) fn fire_due(&self, now: u64) {
-        for (taskid, conditions, wifi) in self.tasks.take_due(now) {
-            self.fan_out(&taskid, &conditions, wifi);
+        for (taskid, conditions, t) in self.tasks.take_due(now) {
+            self.fan_out(&taskid, &conditions, t);
         }
     }
 
@@ -272,10 +277,15 @@ impl GetuiSim {
     }
 
     /// The status a cid gets for a message: fixed by the cid so that every run agrees, except
-    /// that a Wi-Fi-only message to an online device off Wi-Fi waits offline.
-    fn status_for(&self, cid: &CompactCid, wifi_only: bool) -> &'static str {
-        match self.status_of(cid) {
-            "successed_online" if wifi_only && !Device::of(cid).wifi => "successed_offline",
+    /// that a Wi-Fi-only message to an online device off Wi-Fi waits offline, and a message
+    /// without offline storage (ttl −1) is not kept for an offline device at all.
+    fn status_for(&self, cid: &CompactCid, t: Terms) -> &'static str {
+        let status = match self.status_of(cid) {
+            "successed_online" if t.wifi_only && !Device::of(cid).wifi => "successed_offline",
+            status => status,
+        };
+        match status {
+            "successed_offline" if t.no_offline => "successed_ignore",
             status => status,
         }
     }
@@ -325,8 +335,9 @@ fn check_conditions(push: &TagPush) -> Result<(), Reply> {
     Ok(())
 }
 
-fn wifi_only(message: &PushMessage) -> bool {
-    message.network_type == Some(1)
+/// The delivery terms of a message: Wi-Fi only (`network_type` 1), offline storage off (ttl −1).
+fn terms(message: &PushMessage, settings: Option<&Settings>) -> Terms {
+    Terms { wifi_only: message.network_type == Some(1), no_offline: settings.and_then(|s| s.ttl) == Some(-1) }
 }
 
 fn param_error(v: Violation) -> Reply {

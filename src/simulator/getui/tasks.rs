@@ -29,8 +29,8 @@ struct TaskRecord {
     stopped: bool,
     transmission: String,
     counts: ReportCounts,
-    /// Wi-Fi-only delivery (`push_message.network_type` 1) of the task's message.
-    wifi_only: bool,
+    /// Delivery terms of the task's message.
+    terms: Terms,
     /// A scheduled app push's audience, fanned out when it fires.
     fanout: Option<Vec<Condition>>,
 }
@@ -48,6 +48,15 @@ pub(super) struct Tasks {
     state: Mutex<TaskState>,
 }
 
+/// How a message may be delivered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Terms {
+    /// Only over Wi-Fi (`push_message.network_type` 1).
+    pub wifi_only: bool,
+    /// Not stored for offline devices (`settings.ttl` −1).
+    pub no_offline: bool,
+}
+
 /// What a new task carries.
 pub(super) struct NewTask {
     pub kind: TaskKind,
@@ -57,7 +66,7 @@ pub(super) struct NewTask {
     /// The request_id's hash, so a repeat gets the same taskid back.
     pub request_key: Option<[u8; 16]>,
     pub now: u64,
-    pub wifi_only: bool,
+    pub terms: Terms,
     /// For scheduled app pushes: the conditions to fan out to at `push_time_ms`.
     pub fanout: Option<Vec<Condition>>,
 }
@@ -109,7 +118,7 @@ impl Tasks {
                 stopped: false,
                 transmission: new.transmission,
                 counts: ReportCounts::default(),
-                wifi_only: new.wifi_only,
+                terms: new.terms,
                 fanout: new.fanout,
             },
         );
@@ -125,20 +134,20 @@ impl Tasks {
         }
     }
 
-    /// Whether a task's message is Wi-Fi only.
-    pub(super) fn wifi_only(&self, taskid: &str) -> bool {
-        lock(&self.state).tasks.get(taskid).is_some_and(|t| t.wifi_only)
+    /// The delivery terms of a task's message.
+    pub(super) fn terms(&self, taskid: &str) -> Terms {
+        lock(&self.state).tasks.get(taskid).map(|t| t.terms).unwrap_or_default()
     }
 
     /// Takes the scheduled app pushes whose time has come (deleted and stopped ones never fire).
-    pub(super) fn take_due(&self, now: u64) -> Vec<(String, Vec<Condition>, bool)> {
+    pub(super) fn take_due(&self, now: u64) -> Vec<(String, Vec<Condition>, Terms)> {
         let mut st = lock(&self.state);
         let mut due = Vec::new();
         for (id, t) in st.tasks.iter_mut() {
             let fires = t.push_time_ms.is_some_and(|p| p <= now) && !t.deleted && !t.stopped;
             if fires {
                 if let Some(conditions) = t.fanout.take() {
-                    due.push((id.clone(), conditions, t.wifi_only));
+                    due.push((id.clone(), conditions, t.terms));
                 }
             }
         }

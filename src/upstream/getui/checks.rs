@@ -125,6 +125,9 @@ fn check_notification(n: &super::wire::Notification) -> Result<(), Violation> {
     if let Some(p) = &n.payload {
         max_chars("push_message.notification.payload", "payload", p, MAX_TRANSMISSION_CHARS)?;
     }
+    if let Some(intent) = &n.intent {
+        max_chars("push_message.notification.intent", "intent", intent, 4096)?;
+    }
     if let Some(logo) = &n.logo {
         max_chars("push_message.notification.logo", "logo", logo, 64)?;
     }
