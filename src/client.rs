@@ -13,7 +13,7 @@ use hyper_util::client::legacy::Client;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::protocol::{CampaignView, GroupReportView, ReportView, UploadView};
+use crate::protocol::{CampaignView, GroupReportView, ReportView, SuppressionList, UploadView};
 use crate::secret::Secret;
 use crate::upstream::http::{build_client_for, read_body, PoolSettings};
 
@@ -128,6 +128,22 @@ impl ApiClient {
     /// `GET /v1/groups/{group}/report`.
     pub async fn group_report(&self, group: &str) -> Result<GroupReportView, ClientError> {
         self.get(&format!("/v1/groups/{group}/report")).await
+    }
+
+    /// `GET /v1/apps/{app}/suppressions`: one page, after `after`.
+    pub async fn suppressions(&self, app: &str, after: &str, limit: usize) -> Result<SuppressionList, ClientError> {
+        self.get(&format!("/v1/apps/{app}/suppressions?after={after}&limit={limit}")).await
+    }
+
+    /// `PUT /v1/apps/{app}/suppressions/{user}` (`suppress`) or `DELETE` (lift it).
+    pub async fn set_suppressed(&self, app: &str, user: &str, suppress: bool) -> Result<(), ClientError> {
+        let method = if suppress { Method::PUT } else { Method::DELETE };
+        let path = format!("/v1/apps/{app}/suppressions/{user}");
+        let (status, body) = self.send(method, &path, "application/json", whole(Vec::new())).await?;
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        Err(api_error(status, &body))
     }
 
     /// `GET /v1/campaigns`.

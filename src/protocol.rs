@@ -52,8 +52,30 @@ pub struct CampaignView {
     pub progress: ProgressView,
     /// Getui task of a list or app campaign.
     pub taskid: Option<String>,
+    /// App campaigns: Getui's own counts of the task (it fans the push out itself), refreshed
+    /// every minute for a day.
+    #[serde(default)]
+    pub upstream: Option<UpstreamCounts>,
+    /// A cancelled schedule Getui held: whether its task was deleted there.
+    #[serde(default)]
+    pub withdrawal: Option<String>,
     /// Why it failed.
     pub failure: Option<String>,
+}
+
+/// Getui's counts of a task (`/report/push/task`, section `total`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamCounts {
+    /// Devices targeted.
+    pub target_num: u64,
+    /// Devices that received it.
+    pub receive_num: u64,
+    /// Devices that displayed it.
+    pub display_num: u64,
+    /// Devices where it was tapped.
+    pub click_num: u64,
+    /// RFC 3339, when fetched.
+    pub fetched_at: String,
 }
 
 /// What uploads brought in.

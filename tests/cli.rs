@@ -79,6 +79,7 @@ fn demo_runs_both_campaigns_and_checks_the_ledger() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("ledger agrees: 4000 deliveries to 4000 distinct devices"), "{stdout}");
     assert!(stdout.contains("successed_online"), "{stdout}");
+    assert!(stdout.contains("sent 1998, suppressed 2, invaliduser 1"), "the WeCom act ran: {stdout}");
 }
 
 #[test]
@@ -169,7 +170,7 @@ fn campaign_verbs_drive_a_running_daemon() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let def = dir.path().join("campaign.json");
-    std::fs::write(&def, r#"{"name":"cli","app":"main","message":{"notification":{"title":"Hi","body":"there"}}}"#)
+    std::fs::write(&def, r#"{"name":"cli","app":"main","message":{"notification":{"title":"Hi","body":"there"}},"settings":{"group":"cli-ab"}}"#)
         .unwrap();
     let out = verb(&["create", "--file", def.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -191,6 +192,18 @@ fn campaign_verbs_drive_a_running_daemon() {
     let out = verb(&["pause", &id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot pause a campaign that is completed"));
+    let out = verb(&["group-report", "cli-ab"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("cli #{id}")) && stdout.contains("successed_online"), "{stdout}");
+
+    // The suppression list of the WeCom app, edited by an operator.
+    assert!(verb(&["suppress", "staff", "Bob.Li"]).status.success());
+    let out = verb(&["suppressions", "staff"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("bob.li"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(verb(&["unsuppress", "staff", "bob.li"]).status.success());
+    assert!(!String::from_utf8_lossy(&verb(&["suppressions", "staff"]).stdout).contains("bob.li"));
+    let out = verb(&["suppress", "main", "bob"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a WeCom app"), "a Getui app has no list");
 
     // SIGTERM: a graceful stop with exit status 0.
     let pid = daemon.0.id().to_string();

@@ -87,6 +87,9 @@ async fn tag_conditions_reach_exactly_the_matching_devices() {
     }
     assert!(expected > 100, "the scenario should reach a real share of 20 000 devices, got {expected}");
     assert_eq!(reached, expected);
+    // Getui's own counts of the task show up in the campaign.
+    let counted = app.wait_for(&done.id, 30, |v| v.upstream.is_some()).await;
+    assert_eq!(counted.upstream.unwrap().target_num, expected);
     app.stop().await;
 }
 
@@ -253,8 +256,9 @@ async fn app_campaigns_can_leave_the_schedule_to_getui() {
     body["settings"]["schedule_via"] = "upstream".into();
     let id = app.create(body).await;
     let started = app.api.act(&id, "start").await.unwrap();
-    assert_ne!(started.state, "scheduled", "the daemon does not hold an upstream schedule");
-    let done = app.wait_final(&id, 30).await;
+    assert_eq!(started.state, "running", "pushed at once; Getui holds the time");
+    let done = app.wait_for(&id, 30, |v| v.taskid.is_some()).await;
+    assert_eq!(done.state, "scheduled", "waits, cancellable, until Getui fires it");
     assert_eq!((done.schedule_via.as_deref(), done.send_result.as_str()), (Some("upstream"), "scheduled_upstream"));
     let wire = last_body(&app, "push/tag").await;
     assert_eq!(wire["settings"]["schedule_time"].as_i64(), Some(at));
@@ -271,5 +275,13 @@ async fn app_campaigns_can_leave_the_schedule_to_getui() {
     let entry = info["data"].as_object().unwrap().values().next().unwrap().clone();
     assert_eq!(entry["send_result"], "do_not_send");
     assert_eq!(entry["push_time"], at.to_string());
+    // Deleting would orphan Getui's task; cancelling deletes it there too.
+    assert!(matches!(app.api.delete(&id).await, Err(ClientError::Api { status: 409, .. })));
+    app.api.act(&id, "cancel").await.unwrap();
+    let cancelled = app.wait_for(&id, 30, |v| v.withdrawal.is_some()).await;
+    assert!(cancelled.withdrawal.as_deref().unwrap().starts_with("deleted"), "{cancelled:?}");
+    assert_eq!(cancelled.send_result, "has_delete");
+    let (_, info) = raw("GET", &url, Some(&token), Value::Null).await;
+    assert_eq!(info["data"].as_object().unwrap().values().next().unwrap()["send_result"], "has_delete");
     app.stop().await;
 }

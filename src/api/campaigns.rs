@@ -12,7 +12,7 @@ use hyper::{Request, Response};
 use super::{json, ApiError, ApiState};
 use crate::domain::campaign::{CreateCampaign, Validation};
 use crate::domain::{Action, CampaignState, Mode};
-use crate::protocol::{CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView};
+use crate::protocol::{CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, UpstreamCounts};
 use crate::store::{CampaignRecord, Change};
 
 /// Largest create body.
@@ -87,6 +87,12 @@ pub(super) async fn delete(state: &Arc<ApiState>, id: u64) -> Answer {
                 "the campaign starts within one minute and can no longer be deleted; cancel it instead",
             ));
         }
+    }
+    if rec.state == CampaignState::Scheduled && rec.app_taskid.is_some() {
+        return Err(ApiError::conflict(
+            rec.state,
+            "Getui holds this campaign's scheduled task: cancel the campaign, which deletes the task at Getui too",
+        ));
     }
     state.store.delete(id).await?;
     state.uploads.forget(id);
@@ -228,6 +234,14 @@ pub(super) fn view(state: &ApiState, rec: &CampaignRecord) -> CampaignView {
             replayed: rec.replayed,
         },
         taskid: rec.list_taskid.clone().or_else(|| rec.app_taskid.clone()),
+        upstream: rec.upstream_report.as_ref().map(|r| UpstreamCounts {
+            target_num: r.target,
+            receive_num: r.received,
+            display_num: r.displayed,
+            click_num: r.clicked,
+            fetched_at: rfc3339(r.fetched_ms),
+        }),
+        withdrawal: rec.withdrawal.clone(),
         failure: rec.failure.clone(),
     }
 }
@@ -235,10 +249,9 @@ pub(super) fn view(state: &ApiState, rec: &CampaignRecord) -> CampaignView {
 /// The campaign's push result in the words of Getui's scheduled-task query.
 fn send_result(rec: &CampaignRecord) -> &'static str {
     let s = &rec.spec.settings;
-    let upstream_pending = s.upstream_schedule && s.schedule_at_ms.is_some_and(|t| t > now_ms());
     match rec.state {
+        CampaignState::Scheduled if s.upstream_schedule && rec.app_taskid.is_some() => "scheduled_upstream",
         CampaignState::Draft | CampaignState::Scheduled => "do_not_send",
-        CampaignState::Completed if upstream_pending => "scheduled_upstream",
         CampaignState::Running | CampaignState::Paused => "sending",
         CampaignState::Completed => "send_success",
         CampaignState::Failed => "send_failed",

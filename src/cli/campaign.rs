@@ -7,7 +7,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use campaignd::client::{channel_body, ApiClient};
 use campaignd::config::DEV_API_TOKEN;
-use campaignd::protocol::{CampaignView, ReportView};
+use campaignd::protocol::{CampaignView, GroupReportView, ReportView};
 use campaignd::secret::Secret;
 use clap::{Args, Subcommand, ValueEnum};
 use tokio::io::AsyncReadExt;
@@ -77,8 +77,32 @@ enum Verb {
         /// Campaign id.
         id: String,
     },
+    /// Put a task group's campaigns side by side (the A/B view): results per campaign.
+    GroupReport {
+        /// Task group name.
+        group: String,
+    },
     /// List every campaign.
     List,
+    /// List the members of a WeCom app who opted out (by callback or by an operator).
+    Suppressions {
+        /// The WeCom app's name.
+        app: String,
+    },
+    /// Opt a WeCom member out of the app's campaigns.
+    Suppress {
+        /// The WeCom app's name.
+        app: String,
+        /// Member id.
+        user: String,
+    },
+    /// Lift a member's opt-out.
+    Unsuppress {
+        /// The WeCom app's name.
+        app: String,
+        /// Member id.
+        user: String,
+    },
     /// Delete a draft or scheduled campaign.
     Delete {
         /// Campaign id.
@@ -137,6 +161,74 @@ async fn verb(api: &ApiClient, verb: Verb, json: bool) -> anyhow::Result<()> {
             api.delete(&id).await?;
             println!("deleted campaign {id}");
             Ok(())
+        }
+        Verb::GroupReport { group } => {
+            let g = api.group_report(&group).await?;
+            show(json, &g, || print_group(&g))
+        }
+        Verb::Suppressions { app } => suppressions(api, &app, json).await,
+        Verb::Suppress { app, user } => {
+            api.set_suppressed(&app, &user, true).await?;
+            println!("{user} will be skipped by {app}'s campaigns");
+            Ok(())
+        }
+        Verb::Unsuppress { app, user } => {
+            api.set_suppressed(&app, &user, false).await?;
+            println!("{user} receives {app}'s campaigns again");
+            Ok(())
+        }
+    }
+}
+
+/// Prints every page of an app's suppression list.
+async fn suppressions(api: &ApiClient, app: &str, json: bool) -> anyhow::Result<()> {
+    let mut after = String::new();
+    loop {
+        let page = api.suppressions(app, &after, 1000).await?;
+        show(json, &page, || {
+            for u in &page.users {
+                println!("{:<40} {:<12} {}", u.user, u.reason, u.since);
+            }
+        })?;
+        match page.next_after {
+            Some(next) => after = next,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Results as rows, the group's campaigns as columns.
+fn print_group(g: &GroupReportView) {
+    let mut rows: Vec<&String> = g.results.keys().collect();
+    rows.sort();
+    println!("group {}", g.group);
+    print!("{:<22}", "result");
+    for r in &g.campaigns {
+        print!("{:>16}", format!("{} #{}", r.campaign.name, r.campaign.id));
+    }
+    println!();
+    for row in rows {
+        print!("{row:<22}");
+        for r in &g.campaigns {
+            print!("{:>16}", r.results.get(row).copied().unwrap_or(0));
+        }
+        println!();
+    }
+    let upstream = |r: &ReportView, f: fn(&campaignd::protocol::UpstreamCounts) -> u64| {
+        r.campaign.upstream.as_ref().map_or("-".to_owned(), |u| f(u).to_string())
+    };
+    if g.campaigns.iter().any(|r| r.campaign.upstream.is_some()) {
+        for (name, f) in [
+            ("getui target_num", (|u| u.target_num) as fn(&campaignd::protocol::UpstreamCounts) -> u64),
+            ("getui receive_num", |u| u.receive_num),
+            ("getui display_num", |u| u.display_num),
+            ("getui click_num", |u| u.click_num),
+        ] {
+            print!("{name:<22}");
+            for r in &g.campaigns {
+                print!("{:>16}", upstream(r, f));
+            }
+            println!();
         }
     }
 }
@@ -229,6 +321,19 @@ fn print_status(v: &CampaignView) {
     );
     for (result, n) in &p.results {
         println!("  {result:<22} {n:>12}");
+    }
+    if let Some(at) = &v.schedule_at {
+        let via = v.schedule_via.as_deref().unwrap_or("daemon");
+        println!("  scheduled for {at} (held by the {via}); created {}; send_result {}", v.created_at, v.send_result);
+    }
+    if let Some(u) = &v.upstream {
+        println!(
+            "  getui counts: target {}, received {}, displayed {}, clicked {} (as of {})",
+            u.target_num, u.receive_num, u.display_num, u.click_num, u.fetched_at
+        );
+    }
+    if let Some(w) = &v.withdrawal {
+        println!("  scheduled task at getui: {w}");
     }
     if let Some(f) = &v.failure {
         println!("  failure: {f}");

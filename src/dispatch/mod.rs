@@ -6,6 +6,7 @@
 //! Cancelling its token stops leasing; a shard finishes the call it is in (or abandons a retry
 //! wait), acknowledges what it got, and exits; unsent chunks simply stay pending in the store.
 
+mod app_tasks;
 mod apps;
 mod retry;
 mod send;
@@ -71,6 +72,8 @@ pub(crate) struct CampaignRun {
     /// Most recipients per upstream call: the endpoint's limit, or the speed burst if smaller.
     part_size: usize,
     list_taskid: OnceLock<String>,
+    /// The app task of an app campaign already pushed (a schedule Getui held).
+    app_taskid: Option<String>,
     wire_settings: Option<Settings>,
     /// Cancelled when the campaign leaves `running` (pause, cancel) or the daemon stops.
     stop: CancellationToken,
@@ -101,6 +104,7 @@ impl CampaignRun {
             speed,
             part_size,
             list_taskid,
+            app_taskid: rec.app_taskid.clone(),
             wire_settings,
             stop: parent.child_token(),
             outstanding: AtomicUsize::new(0),
@@ -180,8 +184,13 @@ impl Dispatcher {
         let rx = Arc::new(Mutex::new(rx));
         let shards: Vec<_> =
             (0..self.settings.shards.max(1)).map(|_| tokio::spawn(shard_loop(self.ctx.clone(), rx.clone()))).collect();
-        let mut scheduler =
-            Scheduler { ctx: self.ctx.clone(), runs: HashMap::new(), replay_checked: HashSet::new(), tx };
+        let mut scheduler = Scheduler {
+            ctx: self.ctx.clone(),
+            runs: HashMap::new(),
+            replay_checked: HashSet::new(),
+            tx,
+            follow_ups: Default::default(),
+        };
         loop {
             scheduler.tick().await;
             tokio::select! {
@@ -206,6 +215,7 @@ struct Scheduler {
     runs: HashMap<u64, (Arc<CampaignRun>, tokio::task::JoinHandle<()>)>,
     replay_checked: HashSet<u64>,
     tx: mpsc::Sender<Work>,
+    follow_ups: app_tasks::FollowUps,
 }
 
 impl Scheduler {
@@ -220,6 +230,7 @@ impl Scheduler {
         self.runs.retain(|_, (_, h)| !h.is_finished());
         self.update_gauges(&records);
         let now = now_ms();
+        self.follow_ups.visit(&self.ctx, &records, now);
         for rec in records {
             match rec.state {
                 CampaignState::Scheduled if rec.spec.settings.schedule_at_ms.is_some_and(|t| t <= now) => {
@@ -447,6 +458,13 @@ async fn run_app_push(ctx: &Context, run: &CampaignRun) {
     let Upstream::Getui(client) = &run.app.upstream else {
         return fail(ctx, run, "app-wide pushes need a Getui app".into()).await;
     };
+    if let Some(taskid) = &run.app_taskid {
+        // Pushed earlier with schedule_time: Getui fired it; nothing to send again.
+        if let Err(e) = ctx.store.change(run.id, Change::SetAppTask(taskid.clone(), now_ms())).await {
+            tracing::error!(campaign = run.id, error = %e, "cannot complete an upstream-held schedule");
+        }
+        return;
+    }
     let s = &run.spec.settings;
     let settings = Settings {
         ttl: s.ttl_ms,

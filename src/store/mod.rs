@@ -86,6 +86,28 @@ pub struct CampaignRecord {
     pub replayed: u64,
     /// Why the campaign failed, if it did.
     pub failure: Option<String>,
+    /// App campaigns: Getui's own counts of the task, as last fetched.
+    #[serde(default)]
+    pub upstream_report: Option<UpstreamReport>,
+    /// Cancelled upstream-held schedules: what became of Getui's scheduled task.
+    #[serde(default)]
+    pub withdrawal: Option<String>,
+}
+
+/// Getui's counts of an app task (`/report/push/task`), which only the upstream knows: it
+/// fans the push out itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamReport {
+    /// Devices targeted.
+    pub target: u64,
+    /// Devices that received it.
+    pub received: u64,
+    /// Devices that displayed it.
+    pub displayed: u64,
+    /// Devices where it was tapped.
+    pub clicked: u64,
+    /// When it was fetched, ms since the epoch.
+    pub fetched_ms: i64,
 }
 
 /// One chunk of recipients: 16-byte cids back to back, per-recipient variables when the
@@ -137,8 +159,13 @@ pub enum Change {
     Begin(i64),
     /// The list task was created.
     SetListTask(String),
-    /// The app task was created; the campaign is complete.
+    /// The app task was created; the campaign is complete (or, when Getui holds the schedule
+    /// and the time is ahead, scheduled).
     SetAppTask(String, i64),
+    /// Getui's counts of the app task.
+    SetUpstreamReport(UpstreamReport),
+    /// What happened to Getui's scheduled task after a cancel.
+    SetWithdrawal(String),
     /// The campaign cannot run.
     Fail(String, i64),
     /// Recipients of list chunks about to be sent again after a crash.

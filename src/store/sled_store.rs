@@ -375,6 +375,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_upstream_held_schedule_waits_in_scheduled_until_its_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut held = spec();
+        held.mode = crate::domain::Mode::App;
+        held.settings.upstream_schedule = true;
+        held.settings.schedule_at_ms = Some(10_000);
+        let rec = store.create(held, 1).await.unwrap();
+        let rec = store.change(rec.id, Change::Act(Action::Start, 2)).await.unwrap();
+        assert_eq!(rec.state, CampaignState::Running, "pushed at once with schedule_time");
+        let rec = store.change(rec.id, Change::SetAppTask("RASA-1".into(), 3)).await.unwrap();
+        assert_eq!((rec.state, rec.app_taskid.as_deref()), (CampaignState::Scheduled, Some("RASA-1")));
+        let rec = store.change(rec.id, Change::Begin(10_001)).await.unwrap();
+        let rec = store.change(rec.id, Change::SetAppTask("RASA-1".into(), 10_002)).await.unwrap();
+        assert_eq!(rec.state, CampaignState::Completed, "the time came: Getui sent it");
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
     async fn illegal_transitions_and_deletes_are_conflicts() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());

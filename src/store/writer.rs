@@ -185,6 +185,8 @@ impl Writer {
             folded: 0,
             replayed: 0,
             failure: None,
+            upstream_report: None,
+            withdrawal: None,
         };
         self.save(&rec)?;
         self.publish(id);
@@ -228,10 +230,17 @@ impl Writer {
             Change::SetListTask(t) => rec.list_taskid = Some(t),
             Change::SetAppTask(t, now) => {
                 rec.app_taskid = Some(t);
+                let s = &rec.spec.settings;
+                // Getui holds the schedule: the campaign waits in `scheduled` (cancellable)
+                // until the time, then completes without a second push.
+                let held = s.upstream_schedule && s.schedule_at_ms.is_some_and(|at| at > now);
+                let next = if held { CampaignState::Scheduled } else { CampaignState::Completed };
                 if rec.state == CampaignState::Running {
-                    self.enter(&mut rec, CampaignState::Completed, now)?;
+                    self.enter(&mut rec, next, now)?;
                 }
             }
+            Change::SetUpstreamReport(r) => rec.upstream_report = Some(r),
+            Change::SetWithdrawal(w) => rec.withdrawal = Some(w),
             Change::Fail(why, now) if !rec.state.is_final() => {
                 rec.failure = Some(why);
                 self.enter(&mut rec, CampaignState::Failed, now)?;
