@@ -10,7 +10,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use campaignd::simulator::{FaultProfile, Limits, SimConfig};
+use campaignd::simulator::{CallbackPlayer, Delivery, FaultProfile, Inbound, Limits, Signing, SimConfig};
 use common::{list_campaign, spawn_app_with};
 
 struct Reaped(Child);
@@ -94,6 +94,11 @@ async fn dashboards_and_alerts_have_data_in_a_real_prometheus() {
     let id = app.create(list_campaign("observed", Some(1_000))).await;
     app.upload_range(&id, 0, 60_000).await;
     app.api.act(&id, "start").await.unwrap();
+    // WeCom callbacks, one accepted and one forged, for the callback panel and alert.
+    let wecom = CallbackPlayer::dev(format!("http://{}/wecom/staff/callback", app.addr));
+    assert_eq!(wecom.text("zhangsan", "hello").await.unwrap().status, 200);
+    let forged = Delivery::new("zhangsan", Inbound::EnterAgent).signed(Signing { tamper: true, ..Signing::default() });
+    assert_eq!(wecom.deliver(&forged).await.unwrap().status, 403);
 
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

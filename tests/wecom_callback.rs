@@ -289,3 +289,32 @@ async fn a_wecom_campaign_reaches_thousands_of_members_once() {
     assert_eq!((up.accepted, up.rejected, up.duplicates), (1, 1, 1));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wecom_sends_back_off_on_45033_and_refresh_expired_tokens() {
+    use campaignd::simulator::{Limits, SimConfig, WecomSimConfig};
+    let wecom = WecomSimConfig {
+        max_concurrent_sends: Some(1),
+        send_latency: std::time::Duration::from_millis(150),
+        ..WecomSimConfig::default()
+    };
+    let app =
+        common::spawn_app_with(SimConfig { limits: Limits::unlimited(), wecom, ..SimConfig::default() }, &[]).await;
+    // Four chunks of ≤ 1000 on eight shards meet a one-call-at-a-time WeCom: 45033, back off, retry.
+    let users: Vec<String> = (0..3_500).map(|i| format!("m{i:05}")).collect();
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    let done = run_wecom(&app, "busy", &refs).await;
+    assert_eq!(done.progress.results.get("sent"), Some(&3_500), "{:?}", done.progress.results);
+    let sim = format!("http://{}", app.sim.local_addr());
+    let (_, ledger) = raw("GET", &format!("{sim}/_sim/wecom/ledger"), None, Value::Null).await;
+    assert!(ledger["refused"].as_u64().unwrap() > 0, "some calls met 45033: {ledger}");
+    assert_eq!((ledger["unique"].as_u64(), ledger["duplicates"].as_u64()), (Some(3_500), Some(0)));
+    let metrics = fetch(&format!("http://{}/metrics", app.addr)).await;
+    assert!(metrics.contains(r#"code="45033""#), "45033 answers are counted per code");
+    // Tokens expire upstream: the next campaign refreshes once and delivers each member once.
+    raw("POST", &format!("{sim}/_sim/wecom/expire-tokens"), None, Value::Null).await;
+    let done = run_wecom(&app, "after-expiry", &["x.one", "x.two"]).await;
+    assert_eq!(done.progress.results.get("sent"), Some(&2));
+    assert_eq!(wecom_deliveries(&app, "x.one").await, 1);
+    app.stop().await;
+}
