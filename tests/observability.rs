@@ -142,7 +142,7 @@ async fn dashboards_and_alerts_have_data_in_a_real_prometheus() {
     let mut exprs = dashboard_exprs("dashboards/campaignd-overview.json");
     exprs.extend(dashboard_exprs("dashboards/campaignd-campaign.json"));
     let rules = rule_exprs("dashboards/alerts.yml");
-    assert_eq!(rules.len(), 5, "{rules:?}");
+    assert_eq!(rules.len(), 6, "{rules:?}");
     exprs.extend(rules);
     let mut empty = Vec::new();
     for e in &exprs {
