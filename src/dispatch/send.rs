@@ -93,6 +93,20 @@ pub(super) async fn pace(ctx: &Context, run: &CampaignRun, n: usize, first: bool
     true
 }
 
+/// Durably notes, before the chunk's first byte leaves, that it may be sent: after a crash it
+/// counts as maybe-sent (the replay policy decides). False when the store failed.
+pub(super) async fn mark_inflight(ctx: &Context, run: &CampaignRun, seq: u64, marked: &mut bool) -> bool {
+    if *marked {
+        return true;
+    }
+    if let Err(e) = ctx.store.mark_inflight(run.id, seq).await {
+        tracing::error!(campaign = run.id, error = %e, "cannot mark a chunk in flight");
+        return false;
+    }
+    *marked = true;
+    true
+}
+
 /// Sends a chunk by the campaign's mode; `None` when abandoned at shutdown.
 pub(super) async fn send_chunk(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -> Option<Counts> {
     match (&run.app.upstream, run.spec.mode) {
@@ -111,13 +125,8 @@ async fn send_list(ctx: &Context, run: &CampaignRun, client: &GetuiClient, seq: 
         if !pace(ctx, run, part.len(), i == 0).await {
             return None;
         }
-        if !marked {
-            // Durable before the first byte leaves: after a crash this chunk counts as maybe-sent.
-            if let Err(e) = ctx.store.mark_inflight(run.id, seq).await {
-                tracing::error!(campaign = run.id, error = %e, "cannot mark a chunk in flight");
-                return None;
-            }
-            marked = true;
+        if !mark_inflight(ctx, run, seq, &mut marked).await {
+            return None;
         }
         let push = ListCidPush {
             audience: CidAudience { cid: part.iter().map(|s| s.as_str().into()).collect() },

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::send::{call, pace, Outcome};
+use super::send::{call, mark_inflight, pace, Outcome};
 use super::{CampaignRun, Context};
 use crate::domain::{Counts, ResultName};
 use crate::store::Chunk;
@@ -34,13 +34,8 @@ pub(super) async fn send_users(
         if !pace(ctx, run, part.len(), i == 0).await {
             return None;
         }
-        if !marked {
-            // Durable before the first byte leaves, as for Getui list chunks.
-            if let Err(e) = ctx.store.mark_inflight(run.id, seq).await {
-                tracing::error!(campaign = run.id, error = %e, "cannot mark a chunk in flight");
-                return None;
-            }
-            marked = true;
+        if !mark_inflight(ctx, run, seq, &mut marked).await {
+            return None;
         }
         let attempt = || observed(ctx, run, client.send(message, part));
         match call(ctx, run, attempt).await {

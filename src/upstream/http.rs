@@ -87,3 +87,26 @@ where
 pub async fn read_body(body: Incoming) -> Result<Bytes, String> {
     Limited::new(body, MAX_ANSWER_BYTES).collect().await.map(|c| c.to_bytes()).map_err(|e| e.to_string())
 }
+
+/// An error with its chain of causes, for messages (hyper hides the useful part in `source`).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Lock poisoning cannot leave the plain values the clients keep half-written, so a poisoned
+/// lock is used as is.
+pub(crate) fn read_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// See [`read_lock`].
+pub(crate) fn write_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}

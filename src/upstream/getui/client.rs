@@ -22,6 +22,7 @@ use super::wire::{
 };
 use crate::secret::Secret;
 use crate::upstream::http::{build_client, read_body, ClientBuildError, HttpClient, PoolSettings};
+use crate::upstream::http::{error_chain, read_lock, write_lock};
 
 /// Everything needed to talk to one Getui app.
 #[derive(Debug, Clone)]
@@ -504,32 +505,12 @@ fn path_segment(s: &str) -> String {
     out
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(millis).unwrap_or(0)
 }
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Lock poisoning cannot leave these plain values half-written, so a poisoned lock is used as is.
-fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use super::wire::{
 use crate::secret::Secret;
 use crate::upstream::getui::AnswerClass;
 use crate::upstream::http::{build_client, read_body, ClientBuildError, HttpClient, PoolSettings};
+use crate::upstream::http::{error_chain, read_lock, write_lock};
 
 /// Renew a token this long before WeCom says it expires (capped at half its lifetime, so a
 /// short-lived test token is not renewed on every call).
@@ -298,26 +299,6 @@ fn invalid(reason: String) -> WecomError {
 
 fn invalid_at(endpoint: &'static str, reason: String) -> WecomError {
     WecomError::Invalid { endpoint, reason }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
-/// Lock poisoning cannot leave a plain `Option` half-written, so a poisoned lock is used as is.
-fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
