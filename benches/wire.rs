@@ -1,4 +1,5 @@
-//! Encoding and decoding the two bulk Getui bodies: a 1000-cid list push and a 200-message batch.
+//! Encoding and decoding the two bulk Getui bodies (a 1000-cid list push and a 200-message
+//! batch), and one WeCom callback delivery: verify, decrypt, parse, seal the passive reply.
 //!
 //! Run: `cargo bench --bench wire`.
 
@@ -95,5 +96,48 @@ fn batch_push(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, list_push, batch_push);
+/// The callback's work per delivery, without HTTP: what bounds how many a daemon can answer.
+fn wecom_callback(c: &mut Criterion) {
+    use campaignd::simulator::{DEV_WECOM_AES_KEY, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_CORP_ID};
+    use campaignd::wecom::callback::{CallbackAgent, CallbackQuery, ReplyRule};
+    use campaignd::wecom::{MsgCrypt, ReplyMessage};
+    let crypt = MsgCrypt::new(DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_AES_KEY, DEV_WECOM_CORP_ID).unwrap();
+    let agent = CallbackAgent {
+        app: "staff".into(),
+        corp_id: DEV_WECOM_CORP_ID.into(),
+        crypt: crypt.clone(),
+        timestamp_window: std::time::Duration::from_secs(300),
+        opt_out_keywords: vec!["TD".into()],
+        opt_in_keywords: vec![],
+        replies: vec![ReplyRule {
+            keyword: Some("帮助".into()),
+            click: None,
+            reply: ReplyMessage::Text { content: "回复 TD 退订".into() },
+        }],
+    };
+    let xml = format!(
+        "<xml><ToUserName><![CDATA[{DEV_WECOM_CORP_ID}]]></ToUserName><FromUserName><![CDATA[zhangsan]]></FromUserName>\
+         <CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[需要帮助]]></Content>\
+         <MsgId>1234567890123456</MsgId><AgentID>1000002</AgentID></xml>"
+    );
+    let sealed = crypt.encrypt_random(xml.as_bytes(), "1700000000", "5555").unwrap();
+    let body = format!(
+        "<xml><ToUserName>{DEV_WECOM_CORP_ID}</ToUserName><Encrypt><![CDATA[{}]]></Encrypt></xml>",
+        sealed.encrypt
+    );
+    let query = CallbackQuery {
+        msg_signature: sealed.msg_signature,
+        timestamp: "1700000000".into(),
+        nonce: "5555".into(),
+        echostr: None,
+    };
+    let mut g = c.benchmark_group("wecom_callback");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("receive", |b| b.iter(|| agent.receive(&query, &body, 1_700_000_000).unwrap()));
+    let reply = ReplyMessage::Text { content: "回复 TD 退订".into() };
+    g.bench_function("seal_reply", |b| b.iter(|| agent.seal_reply(&reply, "zhangsan", 1_700_000_000, "5555").unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, list_push, batch_push, wecom_callback);
 criterion_main!(benches);
