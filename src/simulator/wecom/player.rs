@@ -37,6 +37,9 @@ pub struct CallbackPlayer {
 }
 
 /// What WeCom pushes: a member's message or an event.
+///
+/// Kept apart from `wecom::message::InboundKind` on purpose: the player writes the XML the way
+/// WeCom does, so the daemon's parser is tested against a producer it shares no code with.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inbound {
     /// A text message.
