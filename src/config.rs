@@ -783,6 +783,30 @@ mod tests {
     }
 
     #[test]
+    fn wecom_apps_resolve_their_agent_and_refuse_what_does_not_fit() {
+        let cfg = parse(SHIPPED).unwrap();
+        let agent = cfg.callback_agent_with_env("staff", |_| None).unwrap().expect("staff has a callback");
+        assert_eq!((agent.corp_id.as_str(), agent.replies.len()), (crate::simulator::DEV_WECOM_CORP_ID, 2));
+        let s = cfg.wecom_settings_with_env("staff", |v| (v == "CAMPAIGND_STAFF_WECOM_SECRET").then(|| "env".into()));
+        assert_eq!(s.unwrap().secret.expose(), "env", "the environment wins");
+        let cases = [
+            (SHIPPED.replace(DEV_WECOM_SECRET, "a-real-secret"), "apps.staff.wecom.dev_secret"),
+            (SHIPPED.replace(DEV_WECOM_AES_KEY, "short"), "apps.staff.wecom.callback.dev_aes_key"),
+            (SHIPPED.replace("agent_id = 1000002", "agent_id = 0"), "apps.staff.wecom.agent_id"),
+            (SHIPPED.replace("timestamp_window_s = 300", "timestamp_window_s = 0"), "timestamp_window_s"),
+            (SHIPPED.replace("keyword = \"帮助\"", "keyword = \"帮助\"\nclick = \"K\""), "replies[0]"),
+            (SHIPPED.replace("channel = \"wecom\"", "channel = \"getui\""), "apps.staff"),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in {err}");
+        }
+        let no_dev = SHIPPED.replace(&format!("dev_secret = \"{DEV_WECOM_SECRET}\""), "");
+        let err = parse(&no_dev).unwrap().wecom_settings_with_env("staff", |_| None).unwrap_err().to_string();
+        assert!(err.contains("CAMPAIGND_STAFF_WECOM_SECRET"), "{err}");
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases = [
             (SHIPPED.replace("http://127.0.0.1:8781/v2", "ftp://x"), "apps.main.getui.base_url"),

@@ -93,6 +93,12 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 if let Some(g) = &app.getui {
                     println!("  app {name}: getui {} (app_id {})", g.base_url, g.app_id);
                 }
+                if let Some(w) = &app.wecom {
+                    println!("  app {name}: wecom {} (corp {}, agent {})", w.base_url, w.corp_id, w.agent_id);
+                    if w.callback.is_some() {
+                        println!("    callback at http://{}/wecom/{name}/callback", cfg.server.listen);
+                    }
+                }
             }
             ExitCode::SUCCESS
         }
