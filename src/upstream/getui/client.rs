@@ -98,12 +98,17 @@ impl PushOutcome {
     /// One result per message of `batch`, in the order the messages were added (the seed's
     /// batch semantics; the v2 answer itself is a map keyed by taskid, in no useful order).
     pub fn in_order<'b>(&self, batch: &'b BatchPush<'_>) -> Vec<MessageResult<'b>> {
+        // One pass over the answer, then one lookup per message: a 200-message batch answers
+        // with 200 one-cid tasks, so searching them per message would be quadratic.
+        let by_cid: std::collections::HashMap<&str, &str> =
+            self.tasks.values().flat_map(|m| m.iter().map(|(c, s)| (c.as_str(), s.as_str()))).collect();
         batch
             .msg_list
             .iter()
             .map(|m| {
                 let cid = m.audience.cid.first().map_or("", |c| c.as_ref());
-                MessageResult { request_id: m.request_id.as_ref(), cid, status: self.status_of(cid) }
+                let status = by_cid.get(cid).map(|s| CidStatus::parse(s));
+                MessageResult { request_id: m.request_id.as_ref(), cid, status }
             })
             .collect()
     }
