@@ -197,6 +197,15 @@ fn campaign_verbs_drive_a_running_daemon() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("cli #{id}")) && stdout.contains("successed_online"), "{stdout}");
 
+    // A member opts out through the callback, played from the command line.
+    let url = format!("{server}/wecom/staff/callback");
+    let out = campaignd(&["simulate", "callback", "--url", &url, "--from", "lisi", "--text", "TD"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("已退订"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&verb(&["suppressions", "staff"]).stdout).contains("lisi"));
+    let out = campaignd(&["simulate", "callback", "--url", &url, "--token", "wrong", "--text", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad_signature"));
+
     // The suppression list of the WeCom app, edited by an operator.
     assert!(verb(&["suppress", "staff", "Bob.Li"]).status.success());
     let out = verb(&["suppressions", "staff"]);

@@ -33,7 +33,8 @@ enum Command {
     /// personalised batch campaign through the real HTTP API, show live progress, and check
     /// the simulator's ledger against the report.
     Demo(demo::DemoArgs),
-    /// Serve a local Getui RestAPI v2 simulator with a delivery ledger.
+    /// Serve a local Getui RestAPI v2 and WeCom API with delivery ledgers; `simulate callback`
+    /// plays the WeCom server against a daemon's callback URL.
     Simulate(simulate::SimulateArgs),
     /// Sign in to an app's upstream and send one test push: checks URL and credentials.
     Probe(probe::ProbeArgs),

@@ -1,10 +1,11 @@
-//! `campaignd simulate`: a local Getui RestAPI v2 for development, tests and demos.
+//! `campaignd simulate`: a local Getui RestAPI v2 and WeCom API for development, tests and
+//! demos; `campaignd simulate callback` plays the WeCom server against a callback URL.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use campaignd::simulator::{self, FaultProfile, Limits, SimConfig, Simulator, StatusShares};
+use campaignd::simulator::{self, CallbackPlayer, FaultProfile, Inbound, Limits, SimConfig, Simulator, StatusShares};
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +48,93 @@ pub struct SimulateArgs {
     /// as a wrong data centre does.
     #[arg(long)]
     redirect_to: Option<String>,
+    #[command(subcommand)]
+    play: Option<Play>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Play {
+    /// Play the WeCom server once: send one encrypted, signed callback (a text, an event, or the
+    /// URL check) to a daemon's /wecom/{app}/callback and print its decrypted answer.
+    Callback(Box<CallbackArgs>),
+}
+
+/// Options of `campaignd simulate callback`.
+#[derive(Debug, Args)]
+struct CallbackArgs {
+    /// The callback URL.
+    #[arg(long, default_value = "http://127.0.0.1:8780/wecom/staff/callback")]
+    url: String,
+    /// The member sending it (FromUserName).
+    #[arg(long, default_value = "zhangsan")]
+    from: String,
+    /// Send this text message (e.g. TD to opt out, 订阅 to opt back in).
+    #[arg(long, conflicts_with_all = ["event", "verify"])]
+    text: Option<String>,
+    /// Send this event.
+    #[arg(long, value_enum, conflicts_with = "verify")]
+    event: Option<EventName>,
+    /// EventKey of a click or view event (menu key or URL).
+    #[arg(long, default_value = "")]
+    key: String,
+    /// Do the URL verification (GET) with this echo string instead.
+    #[arg(long)]
+    verify: Option<String>,
+    /// Callback Token (default: the simulator's published development value).
+    #[arg(long, default_value = simulator::DEV_WECOM_CALLBACK_TOKEN)]
+    token: String,
+    /// EncodingAESKey (default: the simulator's published development value).
+    #[arg(long, default_value = simulator::DEV_WECOM_AES_KEY)]
+    aes_key: String,
+    /// CorpID (the receive id inside the ciphertext).
+    #[arg(long, default_value = simulator::DEV_WECOM_CORP_ID)]
+    corp_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EventName {
+    Subscribe,
+    Unsubscribe,
+    EnterAgent,
+    Click,
+    View,
+}
+
+/// Sends one callback and prints the answer; fails unless the daemon answered 200.
+fn play_callback(args: CallbackArgs) -> anyhow::Result<()> {
+    let player = CallbackPlayer {
+        url: args.url.clone(),
+        token: args.token.clone(),
+        encoding_aes_key: args.aes_key.clone(),
+        corp_id: args.corp_id.clone(),
+        agent_id: simulator::DEV_WECOM_AGENT_ID,
+    };
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        if let Some(echo) = &args.verify {
+            let (status, body) = player.verify_url(echo).await?;
+            println!("GET {}: HTTP {status}, body {body:?}", args.url);
+            return if status == 200 && body == *echo { Ok(()) } else { bail!("the URL check failed") };
+        }
+        let inbound = match (&args.text, args.event) {
+            (Some(t), _) => Inbound::Text { content: t.clone() },
+            (None, Some(EventName::Subscribe)) => Inbound::Subscribe,
+            (None, Some(EventName::Unsubscribe)) => Inbound::Unsubscribe,
+            (None, Some(EventName::EnterAgent)) => Inbound::EnterAgent,
+            (None, Some(EventName::Click)) => Inbound::Click { key: args.key.clone() },
+            (None, Some(EventName::View)) => Inbound::View { url: args.key.clone() },
+            (None, None) => bail!("say what to send: --text TEXT, --event NAME or --verify ECHO"),
+        };
+        let answer = player.push(&args.from, inbound).await?;
+        match (&answer.reply, answer.status) {
+            (Some(reply), _) => {
+                println!("POST {}: HTTP {}, passive reply (decrypted):\n{reply}", args.url, answer.status)
+            }
+            (None, 200) => println!("POST {}: HTTP 200, empty answer (accepted, no reply)", args.url),
+            (None, status) => bail!("POST {}: HTTP {status}: {}", args.url, answer.body),
+        }
+        Ok(())
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,7 +184,10 @@ impl SimulateArgs {
 }
 
 /// Runs the simulator until Ctrl-C or SIGTERM.
-pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+pub fn run(mut args: SimulateArgs) -> anyhow::Result<()> {
+    if let Some(Play::Callback(play)) = args.play.take() {
+        return play_callback(*play);
+    }
     super::init_logging("info");
     let config = args.to_config()?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

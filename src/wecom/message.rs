@@ -222,11 +222,11 @@ impl Event {
 
 impl Inbound {
     /// The key under which a delivery is remembered, so that WeCom's retries of the same delivery
-    /// (up to 3) are answered once: `msg:<MsgId>` for messages; events carry no MsgId, so
+    /// (up to 3) are answered once: `msg:<sender>:<MsgId>` for messages; events carry no MsgId, so
     /// `evt:<FromUserName>:<CreateTime>:<event name>` (wecom.md §1.6).
     pub fn dedup_key(&self) -> String {
         if let Some(msg_id) = &self.msg_id {
-            return format!("msg:{msg_id}");
+            return format!("msg:{}:{msg_id}", self.from_user);
         }
         // The event's key or URL too: two menu taps within one second are two events.
         let (what, detail) = match &self.kind {
@@ -528,7 +528,7 @@ mod tests {
                 kind: InboundKind::Text { content: "你好".into() },
             }
         );
-        assert_eq!(inbound.dedup_key(), "msg:1456453720");
+        assert_eq!(inbound.dedup_key(), "msg:ChenJiaShun:1456453720");
     }
 
     #[test]

@@ -448,7 +448,8 @@ fn now_secs() -> i64 {
 fn fresh_msg_id() -> u64 {
     let _ = NEXT_MSG_ID.compare_exchange(
         0,
-        u64::try_from(now_secs()).unwrap_or(1) << 20,
+        // Random low bits: two players started in the same second must not reuse ids.
+        (u64::try_from(now_secs()).unwrap_or(1) << 20) | fastrand::u64(..1 << 19),
         Ordering::AcqRel,
         Ordering::Relaxed,
     );
