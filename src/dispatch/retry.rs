@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use crate::domain::ResultName;
-use crate::upstream::getui::{AnswerClass, GetuiError};
+use crate::upstream::getui::GetuiError;
 use crate::upstream::wecom::WecomError;
+use crate::upstream::AnswerClass;
 
 /// A failed upstream call as the retry policy sees it: what to do, and which result its
 /// recipients get when it is permanent.

@@ -6,33 +6,7 @@
 
 use std::time::Duration;
 
-/// What the caller should do with a failed answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AnswerClass {
-    /// Transient: transport error, 5xx, "service starting" (2), "system busy" (30019).
-    /// Retry later with backoff; a request_id makes the retry safe.
-    Retryable,
-    /// The upstream's frequency or quota window is full (10003, 10005, 30012–30015, 30018).
-    /// Slow the app's bucket and retry later.
-    RateLimited,
-    /// The token is wrong or expired (10001) even after one fresh token: authenticate again.
-    ReAuth,
-    /// Will fail again however often it is sent (bad parameters, quotas, permissions).
-    /// Record it per recipient; never retry.
-    Permanent,
-}
-
-impl AnswerClass {
-    /// A short stable name for logs and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AnswerClass::Retryable => "retryable",
-            AnswerClass::RateLimited => "rate_limited",
-            AnswerClass::ReAuth => "reauth",
-            AnswerClass::Permanent => "permanent",
-        }
-    }
-}
+pub use crate::upstream::AnswerClass;
 
 /// Classifies a Getui v2 business code (non-zero; 0 is success and 301 a redirect).
 ///

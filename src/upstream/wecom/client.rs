@@ -21,9 +21,9 @@ use super::wire::{
     query_escape, AppMessage, SendAnswer, SendRequest, TokenAnswer, MAX_DUPLICATE_CHECK_SECS, MAX_USERS_PER_SEND,
 };
 use crate::secret::Secret;
-use crate::upstream::getui::AnswerClass;
 use crate::upstream::http::{build_client, read_body, ClientBuildError, HttpClient, PoolSettings};
 use crate::upstream::http::{error_chain, read_lock, write_lock};
+use crate::upstream::AnswerClass;
 
 /// Renew a token this long before WeCom says it expires (capped at half its lifetime, so a
 /// short-lived test token is not renewed on every call).

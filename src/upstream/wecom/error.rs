@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::upstream::getui::error::classify_status;
-use crate::upstream::getui::AnswerClass;
+use crate::upstream::AnswerClass;
 
 /// Endpoint label of `gettoken`.
 pub const GETTOKEN: &str = "GET /cgi-bin/gettoken";

@@ -1,7 +1,7 @@
 //! WeCom (企业微信) as an outbound channel: application messages to member ids.
 //!
 //! Same shape as the Getui side: wire types with no I/O, an error type classified into the
-//! shared [`AnswerClass`](crate::upstream::getui::AnswerClass), and a pooled client that keeps
+//! shared [`AnswerClass`](crate::upstream::AnswerClass), and a pooled client that keeps
 //! its access token fresh. Facts come from `shared/reference/wecom.md` §4.
 
 pub mod client;
