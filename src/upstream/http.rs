@@ -110,3 +110,19 @@ pub(crate) fn read_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockReadGua
 pub(crate) fn write_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
+
+/// One request and its whole answer within `timeout`: the HTTP status and the body, or why
+/// there was no answer (the callers wrap the reason in their vendor's transport error).
+pub(crate) async fn exchange(
+    http: &HttpClient,
+    req: hyper::Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<(u16, Bytes), String> {
+    let answer = async {
+        let resp = http.request(req).await.map_err(|e| error_chain(&e))?;
+        let status = resp.status().as_u16();
+        let bytes = read_body(resp.into_body()).await?;
+        Ok::<_, String>((status, bytes))
+    };
+    tokio::time::timeout(timeout, answer).await.map_err(|_| format!("no answer within {timeout:?}"))?
+}

@@ -21,8 +21,8 @@ use super::wire::{
     ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush, TaskCidStatus, TaskIdData,
 };
 use crate::secret::Secret;
-use crate::upstream::http::{build_client, read_body, ClientBuildError, HttpClient, PoolSettings};
-use crate::upstream::http::{error_chain, read_lock, write_lock};
+use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
+use crate::upstream::http::{exchange, read_lock, write_lock};
 
 /// Everything needed to talk to one Getui app.
 #[derive(Debug, Clone)]
@@ -452,15 +452,9 @@ impl GetuiClient {
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| invalid(endpoint, format!("bad request URL {url}: {e}")))?;
         let timeout = self.inner.settings.request_timeout;
-        let transport = |reason: String| GetuiError::Transport { endpoint, reason };
-        let (status, bytes) = tokio::time::timeout(timeout, async {
-            let resp = self.inner.http.request(req).await.map_err(|e| transport(error_chain(&e)))?;
-            let status = resp.status().as_u16();
-            let bytes = read_body(resp.into_body()).await.map_err(transport)?;
-            Ok::<_, GetuiError>((status, bytes))
-        })
-        .await
-        .map_err(|_| transport(format!("no answer within {timeout:?}")))??;
+        let (status, bytes) = exchange(&self.inner.http, req, timeout)
+            .await
+            .map_err(|reason| GetuiError::Transport { endpoint, reason })?;
         parse_answer(endpoint, status, &bytes)
     }
 }

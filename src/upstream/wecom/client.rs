@@ -21,8 +21,8 @@ use super::wire::{
     query_escape, AppMessage, SendAnswer, SendRequest, TokenAnswer, MAX_DUPLICATE_CHECK_SECS, MAX_USERS_PER_SEND,
 };
 use crate::secret::Secret;
-use crate::upstream::http::{build_client, read_body, ClientBuildError, HttpClient, PoolSettings};
-use crate::upstream::http::{error_chain, read_lock, write_lock};
+use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
+use crate::upstream::http::{exchange, read_lock, write_lock};
 use crate::upstream::AnswerClass;
 
 /// Renew a token this long before WeCom says it expires (capped at half its lifetime, so a
@@ -239,15 +239,9 @@ impl WecomClient {
             .body(Full::new(body))
             .map_err(|_| invalid_at(endpoint, "the base URL is not a valid URL".into()))?;
         let timeout = self.inner.settings.request_timeout;
-        let transport = |reason: String| WecomError::Transport { endpoint, reason };
-        let (status, bytes) = tokio::time::timeout(timeout, async {
-            let resp = self.inner.http.request(req).await.map_err(|e| transport(error_chain(&e)))?;
-            let status = resp.status().as_u16();
-            let bytes = read_body(resp.into_body()).await.map_err(transport)?;
-            Ok::<_, WecomError>((status, bytes))
-        })
-        .await
-        .map_err(|_| transport(format!("no answer within {timeout:?}")))??;
+        let (status, bytes) = exchange(&self.inner.http, req, timeout)
+            .await
+            .map_err(|reason| WecomError::Transport { endpoint, reason })?;
         parse_answer(endpoint, status, &bytes)
     }
 }
