@@ -177,3 +177,60 @@ async fn scheduled_campaigns_wait_and_cannot_be_deleted_in_the_last_minute() {
     app.api.act(&id, "cancel").await.unwrap();
     app.stop().await;
 }
+
+/// A client retrying an upload while its first attempt is still streaming gets an immediate
+/// 409, and nothing else is disturbed. (This once deadlocked a worker thread, then the whole
+/// daemon, so the test runs under a watchdog rather than trusting its own timeouts.)
+#[test]
+fn a_second_upload_during_a_slow_one_is_refused_at_once_and_the_daemon_stays_responsive() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(retried_upload_sequence());
+        let _ = done_tx.send(());
+    });
+    done_rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the sequence finished: the daemon did not hang");
+}
+
+async fn retried_upload_sequence() {
+    use std::time::Duration;
+    let app = spawn_app().await;
+    let slow = app.create(list_campaign("slow", None)).await;
+    let (tx, body) = campaignd::client::channel_body(4);
+    let first = {
+        let api = app.api.clone();
+        let slow = slow.clone();
+        tokio::spawn(async move { api.upload_stream(&slow, "text/plain", body).await })
+    };
+    let lines =
+        |from: u64, n: u64| -> bytes::Bytes { (from..from + n).map(|i| cid(i) + "\n").collect::<String>().into() };
+    tx.send(lines(0, 100)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let retry = tokio::time::timeout(Duration::from_secs(5), app.api.upload(&slow, "text/plain", lines(0, 100)))
+        .await
+        .expect("the retried upload is answered at once");
+    let (status, code, _) = api_err(retry.unwrap_err());
+    assert_eq!((status, code.as_str()), (409, "conflict"));
+
+    let other = app.create(list_campaign("other", None)).await;
+    let up = tokio::time::timeout(Duration::from_secs(5), app.api.upload(&other, "text/plain", lines(500, 10)))
+        .await
+        .expect("another campaign's upload is answered")
+        .unwrap();
+    assert_eq!(up.accepted, 10);
+    let health = format!("http://{}/healthz", app.addr);
+    let (status, _) = tokio::time::timeout(Duration::from_secs(5), raw("GET", &health, None, json!(null)))
+        .await
+        .expect("/healthz answers during the slow upload");
+    assert_eq!(status, 200);
+
+    tx.send(lines(100, 100)).await.unwrap();
+    drop(tx);
+    let up =
+        tokio::time::timeout(Duration::from_secs(10), first).await.expect("the first upload ends").unwrap().unwrap();
+    assert_eq!((up.accepted, up.campaign_total), (200, 200), "the first upload is unaffected");
+    let (status, _) = raw("GET", &health, None, json!(null)).await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}

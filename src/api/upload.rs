@@ -7,8 +7,10 @@
 //! so nothing of it is kept. Duplicates are dropped by a per-campaign
 //! [`FingerprintSet`] (about 8 bytes a recipient).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -33,7 +35,8 @@ type Fingerprints = FingerprintSet;
 /// Uploads in progress and the duplicate filters of draft campaigns.
 #[derive(Default)]
 pub(super) struct Uploads {
-    busy: Mutex<HashSet<u64>>,
+    /// Campaigns with an upload in progress, and when it began.
+    busy: Mutex<HashMap<u64, Instant>>,
     /// Filters of draft campaigns between uploads. An upload takes its campaign's filter out
     /// and puts it back only if it commits: a failed upload's additions vanish with it, and the
     /// filter is rebuilt from the committed chunks next time.
@@ -42,7 +45,7 @@ pub(super) struct Uploads {
 
 impl Uploads {
     pub(super) fn in_progress(&self, id: u64) -> bool {
-        self.busy.lock().unwrap_or_else(|p| p.into_inner()).contains(&id)
+        self.busy.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id)
     }
 
     /// Drops a campaign's filter once it can take no more uploads.
@@ -50,8 +53,26 @@ impl Uploads {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
     }
 
-    fn begin(&self, id: u64) -> Option<BusyGuard<'_>> {
-        self.busy.lock().unwrap_or_else(|p| p.into_inner()).insert(id).then_some(BusyGuard { uploads: self, id })
+    /// Marks `id` busy, or answers how long the upload already in progress has been running.
+    ///
+    /// The lock is released before a guard exists: the guard's drop takes the same lock, so
+    /// building it while the lock is held (say with `then_some`, which evaluates its argument
+    /// even when it returns `None`) would deadlock the worker thread on the spot.
+    fn begin(&self, id: u64) -> Result<BusyGuard<'_>, Duration> {
+        let running_for = {
+            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            match busy.entry(id) {
+                Entry::Occupied(started) => Some(started.get().elapsed()),
+                Entry::Vacant(slot) => {
+                    slot.insert(Instant::now());
+                    None
+                }
+            }
+        };
+        match running_for {
+            Some(d) => Err(d),
+            None => Ok(BusyGuard { uploads: self, id }),
+        }
     }
 }
 
@@ -101,12 +122,16 @@ pub(super) async fn upload(
             "app campaigns reach their audience through conditions and take no recipient list",
         ));
     }
-    let Some(_busy) = state.uploads.begin(id) else {
-        return Err(ApiError::conflict(
+    let _busy = state.uploads.begin(id).map_err(|running_for| {
+        ApiError::conflict(
             rec.state,
-            "another upload to this campaign is in progress; wait for it to finish",
-        ));
-    };
+            format!(
+                "an upload to campaign {id} is already in progress (started {} s ago); wait for its answer \
+                 before sending the list again",
+                running_for.as_secs()
+            ),
+        )
+    })?;
     let seen = take_filter(state, id, rec.chunk_count).await?;
     let chunk_size = if rec.spec.mode == Mode::BatchSingle {
         state.settings.chunk_size.min(MAX_BATCH_MESSAGES)
