@@ -155,7 +155,7 @@ async fn route(
 
 fn ready(state: &ApiState) -> Result<Response<Full<Bytes>>, ApiError> {
     state.store.list().map_err(ApiError::internal)?;
-    Ok(json_response(200, br#"{"ready":true}"#.to_vec()))
+    json(200, &serde_json::json!({"ready": true, "store_identity": state.store.identity().to_string()}))
 }
 
 fn parse_id(s: &str) -> Result<u64, ApiError> {

@@ -27,7 +27,9 @@ pub use retry::RetryPolicy;
 
 use crate::domain::campaign::NetworkType;
 use crate::domain::message::Rendered;
-use crate::domain::{CampaignSpec, CampaignState, Counts, Mode, Replay, RequestId, ResultName};
+use crate::domain::{
+    CampaignSpec, CampaignState, Counts, Mode, Replay, RequestId, RequestKey, ResultName, StoreIdentity,
+};
 use crate::metrics::Metrics;
 use crate::store::{Ack, CampaignRecord, Change, Chunk, Store};
 use crate::upstream::getui::wire::{
@@ -65,6 +67,8 @@ pub(crate) struct Context {
 /// A running campaign as the shards see it.
 pub(crate) struct CampaignRun {
     id: u64,
+    /// What the campaign's request ids are made from.
+    request_key: RequestKey,
     spec: CampaignSpec,
     app: Arc<AppSender>,
     /// The campaign's `speed` bucket; `None` when unlimited.
@@ -82,7 +86,7 @@ pub(crate) struct CampaignRun {
 }
 
 impl CampaignRun {
-    fn new(rec: &CampaignRecord, app: Arc<AppSender>, parent: &CancellationToken) -> CampaignRun {
+    fn new(rec: &CampaignRecord, store: StoreIdentity, app: Arc<AppSender>, parent: &CancellationToken) -> CampaignRun {
         let spec = rec.spec.clone();
         let per_call = if spec.mode == Mode::BatchSingle { MAX_BATCH_MESSAGES } else { MAX_LIST_CIDS };
         let (speed, part_size) = match spec.settings.speed.and_then(NonZeroU32::new) {
@@ -99,6 +103,7 @@ impl CampaignRun {
         let wire_settings = spec.settings.ttl_ms.map(|ttl| Settings { ttl: Some(ttl), ..Settings::default() });
         CampaignRun {
             id: rec.id,
+            request_key: rec.request_key(store),
             spec,
             app,
             speed,
@@ -258,7 +263,7 @@ impl Scheduler {
             );
             return;
         };
-        let run = Arc::new(CampaignRun::new(rec, app, &self.ctx.shutdown));
+        let run = Arc::new(CampaignRun::new(rec, self.ctx.store.identity(), app, &self.ctx.shutdown));
         let first_in_process = self.replay_checked.insert(rec.id);
         let task = tokio::spawn(run_campaign(self.ctx.clone(), run.clone(), self.tx.clone(), first_in_process));
         tracing::info!(campaign = rec.id, mode = ?rec.spec.mode, "campaign running");
@@ -391,7 +396,7 @@ async fn ensure_list_task(ctx: &Context, run: &CampaignRun, client: &GetuiClient
     if run.list_taskid.get().is_some() {
         return true;
     }
-    let Ok(rid) = RequestId::derive(run.id, RequestId::MAX_CHUNK, 0) else {
+    let Ok(rid) = RequestId::derive(&run.request_key, RequestId::MAX_CHUNK, 0) else {
         return false;
     };
     let rendered = run.render(&|_| None);
@@ -452,7 +457,7 @@ async fn settle_inflight(ctx: &Context, run: &CampaignRun) {
 
 /// App campaigns: one `/push/all` or `/push/tag` call; the upstream fans out.
 async fn run_app_push(ctx: &Context, run: &CampaignRun) {
-    let Ok(rid) = RequestId::derive(run.id, RequestId::MAX_CHUNK, 1) else {
+    let Ok(rid) = RequestId::derive(&run.request_key, RequestId::MAX_CHUNK, 1) else {
         return;
     };
     let Upstream::Getui(client) = &run.app.upstream else {

@@ -19,9 +19,9 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Action, CampaignSpec, CampaignState, Counts};
+use crate::domain::{Action, CampaignSpec, CampaignState, Counts, RequestKey, StoreIdentity};
 
-pub use sled_store::{SledStore, StoreSettings};
+pub use sled_store::{read_identity_file, SledStore, StoreSettings};
 
 /// A boxed future, so [`Store`] stays object-safe.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -92,6 +92,20 @@ pub struct CampaignRecord {
     /// Cancelled upstream-held schedules: what became of Getui's scheduled task.
     #[serde(default)]
     pub withdrawal: Option<String>,
+    /// 24 random bits drawn at creation and mixed into the campaign's request ids (see
+    /// [`RequestKey`]). Absent in campaigns created before stores had an identity.
+    #[serde(default)]
+    pub request_salt: Option<u32>,
+}
+
+impl CampaignRecord {
+    /// What this campaign's request ids are made from, in the store `store`.
+    pub fn request_key(&self, store: StoreIdentity) -> RequestKey {
+        match self.request_salt {
+            Some(salt) => RequestKey::Keyed { store, campaign: self.id, salt },
+            None => RequestKey::Legacy { campaign: self.id },
+        }
+    }
 }
 
 /// Getui's counts of an app task (`/report/push/task`), which only the upstream knows: it
@@ -218,6 +232,8 @@ pub struct Suppression {
 
 /// The durable store used by the API and the dispatcher.
 pub trait Store: Send + Sync + 'static {
+    /// The store's random identity, made when it was created (see [`StoreIdentity`]).
+    fn identity(&self) -> StoreIdentity;
     /// Creates a draft campaign.
     fn create(&self, spec: CampaignSpec, now_ms: i64) -> StoreFuture<'_, CampaignRecord>;
     /// Applies a change, refusing those the state machine forbids.

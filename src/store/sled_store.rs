@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use super::codec::{chunk_key, decode, parse_chunk_key};
 use super::writer::{Command, LiveMap, Reply, Trees, Writer};
 use super::{Ack, CampaignRecord, Change, Chunk, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit};
-use crate::domain::CampaignSpec;
+use crate::domain::{CampaignSpec, StoreIdentity};
 
 /// Where and how to open the store.
 #[derive(Debug, Clone)]
@@ -34,6 +34,7 @@ pub struct SledStore {
     /// `app \0 lowercased user` → [`Suppression`]. Written directly (human rates, disjoint from
     /// the writer's trees) and flushed before the write is reported done.
     suppressed: sled::Tree,
+    identity: StoreIdentity,
 }
 
 fn db_err(e: sled::Error) -> StoreError {
@@ -74,12 +75,47 @@ fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {
     }
 }
 
+/// Key of the store's identity in the `meta` tree.
+const IDENTITY_KEY: &[u8] = b"identity";
+/// A copy of the identity beside the database, for `check-config` and people: sled's lock
+/// keeps other processes out of the database while the daemon runs.
+pub const IDENTITY_FILE: &str = "campaignd-store-identity";
+
+/// Reads the store's identity, or makes one for a new store (or one written before stores had
+/// an identity), durably, before any campaign can be sent.
+fn load_identity(meta: &sled::Tree, dir: &std::path::Path) -> Result<StoreIdentity, StoreError> {
+    let identity = match meta.get(IDENTITY_KEY).map_err(db_err)? {
+        Some(b) => StoreIdentity::from_bytes(&b)
+            .ok_or_else(|| StoreError::Codec(format!("the store identity is {} bytes, not 6", b.len())))?,
+        None => {
+            let fresh = StoreIdentity::random()
+                .map_err(|e| StoreError::Db(format!("no random source for the store identity: {e}")))?;
+            meta.insert(IDENTITY_KEY, fresh.as_bytes().as_slice()).map_err(db_err)?;
+            meta.flush().map_err(db_err)?;
+            tracing::info!(identity = %fresh, "new store identity");
+            fresh
+        }
+    };
+    let shown = dir.join(IDENTITY_FILE);
+    if read_identity_file(dir) != Some(identity) {
+        std::fs::write(&shown, format!("{identity}\n"))
+            .map_err(|e| StoreError::Db(format!("cannot write {}: {e}", shown.display())))?;
+    }
+    Ok(identity)
+}
+
+/// The identity shown beside the store in `dir`, if there is one.
+pub fn read_identity_file(dir: &std::path::Path) -> Option<StoreIdentity> {
+    StoreIdentity::parse(&std::fs::read_to_string(dir.join(IDENTITY_FILE)).ok()?)
+}
+
 impl SledStore {
     /// Opens (or creates) the store, repairs what a crash left half-done, and starts the writer.
     pub fn open(settings: &StoreSettings) -> Result<Arc<SledStore>, StoreError> {
         let db = open_db(settings)?;
         let open = |name: &str| db.open_tree(name).map_err(db_err);
         let suppressed = open("suppressed")?;
+        let identity = load_identity(&open("meta")?, &settings.path)?;
         let trees = Trees {
             campaigns: open("campaigns")?,
             chunks: open("chunks")?,
@@ -94,7 +130,7 @@ impl SledStore {
             .name("store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
-        Ok(Arc::new(SledStore { trees, tx, live, writer: Mutex::new(Some(handle)), suppressed }))
+        Ok(Arc::new(SledStore { trees, tx, live, writer: Mutex::new(Some(handle)), suppressed, identity }))
     }
 
     /// Flushes, stops the writer thread and waits for it.
@@ -129,6 +165,10 @@ impl SledStore {
 }
 
 impl Store for SledStore {
+    fn identity(&self) -> StoreIdentity {
+        self.identity
+    }
+
     fn create(&self, spec: CampaignSpec, now_ms: i64) -> StoreFuture<'_, CampaignRecord> {
         self.send(move |reply| Command::Create { spec: Box::new(spec), now_ms, reply })
     }
@@ -408,5 +448,73 @@ mod tests {
         store.delete(other.id).await.unwrap();
         assert!(store.get(other.id).unwrap().is_none());
         store.close().await.unwrap();
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+    use crate::domain::campaign::CreateCampaign;
+    use crate::domain::RequestKey;
+
+    fn settings(dir: &std::path::Path) -> StoreSettings {
+        StoreSettings { path: dir.to_path_buf(), cache_bytes: 8 << 20 }
+    }
+
+    fn spec() -> CampaignSpec {
+        let req: CreateCampaign = serde_json::from_value(serde_json::json!({
+            "name": "t", "app": "main", "message": {"notification": {"title": "a", "body": "b"}}
+        }))
+        .unwrap();
+        req.validate(&crate::domain::campaign::Validation {
+            app_channel: &|_| Some("getui"),
+            now_ms: 0,
+            horizon_ms: crate::domain::campaign::SCHEDULE_HORIZON_MS,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_identity_is_drawn_once_kept_across_reopens_and_shown_beside_the_store() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = SledStore::open(&settings(a.path())).unwrap();
+        let identity = store.identity();
+        let rec = store.create(spec(), 0).await.unwrap();
+        assert!(matches!(rec.request_key(identity), RequestKey::Keyed { store, .. } if store == identity));
+        store.close().await.unwrap();
+        drop(store);
+        assert_eq!(read_identity_file(a.path()), Some(identity));
+        let again = SledStore::open(&settings(a.path())).unwrap();
+        assert_eq!(again.identity(), identity);
+        let other = SledStore::open(&settings(b.path())).unwrap();
+        assert_ne!(other.identity(), identity);
+    }
+
+    /// A store written before stores had an identity: campaign records without a salt and no
+    /// `meta` tree. It opens, gets an identity, and its campaigns keep their old request ids.
+    #[tokio::test]
+    async fn a_store_from_before_identities_opens_and_keeps_its_request_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(&settings(dir.path())).unwrap();
+            let rec = store.create(spec(), 0).await.unwrap();
+            store.close().await.unwrap();
+            drop(store);
+            let db = sled::open(dir.path()).unwrap();
+            // The record as the previous version wrote it: no `request_salt` key at all.
+            let mut fields = serde_json::to_value(&rec).unwrap();
+            fields.as_object_mut().unwrap().remove("request_salt");
+            let old = super::super::codec::encode_named(&fields).unwrap();
+            db.open_tree("campaigns").unwrap().insert(rec.id.to_be_bytes(), old).unwrap();
+            db.drop_tree("meta").unwrap();
+            db.flush().unwrap();
+            std::fs::remove_file(dir.path().join(IDENTITY_FILE)).unwrap();
+        }
+        let store = SledStore::open(&settings(dir.path())).unwrap();
+        let rec = store.list().unwrap().remove(0);
+        assert_eq!(rec.request_key(store.identity()), RequestKey::Legacy { campaign: rec.id });
+        assert_eq!(read_identity_file(dir.path()), Some(store.identity()));
+        let new = store.create(spec(), 0).await.unwrap();
+        assert!(matches!(new.request_key(store.identity()), RequestKey::Keyed { .. }));
     }
 }
