@@ -502,44 +502,22 @@ mod tests {
         assert!(store.get(other.id).await.unwrap().is_none());
         store.close().await.unwrap();
     }
-}
-
-#[cfg(test)]
-mod identity_tests {
-    use super::*;
-    use crate::domain::campaign::CreateCampaign;
-    use crate::domain::RequestKey;
-
-    fn settings(dir: &std::path::Path) -> StoreSettings {
-        StoreSettings { path: dir.to_path_buf(), cache_bytes: 8 << 20 }
-    }
-
-    fn spec() -> CampaignSpec {
-        let req: CreateCampaign = serde_json::from_value(serde_json::json!({
-            "name": "t", "app": "main", "message": {"notification": {"title": "a", "body": "b"}}
-        }))
-        .unwrap();
-        req.validate(&crate::domain::campaign::Validation {
-            app_channel: &|_| Some("getui"),
-            now_ms: 0,
-            horizon_ms: crate::domain::campaign::SCHEDULE_HORIZON_MS,
-        })
-        .unwrap()
-    }
 
     #[tokio::test]
     async fn the_identity_is_drawn_once_kept_across_reopens_and_shown_beside_the_store() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let store = SledStore::open(&settings(a.path())).unwrap();
+        let store = open(a.path());
         let identity = store.identity();
         let rec = store.create(spec(), 0).await.unwrap();
-        assert!(matches!(rec.request_key(identity), RequestKey::Keyed { store, .. } if store == identity));
+        assert!(
+            matches!(rec.request_key(identity), crate::domain::RequestKey::Keyed { store, .. } if store == identity)
+        );
         store.close().await.unwrap();
         drop(store);
         assert_eq!(read_identity_file(a.path()), Some(identity));
-        let again = SledStore::open(&settings(a.path())).unwrap();
+        let again = open(a.path());
         assert_eq!(again.identity(), identity);
-        let other = SledStore::open(&settings(b.path())).unwrap();
+        let other = open(b.path());
         assert_ne!(other.identity(), identity);
     }
 
@@ -549,7 +527,7 @@ mod identity_tests {
     async fn a_store_from_before_identities_opens_and_keeps_its_request_ids() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = SledStore::open(&settings(dir.path())).unwrap();
+            let store = open(dir.path());
             let rec = store.create(spec(), 0).await.unwrap();
             store.close().await.unwrap();
             drop(store);
@@ -563,11 +541,11 @@ mod identity_tests {
             db.flush().unwrap();
             std::fs::remove_file(dir.path().join(IDENTITY_FILE)).unwrap();
         }
-        let store = SledStore::open(&settings(dir.path())).unwrap();
+        let store = open(dir.path());
         let rec = store.list().await.unwrap().remove(0);
-        assert_eq!(rec.request_key(store.identity()), RequestKey::Legacy { campaign: rec.id });
+        assert_eq!(rec.request_key(store.identity()), crate::domain::RequestKey::Legacy { campaign: rec.id });
         assert_eq!(read_identity_file(dir.path()), Some(store.identity()));
         let new = store.create(spec(), 0).await.unwrap();
-        assert!(matches!(new.request_key(store.identity()), RequestKey::Keyed { .. }));
+        assert!(matches!(new.request_key(store.identity()), crate::domain::RequestKey::Keyed { .. }));
     }
 }
