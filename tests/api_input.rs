@@ -234,3 +234,26 @@ async fn retried_upload_sequence() {
     assert_eq!(status, 200);
     app.stop().await;
 }
+
+/// A create body is one JSON object and nothing else: trailing bytes or a second object are
+/// refused with a 400 naming the body, and no campaign is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_body_with_bytes_after_its_object_is_refused_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let object = serde_json::to_vec(&list_campaign("trailing", None)).unwrap();
+    let trailers: [&[u8]; 4] = [b"xyz", b"{}", b" {\"name\":\"second\"}", b"\n]"];
+    for trailer in trailers {
+        let body = [object.as_slice(), trailer].concat();
+        let (status, answer) =
+            raw_post(app.addr, "/v1/campaigns", Some(common::DEV_TOKEN), "application/json", body).await;
+        let shown = String::from_utf8_lossy(trailer);
+        assert_eq!(status, 400, "trailer {shown:?}: {answer}");
+        assert_eq!(answer["error"]["field"], "body", "trailer {shown:?}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap_or("").contains("after its JSON object"), "{answer}");
+    }
+    assert!(app.api.list().await.unwrap().is_empty(), "nothing was stored");
+    let padded = [object.as_slice(), b" \n\t "].concat();
+    let (status, answer) = raw_post(app.addr, "/v1/campaigns", Some(common::DEV_TOKEN), "application/json", padded).await;
+    assert_eq!(status, 201, "trailing whitespace is still fine: {answer}");
+    app.stop().await;
+}

@@ -45,7 +45,7 @@ pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Ans
 /// Parses a create body; errors name the field (`settings.speed`) or say the JSON is broken.
 fn parse_create(body: &[u8]) -> Result<CreateCampaign, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let request = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -53,7 +53,14 @@ fn parse_create(body: &[u8]) -> Result<CreateCampaign, ApiError> {
             serde_json::error::Category::Data => ApiError::invalid("body", strip_position(&inner)),
             _ => ApiError::bad_body(format!("the body is not valid JSON: {inner}")),
         }
-    })
+    })?;
+    // One object and nothing after it but whitespace: `{...}xyz` or two objects are refused,
+    // not silently cut short.
+    de.end().map_err(|e| ApiError {
+        field: Some("body".into()),
+        ..ApiError::bad_body(format!("the body has bytes after its JSON object ({})", strip_position(&e)))
+    })?;
+    Ok(request)
 }
 
 fn strip_position(e: &serde_json::Error) -> String {
