@@ -726,11 +726,18 @@ impl GetuiAppConfig {
     }
 }
 
+/// True when the URL's host is exactly `localhost` or an IP literal in 127.0.0.0/8 or `::1`.
+/// The host is parsed as an address, never matched by prefix: `127.evil.example` and
+/// `127.0.0.1.nip.io` are names anyone can point anywhere.
 fn is_loopback_url(url: &str) -> bool {
-    url.parse::<hyper::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(str::to_owned))
-        .is_some_and(|h| h == "localhost" || h == "[::1]" || h.starts_with("127."))
+    let Some(host) = url.parse::<hyper::Uri>().ok().and_then(|u| u.host().map(str::to_owned)) else {
+        return false;
+    };
+    if host == "localhost" {
+        return true;
+    }
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
+    bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -804,6 +811,22 @@ mod tests {
         let no_dev = SHIPPED.replace(&format!("dev_secret = \"{DEV_WECOM_SECRET}\""), "");
         let err = parse(&no_dev).unwrap().wecom_settings_with_env("staff", |_| None).unwrap_err().to_string();
         assert!(err.contains("CAMPAIGND_STAFF_WECOM_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_is_only_for_loopback_addresses() {
+        let with_url = |url: &str| SHIPPED.replace("http://127.0.0.1:8781/v2", url);
+        for host in ["127.evil.example", "127.0.0.1.nip.io", "localhost.evil", "127.1", "[::ffff:127.0.0.1]"] {
+            let err = parse(&with_url(&format!("http://{host}:8781/v2"))).unwrap_err().to_string();
+            assert!(err.contains("apps.main.getui.base_url"), "{host} must be refused: {err}");
+        }
+        for host in ["[::1]", "127.0.0.2", "localhost", "127.255.0.9"] {
+            let url = format!("http://{host}:8781/v2");
+            assert!(parse(&with_url(&url)).is_ok(), "{host} is loopback and must be accepted");
+        }
+        let wecom = SHIPPED.replace("http://127.0.0.1:8781/cgi-bin", "http://127.evil.example/cgi-bin");
+        let err = parse(&wecom).unwrap_err().to_string();
+        assert!(err.contains("apps.staff.wecom.base_url"), "{err}");
     }
 
     #[test]
