@@ -253,7 +253,8 @@ async fn a_campaign_body_with_bytes_after_its_object_is_refused_and_nothing_is_s
     }
     assert!(app.api.list().await.unwrap().is_empty(), "nothing was stored");
     let padded = [object.as_slice(), b" \n\t "].concat();
-    let (status, answer) = raw_post(app.addr, "/v1/campaigns", Some(common::DEV_TOKEN), "application/json", padded).await;
+    let (status, answer) =
+        raw_post(app.addr, "/v1/campaigns", Some(common::DEV_TOKEN), "application/json", padded).await;
     assert_eq!(status, 201, "trailing whitespace is still fine: {answer}");
     app.stop().await;
 }

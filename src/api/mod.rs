@@ -48,8 +48,6 @@ pub struct ApiState {
     apps: HashMap<String, &'static str>,
     /// WeCom callback agents by app name.
     agents: HashMap<String, CallbackAgent>,
-    /// Callback deliveries already answered (WeCom retries up to three times).
-    answered: wecom::Answered,
     wake_dispatcher: Arc<Notify>,
     settings: ApiSettings,
     uploads: upload::Uploads,
@@ -75,7 +73,6 @@ impl ApiState {
             token_hashes: tokens.iter().map(|t| Sha256::digest(t.expose().as_bytes()).into()).collect(),
             apps,
             agents: agents.into_iter().map(|a| (a.app.clone(), a)).collect(),
-            answered: wecom::Answered::default(),
             wake_dispatcher,
             settings: ApiSettings { chunk_size, ..settings },
             uploads: upload::Uploads::default(),
