@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
@@ -23,11 +23,12 @@ const DELETE_CUTOFF_MS: i64 = 60_000;
 type Answer = Result<Response<Full<Bytes>>, ApiError>;
 
 pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Answer {
-    let body = Limited::new(req.into_body(), MAX_CREATE_BYTES)
-        .collect()
-        .await
-        .map_err(|_| ApiError::too_large(format!("a campaign definition is at most {MAX_CREATE_BYTES} bytes")))?
-        .to_bytes();
+    let body = super::read_whole_body(state, req.into_body(), MAX_CREATE_BYTES).await.map_err(|e| match e {
+        super::BodyError::TimedOut(deadline) => ApiError::body_timeout(deadline),
+        super::BodyError::Unreadable => {
+            ApiError::too_large(format!("a campaign definition is at most {MAX_CREATE_BYTES} bytes"))
+        }
+    })?;
     let request = parse_create(&body)?;
     let spec = {
         let rules = Validation {

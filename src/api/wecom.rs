@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
@@ -61,11 +61,12 @@ async fn receive(
     req: Request<Incoming>,
 ) -> Result<(&'static str, Response<Full<Bytes>>), Refusal> {
     let q = CallbackQuery::parse(req.uri().query().unwrap_or(""))?;
-    let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|_| Refusal::BadXml(format!("the body is unreadable or over {MAX_BODY_BYTES} bytes")))?
-        .to_bytes();
+    let body = super::read_whole_body(state, req.into_body(), MAX_BODY_BYTES).await.map_err(|e| match e {
+        super::BodyError::TimedOut(deadline) => Refusal::SlowBody(deadline),
+        super::BodyError::Unreadable => {
+            Refusal::BadXml(format!("the body is unreadable or over {MAX_BODY_BYTES} bytes"))
+        }
+    })?;
     let body = std::str::from_utf8(&body).map_err(|_| Refusal::BadXml("the body is not UTF-8".into()))?;
     let received = a.receive(&q, body, now_s())?;
     let key = format!("{}:{}", a.app, received.inbound.dedup_key());

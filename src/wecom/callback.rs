@@ -67,6 +67,9 @@ pub enum Refusal {
     /// The sender's id is one the suppression API would refuse (too long, odd characters).
     #[error("{0}")]
     BadUser(String),
+    /// The body did not arrive within the deadline (`server.body_timeout_ms`).
+    #[error("the body did not arrive within {0:?}")]
+    SlowBody(Duration),
 }
 
 /// The one answer to every failure after a valid signature: a tampered ciphertext must not
@@ -85,6 +88,7 @@ impl Refusal {
             Refusal::BadXml(_) | Refusal::BadPlaintext(_) => "bad_xml",
             Refusal::Crypt(_) => "bad_ciphertext",
             Refusal::BadUser(_) => "bad_user",
+            Refusal::SlowBody(_) => "body_timeout",
         }
     }
 
@@ -98,6 +102,7 @@ impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
             Refusal::BadSignature => 403,
+            Refusal::SlowBody(_) => 408,
             _ => 400,
         }
     }
