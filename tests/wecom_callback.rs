@@ -438,3 +438,43 @@ async fn a_delivery_retried_across_a_restart_is_handled_once() {
     assert_eq!(callbacks(&app, "replied").await, 0);
     app.stop().await;
 }
+
+/// With `server.callback_listen`, the callback (and /healthz) is served there and only there;
+/// `/v1` and `/metrics` stay on the main listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_can_have_a_listener_of_its_own() {
+    let sim = common::start_sim(campaignd::simulator::SimConfig::default()).await;
+    let store = tempfile::tempdir().unwrap();
+    let extra = [("# callback_listen = \"0.0.0.0:8790\"", "callback_listen = \"127.0.0.1:0\"")];
+    let text = common::config_text(&sim.getui_base_url(), store.path(), &extra);
+    let config = campaignd::config::Config::from_toml(&text, std::path::Path::new("test.toml")).unwrap();
+    let daemon = campaignd::daemon::Daemon::build(&config, |_| None).await.unwrap();
+    let (main, edge) = (daemon.local_addr(), daemon.callback_addr().expect("a callback listener"));
+    assert_ne!(main, edge);
+    let shutdown = daemon.shutdown_token();
+    let task = tokio::spawn(daemon.run());
+
+    let on_edge = CallbackPlayer::dev(format!("http://{edge}/wecom/staff/callback"));
+    assert_eq!(on_edge.verify_url("4242").await.unwrap(), (200, "4242".to_owned()));
+    let a = on_edge.text("sunqi", "TD").await.unwrap();
+    assert!(a.reply.is_some(), "the callback works on its own listener: {}", a.body);
+    assert_eq!(fetch(&format!("http://{edge}/healthz")).await, "ok\n");
+    for path in ["/metrics", "/readyz", "/v1/campaigns", "/v1/apps/staff/suppressions/sunqi"] {
+        assert_eq!(
+            bearer("GET", &format!("http://{edge}{path}")).await.0,
+            404,
+            "{path} is not on the callback listener"
+        );
+    }
+
+    let on_main = CallbackPlayer::dev(format!("http://{main}/wecom/staff/callback"));
+    assert_eq!(on_main.text("zhouba", "TD").await.unwrap().status, 404, "no callback on the main listener");
+    assert_eq!(on_main.verify_url("4242").await.unwrap().0, 404);
+    assert_eq!(bearer("GET", &format!("http://{main}/v1/apps/staff/suppressions/sunqi")).await.0, 200);
+    assert_eq!(bearer("GET", &format!("http://{main}/v1/apps/staff/suppressions/zhouba")).await.0, 404);
+    let metrics = fetch(&format!("http://{main}/metrics")).await;
+    assert!(metrics.contains("campaignd_wecom_callbacks_total{agent=\"staff\",result=\"replied\"} 1"), "{metrics}");
+
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
