@@ -79,8 +79,55 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address of the HTTP API, `/metrics` and the WeCom callback.
+    /// Address of the HTTP API, `/metrics` and (unless `callback_listen` is set) the WeCom
+    /// callback.
     pub listen: SocketAddr,
+    /// When set, the WeCom callback (and `/healthz`) is served on this address only, apart
+    /// from `/v1` and `/metrics`: the callback faces the internet, the rest should not.
+    #[serde(default)]
+    pub callback_listen: Option<SocketAddr>,
+    /// Open connections per listener; further clients wait in the listen backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Deadline for reading a whole JSON or XML request body (campaign definitions, WeCom
+    /// callbacks), ms; a slower client gets 408.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Longest silence while the server waits to read from a connection (between the bytes
+    /// of any body, uploads included, and between keep-alive requests), ms; then it is closed.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_body_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_idle_timeout_ms() -> u64 {
+    30_000
+}
+
+impl ServerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(invalid("server.max_connections", format!("{} is outside 1..=1000000", self.max_connections)));
+        }
+        for (key, v) in
+            [("server.body_timeout_ms", self.body_timeout_ms), ("server.idle_timeout_ms", self.idle_timeout_ms)]
+        {
+            if !(100..=3_600_000).contains(&v) {
+                return Err(invalid(key, format!("{v} is outside 100..=3600000 ms")));
+            }
+        }
+        if self.callback_listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(invalid("server.callback_listen", "must differ from server.listen (or be left out)"));
+        }
+        Ok(())
+    }
 }
 
 /// `[store]`.
@@ -353,6 +400,7 @@ impl Config {
             return Err(invalid("log.level", "must not be empty; try \"info\""));
         }
         self.validate_sections()?;
+        self.server.validate()?;
         if self.apps.is_empty() {
             return Err(invalid("apps", "define at least one app, e.g. [apps.main]"));
         }
@@ -726,11 +774,18 @@ impl GetuiAppConfig {
     }
 }
 
+/// True when the URL's host is exactly `localhost` or an IP literal in 127.0.0.0/8 or `::1`.
+/// The host is parsed as an address, never matched by prefix: `127.evil.example` and
+/// `127.0.0.1.nip.io` are names anyone can point anywhere.
 fn is_loopback_url(url: &str) -> bool {
-    url.parse::<hyper::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(str::to_owned))
-        .is_some_and(|h| h == "localhost" || h == "[::1]" || h.starts_with("127."))
+    let Some(host) = url.parse::<hyper::Uri>().ok().and_then(|u| u.host().map(str::to_owned)) else {
+        return false;
+    };
+    if host == "localhost" {
+        return true;
+    }
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
+    bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -804,6 +859,50 @@ mod tests {
         let no_dev = SHIPPED.replace(&format!("dev_secret = \"{DEV_WECOM_SECRET}\""), "");
         let err = parse(&no_dev).unwrap().wecom_settings_with_env("staff", |_| None).unwrap_err().to_string();
         assert!(err.contains("CAMPAIGND_STAFF_WECOM_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn server_keys_have_defaults_and_are_checked() {
+        let cfg = parse(SHIPPED).unwrap();
+        let s = &cfg.server;
+        assert_eq!(
+            (s.max_connections, s.body_timeout_ms, s.idle_timeout_ms, s.callback_listen),
+            (10_000, 30_000, 30_000, None)
+        );
+        let with = |extra: &str| {
+            SHIPPED.replace("listen = \"127.0.0.1:8780\"", &format!("listen = \"127.0.0.1:8780\"\n{extra}"))
+        };
+        let cfg = parse(&with("callback_listen = \"0.0.0.0:8790\"\nmax_connections = 5")).unwrap();
+        assert_eq!(
+            (cfg.server.callback_listen, cfg.server.max_connections),
+            (Some("0.0.0.0:8790".parse().unwrap()), 5)
+        );
+        for (extra, key) in [
+            ("max_connections = 0", "server.max_connections"),
+            ("body_timeout_ms = 5", "server.body_timeout_ms"),
+            ("idle_timeout_ms = 0", "server.idle_timeout_ms"),
+            ("callback_listen = \"127.0.0.1:8780\"", "server.callback_listen"),
+            ("callback_listen = \"not an address\"", "callback_listen"),
+        ] {
+            let err = parse(&with(extra)).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in {err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_only_for_loopback_addresses() {
+        let with_url = |url: &str| SHIPPED.replace("http://127.0.0.1:8781/v2", url);
+        for host in ["127.evil.example", "127.0.0.1.nip.io", "localhost.evil", "127.1", "[::ffff:127.0.0.1]"] {
+            let err = parse(&with_url(&format!("http://{host}:8781/v2"))).unwrap_err().to_string();
+            assert!(err.contains("apps.main.getui.base_url"), "{host} must be refused: {err}");
+        }
+        for host in ["[::1]", "127.0.0.2", "localhost", "127.255.0.9"] {
+            let url = format!("http://{host}:8781/v2");
+            assert!(parse(&with_url(&url)).is_ok(), "{host} is loopback and must be accepted");
+        }
+        let wecom = SHIPPED.replace("http://127.0.0.1:8781/cgi-bin", "http://127.evil.example/cgi-bin");
+        let err = parse(&wecom).unwrap_err().to_string();
+        assert!(err.contains("apps.staff.wecom.base_url"), "{err}");
     }
 
     #[test]

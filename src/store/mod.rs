@@ -12,6 +12,7 @@
 //! stay flat however large the campaign.
 
 mod codec;
+mod deliveries;
 mod sled_store;
 mod writer;
 
@@ -231,6 +232,16 @@ pub struct Suppression {
     pub since_ms: i64,
 }
 
+/// How many WeCom callback deliveries the store remembers for retry detection, and for how
+/// long: the record never holds more than `max_entries`, nor entries older than `max_age_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryWindow {
+    /// Most deliveries remembered; the oldest go first.
+    pub max_entries: usize,
+    /// Deliveries older than this are forgotten, ms.
+    pub max_age_ms: i64,
+}
+
 /// The durable store used by the API and the dispatcher.
 pub trait Store: Send + Sync + 'static {
     /// The store's random identity, made when it was created (see [`StoreIdentity`]).
@@ -277,4 +288,10 @@ pub trait Store: Send + Sync + 'static {
     fn suppressed_among(&self, app: &str, users: Vec<String>) -> StoreFuture<'_, Vec<bool>>;
     /// Up to `limit` suppressed users of `app` after `after` (exclusive), in id order.
     fn suppressions(&self, app: &str, after: &str, limit: usize) -> StoreFuture<'_, Vec<(String, Suppression)>>;
+    /// Durably notes the callback delivery `key` at `now_ms`: true the first time it is seen
+    /// within `window` (a retry, even across a restart, gets false). Trims the record to the
+    /// window on the way.
+    fn first_delivery(&self, key: &str, now_ms: i64, window: DeliveryWindow) -> StoreFuture<'_, bool>;
+    /// Forgets the delivery `key`, so WeCom's retry of a delivery we failed to handle is handled.
+    fn forget_delivery(&self, key: &str) -> StoreFuture<'_, ()>;
 }

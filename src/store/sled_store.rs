@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::codec::{chunk_key, decode, parse_chunk_key};
+use super::deliveries::Deliveries;
 use super::writer::{Command, LiveMap, Reply, Trees, Writer};
 use super::{Ack, CampaignRecord, Change, Chunk, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit};
 use crate::domain::{CampaignSpec, StoreIdentity};
@@ -35,6 +36,8 @@ pub struct SledStore {
     /// the writer's trees) and flushed before the write is reported done.
     suppressed: sled::Tree,
     identity: StoreIdentity,
+    /// WeCom callback deliveries already handled (bounded; see [`super::DeliveryWindow`]).
+    deliveries: Deliveries,
 }
 
 fn db_err(e: sled::Error) -> StoreError {
@@ -129,6 +132,7 @@ impl SledStore {
         let open = |name: &str| db.open_tree(name).map_err(db_err);
         let suppressed = open("suppressed")?;
         let identity = load_identity(&open("meta")?, &settings.path)?;
+        let deliveries = Deliveries::open(&db)?;
         let trees = Trees {
             campaigns: open("campaigns")?,
             chunks: open("chunks")?,
@@ -143,7 +147,12 @@ impl SledStore {
             .name("store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
-        Ok(Arc::new(SledStore { trees, tx, live, writer: Mutex::new(Some(handle)), suppressed, identity }))
+        Ok(Arc::new(SledStore { trees, tx, live, writer: Mutex::new(Some(handle)), suppressed, identity, deliveries }))
+    }
+
+    /// WeCom callback deliveries remembered now (for tests of the window's bound).
+    pub fn remembered_deliveries(&self) -> usize {
+        self.deliveries.len()
     }
 
     /// Flushes, stops the writer thread and waits for it.
@@ -317,6 +326,31 @@ impl Store for SledStore {
             Ok(out)
         })
     }
+
+    fn first_delivery(&self, key: &str, now_ms: i64, window: super::DeliveryWindow) -> StoreFuture<'_, bool> {
+        let (deliveries, key) = (self.deliveries.clone(), key.to_owned());
+        Box::pin(async move {
+            let noted = deliveries.clone();
+            let first = tokio::task::spawn_blocking(move || noted.first(&key, now_ms, window))
+                .await
+                .map_err(|e| StoreError::Db(format!("delivery record task failed: {e}")))??;
+            if first {
+                deliveries.flush().await?;
+            }
+            Ok(first)
+        })
+    }
+
+    fn forget_delivery(&self, key: &str) -> StoreFuture<'_, ()> {
+        let (deliveries, key) = (self.deliveries.clone(), key.to_owned());
+        Box::pin(async move {
+            let noted = deliveries.clone();
+            tokio::task::spawn_blocking(move || noted.forget(&key))
+                .await
+                .map_err(|e| StoreError::Db(format!("delivery record task failed: {e}")))??;
+            deliveries.flush().await
+        })
+    }
 }
 
 /// Runs sled work on tokio's blocking pool: a read may wait for the disk, and an async worker
@@ -383,6 +417,35 @@ mod tests {
         let mut c = Counts::default();
         c.add(ResultName::SuccessedOnline, n);
         c
+    }
+
+    #[tokio::test]
+    async fn callback_deliveries_are_noted_once_durably_and_within_a_bounded_window() {
+        use crate::store::DeliveryWindow;
+        let dir = tempfile::tempdir().unwrap();
+        let window = DeliveryWindow { max_entries: 10, max_age_ms: 60_000 };
+        let store = open(dir.path());
+        assert!(store.first_delivery("staff:msg:li:1", 1_000, window).await.unwrap());
+        assert!(!store.first_delivery("staff:msg:li:1", 2_000, window).await.unwrap(), "a retry");
+        store.close().await.unwrap();
+        drop(store);
+        let store = open(dir.path());
+        assert!(!store.first_delivery("staff:msg:li:1", 3_000, window).await.unwrap(), "a retry after a restart");
+        store.forget_delivery("staff:msg:li:1").await.unwrap();
+        assert!(store.first_delivery("staff:msg:li:1", 4_000, window).await.unwrap(), "forgotten, handled again");
+        // The count bound: the oldest go first and the record never exceeds it.
+        for i in 0..50 {
+            assert!(store.first_delivery(&format!("k{i}"), 5_000 + i, window).await.unwrap());
+            assert!(store.remembered_deliveries() <= 10);
+        }
+        assert_eq!(store.remembered_deliveries(), 10);
+        assert!(!store.first_delivery("k49", 6_000, window).await.unwrap(), "the newest are kept");
+        assert!(store.first_delivery("k0", 6_000, window).await.unwrap(), "the oldest were dropped");
+        // The age bound: everything older than the window goes.
+        assert!(store.first_delivery("late", 6_000 + 60_001, window).await.unwrap());
+        assert_eq!(store.remembered_deliveries(), 1);
+        assert!(store.first_delivery("k49", 6_000 + 60_002, window).await.unwrap());
+        store.close().await.unwrap();
     }
 
     #[tokio::test]
