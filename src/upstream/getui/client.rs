@@ -454,7 +454,7 @@ impl GetuiClient {
         let timeout = self.inner.settings.request_timeout;
         let (status, bytes) = exchange(&self.inner.http, req, timeout)
             .await
-            .map_err(|reason| GetuiError::Transport { endpoint, reason })?;
+            .map_err(|e| GetuiError::Transport { endpoint, reason: e.reason, request_sent: e.request_sent })?;
         parse_answer(endpoint, status, &bytes)
     }
 }
