@@ -29,7 +29,8 @@ fn lossy() -> FaultProfile {
 /// `extra` edits the shipped configuration further.
 async fn app_with(profile: FaultProfile, extra: &[(&str, &str)]) -> TestApp {
     let sim = SimConfig { profile, limits: Limits::unlimited(), ..SimConfig::default() };
-    let mut edits = vec![("chunk_size = 1000", "chunk_size = 200"), ("calls_per_second = 50", "calls_per_second = 1000")];
+    let mut edits =
+        vec![("chunk_size = 1000", "chunk_size = 200"), ("calls_per_second = 50", "calls_per_second = 1000")];
     edits.extend_from_slice(extra);
     spawn_app_with(sim, &edits).await
 }

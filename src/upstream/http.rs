@@ -129,10 +129,8 @@ pub(crate) async fn exchange(
     timeout: Duration,
 ) -> Result<(u16, Bytes), NoAnswer> {
     let answer = async {
-        let resp = http
-            .request(req)
-            .await
-            .map_err(|e| NoAnswer { reason: error_chain(&e), request_sent: !e.is_connect() })?;
+        let resp =
+            http.request(req).await.map_err(|e| NoAnswer { reason: error_chain(&e), request_sent: !e.is_connect() })?;
         let status = resp.status().as_u16();
         let bytes = read_body(resp.into_body()).await.map_err(|reason| NoAnswer { reason, request_sent: true })?;
         Ok::<_, NoAnswer>((status, bytes))

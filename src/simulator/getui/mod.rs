@@ -19,9 +19,9 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde::Serialize;
 
+use super::faults::{gateway_timeout, service_unavailable, Fault};
 use super::ledger::{lock, Ledger};
 use super::limits::FixedWindow;
-use super::faults::{gateway_timeout, service_unavailable, Fault};
 use super::SimConfig;
 use crate::domain::ids::mix64;
 use crate::serve::{json_response, DropConnection, HandlerResult};

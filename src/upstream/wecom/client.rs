@@ -244,9 +244,11 @@ impl WecomClient {
             .body(Full::new(body))
             .map_err(|_| invalid_at(endpoint, "the base URL is not a valid URL".into()))?;
         let timeout = self.inner.settings.request_timeout;
-        let (status, bytes) = exchange(&self.inner.http, req, timeout)
-            .await
-            .map_err(|e| WecomError::Transport { endpoint, reason: e.reason, request_sent: e.request_sent })?;
+        let (status, bytes) = exchange(&self.inner.http, req, timeout).await.map_err(|e| WecomError::Transport {
+            endpoint,
+            reason: e.reason,
+            request_sent: e.request_sent,
+        })?;
         parse_answer(endpoint, status, &bytes)
     }
 }
