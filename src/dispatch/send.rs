@@ -94,9 +94,9 @@ where
             _ = ctx.shutdown.cancelled() => return Outcome::Abandoned,
             _ = run.app.ready_for_call() => {}
         }
-        let since_first = *first_attempt.get_or_insert_with(Instant::now);
+        let first = *first_attempt.get_or_insert_with(Instant::now);
         if repeats_maybe_delivered {
-            add_replayed(ctx, run, guard.exposed(since_first.elapsed())).await;
+            add_replayed(ctx, run, guard.exposed(first.elapsed())).await;
         }
         let err = match attempt().await {
             Ok(v) => return Outcome::Done(v),

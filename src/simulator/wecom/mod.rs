@@ -196,8 +196,8 @@ impl WecomSim {
         Self::with_faults(cfg, FaultProfile::clean(), 0)
     }
 
-    /// Like [`WecomSim::new`], misbehaving as `faults` says: its latency, dropped connections
-    /// and 5xx, before or after the call takes effect. Its rate-limit bursts and short tokens
+    /// A fresh application misbehaving as `faults` says: its latency, dropped connections and
+    /// 5xx, before or after the call takes effect. Its rate-limit bursts and short tokens
     /// are Getui's and are not applied here.
     pub(crate) fn with_faults(cfg: WecomSimConfig, faults: FaultProfile, fault_seed: u64) -> Self {
         WecomSim {
