@@ -139,3 +139,34 @@ pub(crate) async fn exchange(
         .await
         .map_err(|_| NoAnswer { reason: format!("no answer within {timeout:?}"), request_sent: true })?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn post(addr: std::net::SocketAddr) -> hyper::Request<Full<Bytes>> {
+        hyper::Request::post(format!("http://{addr}/push")).body(Full::new(Bytes::from_static(b"{}"))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_sent_nothing_and_a_closed_one_may_have() {
+        let http = build_client(&PoolSettings::default()).unwrap();
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let refused = exchange(&http, post(addr), Duration::from_secs(5)).await.unwrap_err();
+        assert!(!refused.request_sent, "{refused:?}");
+
+        // A server that reads the request and hangs up without answering.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+        });
+        let lost = exchange(&http, post(addr), Duration::from_secs(5)).await.unwrap_err();
+        assert!(lost.request_sent, "{lost:?}");
+    }
+}
