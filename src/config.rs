@@ -281,6 +281,13 @@ pub struct WecomAppConfig {
     /// Deadline of one HTTP exchange, ms.
     #[serde(default = "default_request_ms")]
     pub request_timeout_ms: u64,
+    /// Ask WeCom not to deliver the same content to a member twice within
+    /// `duplicate_check_interval_s` (`enable_duplicate_check`), so a retried send is harmless.
+    #[serde(default = "default_duplicate_check")]
+    pub duplicate_check: bool,
+    /// `duplicate_check_interval`, seconds (1..=14400; WeCom's default 1800).
+    #[serde(default = "default_duplicate_check_interval")]
+    pub duplicate_check_interval_s: u64,
     /// The encrypted callback at `/wecom/NAME/callback`; absent means no callback.
     pub callback: Option<CallbackConfig>,
 }
@@ -323,6 +330,12 @@ pub struct ReplyRuleConfig {
     pub reply: ReplyMessage,
 }
 
+fn default_duplicate_check() -> bool {
+    true
+}
+fn default_duplicate_check_interval() -> u64 {
+    1800
+}
 fn default_timestamp_window() -> u64 {
     300
 }
@@ -567,6 +580,13 @@ impl Config {
         }))
     }
 
+    /// How long WeCom should drop a repeated send of app `name`; `None` when its duplicate
+    /// check is off.
+    pub fn wecom_duplicate_check(&self, name: &str) -> Result<Option<Duration>, ConfigError> {
+        let w = self.wecom_of(name)?;
+        Ok(w.duplicate_check.then(|| Duration::from_secs(w.duplicate_check_interval_s)))
+    }
+
     fn wecom_of(&self, name: &str) -> Result<&WecomAppConfig, ConfigError> {
         let app = self.apps.get(name).ok_or_else(|| invalid("apps", format!("no app named {name:?}")))?;
         app.wecom.as_ref().ok_or_else(|| invalid(format!("apps.{name}.wecom"), "missing"))
@@ -638,6 +658,11 @@ impl WecomAppConfig {
             if !(1..=600_000).contains(&v) {
                 return Err(invalid(key(k), format!("{v} is outside 1..=600000 ms")));
             }
+        }
+        let longest = u64::from(crate::upstream::wecom::wire::MAX_DUPLICATE_CHECK_SECS);
+        if !(1..=longest).contains(&self.duplicate_check_interval_s) {
+            let v = self.duplicate_check_interval_s;
+            return Err(invalid(key("duplicate_check_interval_s"), format!("{v} is outside 1..={longest} seconds")));
         }
         match &self.callback {
             Some(c) => c.validate(app),
@@ -851,11 +876,26 @@ mod tests {
             (SHIPPED.replace("timestamp_window_s = 300", "timestamp_window_s = 0"), "timestamp_window_s"),
             (SHIPPED.replace("keyword = \"帮助\"", "keyword = \"帮助\"\nclick = \"K\""), "replies[0]"),
             (SHIPPED.replace("channel = \"wecom\"", "channel = \"getui\""), "apps.staff"),
+            (
+                SHIPPED.replace("duplicate_check_interval_s = 1800", "duplicate_check_interval_s = 14401"),
+                "apps.staff.wecom.duplicate_check_interval_s",
+            ),
+            (
+                SHIPPED.replace("duplicate_check_interval_s = 1800", "duplicate_check_interval_s = 0"),
+                "apps.staff.wecom.duplicate_check_interval_s",
+            ),
+            (SHIPPED.replace("duplicate_check = true", "duplicate_check = 1"), "duplicate_check"),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.contains(key), "expected {key} in {err}");
         }
+        assert_eq!(cfg.wecom_duplicate_check("staff").unwrap(), Some(Duration::from_secs(1800)));
+        let off = parse(&SHIPPED.replace("duplicate_check = true", "duplicate_check = false")).unwrap();
+        assert_eq!(off.wecom_duplicate_check("staff").unwrap(), None);
+        let unset = SHIPPED.replace("duplicate_check = true", "").replace("duplicate_check_interval_s = 1800", "");
+        let defaults = parse(&unset).unwrap();
+        assert_eq!(defaults.wecom_duplicate_check("staff").unwrap(), Some(Duration::from_secs(1800)), "on by default");
         let no_dev = SHIPPED.replace(&format!("dev_secret = \"{DEV_WECOM_SECRET}\""), "");
         let err = parse(&no_dev).unwrap().wecom_settings_with_env("staff", |_| None).unwrap_err().to_string();
         assert!(err.contains("CAMPAIGND_STAFF_WECOM_SECRET"), "{err}");

@@ -81,7 +81,11 @@ impl Daemon {
                 }
                 Channel::Wecom => {
                     agents.extend(config.callback_agent_with_env(name, env)?);
-                    Upstream::Wecom(WecomClient::new(config.wecom_settings_with_env(name, env)?)?)
+                    let client = WecomClient::new(config.wecom_settings_with_env(name, env)?)?;
+                    match config.wecom_duplicate_check(name)? {
+                        Some(interval) => Upstream::Wecom(client.with_duplicate_check(interval)),
+                        None => Upstream::Wecom(client),
+                    }
                 }
             };
             apps.push(Arc::new(AppSender::new(name, upstream, app.calls_per_second, metrics.clone())));
