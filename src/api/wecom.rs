@@ -70,21 +70,25 @@ async fn receive(
     let body = std::str::from_utf8(&body).map_err(|_| Refusal::BadXml("the body is not UTF-8".into()))?;
     let received = a.receive(&q, body, now_s())?;
     let key = format!("{}:{}", a.app, received.inbound.dedup_key());
-    match state.store.first_delivery(&key, now_s() * 1000, REMEMBERED).await {
-        Ok(true) => {}
-        Ok(false) => return Ok(("duplicate", empty())),
+    // The effect is made durable before the delivery is noted: a crash between the two makes
+    // WeCom's retry apply it again (opt-outs and opt-ins are idempotent), never lose it.
+    match state.store.delivery_noted(&key).await {
+        Ok(false) => {}
+        Ok(true) => return Ok(("duplicate", empty())),
         Err(e) => {
-            tracing::error!(agent = a.app, error = %e, "cannot note the delivery");
+            tracing::error!(agent = a.app, error = %e, "cannot read the delivery record");
             return Ok(("store_failed", text_response(503, "")));
         }
     }
     if let Err(e) = apply(state, a, &received).await {
-        // Not answered after all: WeCom's retry gets a fresh try.
-        if let Err(e) = state.store.forget_delivery(&key).await {
-            tracing::error!(agent = a.app, error = %e, "cannot forget the delivery; WeCom's retry will be ignored");
-        }
         tracing::error!(agent = a.app, error = %e, "cannot update the suppression list");
         return Ok(("store_failed", text_response(503, "")));
+    }
+    match state.store.first_delivery(&key, now_s() * 1000, REMEMBERED).await {
+        Ok(true) => {}
+        // A retry that arrived while this one was being handled noted it first: one reply.
+        Ok(false) => return Ok(("duplicate", empty())),
+        Err(e) => tracing::error!(agent = a.app, error = %e, "cannot note the delivery; a retry will be handled again"),
     }
     let Some(reply) = &received.reply else {
         return Ok(("accepted", empty()));

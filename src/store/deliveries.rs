@@ -47,14 +47,9 @@ impl Deliveries {
         Ok(true)
     }
 
-    /// Forgets `key`; blocking.
-    pub(super) fn forget(&self, key: &str) -> Result<(), StoreError> {
-        let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(at) = self.seen.remove(key).map_err(db_err)? {
-            *count = count.saturating_sub(1);
-            self.order.remove(order_key(time_of(&at), key)).map_err(db_err)?;
-        }
-        Ok(())
+    /// Whether `key` is noted; blocking.
+    pub(super) fn contains(&self, key: &str) -> Result<bool, StoreError> {
+        self.seen.contains_key(key).map_err(db_err)
     }
 
     /// Deliveries remembered now.

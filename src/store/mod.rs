@@ -292,6 +292,6 @@ pub trait Store: Send + Sync + 'static {
     /// within `window` (a retry, even across a restart, gets false). Trims the record to the
     /// window on the way.
     fn first_delivery(&self, key: &str, now_ms: i64, window: DeliveryWindow) -> StoreFuture<'_, bool>;
-    /// Forgets the delivery `key`, so WeCom's retry of a delivery we failed to handle is handled.
-    fn forget_delivery(&self, key: &str) -> StoreFuture<'_, ()>;
+    /// Whether the callback delivery `key` was noted (and is still within the window).
+    fn delivery_noted(&self, key: &str) -> StoreFuture<'_, bool>;
 }

@@ -341,15 +341,9 @@ impl Store for SledStore {
         })
     }
 
-    fn forget_delivery(&self, key: &str) -> StoreFuture<'_, ()> {
+    fn delivery_noted(&self, key: &str) -> StoreFuture<'_, bool> {
         let (deliveries, key) = (self.deliveries.clone(), key.to_owned());
-        Box::pin(async move {
-            let noted = deliveries.clone();
-            tokio::task::spawn_blocking(move || noted.forget(&key))
-                .await
-                .map_err(|e| StoreError::Db(format!("delivery record task failed: {e}")))??;
-            deliveries.flush().await
-        })
+        blocking(move || deliveries.contains(&key))
     }
 }
 
@@ -431,8 +425,8 @@ mod tests {
         drop(store);
         let store = open(dir.path());
         assert!(!store.first_delivery("staff:msg:li:1", 3_000, window).await.unwrap(), "a retry after a restart");
-        store.forget_delivery("staff:msg:li:1").await.unwrap();
-        assert!(store.first_delivery("staff:msg:li:1", 4_000, window).await.unwrap(), "forgotten, handled again");
+        assert!(store.delivery_noted("staff:msg:li:1").await.unwrap());
+        assert!(!store.delivery_noted("staff:msg:li:2").await.unwrap());
         // The count bound: the oldest go first and the record never exceeds it.
         for i in 0..50 {
             assert!(store.first_delivery(&format!("k{i}"), 5_000 + i, window).await.unwrap());
