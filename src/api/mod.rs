@@ -20,6 +20,7 @@ use hyper::{Method, Request, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
@@ -36,6 +37,8 @@ pub struct ApiSettings {
     pub chunk_size: usize,
     /// Longest daemon-held schedule, ms ahead.
     pub schedule_horizon_ms: i64,
+    /// Most recipients one campaign may hold (`dispatch.max_recipients`).
+    pub max_recipients: u64,
 }
 
 /// What the handlers share.
@@ -54,6 +57,8 @@ pub struct ApiState {
     settings: ApiSettings,
     uploads: upload::Uploads,
     rates: Mutex<HashMap<u64, campaigns::RateWindow>>,
+    /// The daemon's shutdown: long requests (uploads) give up when it is cancelled.
+    shutdown: CancellationToken,
 }
 
 impl ApiState {
@@ -80,7 +85,15 @@ impl ApiState {
             settings: ApiSettings { chunk_size, ..settings },
             uploads: upload::Uploads::default(),
             rates: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Ties long requests to the daemon's shutdown: when `token` is cancelled, an upload in
+    /// progress is refused and discarded instead of holding the daemon up.
+    pub fn with_shutdown(mut self, token: CancellationToken) -> ApiState {
+        self.shutdown = token;
+        self
     }
 
     fn authorized(&self, req: &Request<Incoming>) -> bool {

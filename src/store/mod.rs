@@ -150,6 +150,15 @@ impl Chunk {
     }
 }
 
+/// One page of [`Store::committed_cids`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CidPage {
+    /// 16-byte cids back to back, in chunk order.
+    pub cids: Vec<u8>,
+    /// Where the next page starts; `None` when this page reached the last committed chunk.
+    pub next: Option<u64>,
+}
+
 /// A change to a campaign, applied by the store in order with every other write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -242,8 +251,9 @@ pub trait Store: Send + Sync + 'static {
     fn list(&self) -> Result<Vec<CampaignRecord>, StoreError>;
     /// Up to `max` unacknowledged committed chunks with sequence ≥ `from_seq`, in order.
     fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> Result<Vec<(u64, Chunk)>, StoreError>;
-    /// Committed chunks of a campaign (for rebuilding the upload duplicate filter).
-    fn committed_chunks(&self, id: u64) -> Result<Vec<Chunk>, StoreError>;
+    /// The cids of a campaign's committed chunks from `from_seq` on, one bounded page at a time
+    /// (for rebuilding the upload duplicate filter without loading the whole campaign).
+    fn committed_cids(&self, id: u64, from_seq: u64, max_bytes: usize) -> StoreFuture<'_, CidPage>;
     /// List chunks marked in flight when the daemon last stopped.
     fn inflight_chunks(&self, id: u64) -> Result<Vec<u64>, StoreError>;
     /// Live progress of a campaign.
