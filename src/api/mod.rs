@@ -129,6 +129,7 @@ async fn route(
         (&Method::GET, ["healthz"]) => return Ok(text_response(200, "ok\n")),
         (&Method::GET, ["readyz"]) => return ready(state),
         (&Method::GET, ["metrics"]) => {
+            state.count_upload_filters();
             let mut resp = text_response(200, state.metrics.render());
             resp.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,

@@ -150,7 +150,7 @@ impl ApiState {
         });
     }
 
-    fn count_upload_filters(&self) {
+    pub(super) fn count_upload_filters(&self) {
         self.metrics.upload_filters.set(self.uploads.filters_in_memory() as i64);
     }
 }
@@ -513,4 +513,44 @@ impl<'a> Job<'a> {
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|b| *b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter_of(n: u8) -> Fingerprints {
+        let mut f = Fingerprints::default();
+        f.insert(&CompactCid([n; 16]));
+        f
+    }
+
+    #[test]
+    fn idle_filters_are_dropped_and_their_number_is_capped() {
+        let uploads = Uploads::default();
+        let start = Instant::now();
+        for id in 0..(MAX_KEPT_FILTERS as u64 + 4) {
+            uploads.keep(id, filter_of(id as u8), start + Duration::from_secs(id));
+        }
+        assert_eq!(uploads.filters_in_memory(), MAX_KEPT_FILTERS, "the least recently used go beyond the cap");
+        assert!(uploads.take(0).is_none() && uploads.take(3).is_none(), "the oldest went first");
+        let newest = MAX_KEPT_FILTERS as u64 + 3;
+        let kept = uploads.take(newest).expect("the newest is kept");
+        assert!(kept.contains(&CompactCid([newest as u8; 16])));
+        uploads.keep(newest, kept, start + Duration::from_secs(newest));
+
+        uploads.sweep(start + FILTER_IDLE + Duration::from_secs(newest - 1));
+        assert_eq!(uploads.filters_in_memory(), 1, "only the one used within FILTER_IDLE stays");
+        uploads.sweep(start + FILTER_IDLE + Duration::from_secs(newest));
+        assert_eq!(uploads.filters_in_memory(), 0);
+    }
+
+    #[test]
+    fn uploads_in_progress_count_as_filters_in_memory() {
+        let uploads = Uploads::default();
+        let busy = uploads.begin(7).expect("not busy yet");
+        assert_eq!(uploads.filters_in_memory(), 1);
+        drop(busy);
+        assert_eq!(uploads.filters_in_memory(), 0);
+    }
 }
