@@ -235,3 +235,105 @@ async fn metric(app: &TestApp, name: &str) -> f64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
+
+/// A daemon process started from the built binary, killed when dropped.
+struct DaemonProcess(std::process::Child);
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl DaemonProcess {
+    fn rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).expect("the daemon runs");
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kb / 1024.0
+    }
+}
+
+/// NDJSON lines for cids `from..from+n`, each with about 3.9 KB of `vars` (just under the cap).
+fn heavy_ndjson(from: u64, n: u64) -> String {
+    (from..from + n)
+        .map(|i| {
+            let value = format!("{i:08}").repeat(120);
+            format!(
+                "{{\"cid\":\"{}\",\"vars\":{{\"name\":\"u{i}\",\"code\":\"{i}\",\"a\":\"{value}\",\"b\":\"{value}\",\"c\":\"{value}\",\"d\":\"{value}\"}}}}\n",
+                cid(i)
+            )
+        })
+        .collect()
+}
+
+const HEAVY_UPLOADS: usize = 10;
+const HEAVY_LINES: u64 = 10_000;
+/// Uploads measured at the end, once sled's own working set (about 250 MB here, whatever
+/// `store.cache_mb` says) has filled.
+const MEASURED_UPLOADS: usize = 4;
+
+/// Point 4: uploads of heavy `vars` stop adding to the daemon's RSS once sled's working set is
+/// full, instead of each adding its whole size for good (measured on the real binary, in its own
+/// process). Before the fix every stored chunk of heavy vars was a sled blob, which sled keeps
+/// in memory until a restart.
+#[test]
+fn rss_stops_growing_across_uploads_of_heavy_vars() {
+    under_watchdog(Duration::from_secs(150), async {
+        let sim = common::start_sim(campaignd::simulator::SimConfig {
+            limits: campaignd::simulator::Limits::unlimited(),
+            ..Default::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let text = common::config_text(&sim.getui_base_url(), &dir.path().join("store"), &[])
+            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
+        let config = dir.path().join("campaignd.toml");
+        std::fs::write(&config, text).unwrap();
+        let daemon = DaemonProcess(
+            std::process::Command::new(env!("CARGO_BIN_EXE_campaignd"))
+                .args(["serve", "--config", config.to_str().unwrap()])
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn daemon"),
+        );
+        let api = ApiClient::new(&format!("http://127.0.0.1:{port}"), campaignd::secret::Secret::new(common::DEV_TOKEN))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while api.list().await.is_err() {
+            assert!(Instant::now() < deadline, "the daemon did not come up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        let body = heavy_ndjson(0, HEAVY_LINES);
+        let upload_mb = body.len() as f64 / 1e6;
+        let baseline = daemon.rss_mb();
+        let mut after = Vec::new();
+        for k in 0..HEAVY_UPLOADS {
+            let id = api.create(&batch_campaign(&format!("heavy-{k}"))).await.unwrap().id;
+            let up = api.upload(&id, "application/x-ndjson", body.clone()).await.unwrap();
+            assert_eq!((up.accepted, up.rejected), (HEAVY_LINES, 0));
+            after.push(daemon.rss_mb());
+        }
+        eprintln!("RSS: baseline {baseline:.0} MB, after each upload of {upload_mb:.0} MB: {after:.0?} MB");
+        let last = after[HEAVY_UPLOADS - 1];
+        let late_growth = last - after[HEAVY_UPLOADS - 1 - MEASURED_UPLOADS];
+        let measured_mb = upload_mb * MEASURED_UPLOADS as f64;
+        assert!(
+            late_growth < measured_mb / 4.0,
+            "the last {MEASURED_UPLOADS} uploads ({measured_mb:.0} MB) added {late_growth:.0} MB of RSS: {after:.0?}"
+        );
+        assert!(
+            last - baseline < upload_mb * HEAVY_UPLOADS as f64 * 0.8,
+            "RSS grew with the volume uploaded: baseline {baseline:.0} MB, then {after:.0?}"
+        );
+        drop(daemon);
+    });
+}

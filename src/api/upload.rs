@@ -36,8 +36,11 @@ pub const MAX_LINE_BYTES: usize = 8 * 1024;
 /// How many refused lines an answer lists (all are counted).
 const REPORTED_REJECTS: usize = 20;
 /// A chunk is staged once its recipients' variables take this many bytes, even if it holds
-/// fewer recipients than a full chunk: the upload's memory stays small whatever `vars` hold.
-pub const CHUNK_VARS_BYTES: usize = 256 * 1024;
+/// fewer recipients than a full chunk. Besides keeping the upload's own memory small, this keeps
+/// every stored chunk well under sled's blob size (about 128 KiB): sled keeps a blob-sized value
+/// it was given in memory for as long as the process runs (its cache counts the blob's pointer,
+/// not its bytes), which is how four uploads of heavy `vars` once added 700 MB of RSS for good.
+pub const CHUNK_VARS_BYTES: usize = 48 * 1024;
 /// How long a draft's duplicate filter stays in memory after its last upload.
 const FILTER_IDLE: Duration = Duration::from_secs(300);
 /// Most filters kept between uploads (each is 1.5 MB or more); the least recently used go first.
