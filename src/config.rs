@@ -832,6 +832,7 @@ mod tests {
                 "apps.Main",
             ),
             (SHIPPED.replace("request_timeout_ms = 10000", "request_timeout_ms = 0"), "request_timeout_ms"),
+            (SHIPPED.replace("# max_recipients = 50000000", "max_recipients = 0"), "dispatch.max_recipients"),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();

@@ -82,11 +82,8 @@ fn sequential_cids_upload_within_twice_the_time_of_random_ones() {
         let sequential = app.create(list_campaign("sequential-ids", None)).await;
         // Bounded: past twice the random time (plus a margin for a busy machine) it has failed.
         let limit = random_took * 2 + Duration::from_secs(2);
-        let timed = tokio::time::timeout(
-            limit,
-            timed_upload(&app.api, &sequential, 1, RATE_RECIPIENTS, sequential_cid),
-        )
-        .await;
+        let timed =
+            tokio::time::timeout(limit, timed_upload(&app.api, &sequential, 1, RATE_RECIPIENTS, sequential_cid)).await;
         let Ok((up, sequential_took)) = timed else {
             panic!("{RATE_RECIPIENTS} sequential cids took over {limit:?}; random ones took {random_took:?}");
         };
@@ -154,10 +151,7 @@ fn shutdown_stops_an_upload_in_progress_and_keeps_nothing_of_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_past_max_recipients_is_refused_whole_with_413() {
     let app = spawn_app_with(
-        campaignd::simulator::SimConfig {
-            limits: campaignd::simulator::Limits::unlimited(),
-            ..Default::default()
-        },
+        campaignd::simulator::SimConfig { limits: campaignd::simulator::Limits::unlimited(), ..Default::default() },
         &[("# max_recipients = 50000000", "max_recipients = 2500")],
     )
     .await;
@@ -304,8 +298,9 @@ fn rss_stops_growing_across_uploads_of_heavy_vars() {
                 .spawn()
                 .expect("spawn daemon"),
         );
-        let api = ApiClient::new(&format!("http://127.0.0.1:{port}"), campaignd::secret::Secret::new(common::DEV_TOKEN))
-            .unwrap();
+        let api =
+            ApiClient::new(&format!("http://127.0.0.1:{port}"), campaignd::secret::Secret::new(common::DEV_TOKEN))
+                .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while api.list().await.is_err() {
             assert!(Instant::now() < deadline, "the daemon did not come up");

@@ -24,8 +24,8 @@ use hyper::{Request, Response};
 
 use super::{json, ApiError, ApiState};
 use crate::domain::fingerprints::FingerprintSet;
-use crate::domain::CompactCid;
 use crate::domain::recipient::{parse_ndjson_line, parse_text_line, parse_user_line, Recipient};
+use crate::domain::CompactCid;
 use crate::domain::{CampaignState, Mode};
 use crate::protocol::{RejectedLine, UploadView};
 use crate::store::{CampaignRecord, Chunk, UploadCommit};
