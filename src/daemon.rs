@@ -90,22 +90,19 @@ impl Daemon {
         let dispatcher = Dispatcher::new(dyn_store.clone(), apps, metrics.clone(), settings, shutdown.clone());
         let channels: HashMap<String, &'static str> =
             config.apps.iter().map(|(name, app)| (name.clone(), app.channel.as_str())).collect();
-        let api = Arc::new(
-            ApiState::new(
-                dyn_store,
-                metrics,
-                &tokens,
-                channels,
-                dispatcher.waker(),
-                ApiSettings {
-                    chunk_size: d.chunk_size,
-                    schedule_horizon_ms: i64::from(d.schedule_horizon_days) * 86_400_000,
-                    max_recipients: d.max_recipients,
-                },
-                agents,
-            )
-            .with_shutdown(shutdown.clone()),
-        );
+        let api = Arc::new(ApiState::new(
+            dyn_store,
+            metrics,
+            &tokens,
+            channels,
+            dispatcher.waker(),
+            ApiSettings {
+                chunk_size: d.chunk_size,
+                schedule_horizon_ms: i64::from(d.schedule_horizon_days) * 86_400_000,
+                max_recipients: d.max_recipients,
+            },
+            agents,
+        ));
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| DaemonError::Bind { addr, source })?;
@@ -126,7 +123,7 @@ impl Daemon {
     pub async fn run(self) -> Result<(), DaemonError> {
         let dispatcher = tokio::spawn(self.dispatcher.run());
         let api = self.api.clone();
-        api.spawn_upload_filter_sweeper(self.shutdown.clone());
+        api.follow_shutdown(self.shutdown.clone());
         crate::notify::ready();
         crate::notify::spawn_watchdog(self.shutdown.clone());
         let stopping = self.shutdown.clone();

@@ -57,7 +57,8 @@ pub struct ApiState {
     settings: ApiSettings,
     uploads: upload::Uploads,
     rates: Mutex<HashMap<u64, campaigns::RateWindow>>,
-    /// The daemon's shutdown: long requests (uploads) give up when it is cancelled.
+    /// Cancelled when the daemon shuts down ([`ApiState::follow_shutdown`]): long requests
+    /// (uploads) give up then.
     shutdown: CancellationToken,
 }
 
@@ -89,11 +90,16 @@ impl ApiState {
         }
     }
 
-    /// Ties long requests to the daemon's shutdown: when `token` is cancelled, an upload in
-    /// progress is refused and discarded instead of holding the daemon up.
-    pub fn with_shutdown(mut self, token: CancellationToken) -> ApiState {
-        self.shutdown = token;
-        self
+    /// Runs the API's background work until `daemon` is cancelled, and ties long requests to
+    /// it: then an upload in progress is refused and discarded instead of holding the daemon up.
+    pub fn follow_shutdown(self: &Arc<Self>, daemon: CancellationToken) {
+        let own = self.shutdown.clone();
+        let stopping = daemon.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            own.cancel();
+        });
+        self.spawn_upload_filter_sweeper(daemon);
     }
 
     fn authorized(&self, req: &Request<Incoming>) -> bool {

@@ -137,7 +137,7 @@ fn evict(seen: &mut HashMap<u64, KeptFilter>, now: Instant) {
 impl ApiState {
     /// Drops idle upload filters every [`FILTER_SWEEP_EVERY`] until `stop`, so a draft nobody
     /// uploads to any more does not hold its filter for good.
-    pub fn spawn_upload_filter_sweeper(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+    pub(super) fn spawn_upload_filter_sweeper(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         let state = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(FILTER_SWEEP_EVERY);
