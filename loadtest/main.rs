@@ -1,7 +1,10 @@
 //! campaignd's load test: starts (or points at) a simulator and a daemon, enqueues one campaign
 //! of N recipients through the real API, sends it, and prints a one-line JSON summary.
 //!
-//! It fails (exit 1) only on lost recipients or unexpected duplicates, never on a timing.
+//! It fails (exit 1) only on lost recipients or on more ledger duplicates than the campaign's
+//! report counts as `replayed` (every retry that may repeat a delivery is counted there; a
+//! batch_single retry repeats nothing, so there it means no duplicate at all), never on a
+//! timing.
 //! Run `cargo run --release --bin loadtest -- --help` for the options.
 
 use std::io::{BufRead, BufReader};
@@ -152,11 +155,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     });
     println!("{summary}");
     drop(children);
-    let unexpected = match args.mode {
-        Mode::BatchSingle => duplicates > 0,
-        Mode::List => duplicates > view.progress.replayed,
-    };
-    Ok(lost == 0 && !unexpected && view.state == "completed")
+    if duplicates > view.progress.replayed {
+        eprintln!(
+            "loadtest: {duplicates} duplicate deliveries but the report counts {} replayed",
+            view.progress.replayed
+        );
+    }
+    Ok(lost == 0 && duplicates <= view.progress.replayed && view.state == "completed")
 }
 
 fn round(x: f64) -> f64 {

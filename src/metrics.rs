@@ -82,7 +82,7 @@ impl Metrics {
             .expect("valid metric"),
             campaigns: IntGaugeVec::new(Opts::new("campaigns", "Campaigns by state."), &["state"]).expect("valid metric"),
             retries_total: IntCounterVec::new(
-                Opts::new("retries_total", "Upstream calls retried, by app and reason (retryable, rate_limited, reauth)."),
+                Opts::new("retries_total", "Upstream calls retried, by app and reason (retryable, rate_limited, reauth, maybe_delivered)."),
                 &["app", "reason"],
             )
             .expect("valid metric"),

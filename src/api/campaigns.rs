@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
@@ -13,7 +13,7 @@ use super::{json, ApiError, ApiState};
 use crate::domain::campaign::{CreateCampaign, Validation};
 use crate::domain::{Action, CampaignState, Mode};
 use crate::protocol::{CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, UpstreamCounts};
-use crate::store::{CampaignRecord, Change};
+use crate::store::{CampaignRecord, Change, Progress};
 
 /// Largest create body.
 const MAX_CREATE_BYTES: usize = 256 * 1024;
@@ -23,11 +23,12 @@ const DELETE_CUTOFF_MS: i64 = 60_000;
 type Answer = Result<Response<Full<Bytes>>, ApiError>;
 
 pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Answer {
-    let body = Limited::new(req.into_body(), MAX_CREATE_BYTES)
-        .collect()
-        .await
-        .map_err(|_| ApiError::too_large(format!("a campaign definition is at most {MAX_CREATE_BYTES} bytes")))?
-        .to_bytes();
+    let body = super::read_whole_body(state, req.into_body(), MAX_CREATE_BYTES).await.map_err(|e| match e {
+        super::BodyError::TimedOut(deadline) => ApiError::body_timeout(deadline),
+        super::BodyError::Unreadable => {
+            ApiError::too_large(format!("a campaign definition is at most {MAX_CREATE_BYTES} bytes"))
+        }
+    })?;
     let request = parse_create(&body)?;
     let spec = {
         let rules = Validation {
@@ -39,13 +40,13 @@ pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Ans
     };
     let rec = state.store.create(spec, now_ms()).await?;
     tracing::info!(campaign = rec.id, name = rec.spec.name, mode = ?rec.spec.mode, "campaign created");
-    json(201, &view(state, &rec))
+    json(201, &view(state, &rec).await?)
 }
 
 /// Parses a create body; errors name the field (`settings.speed`) or say the JSON is broken.
 fn parse_create(body: &[u8]) -> Result<CreateCampaign, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let request = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -53,7 +54,14 @@ fn parse_create(body: &[u8]) -> Result<CreateCampaign, ApiError> {
             serde_json::error::Category::Data => ApiError::invalid("body", strip_position(&inner)),
             _ => ApiError::bad_body(format!("the body is not valid JSON: {inner}")),
         }
-    })
+    })?;
+    // One object and nothing after it but whitespace: `{...}xyz` or two objects are refused,
+    // not silently cut short.
+    de.end().map_err(|e| ApiError {
+        field: Some("body".into()),
+        ..ApiError::bad_body(format!("the body has bytes after its JSON object ({})", strip_position(&e)))
+    })?;
+    Ok(request)
 }
 
 fn strip_position(e: &serde_json::Error) -> String {
@@ -64,22 +72,30 @@ fn strip_position(e: &serde_json::Error) -> String {
     }
 }
 
-pub(super) fn list(state: &Arc<ApiState>) -> Answer {
-    let records = state.store.list().map_err(ApiError::internal)?;
-    let views: Vec<CampaignView> = records.iter().map(|r| view(state, r)).collect();
+pub(super) async fn list(state: &Arc<ApiState>) -> Answer {
+    let records = state.store.list().await.map_err(ApiError::internal)?;
+    let mut views: Vec<CampaignView> = Vec::with_capacity(records.len());
+    for r in &records {
+        views.push(view(state, r).await?);
+    }
     json(200, &serde_json::json!({ "campaigns": views }))
 }
 
-pub(super) fn show(state: &Arc<ApiState>, id: u64) -> Answer {
-    json(200, &view(state, &get(state, id)?))
+pub(super) async fn show(state: &Arc<ApiState>, id: u64) -> Answer {
+    json(200, &view(state, &get(state, id).await?).await?)
 }
 
-fn get(state: &ApiState, id: u64) -> Result<CampaignRecord, ApiError> {
-    state.store.get(id).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
+async fn get(state: &ApiState, id: u64) -> Result<CampaignRecord, ApiError> {
+    state
+        .store
+        .get(id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
 }
 
 pub(super) async fn delete(state: &Arc<ApiState>, id: u64) -> Answer {
-    let rec = get(state, id)?;
+    let rec = get(state, id).await?;
     if let Some(at) = rec.spec.settings.schedule_at_ms {
         if rec.state == CampaignState::Scheduled && at - now_ms() < DELETE_CUTOFF_MS {
             return Err(ApiError::conflict(
@@ -107,7 +123,7 @@ pub(super) async fn act(state: &Arc<ApiState>, id: u64, action: &str) -> Answer 
         _ => Action::Cancel,
     };
     if action == Action::Start && state.uploads.in_progress(id) {
-        let rec = get(state, id)?;
+        let rec = get(state, id).await?;
         return Err(ApiError::conflict(rec.state, "an upload to this campaign is still in progress"));
     }
     let rec = state.store.change(id, Change::Act(action, now_ms())).await?;
@@ -116,20 +132,19 @@ pub(super) async fn act(state: &Arc<ApiState>, id: u64, action: &str) -> Answer 
     }
     state.wake_dispatcher.notify_one();
     tracing::info!(campaign = id, action = action.as_str(), state = rec.state.as_str(), "campaign state changed");
-    json(200, &view(state, &rec))
+    json(200, &view(state, &rec).await?)
 }
 
-pub(super) fn report(state: &Arc<ApiState>, id: u64) -> Answer {
-    json(200, &report_of(state, &get(state, id)?))
+pub(super) async fn report(state: &Arc<ApiState>, id: u64) -> Answer {
+    json(200, &report_of(state, &get(state, id).await?).await?)
 }
 
-pub(super) fn group_report(state: &Arc<ApiState>, group: &str) -> Answer {
-    let records = state.store.list().map_err(ApiError::internal)?;
-    let campaigns: Vec<ReportView> = records
-        .iter()
-        .filter(|r| r.spec.settings.group.as_deref() == Some(group))
-        .map(|r| report_of(state, r))
-        .collect();
+pub(super) async fn group_report(state: &Arc<ApiState>, group: &str) -> Answer {
+    let records = state.store.list().await.map_err(ApiError::internal)?;
+    let mut campaigns: Vec<ReportView> = Vec::new();
+    for r in records.iter().filter(|r| r.spec.settings.group.as_deref() == Some(group)) {
+        campaigns.push(report_of(state, r).await?);
+    }
     if campaigns.is_empty() {
         return Err(ApiError::not_found(format!("no campaign in group {group:?}")));
     }
@@ -142,21 +157,22 @@ pub(super) fn group_report(state: &Arc<ApiState>, group: &str) -> Answer {
     json(200, &GroupReportView { group: group.to_owned(), campaigns, results })
 }
 
-fn report_of(state: &ApiState, rec: &CampaignRecord) -> ReportView {
-    let campaign = view(state, rec);
-    let counts = state.store.progress(rec.id).counts;
+async fn report_of(state: &ApiState, rec: &CampaignRecord) -> Result<ReportView, ApiError> {
+    let progress = state.store.progress(rec.id).await.map_err(ApiError::internal)?;
+    let campaign = view_with(state, rec, &progress);
+    let counts = progress.counts;
     let end = rec.finished_ms.unwrap_or_else(now_ms);
     let duration_seconds = rec.started_ms.map_or(0.0, |s| (end - s).max(0) as f64 / 1000.0);
     let sent = counts.total();
     let delivered: u64 = counts.0.iter().filter(|(r, _)| r.is_success()).map(|(_, n)| n).sum();
-    ReportView {
+    Ok(ReportView {
         duration_seconds,
         recipients_per_sec: if duration_seconds > 0.0 { sent as f64 / duration_seconds } else { 0.0 },
         results: campaign.progress.results.clone(),
         delivered,
         failed: sent - delivered,
         campaign,
-    }
+    })
 }
 
 /// Recent sending rate of one campaign, from the samples its status reads saw.
@@ -182,8 +198,13 @@ impl RateWindow {
 }
 
 /// The API's view of a campaign, with live progress.
-pub(super) fn view(state: &ApiState, rec: &CampaignRecord) -> CampaignView {
-    let progress = state.store.progress(rec.id);
+pub(super) async fn view(state: &ApiState, rec: &CampaignRecord) -> Result<CampaignView, ApiError> {
+    let progress = state.store.progress(rec.id).await.map_err(ApiError::internal)?;
+    Ok(view_with(state, rec, &progress))
+}
+
+/// The view of a campaign whose progress is `progress`.
+fn view_with(state: &ApiState, rec: &CampaignRecord, progress: &Progress) -> CampaignView {
     let sent = progress.counts.total();
     let unsent = rec.recipients.saturating_sub(sent);
     let (pending, not_sent) = if rec.state == CampaignState::Cancelled { (0, unsent) } else { (unsent, 0) };

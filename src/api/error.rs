@@ -60,6 +60,18 @@ impl ApiError {
         ApiError::new(405, "method_not_allowed", "this path does not take that method")
     }
 
+    /// 408: the body did not arrive in time.
+    pub fn body_timeout(deadline: std::time::Duration) -> ApiError {
+        ApiError {
+            field: Some("body".into()),
+            ..ApiError::new(
+                408,
+                "request_timeout",
+                format!("the request body did not arrive within {deadline:?} (server.body_timeout_ms)"),
+            )
+        }
+    }
+
     /// 409: the campaign's state forbids it.
     pub fn conflict(state: CampaignState, message: impl Into<String>) -> ApiError {
         ApiError { state: Some(state), ..ApiError::new(409, "conflict", message) }

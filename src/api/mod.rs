@@ -12,9 +12,10 @@ mod wecom;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use sha2::{Digest, Sha256};
@@ -51,16 +52,19 @@ pub struct ApiState {
     apps: HashMap<String, &'static str>,
     /// WeCom callback agents by app name.
     agents: HashMap<String, CallbackAgent>,
-    /// Callback deliveries already answered (WeCom retries up to three times).
-    answered: wecom::Answered,
     wake_dispatcher: Arc<Notify>,
     settings: ApiSettings,
     uploads: upload::Uploads,
     rates: Mutex<HashMap<u64, campaigns::RateWindow>>,
+    /// Deadline for reading a whole JSON or XML body.
+    body_timeout: Duration,
     /// Cancelled when the daemon shuts down ([`ApiState::follow_shutdown`]): long requests
     /// (uploads) give up then.
     shutdown: CancellationToken,
 }
+
+/// Default of [`ApiState::with_body_timeout`] (`server.body_timeout_ms`).
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ApiState {
     /// The API over `store`, accepting `tokens`, for the configured `apps` (name → channel)
@@ -81,13 +85,19 @@ impl ApiState {
             token_hashes: tokens.iter().map(|t| Sha256::digest(t.expose().as_bytes()).into()).collect(),
             apps,
             agents: agents.into_iter().map(|a| (a.app.clone(), a)).collect(),
-            answered: wecom::Answered::default(),
             wake_dispatcher,
             settings: ApiSettings { chunk_size, ..settings },
             uploads: upload::Uploads::default(),
             rates: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
+    }
+
+    /// Sets the deadline for reading a whole JSON or XML request body.
+    pub fn with_body_timeout(mut self, timeout: Duration) -> ApiState {
+        self.body_timeout = timeout;
+        self
     }
 
     /// Runs the API's background work until `daemon` is cancelled, and ties long requests to
@@ -116,12 +126,60 @@ impl ApiState {
     }
 }
 
-/// Serves one request.
-pub async fn handle(state: Arc<ApiState>, req: Request<Incoming>, _peer: SocketAddr) -> HandlerResult {
+/// Which paths a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    /// Everything, on one listener (no `server.callback_listen`).
+    All,
+    /// `/v1`, `/metrics` and the probes, without the WeCom callback.
+    Control,
+    /// The WeCom callback and `/healthz` only.
+    Callback,
+}
+
+/// Serves one request on a listener that serves everything.
+pub async fn handle(state: Arc<ApiState>, req: Request<Incoming>, peer: SocketAddr) -> HandlerResult {
+    handle_on(Face::All, state, req, peer).await
+}
+
+/// Serves one request on a listener of the given face.
+pub async fn handle_on(face: Face, state: Arc<ApiState>, req: Request<Incoming>, _peer: SocketAddr) -> HandlerResult {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let result = route(&state, method, &path, req).await;
+    let result = if serves(face, &path) {
+        route(&state, method, &path, req).await
+    } else {
+        Err(ApiError::not_found(format!("no such path on this listener: {path}")))
+    };
     Ok(result.unwrap_or_else(ApiError::into_response))
+}
+
+/// Whether a listener of `face` answers `path` (the rest get 404, as if it did not exist).
+fn serves(face: Face, path: &str) -> bool {
+    let callback = matches!(path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice(), ["wecom", _, "callback"]);
+    match face {
+        Face::All => true,
+        Face::Control => !callback,
+        Face::Callback => callback || path == "/healthz",
+    }
+}
+
+/// Why a whole body could not be read.
+enum BodyError {
+    /// Over the size limit, or the connection failed.
+    Unreadable,
+    /// Not complete within the body deadline.
+    TimedOut(Duration),
+}
+
+/// Reads a whole body of at most `max` bytes within the state's body deadline.
+async fn read_whole_body(state: &ApiState, body: Incoming, max: usize) -> Result<Bytes, BodyError> {
+    let read = Limited::new(body, max).collect();
+    match tokio::time::timeout(state.body_timeout, read).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(_)) => Err(BodyError::Unreadable),
+        Err(_) => Err(BodyError::TimedOut(state.body_timeout)),
+    }
 }
 
 async fn route(
@@ -133,7 +191,7 @@ async fn route(
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (&method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => return Ok(text_response(200, "ok\n")),
-        (&Method::GET, ["readyz"]) => return ready(state),
+        (&Method::GET, ["readyz"]) => return ready(state).await,
         (&Method::GET, ["metrics"]) => {
             state.count_upload_filters();
             let mut resp = text_response(200, state.metrics.render());
@@ -149,21 +207,21 @@ async fn route(
     }
     match (&method, segments.as_slice()) {
         (&Method::POST, ["v1", "campaigns"]) => campaigns::create(state, req).await,
-        (&Method::GET, ["v1", "campaigns"]) => campaigns::list(state),
-        (&Method::GET, ["v1", "campaigns", id]) => campaigns::show(state, parse_id(id)?),
+        (&Method::GET, ["v1", "campaigns"]) => campaigns::list(state).await,
+        (&Method::GET, ["v1", "campaigns", id]) => campaigns::show(state, parse_id(id)?).await,
         (&Method::DELETE, ["v1", "campaigns", id]) => campaigns::delete(state, parse_id(id)?).await,
         (&Method::POST, ["v1", "campaigns", id, "recipients"]) => upload::upload(state, parse_id(id)?, req).await,
         (&Method::POST, ["v1", "campaigns", id, action @ ("start" | "pause" | "resume" | "cancel")]) => {
             campaigns::act(state, parse_id(id)?, action).await
         }
-        (&Method::GET, ["v1", "campaigns", id, "report"]) => campaigns::report(state, parse_id(id)?),
-        (&Method::GET, ["v1", "groups", group, "report"]) => campaigns::group_report(state, group),
+        (&Method::GET, ["v1", "campaigns", id, "report"]) => campaigns::report(state, parse_id(id)?).await,
+        (&Method::GET, ["v1", "groups", group, "report"]) => campaigns::group_report(state, group).await,
         (_, ["v1", "apps", _, "cid-pn", ..]) => Err(ApiError::not_implemented(
             "SMS fallback (短信补量) and cid-phone bindings exist only in Getui's legacy v1 API; v2 has no such \
                  field or endpoint (reference/getui-v2.md section 6), so campaignd does not offer them",
         )),
-        (&Method::GET, ["v1", "apps", app, "suppressions"]) => suppressions::list(state, app, req.uri().query()),
-        (&Method::GET, ["v1", "apps", app, "suppressions", user]) => suppressions::show(state, app, user),
+        (&Method::GET, ["v1", "apps", app, "suppressions"]) => suppressions::list(state, app, req.uri().query()).await,
+        (&Method::GET, ["v1", "apps", app, "suppressions", user]) => suppressions::show(state, app, user).await,
         (&Method::PUT, ["v1", "apps", app, "suppressions", user]) => suppressions::add(state, app, user).await,
         (&Method::DELETE, ["v1", "apps", app, "suppressions", user]) => suppressions::remove(state, app, user).await,
         (_, ["v1", "campaigns", ..] | ["v1", "groups", ..] | ["v1", "apps", _, "suppressions", ..]) => {
@@ -173,9 +231,9 @@ async fn route(
     }
 }
 
-fn ready(state: &ApiState) -> Result<Response<Full<Bytes>>, ApiError> {
-    state.store.list().map_err(ApiError::internal)?;
-    Ok(json_response(200, br#"{"ready":true}"#.to_vec()))
+async fn ready(state: &ApiState) -> Result<Response<Full<Bytes>>, ApiError> {
+    state.store.list().await.map_err(ApiError::internal)?;
+    json(200, &serde_json::json!({"ready": true, "store_identity": state.store.identity().to_string()}))
 }
 
 fn parse_id(s: &str) -> Result<u64, ApiError> {

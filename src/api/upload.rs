@@ -199,6 +199,7 @@ pub(super) async fn upload(
     let rec = state
         .store
         .get(id)
+        .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))?;
     if rec.state != CampaignState::Draft {

@@ -27,7 +27,9 @@ pub use retry::RetryPolicy;
 
 use crate::domain::campaign::NetworkType;
 use crate::domain::message::Rendered;
-use crate::domain::{CampaignSpec, CampaignState, Counts, Mode, Replay, RequestId, ResultName};
+use crate::domain::{
+    CampaignSpec, CampaignState, Counts, Mode, Replay, RequestId, RequestKey, ResultName, StoreIdentity,
+};
 use crate::metrics::Metrics;
 use crate::store::{Ack, CampaignRecord, Change, Chunk, Store};
 use crate::upstream::getui::wire::{
@@ -65,6 +67,8 @@ pub(crate) struct Context {
 /// A running campaign as the shards see it.
 pub(crate) struct CampaignRun {
     id: u64,
+    /// What the campaign's request ids are made from.
+    request_key: RequestKey,
     spec: CampaignSpec,
     app: Arc<AppSender>,
     /// The campaign's `speed` bucket; `None` when unlimited.
@@ -82,7 +86,7 @@ pub(crate) struct CampaignRun {
 }
 
 impl CampaignRun {
-    fn new(rec: &CampaignRecord, app: Arc<AppSender>, parent: &CancellationToken) -> CampaignRun {
+    fn new(rec: &CampaignRecord, store: StoreIdentity, app: Arc<AppSender>, parent: &CancellationToken) -> CampaignRun {
         let spec = rec.spec.clone();
         let per_call = if spec.mode == Mode::BatchSingle { MAX_BATCH_MESSAGES } else { MAX_LIST_CIDS };
         let (speed, part_size) = match spec.settings.speed.and_then(NonZeroU32::new) {
@@ -99,6 +103,7 @@ impl CampaignRun {
         let wire_settings = spec.settings.ttl_ms.map(|ttl| Settings { ttl: Some(ttl), ..Settings::default() });
         CampaignRun {
             id: rec.id,
+            request_key: rec.request_key(store),
             spec,
             app,
             speed,
@@ -220,7 +225,7 @@ struct Scheduler {
 
 impl Scheduler {
     async fn tick(&mut self) {
-        let records = match self.ctx.store.list() {
+        let records = match self.ctx.store.list().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot list campaigns");
@@ -228,7 +233,7 @@ impl Scheduler {
             }
         };
         self.runs.retain(|_, (_, h)| !h.is_finished());
-        self.update_gauges(&records);
+        self.update_gauges(&records).await;
         let now = now_ms();
         self.follow_ups.visit(&self.ctx, &records, now);
         for rec in records {
@@ -258,14 +263,14 @@ impl Scheduler {
             );
             return;
         };
-        let run = Arc::new(CampaignRun::new(rec, app, &self.ctx.shutdown));
+        let run = Arc::new(CampaignRun::new(rec, self.ctx.store.identity(), app, &self.ctx.shutdown));
         let first_in_process = self.replay_checked.insert(rec.id);
         let task = tokio::spawn(run_campaign(self.ctx.clone(), run.clone(), self.tx.clone(), first_in_process));
         tracing::info!(campaign = rec.id, mode = ?rec.spec.mode, "campaign running");
         self.runs.insert(rec.id, (run, task));
     }
 
-    fn update_gauges(&self, records: &[CampaignRecord]) {
+    async fn update_gauges(&self, records: &[CampaignRecord]) {
         let m = &self.ctx.metrics;
         for state in CampaignState::ALL {
             let n = records.iter().filter(|r| r.state == state).count();
@@ -279,7 +284,7 @@ impl Scheduler {
                 let _ = m.campaign_progress_ratio.remove_label_values(&[id.as_str(), r.spec.app.as_str()]);
                 continue;
             }
-            let done = self.ctx.store.progress(r.id).counts.total();
+            let done = self.ctx.store.progress(r.id).await.map(|p| p.counts.total()).unwrap_or(0);
             *pending.entry(r.spec.app.as_str()).or_insert(0) += r.recipients.saturating_sub(done) as i64;
             let ratio = if r.recipients == 0 { 0.0 } else { done as f64 / r.recipients as f64 };
             m.campaign_progress_ratio.with_label_values(&[id.as_str(), r.spec.app.as_str()]).set(ratio);
@@ -287,7 +292,9 @@ impl Scheduler {
         for (app, n) in pending {
             m.pending_recipients.with_label_values(&[app]).set(n);
         }
-        m.store_size_bytes.set(self.ctx.store.size_on_disk() as i64);
+        if let Ok(bytes) = self.ctx.store.size_on_disk().await {
+            m.store_size_bytes.set(bytes as i64);
+        }
     }
 
     async fn stop_all(&mut self) {
@@ -327,14 +334,12 @@ async fn feed(ctx: &Context, run: &Arc<CampaignRun>, tx: &mpsc::Sender<Work>) {
         if run.stop.is_cancelled() {
             return;
         }
-        let (store, id, from) = (ctx.store.clone(), run.id, cursor);
-        let batch = match tokio::task::spawn_blocking(move || store.pending_chunks(id, from, 16)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
+        let batch = match ctx.store.pending_chunks(run.id, cursor, 16).await {
+            Ok(b) => b,
+            Err(e) => {
                 tracing::error!(campaign = run.id, error = %e, "cannot read chunks");
                 return;
             }
-            Err(_) => return,
         };
         if batch.is_empty() {
             return;
@@ -391,7 +396,7 @@ async fn ensure_list_task(ctx: &Context, run: &CampaignRun, client: &GetuiClient
     if run.list_taskid.get().is_some() {
         return true;
     }
-    let Ok(rid) = RequestId::derive(run.id, RequestId::MAX_CHUNK, 0) else {
+    let Ok(rid) = RequestId::derive(&run.request_key, RequestId::MAX_CHUNK, 0) else {
         return false;
     };
     let rendered = run.render(&|_| None);
@@ -421,13 +426,13 @@ async fn ensure_list_task(ctx: &Context, run: &CampaignRun, client: &GetuiClient
 /// List chunks that were in flight when the daemon last died: send again (at-least-once,
 /// counted as replayed) or record them as skipped (at-most-once).
 async fn settle_inflight(ctx: &Context, run: &CampaignRun) {
-    let seqs = match ctx.store.inflight_chunks(run.id) {
+    let seqs = match ctx.store.inflight_chunks(run.id).await {
         Ok(s) if !s.is_empty() => s,
         _ => return,
     };
     let mut replayed = 0u64;
     for seq in seqs {
-        let Ok(found) = ctx.store.pending_chunks(run.id, seq, 1) else {
+        let Ok(found) = ctx.store.pending_chunks(run.id, seq, 1).await else {
             continue;
         };
         let Some((_, chunk)) = found.into_iter().find(|(s, _)| *s == seq) else {
@@ -452,7 +457,7 @@ async fn settle_inflight(ctx: &Context, run: &CampaignRun) {
 
 /// App campaigns: one `/push/all` or `/push/tag` call; the upstream fans out.
 async fn run_app_push(ctx: &Context, run: &CampaignRun) {
-    let Ok(rid) = RequestId::derive(run.id, RequestId::MAX_CHUNK, 1) else {
+    let Ok(rid) = RequestId::derive(&run.request_key, RequestId::MAX_CHUNK, 1) else {
         return;
     };
     let Upstream::Getui(client) = &run.app.upstream else {

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::send::{call, mark_inflight, pace, Outcome};
+use super::send::{call_guarded, mark_inflight, pace, Outcome, RepeatGuard};
 use super::{CampaignRun, Context};
 use crate::domain::{Counts, ResultName};
 use crate::store::Chunk;
@@ -24,7 +24,7 @@ pub(super) async fn send_users(
     chunk: &Chunk,
 ) -> Option<Counts> {
     let mut counts = Counts::default();
-    let users = unsuppressed(ctx, run, chunk, &mut counts)?;
+    let users = unsuppressed(ctx, run, chunk, &mut counts).await?;
     let Some(message) = run.spec.message.wecom.as_ref() else {
         counts.add(ResultName::ParamInvalid, users.len() as u64);
         return Some(counts);
@@ -38,7 +38,7 @@ pub(super) async fn send_users(
             return None;
         }
         let attempt = || observed(ctx, run, client.send(message, part));
-        match call(ctx, run, attempt).await {
+        match call_guarded(ctx, run, repeat_guard(client, part.len()), attempt).await {
             Outcome::Done(outcome) => tally(&mut counts, part, &outcome),
             Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
             Outcome::Abandoned => return None,
@@ -47,17 +47,36 @@ pub(super) async fn send_users(
     Some(counts)
 }
 
+/// A WeCom send carries no request id; only the duplicate check, when on, drops a repeat.
+fn repeat_guard(client: &WecomClient, recipients: usize) -> RepeatGuard {
+    let recipients = recipients as u64;
+    match client.duplicate_check_window() {
+        Some(window) => RepeatGuard::Window { recipients, window },
+        None => RepeatGuard::Unguarded { recipients },
+    }
+}
+
 /// The chunk's members minus those on the app's suppression list (counted `suppressed`).
-fn unsuppressed<'c>(ctx: &Context, run: &CampaignRun, chunk: &'c Chunk, counts: &mut Counts) -> Option<Vec<&'c str>> {
+/// One store call for the whole chunk.
+async fn unsuppressed<'c>(
+    ctx: &Context,
+    run: &CampaignRun,
+    chunk: &'c Chunk,
+    counts: &mut Counts,
+) -> Option<Vec<&'c str>> {
+    let suppressed = match ctx.store.suppressed_among(&run.app.name, chunk.users.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(campaign = run.id, error = %e, "cannot read the suppression list");
+            return None;
+        }
+    };
     let mut users = Vec::with_capacity(chunk.users.len());
-    for user in &chunk.users {
-        match ctx.store.suppression(&run.app.name, user) {
-            Ok(Some(_)) => counts.add(ResultName::Suppressed, 1),
-            Ok(None) => users.push(user.as_str()),
-            Err(e) => {
-                tracing::error!(campaign = run.id, error = %e, "cannot read the suppression list");
-                return None;
-            }
+    for (user, suppressed) in chunk.users.iter().zip(suppressed) {
+        if suppressed {
+            counts.add(ResultName::Suppressed, 1);
+        } else {
+            users.push(user.as_str());
         }
     }
     Some(users)

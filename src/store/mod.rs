@@ -2,7 +2,8 @@
 //!
 //! [`Store`] is the interface the API and the dispatcher use; [`SledStore`] implements it on an
 //! embedded sled database. A distributed queue (Redis Streams, NATS JetStream) would be another
-//! implementation of the same trait.
+//! implementation of the same trait; so that one can, every method is async (the sled one runs
+//! its reads on the blocking pool and its writes on its writer thread).
 //!
 //! A **chunk** (≤ 1000 recipients) is the unit of upload, leasing, retry and acknowledgement.
 //! Uploads stage chunks and commit them in one step, so a failed upload leaves nothing behind.
@@ -11,6 +12,7 @@
 //! stay flat however large the campaign.
 
 mod codec;
+mod deliveries;
 mod sled_store;
 mod writer;
 
@@ -19,9 +21,9 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Action, CampaignSpec, CampaignState, Counts};
+use crate::domain::{Action, CampaignSpec, CampaignState, Counts, RequestKey, StoreIdentity};
 
-pub use sled_store::{SledStore, StoreSettings};
+pub use sled_store::{read_identity_file, SledStore, StoreSettings};
 
 /// A boxed future, so [`Store`] stays object-safe.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -92,6 +94,20 @@ pub struct CampaignRecord {
     /// Cancelled upstream-held schedules: what became of Getui's scheduled task.
     #[serde(default)]
     pub withdrawal: Option<String>,
+    /// 24 random bits drawn at creation and mixed into the campaign's request ids (see
+    /// [`RequestKey`]). Absent in campaigns created before stores had an identity.
+    #[serde(default)]
+    pub request_salt: Option<u32>,
+}
+
+impl CampaignRecord {
+    /// What this campaign's request ids are made from, in the store `store`.
+    pub fn request_key(&self, store: StoreIdentity) -> RequestKey {
+        match self.request_salt {
+            Some(salt) => RequestKey::Keyed { store, campaign: self.id, salt },
+            None => RequestKey::Legacy { campaign: self.id },
+        }
+    }
 }
 
 /// Getui's counts of an app task (`/report/push/task`), which only the upstream knows: it
@@ -225,8 +241,20 @@ pub struct Suppression {
     pub since_ms: i64,
 }
 
+/// How many WeCom callback deliveries the store remembers for retry detection, and for how
+/// long: the record never holds more than `max_entries`, nor entries older than `max_age_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryWindow {
+    /// Most deliveries remembered; the oldest go first.
+    pub max_entries: usize,
+    /// Deliveries older than this are forgotten, ms.
+    pub max_age_ms: i64,
+}
+
 /// The durable store used by the API and the dispatcher.
 pub trait Store: Send + Sync + 'static {
+    /// The store's random identity, made when it was created (see [`StoreIdentity`]).
+    fn identity(&self) -> StoreIdentity;
     /// Creates a draft campaign.
     fn create(&self, spec: CampaignSpec, now_ms: i64) -> StoreFuture<'_, CampaignRecord>;
     /// Applies a change, refusing those the state machine forbids.
@@ -246,25 +274,34 @@ pub trait Store: Send + Sync + 'static {
     /// Waits until every earlier write is on disk.
     fn flush(&self) -> StoreFuture<'_, ()>;
     /// A campaign, if it exists.
-    fn get(&self, id: u64) -> Result<Option<CampaignRecord>, StoreError>;
+    fn get(&self, id: u64) -> StoreFuture<'_, Option<CampaignRecord>>;
     /// Every campaign, oldest first.
-    fn list(&self) -> Result<Vec<CampaignRecord>, StoreError>;
+    fn list(&self) -> StoreFuture<'_, Vec<CampaignRecord>>;
     /// Up to `max` unacknowledged committed chunks with sequence ≥ `from_seq`, in order.
-    fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> Result<Vec<(u64, Chunk)>, StoreError>;
+    fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> StoreFuture<'_, Vec<(u64, Chunk)>>;
     /// The cids of a campaign's committed chunks from `from_seq` on, one bounded page at a time
     /// (for rebuilding the upload duplicate filter without loading the whole campaign).
     fn committed_cids(&self, id: u64, from_seq: u64, max_bytes: usize) -> StoreFuture<'_, CidPage>;
     /// List chunks marked in flight when the daemon last stopped.
-    fn inflight_chunks(&self, id: u64) -> Result<Vec<u64>, StoreError>;
+    fn inflight_chunks(&self, id: u64) -> StoreFuture<'_, Vec<u64>>;
     /// Live progress of a campaign.
-    fn progress(&self, id: u64) -> Progress;
+    fn progress(&self, id: u64) -> StoreFuture<'_, Progress>;
     /// Bytes the store takes on disk.
-    fn size_on_disk(&self) -> u64;
+    fn size_on_disk(&self) -> StoreFuture<'_, u64>;
     /// Puts `user` on `app`'s suppression list (`Some`) or takes them off (`None`), durably.
     /// User ids compare case-insensitively, as WeCom's do. True when something changed.
     fn set_suppression(&self, app: &str, user: &str, entry: Option<Suppression>) -> StoreFuture<'_, bool>;
     /// Whether `user` is suppressed for `app`.
-    fn suppression(&self, app: &str, user: &str) -> Result<Option<Suppression>, StoreError>;
+    fn suppression(&self, app: &str, user: &str) -> StoreFuture<'_, Option<Suppression>>;
+    /// Which of `users` are suppressed for `app`, one answer per user in order: one call for a
+    /// whole chunk of WeCom members rather than a lookup each.
+    fn suppressed_among(&self, app: &str, users: Vec<String>) -> StoreFuture<'_, Vec<bool>>;
     /// Up to `limit` suppressed users of `app` after `after` (exclusive), in id order.
-    fn suppressions(&self, app: &str, after: &str, limit: usize) -> Result<Vec<(String, Suppression)>, StoreError>;
+    fn suppressions(&self, app: &str, after: &str, limit: usize) -> StoreFuture<'_, Vec<(String, Suppression)>>;
+    /// Durably notes the callback delivery `key` at `now_ms`: true the first time it is seen
+    /// within `window` (a retry, even across a restart, gets false). Trims the record to the
+    /// window on the way.
+    fn first_delivery(&self, key: &str, now_ms: i64, window: DeliveryWindow) -> StoreFuture<'_, bool>;
+    /// Forgets the delivery `key`, so WeCom's retry of a delivery we failed to handle is handled.
+    fn forget_delivery(&self, key: &str) -> StoreFuture<'_, ()>;
 }

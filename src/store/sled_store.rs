@@ -9,11 +9,12 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::codec::{chunk_key, decode, parse_chunk_key};
+use super::deliveries::Deliveries;
 use super::writer::{Command, LiveMap, Reply, Trees, Writer};
 use super::{
     Ack, CampaignRecord, Change, Chunk, CidPage, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit,
 };
-use crate::domain::CampaignSpec;
+use crate::domain::{CampaignSpec, StoreIdentity};
 
 /// Where and how to open the store.
 #[derive(Debug, Clone)]
@@ -36,6 +37,9 @@ pub struct SledStore {
     /// `app \0 lowercased user` → [`Suppression`]. Written directly (human rates, disjoint from
     /// the writer's trees) and flushed before the write is reported done.
     suppressed: sled::Tree,
+    identity: StoreIdentity,
+    /// WeCom callback deliveries already handled (bounded; see [`super::DeliveryWindow`]).
+    deliveries: Deliveries,
 }
 
 fn db_err(e: sled::Error) -> StoreError {
@@ -46,6 +50,19 @@ fn db_err(e: sled::Error) -> StoreError {
 /// database's file lock, e.g. while systemd restarts the daemon.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Whether sled refused to open because another handle holds the database's file lock. sled
+/// 0.34 reports it as an `Other` I/O error with a message of its own (config.rs), not as
+/// `WouldBlock`, so the message is what tells.
+fn is_lock_conflict(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().starts_with("could not acquire lock")
+        }
+        _ => false,
+    }
+}
+
+/// Blocks for up to [`LOCK_WAIT`]: call it off the async workers.
 fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {
     let started = std::time::Instant::now();
     loop {
@@ -56,10 +73,10 @@ fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {
             .open();
         match opened {
             Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < LOCK_WAIT => {
+            Err(e) if is_lock_conflict(&e) && started.elapsed() < LOCK_WAIT => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(e) if is_lock_conflict(&e) => {
                 return Err(StoreError::Db(format!(
                     "{} is in use by another campaignd (one daemon per store directory)",
                     settings.path.display()
@@ -76,12 +93,48 @@ fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {
     }
 }
 
+/// Key of the store's identity in the `meta` tree.
+const IDENTITY_KEY: &[u8] = b"identity";
+/// A copy of the identity beside the database, for `check-config` and people: sled's lock
+/// keeps other processes out of the database while the daemon runs.
+pub const IDENTITY_FILE: &str = "campaignd-store-identity";
+
+/// Reads the store's identity, or makes one for a new store (or one written before stores had
+/// an identity), durably, before any campaign can be sent.
+fn load_identity(meta: &sled::Tree, dir: &std::path::Path) -> Result<StoreIdentity, StoreError> {
+    let identity = match meta.get(IDENTITY_KEY).map_err(db_err)? {
+        Some(b) => StoreIdentity::from_bytes(&b)
+            .ok_or_else(|| StoreError::Codec(format!("the store identity is {} bytes, not 6", b.len())))?,
+        None => {
+            let fresh = StoreIdentity::random()
+                .map_err(|e| StoreError::Db(format!("no random source for the store identity: {e}")))?;
+            meta.insert(IDENTITY_KEY, fresh.as_bytes().as_slice()).map_err(db_err)?;
+            meta.flush().map_err(db_err)?;
+            tracing::info!(identity = %fresh, "new store identity");
+            fresh
+        }
+    };
+    let shown = dir.join(IDENTITY_FILE);
+    if read_identity_file(dir) != Some(identity) {
+        std::fs::write(&shown, format!("{identity}\n"))
+            .map_err(|e| StoreError::Db(format!("cannot write {}: {e}", shown.display())))?;
+    }
+    Ok(identity)
+}
+
+/// The identity shown beside the store in `dir`, if there is one.
+pub fn read_identity_file(dir: &std::path::Path) -> Option<StoreIdentity> {
+    StoreIdentity::parse(&std::fs::read_to_string(dir.join(IDENTITY_FILE)).ok()?)
+}
+
 impl SledStore {
     /// Opens (or creates) the store, repairs what a crash left half-done, and starts the writer.
     pub fn open(settings: &StoreSettings) -> Result<Arc<SledStore>, StoreError> {
         let db = open_db(settings)?;
         let open = |name: &str| db.open_tree(name).map_err(db_err);
         let suppressed = open("suppressed")?;
+        let identity = load_identity(&open("meta")?, &settings.path)?;
+        let deliveries = Deliveries::open(&db)?;
         let trees = Trees {
             campaigns: open("campaigns")?,
             chunks: open("chunks")?,
@@ -96,7 +149,12 @@ impl SledStore {
             .name("store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
-        Ok(Arc::new(SledStore { trees, tx, live, writer: Mutex::new(Some(handle)), suppressed }))
+        Ok(Arc::new(SledStore { trees, tx, live, writer: Mutex::new(Some(handle)), suppressed, identity, deliveries }))
+    }
+
+    /// WeCom callback deliveries remembered now (for tests of the window's bound).
+    pub fn remembered_deliveries(&self) -> usize {
+        self.deliveries.len()
     }
 
     /// Flushes, stops the writer thread and waits for it.
@@ -107,6 +165,15 @@ impl SledStore {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
         result
+    }
+
+    /// Runs a read of the trees on the blocking pool.
+    fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Trees) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
+        let trees = self.trees.clone();
+        blocking(move || work(&trees))
     }
 
     /// Hands a command to the writer without blocking the async worker: when the queue is
@@ -131,6 +198,10 @@ impl SledStore {
 }
 
 impl Store for SledStore {
+    fn identity(&self) -> StoreIdentity {
+        self.identity
+    }
+
     fn create(&self, spec: CampaignSpec, now_ms: i64) -> StoreFuture<'_, CampaignRecord> {
         self.send(move |reply| Command::Create { spec: Box::new(spec), now_ms, reply })
     }
@@ -167,104 +238,150 @@ impl Store for SledStore {
         self.send(|reply| Command::Flush { reply })
     }
 
-    fn get(&self, id: u64) -> Result<Option<CampaignRecord>, StoreError> {
-        self.trees.campaigns.get(id.to_be_bytes()).map_err(db_err)?.map(|v| decode(&v)).transpose()
+    fn get(&self, id: u64) -> StoreFuture<'_, Option<CampaignRecord>> {
+        self.read(move |t| get_record(t, id))
     }
 
-    fn list(&self) -> Result<Vec<CampaignRecord>, StoreError> {
-        self.trees.campaigns.iter().values().map(|v| decode(&v.map_err(db_err)?)).collect()
+    fn list(&self) -> StoreFuture<'_, Vec<CampaignRecord>> {
+        self.read(|t| t.campaigns.iter().values().map(|v| decode(&v.map_err(db_err)?)).collect())
     }
 
-    fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> Result<Vec<(u64, Chunk)>, StoreError> {
-        let Some(rec) = self.get(id)? else {
-            return Err(StoreError::NotFound(id));
-        };
-        let from = from_seq.max(rec.folded);
-        if from >= rec.chunk_count {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::with_capacity(max);
-        for item in self.trees.chunks.range(chunk_key(id, from)..chunk_key(id, rec.chunk_count)).take(max) {
-            let (k, v) = item.map_err(db_err)?;
-            let (_, seq) = parse_chunk_key(&k).ok_or_else(|| StoreError::Codec("bad chunk key".into()))?;
-            out.push((seq, decode(&v)?));
-        }
-        Ok(out)
+    fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> StoreFuture<'_, Vec<(u64, Chunk)>> {
+        self.read(move |t| pending_chunks(t, id, from_seq, max))
     }
 
     fn committed_cids(&self, id: u64, from_seq: u64, max_bytes: usize) -> StoreFuture<'_, CidPage> {
-        let trees = self.trees.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || read_cid_page(&trees, id, from_seq, max_bytes))
-                .await
-                .map_err(|e| StoreError::Db(format!("the page reader stopped: {e}")))?
+        self.read(move |t| read_cid_page(t, id, from_seq, max_bytes))
+    }
+
+    fn inflight_chunks(&self, id: u64) -> StoreFuture<'_, Vec<u64>> {
+        self.read(move |t| {
+            t.inflight
+                .scan_prefix(id.to_be_bytes())
+                .keys()
+                .map(|k| {
+                    let k = k.map_err(db_err)?;
+                    parse_chunk_key(&k).map(|(_, s)| s).ok_or_else(|| StoreError::Codec("bad inflight key".into()))
+                })
+                .collect()
         })
     }
 
-    fn inflight_chunks(&self, id: u64) -> Result<Vec<u64>, StoreError> {
-        self.trees
-            .inflight
-            .scan_prefix(id.to_be_bytes())
-            .keys()
-            .map(|k| {
-                let k = k.map_err(db_err)?;
-                parse_chunk_key(&k).map(|(_, s)| s).ok_or_else(|| StoreError::Codec("bad inflight key".into()))
-            })
-            .collect()
+    fn progress(&self, id: u64) -> StoreFuture<'_, Progress> {
+        // Held in memory by the writer: no disk, so no blocking thread either.
+        let p = self.live.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned().unwrap_or_default();
+        Box::pin(std::future::ready(Ok(p)))
     }
 
-    fn progress(&self, id: u64) -> Progress {
-        self.live.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned().unwrap_or_default()
-    }
-
-    fn size_on_disk(&self) -> u64 {
-        self.trees.db.size_on_disk().unwrap_or(0)
+    fn size_on_disk(&self) -> StoreFuture<'_, u64> {
+        // sled walks its files for this.
+        self.read(|t| t.db.size_on_disk().map_err(db_err))
     }
 
     fn set_suppression(&self, app: &str, user: &str, entry: Option<Suppression>) -> StoreFuture<'_, bool> {
         let key = suppression_key(app, user);
         let adding = entry.is_some();
-        Box::pin(async move {
+        let tree = self.suppressed.clone();
+        blocking(move || {
             let before = match entry {
-                Some(e) => {
-                    let value = super::codec::encode_named(&e)?;
-                    self.suppressed.insert(key, value).map_err(db_err)?
-                }
-                None => self.suppressed.remove(key).map_err(db_err)?,
+                Some(e) => tree.insert(key, super::codec::encode_named(&e)?).map_err(db_err)?,
+                None => tree.remove(key).map_err(db_err)?,
             };
-            self.suppressed.flush_async().await.map_err(db_err)?;
+            tree.flush().map_err(db_err)?;
             Ok(before.is_some() != adding)
         })
     }
 
-    fn suppression(&self, app: &str, user: &str) -> Result<Option<Suppression>, StoreError> {
-        self.suppressed.get(suppression_key(app, user)).map_err(db_err)?.map(|v| decode(&v)).transpose()
+    fn suppression(&self, app: &str, user: &str) -> StoreFuture<'_, Option<Suppression>> {
+        let key = suppression_key(app, user);
+        let tree = self.suppressed.clone();
+        blocking(move || tree.get(key).map_err(db_err)?.map(|v| decode(&v)).transpose())
     }
 
-    fn suppressions(&self, app: &str, after: &str, limit: usize) -> Result<Vec<(String, Suppression)>, StoreError> {
-        let prefix = format!("{app}\0");
-        let start = suppression_key(app, after);
-        let mut out = Vec::new();
-        for item in self.suppressed.range(start..).take(limit + 1) {
-            let (k, v) = item.map_err(db_err)?;
-            let Some(user) = k.strip_prefix(prefix.as_bytes()) else { break };
-            let user = String::from_utf8_lossy(user).into_owned();
-            if user.as_str() > after.to_lowercase().as_str() && out.len() < limit {
-                out.push((user, decode(&v)?));
-            }
-        }
-        Ok(out)
+    fn suppressed_among(&self, app: &str, users: Vec<String>) -> StoreFuture<'_, Vec<bool>> {
+        let app = app.to_owned();
+        let tree = self.suppressed.clone();
+        blocking(move || users.iter().map(|u| tree.contains_key(suppression_key(&app, u)).map_err(db_err)).collect())
     }
+
+    fn suppressions(&self, app: &str, after: &str, limit: usize) -> StoreFuture<'_, Vec<(String, Suppression)>> {
+        let (app, after) = (app.to_owned(), after.to_lowercase());
+        let tree = self.suppressed.clone();
+        blocking(move || {
+            let prefix = format!("{app}\0");
+            let mut out = Vec::new();
+            for item in tree.range(suppression_key(&app, &after)..).take(limit + 1) {
+                let (k, v) = item.map_err(db_err)?;
+                let Some(user) = k.strip_prefix(prefix.as_bytes()) else { break };
+                let user = String::from_utf8_lossy(user).into_owned();
+                if user > after && out.len() < limit {
+                    out.push((user, decode(&v)?));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn first_delivery(&self, key: &str, now_ms: i64, window: super::DeliveryWindow) -> StoreFuture<'_, bool> {
+        let (deliveries, key) = (self.deliveries.clone(), key.to_owned());
+        Box::pin(async move {
+            let noted = deliveries.clone();
+            let first = tokio::task::spawn_blocking(move || noted.first(&key, now_ms, window))
+                .await
+                .map_err(|e| StoreError::Db(format!("delivery record task failed: {e}")))??;
+            if first {
+                deliveries.flush().await?;
+            }
+            Ok(first)
+        })
+    }
+
+    fn forget_delivery(&self, key: &str) -> StoreFuture<'_, ()> {
+        let (deliveries, key) = (self.deliveries.clone(), key.to_owned());
+        Box::pin(async move {
+            let noted = deliveries.clone();
+            tokio::task::spawn_blocking(move || noted.forget(&key))
+                .await
+                .map_err(|e| StoreError::Db(format!("delivery record task failed: {e}")))??;
+            deliveries.flush().await
+        })
+    }
+}
+
+/// Runs sled work on tokio's blocking pool: a read may wait for the disk, and an async worker
+/// must never wait for anything.
+fn blocking<'a, T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> StoreFuture<'a, T> {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(work).await.map_err(|e| StoreError::Db(format!("a store read failed: {e}")))?
+    })
+}
+
+fn get_record(t: &Trees, id: u64) -> Result<Option<CampaignRecord>, StoreError> {
+    t.campaigns.get(id.to_be_bytes()).map_err(db_err)?.map(|v| decode(&v)).transpose()
+}
+
+fn pending_chunks(t: &Trees, id: u64, from_seq: u64, max: usize) -> Result<Vec<(u64, Chunk)>, StoreError> {
+    let rec = get_record(t, id)?.ok_or(StoreError::NotFound(id))?;
+    let from = from_seq.max(rec.folded);
+    if from >= rec.chunk_count {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(max);
+    for item in t.chunks.range(chunk_key(id, from)..chunk_key(id, rec.chunk_count)).take(max) {
+        let (k, v) = item.map_err(db_err)?;
+        let (_, seq) = parse_chunk_key(&k).ok_or_else(|| StoreError::Codec("bad chunk key".into()))?;
+        out.push((seq, decode(&v)?));
+    }
+    Ok(out)
 }
 
 /// Reads committed chunks of `id` from `from_seq` until `max_bytes` of stored values (at least
 /// one chunk), keeping only their cids: a page costs about `max_bytes` of memory however large
 /// the campaign or its variables.
 fn read_cid_page(trees: &Trees, id: u64, from_seq: u64, max_bytes: usize) -> Result<CidPage, StoreError> {
-    let rec: CampaignRecord = match trees.campaigns.get(id.to_be_bytes()).map_err(db_err)? {
-        Some(v) => decode(&v)?,
-        None => return Err(StoreError::NotFound(id)),
-    };
+    let rec = get_record(trees, id)?.ok_or(StoreError::NotFound(id))?;
     let mut page = CidPage::default();
     if from_seq >= rec.chunk_count {
         return Ok(page);
@@ -333,6 +450,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn callback_deliveries_are_noted_once_durably_and_within_a_bounded_window() {
+        use crate::store::DeliveryWindow;
+        let dir = tempfile::tempdir().unwrap();
+        let window = DeliveryWindow { max_entries: 10, max_age_ms: 60_000 };
+        let store = open(dir.path());
+        assert!(store.first_delivery("staff:msg:li:1", 1_000, window).await.unwrap());
+        assert!(!store.first_delivery("staff:msg:li:1", 2_000, window).await.unwrap(), "a retry");
+        store.close().await.unwrap();
+        drop(store);
+        let store = open(dir.path());
+        assert!(!store.first_delivery("staff:msg:li:1", 3_000, window).await.unwrap(), "a retry after a restart");
+        store.forget_delivery("staff:msg:li:1").await.unwrap();
+        assert!(store.first_delivery("staff:msg:li:1", 4_000, window).await.unwrap(), "forgotten, handled again");
+        // The count bound: the oldest go first and the record never exceeds it.
+        for i in 0..50 {
+            assert!(store.first_delivery(&format!("k{i}"), 5_000 + i, window).await.unwrap());
+            assert!(store.remembered_deliveries() <= 10);
+        }
+        assert_eq!(store.remembered_deliveries(), 10);
+        assert!(!store.first_delivery("k49", 6_000, window).await.unwrap(), "the newest are kept");
+        assert!(store.first_delivery("k0", 6_000, window).await.unwrap(), "the oldest were dropped");
+        // The age bound: everything older than the window goes.
+        assert!(store.first_delivery("late", 6_000 + 60_001, window).await.unwrap());
+        assert_eq!(store.remembered_deliveries(), 1);
+        assert!(store.first_delivery("k49", 6_000 + 60_002, window).await.unwrap());
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
     async fn suppressions_are_per_app_case_insensitive_and_durable() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
@@ -341,20 +487,23 @@ mod tests {
         assert!(!store.set_suppression("staff", "lilei", entry("keyword")).await.unwrap(), "already on the list");
         assert!(store.set_suppression("staff", "hanmei", entry("api")).await.unwrap());
         assert!(store.set_suppression("other", "zed", entry("api")).await.unwrap());
-        assert_eq!(store.suppression("staff", "LILEI").unwrap().unwrap().reason, "keyword");
-        assert_eq!(store.suppression("other", "lilei").unwrap(), None);
-        let users = |after: &str, n| {
-            store.suppressions("staff", after, n).unwrap().into_iter().map(|(u, _)| u).collect::<Vec<_>>()
+        assert_eq!(store.suppression("staff", "LILEI").await.unwrap().unwrap().reason, "keyword");
+        assert_eq!(store.suppression("other", "lilei").await.unwrap(), None);
+        let users = |after: &'static str, n| {
+            let page = store.suppressions("staff", after, n);
+            async move { page.await.unwrap().into_iter().map(|(u, _)| u).collect::<Vec<_>>() }
         };
-        assert_eq!(users("", 10), ["hanmei", "lilei"]);
-        assert_eq!(users("hanmei", 10), ["lilei"]);
-        assert_eq!(users("", 1), ["hanmei"]);
+        assert_eq!(users("", 10).await, ["hanmei", "lilei"]);
+        assert_eq!(users("hanmei", 10).await, ["lilei"]);
+        assert_eq!(users("", 1).await, ["hanmei"]);
+        let among = store.suppressed_among("staff", vec!["HANMEI".into(), "nobody".into(), "lilei".into()]);
+        assert_eq!(among.await.unwrap(), [true, false, true], "one answer per user, in order");
         assert!(store.set_suppression("staff", "HanMei", None).await.unwrap());
         assert!(!store.set_suppression("staff", "hanmei", None).await.unwrap());
         store.close().await.unwrap();
         drop(store);
         let store = open(dir.path());
-        assert_eq!(store.suppressions("staff", "", 10).unwrap().len(), 1, "survives a reopen");
+        assert_eq!(store.suppressions("staff", "", 10).await.unwrap().len(), 1, "survives a reopen");
         store.close().await.unwrap();
     }
 
@@ -366,22 +515,22 @@ mod tests {
         store.stage_chunk(rec.id, 0, chunk(3)).await.unwrap();
         store.stage_chunk(rec.id, 1, chunk(2)).await.unwrap();
         // Staged chunks are invisible until committed.
-        assert!(store.pending_chunks(rec.id, 0, 10).unwrap().is_empty());
+        assert!(store.pending_chunks(rec.id, 0, 10).await.unwrap().is_empty());
         let commit = UploadCommit { first_seq: 0, chunks: 2, recipients: 5, duplicates: 1, rejected: 0 };
         store.commit_upload(rec.id, commit).await.unwrap();
-        assert_eq!(store.pending_chunks(rec.id, 0, 10).unwrap().len(), 2);
+        assert_eq!(store.pending_chunks(rec.id, 0, 10).await.unwrap().len(), 2);
         store.change(rec.id, Change::Act(Action::Start, 2)).await.unwrap();
         // Out of order: chunk 1 first, then 0.
         store.ack(Ack { campaign: rec.id, seq: 1, counts: online(2) }).await.unwrap();
-        assert_eq!(store.get(rec.id).unwrap().unwrap().folded, 0);
-        assert_eq!(store.progress(rec.id).counts.total(), 2);
+        assert_eq!(store.get(rec.id).await.unwrap().unwrap().folded, 0);
+        assert_eq!(store.progress(rec.id).await.unwrap().counts.total(), 2);
         store.ack(Ack { campaign: rec.id, seq: 0, counts: online(3) }).await.unwrap();
-        let done = store.get(rec.id).unwrap().unwrap();
+        let done = store.get(rec.id).await.unwrap().unwrap();
         assert_eq!((done.state, done.folded, done.counts.total()), (CampaignState::Completed, 2, 5));
-        assert!(store.pending_chunks(rec.id, 0, 10).unwrap().is_empty());
+        assert!(store.pending_chunks(rec.id, 0, 10).await.unwrap().is_empty());
         // A repeated acknowledgement changes nothing.
         store.ack(Ack { campaign: rec.id, seq: 0, counts: online(3) }).await.unwrap();
-        assert_eq!(store.progress(rec.id).counts.total(), 5);
+        assert_eq!(store.progress(rec.id).await.unwrap().counts.total(), 5);
         store.close().await.unwrap();
     }
 
@@ -404,7 +553,7 @@ mod tests {
             a.id
         };
         let store = open(dir.path());
-        let rec = store.get(id).unwrap().unwrap();
+        let rec = store.get(id).await.unwrap().unwrap();
         assert_eq!((rec.chunk_count, rec.recipients), (1, 2));
         assert_eq!(store.committed_cids(id, 0, 1 << 20).await.unwrap(), CidPage { cids: chunk(2).cids, next: None });
         assert!(store.trees.chunks.get(chunk_key(id, 1)).unwrap().is_none());
@@ -475,7 +624,53 @@ mod tests {
         assert!(matches!(store.delete(rec.id).await.unwrap_err(), StoreError::Conflict { .. }));
         let other = store.create(spec(), 1).await.unwrap();
         store.delete(other.id).await.unwrap();
-        assert!(store.get(other.id).unwrap().is_none());
+        assert!(store.get(other.id).await.unwrap().is_none());
         store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_identity_is_drawn_once_kept_across_reopens_and_shown_beside_the_store() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = open(a.path());
+        let identity = store.identity();
+        let rec = store.create(spec(), 0).await.unwrap();
+        assert!(
+            matches!(rec.request_key(identity), crate::domain::RequestKey::Keyed { store, .. } if store == identity)
+        );
+        store.close().await.unwrap();
+        drop(store);
+        assert_eq!(read_identity_file(a.path()), Some(identity));
+        let again = open(a.path());
+        assert_eq!(again.identity(), identity);
+        let other = open(b.path());
+        assert_ne!(other.identity(), identity);
+    }
+
+    /// A store written before stores had an identity: campaign records without a salt and no
+    /// `meta` tree. It opens, gets an identity, and its campaigns keep their old request ids.
+    #[tokio::test]
+    async fn a_store_from_before_identities_opens_and_keeps_its_request_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            let rec = store.create(spec(), 0).await.unwrap();
+            store.close().await.unwrap();
+            drop(store);
+            let db = sled::open(dir.path()).unwrap();
+            // The record as the previous version wrote it: no `request_salt` key at all.
+            let mut fields = serde_json::to_value(&rec).unwrap();
+            fields.as_object_mut().unwrap().remove("request_salt");
+            let old = super::super::codec::encode_named(&fields).unwrap();
+            db.open_tree("campaigns").unwrap().insert(rec.id.to_be_bytes(), old).unwrap();
+            db.drop_tree("meta").unwrap();
+            db.flush().unwrap();
+            std::fs::remove_file(dir.path().join(IDENTITY_FILE)).unwrap();
+        }
+        let store = open(dir.path());
+        let rec = store.list().await.unwrap().remove(0);
+        assert_eq!(rec.request_key(store.identity()), crate::domain::RequestKey::Legacy { campaign: rec.id });
+        assert_eq!(read_identity_file(dir.path()), Some(store.identity()));
+        let new = store.create(spec(), 0).await.unwrap();
+        assert!(matches!(new.request_key(store.identity()), crate::domain::RequestKey::Keyed { .. }));
     }
 }
