@@ -177,6 +177,9 @@ pub struct DispatchConfig {
     /// How far ahead a campaign may be scheduled, days (Getui-held schedules: at most 7).
     #[serde(default = "default_horizon_days")]
     pub schedule_horizon_days: u32,
+    /// Most recipients one campaign may hold; an upload that would pass it is refused whole.
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: u64,
 }
 
 impl Default for DispatchConfig {
@@ -187,6 +190,7 @@ impl Default for DispatchConfig {
             max_attempts: default_max_attempts(),
             poll_interval_ms: default_poll_ms(),
             schedule_horizon_days: default_horizon_days(),
+            max_recipients: default_max_recipients(),
         }
     }
 }
@@ -202,6 +206,12 @@ fn default_max_attempts() -> u32 {
 }
 fn default_poll_ms() -> u64 {
     200
+}
+/// Upper bound of `dispatch.max_recipients`: a million chunks of 1000, far inside what a
+/// request id can number.
+const MAX_RECIPIENTS_LIMIT: u64 = 1_000_000_000;
+fn default_max_recipients() -> u64 {
+    50_000_000
 }
 fn default_horizon_days() -> u32 {
     7
@@ -443,6 +453,12 @@ impl Config {
         }
         if !(1..=365).contains(&d.schedule_horizon_days) {
             return Err(invalid("dispatch.schedule_horizon_days", "must be within 1..=365"));
+        }
+        if !(1..=MAX_RECIPIENTS_LIMIT).contains(&d.max_recipients) {
+            return Err(invalid(
+                "dispatch.max_recipients",
+                format!("{} is outside 1..={MAX_RECIPIENTS_LIMIT}", d.max_recipients),
+            ));
         }
         if !(8..=65_536).contains(&self.store.cache_mb) {
             return Err(invalid("store.cache_mb", "must be within 8..=65536"));
@@ -955,6 +971,7 @@ mod tests {
                 "apps.Main",
             ),
             (SHIPPED.replace("request_timeout_ms = 10000", "request_timeout_ms = 0"), "request_timeout_ms"),
+            (SHIPPED.replace("# max_recipients = 50000000", "max_recipients = 0"), "dispatch.max_recipients"),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();

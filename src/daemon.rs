@@ -116,6 +116,7 @@ impl Daemon {
                 ApiSettings {
                     chunk_size: d.chunk_size,
                     schedule_horizon_ms: i64::from(d.schedule_horizon_days) * 86_400_000,
+                    max_recipients: d.max_recipients,
                 },
                 agents,
             )
@@ -152,6 +153,7 @@ impl Daemon {
     pub async fn run(self) -> Result<(), DaemonError> {
         let dispatcher = tokio::spawn(self.dispatcher.run());
         let api = self.api.clone();
+        api.follow_shutdown(self.shutdown.clone());
         crate::notify::ready();
         crate::notify::spawn_watchdog(self.shutdown.clone());
         let stopping = self.shutdown.clone();

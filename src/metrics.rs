@@ -50,6 +50,8 @@ pub struct Metrics {
     pub wecom_callbacks_total: IntCounterVec,
     /// Bytes the store takes on disk.
     pub store_size_bytes: IntGauge,
+    /// Draft campaigns whose upload duplicate filter is in memory.
+    pub upload_filters: IntGauge,
 }
 
 impl Metrics {
@@ -115,9 +117,16 @@ impl Metrics {
             )
             .expect("valid metric"),
             store_size_bytes: IntGauge::new("store_size_bytes", "Bytes the on-disk store takes.").expect("valid metric"),
+            upload_filters: IntGauge::new(
+                "upload_filters",
+                "Draft campaigns whose upload duplicate filter (1.5 MB + 8 bytes a recipient) is held in memory: \
+                 in use by an upload, or kept a few minutes for the next one.",
+            )
+            .expect("valid metric"),
             registry,
         };
         m.register_all();
+        let _ = m.registry.register(Box::new(m.upload_filters.clone()));
         m
     }
 

@@ -92,6 +92,11 @@ impl ApiError {
         ApiError::new(status, code, message)
     }
 
+    /// 503: the daemon is stopping (or otherwise cannot take this now); try again later.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(503, "unavailable", message)
+    }
+
     /// 501: a capability of a later release.
     pub fn not_implemented(message: impl Into<String>) -> ApiError {
         ApiError::new(501, "not_implemented", message)

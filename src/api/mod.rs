@@ -21,6 +21,7 @@ use hyper::{Method, Request, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
@@ -37,6 +38,8 @@ pub struct ApiSettings {
     pub chunk_size: usize,
     /// Longest daemon-held schedule, ms ahead.
     pub schedule_horizon_ms: i64,
+    /// Most recipients one campaign may hold (`dispatch.max_recipients`).
+    pub max_recipients: u64,
 }
 
 /// What the handlers share.
@@ -55,6 +58,9 @@ pub struct ApiState {
     rates: Mutex<HashMap<u64, campaigns::RateWindow>>,
     /// Deadline for reading a whole JSON or XML body.
     body_timeout: Duration,
+    /// Cancelled when the daemon shuts down ([`ApiState::follow_shutdown`]): long requests
+    /// (uploads) give up then.
+    shutdown: CancellationToken,
 }
 
 /// Default of [`ApiState::with_body_timeout`] (`server.body_timeout_ms`).
@@ -83,6 +89,7 @@ impl ApiState {
             settings: ApiSettings { chunk_size, ..settings },
             uploads: upload::Uploads::default(),
             rates: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
             body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
@@ -91,6 +98,18 @@ impl ApiState {
     pub fn with_body_timeout(mut self, timeout: Duration) -> ApiState {
         self.body_timeout = timeout;
         self
+    }
+
+    /// Runs the API's background work until `daemon` is cancelled, and ties long requests to
+    /// it: then an upload in progress is refused and discarded instead of holding the daemon up.
+    pub fn follow_shutdown(self: &Arc<Self>, daemon: CancellationToken) {
+        let own = self.shutdown.clone();
+        let stopping = daemon.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            own.cancel();
+        });
+        self.spawn_upload_filter_sweeper(daemon);
     }
 
     fn authorized(&self, req: &Request<Incoming>) -> bool {
@@ -174,6 +193,7 @@ async fn route(
         (&Method::GET, ["healthz"]) => return Ok(text_response(200, "ok\n")),
         (&Method::GET, ["readyz"]) => return ready(state).await,
         (&Method::GET, ["metrics"]) => {
+            state.count_upload_filters();
             let mut resp = text_response(200, state.metrics.render());
             resp.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,

@@ -166,6 +166,15 @@ impl Chunk {
     }
 }
 
+/// One page of [`Store::committed_cids`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CidPage {
+    /// 16-byte cids back to back, in chunk order.
+    pub cids: Vec<u8>,
+    /// Where the next page starts; `None` when this page reached the last committed chunk.
+    pub next: Option<u64>,
+}
+
 /// A change to a campaign, applied by the store in order with every other write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -270,8 +279,9 @@ pub trait Store: Send + Sync + 'static {
     fn list(&self) -> StoreFuture<'_, Vec<CampaignRecord>>;
     /// Up to `max` unacknowledged committed chunks with sequence ≥ `from_seq`, in order.
     fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> StoreFuture<'_, Vec<(u64, Chunk)>>;
-    /// Committed chunks of a campaign (for rebuilding the upload duplicate filter).
-    fn committed_chunks(&self, id: u64) -> StoreFuture<'_, Vec<Chunk>>;
+    /// The cids of a campaign's committed chunks from `from_seq` on, one bounded page at a time
+    /// (for rebuilding the upload duplicate filter without loading the whole campaign).
+    fn committed_cids(&self, id: u64, from_seq: u64, max_bytes: usize) -> StoreFuture<'_, CidPage>;
     /// List chunks marked in flight when the daemon last stopped.
     fn inflight_chunks(&self, id: u64) -> StoreFuture<'_, Vec<u64>>;
     /// Live progress of a campaign.

@@ -11,7 +11,9 @@ use tokio::sync::oneshot;
 use super::codec::{chunk_key, decode, parse_chunk_key};
 use super::deliveries::Deliveries;
 use super::writer::{Command, LiveMap, Reply, Trees, Writer};
-use super::{Ack, CampaignRecord, Change, Chunk, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit};
+use super::{
+    Ack, CampaignRecord, Change, Chunk, CidPage, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit,
+};
 use crate::domain::{CampaignSpec, StoreIdentity};
 
 /// Where and how to open the store.
@@ -248,15 +250,8 @@ impl Store for SledStore {
         self.read(move |t| pending_chunks(t, id, from_seq, max))
     }
 
-    fn committed_chunks(&self, id: u64) -> StoreFuture<'_, Vec<Chunk>> {
-        self.read(move |t| {
-            let rec = get_record(t, id)?.ok_or(StoreError::NotFound(id))?;
-            t.chunks
-                .range(chunk_key(id, 0)..chunk_key(id, rec.chunk_count))
-                .values()
-                .map(|v| decode(&v.map_err(db_err)?))
-                .collect()
-        })
+    fn committed_cids(&self, id: u64, from_seq: u64, max_bytes: usize) -> StoreFuture<'_, CidPage> {
+        self.read(move |t| read_cid_page(t, id, from_seq, max_bytes))
     }
 
     fn inflight_chunks(&self, id: u64) -> StoreFuture<'_, Vec<u64>> {
@@ -374,6 +369,41 @@ fn pending_chunks(t: &Trees, id: u64, from_seq: u64, max: usize) -> Result<Vec<(
         out.push((seq, decode(&v)?));
     }
     Ok(out)
+}
+
+/// Reads committed chunks of `id` from `from_seq` until `max_bytes` of stored values (at least
+/// one chunk), keeping only their cids: a page costs about `max_bytes` of memory however large
+/// the campaign or its variables.
+fn read_cid_page(trees: &Trees, id: u64, from_seq: u64, max_bytes: usize) -> Result<CidPage, StoreError> {
+    let rec = get_record(trees, id)?.ok_or(StoreError::NotFound(id))?;
+    let mut page = CidPage::default();
+    if from_seq >= rec.chunk_count {
+        return Ok(page);
+    }
+    let mut read = 0usize;
+    for item in trees.chunks.range(chunk_key(id, from_seq)..chunk_key(id, rec.chunk_count)) {
+        let (k, v) = item.map_err(db_err)?;
+        let (_, seq) = parse_chunk_key(&k).ok_or_else(|| StoreError::Codec("bad chunk key".into()))?;
+        if read >= max_bytes {
+            page.next = Some(seq);
+            break;
+        }
+        read += v.len();
+        page.cids.extend_from_slice(&decode::<StoredCids>(&v)?.cids);
+    }
+    Ok(page)
+}
+
+/// A stored [`Chunk`] read for its cids alone: the variables and member ids are skipped
+/// without being built.
+#[derive(serde::Deserialize)]
+struct StoredCids {
+    #[serde(with = "serde_bytes")]
+    cids: Vec<u8>,
+    #[serde(default, rename = "vars")]
+    _vars: serde::de::IgnoredAny,
+    #[serde(default, rename = "users")]
+    _users: serde::de::IgnoredAny,
 }
 
 fn suppression_key(app: &str, user: &str) -> Vec<u8> {
@@ -519,8 +549,40 @@ mod tests {
         let store = open(dir.path());
         let rec = store.get(id).await.unwrap().unwrap();
         assert_eq!((rec.chunk_count, rec.recipients), (1, 2));
-        assert_eq!(store.committed_chunks(id).await.unwrap().len(), 1);
+        assert_eq!(store.committed_cids(id, 0, 1 << 20).await.unwrap(), CidPage { cids: chunk(2).cids, next: None });
         assert!(store.trees.chunks.get(chunk_key(id, 1)).unwrap().is_none());
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn committed_cids_come_in_bounded_pages_without_their_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let rec = store.create(spec(), 1).await.unwrap();
+        let with_vars = |n: u8| {
+            let mut c = chunk(n);
+            c.vars = (0..n).map(|i| vec![("name".to_owned(), "x".repeat(1000 + usize::from(i)))]).collect();
+            c
+        };
+        for seq in 0..10 {
+            store.stage_chunk(rec.id, seq, with_vars(4)).await.unwrap();
+        }
+        let commit = UploadCommit { first_seq: 0, chunks: 10, recipients: 40, duplicates: 0, rejected: 0 };
+        store.commit_upload(rec.id, commit).await.unwrap();
+        store.stage_chunk(rec.id, 10, with_vars(4)).await.unwrap(); // staged, not committed
+        let (mut pages, mut cids, mut next) = (0, Vec::new(), Some(0));
+        while let Some(from) = next {
+            let page = store.committed_cids(rec.id, from, 8_000).await.unwrap();
+            assert!(page.cids.len() <= 2 * 4 * 16, "a page stops once it passes its byte budget");
+            cids.extend_from_slice(&page.cids);
+            next = page.next;
+            pages += 1;
+            assert!(pages <= 10, "the pages end");
+        }
+        assert_eq!(pages, 5);
+        assert_eq!(cids, (0..10).flat_map(|_| chunk(4).cids).collect::<Vec<u8>>(), "every committed cid, in order");
+        assert_eq!(store.committed_cids(rec.id, 10, 8_000).await.unwrap(), CidPage::default());
+        assert!(matches!(store.committed_cids(999, 0, 8_000).await, Err(StoreError::NotFound(999))));
         store.close().await.unwrap();
     }
 
