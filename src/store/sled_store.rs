@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use super::codec::{chunk_key, decode, parse_chunk_key};
+use super::codec::{chunk_key, decode, parse_chunk_key, Chunks};
 use super::deliveries::Deliveries;
 use super::writer::{Command, LiveMap, Reply, Trees, Writer};
 use super::{
@@ -363,9 +363,8 @@ fn pending_chunks(t: &Trees, id: u64, from_seq: u64, max: usize) -> Result<Vec<(
         return Ok(Vec::new());
     }
     let mut out = Vec::with_capacity(max);
-    for item in t.chunks.range(chunk_key(id, from)..chunk_key(id, rec.chunk_count)).take(max) {
-        let (k, v) = item.map_err(db_err)?;
-        let (_, seq) = parse_chunk_key(&k).ok_or_else(|| StoreError::Codec("bad chunk key".into()))?;
+    for item in Chunks::new(t.chunks.range(chunk_key(id, from)..chunk_key(id, rec.chunk_count))).take(max) {
+        let (seq, v) = item?;
         out.push((seq, decode(&v)?));
     }
     Ok(out)
@@ -381,9 +380,8 @@ fn read_cid_page(trees: &Trees, id: u64, from_seq: u64, max_bytes: usize) -> Res
         return Ok(page);
     }
     let mut read = 0usize;
-    for item in trees.chunks.range(chunk_key(id, from_seq)..chunk_key(id, rec.chunk_count)) {
-        let (k, v) = item.map_err(db_err)?;
-        let (_, seq) = parse_chunk_key(&k).ok_or_else(|| StoreError::Codec("bad chunk key".into()))?;
+    for item in Chunks::new(trees.chunks.range(chunk_key(id, from_seq)..chunk_key(id, rec.chunk_count))) {
+        let (seq, v) = item?;
         if read >= max_bytes {
             page.next = Some(seq);
             break;
@@ -583,6 +581,55 @@ mod tests {
         assert_eq!(cids, (0..10).flat_map(|_| chunk(4).cids).collect::<Vec<u8>>(), "every committed cid, in order");
         assert_eq!(store.committed_cids(rec.id, 10, 8_000).await.unwrap(), CidPage::default());
         assert!(matches!(store.committed_cids(999, 0, 8_000).await, Err(StoreError::NotFound(999))));
+        store.close().await.unwrap();
+    }
+
+    /// A chunk longer than a part is stored in parts (no sled value over PART_BYTES), and reads,
+    /// pages, acknowledgements and discards treat it as one chunk; a long chunk stored whole, as
+    /// the previous version did, reads back the same.
+    #[tokio::test]
+    async fn long_chunks_are_stored_in_parts_and_read_back_whole() {
+        use super::super::codec::{encode_compact, PART_BYTES};
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let rec = store.create(spec(), 1).await.unwrap();
+        let heavy = |n: u8| {
+            let mut c = chunk(n);
+            c.vars = (0..n).map(|i| vec![("a".to_owned(), format!("{i:04}").repeat(900))]).collect();
+            c
+        };
+        store.stage_chunk(rec.id, 0, heavy(12)).await.unwrap();
+        let values: Vec<usize> = store.trees.chunks.iter().values().map(|v| v.unwrap().len()).collect();
+        assert!(values.len() > 5 && values.iter().all(|&n| n <= PART_BYTES), "{values:?}");
+        // Chunk 1 as the previous version stored it: one value, however long.
+        store.trees.chunks.insert(chunk_key(rec.id, 1), encode_compact(&heavy(5)).unwrap()).unwrap();
+        store.stage_chunk(rec.id, 2, chunk(3)).await.unwrap();
+        // A re-staged chunk replaces every part of what was there.
+        store.stage_chunk(rec.id, 3, heavy(12)).await.unwrap();
+        store.stage_chunk(rec.id, 3, heavy(2)).await.unwrap();
+        let commit = UploadCommit { first_seq: 0, chunks: 4, recipients: 22, duplicates: 0, rejected: 0 };
+        store.commit_upload(rec.id, commit).await.unwrap();
+
+        let read = store.pending_chunks(rec.id, 0, 10).await.unwrap();
+        assert_eq!(read, vec![(0, heavy(12)), (1, heavy(5)), (2, chunk(3)), (3, heavy(2))]);
+        assert_eq!(store.pending_chunks(rec.id, 1, 2).await.unwrap(), vec![(1, heavy(5)), (2, chunk(3))]);
+        let page = store.committed_cids(rec.id, 0, 1).await.unwrap();
+        assert_eq!(page, CidPage { cids: chunk(12).cids, next: Some(1) }, "one chunk, all its parts");
+        let all = store.committed_cids(rec.id, 1, 1 << 20).await.unwrap();
+        assert_eq!(all.cids, [chunk(5).cids, chunk(3).cids, chunk(2).cids].concat());
+
+        store.change(rec.id, Change::Act(Action::Start, 2)).await.unwrap();
+        for seq in [0, 1, 3] {
+            store.ack(Ack { campaign: rec.id, seq, counts: online(1) }).await.unwrap();
+        }
+        assert_eq!(store.pending_chunks(rec.id, 0, 10).await.unwrap(), vec![(2, chunk(3))]);
+        assert_eq!(store.trees.chunks.len(), 1, "acknowledged chunks leave no part behind");
+
+        // A discarded upload leaves no part behind either.
+        let other = store.create(spec(), 1).await.unwrap();
+        store.stage_chunk(other.id, 0, heavy(12)).await.unwrap();
+        store.discard_upload(other.id, 0, 1).await.unwrap();
+        assert_eq!(store.trees.chunks.len(), 1);
         store.close().await.unwrap();
     }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::oneshot;
 
-use super::codec::{chunk_key, decode, encode_compact, encode_named, parse_chunk_key};
+use super::codec::{chunk_entries, chunk_key, decode, encode_compact, encode_named, parse_chunk_key};
 use super::{Ack, CampaignRecord, Change, Chunk, Progress, StoreError, UploadCommit};
 use crate::domain::campaign::transition;
 use crate::domain::{Action, CampaignSpec, CampaignState, Counts, Mode, RequestKey};
@@ -95,7 +95,7 @@ impl Writer {
                 continue;
             }
             // Acknowledged before the crash: the chunk itself may not have been removed yet.
-            self.trees.chunks.remove(chunk_key(id, seq)).map_err(db_err)?;
+            self.remove_chunk(id, seq)?;
             self.unfolded.entry(id).or_default().insert(seq, decode(&v)?);
             *self.acked.entry(id).or_insert(0) += 1;
         }
@@ -296,7 +296,12 @@ impl Writer {
         if seq < rec.chunk_count {
             return Err(StoreError::Conflict { state: rec.state, message: "chunk already committed".into() });
         }
-        self.trees.chunks.insert(chunk_key(id, seq), encode_compact(chunk)?).map_err(db_err)?;
+        // Nothing of an earlier value for this seq may remain between or after the new parts.
+        self.remove_chunk(id, seq)?;
+        let value = encode_compact(chunk)?;
+        for (key, piece) in chunk_entries(id, seq, &value) {
+            self.trees.chunks.insert(key, piece).map_err(db_err)?;
+        }
         Ok(())
     }
 
@@ -322,7 +327,7 @@ impl Writer {
     fn discard(&mut self, id: u64, first_seq: u64, chunks: u64) -> Result<(), StoreError> {
         let committed = self.records.get(&id).map_or(0, |r| r.chunk_count);
         for seq in first_seq.max(committed)..first_seq + chunks {
-            self.trees.chunks.remove(chunk_key(id, seq)).map_err(db_err)?;
+            self.remove_chunk(id, seq)?;
         }
         Ok(())
     }
@@ -336,7 +341,7 @@ impl Writer {
         }
         // Tombstone first: a crash after it but before the removal still counts the chunk once.
         self.trees.done.insert(key, encode_compact(&ack.counts)?).map_err(db_err)?;
-        self.trees.chunks.remove(key).map_err(db_err)?;
+        self.remove_chunk(ack.campaign, ack.seq)?;
         self.trees.inflight.remove(key).map_err(db_err)?;
         self.unfolded.entry(ack.campaign).or_default().insert(ack.seq, ack.counts);
         *self.acked.entry(ack.campaign).or_insert(0) += 1;
@@ -384,13 +389,28 @@ impl Writer {
         self.live.write().unwrap_or_else(|p| p.into_inner()).insert(id, Progress { counts, acked_chunks });
     }
 
-    /// Removes every key of campaign `id` with sequence ≥ `from_seq` in `tree`.
+    /// Removes every key of campaign `id` with sequence ≥ `from_seq` in `tree` (chunk parts
+    /// included).
     fn remove_range(&self, tree: &sled::Tree, id: u64, from_seq: u64) -> Result<(), StoreError> {
-        let end = chunk_key(id, u64::MAX);
-        let keys: Vec<sled::IVec> =
-            tree.range(chunk_key(id, from_seq)..=end).keys().collect::<Result<_, _>>().map_err(db_err)?;
+        let prefix = id.to_be_bytes();
+        let keys: Vec<sled::IVec> = tree
+            .range(chunk_key(id, from_seq)..)
+            .keys()
+            .take_while(|k| k.as_ref().map_or(true, |k| k.starts_with(&prefix)))
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
         for k in keys {
             tree.remove(k).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Removes chunk `seq` of campaign `id`, whole or in parts.
+    fn remove_chunk(&self, id: u64, seq: u64) -> Result<(), StoreError> {
+        let keys: Vec<sled::IVec> =
+            self.trees.chunks.scan_prefix(chunk_key(id, seq)).keys().collect::<Result<_, _>>().map_err(db_err)?;
+        for k in keys {
+            self.trees.chunks.remove(k).map_err(db_err)?;
         }
         Ok(())
     }
