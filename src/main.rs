@@ -3,5 +3,7 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    // Before any thread starts: big buffers freed by the store go back to the OS.
+    campaignd::store::pin_malloc_mmap_threshold();
     cli::main()
 }

@@ -25,6 +25,30 @@ use crate::domain::{Action, CampaignSpec, CampaignState, Counts, RequestKey, Sto
 
 pub use sled_store::{read_identity_file, SledStore, StoreSettings};
 
+/// Smallest allocation glibc's malloc serves from `mmap` (so `free` gives it straight back).
+pub const MMAP_THRESHOLD_BYTES: usize = 256 * 1024;
+
+/// Pins glibc malloc's mmap threshold at [`MMAP_THRESHOLD_BYTES`] for the whole process; call it
+/// once, early, in a process that runs the store for long (the daemon does, in `main`).
+///
+/// sled writes through IO buffers of one segment (512 KiB) each, allocated and freed for every
+/// segment written. glibc starts with a 128 KiB threshold but raises it to the size of any
+/// mmapped block that is freed, so after the first such buffer every later one comes from the
+/// heap, where small long-lived allocations settle between and above the freed buffers and the
+/// heap can no longer shrink: four uploads of heavy `vars` left 110–150 MB of free but
+/// unreturned heap (`malloc_trim(0)` gave it back; `MALLOC_MMAP_THRESHOLD_=262144` prevented
+/// it). Setting the threshold explicitly also turns that sliding adjustment off. Elsewhere than
+/// glibc this does nothing.
+pub fn pin_malloc_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes malloc's tuning, under malloc's own lock. It refuses
+        // (returns 0) only a threshold above 32 MiB.
+        let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES as libc::c_int) };
+        debug_assert_eq!(ok, 1, "mallopt(M_MMAP_THRESHOLD) refused");
+    }
+}
+
 /// A boxed future, so [`Store`] stays object-safe.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
