@@ -36,10 +36,8 @@ pub const MAX_LINE_BYTES: usize = 8 * 1024;
 /// How many refused lines an answer lists (all are counted).
 const REPORTED_REJECTS: usize = 20;
 /// A chunk is staged once its recipients' variables take this many bytes, even if it holds
-/// fewer recipients than a full chunk. Besides keeping the upload's own memory small, this keeps
-/// every stored chunk well under sled's blob size (about 128 KiB): sled keeps a blob-sized value
-/// it was given in memory for as long as the process runs (its cache counts the blob's pointer,
-/// not its bytes), which is how four uploads of heavy `vars` once added 700 MB of RSS for good.
+/// fewer recipients than a full chunk, so the upload's own memory stays small. (How the store
+/// keeps long chunk values out of sled's blobs is its own business: it stores them in parts.)
 pub const CHUNK_VARS_BYTES: usize = 48 * 1024;
 /// How long a draft's duplicate filter stays in memory after its last upload.
 const FILTER_IDLE: Duration = Duration::from_secs(300);
