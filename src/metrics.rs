@@ -32,8 +32,10 @@ pub struct Metrics {
     pub upstream_requests_total: IntCounterVec,
     /// Upstream exchange latency.
     pub upstream_request_duration_seconds: HistogramVec,
-    /// Recipients of unfinished campaigns not yet sent.
+    /// Recipients of running campaigns not yet sent (what the stall alert watches).
     pub pending_recipients: IntGaugeVec,
+    /// Recipients of campaigns waiting in draft, scheduled or paused, by app and state.
+    pub waiting_recipients: IntGaugeVec,
     /// Campaigns per state.
     pub campaigns: IntGaugeVec,
     /// Retried upstream calls by reason.
@@ -74,8 +76,16 @@ impl Metrics {
             )
             .expect("valid metric"),
             pending_recipients: IntGaugeVec::new(
-                Opts::new("pending_recipients", "Recipients of unfinished campaigns that have no result yet."),
+                Opts::new("pending_recipients", "Recipients of running campaigns that have no result yet."),
                 &["app"],
+            )
+            .expect("valid metric"),
+            waiting_recipients: IntGaugeVec::new(
+                Opts::new(
+                    "waiting_recipients",
+                    "Recipients without a result of campaigns that wait (draft, scheduled, paused), by app and state.",
+                ),
+                &["app", "state"],
             )
             .expect("valid metric"),
             campaigns: IntGaugeVec::new(Opts::new("campaigns", "Campaigns by state."), &["state"]).expect("valid metric"),
@@ -122,7 +132,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
             Box::new(self.recipients_total.clone()),
             Box::new(self.upstream_requests_total.clone()),
             Box::new(self.upstream_request_duration_seconds.clone()),
@@ -135,6 +145,7 @@ impl Metrics {
             Box::new(self.chunk_duration_seconds.clone()),
             Box::new(self.campaign_progress_ratio.clone()),
             Box::new(self.wecom_callbacks_total.clone()),
+            Box::new(self.waiting_recipients.clone()),
         ];
         for c in collectors {
             // Names are fixed and distinct, so registration cannot clash.

@@ -12,8 +12,8 @@ use hyper::{Request, Response};
 use super::{json, ApiError, ApiState};
 use crate::domain::campaign::{CreateCampaign, Validation};
 use crate::domain::{Action, CampaignState, Mode};
-use crate::protocol::{CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, UpstreamCounts};
-use crate::store::{CampaignRecord, Change};
+use crate::protocol::{CampaignList, CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, UpstreamCounts};
+use crate::store::{CampaignRecord, Change, PageQuery};
 
 /// Largest create body.
 const MAX_CREATE_BYTES: usize = 256 * 1024;
@@ -64,10 +64,47 @@ fn strip_position(e: &serde_json::Error) -> String {
     }
 }
 
-pub(super) fn list(state: &Arc<ApiState>) -> Answer {
-    let records = state.store.list().map_err(ApiError::internal)?;
-    let views: Vec<CampaignView> = records.iter().map(|r| view(state, r)).collect();
-    json(200, &serde_json::json!({ "campaigns": views }))
+/// Campaigns per page of `GET /v1/campaigns` unless `limit` says otherwise.
+const DEFAULT_PAGE: usize = 100;
+/// Largest `limit`.
+const MAX_PAGE: usize = 1000;
+
+/// `GET ?state=&after=&limit=`: one page in id order, with the cursor of the next.
+pub(super) async fn list(state: &Arc<ApiState>, query: Option<&str>) -> Answer {
+    let page = state.store.campaigns_page(parse_list_query(query)?).await?;
+    let campaigns: Vec<CampaignView> = page.campaigns.iter().map(|r| view(state, r)).collect();
+    json(200, &CampaignList { campaigns, next_after: page.next_after.map(|id| id.to_string()) })
+}
+
+/// Reads the list's query; a bad value is refused naming its parameter.
+fn parse_list_query(query: Option<&str>) -> Result<PageQuery, ApiError> {
+    let mut q = PageQuery { state: None, after: 0, limit: DEFAULT_PAGE };
+    for (key, value) in query.unwrap_or("").split('&').filter_map(|p| p.split_once('=')) {
+        match key {
+            "state" if value.is_empty() => q.state = None,
+            "state" => {
+                let found = CampaignState::ALL.into_iter().find(|s| s.as_str() == value);
+                let names: Vec<&str> = CampaignState::ALL.iter().map(|s| s.as_str()).collect();
+                q.state = Some(found.ok_or_else(|| {
+                    ApiError::invalid("state", format!("must be one of {}", names.join(", ")))
+                })?);
+            }
+            "after" => {
+                q.after = value
+                    .parse()
+                    .map_err(|_| ApiError::invalid("after", "must be a campaign id (a number) from next_after"))?
+            }
+            "limit" => {
+                q.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| ApiError::invalid("limit", format!("must be a number in 1..={MAX_PAGE}")))?
+            }
+            _ => {}
+        }
+    }
+    Ok(q)
 }
 
 pub(super) fn show(state: &Arc<ApiState>, id: u64) -> Answer {
@@ -289,6 +326,25 @@ mod tests {
         assert_eq!((e.status, e.code), (400, "bad_request"));
         let e = parse_create(br#"{"app":"main","message":{}}"#).unwrap_err();
         assert!(e.message.contains("name"), "{e:?}");
+    }
+
+    #[test]
+    fn list_queries_are_checked_naming_the_parameter() {
+        let q = parse_list_query(None).unwrap();
+        assert_eq!((q.state, q.after, q.limit), (None, 0, DEFAULT_PAGE));
+        let q = parse_list_query(Some("state=running&after=41&limit=1000&other=x")).unwrap();
+        assert_eq!((q.state, q.after, q.limit), (Some(CampaignState::Running), 41, 1000));
+        for (query, field) in [
+            ("limit=1001", "limit"),
+            ("limit=0", "limit"),
+            ("limit=many", "limit"),
+            ("state=done", "state"),
+            ("after=-1", "after"),
+            ("after=x", "after"),
+        ] {
+            let e = parse_list_query(Some(query)).unwrap_err();
+            assert_eq!((e.status, e.field.as_deref()), (400, Some(field)), "{query}: {e:?}");
+        }
     }
 
     #[test]

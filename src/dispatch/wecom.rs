@@ -76,7 +76,10 @@ async fn observed(
         Err(WecomError::Api { code, .. }) => *code,
         Err(_) => TRANSPORT_CODE,
     };
-    ctx.metrics.observe_upstream(&run.app.name, SEND_ENDPOINT, code, started.elapsed());
+    // A failed token fetch ends the attempt before `message/send`: label it with the
+    // endpoint that failed, so auth trouble is not mistaken for send trouble.
+    let endpoint = result.as_ref().err().map_or(SEND_ENDPOINT, WecomError::endpoint);
+    ctx.metrics.observe_upstream(&run.app.name, endpoint, code, started.elapsed());
     result
 }
 

@@ -9,9 +9,12 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::codec::{chunk_key, decode, parse_chunk_key};
-use super::writer::{Command, LiveMap, Reply, Trees, Writer};
-use super::{Ack, CampaignRecord, Change, Chunk, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit};
-use crate::domain::CampaignSpec;
+use super::writer::{CensusCell, Command, LiveMap, Reply, Trees, Writer};
+use super::{
+    Ack, CampaignPage, CampaignRecord, Change, Chunk, PageQuery, Progress, Store, StoreError, StoreFuture, Suppression,
+    UploadCommit,
+};
+use crate::domain::{CampaignSpec, CampaignState};
 
 /// Where and how to open the store.
 #[derive(Debug, Clone)]
@@ -30,6 +33,7 @@ pub struct SledStore {
     trees: Trees,
     tx: crossbeam_channel::Sender<Command>,
     live: LiveMap,
+    census: CensusCell,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// `app \0 lowercased user` → [`Suppression`]. Written directly (human rates, disjoint from
     /// the writer's trees) and flushed before the write is reported done.
@@ -85,16 +89,19 @@ impl SledStore {
             chunks: open("chunks")?,
             done: open("done")?,
             inflight: open("inflight")?,
+            active: open("active")?,
+            finished: open("finished")?,
             db,
         };
         let live: LiveMap = Arc::new(RwLock::new(HashMap::new()));
-        let writer = Writer::recover(trees.clone(), live.clone())?;
+        let census: CensusCell = Arc::new(RwLock::new([0; 7]));
+        let writer = Writer::recover(trees.clone(), live.clone(), census.clone())?;
         let (tx, rx) = crossbeam_channel::bounded(COMMAND_QUEUE);
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
-        Ok(Arc::new(SledStore { trees, tx, live, writer: Mutex::new(Some(handle)), suppressed }))
+        Ok(Arc::new(SledStore { trees, tx, live, census, writer: Mutex::new(Some(handle)), suppressed }))
     }
 
     /// Flushes, stops the writer thread and waits for it.
@@ -128,7 +135,76 @@ impl SledStore {
     }
 }
 
+/// Most records one page of the campaign list examines, whatever its filter: a page may come
+/// back short (even empty) with a cursor, so no request walks the whole history.
+const PAGE_SCAN_MAX: usize = 5_000;
+
+/// Runs blocking sled reads off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| StoreError::Db(format!("store reader stopped: {e}")))?
+}
+
+fn read_record(campaigns: &sled::Tree, id: &[u8]) -> Result<Option<CampaignRecord>, StoreError> {
+    campaigns.get(id).map_err(db_err)?.map(|v| decode(&v)).transpose()
+}
+
+/// Non-final campaigns, through the active index.
+fn read_active(trees: &Trees) -> Result<Vec<CampaignRecord>, StoreError> {
+    let mut out = Vec::new();
+    for key in trees.active.iter().keys() {
+        // A record removed between the two reads is simply skipped.
+        if let Some(rec) = read_record(&trees.campaigns, &key.map_err(db_err)?)? {
+            out.push(rec);
+        }
+    }
+    Ok(out)
+}
+
+/// One page of campaigns: waiting states through the active index, others by id.
+fn read_page(trees: &Trees, q: &PageQuery) -> Result<CampaignPage, StoreError> {
+    let from = q.after.saturating_add(1).to_be_bytes();
+    let via_index = q.state.is_some_and(|s| !s.is_final());
+    let tree = if via_index { &trees.active } else { &trees.campaigns };
+    let mut campaigns = Vec::new();
+    let mut last = None;
+    let mut keys = tree.range(from..).keys();
+    for key in keys.by_ref().take(PAGE_SCAN_MAX) {
+        let key = key.map_err(db_err)?;
+        let Some(rec) = read_record(&trees.campaigns, &key)? else { continue };
+        last = Some(rec.id);
+        if q.state.is_none_or(|s| s == rec.state) {
+            campaigns.push(rec);
+            if campaigns.len() >= q.limit {
+                break;
+            }
+        }
+    }
+    let more = keys.next().is_some();
+    Ok(CampaignPage { campaigns, next_after: last.filter(|_| more) })
+}
+
 impl Store for SledStore {
+    fn active_campaigns(&self) -> StoreFuture<'_, Vec<CampaignRecord>> {
+        let trees = self.trees.clone();
+        Box::pin(blocking(move || read_active(&trees)))
+    }
+
+    fn campaigns_page(&self, query: PageQuery) -> StoreFuture<'_, CampaignPage> {
+        let trees = self.trees.clone();
+        Box::pin(blocking(move || read_page(&trees, &query)))
+    }
+
+    fn census(&self) -> StoreFuture<'_, Vec<(CampaignState, u64)>> {
+        let counts = *self.census.read().unwrap_or_else(|p| p.into_inner());
+        Box::pin(async move { Ok(CampaignState::ALL.into_iter().zip(counts).collect()) })
+    }
+
+    fn expire_finished(&self, before_ms: i64, max: usize) -> StoreFuture<'_, usize> {
+        self.send(move |reply| Command::Expire { before_ms, max, reply })
+    }
+
     fn create(&self, spec: CampaignSpec, now_ms: i64) -> StoreFuture<'_, CampaignRecord> {
         self.send(move |reply| Command::Create { spec: Box::new(spec), now_ms, reply })
     }
