@@ -49,6 +49,8 @@ pub struct Daemon {
     dispatcher: Dispatcher,
     api: Arc<ApiState>,
     shutdown: CancellationToken,
+    /// `store.retention_days` (0: keep finished campaigns forever).
+    retention_days: u32,
 }
 
 impl Daemon {
@@ -105,7 +107,8 @@ impl Daemon {
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| DaemonError::Bind { addr, source })?;
-        Ok(Daemon { listener, addr, store, dispatcher, api, shutdown })
+        let retention_days = config.store.retention_days;
+        Ok(Daemon { listener, addr, store, dispatcher, api, shutdown, retention_days })
     }
 
     /// The address the API listens on.
@@ -121,6 +124,8 @@ impl Daemon {
     /// Serves until the shutdown token is cancelled, then drains and closes the store.
     pub async fn run(self) -> Result<(), DaemonError> {
         let dispatcher = tokio::spawn(self.dispatcher.run());
+        let store: Arc<dyn Store> = self.store.clone();
+        let retention = tokio::spawn(crate::retention::run(store, self.retention_days, self.shutdown.clone()));
         let api = self.api.clone();
         crate::notify::ready();
         crate::notify::spawn_watchdog(self.shutdown.clone());
@@ -132,6 +137,7 @@ impl Daemon {
         crate::serve::serve(self.listener, move |req, peer| api::handle(api.clone(), req, peer), self.shutdown.clone())
             .await;
         let _ = dispatcher.await;
+        let _ = retention.await;
         self.store.flush().await?;
         self.store.close().await?;
         tracing::info!("stopped cleanly");
