@@ -618,3 +618,53 @@ async fn fail(ctx: &Context, run: &CampaignRun, why: String) {
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::campaign::{CreateCampaign, Validation, SCHEDULE_HORIZON_MS};
+    use crate::domain::Action;
+    use crate::store::{SledStore, StoreSettings};
+
+    fn spec() -> CampaignSpec {
+        let req: CreateCampaign = serde_json::from_value(serde_json::json!({
+            "name": "t", "app": "main", "message": {"notification": {"title": "a", "body": "b"}}
+        }))
+        .unwrap();
+        let rules = Validation { app_channel: &|_| Some("getui"), now_ms: 0, horizon_ms: SCHEDULE_HORIZON_MS };
+        req.validate(&rules).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_scheduler_pass_reads_only_the_unfinished_campaigns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&StoreSettings { path: dir.path().to_path_buf(), cache_bytes: 8 << 20 }).unwrap();
+        for _ in 0..300 {
+            let rec = store.create(spec(), 1).await.unwrap();
+            store.change(rec.id, Change::Act(Action::Cancel, 2)).await.unwrap();
+        }
+        for _ in 0..2 {
+            store.create(spec(), 3).await.unwrap();
+        }
+        let metrics = Arc::new(Metrics::new());
+        let ctx = Context {
+            store: store.clone(),
+            apps: HashMap::new(),
+            metrics: metrics.clone(),
+            policy: RetryPolicy::default(),
+            shutdown: CancellationToken::new(),
+        };
+        let (tx, _rx) = mpsc::channel(4);
+        let mut scheduler = Scheduler::new(Arc::new(ctx), tx);
+        // The first pass also looks, once, for finished app campaigns to follow up.
+        scheduler.tick().await;
+        let before = store.campaign_reads();
+        for _ in 0..5 {
+            scheduler.tick().await;
+        }
+        assert_eq!(store.campaign_reads() - before, 5 * 2, "two unfinished campaigns, read once a pass");
+        assert_eq!(metrics.campaigns.with_label_values(&["cancelled"]).get(), 300, "counted without reading");
+        assert_eq!(metrics.campaigns.with_label_values(&["draft"]).get(), 2);
+        store.close().await.unwrap();
+    }
+}
