@@ -72,7 +72,9 @@ impl Daemon {
                 }
                 Channel::Wecom => {
                     agents.extend(config.callback_agent_with_env(name, env)?);
-                    Upstream::Wecom(WecomClient::new(config.wecom_settings_with_env(name, env)?)?)
+                    let observer = Arc::new(UpstreamObserver::new(name, metrics.clone()));
+                    let client = WecomClient::new(config.wecom_settings_with_env(name, env)?)?;
+                    Upstream::Wecom(client.with_observer(observer))
                 }
             };
             apps.push(Arc::new(AppSender::new(name, upstream, app.calls_per_second, metrics.clone())));
