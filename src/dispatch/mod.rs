@@ -177,6 +177,19 @@ impl Dispatcher {
         self.wake.clone()
     }
 
+    /// Times `n` scheduler passes after one warm-up pass, sending nothing (no shard runs):
+    /// what an idle daemon spends every `poll_interval`. For benches.
+    pub async fn time_idle_passes(&self, n: u64) -> Duration {
+        let (tx, _rx) = mpsc::channel::<Work>(1);
+        let mut scheduler = Scheduler::new(self.ctx.clone(), tx);
+        scheduler.tick().await;
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            scheduler.tick().await;
+        }
+        started.elapsed()
+    }
+
     /// Runs the scheduler and the shards until the shutdown token is cancelled and every
     /// in-flight chunk is settled.
     pub async fn run(self) {

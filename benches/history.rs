@@ -1,0 +1,181 @@
+//! Cost that must not grow with history (issue 10, point 3): an idle scheduler pass and a
+//! `/readyz` answer, over an empty store and over one holding 20,000 finished campaigns.
+//! The two must stay within 10 % of each other.
+//!
+//! Run: `cargo bench --bench history` (criterion's figures per case, then a ratio summary).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use campaignd::config::Config;
+use campaignd::daemon::Daemon;
+use campaignd::dispatch::{DispatchSettings, Dispatcher};
+use campaignd::domain::campaign::{CreateCampaign, Validation, SCHEDULE_HORIZON_MS};
+use campaignd::domain::{Action, CampaignSpec};
+use campaignd::metrics::Metrics;
+use campaignd::store::{Change, SledStore, Store, StoreSettings};
+use campaignd::upstream::http::{build_client, read_body, PoolSettings};
+use criterion::{criterion_group, criterion_main, Criterion};
+use http_body_util::Full;
+use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
+
+/// Finished campaigns in the "history" store.
+const HISTORY: u64 = 20_000;
+/// Writes in flight while filling the store, so the writer groups them under few flushes.
+const FILL_CONCURRENCY: u64 = 500;
+
+fn spec() -> CampaignSpec {
+    let req: CreateCampaign = serde_json::from_value(serde_json::json!({
+        "name": "finished", "app": "main", "message": {"notification": {"title": "t", "body": "b"}},
+        "settings": {"group": "history"}
+    }))
+    .unwrap();
+    let rules = Validation { app_channel: &|_| Some("getui"), now_ms: 0, horizon_ms: SCHEDULE_HORIZON_MS };
+    req.validate(&rules).unwrap()
+}
+
+fn open(dir: &Path) -> Arc<SledStore> {
+    SledStore::open(&StoreSettings { path: dir.to_path_buf(), cache_bytes: 64 << 20 }).unwrap()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Creates `n` campaigns and cancels each (finished now, so retention keeps them).
+async fn fill(store: &Arc<SledStore>, n: u64) {
+    let mut done = 0;
+    while done < n {
+        let batch = FILL_CONCURRENCY.min(n - done);
+        let tasks: Vec<_> = (0..batch)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let rec = store.create(spec(), now_ms()).await.unwrap();
+                    store.change(rec.id, Change::Act(Action::Cancel, now_ms())).await.unwrap();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        done += batch;
+    }
+}
+
+/// The two stores: empty, and holding the history.
+struct Stores {
+    empty: tempfile::TempDir,
+    history: tempfile::TempDir,
+}
+
+fn stores(rt: &Runtime) -> Stores {
+    let (empty, history) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    rt.block_on(async {
+        for (dir, n) in [(empty.path(), 0), (history.path(), HISTORY)] {
+            let store = open(dir);
+            fill(&store, n).await;
+            store.close().await.unwrap();
+        }
+    });
+    Stores { empty, history }
+}
+
+fn cases(s: &Stores) -> [(&'static str, &Path); 2] {
+    [("empty", s.empty.path()), ("20000_finished", s.history.path())]
+}
+
+/// Mean time of one idle pass over the store in `dir`, measured `iters` times.
+async fn idle_passes(dir: &Path, iters: u64) -> Duration {
+    let store = open(dir);
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        Vec::new(),
+        Arc::new(Metrics::new()),
+        DispatchSettings::default(),
+        CancellationToken::new(),
+    );
+    let took = dispatcher.time_idle_passes(iters).await;
+    drop(dispatcher);
+    store.close().await.unwrap();
+    took
+}
+
+/// A daemon on the store in `dir` (its apps point at a loopback port nothing is sent to).
+async fn daemon(dir: &Path) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
+    let text = include_str!("../config/campaignd.toml")
+        .replace("listen = \"127.0.0.1:8780\"", "listen = \"127.0.0.1:0\"")
+        .replace("path = \"data\"", &format!("path = {:?}", dir.display().to_string()));
+    let config = Config::from_toml(&text, Path::new("bench.toml")).unwrap();
+    let d = Daemon::build(&config, |_| None).await.unwrap();
+    let url = format!("http://{}/readyz", d.local_addr());
+    let shutdown = d.shutdown_token();
+    let task = tokio::spawn(async move { d.run().await.unwrap() });
+    (url, shutdown, task)
+}
+
+/// Times `iters` sequential `/readyz` requests on one keep-alive connection pool.
+async fn readyz(url: &str, iters: u64) -> Duration {
+    let client = build_client(&PoolSettings::default()).unwrap();
+    let started = Instant::now();
+    for _ in 0..iters {
+        let req = hyper::Request::get(url).body(Full::new(Bytes::new())).unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        read_body(resp.into_body()).await.unwrap();
+    }
+    started.elapsed()
+}
+
+fn history(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let s = stores(&rt);
+    let mut g = c.benchmark_group("history");
+    g.sample_size(30).measurement_time(Duration::from_secs(5));
+    for (name, dir) in cases(&s) {
+        g.bench_function(format!("idle_pass/{name}"), |b| {
+            b.iter_custom(|iters| rt.block_on(idle_passes(dir, iters)))
+        });
+    }
+    for (name, dir) in cases(&s) {
+        let (url, shutdown, task) = rt.block_on(daemon(dir));
+        g.bench_function(format!("readyz/{name}"), |b| b.iter_custom(|iters| rt.block_on(readyz(&url, iters))));
+        shutdown.cancel();
+        rt.block_on(task).unwrap();
+    }
+    g.finish();
+    summary(&rt, &s);
+}
+
+/// Prints the history/empty ratio of each measure, over many repetitions.
+fn summary(rt: &Runtime, s: &Stores) {
+    const PASSES: u64 = 20_000;
+    const REQUESTS: u64 = 5_000;
+    let mut passes = Vec::new();
+    let mut requests = Vec::new();
+    for (_, dir) in cases(s) {
+        passes.push(rt.block_on(idle_passes(dir, PASSES)) / PASSES as u32);
+        let (url, shutdown, task) = rt.block_on(daemon(dir));
+        rt.block_on(readyz(&url, 200)); // warm the connection
+        requests.push(rt.block_on(readyz(&url, REQUESTS)) / REQUESTS as u32);
+        shutdown.cancel();
+        rt.block_on(task).unwrap();
+    }
+    let ratio = |v: &[Duration]| v[1].as_secs_f64() / v[0].as_secs_f64();
+    println!(
+        "history summary: idle pass {:?} (empty) vs {:?} ({HISTORY} finished), ratio {:.3}; \
+         /readyz {:?} vs {:?}, ratio {:.3}",
+        passes[0],
+        passes[1],
+        ratio(&passes),
+        requests[0],
+        requests[1],
+        ratio(&requests)
+    );
+}
+
+criterion_group!(benches, history);
+criterion_main!(benches);
