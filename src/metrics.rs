@@ -1,8 +1,9 @@
 //! Every Prometheus metric campaignd exports, registered once in one registry.
 //!
 //! Label values come only from closed vocabularies (configured app names, fixed endpoint and
-//! result names, known upstream codes), so series stay bounded: a campaign id or a cid is never
-//! a label.
+//! result names, known upstream codes), so series stay bounded: a cid is never a label, and a
+//! campaign id labels only `campaign_progress_ratio`, whose series exist for unfinished
+//! campaigns only (the scheduler removes them when a campaign finishes or is deleted).
 
 use std::time::Duration;
 
@@ -46,7 +47,8 @@ pub struct Metrics {
     pub chunks_inflight: IntGauge,
     /// Time from a shard taking a chunk to its acknowledgement being durable.
     pub chunk_duration_seconds: prometheus::Histogram,
-    /// Progress (0..1) of each unfinished campaign; removed when it ends.
+    /// Progress (0..1) of each unfinished campaign; its series is removed when the campaign
+    /// finishes or is deleted, so the campaign label stays bounded by the active campaigns.
     pub campaign_progress_ratio: prometheus::GaugeVec,
     /// WeCom callbacks by agent and result.
     pub wecom_callbacks_total: IntCounterVec,
