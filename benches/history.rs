@@ -136,9 +136,7 @@ fn history(c: &mut Criterion) {
     let mut g = c.benchmark_group("history");
     g.sample_size(30).measurement_time(Duration::from_secs(5));
     for (name, dir) in cases(&s) {
-        g.bench_function(format!("idle_pass/{name}"), |b| {
-            b.iter_custom(|iters| rt.block_on(idle_passes(dir, iters)))
-        });
+        g.bench_function(format!("idle_pass/{name}"), |b| b.iter_custom(|iters| rt.block_on(idle_passes(dir, iters))));
     }
     for (name, dir) in cases(&s) {
         let (url, shutdown, task) = rt.block_on(daemon(dir));

@@ -103,7 +103,7 @@ fn store(c: &mut Criterion) {
                     let mut acks = Vec::new();
                     let mut from = 0;
                     loop {
-                        let batch = s.pending_chunks(rec.id, from, 16).unwrap();
+                        let batch = s.pending_chunks(rec.id, from, 16).await.unwrap();
                         if batch.is_empty() {
                             break;
                         }
@@ -119,7 +119,7 @@ fn store(c: &mut Criterion) {
                         a.await.unwrap().unwrap();
                     }
                     total += t.elapsed();
-                    assert_eq!(s.get(rec.id).unwrap().unwrap().folded, CHUNKS);
+                    assert_eq!(s.get(rec.id).await.unwrap().unwrap().folded, CHUNKS);
                     s.close().await.unwrap();
                 }
                 total

@@ -79,10 +79,11 @@ impl Daemon {
             };
             apps.push(Arc::new(AppSender::new(name, upstream, app.calls_per_second, metrics.clone())));
         }
-        let store = SledStore::open(&StoreSettings {
-            path: config.store.path.clone(),
-            cache_bytes: config.store.cache_mb << 20,
-        })?;
+        let settings = StoreSettings { path: config.store.path.clone(), cache_bytes: config.store.cache_mb << 20 };
+        // Opening replays sled's log and may wait up to ten seconds for a file lock.
+        let store = tokio::task::spawn_blocking(move || SledStore::open(&settings))
+            .await
+            .map_err(|e| StoreError::Db(format!("the store could not be opened: {e}")))??;
         let shutdown = CancellationToken::new();
         let d = &config.dispatch;
         let settings = DispatchSettings {

@@ -53,6 +53,25 @@ fn shipped_config_checks_out() {
     assert!(stdout.contains("callback at http://127.0.0.1:8780/wecom/staff/callback"), "{stdout}");
 }
 
+#[tokio::test]
+async fn check_config_shows_the_store_identity_once_the_store_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let path = dir.path().join("campaignd.toml");
+    std::fs::write(&path, SHIPPED.replace("path = \"data\"", &format!("path = {:?}", store_dir.to_str().unwrap())))
+        .unwrap();
+    let out = campaignd(&["check-config", "--config", path.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("identity  none yet"), "{out:?}");
+
+    let settings = campaignd::store::StoreSettings { path: store_dir, cache_bytes: 8 << 20 };
+    let store = campaignd::store::SledStore::open(&settings).unwrap();
+    let identity = campaignd::store::Store::identity(&*store).to_string();
+    let out = campaignd(&["check-config", "--config", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("identity  {identity}")), "{stdout}");
+    store.close().await.unwrap();
+}
+
 #[test]
 fn invalid_config_names_the_key_and_exits_78() {
     let dir = tempfile::tempdir().unwrap();

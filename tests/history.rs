@@ -117,12 +117,8 @@ async fn a_store_of_the_previous_version_opens_and_its_running_campaign_resumes(
     };
     assert_eq!(done.progress.sent, 30);
     assert_eq!(sim.ledger().summary().unique_cids, 30, "every recipient of the old store was sent");
-    let states: Vec<(String, String)> =
-        daemon.api.list().await.unwrap().into_iter().map(|v| (v.id, v.state)).collect();
-    assert_eq!(
-        states,
-        [(running.to_string(), "completed".to_owned()), (finished.to_string(), "cancelled".to_owned())]
-    );
+    let states: Vec<(String, String)> = daemon.api.list().await.unwrap().into_iter().map(|v| (v.id, v.state)).collect();
+    assert_eq!(states, [(running.to_string(), "completed".to_owned()), (finished.to_string(), "cancelled".to_owned())]);
     daemon.stop().await;
 }
 
@@ -212,12 +208,13 @@ async fn finished_campaigns_past_retention_are_removed_and_recent_ones_still_rep
     assert_eq!(group.results.values().sum::<u64>(), 10);
     let listed: Vec<String> = daemon.api.list().await.unwrap().into_iter().map(|v| v.id).collect();
     assert_eq!(listed, [recent.to_string()]);
-    let (status, _) = common::raw("GET", &format!("http://{}/readyz", daemon.addr), None, serde_json::Value::Null).await;
+    let (status, _) =
+        common::raw("GET", &format!("http://{}/readyz", daemon.addr), None, serde_json::Value::Null).await;
     assert_eq!(status, 200);
     daemon.stop().await;
 
     let store = open_store(dir.path());
-    assert!(store.get(old).unwrap().is_none(), "the record is gone for good");
-    assert!(store.pending_chunks(recent, 0, 10).unwrap().len() == 1, "a retained campaign keeps its leftovers");
+    assert!(store.get(old).await.unwrap().is_none(), "the record is gone for good");
+    assert_eq!(store.pending_chunks(recent, 0, 10).await.unwrap().len(), 1, "a retained campaign keeps its leftovers");
     store.close().await.unwrap();
 }

@@ -12,8 +12,10 @@ use hyper::{Request, Response};
 use super::{json, ApiError, ApiState};
 use crate::domain::campaign::{CreateCampaign, Validation};
 use crate::domain::{Action, CampaignState, Mode};
-use crate::protocol::{CampaignList, CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, UpstreamCounts};
-use crate::store::{CampaignRecord, Change, PageQuery};
+use crate::protocol::{
+    CampaignList, CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, UpstreamCounts,
+};
+use crate::store::{CampaignRecord, Change, PageQuery, Progress};
 
 /// Largest create body.
 const MAX_CREATE_BYTES: usize = 256 * 1024;
@@ -39,7 +41,7 @@ pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Ans
     };
     let rec = state.store.create(spec, now_ms()).await?;
     tracing::info!(campaign = rec.id, name = rec.spec.name, mode = ?rec.spec.mode, "campaign created");
-    json(201, &view(state, &rec))
+    json(201, &view(state, &rec).await?)
 }
 
 /// Parses a create body; errors name the field (`settings.speed`) or say the JSON is broken.
@@ -72,7 +74,10 @@ const MAX_PAGE: usize = 1000;
 /// `GET ?state=&after=&limit=`: one page in id order, with the cursor of the next.
 pub(super) async fn list(state: &Arc<ApiState>, query: Option<&str>) -> Answer {
     let page = state.store.campaigns_page(parse_list_query(query)?).await?;
-    let campaigns: Vec<CampaignView> = page.campaigns.iter().map(|r| view(state, r)).collect();
+    let mut campaigns: Vec<CampaignView> = Vec::with_capacity(page.campaigns.len());
+    for r in &page.campaigns {
+        campaigns.push(view(state, r).await?);
+    }
     json(200, &CampaignList { campaigns, next_after: page.next_after.map(|id| id.to_string()) })
 }
 
@@ -85,9 +90,9 @@ fn parse_list_query(query: Option<&str>) -> Result<PageQuery, ApiError> {
             "state" => {
                 let found = CampaignState::ALL.into_iter().find(|s| s.as_str() == value);
                 let names: Vec<&str> = CampaignState::ALL.iter().map(|s| s.as_str()).collect();
-                q.state = Some(found.ok_or_else(|| {
-                    ApiError::invalid("state", format!("must be one of {}", names.join(", ")))
-                })?);
+                q.state = Some(
+                    found.ok_or_else(|| ApiError::invalid("state", format!("must be one of {}", names.join(", "))))?,
+                );
             }
             "after" => {
                 q.after = value
@@ -107,16 +112,21 @@ fn parse_list_query(query: Option<&str>) -> Result<PageQuery, ApiError> {
     Ok(q)
 }
 
-pub(super) fn show(state: &Arc<ApiState>, id: u64) -> Answer {
-    json(200, &view(state, &get(state, id)?))
+pub(super) async fn show(state: &Arc<ApiState>, id: u64) -> Answer {
+    json(200, &view(state, &get(state, id).await?).await?)
 }
 
-fn get(state: &ApiState, id: u64) -> Result<CampaignRecord, ApiError> {
-    state.store.get(id).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
+async fn get(state: &ApiState, id: u64) -> Result<CampaignRecord, ApiError> {
+    state
+        .store
+        .get(id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
 }
 
 pub(super) async fn delete(state: &Arc<ApiState>, id: u64) -> Answer {
-    let rec = get(state, id)?;
+    let rec = get(state, id).await?;
     if let Some(at) = rec.spec.settings.schedule_at_ms {
         if rec.state == CampaignState::Scheduled && at - now_ms() < DELETE_CUTOFF_MS {
             return Err(ApiError::conflict(
@@ -144,7 +154,7 @@ pub(super) async fn act(state: &Arc<ApiState>, id: u64, action: &str) -> Answer 
         _ => Action::Cancel,
     };
     if action == Action::Start && state.uploads.in_progress(id) {
-        let rec = get(state, id)?;
+        let rec = get(state, id).await?;
         return Err(ApiError::conflict(rec.state, "an upload to this campaign is still in progress"));
     }
     let rec = state.store.change(id, Change::Act(action, now_ms())).await?;
@@ -153,20 +163,19 @@ pub(super) async fn act(state: &Arc<ApiState>, id: u64, action: &str) -> Answer 
     }
     state.wake_dispatcher.notify_one();
     tracing::info!(campaign = id, action = action.as_str(), state = rec.state.as_str(), "campaign state changed");
-    json(200, &view(state, &rec))
+    json(200, &view(state, &rec).await?)
 }
 
-pub(super) fn report(state: &Arc<ApiState>, id: u64) -> Answer {
-    json(200, &report_of(state, &get(state, id)?))
+pub(super) async fn report(state: &Arc<ApiState>, id: u64) -> Answer {
+    json(200, &report_of(state, &get(state, id).await?).await?)
 }
 
-pub(super) fn group_report(state: &Arc<ApiState>, group: &str) -> Answer {
-    let records = state.store.list().map_err(ApiError::internal)?;
-    let campaigns: Vec<ReportView> = records
-        .iter()
-        .filter(|r| r.spec.settings.group.as_deref() == Some(group))
-        .map(|r| report_of(state, r))
-        .collect();
+pub(super) async fn group_report(state: &Arc<ApiState>, group: &str) -> Answer {
+    let records = state.store.list().await.map_err(ApiError::internal)?;
+    let mut campaigns: Vec<ReportView> = Vec::new();
+    for r in records.iter().filter(|r| r.spec.settings.group.as_deref() == Some(group)) {
+        campaigns.push(report_of(state, r).await?);
+    }
     if campaigns.is_empty() {
         return Err(ApiError::not_found(format!("no campaign in group {group:?}")));
     }
@@ -179,21 +188,22 @@ pub(super) fn group_report(state: &Arc<ApiState>, group: &str) -> Answer {
     json(200, &GroupReportView { group: group.to_owned(), campaigns, results })
 }
 
-fn report_of(state: &ApiState, rec: &CampaignRecord) -> ReportView {
-    let campaign = view(state, rec);
-    let counts = state.store.progress(rec.id).counts;
+async fn report_of(state: &ApiState, rec: &CampaignRecord) -> Result<ReportView, ApiError> {
+    let progress = state.store.progress(rec.id).await.map_err(ApiError::internal)?;
+    let campaign = view_with(state, rec, &progress);
+    let counts = progress.counts;
     let end = rec.finished_ms.unwrap_or_else(now_ms);
     let duration_seconds = rec.started_ms.map_or(0.0, |s| (end - s).max(0) as f64 / 1000.0);
     let sent = counts.total();
     let delivered: u64 = counts.0.iter().filter(|(r, _)| r.is_success()).map(|(_, n)| n).sum();
-    ReportView {
+    Ok(ReportView {
         duration_seconds,
         recipients_per_sec: if duration_seconds > 0.0 { sent as f64 / duration_seconds } else { 0.0 },
         results: campaign.progress.results.clone(),
         delivered,
         failed: sent - delivered,
         campaign,
-    }
+    })
 }
 
 /// Recent sending rate of one campaign, from the samples its status reads saw.
@@ -219,8 +229,13 @@ impl RateWindow {
 }
 
 /// The API's view of a campaign, with live progress.
-pub(super) fn view(state: &ApiState, rec: &CampaignRecord) -> CampaignView {
-    let progress = state.store.progress(rec.id);
+pub(super) async fn view(state: &ApiState, rec: &CampaignRecord) -> Result<CampaignView, ApiError> {
+    let progress = state.store.progress(rec.id).await.map_err(ApiError::internal)?;
+    Ok(view_with(state, rec, &progress))
+}
+
+/// The view of a campaign whose progress is `progress`.
+fn view_with(state: &ApiState, rec: &CampaignRecord, progress: &Progress) -> CampaignView {
     let sent = progress.counts.total();
     let unsent = rec.recipients.saturating_sub(sent);
     let (pending, not_sent) = if rec.state == CampaignState::Cancelled { (0, unsent) } else { (unsent, 0) };

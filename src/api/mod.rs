@@ -130,20 +130,20 @@ async fn route(
     match (&method, segments.as_slice()) {
         (&Method::POST, ["v1", "campaigns"]) => campaigns::create(state, req).await,
         (&Method::GET, ["v1", "campaigns"]) => campaigns::list(state, req.uri().query()).await,
-        (&Method::GET, ["v1", "campaigns", id]) => campaigns::show(state, parse_id(id)?),
+        (&Method::GET, ["v1", "campaigns", id]) => campaigns::show(state, parse_id(id)?).await,
         (&Method::DELETE, ["v1", "campaigns", id]) => campaigns::delete(state, parse_id(id)?).await,
         (&Method::POST, ["v1", "campaigns", id, "recipients"]) => upload::upload(state, parse_id(id)?, req).await,
         (&Method::POST, ["v1", "campaigns", id, action @ ("start" | "pause" | "resume" | "cancel")]) => {
             campaigns::act(state, parse_id(id)?, action).await
         }
-        (&Method::GET, ["v1", "campaigns", id, "report"]) => campaigns::report(state, parse_id(id)?),
-        (&Method::GET, ["v1", "groups", group, "report"]) => campaigns::group_report(state, group),
+        (&Method::GET, ["v1", "campaigns", id, "report"]) => campaigns::report(state, parse_id(id)?).await,
+        (&Method::GET, ["v1", "groups", group, "report"]) => campaigns::group_report(state, group).await,
         (_, ["v1", "apps", _, "cid-pn", ..]) => Err(ApiError::not_implemented(
             "SMS fallback (短信补量) and cid-phone bindings exist only in Getui's legacy v1 API; v2 has no such \
                  field or endpoint (reference/getui-v2.md section 6), so campaignd does not offer them",
         )),
-        (&Method::GET, ["v1", "apps", app, "suppressions"]) => suppressions::list(state, app, req.uri().query()),
-        (&Method::GET, ["v1", "apps", app, "suppressions", user]) => suppressions::show(state, app, user),
+        (&Method::GET, ["v1", "apps", app, "suppressions"]) => suppressions::list(state, app, req.uri().query()).await,
+        (&Method::GET, ["v1", "apps", app, "suppressions", user]) => suppressions::show(state, app, user).await,
         (&Method::PUT, ["v1", "apps", app, "suppressions", user]) => suppressions::add(state, app, user).await,
         (&Method::DELETE, ["v1", "apps", app, "suppressions", user]) => suppressions::remove(state, app, user).await,
         (_, ["v1", "campaigns", ..] | ["v1", "groups", ..] | ["v1", "apps", _, "suppressions", ..]) => {
@@ -158,7 +158,7 @@ async fn route(
 async fn ready(state: &ApiState) -> Result<Response<Full<Bytes>>, ApiError> {
     let probe = crate::store::PageQuery { state: None, after: 0, limit: 1 };
     state.store.campaigns_page(probe).await.map_err(ApiError::internal)?;
-    Ok(json_response(200, br#"{"ready":true}"#.to_vec()))
+    json(200, &serde_json::json!({"ready": true, "store_identity": state.store.identity().to_string()}))
 }
 
 fn parse_id(s: &str) -> Result<u64, ApiError> {

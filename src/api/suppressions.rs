@@ -18,7 +18,7 @@ type Answer = Result<Response<Full<Bytes>>, ApiError>;
 const MAX_PAGE: usize = 1000;
 
 /// `GET ?after=&limit=`: one page, in member-id order.
-pub(super) fn list(state: &Arc<ApiState>, app: &str, query: Option<&str>) -> Answer {
+pub(super) async fn list(state: &Arc<ApiState>, app: &str, query: Option<&str>) -> Answer {
     wecom_app(state, app)?;
     let mut after = String::new();
     let mut limit = 100;
@@ -35,17 +35,17 @@ pub(super) fn list(state: &Arc<ApiState>, app: &str, query: Option<&str>) -> Ans
             _ => {}
         }
     }
-    let page = state.store.suppressions(app, &after, limit)?;
+    let page = state.store.suppressions(app, &after, limit).await?;
     let next_after = (page.len() == limit).then(|| page.last().map(|(u, _)| u.clone())).flatten();
     let users = page.into_iter().map(|(u, s)| view(u, &s)).collect();
     json(200, &SuppressionList { app: app.to_owned(), users, next_after })
 }
 
 /// `GET /{user}`.
-pub(super) fn show(state: &Arc<ApiState>, app: &str, user: &str) -> Answer {
+pub(super) async fn show(state: &Arc<ApiState>, app: &str, user: &str) -> Answer {
     wecom_app(state, app)?;
     let user = member(user)?;
-    match state.store.suppression(app, &user)? {
+    match state.store.suppression(app, &user).await? {
         Some(s) => json(200, &view(user.to_lowercase(), &s)),
         None => Err(ApiError::not_found(format!("{user} is not suppressed for {app}"))),
     }

@@ -108,6 +108,7 @@ pub(super) async fn upload(
     let rec = state
         .store
         .get(id)
+        .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))?;
     if rec.state != CampaignState::Draft {
@@ -176,9 +177,7 @@ async fn take_filter(state: &Arc<ApiState>, id: u64, committed: u64) -> Result<F
     }
     let mut set = Fingerprints::default();
     if committed > 0 {
-        let store = state.store.clone();
-        let chunks =
-            tokio::task::spawn_blocking(move || store.committed_chunks(id)).await.map_err(ApiError::internal)??;
+        let chunks = state.store.committed_chunks(id).await?;
         for c in &chunks {
             for i in 0..c.len() {
                 set.insert(&c.cid(i));

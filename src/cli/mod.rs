@@ -90,6 +90,10 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             println!("{}: valid", path.display());
             println!("  listen    {}", cfg.server.listen);
             println!("  store     {}", cfg.store.path.display());
+            match campaignd::store::read_identity_file(&cfg.store.path) {
+                Some(id) => println!("  identity  {id} (carried by every request id this store sends)"),
+                None => println!("  identity  none yet: the daemon draws one when it first opens the store"),
+            }
             for (name, app) in &cfg.apps {
                 if let Some(g) = &app.getui {
                     println!("  app {name}: getui {} (app_id {})", g.base_url, g.app_id);

@@ -27,7 +27,9 @@ pub use retry::RetryPolicy;
 
 use crate::domain::campaign::NetworkType;
 use crate::domain::message::Rendered;
-use crate::domain::{CampaignSpec, CampaignState, Counts, Mode, Replay, RequestId, ResultName};
+use crate::domain::{
+    CampaignSpec, CampaignState, Counts, Mode, Replay, RequestId, RequestKey, ResultName, StoreIdentity,
+};
 use crate::metrics::Metrics;
 use crate::store::{Ack, CampaignRecord, Change, Chunk, PageQuery, Store};
 use crate::upstream::getui::wire::{
@@ -65,6 +67,8 @@ pub(crate) struct Context {
 /// A running campaign as the shards see it.
 pub(crate) struct CampaignRun {
     id: u64,
+    /// What the campaign's request ids are made from.
+    request_key: RequestKey,
     spec: CampaignSpec,
     app: Arc<AppSender>,
     /// The campaign's `speed` bucket; `None` when unlimited.
@@ -82,7 +86,7 @@ pub(crate) struct CampaignRun {
 }
 
 impl CampaignRun {
-    fn new(rec: &CampaignRecord, app: Arc<AppSender>, parent: &CancellationToken) -> CampaignRun {
+    fn new(rec: &CampaignRecord, store: StoreIdentity, app: Arc<AppSender>, parent: &CancellationToken) -> CampaignRun {
         let spec = rec.spec.clone();
         let per_call = if spec.mode == Mode::BatchSingle { MAX_BATCH_MESSAGES } else { MAX_LIST_CIDS };
         let (speed, part_size) = match spec.settings.speed.and_then(NonZeroU32::new) {
@@ -99,6 +103,7 @@ impl CampaignRun {
         let wire_settings = spec.settings.ttl_ms.map(|ttl| Settings { ttl: Some(ttl), ..Settings::default() });
         CampaignRun {
             id: rec.id,
+            request_key: rec.request_key(store),
             spec,
             app,
             speed,
@@ -257,7 +262,7 @@ impl Gauges {
         }
         let mut seen = HashSet::new();
         for r in active {
-            let done = ctx.store.progress(r.id).counts.total();
+            let done = ctx.store.progress(r.id).await.map(|p| p.counts.total()).unwrap_or(0);
             let left = r.recipients.saturating_sub(done) as i64;
             match r.state {
                 CampaignState::Running => *pending.entry(r.spec.app.as_str()).or_insert(0) += left,
@@ -284,7 +289,9 @@ impl Gauges {
         for ((app, state), n) in waiting {
             m.waiting_recipients.with_label_values(&[app, state.as_str()]).set(n);
         }
-        m.store_size_bytes.set(ctx.store.size_on_disk() as i64);
+        if let Ok(bytes) = ctx.store.size_on_disk().await {
+            m.store_size_bytes.set(bytes as i64);
+        }
     }
 }
 
@@ -331,8 +338,7 @@ impl Scheduler {
             }
         }
         // Runners whose campaign is no longer running (paused, cancelled, failed, gone) stop.
-        let running: HashSet<u64> =
-            active.iter().filter(|r| r.state == CampaignState::Running).map(|r| r.id).collect();
+        let running: HashSet<u64> = active.iter().filter(|r| r.state == CampaignState::Running).map(|r| r.id).collect();
         for (id, (run, _)) in &self.runs {
             if !running.contains(id) {
                 run.stop.cancel();
@@ -352,7 +358,7 @@ impl Scheduler {
         let active_ids: HashSet<u64> = active.iter().map(|r| r.id).collect();
         let mut keep: HashSet<u64> = active.iter().filter(|r| r.spec.mode == Mode::App).map(|r| r.id).collect();
         for id in followed.into_iter().filter(|id| !active_ids.contains(id)) {
-            match self.ctx.store.get(id) {
+            match self.ctx.store.get(id).await {
                 Ok(Some(rec)) if app_tasks::wanted(&rec, now) => {
                     keep.insert(id);
                     watched.push(rec);
@@ -399,7 +405,7 @@ impl Scheduler {
             );
             return;
         };
-        let run = Arc::new(CampaignRun::new(rec, app, &self.ctx.shutdown));
+        let run = Arc::new(CampaignRun::new(rec, self.ctx.store.identity(), app, &self.ctx.shutdown));
         let first_in_process = self.replay_checked.insert(rec.id);
         let task = tokio::spawn(run_campaign(self.ctx.clone(), run.clone(), self.tx.clone(), first_in_process));
         tracing::info!(campaign = rec.id, mode = ?rec.spec.mode, "campaign running");
@@ -443,14 +449,12 @@ async fn feed(ctx: &Context, run: &Arc<CampaignRun>, tx: &mpsc::Sender<Work>) {
         if run.stop.is_cancelled() {
             return;
         }
-        let (store, id, from) = (ctx.store.clone(), run.id, cursor);
-        let batch = match tokio::task::spawn_blocking(move || store.pending_chunks(id, from, 16)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
+        let batch = match ctx.store.pending_chunks(run.id, cursor, 16).await {
+            Ok(b) => b,
+            Err(e) => {
                 tracing::error!(campaign = run.id, error = %e, "cannot read chunks");
                 return;
             }
-            Err(_) => return,
         };
         if batch.is_empty() {
             return;
@@ -507,7 +511,7 @@ async fn ensure_list_task(ctx: &Context, run: &CampaignRun, client: &GetuiClient
     if run.list_taskid.get().is_some() {
         return true;
     }
-    let Ok(rid) = RequestId::derive(run.id, RequestId::MAX_CHUNK, 0) else {
+    let Ok(rid) = RequestId::derive(&run.request_key, RequestId::MAX_CHUNK, 0) else {
         return false;
     };
     let rendered = run.render(&|_| None);
@@ -537,13 +541,13 @@ async fn ensure_list_task(ctx: &Context, run: &CampaignRun, client: &GetuiClient
 /// List chunks that were in flight when the daemon last died: send again (at-least-once,
 /// counted as replayed) or record them as skipped (at-most-once).
 async fn settle_inflight(ctx: &Context, run: &CampaignRun) {
-    let seqs = match ctx.store.inflight_chunks(run.id) {
+    let seqs = match ctx.store.inflight_chunks(run.id).await {
         Ok(s) if !s.is_empty() => s,
         _ => return,
     };
     let mut replayed = 0u64;
     for seq in seqs {
-        let Ok(found) = ctx.store.pending_chunks(run.id, seq, 1) else {
+        let Ok(found) = ctx.store.pending_chunks(run.id, seq, 1).await else {
             continue;
         };
         let Some((_, chunk)) = found.into_iter().find(|(s, _)| *s == seq) else {
@@ -568,7 +572,7 @@ async fn settle_inflight(ctx: &Context, run: &CampaignRun) {
 
 /// App campaigns: one `/push/all` or `/push/tag` call; the upstream fans out.
 async fn run_app_push(ctx: &Context, run: &CampaignRun) {
-    let Ok(rid) = RequestId::derive(run.id, RequestId::MAX_CHUNK, 1) else {
+    let Ok(rid) = RequestId::derive(&run.request_key, RequestId::MAX_CHUNK, 1) else {
         return;
     };
     let Upstream::Getui(client) = &run.app.upstream else {

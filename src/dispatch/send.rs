@@ -154,7 +154,7 @@ async fn send_batch(ctx: &Context, run: &CampaignRun, client: &GetuiClient, seq:
             counts.add(ResultName::ParamInvalid, 1);
             continue;
         }
-        let Ok(request_id) = RequestId::derive(run.id, seq, i as u8) else {
+        let Ok(request_id) = RequestId::derive(&run.request_key, seq, i as u8) else {
             counts.add(ResultName::Failed, 1);
             continue;
         };

@@ -9,8 +9,8 @@ use super::{CampaignRun, Context};
 use crate::domain::{Counts, ResultName};
 use crate::store::Chunk;
 use crate::upstream::getui::error::TRANSPORT_CODE;
-use crate::upstream::wecom::wire::MAX_USERS_PER_SEND;
 use crate::upstream::wecom::error::GETTOKEN;
+use crate::upstream::wecom::wire::MAX_USERS_PER_SEND;
 use crate::upstream::wecom::{SendOutcome, WecomClient, WecomError};
 
 const SEND_ENDPOINT: &str = "POST /cgi-bin/message/send";
@@ -25,7 +25,7 @@ pub(super) async fn send_users(
     chunk: &Chunk,
 ) -> Option<Counts> {
     let mut counts = Counts::default();
-    let users = unsuppressed(ctx, run, chunk, &mut counts)?;
+    let users = unsuppressed(ctx, run, chunk, &mut counts).await?;
     let Some(message) = run.spec.message.wecom.as_ref() else {
         counts.add(ResultName::ParamInvalid, users.len() as u64);
         return Some(counts);
@@ -49,16 +49,26 @@ pub(super) async fn send_users(
 }
 
 /// The chunk's members minus those on the app's suppression list (counted `suppressed`).
-fn unsuppressed<'c>(ctx: &Context, run: &CampaignRun, chunk: &'c Chunk, counts: &mut Counts) -> Option<Vec<&'c str>> {
+/// One store call for the whole chunk.
+async fn unsuppressed<'c>(
+    ctx: &Context,
+    run: &CampaignRun,
+    chunk: &'c Chunk,
+    counts: &mut Counts,
+) -> Option<Vec<&'c str>> {
+    let suppressed = match ctx.store.suppressed_among(&run.app.name, chunk.users.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(campaign = run.id, error = %e, "cannot read the suppression list");
+            return None;
+        }
+    };
     let mut users = Vec::with_capacity(chunk.users.len());
-    for user in &chunk.users {
-        match ctx.store.suppression(&run.app.name, user) {
-            Ok(Some(_)) => counts.add(ResultName::Suppressed, 1),
-            Ok(None) => users.push(user.as_str()),
-            Err(e) => {
-                tracing::error!(campaign = run.id, error = %e, "cannot read the suppression list");
-                return None;
-            }
+    for (user, suppressed) in chunk.users.iter().zip(suppressed) {
+        if suppressed {
+            counts.add(ResultName::Suppressed, 1);
+        } else {
+            users.push(user.as_str());
         }
     }
     Some(users)

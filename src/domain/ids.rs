@@ -110,20 +110,128 @@ impl RequestId {
         Ok(RequestId(s.to_owned()))
     }
 
-    /// The deterministic id of message `index` of chunk `chunk` of campaign `campaign`:
-    /// `cccccccccccc-kkkkkkkkkk-ii` (26 characters of hex), so a retry or a replay after a
-    /// crash sends exactly the same id and the upstream drops the duplicate.
-    pub fn derive(campaign: u64, chunk: u64, index: u8) -> Result<Self, RequestIdError> {
-        if campaign > Self::MAX_CAMPAIGN || chunk > Self::MAX_CHUNK {
-            return Err(RequestIdError::TooLarge { campaign, chunk });
-        }
-        Ok(RequestId(format!("{campaign:012x}-{chunk:010x}-{index:02x}")))
+    /// The id of message `index` of chunk `chunk` of the campaign that `key` names. The same
+    /// inputs always give the same id, so a retry or a replay after a crash sends exactly the
+    /// same id and the upstream drops the repeat.
+    pub fn derive(key: &RequestKey, chunk: u64, index: u8) -> Result<Self, RequestIdError> {
+        key.derive(chunk, index)
     }
 
     /// The id as sent.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A store's random identity, made once when the store is created and kept with it.
+///
+/// Every request id carries it, so two stores (a fresh one after a reset, a staging daemon on
+/// the production app, a second daemon) never send the same id to one Getui app: Getui drops a
+/// repeated request id silently, and the second campaign would vanish.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StoreIdentity([u8; 6]);
+
+impl StoreIdentity {
+    /// A new identity from the operating system's random source.
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b)?;
+        Ok(StoreIdentity(b))
+    }
+
+    /// The identity from its stored bytes; `None` unless exactly six.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        Some(StoreIdentity(b.try_into().ok()?))
+    }
+
+    /// The stored bytes.
+    pub fn as_bytes(&self) -> &[u8; 6] {
+        &self.0
+    }
+
+    /// Parses the 12-hex-digit form.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut b = [0u8; 6];
+        hex::decode_to_slice(s.trim(), &mut b).ok()?;
+        Some(StoreIdentity(b))
+    }
+}
+
+impl fmt::Display for StoreIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for StoreIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreIdentity({self})")
+    }
+}
+
+/// What a campaign's request ids are made from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKey {
+    /// Campaigns created since stores have an identity: the store, the campaign's number in
+    /// it, and a salt drawn when the campaign was created. The salt keeps two campaigns apart
+    /// that a store restored from a backup numbers alike (both incarnations count on from the
+    /// backup), short of a 1 in 16.7 million draw.
+    Keyed {
+        /// The store's identity.
+        store: StoreIdentity,
+        /// The campaign's number.
+        campaign: u64,
+        /// 24 random bits.
+        salt: u32,
+    },
+    /// Campaigns created before stores had an identity keep the ids they were sent with, so a
+    /// chunk sent before an upgrade and retried after it is still recognised as a repeat.
+    Legacy {
+        /// The campaign's number.
+        campaign: u64,
+    },
+}
+
+/// Base 32 with the "extended hex" alphabet, lower-cased: 20 bytes become exactly 32
+/// characters, Getui's longest request id, and ids of one campaign share a prefix.
+fn base32_lower(bytes: &[u8; 20]) -> String {
+    let mut s = data_encoding::BASE32HEX_NOPAD.encode(bytes);
+    s.make_ascii_lowercase();
+    s
+}
+
+impl RequestKey {
+    /// Largest campaign number a keyed id holds (40 bits).
+    pub const MAX_CAMPAIGN: u64 = (1 << 40) - 1;
+    /// Largest salt (24 bits).
+    pub const MAX_SALT: u32 = (1 << 24) - 1;
+
+    fn derive(&self, chunk: u64, index: u8) -> Result<RequestId, RequestIdError> {
+        match *self {
+            RequestKey::Legacy { campaign } => legacy_id(campaign, chunk, index),
+            RequestKey::Keyed { store, campaign, salt } => {
+                if campaign > Self::MAX_CAMPAIGN || chunk > RequestId::MAX_CHUNK {
+                    return Err(RequestIdError::TooLarge { campaign, chunk });
+                }
+                // store 6 ‖ campaign 5 ‖ salt 3 ‖ chunk 5 ‖ index 1, all big-endian.
+                let mut b = [0u8; 20];
+                b[..6].copy_from_slice(store.as_bytes());
+                b[6..11].copy_from_slice(&campaign.to_be_bytes()[3..]);
+                b[11..14].copy_from_slice(&(salt & Self::MAX_SALT).to_be_bytes()[1..]);
+                b[14..19].copy_from_slice(&chunk.to_be_bytes()[3..]);
+                b[19] = index;
+                Ok(RequestId(base32_lower(&b)))
+            }
+        }
+    }
+}
+
+/// The form used before stores had an identity: `cccccccccccc-kkkkkkkkkk-ii`, 26 hex characters.
+fn legacy_id(campaign: u64, chunk: u64, index: u8) -> Result<RequestId, RequestIdError> {
+    if campaign > RequestId::MAX_CAMPAIGN || chunk > RequestId::MAX_CHUNK {
+        return Err(RequestIdError::TooLarge { campaign, chunk });
+    }
+    Ok(RequestId(format!("{campaign:012x}-{chunk:010x}-{index:02x}")))
 }
 
 impl fmt::Display for RequestId {
@@ -165,16 +273,52 @@ mod tests {
         }
     }
 
+    fn keyed(store: u8, campaign: u64, salt: u32) -> RequestKey {
+        RequestKey::Keyed { store: StoreIdentity([store, 2, 3, 4, 5, 6]), campaign, salt }
+    }
+
     #[test]
     fn derived_request_ids_are_stable_and_in_range() {
-        let a = RequestId::derive(7, 42, 199).unwrap();
-        assert_eq!(a.as_str(), "000000000007-000000002a-c7");
-        assert_eq!(a, RequestId::derive(7, 42, 199).unwrap());
-        assert_ne!(a, RequestId::derive(7, 42, 198).unwrap());
-        let max = RequestId::derive(RequestId::MAX_CAMPAIGN, RequestId::MAX_CHUNK, 255).unwrap();
+        let k = keyed(1, 7, 0xabcdef);
+        let a = RequestId::derive(&k, 42, 199).unwrap();
+        assert_eq!(a, RequestId::derive(&k, 42, 199).unwrap());
+        assert_ne!(a, RequestId::derive(&k, 42, 198).unwrap());
+        assert_eq!(a.as_str().len(), 32);
+        assert!(RequestId::parse(a.as_str()).is_ok());
+        let max = keyed(0xff, RequestKey::MAX_CAMPAIGN, RequestKey::MAX_SALT);
+        let max = RequestId::derive(&max, RequestId::MAX_CHUNK, 255).unwrap();
         assert!(RequestId::parse(max.as_str()).is_ok());
-        assert_eq!(max.as_str().len(), 26);
-        assert!(matches!(RequestId::derive(RequestId::MAX_CAMPAIGN + 1, 0, 0), Err(RequestIdError::TooLarge { .. })));
+        let too_big = keyed(1, RequestKey::MAX_CAMPAIGN + 1, 0);
+        assert!(matches!(RequestId::derive(&too_big, 0, 0), Err(RequestIdError::TooLarge { .. })));
+        assert!(matches!(RequestId::derive(&k, RequestId::MAX_CHUNK + 1, 0), Err(RequestIdError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn every_part_of_the_key_changes_the_id() {
+        let id = |k: RequestKey, chunk: u64, index: u8| RequestId::derive(&k, chunk, index).unwrap();
+        let base = id(keyed(1, 7, 5), 3, 9);
+        assert_ne!(base, id(keyed(2, 7, 5), 3, 9), "another store");
+        assert_ne!(base, id(keyed(1, 8, 5), 3, 9), "another campaign");
+        assert_ne!(base, id(keyed(1, 7, 6), 3, 9), "another incarnation of a restored store");
+        assert_ne!(base, id(keyed(1, 7, 5), 4, 9), "another chunk");
+        assert_ne!(base, id(keyed(1, 7, 5), 3, 8), "another message");
+        assert_ne!(base, id(RequestKey::Legacy { campaign: 7 }, 3, 9));
+    }
+
+    #[test]
+    fn legacy_campaigns_keep_the_ids_they_were_sent_with() {
+        let a = RequestId::derive(&RequestKey::Legacy { campaign: 7 }, 42, 199).unwrap();
+        assert_eq!(a.as_str(), "000000000007-000000002a-c7");
+    }
+
+    #[test]
+    fn store_identities_print_and_parse_as_twelve_hex_digits() {
+        let id = StoreIdentity::random().unwrap();
+        let shown = id.to_string();
+        assert_eq!(shown.len(), 12);
+        assert_eq!(StoreIdentity::parse(&shown), Some(id));
+        assert_ne!(StoreIdentity::random().unwrap(), id);
+        assert_eq!(StoreIdentity::parse("xyz"), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod outcome;
 pub mod recipient;
 
 pub use campaign::{Action, CampaignSpec, CampaignState, Mode, Replay};
-pub use ids::{CompactCid, RequestId, RequestIdError};
+pub use ids::{CompactCid, RequestId, RequestIdError, RequestKey, StoreIdentity};
 pub use outcome::{Counts, ResultName};
 
 /// A field of a request that breaks a rule, with what to do about it.

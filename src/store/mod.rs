@@ -2,7 +2,8 @@
 //!
 //! [`Store`] is the interface the API and the dispatcher use; [`SledStore`] implements it on an
 //! embedded sled database. A distributed queue (Redis Streams, NATS JetStream) would be another
-//! implementation of the same trait.
+//! implementation of the same trait; so that one can, every method is async (the sled one runs
+//! its reads on the blocking pool and its writes on its writer thread).
 //!
 //! A **chunk** (≤ 1000 recipients) is the unit of upload, leasing, retry and acknowledgement.
 //! Uploads stage chunks and commit them in one step, so a failed upload leaves nothing behind.
@@ -19,9 +20,9 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Action, CampaignSpec, CampaignState, Counts};
+use crate::domain::{Action, CampaignSpec, CampaignState, Counts, RequestKey, StoreIdentity};
 
-pub use sled_store::{SledStore, StoreSettings};
+pub use sled_store::{read_identity_file, SledStore, StoreSettings};
 
 /// A boxed future, so [`Store`] stays object-safe.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -92,6 +93,20 @@ pub struct CampaignRecord {
     /// Cancelled upstream-held schedules: what became of Getui's scheduled task.
     #[serde(default)]
     pub withdrawal: Option<String>,
+    /// 24 random bits drawn at creation and mixed into the campaign's request ids (see
+    /// [`RequestKey`]). Absent in campaigns created before stores had an identity.
+    #[serde(default)]
+    pub request_salt: Option<u32>,
+}
+
+impl CampaignRecord {
+    /// What this campaign's request ids are made from, in the store `store`.
+    pub fn request_key(&self, store: StoreIdentity) -> RequestKey {
+        match self.request_salt {
+            Some(salt) => RequestKey::Keyed { store, campaign: self.id, salt },
+            None => RequestKey::Legacy { campaign: self.id },
+        }
+    }
 }
 
 /// Getui's counts of an app task (`/report/push/task`), which only the upstream knows: it
@@ -238,6 +253,8 @@ pub struct CampaignPage {
 
 /// The durable store used by the API and the dispatcher.
 pub trait Store: Send + Sync + 'static {
+    /// The store's random identity, made when it was created (see [`StoreIdentity`]).
+    fn identity(&self) -> StoreIdentity;
     /// Creates a draft campaign.
     fn create(&self, spec: CampaignSpec, now_ms: i64) -> StoreFuture<'_, CampaignRecord>;
     /// Applies a change, refusing those the state machine forbids.
@@ -257,9 +274,9 @@ pub trait Store: Send + Sync + 'static {
     /// Waits until every earlier write is on disk.
     fn flush(&self) -> StoreFuture<'_, ()>;
     /// A campaign, if it exists.
-    fn get(&self, id: u64) -> Result<Option<CampaignRecord>, StoreError>;
+    fn get(&self, id: u64) -> StoreFuture<'_, Option<CampaignRecord>>;
     /// Every campaign, oldest first.
-    fn list(&self) -> Result<Vec<CampaignRecord>, StoreError>;
+    fn list(&self) -> StoreFuture<'_, Vec<CampaignRecord>>;
     /// Campaigns not in a final state, oldest first, read through an index: the cost follows
     /// the active campaigns, not the history.
     fn active_campaigns(&self) -> StoreFuture<'_, Vec<CampaignRecord>>;
@@ -272,20 +289,23 @@ pub trait Store: Send + Sync + 'static {
     /// hold (chunks and tombstones first, then the record); answers how many went.
     fn expire_finished(&self, before_ms: i64, max: usize) -> StoreFuture<'_, usize>;
     /// Up to `max` unacknowledged committed chunks with sequence ≥ `from_seq`, in order.
-    fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> Result<Vec<(u64, Chunk)>, StoreError>;
+    fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> StoreFuture<'_, Vec<(u64, Chunk)>>;
     /// Committed chunks of a campaign (for rebuilding the upload duplicate filter).
-    fn committed_chunks(&self, id: u64) -> Result<Vec<Chunk>, StoreError>;
+    fn committed_chunks(&self, id: u64) -> StoreFuture<'_, Vec<Chunk>>;
     /// List chunks marked in flight when the daemon last stopped.
-    fn inflight_chunks(&self, id: u64) -> Result<Vec<u64>, StoreError>;
+    fn inflight_chunks(&self, id: u64) -> StoreFuture<'_, Vec<u64>>;
     /// Live progress of a campaign.
-    fn progress(&self, id: u64) -> Progress;
+    fn progress(&self, id: u64) -> StoreFuture<'_, Progress>;
     /// Bytes the store takes on disk.
-    fn size_on_disk(&self) -> u64;
+    fn size_on_disk(&self) -> StoreFuture<'_, u64>;
     /// Puts `user` on `app`'s suppression list (`Some`) or takes them off (`None`), durably.
     /// User ids compare case-insensitively, as WeCom's do. True when something changed.
     fn set_suppression(&self, app: &str, user: &str, entry: Option<Suppression>) -> StoreFuture<'_, bool>;
     /// Whether `user` is suppressed for `app`.
-    fn suppression(&self, app: &str, user: &str) -> Result<Option<Suppression>, StoreError>;
+    fn suppression(&self, app: &str, user: &str) -> StoreFuture<'_, Option<Suppression>>;
+    /// Which of `users` are suppressed for `app`, one answer per user in order: one call for a
+    /// whole chunk of WeCom members rather than a lookup each.
+    fn suppressed_among(&self, app: &str, users: Vec<String>) -> StoreFuture<'_, Vec<bool>>;
     /// Up to `limit` suppressed users of `app` after `after` (exclusive), in id order.
-    fn suppressions(&self, app: &str, after: &str, limit: usize) -> Result<Vec<(String, Suppression)>, StoreError>;
+    fn suppressions(&self, app: &str, after: &str, limit: usize) -> StoreFuture<'_, Vec<(String, Suppression)>>;
 }

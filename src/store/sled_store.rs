@@ -15,7 +15,7 @@ use super::{
     Ack, CampaignPage, CampaignRecord, Change, Chunk, PageQuery, Progress, Store, StoreError, StoreFuture, Suppression,
     UploadCommit,
 };
-use crate::domain::{CampaignSpec, CampaignState};
+use crate::domain::{CampaignSpec, CampaignState, StoreIdentity};
 
 /// Where and how to open the store.
 #[derive(Debug, Clone)]
@@ -41,6 +41,7 @@ pub struct SledStore {
     /// `app \0 lowercased user` → [`Suppression`]. Written directly (human rates, disjoint from
     /// the writer's trees) and flushed before the write is reported done.
     suppressed: sled::Tree,
+    identity: StoreIdentity,
 }
 
 fn db_err(e: sled::Error) -> StoreError {
@@ -51,6 +52,19 @@ fn db_err(e: sled::Error) -> StoreError {
 /// database's file lock, e.g. while systemd restarts the daemon.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Whether sled refused to open because another handle holds the database's file lock. sled
+/// 0.34 reports it as an `Other` I/O error with a message of its own (config.rs), not as
+/// `WouldBlock`, so the message is what tells.
+fn is_lock_conflict(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().starts_with("could not acquire lock")
+        }
+        _ => false,
+    }
+}
+
+/// Blocks for up to [`LOCK_WAIT`]: call it off the async workers.
 fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {
     let started = std::time::Instant::now();
     loop {
@@ -61,10 +75,10 @@ fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {
             .open();
         match opened {
             Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < LOCK_WAIT => {
+            Err(e) if is_lock_conflict(&e) && started.elapsed() < LOCK_WAIT => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(e) if is_lock_conflict(&e) => {
                 return Err(StoreError::Db(format!(
                     "{} is in use by another campaignd (one daemon per store directory)",
                     settings.path.display()
@@ -81,12 +95,47 @@ fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {
     }
 }
 
+/// Key of the store's identity in the `meta` tree.
+const IDENTITY_KEY: &[u8] = b"identity";
+/// A copy of the identity beside the database, for `check-config` and people: sled's lock
+/// keeps other processes out of the database while the daemon runs.
+pub const IDENTITY_FILE: &str = "campaignd-store-identity";
+
+/// Reads the store's identity, or makes one for a new store (or one written before stores had
+/// an identity), durably, before any campaign can be sent.
+fn load_identity(meta: &sled::Tree, dir: &std::path::Path) -> Result<StoreIdentity, StoreError> {
+    let identity = match meta.get(IDENTITY_KEY).map_err(db_err)? {
+        Some(b) => StoreIdentity::from_bytes(&b)
+            .ok_or_else(|| StoreError::Codec(format!("the store identity is {} bytes, not 6", b.len())))?,
+        None => {
+            let fresh = StoreIdentity::random()
+                .map_err(|e| StoreError::Db(format!("no random source for the store identity: {e}")))?;
+            meta.insert(IDENTITY_KEY, fresh.as_bytes().as_slice()).map_err(db_err)?;
+            meta.flush().map_err(db_err)?;
+            tracing::info!(identity = %fresh, "new store identity");
+            fresh
+        }
+    };
+    let shown = dir.join(IDENTITY_FILE);
+    if read_identity_file(dir) != Some(identity) {
+        std::fs::write(&shown, format!("{identity}\n"))
+            .map_err(|e| StoreError::Db(format!("cannot write {}: {e}", shown.display())))?;
+    }
+    Ok(identity)
+}
+
+/// The identity shown beside the store in `dir`, if there is one.
+pub fn read_identity_file(dir: &std::path::Path) -> Option<StoreIdentity> {
+    StoreIdentity::parse(&std::fs::read_to_string(dir.join(IDENTITY_FILE)).ok()?)
+}
+
 impl SledStore {
     /// Opens (or creates) the store, repairs what a crash left half-done, and starts the writer.
     pub fn open(settings: &StoreSettings) -> Result<Arc<SledStore>, StoreError> {
         let db = open_db(settings)?;
         let open = |name: &str| db.open_tree(name).map_err(db_err);
         let suppressed = open("suppressed")?;
+        let identity = load_identity(&open("meta")?, &settings.path)?;
         let trees = Trees {
             campaigns: open("campaigns")?,
             chunks: open("chunks")?,
@@ -105,17 +154,22 @@ impl SledStore {
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
         let reads = Arc::new(AtomicU64::new(0));
-        Ok(Arc::new(SledStore { trees, tx, live, census, reads, writer: Mutex::new(Some(handle)), suppressed }))
+        Ok(Arc::new(SledStore {
+            trees,
+            tx,
+            live,
+            census,
+            reads,
+            writer: Mutex::new(Some(handle)),
+            suppressed,
+            identity,
+        }))
     }
 
     /// Campaign records read back since the store opened, by every reader: tests and benches
     /// use it to check that a pass costs what the active campaigns cost, not the history.
     pub fn campaign_reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
-    }
-
-    fn note_read(&self) {
-        self.reads.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Flushes, stops the writer thread and waits for it.
@@ -126,6 +180,15 @@ impl SledStore {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
         result
+    }
+
+    /// Runs a read of the trees on the blocking pool.
+    fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Trees) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
+        let trees = self.trees.clone();
+        blocking(move || work(&trees))
     }
 
     /// Hands a command to the writer without blocking the async worker: when the queue is
@@ -153,15 +216,12 @@ impl SledStore {
 /// back short (even empty) with a cursor, so no request walks the whole history.
 const PAGE_SCAN_MAX: usize = 5_000;
 
-/// Runs blocking sled reads off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| StoreError::Db(format!("store reader stopped: {e}")))?
+fn note_read(reads: &AtomicU64) {
+    reads.fetch_add(1, Ordering::Relaxed);
 }
 
 fn read_record(campaigns: &sled::Tree, id: &[u8], reads: &AtomicU64) -> Result<Option<CampaignRecord>, StoreError> {
-    reads.fetch_add(1, Ordering::Relaxed);
+    note_read(reads);
     campaigns.get(id).map_err(db_err)?.map(|v| decode(&v)).transpose()
 }
 
@@ -201,14 +261,18 @@ fn read_page(trees: &Trees, q: &PageQuery, reads: &AtomicU64) -> Result<Campaign
 }
 
 impl Store for SledStore {
+    fn identity(&self) -> StoreIdentity {
+        self.identity
+    }
+
     fn active_campaigns(&self) -> StoreFuture<'_, Vec<CampaignRecord>> {
-        let (trees, reads) = (self.trees.clone(), self.reads.clone());
-        Box::pin(blocking(move || read_active(&trees, &reads)))
+        let reads = self.reads.clone();
+        self.read(move |t| read_active(t, &reads))
     }
 
     fn campaigns_page(&self, query: PageQuery) -> StoreFuture<'_, CampaignPage> {
-        let (trees, reads) = (self.trees.clone(), self.reads.clone());
-        Box::pin(blocking(move || read_page(&trees, &query, &reads)))
+        let reads = self.reads.clone();
+        self.read(move |t| read_page(t, &query, &reads))
     }
 
     fn census(&self) -> StoreFuture<'_, Vec<(CampaignState, u64)>> {
@@ -256,98 +320,130 @@ impl Store for SledStore {
         self.send(|reply| Command::Flush { reply })
     }
 
-    fn get(&self, id: u64) -> Result<Option<CampaignRecord>, StoreError> {
-        read_record(&self.trees.campaigns, &id.to_be_bytes(), &self.reads)
+    fn get(&self, id: u64) -> StoreFuture<'_, Option<CampaignRecord>> {
+        let reads = self.reads.clone();
+        self.read(move |t| read_record(&t.campaigns, &id.to_be_bytes(), &reads))
     }
 
-    fn list(&self) -> Result<Vec<CampaignRecord>, StoreError> {
-        let values = self.trees.campaigns.iter().values();
-        values.map(|v| decode(&v.map_err(db_err)?).inspect(|_| self.note_read())).collect()
+    fn list(&self) -> StoreFuture<'_, Vec<CampaignRecord>> {
+        let reads = self.reads.clone();
+        self.read(move |t| {
+            let values = t.campaigns.iter().values();
+            values.map(|v| decode(&v.map_err(db_err)?).inspect(|_| note_read(&reads))).collect()
+        })
     }
 
-    fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> Result<Vec<(u64, Chunk)>, StoreError> {
-        let Some(rec) = self.get(id)? else {
-            return Err(StoreError::NotFound(id));
-        };
-        let from = from_seq.max(rec.folded);
-        if from >= rec.chunk_count {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::with_capacity(max);
-        for item in self.trees.chunks.range(chunk_key(id, from)..chunk_key(id, rec.chunk_count)).take(max) {
-            let (k, v) = item.map_err(db_err)?;
-            let (_, seq) = parse_chunk_key(&k).ok_or_else(|| StoreError::Codec("bad chunk key".into()))?;
-            out.push((seq, decode(&v)?));
-        }
-        Ok(out)
+    fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> StoreFuture<'_, Vec<(u64, Chunk)>> {
+        self.read(move |t| pending_chunks(t, id, from_seq, max))
     }
 
-    fn committed_chunks(&self, id: u64) -> Result<Vec<Chunk>, StoreError> {
-        let Some(rec) = self.get(id)? else {
-            return Err(StoreError::NotFound(id));
-        };
-        self.trees
-            .chunks
-            .range(chunk_key(id, 0)..chunk_key(id, rec.chunk_count))
-            .values()
-            .map(|v| decode(&v.map_err(db_err)?))
-            .collect()
+    fn committed_chunks(&self, id: u64) -> StoreFuture<'_, Vec<Chunk>> {
+        self.read(move |t| {
+            let rec = get_record(t, id)?.ok_or(StoreError::NotFound(id))?;
+            t.chunks
+                .range(chunk_key(id, 0)..chunk_key(id, rec.chunk_count))
+                .values()
+                .map(|v| decode(&v.map_err(db_err)?))
+                .collect()
+        })
     }
 
-    fn inflight_chunks(&self, id: u64) -> Result<Vec<u64>, StoreError> {
-        self.trees
-            .inflight
-            .scan_prefix(id.to_be_bytes())
-            .keys()
-            .map(|k| {
-                let k = k.map_err(db_err)?;
-                parse_chunk_key(&k).map(|(_, s)| s).ok_or_else(|| StoreError::Codec("bad inflight key".into()))
-            })
-            .collect()
+    fn inflight_chunks(&self, id: u64) -> StoreFuture<'_, Vec<u64>> {
+        self.read(move |t| {
+            t.inflight
+                .scan_prefix(id.to_be_bytes())
+                .keys()
+                .map(|k| {
+                    let k = k.map_err(db_err)?;
+                    parse_chunk_key(&k).map(|(_, s)| s).ok_or_else(|| StoreError::Codec("bad inflight key".into()))
+                })
+                .collect()
+        })
     }
 
-    fn progress(&self, id: u64) -> Progress {
-        self.live.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned().unwrap_or_default()
+    fn progress(&self, id: u64) -> StoreFuture<'_, Progress> {
+        // Held in memory by the writer: no disk, so no blocking thread either.
+        let p = self.live.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned().unwrap_or_default();
+        Box::pin(std::future::ready(Ok(p)))
     }
 
-    fn size_on_disk(&self) -> u64 {
-        self.trees.db.size_on_disk().unwrap_or(0)
+    fn size_on_disk(&self) -> StoreFuture<'_, u64> {
+        // sled walks its files for this.
+        self.read(|t| t.db.size_on_disk().map_err(db_err))
     }
 
     fn set_suppression(&self, app: &str, user: &str, entry: Option<Suppression>) -> StoreFuture<'_, bool> {
         let key = suppression_key(app, user);
         let adding = entry.is_some();
-        Box::pin(async move {
+        let tree = self.suppressed.clone();
+        blocking(move || {
             let before = match entry {
-                Some(e) => {
-                    let value = super::codec::encode_named(&e)?;
-                    self.suppressed.insert(key, value).map_err(db_err)?
-                }
-                None => self.suppressed.remove(key).map_err(db_err)?,
+                Some(e) => tree.insert(key, super::codec::encode_named(&e)?).map_err(db_err)?,
+                None => tree.remove(key).map_err(db_err)?,
             };
-            self.suppressed.flush_async().await.map_err(db_err)?;
+            tree.flush().map_err(db_err)?;
             Ok(before.is_some() != adding)
         })
     }
 
-    fn suppression(&self, app: &str, user: &str) -> Result<Option<Suppression>, StoreError> {
-        self.suppressed.get(suppression_key(app, user)).map_err(db_err)?.map(|v| decode(&v)).transpose()
+    fn suppression(&self, app: &str, user: &str) -> StoreFuture<'_, Option<Suppression>> {
+        let key = suppression_key(app, user);
+        let tree = self.suppressed.clone();
+        blocking(move || tree.get(key).map_err(db_err)?.map(|v| decode(&v)).transpose())
     }
 
-    fn suppressions(&self, app: &str, after: &str, limit: usize) -> Result<Vec<(String, Suppression)>, StoreError> {
-        let prefix = format!("{app}\0");
-        let start = suppression_key(app, after);
-        let mut out = Vec::new();
-        for item in self.suppressed.range(start..).take(limit + 1) {
-            let (k, v) = item.map_err(db_err)?;
-            let Some(user) = k.strip_prefix(prefix.as_bytes()) else { break };
-            let user = String::from_utf8_lossy(user).into_owned();
-            if user.as_str() > after.to_lowercase().as_str() && out.len() < limit {
-                out.push((user, decode(&v)?));
-            }
-        }
-        Ok(out)
+    fn suppressed_among(&self, app: &str, users: Vec<String>) -> StoreFuture<'_, Vec<bool>> {
+        let app = app.to_owned();
+        let tree = self.suppressed.clone();
+        blocking(move || users.iter().map(|u| tree.contains_key(suppression_key(&app, u)).map_err(db_err)).collect())
     }
+
+    fn suppressions(&self, app: &str, after: &str, limit: usize) -> StoreFuture<'_, Vec<(String, Suppression)>> {
+        let (app, after) = (app.to_owned(), after.to_lowercase());
+        let tree = self.suppressed.clone();
+        blocking(move || {
+            let prefix = format!("{app}\0");
+            let mut out = Vec::new();
+            for item in tree.range(suppression_key(&app, &after)..).take(limit + 1) {
+                let (k, v) = item.map_err(db_err)?;
+                let Some(user) = k.strip_prefix(prefix.as_bytes()) else { break };
+                let user = String::from_utf8_lossy(user).into_owned();
+                if user > after && out.len() < limit {
+                    out.push((user, decode(&v)?));
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Runs sled work on tokio's blocking pool: a read may wait for the disk, and an async worker
+/// must never wait for anything.
+fn blocking<'a, T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> StoreFuture<'a, T> {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(work).await.map_err(|e| StoreError::Db(format!("a store read failed: {e}")))?
+    })
+}
+
+fn get_record(t: &Trees, id: u64) -> Result<Option<CampaignRecord>, StoreError> {
+    t.campaigns.get(id.to_be_bytes()).map_err(db_err)?.map(|v| decode(&v)).transpose()
+}
+
+fn pending_chunks(t: &Trees, id: u64, from_seq: u64, max: usize) -> Result<Vec<(u64, Chunk)>, StoreError> {
+    let rec = get_record(t, id)?.ok_or(StoreError::NotFound(id))?;
+    let from = from_seq.max(rec.folded);
+    if from >= rec.chunk_count {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(max);
+    for item in t.chunks.range(chunk_key(id, from)..chunk_key(id, rec.chunk_count)).take(max) {
+        let (k, v) = item.map_err(db_err)?;
+        let (_, seq) = parse_chunk_key(&k).ok_or_else(|| StoreError::Codec("bad chunk key".into()))?;
+        out.push((seq, decode(&v)?));
+    }
+    Ok(out)
 }
 
 fn suppression_key(app: &str, user: &str) -> Vec<u8> {
@@ -397,20 +493,23 @@ mod tests {
         assert!(!store.set_suppression("staff", "lilei", entry("keyword")).await.unwrap(), "already on the list");
         assert!(store.set_suppression("staff", "hanmei", entry("api")).await.unwrap());
         assert!(store.set_suppression("other", "zed", entry("api")).await.unwrap());
-        assert_eq!(store.suppression("staff", "LILEI").unwrap().unwrap().reason, "keyword");
-        assert_eq!(store.suppression("other", "lilei").unwrap(), None);
-        let users = |after: &str, n| {
-            store.suppressions("staff", after, n).unwrap().into_iter().map(|(u, _)| u).collect::<Vec<_>>()
+        assert_eq!(store.suppression("staff", "LILEI").await.unwrap().unwrap().reason, "keyword");
+        assert_eq!(store.suppression("other", "lilei").await.unwrap(), None);
+        let users = |after: &'static str, n| {
+            let page = store.suppressions("staff", after, n);
+            async move { page.await.unwrap().into_iter().map(|(u, _)| u).collect::<Vec<_>>() }
         };
-        assert_eq!(users("", 10), ["hanmei", "lilei"]);
-        assert_eq!(users("hanmei", 10), ["lilei"]);
-        assert_eq!(users("", 1), ["hanmei"]);
+        assert_eq!(users("", 10).await, ["hanmei", "lilei"]);
+        assert_eq!(users("hanmei", 10).await, ["lilei"]);
+        assert_eq!(users("", 1).await, ["hanmei"]);
+        let among = store.suppressed_among("staff", vec!["HANMEI".into(), "nobody".into(), "lilei".into()]);
+        assert_eq!(among.await.unwrap(), [true, false, true], "one answer per user, in order");
         assert!(store.set_suppression("staff", "HanMei", None).await.unwrap());
         assert!(!store.set_suppression("staff", "hanmei", None).await.unwrap());
         store.close().await.unwrap();
         drop(store);
         let store = open(dir.path());
-        assert_eq!(store.suppressions("staff", "", 10).unwrap().len(), 1, "survives a reopen");
+        assert_eq!(store.suppressions("staff", "", 10).await.unwrap().len(), 1, "survives a reopen");
         store.close().await.unwrap();
     }
 
@@ -422,22 +521,22 @@ mod tests {
         store.stage_chunk(rec.id, 0, chunk(3)).await.unwrap();
         store.stage_chunk(rec.id, 1, chunk(2)).await.unwrap();
         // Staged chunks are invisible until committed.
-        assert!(store.pending_chunks(rec.id, 0, 10).unwrap().is_empty());
+        assert!(store.pending_chunks(rec.id, 0, 10).await.unwrap().is_empty());
         let commit = UploadCommit { first_seq: 0, chunks: 2, recipients: 5, duplicates: 1, rejected: 0 };
         store.commit_upload(rec.id, commit).await.unwrap();
-        assert_eq!(store.pending_chunks(rec.id, 0, 10).unwrap().len(), 2);
+        assert_eq!(store.pending_chunks(rec.id, 0, 10).await.unwrap().len(), 2);
         store.change(rec.id, Change::Act(Action::Start, 2)).await.unwrap();
         // Out of order: chunk 1 first, then 0.
         store.ack(Ack { campaign: rec.id, seq: 1, counts: online(2) }).await.unwrap();
-        assert_eq!(store.get(rec.id).unwrap().unwrap().folded, 0);
-        assert_eq!(store.progress(rec.id).counts.total(), 2);
+        assert_eq!(store.get(rec.id).await.unwrap().unwrap().folded, 0);
+        assert_eq!(store.progress(rec.id).await.unwrap().counts.total(), 2);
         store.ack(Ack { campaign: rec.id, seq: 0, counts: online(3) }).await.unwrap();
-        let done = store.get(rec.id).unwrap().unwrap();
+        let done = store.get(rec.id).await.unwrap().unwrap();
         assert_eq!((done.state, done.folded, done.counts.total()), (CampaignState::Completed, 2, 5));
-        assert!(store.pending_chunks(rec.id, 0, 10).unwrap().is_empty());
+        assert!(store.pending_chunks(rec.id, 0, 10).await.unwrap().is_empty());
         // A repeated acknowledgement changes nothing.
         store.ack(Ack { campaign: rec.id, seq: 0, counts: online(3) }).await.unwrap();
-        assert_eq!(store.progress(rec.id).counts.total(), 5);
+        assert_eq!(store.progress(rec.id).await.unwrap().counts.total(), 5);
         store.close().await.unwrap();
     }
 
@@ -460,9 +559,9 @@ mod tests {
             a.id
         };
         let store = open(dir.path());
-        let rec = store.get(id).unwrap().unwrap();
+        let rec = store.get(id).await.unwrap().unwrap();
         assert_eq!((rec.chunk_count, rec.recipients), (1, 2));
-        assert_eq!(store.committed_chunks(id).unwrap().len(), 1);
+        assert_eq!(store.committed_chunks(id).await.unwrap().len(), 1);
         assert!(store.trees.chunks.get(chunk_key(id, 1)).unwrap().is_none());
         store.close().await.unwrap();
     }
@@ -499,7 +598,7 @@ mod tests {
         assert!(matches!(store.delete(rec.id).await.unwrap_err(), StoreError::Conflict { .. }));
         let other = store.create(spec(), 1).await.unwrap();
         store.delete(other.id).await.unwrap();
-        assert!(store.get(other.id).unwrap().is_none());
+        assert!(store.get(other.id).await.unwrap().is_none());
         store.close().await.unwrap();
     }
 
@@ -543,7 +642,7 @@ mod tests {
         let reads = store.campaign_reads();
         store.active_campaigns().await.unwrap();
         assert_eq!(store.campaign_reads(), reads, "no finished record is read");
-        assert!(store.get(c).unwrap().is_some());
+        assert!(store.get(c).await.unwrap().is_some());
         store.close().await.unwrap();
     }
 
@@ -611,18 +710,64 @@ mod tests {
         assert_eq!(store.expire_finished(250, 10).await.unwrap(), 1);
         assert_eq!(store.expire_finished(250, 10).await.unwrap(), 0);
         for gone in &ids[..2] {
-            assert!(store.get(*gone).unwrap().is_none());
+            assert!(store.get(*gone).await.unwrap().is_none());
             let prefix = gone.to_be_bytes();
             for tree in [&store.trees.chunks, &store.trees.done, &store.trees.inflight] {
                 assert_eq!(tree.scan_prefix(prefix).count(), 0, "nothing of campaign {gone} is left");
             }
-            assert_eq!(store.progress(*gone), Progress::default());
+            assert_eq!(store.progress(*gone).await.unwrap(), Progress::default());
         }
-        let kept = store.get(ids[2]).unwrap().unwrap();
+        let kept = store.get(ids[2]).await.unwrap().unwrap();
         assert_eq!(kept.state, CampaignState::Failed);
-        assert_eq!(store.progress(ids[2]).counts.total(), 3, "a retained campaign keeps its report");
+        assert_eq!(store.progress(ids[2]).await.unwrap().counts.total(), 3, "a retained campaign keeps its report");
         assert_eq!(active_ids(&store).await, [draft]);
         assert_eq!(census_of(&store, CampaignState::Failed).await, 1);
         store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_identity_is_drawn_once_kept_across_reopens_and_shown_beside_the_store() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = open(a.path());
+        let identity = store.identity();
+        let rec = store.create(spec(), 0).await.unwrap();
+        assert!(
+            matches!(rec.request_key(identity), crate::domain::RequestKey::Keyed { store, .. } if store == identity)
+        );
+        store.close().await.unwrap();
+        drop(store);
+        assert_eq!(read_identity_file(a.path()), Some(identity));
+        let again = open(a.path());
+        assert_eq!(again.identity(), identity);
+        let other = open(b.path());
+        assert_ne!(other.identity(), identity);
+    }
+
+    /// A store written before stores had an identity: campaign records without a salt and no
+    /// `meta` tree. It opens, gets an identity, and its campaigns keep their old request ids.
+    #[tokio::test]
+    async fn a_store_from_before_identities_opens_and_keeps_its_request_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            let rec = store.create(spec(), 0).await.unwrap();
+            store.close().await.unwrap();
+            drop(store);
+            let db = sled::open(dir.path()).unwrap();
+            // The record as the previous version wrote it: no `request_salt` key at all.
+            let mut fields = serde_json::to_value(&rec).unwrap();
+            fields.as_object_mut().unwrap().remove("request_salt");
+            let old = super::super::codec::encode_named(&fields).unwrap();
+            db.open_tree("campaigns").unwrap().insert(rec.id.to_be_bytes(), old).unwrap();
+            db.drop_tree("meta").unwrap();
+            db.flush().unwrap();
+            std::fs::remove_file(dir.path().join(IDENTITY_FILE)).unwrap();
+        }
+        let store = open(dir.path());
+        let rec = store.list().await.unwrap().remove(0);
+        assert_eq!(rec.request_key(store.identity()), crate::domain::RequestKey::Legacy { campaign: rec.id });
+        assert_eq!(read_identity_file(dir.path()), Some(store.identity()));
+        let new = store.create(spec(), 0).await.unwrap();
+        assert!(matches!(new.request_key(store.identity()), crate::domain::RequestKey::Keyed { .. }));
     }
 }

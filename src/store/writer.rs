@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use super::codec::{chunk_key, decode, encode_compact, encode_named, parse_chunk_key};
 use super::{Ack, CampaignRecord, Change, Chunk, Progress, StoreError, UploadCommit};
 use crate::domain::campaign::transition;
-use crate::domain::{Action, CampaignSpec, CampaignState, Counts, Mode};
+use crate::domain::{Action, CampaignSpec, CampaignState, Counts, Mode, RequestKey};
 
 /// Most commands applied under one flush.
 const GROUP_COMMIT_MAX: usize = 512;
@@ -262,6 +262,7 @@ impl Writer {
             failure: None,
             upstream_report: None,
             withdrawal: None,
+            request_salt: Some(request_salt()?),
         };
         self.save(&rec)?;
         self.publish(id);
@@ -516,6 +517,13 @@ fn reconcile(tree: &sled::Tree, wanted: &HashSet<Vec<u8>>) -> Result<(), StoreEr
 }
 
 /// Wraps a result so it is sent after the batch's flush, or replaced by the flush's error.
+/// A campaign's request-id salt, from the operating system's random source.
+fn request_salt() -> Result<u32, StoreError> {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Db(format!("no random source for the request-id salt: {e}")))?;
+    Ok(u32::from_be_bytes(b) & RequestKey::MAX_SALT)
+}
+
 fn later<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Pending {
     Box::new(move |flush_err: Option<&StoreError>| {
         let result = match (result, flush_err) {

@@ -193,6 +193,30 @@ impl TestApp {
         self.task = Some(task);
     }
 
+    /// Stops the daemon, puts its store aside as the README's recovery advice says, and starts
+    /// a new daemon on an empty store against the same simulator.
+    pub async fn reset_store(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+        let fresh = tempfile::tempdir().unwrap();
+        self.config.store.path = fresh.path().to_path_buf();
+        self.store_dir = fresh;
+        let (addr, shutdown, task) = start_daemon(&self.config).await;
+        self.api = ApiClient::new(&format!("http://{addr}"), Secret::new(DEV_TOKEN)).unwrap();
+        self.addr = addr;
+        self.shutdown = shutdown;
+        self.task = Some(task);
+    }
+
+    /// The store identity `/readyz` reports.
+    pub async fn store_identity(&self) -> String {
+        let (status, body) = raw("GET", &format!("http://{}/readyz", self.addr), None, serde_json::Value::Null).await;
+        assert_eq!(status, 200, "{body}");
+        body["store_identity"].as_str().expect("readyz names the store identity").to_owned()
+    }
+
     /// Stops the daemon gracefully and waits for it.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -17,12 +17,12 @@ use hyper::{Method, Request};
 use serde::de::DeserializeOwned;
 
 use super::error::{WecomError, GETTOKEN, MESSAGE_SEND};
-use crate::upstream::getui::client::CallObserver;
-use crate::upstream::getui::error::TRANSPORT_CODE;
 use super::wire::{
     query_escape, AppMessage, SendAnswer, SendRequest, TokenAnswer, MAX_DUPLICATE_CHECK_SECS, MAX_USERS_PER_SEND,
 };
 use crate::secret::Secret;
+use crate::upstream::getui::client::CallObserver;
+use crate::upstream::getui::error::TRANSPORT_CODE;
 use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
 use crate::upstream::http::{exchange, read_lock, write_lock};
 use crate::upstream::AnswerClass;
