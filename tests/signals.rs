@@ -118,4 +118,18 @@ fn the_alert_rules_watch_running_campaigns_and_wecom_sign_in() {
     assert!(stalled.contains("campaignd_pending_recipients") && !stalled.contains("waiting"), "{stalled}");
     let wecom = expr_of("CampaigndWecomTokenRefreshFailing");
     assert!(wecom.contains(r#"endpoint="GET /cgi-bin/gettoken""#), "{wecom}");
+
+    // The rules' own unit tests: a scheduled campaign does not page, a stalled running one
+    // does, and failing gettoken calls raise the WeCom alert.
+    let promtool = std::process::Command::new("promtool")
+        .args(["test", "rules", "dashboards/alerts.test.yml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    match promtool {
+        Ok(out) => assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stdout)),
+        Err(_) => {
+            assert!(std::env::var("CI").is_err(), "CI must have promtool: .ci/run installs Debian's prometheus");
+            eprintln!("SKIPPED the rule unit tests: promtool is not installed");
+        }
+    }
 }
