@@ -1,7 +1,10 @@
 //! campaignd's load test: starts (or points at) a simulator and a daemon, enqueues one campaign
 //! of N recipients through the real API, sends it, and prints a one-line JSON summary.
 //!
-//! It fails (exit 1) only on lost recipients or unexpected duplicates, never on a timing.
+//! It fails (exit 1) only on lost recipients or on more ledger duplicates than the campaign's
+//! report counts as `replayed` (every retry that may repeat a delivery is counted there; a
+//! batch_single retry repeats nothing, so there it means no duplicate at all), never on a
+//! timing.
 //! Run `cargo run --release --bin loadtest -- --help` for the options.
 
 use std::io::{BufRead, BufReader};
@@ -47,6 +50,16 @@ struct Args {
     /// The campaignd binary (default: next to this one).
     #[arg(long)]
     campaignd: Option<std::path::PathBuf>,
+    /// Shape of the generated cids: `random` (spread over the id space) or `sequential`
+    /// (`%032x` of consecutive numbers, as hand-made test lists are).
+    #[arg(long, value_enum, default_value_t = Ids::Random)]
+    ids: Ids,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Ids {
+    Random,
+    Sequential,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,7 +117,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     // Disjoint cid ranges per run, so repeated runs against one simulator do not collide.
     let base = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64) << 20;
     let upload_started = Instant::now();
-    upload(&api, &id, args.mode, base, args.recipients).await?;
+    upload(&api, &id, args.mode, args.ids, base, args.recipients).await?;
     let upload_secs = upload_started.elapsed().as_secs_f64();
     let started = Instant::now();
     api.act(&id, "start").await?;
@@ -127,6 +140,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "mode": match args.mode { Mode::List => "list", Mode::BatchSingle => "batch_single" },
         "state": view.state,
         "seconds": round(upload_secs + dispatch_secs),
+        "ids": match args.ids { Ids::Random => "random", Ids::Sequential => "sequential" },
+        "upload_seconds": round(upload_secs),
         "upload_ids_per_sec": round(args.recipients as f64 / upload_secs),
         "dispatch_recipients_per_sec": round(args.recipients as f64 / dispatch_secs),
         "p50_chunk_ms": quantile_ms(&metrics, 0.50),
@@ -140,11 +155,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     });
     println!("{summary}");
     drop(children);
-    let unexpected = match args.mode {
-        Mode::BatchSingle => duplicates > 0,
-        Mode::List => duplicates > view.progress.replayed,
-    };
-    Ok(lost == 0 && !unexpected && view.state == "completed")
+    if duplicates > view.progress.replayed {
+        eprintln!(
+            "loadtest: {duplicates} duplicate deliveries but the report counts {} replayed",
+            view.progress.replayed
+        );
+    }
+    Ok(lost == 0 && duplicates <= view.progress.replayed && view.state == "completed")
 }
 
 fn round(x: f64) -> f64 {
@@ -168,14 +185,17 @@ fn campaign_body(mode: Mode, speed: Option<u32>) -> serde_json::Value {
 }
 
 /// Streams generated recipients; nothing is held in memory beyond one 64 KiB buffer.
-async fn upload(api: &ApiClient, id: &str, mode: Mode, base: u64, n: u64) -> anyhow::Result<()> {
+async fn upload(api: &ApiClient, id: &str, mode: Mode, ids: Ids, base: u64, n: u64) -> anyhow::Result<()> {
     let (tx, body) = channel_body(32);
     let producer = tokio::spawn(async move {
         let mut buf = Vec::with_capacity(72 * 1024);
         let mut hex = [0u8; 32];
         for i in 0..n {
             let id = base + i;
-            encode_cid(id, &mut hex);
+            match ids {
+                Ids::Random => encode_cid(id, &mut hex),
+                Ids::Sequential => encode_sequential_cid(id, &mut hex),
+            }
             match mode {
                 Mode::List => {
                     buf.extend_from_slice(&hex);
@@ -212,6 +232,16 @@ fn encode_cid(n: u64, out: &mut [u8; 32]) {
         for j in 0..16 {
             out[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
         }
+    }
+}
+
+/// `n` as 32 hex digits, zero-padded: consecutive `n` give cids that differ only in their last
+/// digits, the shape that once sent every cid to one bucket of the duplicate filter.
+fn encode_sequential_cid(n: u64, out: &mut [u8; 32]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out[..16].fill(b'0');
+    for j in 0..16 {
+        out[16 + j] = HEX[((n >> (60 - 4 * j)) & 0xf) as usize];
     }
 }
 

@@ -79,8 +79,55 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address of the HTTP API, `/metrics` and the WeCom callback.
+    /// Address of the HTTP API, `/metrics` and (unless `callback_listen` is set) the WeCom
+    /// callback.
     pub listen: SocketAddr,
+    /// When set, the WeCom callback (and `/healthz`) is served on this address only, apart
+    /// from `/v1` and `/metrics`: the callback faces the internet, the rest should not.
+    #[serde(default)]
+    pub callback_listen: Option<SocketAddr>,
+    /// Open connections per listener; further clients wait in the listen backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Deadline for reading a whole JSON or XML request body (campaign definitions, WeCom
+    /// callbacks), ms; a slower client gets 408.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Longest silence while the server waits to read from a connection (between the bytes
+    /// of any body, uploads included, and between keep-alive requests), ms; then it is closed.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_body_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_idle_timeout_ms() -> u64 {
+    30_000
+}
+
+impl ServerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(invalid("server.max_connections", format!("{} is outside 1..=1000000", self.max_connections)));
+        }
+        for (key, v) in
+            [("server.body_timeout_ms", self.body_timeout_ms), ("server.idle_timeout_ms", self.idle_timeout_ms)]
+        {
+            if !(100..=3_600_000).contains(&v) {
+                return Err(invalid(key, format!("{v} is outside 100..=3600000 ms")));
+            }
+        }
+        if self.callback_listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(invalid("server.callback_listen", "must differ from server.listen (or be left out)"));
+        }
+        Ok(())
+    }
 }
 
 /// `[store]`.
@@ -140,6 +187,9 @@ pub struct DispatchConfig {
     /// How far ahead a campaign may be scheduled, days (Getui-held schedules: at most 7).
     #[serde(default = "default_horizon_days")]
     pub schedule_horizon_days: u32,
+    /// Most recipients one campaign may hold; an upload that would pass it is refused whole.
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: u64,
 }
 
 impl Default for DispatchConfig {
@@ -150,6 +200,7 @@ impl Default for DispatchConfig {
             max_attempts: default_max_attempts(),
             poll_interval_ms: default_poll_ms(),
             schedule_horizon_days: default_horizon_days(),
+            max_recipients: default_max_recipients(),
         }
     }
 }
@@ -165,6 +216,12 @@ fn default_max_attempts() -> u32 {
 }
 fn default_poll_ms() -> u64 {
     200
+}
+/// Upper bound of `dispatch.max_recipients`: a million chunks of 1000, far inside what a
+/// request id can number.
+const MAX_RECIPIENTS_LIMIT: u64 = 1_000_000_000;
+fn default_max_recipients() -> u64 {
+    50_000_000
 }
 fn default_horizon_days() -> u32 {
     7
@@ -244,6 +301,13 @@ pub struct WecomAppConfig {
     /// Deadline of one HTTP exchange, ms.
     #[serde(default = "default_request_ms")]
     pub request_timeout_ms: u64,
+    /// Ask WeCom not to deliver the same content to a member twice within
+    /// `duplicate_check_interval_s` (`enable_duplicate_check`), so a retried send is harmless.
+    #[serde(default = "default_duplicate_check")]
+    pub duplicate_check: bool,
+    /// `duplicate_check_interval`, seconds (1..=14400; WeCom's default 1800).
+    #[serde(default = "default_duplicate_check_interval")]
+    pub duplicate_check_interval_s: u64,
     /// The encrypted callback at `/wecom/NAME/callback`; absent means no callback.
     pub callback: Option<CallbackConfig>,
 }
@@ -286,6 +350,12 @@ pub struct ReplyRuleConfig {
     pub reply: ReplyMessage,
 }
 
+fn default_duplicate_check() -> bool {
+    true
+}
+fn default_duplicate_check_interval() -> u64 {
+    1800
+}
 fn default_timestamp_window() -> u64 {
     300
 }
@@ -363,6 +433,7 @@ impl Config {
             return Err(invalid("log.level", "must not be empty; try \"info\""));
         }
         self.validate_sections()?;
+        self.server.validate()?;
         if self.apps.is_empty() {
             return Err(invalid("apps", "define at least one app, e.g. [apps.main]"));
         }
@@ -392,6 +463,12 @@ impl Config {
         }
         if !(1..=365).contains(&d.schedule_horizon_days) {
             return Err(invalid("dispatch.schedule_horizon_days", "must be within 1..=365"));
+        }
+        if !(1..=MAX_RECIPIENTS_LIMIT).contains(&d.max_recipients) {
+            return Err(invalid(
+                "dispatch.max_recipients",
+                format!("{} is outside 1..={MAX_RECIPIENTS_LIMIT}", d.max_recipients),
+            ));
         }
         if !(8..=65_536).contains(&self.store.cache_mb) {
             return Err(invalid("store.cache_mb", "must be within 8..=65536"));
@@ -535,6 +612,13 @@ impl Config {
         }))
     }
 
+    /// How long WeCom should drop a repeated send of app `name`; `None` when its duplicate
+    /// check is off.
+    pub fn wecom_duplicate_check(&self, name: &str) -> Result<Option<Duration>, ConfigError> {
+        let w = self.wecom_of(name)?;
+        Ok(w.duplicate_check.then(|| Duration::from_secs(w.duplicate_check_interval_s)))
+    }
+
     fn wecom_of(&self, name: &str) -> Result<&WecomAppConfig, ConfigError> {
         let app = self.apps.get(name).ok_or_else(|| invalid("apps", format!("no app named {name:?}")))?;
         app.wecom.as_ref().ok_or_else(|| invalid(format!("apps.{name}.wecom"), "missing"))
@@ -606,6 +690,11 @@ impl WecomAppConfig {
             if !(1..=600_000).contains(&v) {
                 return Err(invalid(key(k), format!("{v} is outside 1..=600000 ms")));
             }
+        }
+        let longest = u64::from(crate::upstream::wecom::wire::MAX_DUPLICATE_CHECK_SECS);
+        if !(1..=longest).contains(&self.duplicate_check_interval_s) {
+            let v = self.duplicate_check_interval_s;
+            return Err(invalid(key("duplicate_check_interval_s"), format!("{v} is outside 1..={longest} seconds")));
         }
         match &self.callback {
             Some(c) => c.validate(app),
@@ -742,11 +831,18 @@ impl GetuiAppConfig {
     }
 }
 
+/// True when the URL's host is exactly `localhost` or an IP literal in 127.0.0.0/8 or `::1`.
+/// The host is parsed as an address, never matched by prefix: `127.evil.example` and
+/// `127.0.0.1.nip.io` are names anyone can point anywhere.
 fn is_loopback_url(url: &str) -> bool {
-    url.parse::<hyper::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(str::to_owned))
-        .is_some_and(|h| h == "localhost" || h == "[::1]" || h.starts_with("127."))
+    let Some(host) = url.parse::<hyper::Uri>().ok().and_then(|u| u.host().map(str::to_owned)) else {
+        return false;
+    };
+    if host == "localhost" {
+        return true;
+    }
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
+    bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -812,14 +908,73 @@ mod tests {
             (SHIPPED.replace("timestamp_window_s = 300", "timestamp_window_s = 0"), "timestamp_window_s"),
             (SHIPPED.replace("keyword = \"帮助\"", "keyword = \"帮助\"\nclick = \"K\""), "replies[0]"),
             (SHIPPED.replace("channel = \"wecom\"", "channel = \"getui\""), "apps.staff"),
+            (
+                SHIPPED.replace("duplicate_check_interval_s = 1800", "duplicate_check_interval_s = 14401"),
+                "apps.staff.wecom.duplicate_check_interval_s",
+            ),
+            (
+                SHIPPED.replace("duplicate_check_interval_s = 1800", "duplicate_check_interval_s = 0"),
+                "apps.staff.wecom.duplicate_check_interval_s",
+            ),
+            (SHIPPED.replace("duplicate_check = true", "duplicate_check = 1"), "duplicate_check"),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.contains(key), "expected {key} in {err}");
         }
+        assert_eq!(cfg.wecom_duplicate_check("staff").unwrap(), Some(Duration::from_secs(1800)));
+        let off = parse(&SHIPPED.replace("duplicate_check = true", "duplicate_check = false")).unwrap();
+        assert_eq!(off.wecom_duplicate_check("staff").unwrap(), None);
+        let unset = SHIPPED.replace("duplicate_check = true", "").replace("duplicate_check_interval_s = 1800", "");
+        let defaults = parse(&unset).unwrap();
+        assert_eq!(defaults.wecom_duplicate_check("staff").unwrap(), Some(Duration::from_secs(1800)), "on by default");
         let no_dev = SHIPPED.replace(&format!("dev_secret = \"{DEV_WECOM_SECRET}\""), "");
         let err = parse(&no_dev).unwrap().wecom_settings_with_env("staff", |_| None).unwrap_err().to_string();
         assert!(err.contains("CAMPAIGND_STAFF_WECOM_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn server_keys_have_defaults_and_are_checked() {
+        let cfg = parse(SHIPPED).unwrap();
+        let s = &cfg.server;
+        assert_eq!(
+            (s.max_connections, s.body_timeout_ms, s.idle_timeout_ms, s.callback_listen),
+            (10_000, 30_000, 30_000, None)
+        );
+        let with = |extra: &str| {
+            SHIPPED.replace("listen = \"127.0.0.1:8780\"", &format!("listen = \"127.0.0.1:8780\"\n{extra}"))
+        };
+        let cfg = parse(&with("callback_listen = \"0.0.0.0:8790\"\nmax_connections = 5")).unwrap();
+        assert_eq!(
+            (cfg.server.callback_listen, cfg.server.max_connections),
+            (Some("0.0.0.0:8790".parse().unwrap()), 5)
+        );
+        for (extra, key) in [
+            ("max_connections = 0", "server.max_connections"),
+            ("body_timeout_ms = 5", "server.body_timeout_ms"),
+            ("idle_timeout_ms = 0", "server.idle_timeout_ms"),
+            ("callback_listen = \"127.0.0.1:8780\"", "server.callback_listen"),
+            ("callback_listen = \"not an address\"", "callback_listen"),
+        ] {
+            let err = parse(&with(extra)).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in {err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_only_for_loopback_addresses() {
+        let with_url = |url: &str| SHIPPED.replace("http://127.0.0.1:8781/v2", url);
+        for host in ["127.evil.example", "127.0.0.1.nip.io", "localhost.evil", "127.1", "[::ffff:127.0.0.1]"] {
+            let err = parse(&with_url(&format!("http://{host}:8781/v2"))).unwrap_err().to_string();
+            assert!(err.contains("apps.main.getui.base_url"), "{host} must be refused: {err}");
+        }
+        for host in ["[::1]", "127.0.0.2", "localhost", "127.255.0.9"] {
+            let url = format!("http://{host}:8781/v2");
+            assert!(parse(&with_url(&url)).is_ok(), "{host} is loopback and must be accepted");
+        }
+        let wecom = SHIPPED.replace("http://127.0.0.1:8781/cgi-bin", "http://127.evil.example/cgi-bin");
+        let err = parse(&wecom).unwrap_err().to_string();
+        assert!(err.contains("apps.staff.wecom.base_url"), "{err}");
     }
 
     #[test]
@@ -832,6 +987,7 @@ mod tests {
                 "apps.Main",
             ),
             (SHIPPED.replace("request_timeout_ms = 10000", "request_timeout_ms = 0"), "request_timeout_ms"),
+            (SHIPPED.replace("# max_recipients = 50000000", "max_recipients = 0"), "dispatch.max_recipients"),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();

@@ -14,6 +14,7 @@ use crate::api::{self, ApiSettings, ApiState};
 use crate::config::{Channel, Config, ConfigError};
 use crate::dispatch::{AppSender, DispatchSettings, Dispatcher, RetryPolicy, Upstream};
 use crate::metrics::{Metrics, UpstreamObserver};
+use crate::serve::ConnectionLimits;
 use crate::store::{SledStore, Store, StoreError, StoreSettings};
 use crate::upstream::getui::GetuiClient;
 use crate::upstream::http::ClientBuildError;
@@ -41,10 +42,20 @@ pub enum DaemonError {
     Client(#[from] ClientBuildError),
 }
 
+/// Binds `addr` and returns the listener with its actual address (port 0 picks a free port).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), DaemonError> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?;
+    let bound = listener.local_addr().map_err(|source| DaemonError::Bind { addr, source })?;
+    Ok((listener, bound))
+}
+
 /// A daemon whose listener is bound and whose store is open, ready to run.
 pub struct Daemon {
     listener: TcpListener,
     addr: SocketAddr,
+    /// The WeCom callback's own listener (`server.callback_listen`), when configured.
+    callback: Option<(TcpListener, SocketAddr)>,
+    limits: ConnectionLimits,
     store: Arc<SledStore>,
     dispatcher: Dispatcher,
     api: Arc<ApiState>,
@@ -73,8 +84,11 @@ impl Daemon {
                 Channel::Wecom => {
                     agents.extend(config.callback_agent_with_env(name, env)?);
                     let observer = Arc::new(UpstreamObserver::new(name, metrics.clone()));
-                    let client = WecomClient::new(config.wecom_settings_with_env(name, env)?)?;
-                    Upstream::Wecom(client.with_observer(observer))
+                    let client = WecomClient::new(config.wecom_settings_with_env(name, env)?)?.with_observer(observer);
+                    match config.wecom_duplicate_check(name)? {
+                        Some(interval) => Upstream::Wecom(client.with_duplicate_check(interval)),
+                        None => Upstream::Wecom(client),
+                    }
                 }
             };
             apps.push(Arc::new(AppSender::new(name, upstream, app.calls_per_second, metrics.clone())));
@@ -95,28 +109,43 @@ impl Daemon {
         let dispatcher = Dispatcher::new(dyn_store.clone(), apps, metrics.clone(), settings, shutdown.clone());
         let channels: HashMap<String, &'static str> =
             config.apps.iter().map(|(name, app)| (name.clone(), app.channel.as_str())).collect();
-        let api = Arc::new(ApiState::new(
-            dyn_store,
-            metrics,
-            &tokens,
-            channels,
-            dispatcher.waker(),
-            ApiSettings {
-                chunk_size: d.chunk_size,
-                schedule_horizon_ms: i64::from(d.schedule_horizon_days) * 86_400_000,
-            },
-            agents,
-        ));
-        let addr = config.server.listen;
-        let listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?;
-        let addr = listener.local_addr().map_err(|source| DaemonError::Bind { addr, source })?;
+        let api = Arc::new(
+            ApiState::new(
+                dyn_store,
+                metrics,
+                &tokens,
+                channels,
+                dispatcher.waker(),
+                ApiSettings {
+                    chunk_size: d.chunk_size,
+                    schedule_horizon_ms: i64::from(d.schedule_horizon_days) * 86_400_000,
+                    max_recipients: d.max_recipients,
+                },
+                agents,
+            )
+            .with_body_timeout(Duration::from_millis(config.server.body_timeout_ms)),
+        );
+        let (listener, addr) = bind(config.server.listen).await?;
+        let callback = match config.server.callback_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let limits = ConnectionLimits {
+            max_connections: config.server.max_connections,
+            idle_timeout: Some(Duration::from_millis(config.server.idle_timeout_ms)),
+        };
         let retention_days = config.store.retention_days;
-        Ok(Daemon { listener, addr, store, dispatcher, api, shutdown, retention_days })
+        Ok(Daemon { listener, addr, callback, limits, store, dispatcher, api, shutdown, retention_days })
     }
 
     /// The address the API listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the WeCom callback's own listener, when `server.callback_listen` is set.
+    pub fn callback_addr(&self) -> Option<SocketAddr> {
+        self.callback.as_ref().map(|(_, addr)| *addr)
     }
 
     /// Cancelling this token stops the daemon gracefully.
@@ -130,6 +159,7 @@ impl Daemon {
         let store: Arc<dyn Store> = self.store.clone();
         let retention = tokio::spawn(crate::retention::run(store, self.retention_days, self.shutdown.clone()));
         let api = self.api.clone();
+        api.follow_shutdown(self.shutdown.clone());
         crate::notify::ready();
         crate::notify::spawn_watchdog(self.shutdown.clone());
         let stopping = self.shutdown.clone();
@@ -137,8 +167,17 @@ impl Daemon {
             stopping.cancelled().await;
             crate::notify::stopping();
         });
-        crate::serve::serve(self.listener, move |req, peer| api::handle(api.clone(), req, peer), self.shutdown.clone())
-            .await;
+        let main_face = if self.callback.is_some() { api::Face::Control } else { api::Face::All };
+        let callback = self.callback.map(|(listener, _)| {
+            let api = api.clone();
+            let handler = move |req, peer| api::handle_on(api::Face::Callback, api.clone(), req, peer);
+            tokio::spawn(crate::serve::serve_limited(listener, handler, self.shutdown.clone(), self.limits))
+        });
+        let handler = move |req, peer| api::handle_on(main_face, api.clone(), req, peer);
+        crate::serve::serve_limited(self.listener, handler, self.shutdown.clone(), self.limits).await;
+        if let Some(task) = callback {
+            let _ = task.await;
+        }
         let _ = dispatcher.await;
         let _ = retention.await;
         self.store.flush().await?;

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub wecom_callbacks_total: IntCounterVec,
     /// Bytes the store takes on disk.
     pub store_size_bytes: IntGauge,
+    /// Draft campaigns whose upload duplicate filter is in memory.
+    pub upload_filters: IntGauge,
 }
 
 impl Metrics {
@@ -92,7 +94,7 @@ impl Metrics {
             .expect("valid metric"),
             campaigns: IntGaugeVec::new(Opts::new("campaigns", "Campaigns by state."), &["state"]).expect("valid metric"),
             retries_total: IntCounterVec::new(
-                Opts::new("retries_total", "Upstream calls retried, by app and reason (retryable, rate_limited, reauth)."),
+                Opts::new("retries_total", "Upstream calls retried, by app and reason (retryable, rate_limited, reauth, maybe_delivered)."),
                 &["app", "reason"],
             )
             .expect("valid metric"),
@@ -127,9 +129,16 @@ impl Metrics {
             )
             .expect("valid metric"),
             store_size_bytes: IntGauge::new("store_size_bytes", "Bytes the on-disk store takes.").expect("valid metric"),
+            upload_filters: IntGauge::new(
+                "upload_filters",
+                "Draft campaigns whose upload duplicate filter (1.5 MB + 8 bytes a recipient) is held in memory: \
+                 in use by an upload, or kept a few minutes for the next one.",
+            )
+            .expect("valid metric"),
             registry,
         };
         m.register_all();
+        let _ = m.registry.register(Box::new(m.upload_filters.clone()));
         m
     }
 

@@ -234,3 +234,157 @@ async fn retried_upload_sequence() {
     assert_eq!(status, 200);
     app.stop().await;
 }
+
+/// A create body is one JSON object and nothing else: trailing bytes or a second object are
+/// refused with a 400 naming the body, and no campaign is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_body_with_bytes_after_its_object_is_refused_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let object = serde_json::to_vec(&list_campaign("trailing", None)).unwrap();
+    let trailers: [&[u8]; 4] = [b"xyz", b"{}", b" {\"name\":\"second\"}", b"\n]"];
+    for trailer in trailers {
+        let body = [object.as_slice(), trailer].concat();
+        let (status, answer) =
+            raw_post(app.addr, "/v1/campaigns", Some(common::DEV_TOKEN), "application/json", body).await;
+        let shown = String::from_utf8_lossy(trailer);
+        assert_eq!(status, 400, "trailer {shown:?}: {answer}");
+        assert_eq!(answer["error"]["field"], "body", "trailer {shown:?}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap_or("").contains("after its JSON object"), "{answer}");
+    }
+    assert!(app.api.list().await.unwrap().is_empty(), "nothing was stored");
+    let padded = [object.as_slice(), b" \n\t "].concat();
+    let (status, answer) =
+        raw_post(app.addr, "/v1/campaigns", Some(common::DEV_TOKEN), "application/json", padded).await;
+    assert_eq!(status, 201, "trailing whitespace is still fine: {answer}");
+    app.stop().await;
+}
+
+/// Opens a TCP connection to the daemon and sends one raw HTTP/1.1 request head.
+async fn raw_connection(addr: std::net::SocketAddr, head: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s
+}
+
+/// Reads until the end of an HTTP answer's head (or EOF) and returns what arrived.
+async fn read_head(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Reads whatever arrives until the server closes the connection.
+async fn read_to_close(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got).await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Over `server.max_connections`, a new client waits (in the listen backlog) and is served
+/// as soon as an open connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_wait_until_one_closes() {
+    use std::time::Duration;
+    let sim = campaignd::simulator::SimConfig::default();
+    let app = common::spawn_app_with(sim, &[("# max_connections = 10000", "max_connections = 2")]).await;
+    let get = "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut first = raw_connection(app.addr, get).await;
+    assert!(read_head(&mut first).await.starts_with("HTTP/1.1 200"));
+    let mut second = raw_connection(app.addr, get).await;
+    assert!(read_head(&mut second).await.starts_with("HTTP/1.1 200"));
+
+    let mut third = raw_connection(app.addr, get).await;
+    let early = tokio::time::timeout(Duration::from_millis(500), read_head(&mut third)).await;
+    assert!(early.is_err(), "a third connection is not served while two are open: {early:?}");
+    drop(first);
+    let head = tokio::time::timeout(Duration::from_secs(10), read_head(&mut third))
+        .await
+        .expect("served once a connection closed");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    drop((second, third));
+    app.stop().await;
+}
+
+/// A campaign body that trickles in slower than `server.body_timeout_ms` gets 408 naming the
+/// deadline; nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_body_slower_than_the_deadline_gets_408_and_nothing_is_stored() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let sim = campaignd::simulator::SimConfig::default();
+    let app = common::spawn_app_with(sim, &[("# body_timeout_ms = 30000", "body_timeout_ms = 500")]).await;
+    let body = serde_json::to_vec(&list_campaign("slow-loris", None)).unwrap();
+    let head = format!(
+        "POST /v1/campaigns HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        common::DEV_TOKEN,
+        body.len()
+    );
+    let s = raw_connection(app.addr, &head).await;
+    let (mut reader, mut writer) = s.into_split();
+    // One byte every 100 ms: never idle long, but far too slow for the whole body.
+    let trickle = tokio::spawn(async move {
+        for b in body.iter().take(100) {
+            if writer.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut got = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut got);
+    let _ = tokio::time::timeout(Duration::from_secs(8), read).await;
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&got).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408"), "answered {answer:?}");
+    assert!(answer.contains("request_timeout") && answer.contains("body_timeout_ms"), "{answer}");
+    assert!(app.api.list().await.unwrap().is_empty(), "nothing was stored");
+    app.stop().await;
+}
+
+/// An upload that stalls for longer than `server.idle_timeout_ms` is cut off and keeps
+/// nothing; an upload that keeps sending, however slowly overall, is not cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_is_cut_off_and_keeps_nothing_while_a_steady_one_completes() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let sim = campaignd::simulator::SimConfig::default();
+    let app = common::spawn_app_with(sim, &[("# idle_timeout_ms = 30000", "idle_timeout_ms = 1000")]).await;
+    let id = app.create(list_campaign("stalls", None)).await;
+    let head = format!(
+        "POST /v1/campaigns/{id}/recipients HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: text/plain\r\ncontent-length: 100000000\r\n\r\n",
+        common::DEV_TOKEN
+    );
+    let mut s = raw_connection(app.addr, &head).await;
+    let lines: String = (0..2000).map(|i| cid(i) + "\n").collect();
+    s.write_all(lines.as_bytes()).await.unwrap();
+    // Then silence: the daemon must close the connection on its own.
+    let closed = tokio::time::timeout(Duration::from_secs(15), read_to_close(&mut s)).await;
+    assert!(closed.is_ok(), "the stalled upload was cut off");
+    let v = app.api.campaign(&id).await.unwrap();
+    assert_eq!(v.recipients.total, 0, "a cut upload keeps nothing: {v:?}");
+
+    let (tx, body) = campaignd::client::channel_body(4);
+    let steady = {
+        let api = app.api.clone();
+        let id = id.clone();
+        tokio::spawn(async move { api.upload_stream(&id, "text/plain", body).await })
+    };
+    for batch in 0..8u64 {
+        let text: String = (batch * 100..batch * 100 + 100).map(|i| cid(i) + "\n").collect();
+        tx.send(text.into()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    drop(tx);
+    let up = tokio::time::timeout(Duration::from_secs(10), steady).await.expect("answered").unwrap().unwrap();
+    assert_eq!(up.accepted, 800, "an upload longer than the idle timeout, but never idle, completes");
+    app.stop().await;
+}

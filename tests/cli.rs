@@ -73,6 +73,22 @@ async fn check_config_shows_the_store_identity_once_the_store_exists() {
 }
 
 #[test]
+fn check_config_shows_the_callback_listener_and_the_connection_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    let text = SHIPPED
+        .replace("# callback_listen = \"0.0.0.0:8790\"", "callback_listen = \"0.0.0.0:8790\"")
+        .replace("# max_connections = 10000", "max_connections = 500");
+    std::fs::write(&path, text).unwrap();
+    let out = campaignd(&["check-config", "--config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("callback  0.0.0.0:8790"), "{stdout}");
+    assert!(stdout.contains("callback at http://0.0.0.0:8790/wecom/staff/callback"), "{stdout}");
+    assert!(stdout.contains("500 connections"), "{stdout}");
+}
+
+#[test]
 fn invalid_config_names_the_key_and_exits_78() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

@@ -402,7 +402,7 @@ async fn server_errors_and_dropped_connections_are_retryable() {
     let err = client.authenticate().await.unwrap_err();
     assert!(matches!(err, GetuiError::Transport { .. }), "{err}");
     assert_eq!(err.class(), AnswerClass::Retryable);
-    assert!(err.maybe_delivered());
+    assert!(!err.maybe_delivered(), "a lost /auth answer delivers nothing");
 }
 
 #[tokio::test]
@@ -417,7 +417,7 @@ async fn lost_answers_retried_with_the_same_request_id_deliver_once() {
         let mut attempts = 0;
         while let Err(e) = client.push_single_cid(&push).await {
             assert_eq!(e.class(), AnswerClass::Retryable, "{e}");
-            assert!(e.maybe_delivered());
+            assert!(e.maybe_delivered() || e.endpoint() == "POST /auth", "{e}");
             lost += 1;
             attempts += 1;
             assert!(attempts < 40, "never got an answer");

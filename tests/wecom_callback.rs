@@ -144,7 +144,7 @@ async fn refusals_never_reach_a_handler() {
     assert_eq!(p.deliver(&unsub(future)).await.unwrap().status, 400);
     // Encrypted for another corp.
     let foreign = CallbackPlayer { corp_id: "wwsomeoneelse01".into(), ..player(&app) };
-    assert_eq!(foreign.deliver(&Delivery::new("lisi", Inbound::Unsubscribe)).await.unwrap().status, 403);
+    assert_eq!(foreign.deliver(&Delivery::new("lisi", Inbound::Unsubscribe)).await.unwrap().status, 400);
     // Unparsable XML: the envelope, and a well-encrypted plaintext that is not XML.
     let ts = now_s().to_string();
     assert_eq!(post_raw(&app, &format!("msg_signature=x&timestamp={ts}&nonce=1"), "<xml><Encrypt>").await, 400);
@@ -317,4 +317,164 @@ async fn wecom_sends_back_off_on_45033_and_refresh_expired_tokens() {
     assert_eq!(done.progress.results.get("sent"), Some(&2));
     assert_eq!(wecom_deliveries(&app, "x.one").await, 1);
     app.stop().await;
+}
+
+/// POSTs `body` to the callback with the given query; returns the status and the body.
+async fn post_answer(app: &TestApp, query: &str, body: &str) -> (u16, String) {
+    let client = build_client(&PoolSettings::default()).unwrap();
+    let req = hyper::Request::post(format!("http://{}/wecom/staff/callback?{query}", app.addr))
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, String::from_utf8_lossy(&read_body(resp.into_body()).await.unwrap()).into_owned())
+}
+
+/// A member id the suppression API refuses is refused by the callback too: no suppression the
+/// API could not show or lift, and the refusal is counted as `bad_user`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opt_outs_from_ids_the_suppression_api_refuses_are_refused_and_store_nothing() {
+    let app = spawn_app().await;
+    let p = player(&app);
+    let bad_ids = ["a".repeat(10_000), "../../etc/passwd".to_owned(), "li\0lei".to_owned(), "li lei".to_owned()];
+    for id in &bad_ids {
+        let shown = &id[..id.len().min(20)];
+        let escaped = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+        let (status, _) = bearer("PUT", &format!("http://{}/v1/apps/staff/suppressions/{escaped}", app.addr)).await;
+        assert_eq!(status, 400, "the API refuses {shown:?}");
+        for inbound in [Inbound::Unsubscribe, Inbound::Text { content: "TD".into() }] {
+            let a = p.push(id, inbound).await.unwrap();
+            assert_eq!(a.status, 400, "{shown:?}: {}", a.body);
+            let body: Value = serde_json::from_str(&a.body).unwrap();
+            assert_eq!(body["error"]["code"], "bad_user", "{shown:?}: {body}");
+            assert!(a.reply.is_none());
+        }
+    }
+    let list = app.api.suppressions("staff", "", 1000).await.unwrap();
+    assert!(list.users.is_empty(), "nothing was stored: {:?}", list.users);
+    assert_eq!(callbacks(&app, "bad_user").await, 2 * bad_ids.len() as u64);
+    let a = p.text("li.lei@corp", "TD").await.unwrap();
+    assert_eq!(a.status, 200, "a valid member id still opts out");
+    assert_eq!(suppressed(&app, "li.lei@corp").await.0, 200);
+    app.stop().await;
+}
+
+/// After a valid signature, every way a ciphertext can fail to decrypt (not base64, a length
+/// that is no multiple of the block, bad padding, another receive id, a plaintext that is not
+/// XML) gets the very same answer, so the answer is no padding oracle; the metric keeps the
+/// precise reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_decryption_failure_after_a_valid_signature_gets_the_same_answer() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let app = spawn_app().await;
+    let ts = now_s().to_string();
+    let corp = campaignd::simulator::DEV_WECOM_CORP_ID;
+    let ours = MsgCrypt::new(DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_AES_KEY, corp).unwrap();
+    let theirs = MsgCrypt::new(DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_AES_KEY, "wwsomeoneelse01").unwrap();
+    let xml = format!("<xml><ToUserName>{corp}</ToUserName><FromUserName>li</FromUserName><CreateTime>1</CreateTime><MsgType>event</MsgType><Event>unsubscribe</Event></xml>");
+    let good = ours.encrypt_random(xml.as_bytes(), &ts, "5").unwrap().encrypt;
+    let mut raw_bytes = b64.decode(&good).unwrap();
+    let n = raw_bytes.len();
+    raw_bytes[n - 17] ^= 0x5a; // flips the last plaintext byte: the padding breaks
+    let bad_padding = b64.encode(&raw_bytes);
+    let tampered = [
+        ("not base64", "!!!!not-base64!!!!".to_owned()),
+        ("short block", b64.encode(&b64.decode(&good).unwrap()[..n - 5])),
+        ("bad padding", bad_padding),
+        ("other receiver", theirs.encrypt_random(xml.as_bytes(), &ts, "5").unwrap().encrypt),
+        ("not xml", ours.encrypt_random(b"this is not xml", &ts, "5").unwrap().encrypt),
+    ];
+    let mut answers = Vec::new();
+    for (what, encrypt) in &tampered {
+        let sig = campaignd::wecom::signature(DEV_WECOM_CALLBACK_TOKEN, &ts, "5", encrypt);
+        let body = format!("<xml><ToUserName>{corp}</ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>");
+        let answer = post_answer(&app, &format!("msg_signature={sig}&timestamp={ts}&nonce=5"), &body).await;
+        answers.push((what, answer));
+    }
+    let (first_what, first) = &answers[0];
+    assert_eq!(first.0, 400, "{first:?}");
+    let code: Value = serde_json::from_str(&first.1).unwrap();
+    assert_eq!(code["error"]["code"], "undecryptable");
+    for (what, answer) in &answers {
+        assert_eq!(answer, first, "{what} must answer exactly like {first_what}");
+    }
+    // URL verification decrypts too, and answers the same way.
+    let echo = theirs.encrypt_random(b"12345", &ts, "5").unwrap().encrypt;
+    let sig = campaignd::wecom::signature(DEV_WECOM_CALLBACK_TOKEN, &ts, "5", &echo);
+    let query = format!(
+        "msg_signature={sig}&timestamp={ts}&nonce=5&echostr={}",
+        echo.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+    );
+    let client = build_client(&PoolSettings::default()).unwrap();
+    let resp = client.get(format!("http://{}/wecom/staff/callback?{query}", app.addr).parse().unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = String::from_utf8_lossy(&read_body(resp.into_body()).await.unwrap()).into_owned();
+    assert_eq!(&(status, body), first, "URL verification of a foreign echo");
+    assert_eq!(suppressed(&app, "li").await.0, 404, "nothing was applied");
+    assert_eq!(callbacks(&app, "bad_ciphertext").await, 3);
+    assert_eq!(callbacks(&app, "wrong_receiver").await, 2);
+    assert_eq!(callbacks(&app, "bad_xml").await, 1);
+    app.stop().await;
+}
+
+/// WeCom's retry of a delivery is recognised after a restart: the opt-out is applied once, so
+/// an operator's lift in between is not undone, and no second reply goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_retried_across_a_restart_is_handled_once() {
+    let mut app = spawn_app().await;
+    let td = Delivery::new("zhaoliu", Inbound::Text { content: "TD".into() }).with_msg_id(7_000_000_000_000_000_001);
+    let first = player(&app).deliver(&td).await.unwrap();
+    assert!(first.reply.is_some(), "the opt-out is confirmed");
+    assert_eq!(suppressed(&app, "zhaoliu").await.0, 200);
+    let (status, _) = bearer("DELETE", &format!("http://{}/v1/apps/staff/suppressions/zhaoliu", app.addr)).await;
+    assert_eq!(status, 200, "an operator lifts the opt-out");
+
+    app.restart().await;
+    let again = player(&app).deliver(&td).await.unwrap();
+    assert_eq!((again.status, again.reply), (200, None), "the retry gets an empty 200");
+    assert_eq!(suppressed(&app, "zhaoliu").await.0, 404, "the retry did not opt the member out again");
+    assert_eq!(callbacks(&app, "duplicate").await, 1);
+    assert_eq!(callbacks(&app, "replied").await, 0);
+    app.stop().await;
+}
+
+/// With `server.callback_listen`, the callback (and /healthz) is served there and only there;
+/// `/v1` and `/metrics` stay on the main listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_can_have_a_listener_of_its_own() {
+    let sim = common::start_sim(campaignd::simulator::SimConfig::default()).await;
+    let store = tempfile::tempdir().unwrap();
+    let extra = [("# callback_listen = \"0.0.0.0:8790\"", "callback_listen = \"127.0.0.1:0\"")];
+    let text = common::config_text(&sim.getui_base_url(), store.path(), &extra);
+    let config = campaignd::config::Config::from_toml(&text, std::path::Path::new("test.toml")).unwrap();
+    let daemon = campaignd::daemon::Daemon::build(&config, |_| None).await.unwrap();
+    let (main, edge) = (daemon.local_addr(), daemon.callback_addr().expect("a callback listener"));
+    assert_ne!(main, edge);
+    let shutdown = daemon.shutdown_token();
+    let task = tokio::spawn(daemon.run());
+
+    let on_edge = CallbackPlayer::dev(format!("http://{edge}/wecom/staff/callback"));
+    assert_eq!(on_edge.verify_url("4242").await.unwrap(), (200, "4242".to_owned()));
+    let a = on_edge.text("sunqi", "TD").await.unwrap();
+    assert!(a.reply.is_some(), "the callback works on its own listener: {}", a.body);
+    assert_eq!(fetch(&format!("http://{edge}/healthz")).await, "ok\n");
+    for path in ["/metrics", "/readyz", "/v1/campaigns", "/v1/apps/staff/suppressions/sunqi"] {
+        assert_eq!(
+            bearer("GET", &format!("http://{edge}{path}")).await.0,
+            404,
+            "{path} is not on the callback listener"
+        );
+    }
+
+    let on_main = CallbackPlayer::dev(format!("http://{main}/wecom/staff/callback"));
+    assert_eq!(on_main.text("zhouba", "TD").await.unwrap().status, 404, "no callback on the main listener");
+    assert_eq!(on_main.verify_url("4242").await.unwrap().0, 404);
+    assert_eq!(bearer("GET", &format!("http://{main}/v1/apps/staff/suppressions/sunqi")).await.0, 200);
+    assert_eq!(bearer("GET", &format!("http://{main}/v1/apps/staff/suppressions/zhouba")).await.0, 404);
+    let metrics = fetch(&format!("http://{main}/metrics")).await;
+    assert!(metrics.contains("campaignd_wecom_callbacks_total{agent=\"staff\",result=\"replied\"} 1"), "{metrics}");
+
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
 }

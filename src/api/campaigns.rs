@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
@@ -25,11 +25,12 @@ const DELETE_CUTOFF_MS: i64 = 60_000;
 type Answer = Result<Response<Full<Bytes>>, ApiError>;
 
 pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Answer {
-    let body = Limited::new(req.into_body(), MAX_CREATE_BYTES)
-        .collect()
-        .await
-        .map_err(|_| ApiError::too_large(format!("a campaign definition is at most {MAX_CREATE_BYTES} bytes")))?
-        .to_bytes();
+    let body = super::read_whole_body(state, req.into_body(), MAX_CREATE_BYTES).await.map_err(|e| match e {
+        super::BodyError::TimedOut(deadline) => ApiError::body_timeout(deadline),
+        super::BodyError::Unreadable => {
+            ApiError::too_large(format!("a campaign definition is at most {MAX_CREATE_BYTES} bytes"))
+        }
+    })?;
     let request = parse_create(&body)?;
     let spec = {
         let rules = Validation {
@@ -47,7 +48,7 @@ pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Ans
 /// Parses a create body; errors name the field (`settings.speed`) or say the JSON is broken.
 fn parse_create(body: &[u8]) -> Result<CreateCampaign, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let request = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -55,7 +56,14 @@ fn parse_create(body: &[u8]) -> Result<CreateCampaign, ApiError> {
             serde_json::error::Category::Data => ApiError::invalid("body", strip_position(&inner)),
             _ => ApiError::bad_body(format!("the body is not valid JSON: {inner}")),
         }
-    })
+    })?;
+    // One object and nothing after it but whitespace: `{...}xyz` or two objects are refused,
+    // not silently cut short.
+    de.end().map_err(|e| ApiError {
+        field: Some("body".into()),
+        ..ApiError::bad_body(format!("the body has bytes after its JSON object ({})", strip_position(&e)))
+    })?;
+    Ok(request)
 }
 
 fn strip_position(e: &serde_json::Error) -> String {

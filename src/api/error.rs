@@ -60,6 +60,18 @@ impl ApiError {
         ApiError::new(405, "method_not_allowed", "this path does not take that method")
     }
 
+    /// 408: the body did not arrive in time.
+    pub fn body_timeout(deadline: std::time::Duration) -> ApiError {
+        ApiError {
+            field: Some("body".into()),
+            ..ApiError::new(
+                408,
+                "request_timeout",
+                format!("the request body did not arrive within {deadline:?} (server.body_timeout_ms)"),
+            )
+        }
+    }
+
     /// 409: the campaign's state forbids it.
     pub fn conflict(state: CampaignState, message: impl Into<String>) -> ApiError {
         ApiError { state: Some(state), ..ApiError::new(409, "conflict", message) }
@@ -78,6 +90,11 @@ impl ApiError {
     /// A WeCom callback refused before any handler saw it (`code` says why).
     pub fn callback_refused(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(status, code, message)
+    }
+
+    /// 503: the daemon is stopping (or otherwise cannot take this now); try again later.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(503, "unavailable", message)
     }
 
     /// 501: a capability of a later release.

@@ -12,14 +12,16 @@ mod wecom;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
@@ -36,6 +38,8 @@ pub struct ApiSettings {
     pub chunk_size: usize,
     /// Longest daemon-held schedule, ms ahead.
     pub schedule_horizon_ms: i64,
+    /// Most recipients one campaign may hold (`dispatch.max_recipients`).
+    pub max_recipients: u64,
 }
 
 /// What the handlers share.
@@ -48,13 +52,19 @@ pub struct ApiState {
     apps: HashMap<String, &'static str>,
     /// WeCom callback agents by app name.
     agents: HashMap<String, CallbackAgent>,
-    /// Callback deliveries already answered (WeCom retries up to three times).
-    answered: wecom::Answered,
     wake_dispatcher: Arc<Notify>,
     settings: ApiSettings,
     uploads: upload::Uploads,
     rates: Mutex<HashMap<u64, campaigns::RateWindow>>,
+    /// Deadline for reading a whole JSON or XML body.
+    body_timeout: Duration,
+    /// Cancelled when the daemon shuts down ([`ApiState::follow_shutdown`]): long requests
+    /// (uploads) give up then.
+    shutdown: CancellationToken,
 }
+
+/// Default of [`ApiState::with_body_timeout`] (`server.body_timeout_ms`).
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ApiState {
     /// The API over `store`, accepting `tokens`, for the configured `apps` (name → channel)
@@ -75,12 +85,31 @@ impl ApiState {
             token_hashes: tokens.iter().map(|t| Sha256::digest(t.expose().as_bytes()).into()).collect(),
             apps,
             agents: agents.into_iter().map(|a| (a.app.clone(), a)).collect(),
-            answered: wecom::Answered::default(),
             wake_dispatcher,
             settings: ApiSettings { chunk_size, ..settings },
             uploads: upload::Uploads::default(),
             rates: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
+    }
+
+    /// Sets the deadline for reading a whole JSON or XML request body.
+    pub fn with_body_timeout(mut self, timeout: Duration) -> ApiState {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// Runs the API's background work until `daemon` is cancelled, and ties long requests to
+    /// it: then an upload in progress is refused and discarded instead of holding the daemon up.
+    pub fn follow_shutdown(self: &Arc<Self>, daemon: CancellationToken) {
+        let own = self.shutdown.clone();
+        let stopping = daemon.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            own.cancel();
+        });
+        self.spawn_upload_filter_sweeper(daemon);
     }
 
     fn authorized(&self, req: &Request<Incoming>) -> bool {
@@ -97,12 +126,60 @@ impl ApiState {
     }
 }
 
-/// Serves one request.
-pub async fn handle(state: Arc<ApiState>, req: Request<Incoming>, _peer: SocketAddr) -> HandlerResult {
+/// Which paths a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    /// Everything, on one listener (no `server.callback_listen`).
+    All,
+    /// `/v1`, `/metrics` and the probes, without the WeCom callback.
+    Control,
+    /// The WeCom callback and `/healthz` only.
+    Callback,
+}
+
+/// Serves one request on a listener that serves everything.
+pub async fn handle(state: Arc<ApiState>, req: Request<Incoming>, peer: SocketAddr) -> HandlerResult {
+    handle_on(Face::All, state, req, peer).await
+}
+
+/// Serves one request on a listener of the given face.
+pub async fn handle_on(face: Face, state: Arc<ApiState>, req: Request<Incoming>, _peer: SocketAddr) -> HandlerResult {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let result = route(&state, method, &path, req).await;
+    let result = if serves(face, &path) {
+        route(&state, method, &path, req).await
+    } else {
+        Err(ApiError::not_found(format!("no such path on this listener: {path}")))
+    };
     Ok(result.unwrap_or_else(ApiError::into_response))
+}
+
+/// Whether a listener of `face` answers `path` (the rest get 404, as if it did not exist).
+fn serves(face: Face, path: &str) -> bool {
+    let callback = matches!(path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice(), ["wecom", _, "callback"]);
+    match face {
+        Face::All => true,
+        Face::Control => !callback,
+        Face::Callback => callback || path == "/healthz",
+    }
+}
+
+/// Why a whole body could not be read.
+enum BodyError {
+    /// Over the size limit, or the connection failed.
+    Unreadable,
+    /// Not complete within the body deadline.
+    TimedOut(Duration),
+}
+
+/// Reads a whole body of at most `max` bytes within the state's body deadline.
+async fn read_whole_body(state: &ApiState, body: Incoming, max: usize) -> Result<Bytes, BodyError> {
+    let read = Limited::new(body, max).collect();
+    match tokio::time::timeout(state.body_timeout, read).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(_)) => Err(BodyError::Unreadable),
+        Err(_) => Err(BodyError::TimedOut(state.body_timeout)),
+    }
 }
 
 async fn route(
@@ -116,6 +193,7 @@ async fn route(
         (&Method::GET, ["healthz"]) => return Ok(text_response(200, "ok\n")),
         (&Method::GET, ["readyz"]) => return ready(state).await,
         (&Method::GET, ["metrics"]) => {
+            state.count_upload_filters();
             let mut resp = text_response(200, state.metrics.render());
             resp.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,

@@ -4,8 +4,13 @@
 //! staged in the store as they fill and committed in one step at the end. A bad line is refused
 //! on its own (reported with its number); a broken body (not UTF-8, a line too long, no final
 //! line end, a dropped connection) refuses the whole upload and the staged chunks are removed,
-//! so nothing of it is kept. Duplicates are dropped by a per-campaign
-//! [`FingerprintSet`] (about 8 bytes a recipient).
+//! so nothing of it is kept. So does the daemon's shutdown, so a long upload never holds up a
+//! stop. Duplicates are dropped by a per-campaign [`FingerprintSet`] (about 8 bytes a
+//! recipient), kept between uploads only while the draft is in use and rebuilt from the store,
+//! page by page, when it is needed again.
+//!
+//! What an upload holds in memory is bounded whatever its size: one chunk (staged early once
+//! its variables pass [`CHUNK_VARS_BYTES`]), one line, and the filter.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -20,15 +25,30 @@ use hyper::{Request, Response};
 use super::{json, ApiError, ApiState};
 use crate::domain::fingerprints::FingerprintSet;
 use crate::domain::recipient::{parse_ndjson_line, parse_text_line, parse_user_line, Recipient};
+use crate::domain::CompactCid;
 use crate::domain::{CampaignState, Mode};
 use crate::protocol::{RejectedLine, UploadView};
-use crate::store::{Chunk, UploadCommit};
+use crate::store::{CampaignRecord, Chunk, UploadCommit};
 use crate::upstream::getui::wire::MAX_BATCH_MESSAGES;
 
 /// Longest accepted line, in bytes.
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 /// How many refused lines an answer lists (all are counted).
 const REPORTED_REJECTS: usize = 20;
+/// A chunk is staged once its recipients' variables take this many bytes, even if it holds
+/// fewer recipients than a full chunk. Besides keeping the upload's own memory small, this keeps
+/// every stored chunk well under sled's blob size (about 128 KiB): sled keeps a blob-sized value
+/// it was given in memory for as long as the process runs (its cache counts the blob's pointer,
+/// not its bytes), which is how four uploads of heavy `vars` once added 700 MB of RSS for good.
+pub const CHUNK_VARS_BYTES: usize = 48 * 1024;
+/// How long a draft's duplicate filter stays in memory after its last upload.
+const FILTER_IDLE: Duration = Duration::from_secs(300);
+/// Most filters kept between uploads (each is 1.5 MB or more); the least recently used go first.
+const MAX_KEPT_FILTERS: usize = 16;
+/// How often idle filters are looked for.
+const FILTER_SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// Stored bytes read per page while rebuilding a filter.
+const REBUILD_PAGE_BYTES: usize = 1 << 20;
 
 type Fingerprints = FingerprintSet;
 
@@ -39,8 +59,15 @@ pub(super) struct Uploads {
     busy: Mutex<HashMap<u64, Instant>>,
     /// Filters of draft campaigns between uploads. An upload takes its campaign's filter out
     /// and puts it back only if it commits: a failed upload's additions vanish with it, and the
-    /// filter is rebuilt from the committed chunks next time.
-    seen: Mutex<HashMap<u64, Fingerprints>>,
+    /// filter is rebuilt from the committed chunks next time. Idle ones are dropped
+    /// ([`FILTER_IDLE`], [`MAX_KEPT_FILTERS`]) and rebuilt the same way.
+    seen: Mutex<HashMap<u64, KeptFilter>>,
+}
+
+/// A filter between uploads, and when it was last put back.
+struct KeptFilter {
+    filter: Fingerprints,
+    last_used: Instant,
 }
 
 impl Uploads {
@@ -51,6 +78,29 @@ impl Uploads {
     /// Drops a campaign's filter once it can take no more uploads.
     pub(super) fn forget(&self, id: u64) {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+
+    /// Takes a campaign's kept filter, if it is in memory.
+    fn take(&self, id: u64) -> Option<Fingerprints> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&id).map(|k| k.filter)
+    }
+
+    /// Keeps a committed upload's filter for the next upload to the same draft.
+    fn keep(&self, id: u64, filter: Fingerprints, now: Instant) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.insert(id, KeptFilter { filter, last_used: now });
+        evict(&mut seen, now);
+    }
+
+    /// Drops the filters idle for too long, and the oldest beyond the cap.
+    fn sweep(&self, now: Instant) {
+        evict(&mut self.seen.lock().unwrap_or_else(|p| p.into_inner()), now);
+    }
+
+    /// Filters in memory: kept between uploads or held by an upload in progress.
+    fn filters_in_memory(&self) -> usize {
+        let kept = self.seen.lock().unwrap_or_else(|p| p.into_inner()).len();
+        kept + self.busy.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Marks `id` busy, or answers how long the upload already in progress has been running.
@@ -76,6 +126,38 @@ impl Uploads {
     }
 }
 
+fn evict(seen: &mut HashMap<u64, KeptFilter>, now: Instant) {
+    seen.retain(|_, k| now.saturating_duration_since(k.last_used) < FILTER_IDLE);
+    while seen.len() > MAX_KEPT_FILTERS {
+        let Some(oldest) = seen.iter().min_by_key(|(_, k)| k.last_used).map(|(id, _)| *id) else { break };
+        seen.remove(&oldest);
+    }
+}
+
+impl ApiState {
+    /// Drops idle upload filters every [`FILTER_SWEEP_EVERY`] until `stop`, so a draft nobody
+    /// uploads to any more does not hold its filter for good.
+    pub(super) fn spawn_upload_filter_sweeper(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let state = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FILTER_SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {
+                        state.uploads.sweep(Instant::now());
+                        state.count_upload_filters();
+                    }
+                }
+            }
+        });
+    }
+
+    pub(super) fn count_upload_filters(&self) {
+        self.metrics.upload_filters.set(self.uploads.filters_in_memory() as i64);
+    }
+}
+
 struct BusyGuard<'a> {
     uploads: &'a Uploads,
     id: u64,
@@ -97,6 +179,15 @@ enum Format {
 enum Broken {
     Body(ApiError),
     Store(ApiError),
+    /// The daemon is shutting down.
+    Stopping,
+}
+
+fn stopping_error(id: u64) -> ApiError {
+    ApiError::unavailable(format!(
+        "the daemon is shutting down: the upload to campaign {id} was stopped and nothing of it was kept; send the \
+         whole list again once the daemon is back"
+    ))
 }
 
 pub(super) async fn upload(
@@ -123,7 +214,7 @@ pub(super) async fn upload(
             "app campaigns reach their audience through conditions and take no recipient list",
         ));
     }
-    let _busy = state.uploads.begin(id).map_err(|running_for| {
+    let busy = state.uploads.begin(id).map_err(|running_for| {
         ApiError::conflict(
             rec.state,
             format!(
@@ -133,7 +224,27 @@ pub(super) async fn upload(
             ),
         )
     })?;
-    let seen = take_filter(state, id, rec.chunk_count).await?;
+    state.count_upload_filters();
+    let outcome = upload_body(state, &rec, req, format).await;
+    drop(busy);
+    state.count_upload_filters();
+    outcome
+}
+
+/// Reads, stages and commits the body of an upload to draft `rec`; on any refusal, removes
+/// what was staged.
+async fn upload_body(
+    state: &Arc<ApiState>,
+    rec: &CampaignRecord,
+    req: Request<Incoming>,
+    format: Format,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let id = rec.id;
+    let seen = match take_filter(state, id, rec.chunk_count).await {
+        Ok(seen) => seen,
+        Err(Broken::Stopping) => return Err(stopping_error(id)),
+        Err(Broken::Body(e) | Broken::Store(e)) => return Err(e),
+    };
     let chunk_size = if rec.spec.mode == Mode::BatchSingle {
         state.settings.chunk_size.min(MAX_BATCH_MESSAGES)
     } else {
@@ -141,6 +252,7 @@ pub(super) async fn upload(
     };
     let mut job = Job::new(state, id, rec.chunk_count, chunk_size, rec.spec.mode == Mode::BatchSingle, seen);
     job.members = rec.spec.channel == "wecom";
+    job.room = state.settings.max_recipients.saturating_sub(rec.recipients);
     let outcome = job.read(req.into_body(), format).await;
     let outcome = match outcome {
         Ok(()) => job.finish().await,
@@ -148,11 +260,17 @@ pub(super) async fn upload(
     };
     match outcome {
         Ok(view) => json(200, &view),
-        Err(Broken::Body(e) | Broken::Store(e)) => {
+        Err(broken) => {
             if let Err(d) = state.store.discard_upload(id, job.first_seq, job.staged).await {
                 tracing::error!(campaign = id, error = %d, "cannot remove the chunks of a refused upload");
             }
-            Err(e)
+            match broken {
+                Broken::Body(e) | Broken::Store(e) => Err(e),
+                Broken::Stopping => {
+                    tracing::warn!(campaign = id, lines = job.line, "upload stopped by the daemon's shutdown");
+                    Err(stopping_error(id))
+                }
+            }
         }
     }
 }
@@ -170,19 +288,26 @@ fn format_of(req: &Request<Incoming>) -> Result<Format, ApiError> {
 }
 
 /// Takes the campaign's duplicate filter, rebuilding it from the store when it is not in memory
-/// (after a restart or a failed upload).
-async fn take_filter(state: &Arc<ApiState>, id: u64, committed: u64) -> Result<Fingerprints, ApiError> {
-    if let Some(f) = state.uploads.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&id) {
+/// (after a restart, a failed upload or a long idle time). The committed cids are read a page
+/// at a time, so the rebuild holds one page however large the campaign.
+async fn take_filter(state: &Arc<ApiState>, id: u64, committed: u64) -> Result<Fingerprints, Broken> {
+    if let Some(f) = state.uploads.take(id) {
         return Ok(f);
     }
     let mut set = Fingerprints::default();
-    if committed > 0 {
-        let chunks = state.store.committed_chunks(id).await?;
-        for c in &chunks {
-            for i in 0..c.len() {
-                set.insert(&c.cid(i));
-            }
+    let mut next = (committed > 0).then_some(0);
+    while let Some(from) = next {
+        if state.shutdown.is_cancelled() {
+            return Err(Broken::Stopping);
         }
+        let page =
+            state.store.committed_cids(id, from, REBUILD_PAGE_BYTES).await.map_err(|e| Broken::Store(e.into()))?;
+        for cid in page.cids.chunks_exact(16) {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(cid);
+            set.insert(&CompactCid(b));
+        }
+        next = page.next;
     }
     Ok(set)
 }
@@ -198,6 +323,10 @@ struct Job<'a> {
     /// WeCom campaign: lines are member ids.
     members: bool,
     chunk: Chunk,
+    /// Bytes of variables in `chunk`.
+    chunk_vars_bytes: usize,
+    /// Recipients the campaign may still take under `dispatch.max_recipients`.
+    room: u64,
     seen: Fingerprints,
     line: u64,
     accepted: u64,
@@ -224,6 +353,8 @@ impl<'a> Job<'a> {
             keep_vars,
             members: false,
             chunk: Chunk::default(),
+            chunk_vars_bytes: 0,
+            room: u64::MAX,
             seen,
             line: 0,
             accepted: 0,
@@ -236,7 +367,13 @@ impl<'a> Job<'a> {
     /// Reads the body to its end, cutting lines across frame boundaries.
     async fn read(&mut self, mut body: Incoming, format: Format) -> Result<(), Broken> {
         let mut carry: Vec<u8> = Vec::with_capacity(MAX_LINE_BYTES);
-        while let Some(frame) = body.frame().await {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.state.shutdown.cancelled() => return Err(Broken::Stopping),
+                next = body.frame() => next,
+            };
+            let Some(frame) = next else { break };
             let frame = frame.map_err(|e| {
                 Broken::Body(ApiError::bad_body(format!("the upload was cut off after line {}: {e}", self.line)))
             })?;
@@ -311,22 +448,36 @@ impl<'a> Job<'a> {
             self.duplicates += 1;
             return Ok(());
         }
+        if self.accepted >= self.room {
+            return Err(self.over_cap()); // the whole upload goes, and its filter with it
+        }
         self.accepted += 1;
         self.chunk.cids.extend_from_slice(&r.cid.0);
         if self.keep_vars {
+            self.chunk_vars_bytes += r.vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
             self.chunk.vars.push(r.vars);
         }
         if let Some(user) = r.user {
             self.chunk.users.push(user);
         }
-        if self.chunk.len() >= self.chunk_size {
+        if self.chunk.len() >= self.chunk_size || self.chunk_vars_bytes >= CHUNK_VARS_BYTES {
             self.stage().await?;
         }
         Ok(())
     }
 
+    fn over_cap(&self) -> Broken {
+        let max = self.state.settings.max_recipients;
+        Broken::Body(ApiError::too_large(format!(
+            "line {} would take campaign {} past dispatch.max_recipients = {max} recipients; nothing of this \
+             upload was kept: split the list over several campaigns",
+            self.line, self.id
+        )))
+    }
+
     async fn stage(&mut self) -> Result<(), Broken> {
         let chunk = std::mem::take(&mut self.chunk);
+        self.chunk_vars_bytes = 0;
         self.chunk.cids.reserve(self.chunk_size * 16);
         let seq = self.first_seq + self.staged;
         self.staged += 1; // counted before the write so a failure discards it too
@@ -346,7 +497,7 @@ impl<'a> Job<'a> {
         };
         let rec = self.state.store.commit_upload(self.id, commit).await.map_err(|e| Broken::Store(e.into()))?;
         let seen = std::mem::take(&mut self.seen);
-        self.state.uploads.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(self.id, seen);
+        self.state.uploads.keep(self.id, seen, Instant::now());
         tracing::info!(
             campaign = self.id,
             accepted = self.accepted,
@@ -366,4 +517,44 @@ impl<'a> Job<'a> {
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|b| *b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter_of(n: u8) -> Fingerprints {
+        let mut f = Fingerprints::default();
+        f.insert(&CompactCid([n; 16]));
+        f
+    }
+
+    #[test]
+    fn idle_filters_are_dropped_and_their_number_is_capped() {
+        let uploads = Uploads::default();
+        let start = Instant::now();
+        for id in 0..(MAX_KEPT_FILTERS as u64 + 4) {
+            uploads.keep(id, filter_of(id as u8), start + Duration::from_secs(id));
+        }
+        assert_eq!(uploads.filters_in_memory(), MAX_KEPT_FILTERS, "the least recently used go beyond the cap");
+        assert!(uploads.take(0).is_none() && uploads.take(3).is_none(), "the oldest went first");
+        let newest = MAX_KEPT_FILTERS as u64 + 3;
+        let kept = uploads.take(newest).expect("the newest is kept");
+        assert!(kept.contains(&CompactCid([newest as u8; 16])));
+        uploads.keep(newest, kept, start + Duration::from_secs(newest));
+
+        uploads.sweep(start + FILTER_IDLE + Duration::from_secs(newest - 1));
+        assert_eq!(uploads.filters_in_memory(), 1, "only the one used within FILTER_IDLE stays");
+        uploads.sweep(start + FILTER_IDLE + Duration::from_secs(newest));
+        assert_eq!(uploads.filters_in_memory(), 0);
+    }
+
+    #[test]
+    fn uploads_in_progress_count_as_filters_in_memory() {
+        let uploads = Uploads::default();
+        let busy = uploads.begin(7).expect("not busy yet");
+        assert_eq!(uploads.filters_in_memory(), 1);
+        drop(busy);
+        assert_eq!(uploads.filters_in_memory(), 0);
+    }
 }

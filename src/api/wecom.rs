@@ -3,53 +3,26 @@
 //! suppression list, answers each delivery once, and counts every outcome in
 //! `wecom_callbacks_total{agent, result}`.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
 use super::{ApiError, ApiState};
 use crate::serve::text_response;
-use crate::store::Suppression;
+use crate::store::{DeliveryWindow, Suppression};
 use crate::wecom::callback::{CallbackAgent, CallbackQuery, Effect, Received, Refusal};
 
 /// Largest callback body read (real deliveries are a few KiB).
 const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Deliveries remembered for retry detection; WeCom retries within seconds, so the newest
-/// few thousand are plenty.
-const REMEMBERED: usize = 10_000;
+/// Deliveries remembered in the store for retry detection, across restarts. WeCom retries
+/// within seconds, so the newest ten thousand of the last day are plenty; the bound keeps the
+/// record small (about 2 MB at most) however long the daemon runs.
+const REMEMBERED: DeliveryWindow = DeliveryWindow { max_entries: 10_000, max_age_ms: 86_400_000 };
 
 type Answer = Result<Response<Full<Bytes>>, ApiError>;
-
-/// Keys of the deliveries already answered, oldest first out.
-#[derive(Default)]
-pub(super) struct Answered(Mutex<(HashSet<String>, VecDeque<String>)>);
-
-impl Answered {
-    /// True the first time `key` is seen.
-    fn first(&self, key: &str) -> bool {
-        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let (set, order) = &mut *guard;
-        if !set.insert(key.to_owned()) {
-            return false;
-        }
-        order.push_back(key.to_owned());
-        if order.len() > REMEMBERED {
-            if let Some(old) = order.pop_front() {
-                set.remove(&old);
-            }
-        }
-        true
-    }
-
-    /// Forgets `key` so that WeCom's retry is handled (after a failure of ours).
-    fn forget(&self, key: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).0.remove(key);
-    }
-}
 
 /// Serves one callback request for the app named `agent`.
 pub(super) async fn callback(state: &Arc<ApiState>, agent: &str, req: Request<Incoming>) -> Answer {
@@ -70,7 +43,7 @@ pub(super) async fn callback(state: &Arc<ApiState>, agent: &str, req: Request<In
         Err(refusal) => {
             count(state, &a.app, refusal.label());
             tracing::warn!(agent = a.app, reason = %refusal, "WeCom callback refused");
-            Err(ApiError::callback_refused(refusal.status(), refusal.label(), refusal.to_string()))
+            Err(ApiError::callback_refused(refusal.status(), refusal.code(), refusal.public_message()))
         }
     }
 }
@@ -88,22 +61,34 @@ async fn receive(
     req: Request<Incoming>,
 ) -> Result<(&'static str, Response<Full<Bytes>>), Refusal> {
     let q = CallbackQuery::parse(req.uri().query().unwrap_or(""))?;
-    let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|_| Refusal::BadXml(format!("the body is unreadable or over {MAX_BODY_BYTES} bytes")))?
-        .to_bytes();
+    let body = super::read_whole_body(state, req.into_body(), MAX_BODY_BYTES).await.map_err(|e| match e {
+        super::BodyError::TimedOut(deadline) => Refusal::SlowBody(deadline),
+        super::BodyError::Unreadable => {
+            Refusal::BadXml(format!("the body is unreadable or over {MAX_BODY_BYTES} bytes"))
+        }
+    })?;
     let body = std::str::from_utf8(&body).map_err(|_| Refusal::BadXml("the body is not UTF-8".into()))?;
     let received = a.receive(&q, body, now_s())?;
     let key = format!("{}:{}", a.app, received.inbound.dedup_key());
-    if !state.answered.first(&key) {
-        return Ok(("duplicate", empty()));
+    // The effect is made durable before the delivery is noted: a crash between the two makes
+    // WeCom's retry apply it again (opt-outs and opt-ins are idempotent), never lose it.
+    match state.store.delivery_noted(&key).await {
+        Ok(false) => {}
+        Ok(true) => return Ok(("duplicate", empty())),
+        Err(e) => {
+            tracing::error!(agent = a.app, error = %e, "cannot read the delivery record");
+            return Ok(("store_failed", text_response(503, "")));
+        }
     }
     if let Err(e) = apply(state, a, &received).await {
-        // Not answered after all: WeCom's retry gets a fresh try.
-        state.answered.forget(&key);
         tracing::error!(agent = a.app, error = %e, "cannot update the suppression list");
         return Ok(("store_failed", text_response(503, "")));
+    }
+    match state.store.first_delivery(&key, now_s() * 1000, REMEMBERED).await {
+        Ok(true) => {}
+        // A retry that arrived while this one was being handled noted it first: one reply.
+        Ok(false) => return Ok(("duplicate", empty())),
+        Err(e) => tracing::error!(agent = a.app, error = %e, "cannot note the delivery; a retry will be handled again"),
     }
     let Some(reply) = &received.reply else {
         return Ok(("accepted", empty()));

@@ -89,6 +89,15 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         Ok(cfg) => {
             println!("{}: valid", path.display());
             println!("  listen    {}", cfg.server.listen);
+            let callback_at = cfg.server.callback_listen.unwrap_or(cfg.server.listen);
+            match cfg.server.callback_listen {
+                Some(addr) => println!("  callback  {addr} (WeCom callback and /healthz only; not on listen)"),
+                None => println!("  callback  on listen (set server.callback_listen to serve it apart)"),
+            }
+            println!(
+                "  limits    {} connections, body {} ms, idle {} ms",
+                cfg.server.max_connections, cfg.server.body_timeout_ms, cfg.server.idle_timeout_ms
+            );
             println!("  store     {}", cfg.store.path.display());
             match campaignd::store::read_identity_file(&cfg.store.path) {
                 Some(id) => println!("  identity  {id} (carried by every request id this store sends)"),
@@ -101,7 +110,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 if let Some(w) = &app.wecom {
                     println!("  app {name}: wecom {} (corp {}, agent {})", w.base_url, w.corp_id, w.agent_id);
                     if w.callback.is_some() {
-                        println!("    callback at http://{}/wecom/{name}/callback", cfg.server.listen);
+                        println!("    callback at http://{callback_at}/wecom/{name}/callback");
                     }
                 }
             }

@@ -15,8 +15,8 @@ pub struct SimulateArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8781")]
     listen: SocketAddr,
-    /// Fault profile: clean (none), realistic (latency), flaky (latency, 5xx, dropped
-    /// connections), ratelimited (latency, recurring 10005/30015 bursts), chaos (all of
+    /// Fault profile: clean (none), realistic (latency), flaky (latency, 5xx and dropped
+    /// connections, some after the request took effect), ratelimited (latency, recurring 10005/30015 bursts), chaos (all of
     /// these and 3-second tokens).
     #[arg(long, default_value = "clean", value_parser = clap::builder::PossibleValuesParser::new(FaultProfile::NAMES))]
     profile: String,

@@ -14,6 +14,8 @@ pub trait Failure: std::fmt::Display {
     fn class(&self) -> AnswerClass;
     /// The recipients' result when the failure is permanent.
     fn permanent_result(&self) -> ResultName;
+    /// The request may have reached its recipients although the call failed.
+    fn maybe_delivered(&self) -> bool;
 }
 
 impl Failure for GetuiError {
@@ -28,6 +30,10 @@ impl Failure for GetuiError {
             _ => ResultName::Failed,
         }
     }
+
+    fn maybe_delivered(&self) -> bool {
+        GetuiError::maybe_delivered(self)
+    }
 }
 
 impl Failure for WecomError {
@@ -41,6 +47,10 @@ impl Failure for WecomError {
             WecomError::Invalid { .. } => ResultName::ParamInvalid,
             _ => ResultName::Failed,
         }
+    }
+
+    fn maybe_delivered(&self) -> bool {
+        WecomError::maybe_delivered(self)
     }
 }
 

@@ -2,13 +2,13 @@
 
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::retry::{Attempts, Failure, Verdict};
 use super::Upstream;
 use super::{CampaignRun, Context};
 use crate::domain::{Counts, Mode, RequestId, ResultName};
-use crate::store::Chunk;
+use crate::store::{Change, Chunk};
 use crate::upstream::getui::client::{CidStatus, PushOutcome};
 use crate::upstream::getui::wire::{BatchPush, CidAudience, ListCidPush, Push};
 use crate::upstream::getui::GetuiClient;
@@ -23,18 +23,80 @@ pub(super) enum Outcome<T> {
     Abandoned,
 }
 
-/// Calls the upstream until it succeeds, fails for good, or the daemon stops.
-pub(super) async fn call<T, E, F, Fut>(ctx: &Context, run: &CampaignRun, mut attempt: F) -> Outcome<T>
+/// What keeps a retried call from reaching its recipients twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RepeatGuard {
+    /// The upstream drops a repeated request_id (batch_single messages, the list task, app
+    /// pushes), so a retry never delivers twice and is not counted as a repeat.
+    RequestId,
+    /// Nothing does (`/push/list/cid`, WeCom without its duplicate check): a retry after a
+    /// failure that may have delivered may reach these recipients again.
+    Unguarded {
+        /// Recipients of the call.
+        recipients: u64,
+    },
+    /// WeCom's duplicate check drops an identical send made within `window` of the first.
+    Window {
+        /// Recipients of the call.
+        recipients: u64,
+        /// The `duplicate_check_interval` the sends carry.
+        window: Duration,
+    },
+}
+
+impl RepeatGuard {
+    /// Whether a retry after a maybe-delivered failure is a possible repeat at all.
+    fn counts_repeats(self) -> bool {
+        self != RepeatGuard::RequestId
+    }
+
+    /// Recipients a retry made `since_first` after the call's first attempt may reach twice.
+    fn exposed(self, since_first: Duration) -> u64 {
+        match self {
+            RepeatGuard::RequestId => 0,
+            RepeatGuard::Unguarded { recipients } => recipients,
+            RepeatGuard::Window { recipients, window } if since_first >= window => recipients,
+            RepeatGuard::Window { .. } => 0,
+        }
+    }
+}
+
+/// Calls an upstream that drops repeated request_ids until it succeeds, fails for good, or
+/// the daemon stops.
+pub(super) async fn call<T, E, F, Fut>(ctx: &Context, run: &CampaignRun, attempt: F) -> Outcome<T>
+where
+    E: Failure,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    call_guarded(ctx, run, RepeatGuard::RequestId, attempt).await
+}
+
+/// Like [`call`], for any `guard`. A retry after a failure that may have delivered is counted
+/// under `retries_total{reason="maybe_delivered"}` and, unless the upstream drops it as a
+/// repeat, adds its recipients to the campaign's `replayed`, just before it is sent.
+pub(super) async fn call_guarded<T, E, F, Fut>(
+    ctx: &Context,
+    run: &CampaignRun,
+    guard: RepeatGuard,
+    mut attempt: F,
+) -> Outcome<T>
 where
     E: Failure,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
     let mut attempts = Attempts::default();
+    let mut first_attempt: Option<Instant> = None;
+    let mut repeats_maybe_delivered = false;
     loop {
         tokio::select! {
             _ = ctx.shutdown.cancelled() => return Outcome::Abandoned,
             _ = run.app.ready_for_call() => {}
+        }
+        let first = *first_attempt.get_or_insert_with(Instant::now);
+        if repeats_maybe_delivered {
+            add_replayed(ctx, run, guard.exposed(first.elapsed())).await;
         }
         let err = match attempt().await {
             Ok(v) => return Outcome::Done(v),
@@ -46,7 +108,8 @@ where
                 return Outcome::GaveUp(result);
             }
             Verdict::RetryAfter { wait, app_wide } => {
-                let reason = err.class().as_str();
+                repeats_maybe_delivered = guard.counts_repeats() && err.maybe_delivered();
+                let reason = if repeats_maybe_delivered { "maybe_delivered" } else { err.class().as_str() };
                 ctx.metrics.retries_total.with_label_values(&[run.app.name.as_str(), reason]).inc();
                 tracing::debug!(campaign = run.id, error = %err, ?wait, "retrying");
                 if app_wide {
@@ -59,6 +122,18 @@ where
                 }
             }
         }
+    }
+}
+
+/// Counts `n` recipients about to be sent again as `replayed`. Abandoning the call instead
+/// leaves the chunk in flight, and the restart counts it then.
+async fn add_replayed(ctx: &Context, run: &CampaignRun, n: u64) {
+    if n == 0 {
+        return;
+    }
+    tracing::info!(campaign = run.id, recipients = n, "re-sending a call whose answer was lost");
+    if let Err(e) = ctx.store.change(run.id, Change::AddReplayed(n)).await {
+        tracing::error!(campaign = run.id, error = %e, "cannot record replayed recipients");
     }
 }
 
@@ -133,7 +208,9 @@ async fn send_list(ctx: &Context, run: &CampaignRun, client: &GetuiClient, seq: 
             taskid: taskid.as_str().into(),
             is_async: false,
         };
-        match call(ctx, run, || client.push_list_cid(&push)).await {
+        // `/push/list/cid` takes no request_id: nothing upstream recognises a repeat.
+        let guard = RepeatGuard::Unguarded { recipients: part.len() as u64 };
+        match call_guarded(ctx, run, guard, || client.push_list_cid(&push)).await {
             Outcome::Done(outcome) => tally(&mut counts, part.iter().map(String::as_str), &outcome),
             Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
             Outcome::Abandoned => return None,
@@ -178,6 +255,8 @@ async fn send_batch(ctx: &Context, run: &CampaignRun, client: &GetuiClient, seq:
                 })
                 .collect(),
         };
+        // Every message carries its request_id and Getui drops a repeat of one, so a retry
+        // after a lost answer delivers nothing twice and needs no counting.
         match call(ctx, run, || client.push_single_batch_cid(&batch)).await {
             Outcome::Done(outcome) => {
                 // One result per message, in the order the messages were added.
@@ -219,6 +298,20 @@ fn result_of(status: Option<CidStatus>) -> ResultName {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn repeats_are_exposed_only_where_nothing_upstream_drops_them() {
+        let window = Duration::from_secs(1800);
+        assert!(!RepeatGuard::RequestId.counts_repeats());
+        assert_eq!(RepeatGuard::RequestId.exposed(Duration::from_secs(5)), 0);
+        let unguarded = RepeatGuard::Unguarded { recipients: 1000 };
+        assert!(unguarded.counts_repeats());
+        assert_eq!(unguarded.exposed(Duration::ZERO), 1000);
+        let checked = RepeatGuard::Window { recipients: 1000, window };
+        assert!(checked.counts_repeats());
+        assert_eq!(checked.exposed(Duration::from_secs(10)), 0);
+        assert_eq!(checked.exposed(window), 1000, "past the window WeCom delivers the repeat");
+    }
 
     #[test]
     fn tally_counts_each_status_and_missing_ids() {

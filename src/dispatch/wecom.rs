@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::send::{call, mark_inflight, pace, Outcome};
+use super::send::{call_guarded, mark_inflight, pace, Outcome, RepeatGuard};
 use super::{CampaignRun, Context};
 use crate::domain::{Counts, ResultName};
 use crate::store::Chunk;
@@ -39,13 +39,22 @@ pub(super) async fn send_users(
             return None;
         }
         let attempt = || observed(ctx, run, client.send(message, part));
-        match call(ctx, run, attempt).await {
+        match call_guarded(ctx, run, repeat_guard(client, part.len()), attempt).await {
             Outcome::Done(outcome) => tally(&mut counts, part, &outcome),
             Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
             Outcome::Abandoned => return None,
         }
     }
     Some(counts)
+}
+
+/// A WeCom send carries no request id; only the duplicate check, when on, drops a repeat.
+fn repeat_guard(client: &WecomClient, recipients: usize) -> RepeatGuard {
+    let recipients = recipients as u64;
+    match client.duplicate_check_window() {
+        Some(window) => RepeatGuard::Window { recipients, window },
+        None => RepeatGuard::Unguarded { recipients },
+    }
 }
 
 /// The chunk's members minus those on the app's suppression list (counted `suppressed`).

@@ -1,14 +1,19 @@
 //! The upload's duplicate filter: a set of cids in about 8 bytes each, sized for ten million
 //! recipients in well under 100 MB.
 //!
-//! A cid is kept as two independent hashes of its 128 bits: 16 bits choose one of 65 536 small
-//! sorted vectors and a 64-bit fingerprint is stored there. Two distinct cids are confused only
-//! if both hashes agree (about 2⁻⁸⁰ a pair: for ten million cids, ~4·10⁻¹¹). A hash set of
-//! 16-byte cids would spend ~17 bytes a slot at a load of one half to seven eighths and double
-//! (briefly holding both tables) as it grows: about 400 MB at ten million. Here a lookup is one
-//! index and a binary search over ~150 values, and growth is always small.
+//! A cid is kept as two independent keyed hashes of all its 128 bits: 16 bits of one choose one
+//! of 65 536 small sorted vectors and the 64-bit other is stored there as the fingerprint. Two
+//! distinct cids are confused only if both hashes agree (about 2⁻⁸⁰ a pair: for ten million
+//! cids, ~4·10⁻¹¹). The hashes are SipHash with keys drawn at random for each set, so no shape
+//! of input (consecutive ids, ids sharing a prefix, ids chosen by someone who read this code)
+//! can pile into one bucket and turn insertion quadratic. A hash set of 16-byte cids would spend
+//! ~17 bytes a slot at a load of one half to seven eighths and double (briefly holding both
+//! tables) as it grows: about 400 MB at ten million. Here a lookup is one index and a binary
+//! search over ~150 values, and growth is always small.
 
-use super::ids::{mix64, CompactCid};
+use std::hash::{BuildHasher, RandomState};
+
+use super::ids::CompactCid;
 
 const BUCKET_BITS: u32 = 16;
 
@@ -16,31 +21,39 @@ const BUCKET_BITS: u32 = 16;
 pub struct FingerprintSet {
     buckets: Vec<Vec<u64>>,
     len: usize,
+    /// Keys the bucket choice.
+    bucket_key: RandomState,
+    /// Keys the fingerprint, independently of the bucket.
+    fingerprint_key: RandomState,
 }
 
 impl Default for FingerprintSet {
     fn default() -> Self {
-        FingerprintSet { buckets: vec![Vec::new(); 1 << BUCKET_BITS], len: 0 }
+        FingerprintSet {
+            buckets: vec![Vec::new(); 1 << BUCKET_BITS],
+            len: 0,
+            bucket_key: RandomState::new(),
+            fingerprint_key: RandomState::new(),
+        }
     }
 }
 
 impl FingerprintSet {
-    /// The bucket (from the cid's high half) and the fingerprint (from all of it).
-    fn place(cid: &CompactCid) -> (usize, u64) {
-        let hi = u64::from_be_bytes(cid.0[..8].try_into().unwrap_or_default());
-        let bucket = (mix64(hi ^ 0x6a09_e667_f3bc_c909) >> (64 - BUCKET_BITS)) as usize;
-        (bucket, cid.spread())
+    /// The bucket and the fingerprint, each a keyed hash of every byte of the cid.
+    fn place(&self, cid: &CompactCid) -> (usize, u64) {
+        let bucket = (self.bucket_key.hash_one(cid.0) >> (64 - BUCKET_BITS)) as usize;
+        (bucket, self.fingerprint_key.hash_one(cid.0))
     }
 
     /// True if `cid` is in the set.
     pub fn contains(&self, cid: &CompactCid) -> bool {
-        let (b, fp) = Self::place(cid);
+        let (b, fp) = self.place(cid);
         locate(&self.buckets[b], fp).is_ok()
     }
 
     /// Adds `cid`; false if it was already there.
     pub fn insert(&mut self, cid: &CompactCid) -> bool {
-        let (b, fp) = Self::place(cid);
+        let (b, fp) = self.place(cid);
         let b = &mut self.buckets[b];
         match locate(b, fp) {
             Ok(_) => false,
@@ -60,6 +73,17 @@ impl FingerprintSet {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Bytes held on the heap (bucket headers and fingerprints), for accounting.
+    pub fn heap_bytes(&self) -> usize {
+        let headers = self.buckets.capacity() * std::mem::size_of::<Vec<u64>>();
+        headers + self.buckets.iter().map(|b| b.capacity() * 8).sum::<usize>()
+    }
+
+    #[cfg(test)]
+    fn largest_bucket(&self) -> usize {
+        self.buckets.iter().map(Vec::len).max().unwrap_or(0)
     }
 }
 
@@ -109,6 +133,43 @@ mod tests {
                 assert_eq!(locate(&v, p), v.binary_search(&p), "len {len} probe {p}");
             }
         }
+    }
+
+    /// `%032x` of 1..=n, the way test lists are made.
+    fn sequential(n: u64) -> CompactCid {
+        CompactCid::parse(&format!("{n:032x}")).unwrap()
+    }
+
+    #[test]
+    fn sequential_cids_spread_over_all_buckets() {
+        let mut s = FingerprintSet::default();
+        for n in 1..=200_000 {
+            assert!(s.insert(&sequential(n)));
+        }
+        // About 3 a bucket on average; a random spread puts at most ~20 in the fullest one.
+        assert!(s.largest_bucket() <= 40, "fullest bucket holds {}", s.largest_bucket());
+        assert!((1..=200_000).all(|n| s.contains(&sequential(n))));
+    }
+
+    #[test]
+    fn ids_that_differ_only_in_their_first_bytes_spread_too() {
+        let mut s = FingerprintSet::default();
+        for n in 0..100_000u64 {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&n.to_le_bytes());
+            s.insert(&CompactCid(b));
+        }
+        assert!(s.largest_bucket() <= 40, "fullest bucket holds {}", s.largest_bucket());
+    }
+
+    #[test]
+    fn about_eight_bytes_a_cid() {
+        let mut s = FingerprintSet::default();
+        for n in 1..=1_000_000 {
+            s.insert(&sequential(n));
+        }
+        let per_cid = s.heap_bytes() as f64 / 1e6;
+        assert!(per_cid < 16.0, "{per_cid:.1} bytes a cid");
     }
 
     #[test]

@@ -10,6 +10,9 @@ use super::CompactCid;
 pub const MAX_VARS: usize = 32;
 /// Longest variable value, in characters.
 pub const MAX_VAR_CHARS: usize = 1024;
+/// Most bytes of variables one recipient may carry, names and values together (UTF-8). Bounds
+/// what a chunk of recipients weighs in memory and on disk whatever the upload holds.
+pub const MAX_VARS_BYTES: usize = 4096;
 
 /// One parsed recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +81,7 @@ pub fn parse_ndjson_line(line: &str) -> Result<Recipient, String> {
         return Err(format!("more than {MAX_VARS} vars"));
     }
     let mut vars = Vec::with_capacity(parsed.vars.len());
+    let mut bytes = 0usize;
     for (k, v) in parsed.vars {
         let value = match v {
             serde_json::Value::String(s) => s,
@@ -87,6 +91,10 @@ pub fn parse_ndjson_line(line: &str) -> Result<Recipient, String> {
         };
         if value.chars().count() > MAX_VAR_CHARS {
             return Err(format!("var {k:?} is longer than {MAX_VAR_CHARS} characters"));
+        }
+        bytes += k.len() + value.len();
+        if bytes > MAX_VARS_BYTES {
+            return Err(format!("vars take more than {MAX_VARS_BYTES} bytes (names and values together)"));
         }
         vars.push((k, value));
     }
@@ -139,5 +147,18 @@ mod tests {
         assert!(parse_ndjson_line("[1,2]").is_err());
         assert!(parse_ndjson_line(&format!(r#"{{"cid":"{CID}","vars":{{"a":[1]}}}}"#)).is_err());
         assert!(parse_ndjson_line(r#"{"alias":"bob"}"#).unwrap_err().contains("alias"));
+    }
+
+    #[test]
+    fn vars_are_capped_in_count_and_total_bytes() {
+        let line = |vars: serde_json::Value| serde_json::json!({"cid": CID, "vars": vars}).to_string();
+        let many: serde_json::Map<_, _> = (0..=MAX_VARS).map(|i| (format!("v{i}"), "x".into())).collect();
+        assert!(parse_ndjson_line(&line(many.into())).unwrap_err().contains(&format!("more than {MAX_VARS} vars")));
+        // Five values of 1000 characters: each within MAX_VAR_CHARS, together over MAX_VARS_BYTES.
+        let heavy: serde_json::Map<_, _> = (0..5).map(|i| (format!("v{i}"), "x".repeat(1000).into())).collect();
+        let err = parse_ndjson_line(&line(heavy.into())).unwrap_err();
+        assert!(err.contains("more than 4096 bytes"), "{err}");
+        let fits: serde_json::Map<_, _> = (0..4).map(|i| (format!("v{i}"), "x".repeat(1000).into())).collect();
+        assert_eq!(parse_ndjson_line(&line(fits.into())).unwrap().vars.len(), 4);
     }
 }

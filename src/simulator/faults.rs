@@ -5,6 +5,12 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+
+use crate::serve::text_response;
+
 /// Which faults to inject and how often.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultProfile {
@@ -20,10 +26,46 @@ pub struct FaultProfile {
     pub drop_before_share: f64,
     /// Share of connections closed after the request was processed (delivered, answer lost).
     pub drop_after_share: f64,
+    /// Share of requests processed and then answered with HTTP 504, as a gateway that gave up
+    /// waiting would (delivered, answer lost).
+    pub server_error_after_share: f64,
     /// Recurring windows in which every push is refused as rate-limited.
     pub rate_limit_burst: Option<RateLimitBurst>,
     /// Token lifetime override (short lifetimes exercise renewal).
     pub token_ttl: Option<Duration>,
+}
+
+/// Where one request fails, if it does: before it is processed (nothing delivered) or after
+/// (delivered, but the answer is lost, the shape that makes duplicates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Processed and answered normally.
+    None,
+    /// The connection is closed before the request is processed.
+    DropBefore,
+    /// HTTP 503 before the request is processed.
+    ErrorBefore,
+    /// Processed, then the connection is closed without an answer.
+    DropAfter,
+    /// Processed, then answered HTTP 504.
+    ErrorAfter,
+}
+
+impl Fault {
+    /// True for the faults that strike after the request took effect.
+    pub fn after_processing(self) -> bool {
+        matches!(self, Fault::DropAfter | Fault::ErrorAfter)
+    }
+}
+
+/// The answer of [`Fault::ErrorBefore`]: a front end's 503, no vendor body.
+pub(crate) fn service_unavailable() -> Response<Full<Bytes>> {
+    text_response(503, "<html><body>503 Service Temporarily Unavailable</body></html>")
+}
+
+/// The answer of [`Fault::ErrorAfter`]: a gateway's 504, no vendor body.
+pub(crate) fn gateway_timeout() -> Response<Full<Bytes>> {
+    text_response(504, "<html><body>504 Gateway Time-out</body></html>")
 }
 
 /// Every `every`, the first `lasts` of the period refuses pushes with 10005 (30015 for lists).
@@ -48,6 +90,7 @@ impl FaultProfile {
             server_error_share: 0.0,
             drop_before_share: 0.0,
             drop_after_share: 0.0,
+            server_error_after_share: 0.0,
             rate_limit_burst: None,
             token_ttl: None,
         }
@@ -67,6 +110,7 @@ impl FaultProfile {
             server_error_share: 0.03,
             drop_before_share: 0.01,
             drop_after_share: 0.01,
+            server_error_after_share: 0.01,
             ..realistic.clone()
         };
         let burst = RateLimitBurst { every: Duration::from_secs(4), lasts: Duration::from_millis(700) };
@@ -96,6 +140,19 @@ impl FaultProfile {
         self.latency_base + Duration::from_secs_f64(tail)
     }
 
+    /// The fault of one request, drawn in a fixed order so a seed replays the same faults.
+    pub fn draw_fault(&self, rng: &mut fastrand::Rng) -> Fault {
+        let shares = [
+            (self.drop_before_share, Fault::DropBefore),
+            (self.server_error_share, Fault::ErrorBefore),
+            (self.drop_after_share, Fault::DropAfter),
+            (self.server_error_after_share, Fault::ErrorAfter),
+        ];
+        // One draw per kind, even after a hit, so later kinds do not shift the sequence.
+        let hits: Vec<Fault> = shares.iter().filter(|(share, _)| rng.f64() < *share).map(|(_, f)| *f).collect();
+        hits.first().copied().unwrap_or(Fault::None)
+    }
+
     /// True while a rate-limit burst is on, `since_start` after the simulator started.
     pub fn in_rate_limit_burst(&self, since_start: Duration) -> bool {
         match self.rate_limit_burst {
@@ -118,6 +175,22 @@ mod tests {
             assert_eq!(FaultProfile::by_name(name).map(|p| p.name), Some(name));
         }
         assert!(FaultProfile::by_name("nope").is_none());
+    }
+
+    #[test]
+    fn flaky_loses_answers_after_processing_both_ways() {
+        let p = FaultProfile::by_name("flaky").unwrap();
+        assert!(p.drop_after_share > 0.0 && p.server_error_after_share > 0.0);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let draws: Vec<Fault> = (0..20_000).map(|_| p.draw_fault(&mut rng)).collect();
+        let share = |f: Fault| draws.iter().filter(|d| **d == f).count() as f64 / draws.len() as f64;
+        for f in [Fault::DropBefore, Fault::DropAfter, Fault::ErrorAfter] {
+            assert!((0.005..0.015).contains(&share(f)), "{f:?}: {}", share(f));
+        }
+        assert!((0.02..0.04).contains(&share(Fault::ErrorBefore)));
+        assert!(Fault::ErrorAfter.after_processing() && !Fault::ErrorBefore.after_processing());
+        let mut rng = fastrand::Rng::with_seed(7);
+        assert!((0..1000).all(|_| FaultProfile::clean().draw_fault(&mut rng) == Fault::None));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use faults::{FaultProfile, RateLimitBurst};
+pub use faults::{Fault, FaultProfile, RateLimitBurst};
 pub use getui::population::POPULATION as DEVICE_POPULATION;
 pub use ledger::{Ledger, LedgerSummary};
 pub use limits::Limits;
@@ -113,7 +113,7 @@ impl Simulator {
     pub async fn bind(addr: SocketAddr, config: SimConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let wecom = Arc::new(wecom::WecomSim::new(config.wecom.clone()));
+        let wecom = Arc::new(wecom::WecomSim::with_faults(config.wecom.clone(), config.profile.clone(), config.seed));
         Ok(Simulator { listener, addr, getui: Arc::new(getui::GetuiSim::new(config)), wecom })
     }
 

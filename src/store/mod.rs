@@ -12,6 +12,7 @@
 //! stay flat however large the campaign.
 
 mod codec;
+mod deliveries;
 mod sled_store;
 mod writer;
 
@@ -165,6 +166,15 @@ impl Chunk {
     }
 }
 
+/// One page of [`Store::committed_cids`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CidPage {
+    /// 16-byte cids back to back, in chunk order.
+    pub cids: Vec<u8>,
+    /// Where the next page starts; `None` when this page reached the last committed chunk.
+    pub next: Option<u64>,
+}
+
 /// A change to a campaign, applied by the store in order with every other write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -251,6 +261,16 @@ pub struct CampaignPage {
     pub next_after: Option<u64>,
 }
 
+/// How many WeCom callback deliveries the store remembers for retry detection, and for how
+/// long: the record never holds more than `max_entries`, nor entries older than `max_age_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryWindow {
+    /// Most deliveries remembered; the oldest go first.
+    pub max_entries: usize,
+    /// Deliveries older than this are forgotten, ms.
+    pub max_age_ms: i64,
+}
+
 /// The durable store used by the API and the dispatcher.
 pub trait Store: Send + Sync + 'static {
     /// The store's random identity, made when it was created (see [`StoreIdentity`]).
@@ -290,8 +310,9 @@ pub trait Store: Send + Sync + 'static {
     fn expire_finished(&self, before_ms: i64, max: usize) -> StoreFuture<'_, usize>;
     /// Up to `max` unacknowledged committed chunks with sequence ≥ `from_seq`, in order.
     fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> StoreFuture<'_, Vec<(u64, Chunk)>>;
-    /// Committed chunks of a campaign (for rebuilding the upload duplicate filter).
-    fn committed_chunks(&self, id: u64) -> StoreFuture<'_, Vec<Chunk>>;
+    /// The cids of a campaign's committed chunks from `from_seq` on, one bounded page at a time
+    /// (for rebuilding the upload duplicate filter without loading the whole campaign).
+    fn committed_cids(&self, id: u64, from_seq: u64, max_bytes: usize) -> StoreFuture<'_, CidPage>;
     /// List chunks marked in flight when the daemon last stopped.
     fn inflight_chunks(&self, id: u64) -> StoreFuture<'_, Vec<u64>>;
     /// Live progress of a campaign.
@@ -308,4 +329,10 @@ pub trait Store: Send + Sync + 'static {
     fn suppressed_among(&self, app: &str, users: Vec<String>) -> StoreFuture<'_, Vec<bool>>;
     /// Up to `limit` suppressed users of `app` after `after` (exclusive), in id order.
     fn suppressions(&self, app: &str, after: &str, limit: usize) -> StoreFuture<'_, Vec<(String, Suppression)>>;
+    /// Durably notes the callback delivery `key` at `now_ms`: true the first time it is seen
+    /// within `window` (a retry, even across a restart, gets false). Trims the record to the
+    /// window on the way.
+    fn first_delivery(&self, key: &str, now_ms: i64, window: DeliveryWindow) -> StoreFuture<'_, bool>;
+    /// Whether the callback delivery `key` was noted (and is still within the window).
+    fn delivery_noted(&self, key: &str) -> StoreFuture<'_, bool>;
 }

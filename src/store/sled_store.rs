@@ -10,10 +10,11 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::codec::{chunk_key, decode, parse_chunk_key};
+use super::deliveries::Deliveries;
 use super::writer::{CensusCell, Command, LiveMap, Reply, Trees, Writer};
 use super::{
-    Ack, CampaignPage, CampaignRecord, Change, Chunk, PageQuery, Progress, Store, StoreError, StoreFuture, Suppression,
-    UploadCommit,
+    Ack, CampaignPage, CampaignRecord, Change, Chunk, CidPage, PageQuery, Progress, Store, StoreError, StoreFuture,
+    Suppression, UploadCommit,
 };
 use crate::domain::{CampaignSpec, CampaignState, StoreIdentity};
 
@@ -42,6 +43,8 @@ pub struct SledStore {
     /// the writer's trees) and flushed before the write is reported done.
     suppressed: sled::Tree,
     identity: StoreIdentity,
+    /// WeCom callback deliveries already handled (bounded; see [`super::DeliveryWindow`]).
+    deliveries: Deliveries,
 }
 
 fn db_err(e: sled::Error) -> StoreError {
@@ -136,6 +139,7 @@ impl SledStore {
         let open = |name: &str| db.open_tree(name).map_err(db_err);
         let suppressed = open("suppressed")?;
         let identity = load_identity(&open("meta")?, &settings.path)?;
+        let deliveries = Deliveries::open(&db)?;
         let trees = Trees {
             campaigns: open("campaigns")?,
             chunks: open("chunks")?,
@@ -163,6 +167,7 @@ impl SledStore {
             writer: Mutex::new(Some(handle)),
             suppressed,
             identity,
+            deliveries,
         }))
     }
 
@@ -170,6 +175,11 @@ impl SledStore {
     /// use it to check that a pass costs what the active campaigns cost, not the history.
     pub fn campaign_reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
+    }
+
+    /// WeCom callback deliveries remembered now (for tests of the window's bound).
+    pub fn remembered_deliveries(&self) -> usize {
+        self.deliveries.len()
     }
 
     /// Flushes, stops the writer thread and waits for it.
@@ -337,15 +347,8 @@ impl Store for SledStore {
         self.read(move |t| pending_chunks(t, id, from_seq, max))
     }
 
-    fn committed_chunks(&self, id: u64) -> StoreFuture<'_, Vec<Chunk>> {
-        self.read(move |t| {
-            let rec = get_record(t, id)?.ok_or(StoreError::NotFound(id))?;
-            t.chunks
-                .range(chunk_key(id, 0)..chunk_key(id, rec.chunk_count))
-                .values()
-                .map(|v| decode(&v.map_err(db_err)?))
-                .collect()
-        })
+    fn committed_cids(&self, id: u64, from_seq: u64, max_bytes: usize) -> StoreFuture<'_, CidPage> {
+        self.read(move |t| read_cid_page(t, id, from_seq, max_bytes))
     }
 
     fn inflight_chunks(&self, id: u64) -> StoreFuture<'_, Vec<u64>> {
@@ -415,6 +418,25 @@ impl Store for SledStore {
             Ok(out)
         })
     }
+
+    fn first_delivery(&self, key: &str, now_ms: i64, window: super::DeliveryWindow) -> StoreFuture<'_, bool> {
+        let (deliveries, key) = (self.deliveries.clone(), key.to_owned());
+        Box::pin(async move {
+            let noted = deliveries.clone();
+            let first = tokio::task::spawn_blocking(move || noted.first(&key, now_ms, window))
+                .await
+                .map_err(|e| StoreError::Db(format!("delivery record task failed: {e}")))??;
+            if first {
+                deliveries.flush().await?;
+            }
+            Ok(first)
+        })
+    }
+
+    fn delivery_noted(&self, key: &str) -> StoreFuture<'_, bool> {
+        let (deliveries, key) = (self.deliveries.clone(), key.to_owned());
+        blocking(move || deliveries.contains(&key))
+    }
 }
 
 /// Runs sled work on tokio's blocking pool: a read may wait for the disk, and an async worker
@@ -444,6 +466,41 @@ fn pending_chunks(t: &Trees, id: u64, from_seq: u64, max: usize) -> Result<Vec<(
         out.push((seq, decode(&v)?));
     }
     Ok(out)
+}
+
+/// Reads committed chunks of `id` from `from_seq` until `max_bytes` of stored values (at least
+/// one chunk), keeping only their cids: a page costs about `max_bytes` of memory however large
+/// the campaign or its variables.
+fn read_cid_page(trees: &Trees, id: u64, from_seq: u64, max_bytes: usize) -> Result<CidPage, StoreError> {
+    let rec = get_record(trees, id)?.ok_or(StoreError::NotFound(id))?;
+    let mut page = CidPage::default();
+    if from_seq >= rec.chunk_count {
+        return Ok(page);
+    }
+    let mut read = 0usize;
+    for item in trees.chunks.range(chunk_key(id, from_seq)..chunk_key(id, rec.chunk_count)) {
+        let (k, v) = item.map_err(db_err)?;
+        let (_, seq) = parse_chunk_key(&k).ok_or_else(|| StoreError::Codec("bad chunk key".into()))?;
+        if read >= max_bytes {
+            page.next = Some(seq);
+            break;
+        }
+        read += v.len();
+        page.cids.extend_from_slice(&decode::<StoredCids>(&v)?.cids);
+    }
+    Ok(page)
+}
+
+/// A stored [`Chunk`] read for its cids alone: the variables and member ids are skipped
+/// without being built.
+#[derive(serde::Deserialize)]
+struct StoredCids {
+    #[serde(with = "serde_bytes")]
+    cids: Vec<u8>,
+    #[serde(default, rename = "vars")]
+    _vars: serde::de::IgnoredAny,
+    #[serde(default, rename = "users")]
+    _users: serde::de::IgnoredAny,
 }
 
 fn suppression_key(app: &str, user: &str) -> Vec<u8> {
@@ -482,6 +539,35 @@ mod tests {
         let mut c = Counts::default();
         c.add(ResultName::SuccessedOnline, n);
         c
+    }
+
+    #[tokio::test]
+    async fn callback_deliveries_are_noted_once_durably_and_within_a_bounded_window() {
+        use crate::store::DeliveryWindow;
+        let dir = tempfile::tempdir().unwrap();
+        let window = DeliveryWindow { max_entries: 10, max_age_ms: 60_000 };
+        let store = open(dir.path());
+        assert!(store.first_delivery("staff:msg:li:1", 1_000, window).await.unwrap());
+        assert!(!store.first_delivery("staff:msg:li:1", 2_000, window).await.unwrap(), "a retry");
+        store.close().await.unwrap();
+        drop(store);
+        let store = open(dir.path());
+        assert!(!store.first_delivery("staff:msg:li:1", 3_000, window).await.unwrap(), "a retry after a restart");
+        assert!(store.delivery_noted("staff:msg:li:1").await.unwrap());
+        assert!(!store.delivery_noted("staff:msg:li:2").await.unwrap());
+        // The count bound: the oldest go first and the record never exceeds it.
+        for i in 0..50 {
+            assert!(store.first_delivery(&format!("k{i}"), 5_000 + i, window).await.unwrap());
+            assert!(store.remembered_deliveries() <= 10);
+        }
+        assert_eq!(store.remembered_deliveries(), 10);
+        assert!(!store.first_delivery("k49", 6_000, window).await.unwrap(), "the newest are kept");
+        assert!(store.first_delivery("k0", 6_000, window).await.unwrap(), "the oldest were dropped");
+        // The age bound: everything older than the window goes.
+        assert!(store.first_delivery("late", 6_000 + 60_001, window).await.unwrap());
+        assert_eq!(store.remembered_deliveries(), 1);
+        assert!(store.first_delivery("k49", 6_000 + 60_002, window).await.unwrap());
+        store.close().await.unwrap();
     }
 
     #[tokio::test]
@@ -561,8 +647,40 @@ mod tests {
         let store = open(dir.path());
         let rec = store.get(id).await.unwrap().unwrap();
         assert_eq!((rec.chunk_count, rec.recipients), (1, 2));
-        assert_eq!(store.committed_chunks(id).await.unwrap().len(), 1);
+        assert_eq!(store.committed_cids(id, 0, 1 << 20).await.unwrap(), CidPage { cids: chunk(2).cids, next: None });
         assert!(store.trees.chunks.get(chunk_key(id, 1)).unwrap().is_none());
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn committed_cids_come_in_bounded_pages_without_their_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let rec = store.create(spec(), 1).await.unwrap();
+        let with_vars = |n: u8| {
+            let mut c = chunk(n);
+            c.vars = (0..n).map(|i| vec![("name".to_owned(), "x".repeat(1000 + usize::from(i)))]).collect();
+            c
+        };
+        for seq in 0..10 {
+            store.stage_chunk(rec.id, seq, with_vars(4)).await.unwrap();
+        }
+        let commit = UploadCommit { first_seq: 0, chunks: 10, recipients: 40, duplicates: 0, rejected: 0 };
+        store.commit_upload(rec.id, commit).await.unwrap();
+        store.stage_chunk(rec.id, 10, with_vars(4)).await.unwrap(); // staged, not committed
+        let (mut pages, mut cids, mut next) = (0, Vec::new(), Some(0));
+        while let Some(from) = next {
+            let page = store.committed_cids(rec.id, from, 8_000).await.unwrap();
+            assert!(page.cids.len() <= 2 * 4 * 16, "a page stops once it passes its byte budget");
+            cids.extend_from_slice(&page.cids);
+            next = page.next;
+            pages += 1;
+            assert!(pages <= 10, "the pages end");
+        }
+        assert_eq!(pages, 5);
+        assert_eq!(cids, (0..10).flat_map(|_| chunk(4).cids).collect::<Vec<u8>>(), "every committed cid, in order");
+        assert_eq!(store.committed_cids(rec.id, 10, 8_000).await.unwrap(), CidPage::default());
+        assert!(matches!(store.committed_cids(999, 0, 8_000).await, Err(StoreError::NotFound(999))));
         store.close().await.unwrap();
     }
 

@@ -111,18 +111,62 @@ pub(crate) fn write_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteG
     l.write().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Why an exchange brought no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NoAnswer {
+    /// What went wrong, with its causes, for messages.
+    pub reason: String,
+    /// False only when no connection could be made, so nothing of the request left this
+    /// process. A deadline that passed counts as sent: it may have passed after the write.
+    pub request_sent: bool,
+}
+
 /// One request and its whole answer within `timeout`: the HTTP status and the body, or why
-/// there was no answer (the callers wrap the reason in their vendor's transport error).
+/// there was no answer (the callers wrap it in their vendor's transport error).
 pub(crate) async fn exchange(
     http: &HttpClient,
     req: hyper::Request<Full<Bytes>>,
     timeout: Duration,
-) -> Result<(u16, Bytes), String> {
+) -> Result<(u16, Bytes), NoAnswer> {
     let answer = async {
-        let resp = http.request(req).await.map_err(|e| error_chain(&e))?;
+        let resp =
+            http.request(req).await.map_err(|e| NoAnswer { reason: error_chain(&e), request_sent: !e.is_connect() })?;
         let status = resp.status().as_u16();
-        let bytes = read_body(resp.into_body()).await?;
-        Ok::<_, String>((status, bytes))
+        let bytes = read_body(resp.into_body()).await.map_err(|reason| NoAnswer { reason, request_sent: true })?;
+        Ok::<_, NoAnswer>((status, bytes))
     };
-    tokio::time::timeout(timeout, answer).await.map_err(|_| format!("no answer within {timeout:?}"))?
+    tokio::time::timeout(timeout, answer)
+        .await
+        .map_err(|_| NoAnswer { reason: format!("no answer within {timeout:?}"), request_sent: true })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn post(addr: std::net::SocketAddr) -> hyper::Request<Full<Bytes>> {
+        hyper::Request::post(format!("http://{addr}/push")).body(Full::new(Bytes::from_static(b"{}"))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_sent_nothing_and_a_closed_one_may_have() {
+        let http = build_client(&PoolSettings::default()).unwrap();
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let refused = exchange(&http, post(addr), Duration::from_secs(5)).await.unwrap_err();
+        assert!(!refused.request_sent, "{refused:?}");
+
+        // A server that reads the request and hangs up without answering.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+        });
+        let lost = exchange(&http, post(addr), Duration::from_secs(5)).await.unwrap_err();
+        assert!(lost.request_sent, "{lost:?}");
+    }
 }

@@ -34,3 +34,50 @@ impl AnswerClass {
         }
     }
 }
+
+/// How far a failed exchange got, as far as the caller can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedAt {
+    /// Nothing left this process: no connection could be made (refused, DNS, TLS handshake),
+    /// or the request broke a documented limit and was never sent.
+    NotSent,
+    /// The request was, or may have been, written but no readable answer came back: the
+    /// connection closed or reset, the deadline passed, or a 200 answer was unreadable.
+    NoAnswer,
+    /// An HTTP status came back without the vendor's body.
+    HttpStatus(u16),
+    /// The vendor answered with an error code: it looked at the request and refused it whole.
+    VendorCode,
+}
+
+/// True when a failed request may nonetheless have reached its recipients, so a retry that
+/// the upstream cannot recognise as a repeat may deliver twice.
+///
+/// A 5xx may come from a proxy before the upstream saw anything or from the upstream after
+/// it acted, and the caller cannot tell which, so it counts as maybe delivered. A 4xx or a
+/// vendor code (rate limits included) says the request was refused, so nothing went out.
+pub fn maybe_delivered(at: FailedAt) -> bool {
+    match at {
+        FailedAt::NotSent | FailedAt::VendorCode => false,
+        FailedAt::NoAnswer => true,
+        FailedAt::HttpStatus(status) => (500..=599).contains(&status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_lost_answers_and_server_errors_may_have_delivered() {
+        assert!(maybe_delivered(FailedAt::NoAnswer));
+        for status in [500, 502, 503, 504] {
+            assert!(maybe_delivered(FailedAt::HttpStatus(status)), "{status}");
+        }
+        assert!(!maybe_delivered(FailedAt::NotSent));
+        assert!(!maybe_delivered(FailedAt::VendorCode));
+        for status in [400, 401, 403, 404, 408, 429] {
+            assert!(!maybe_delivered(FailedAt::HttpStatus(status)), "{status}");
+        }
+    }
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::message::{parse_envelope, parse_inbound, Event, Inbound, InboundKind, XmlError};
 use super::reply::{reply_xml, ReplyMessage};
 use super::{CryptError, MsgCrypt};
+use crate::domain::recipient::parse_user;
 
 /// One application's callback, resolved from the configuration (secrets included).
 #[derive(Debug, Clone)]
@@ -54,13 +55,27 @@ pub enum Refusal {
     /// The message was encrypted for another corp.
     #[error("the message is addressed to another receive id")]
     WrongReceiver,
-    /// The body or the decrypted message is not the expected XML.
+    /// The body (the envelope around the ciphertext) is not the expected XML.
     #[error("unparsable XML: {0}")]
     BadXml(String),
+    /// The decrypted message is not UTF-8 or not the expected XML.
+    #[error("unparsable decrypted message: {0}")]
+    BadPlaintext(String),
     /// Decryption failed for another reason (bad base64, padding, buffer).
     #[error("cannot decrypt: {0}")]
     Crypt(CryptError),
+    /// The sender's id is one the suppression API would refuse (too long, odd characters).
+    #[error("{0}")]
+    BadUser(String),
+    /// The body did not arrive within the deadline (`server.body_timeout_ms`).
+    #[error("the body did not arrive within {0:?}")]
+    SlowBody(Duration),
 }
+
+/// The one answer to every failure after a valid signature: a tampered ciphertext must not
+/// learn whether its padding, its receive id or its plaintext was wrong (a padding oracle).
+const UNDECRYPTABLE_CODE: &str = "undecryptable";
+const UNDECRYPTABLE_MESSAGE: &str = "the message cannot be decrypted with this app's EncodingAESKey";
 
 impl Refusal {
     /// The `result` label of `wecom_callbacks_total`.
@@ -70,16 +85,43 @@ impl Refusal {
             Refusal::Stale(_) => "stale",
             Refusal::BadSignature => "bad_signature",
             Refusal::WrongReceiver => "wrong_receiver",
-            Refusal::BadXml(_) => "bad_xml",
+            Refusal::BadXml(_) | Refusal::BadPlaintext(_) => "bad_xml",
             Refusal::Crypt(_) => "bad_ciphertext",
+            Refusal::BadUser(_) => "bad_user",
+            Refusal::SlowBody(_) => "body_timeout",
         }
     }
 
-    /// The HTTP status: 403 for a failed proof of origin, 400 for the rest.
+    /// True for failures found while decrypting a correctly signed message; they all get
+    /// one answer (see [`Refusal::code`]) and differ only in the metric label and the log.
+    pub fn is_decryption_failure(&self) -> bool {
+        matches!(self, Refusal::WrongReceiver | Refusal::BadPlaintext(_) | Refusal::Crypt(_))
+    }
+
+    /// The HTTP status: 403 for a failed signature, 400 for the rest.
     pub fn status(&self) -> u16 {
         match self {
-            Refusal::BadSignature | Refusal::WrongReceiver => 403,
+            Refusal::BadSignature => 403,
+            Refusal::SlowBody(_) => 408,
             _ => 400,
+        }
+    }
+
+    /// The error code the caller sees: the label, except that decryption failures share one.
+    pub fn code(&self) -> &'static str {
+        if self.is_decryption_failure() {
+            UNDECRYPTABLE_CODE
+        } else {
+            self.label()
+        }
+    }
+
+    /// The message the caller sees; decryption failures share one.
+    pub fn public_message(&self) -> String {
+        if self.is_decryption_failure() {
+            UNDECRYPTABLE_MESSAGE.to_owned()
+        } else {
+            self.to_string()
         }
     }
 }
@@ -180,8 +222,11 @@ impl CallbackAgent {
         q.check_fresh(self.timestamp_window, now_s)?;
         let envelope = parse_envelope(body)?;
         let plain = self.crypt.decrypt(&q.msg_signature, &q.timestamp, &q.nonce, &envelope.encrypt)?;
-        let text = String::from_utf8(plain).map_err(|_| Refusal::BadXml("the message is not UTF-8".into()))?;
-        let inbound = parse_inbound(&text)?;
+        let text = String::from_utf8(plain).map_err(|_| Refusal::BadPlaintext("the message is not UTF-8".into()))?;
+        let mut inbound = parse_inbound(&text).map_err(|e| Refusal::BadPlaintext(e.to_string()))?;
+        // The sender becomes a suppression-list key: the same rule as the suppression API, so
+        // every entry a member creates can be shown and lifted through it.
+        inbound.from_user = parse_user(&inbound.from_user).map_err(Refusal::BadUser)?;
         let effect = self.effect_of(&inbound.kind);
         let reply = self.reply_to(&inbound.kind, &effect);
         Ok(Received { inbound, effect, reply })
@@ -318,7 +363,42 @@ mod tests {
         let (q2, body2) = deliver(&other, &text("hi"), now);
         assert_eq!(a.receive(&q2, &body2, now).unwrap_err(), Refusal::WrongReceiver);
         let (q3, body3) = deliver(&a, "<xml><ToUserName>x</ToUserName></xml>", now);
-        assert!(matches!(a.receive(&q3, &body3, now), Err(Refusal::BadXml(_))));
+        assert!(matches!(a.receive(&q3, &body3, now), Err(Refusal::BadPlaintext(_))));
+    }
+
+    #[test]
+    fn senders_the_suppression_api_would_refuse_are_refused() {
+        let a = agent();
+        let now = 1_700_000_000;
+        for bad in ["a".repeat(10_000), "../../etc".into(), "li lei".into(), "li/lei".into()] {
+            let xml =
+                text("TD").replace("<FromUserName>li</FromUserName>", &format!("<FromUserName>{bad}</FromUserName>"));
+            let (q, body) = deliver(&a, &xml, now);
+            let refusal = a.receive(&q, &body, now).unwrap_err();
+            assert_eq!(refusal.label(), "bad_user", "{refusal}");
+            assert!(parse_user(&bad).is_err(), "the API refuses {bad:.20} too");
+        }
+        let (q, body) = deliver(&a, &text("TD").replace(">li<", "> li.Lei@x <"), now);
+        assert_eq!(a.receive(&q, &body, now).unwrap().inbound.from_user, "li.Lei@x", "trimmed as the API trims");
+    }
+
+    #[test]
+    fn every_decryption_failure_looks_the_same_to_the_caller() {
+        let failures = [
+            Refusal::WrongReceiver,
+            Refusal::Crypt(CryptError::DecryptAes),
+            Refusal::Crypt(CryptError::IllegalBuffer),
+            Refusal::Crypt(CryptError::DecodeBase64),
+            Refusal::BadPlaintext("x".into()),
+        ];
+        for f in &failures {
+            assert_eq!(
+                (f.status(), f.code(), f.public_message()),
+                (400, "undecryptable", UNDECRYPTABLE_MESSAGE.into())
+            );
+        }
+        assert_eq!(Refusal::BadSignature.status(), 403);
+        assert_eq!(Refusal::BadXml("x".into()).code(), "bad_xml");
     }
 
     #[test]

@@ -193,6 +193,21 @@ impl TestApp {
         self.task = Some(task);
     }
 
+    /// Cancels the daemon's shutdown token (as SIGTERM does) and waits up to `limit` for it to
+    /// stop; false if it is still running then. [`TestApp::restart`] starts it again.
+    pub async fn stop_within(&mut self, limit: Duration) -> bool {
+        self.shutdown.cancel();
+        let Some(task) = self.task.as_mut() else { return true };
+        match tokio::time::timeout(limit, task).await {
+            Ok(joined) => {
+                joined.expect("daemon stops cleanly");
+                self.task = None;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Stops the daemon, puts its store aside as the README's recovery advice says, and starts
     /// a new daemon on an empty store against the same simulator.
     pub async fn reset_store(&mut self) {

@@ -19,11 +19,12 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde::Serialize;
 
+use super::faults::{gateway_timeout, service_unavailable, Fault};
 use super::ledger::{lock, Ledger};
 use super::limits::FixedWindow;
 use super::SimConfig;
 use crate::domain::ids::mix64;
-use crate::serve::{json_response, text_response, DropConnection, HandlerResult};
+use crate::serve::{json_response, DropConnection, HandlerResult};
 use crate::upstream::getui::auth::sign;
 use crate::upstream::getui::wire::{AuthData, AuthRequest, Envelope, HostGroup, HostListData};
 use tasks::Tasks;
@@ -140,11 +141,11 @@ impl GetuiSim {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        if rng.f64() < profile.drop_before_share {
-            return Err(DropConnection);
-        }
-        if rng.f64() < profile.server_error_share {
-            return Ok(text_response(503, "<html><body>503 Service Temporarily Unavailable</body></html>"));
+        let fault = profile.draw_fault(&mut rng);
+        match fault {
+            Fault::DropBefore => return Err(DropConnection),
+            Fault::ErrorBefore => return Ok(service_unavailable()),
+            _ => {}
         }
         let method = req.method().clone();
         let token = req.headers().get("token").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -156,10 +157,11 @@ impl GetuiSim {
             lock(&self.last_bodies).insert(endpoint.to_owned(), body.clone());
         }
         let reply = self.route(&method, &path, token.as_deref(), &body);
-        if rng.f64() < profile.drop_after_share {
-            return Err(DropConnection);
+        match fault {
+            Fault::DropAfter => Err(DropConnection),
+            Fault::ErrorAfter => Ok(gateway_timeout()),
+            _ => Ok(to_response(reply)),
         }
-        Ok(to_response(reply))
     }
 
     fn route(&self, method: &Method, path: &str, token: Option<&str>, body: &Bytes) -> Reply {

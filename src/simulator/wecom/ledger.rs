@@ -46,7 +46,8 @@ pub struct WecomLedgerSummary {
     pub unique: u64,
     /// Deliveries beyond the first per member.
     pub duplicates: u64,
-    /// Sends answered but not delivered because the duplicate check matched.
+    /// Members not delivered to because the duplicate check matched: the same content
+    /// reached them within the interval.
     pub dropped_repeats: u64,
     /// Recipients reported back in `invaliduser`.
     pub invalid_recipients: u64,
@@ -106,10 +107,10 @@ impl WecomLedger {
         }
     }
 
-    /// Counts an accepted call the duplicate check kept from delivering.
-    pub fn record_dropped_repeat(&self) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.dropped_repeats.fetch_add(1, Ordering::Relaxed);
+    /// Counts members an accepted call did not deliver to because the duplicate check matched
+    /// (the call itself is counted by [`WecomLedger::record_call`]).
+    pub fn add_dropped_repeats(&self, n: usize) {
+        self.dropped_repeats.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// How many messages `user` received (case-insensitive).

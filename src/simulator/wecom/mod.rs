@@ -21,9 +21,12 @@
 //! - Rate windows open at their first call and last a minute (not calendar minutes), so a
 //!   test filling a tiny window never straddles a boundary. Each cgi has its own window with
 //!   the same limit, as the per-API quota is counted per cgi.
-//! - `enable_duplicate_check`: a byte-identical request body (apart from the two duplicate
-//!   check fields) within its interval is answered like the first one (same msgid) but not
-//!   delivered again. At most [`MAX_DEDUP_ENTRIES`] bodies are remembered.
+//! - `enable_duplicate_check`: a member who received the same content (the body without its
+//!   recipients and the two check fields) from a send with the check on, within the new
+//!   send's `duplicate_check_interval` (default 1800 s, at most 4 hours), is not delivered
+//!   to again; the ledger counts a dropped repeat instead. The answer is errcode 0, with the
+//!   earlier msgid when every member was a repeat. Sends without the check are neither
+//!   checked nor remembered. At most [`MAX_DEDUP_ENTRIES`] deliveries are remembered.
 //! - Not modelled: departments and tags, the per-member 30/min drop, licenses, media types.
 //!
 //! Introspection: `GET /_sim/wecom/ledger`, `GET /_sim/wecom/ledger/{userid}`, and
@@ -44,8 +47,10 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::{json, Map, Value};
 
+use super::faults::{gateway_timeout, service_unavailable, Fault, FaultProfile};
 use super::ledger::lock;
-use crate::serve::{json_response, text_response, HandlerResult};
+use crate::domain::ids::mix64;
+use crate::serve::{json_response, text_response, DropConnection, HandlerResult};
 use crate::upstream::wecom::wire::{
     AppMessage, MAX_CONTENT_BYTES, MAX_DUPLICATE_CHECK_SECS, MAX_NEWS_ARTICLES, MAX_TEXTCARD_DESCRIPTION_BYTES,
     MAX_TEXTCARD_TITLE_BYTES, MAX_USERS_PER_SEND,
@@ -69,8 +74,8 @@ pub const DEV_WECOM_AES_KEY: &str = "campaigndDevWecomAesKey0123456789abcdefGHIJ
 
 /// Largest request body read (1000 ids of 64 bytes plus a 2 KiB message is far below this).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Most request bodies remembered for the duplicate check.
-pub const MAX_DEDUP_ENTRIES: usize = 100_000;
+/// Most (content, member) deliveries remembered for the duplicate check (about 60 MB).
+pub const MAX_DEDUP_ENTRIES: usize = 1_000_000;
 /// Most tokens remembered; older expired ones are forgotten (and then answer 40014).
 const MAX_TOKENS: usize = 4096;
 const MINUTE: Duration = Duration::from_secs(60);
@@ -175,15 +180,30 @@ pub struct WecomSim {
     gettoken_window: Window,
     send_window: Window,
     in_flight: AtomicU32,
-    /// Body hash → (when first seen, its answer's msgid).
-    dedup: Mutex<HashMap<[u8; 16], (Instant, String)>>,
+    /// Hash of (content, member) → when it was delivered and the msgid of that send.
+    dedup: Mutex<HashMap<[u8; 16], (Instant, u64)>>,
     msg_seq: AtomicU64,
+    /// Faults injected around `/cgi-bin/` calls (the Getui simulator's profile).
+    faults: FaultProfile,
+    fault_seed: u64,
+    fault_draws: AtomicU64,
 }
 
 impl WecomSim {
     /// A fresh application with no tokens and an empty ledger.
+    #[cfg(test)]
     pub(crate) fn new(cfg: WecomSimConfig) -> Self {
+        Self::with_faults(cfg, FaultProfile::clean(), 0)
+    }
+
+    /// A fresh application misbehaving as `faults` says: its latency, dropped connections and
+    /// 5xx, before or after the call takes effect. Its rate-limit bursts and short tokens
+    /// are Getui's and are not applied here.
+    pub(crate) fn with_faults(cfg: WecomSimConfig, faults: FaultProfile, fault_seed: u64) -> Self {
         WecomSim {
+            faults,
+            fault_seed,
+            fault_draws: AtomicU64::new(0),
             ledger: Arc::new(WecomLedger::default()),
             tokens: Mutex::new(TokenBook::default()),
             gettoken_window: Window::new(cfg.calls_per_minute, MINUTE),
@@ -203,19 +223,45 @@ impl WecomSim {
         if let Some(rest) = path.strip_prefix("/_sim/wecom") {
             return Ok(self.introspect(&method, rest));
         }
-        match (&method, path.as_str()) {
-            (&Method::GET, "/cgi-bin/gettoken") => Ok(to_response(self.gettoken(&query))),
+        let fault = self.draw_fault().await;
+        match fault {
+            Fault::DropBefore => return Err(DropConnection),
+            Fault::ErrorBefore => return Ok(service_unavailable()),
+            _ => {}
+        }
+        let answer = self.route(req, &method, &path, &query).await;
+        match fault {
+            Fault::DropAfter => Err(DropConnection),
+            Fault::ErrorAfter => Ok(gateway_timeout()),
+            _ => Ok(answer),
+        }
+    }
+
+    /// Waits the profile's latency and draws the request's fault.
+    async fn draw_fault(&self) -> Fault {
+        let n = self.fault_draws.fetch_add(1, Ordering::Relaxed);
+        let mut rng = fastrand::Rng::with_seed(mix64(self.fault_seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        let delay = self.faults.draw_latency(&mut rng);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.faults.draw_fault(&mut rng)
+    }
+
+    async fn route(&self, req: Request<Incoming>, method: &Method, path: &str, query: &str) -> Response<Full<Bytes>> {
+        match (method, path) {
+            (&Method::GET, "/cgi-bin/gettoken") => to_response(self.gettoken(query)),
             (&Method::POST, "/cgi-bin/message/send") => {
                 let body = Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await.map(|c| c.to_bytes());
                 let answer = match body {
-                    Ok(body) => self.send(&query, &body).await,
+                    Ok(body) => self.send(query, &body).await,
                     Err(_) => err(45002, "request body too large"),
                 };
                 self.count_send(&answer);
-                Ok(to_response(answer))
+                to_response(answer)
             }
-            (_, "/cgi-bin/gettoken" | "/cgi-bin/message/send") => Ok(text_response(405, "method not allowed")),
-            _ => Ok(text_response(404, "not found")),
+            (_, "/cgi-bin/gettoken" | "/cgi-bin/message/send") => text_response(405, "method not allowed"),
+            _ => text_response(404, "not found"),
         }
     }
 
@@ -332,16 +378,10 @@ impl WecomSim {
             self.ledger.add_invalid(invalid.len());
             return json!({ "errcode": 81013, "errmsg": "user & party & tag all invalid", "invaliduser": invaliduser });
         }
-        let msgid = match self.first_sighting(&obj) {
-            Ok(msgid) => {
-                self.ledger.record_call(valid.iter().map(String::as_str), invalid.len());
-                msgid
-            }
-            Err(earlier) => {
-                self.ledger.record_dropped_repeat();
-                earlier
-            }
-        };
+        let screened = self.screen_repeats(&obj, valid, Instant::now());
+        self.ledger.record_call(screened.fresh.iter().map(String::as_str), invalid.len());
+        self.ledger.add_dropped_repeats(screened.repeats);
+        let msgid = screened.msgid;
         json!({ "errcode": 0, "errmsg": "ok", "invaliduser": invaliduser, "msgid": msgid })
     }
 
@@ -369,35 +409,40 @@ impl WecomSim {
         Ok(users)
     }
 
-    /// `Ok(new msgid)` unless the duplicate check matches an earlier body (`Err(its msgid)`).
-    fn first_sighting(&self, obj: &Map<String, Value>) -> Result<String, String> {
-        let msgid = || format!("sim{:016x}", self.msg_seq.fetch_add(1, Ordering::Relaxed));
+    /// Applies the duplicate check to the lower-cased `members` of one accepted send: those
+    /// that got the same content within the interval are repeats, not delivered again. The
+    /// msgid is new unless every member was a repeat (then the earlier send's).
+    fn screen_repeats(&self, obj: &Map<String, Value>, members: Vec<String>, now: Instant) -> Screened {
+        let new_id = self.msg_seq.fetch_add(1, Ordering::Relaxed);
         if obj.get("enable_duplicate_check").and_then(Value::as_u64) != Some(1) {
-            return Ok(msgid());
+            return Screened { fresh: members, repeats: 0, msgid: msgid_text(new_id) };
         }
         let secs = obj.get("duplicate_check_interval").and_then(Value::as_u64).unwrap_or(1800);
         let interval = Duration::from_secs(secs.clamp(1, u64::from(MAX_DUPLICATE_CHECK_SECS)));
-        let mut key_obj = obj.clone();
-        key_obj.remove("enable_duplicate_check");
-        key_obj.remove("duplicate_check_interval");
-        // serde_json's map is ordered by key, so equal requests serialize equally.
-        let key = ledger::key128(&Value::Object(key_obj).to_string());
-        let now = Instant::now();
+        let content = content_key(obj);
         let mut seen = lock(&self.dedup);
-        if let Some((first, earlier)) = seen.get(&key) {
-            if now < *first + interval {
-                return Err(earlier.clone());
+        if seen.len() >= MAX_DEDUP_ENTRIES {
+            let longest = Duration::from_secs(u64::from(MAX_DUPLICATE_CHECK_SECS));
+            seen.retain(|_, (first, _)| now < *first + longest);
+        }
+        let (mut fresh, mut repeats, mut earlier) = (Vec::with_capacity(members.len()), 0, None);
+        for member in members {
+            let key = ledger::key128(&format!("{content:032x}{member}"));
+            match seen.get(&key) {
+                Some((first, id)) if now < *first + interval => {
+                    repeats += 1;
+                    earlier.get_or_insert(*id);
+                }
+                _ => {
+                    if seen.len() < MAX_DEDUP_ENTRIES {
+                        seen.insert(key, (now, new_id));
+                    }
+                    fresh.push(member);
+                }
             }
         }
-        if seen.len() >= MAX_DEDUP_ENTRIES {
-            let max = Duration::from_secs(u64::from(MAX_DUPLICATE_CHECK_SECS));
-            seen.retain(|_, (first, _)| now < *first + max);
-        }
-        let id = msgid();
-        if seen.len() < MAX_DEDUP_ENTRIES {
-            seen.insert(key, (now, id.clone()));
-        }
-        Ok(id)
+        let shown = if fresh.is_empty() { earlier.unwrap_or(new_id) } else { new_id };
+        Screened { fresh, repeats, msgid: msgid_text(shown) }
     }
 
     /// `/_sim/wecom...`: the ledger, one member's count, and `expire-tokens`.
@@ -424,6 +469,31 @@ impl WecomSim {
         }
         book.issued.len()
     }
+}
+
+/// One send after the duplicate check.
+struct Screened {
+    /// Members to deliver to.
+    fresh: Vec<String>,
+    /// Members the check kept from a second delivery.
+    repeats: usize,
+    /// The answer's msgid.
+    msgid: String,
+}
+
+fn msgid_text(n: u64) -> String {
+    format!("sim{n:016x}")
+}
+
+/// What "the same content" means to the duplicate check: the body without its recipients and
+/// without the check's own two fields, as 128 bits.
+fn content_key(obj: &Map<String, Value>) -> u128 {
+    let mut content = obj.clone();
+    for field in ["touser", "toparty", "totag", "enable_duplicate_check", "duplicate_check_interval"] {
+        content.remove(field);
+    }
+    // serde_json's map is ordered by key, so equal contents serialize equally.
+    u128::from_be_bytes(ledger::key128(&Value::Object(content).to_string()))
 }
 
 /// The message part of a send: msgtype and the documented limits, with upstream's codes.
@@ -601,6 +671,31 @@ mod tests {
         assert_eq!(first["msgid"], again["msgid"]);
         let summary = s.ledger.summary();
         assert_eq!((summary.calls, summary.deliveries, summary.dropped_repeats), (2, 1, 1));
+    }
+
+    #[test]
+    fn duplicate_check_is_per_member_and_content_within_the_interval() {
+        let s = sim();
+        let send = |users: &str, content: &str, check: u8| {
+            let v = json!({"touser": users, "agentid": DEV_WECOM_AGENT_ID, "msgtype": "text",
+                "text": {"content": content}, "enable_duplicate_check": check, "duplicate_check_interval": 60});
+            let Value::Object(obj) = v else { unreachable!() };
+            obj
+        };
+        let t0 = Instant::now();
+        let members = |list: &[&str]| list.iter().map(|m| (*m).to_owned()).collect::<Vec<_>>();
+        let first = s.screen_repeats(&send("a|b", "hi", 1), members(&["a", "b"]), t0);
+        assert_eq!((first.fresh.len(), first.repeats), (2, 0));
+        // A retry split differently still reaches only the member who has not had it.
+        let again = s.screen_repeats(&send("b|c", "hi", 1), members(&["b", "c"]), t0 + Duration::from_secs(30));
+        assert_eq!((again.fresh, again.repeats), (members(&["c"]), 1));
+        let all_repeats = s.screen_repeats(&send("a", "hi", 1), members(&["a"]), t0 + Duration::from_secs(31));
+        assert_eq!((all_repeats.fresh.len(), all_repeats.msgid), (0, first.msgid.clone()));
+        // Other content, the check off, or the interval over: delivered again.
+        assert_eq!(s.screen_repeats(&send("a", "other", 1), members(&["a"]), t0).repeats, 0);
+        assert_eq!(s.screen_repeats(&send("a", "hi", 0), members(&["a"]), t0).repeats, 0);
+        let late = s.screen_repeats(&send("a", "hi", 1), members(&["a"]), t0 + Duration::from_secs(61));
+        assert_eq!((late.fresh.len(), late.repeats), (1, 0));
     }
 
     #[test]

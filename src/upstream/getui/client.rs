@@ -452,9 +452,11 @@ impl GetuiClient {
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| invalid(endpoint, format!("bad request URL {url}: {e}")))?;
         let timeout = self.inner.settings.request_timeout;
-        let (status, bytes) = exchange(&self.inner.http, req, timeout)
-            .await
-            .map_err(|reason| GetuiError::Transport { endpoint, reason })?;
+        let (status, bytes) = exchange(&self.inner.http, req, timeout).await.map_err(|e| GetuiError::Transport {
+            endpoint,
+            reason: e.reason,
+            request_sent: e.request_sent,
+        })?;
         parse_answer(endpoint, status, &bytes)
     }
 }

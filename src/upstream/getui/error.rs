@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 pub use crate::upstream::AnswerClass;
+use crate::upstream::FailedAt;
 
 /// Classifies a Getui v2 business code (non-zero; 0 is success and 301 a redirect).
 ///
@@ -43,6 +44,8 @@ pub enum GetuiError {
         endpoint: &'static str,
         /// Why there was no answer.
         reason: String,
+        /// False when no connection could be made, so nothing was sent.
+        request_sent: bool,
     },
     /// An HTTP status without a Getui envelope (a proxy's 502, a 404 for a wrong URL).
     #[error("{endpoint} answered HTTP {status} without a Getui body")]
@@ -113,10 +116,21 @@ impl GetuiError {
         }
     }
 
-    /// True when the request may have reached the upstream even though no answer arrived,
-    /// so a retry without a request_id could deliver twice.
+    /// How far the failed request got.
+    pub fn failed_at(&self) -> FailedAt {
+        match self {
+            GetuiError::Transport { request_sent: false, .. } | GetuiError::Invalid { .. } => FailedAt::NotSent,
+            GetuiError::Transport { .. } | GetuiError::Decode { .. } => FailedAt::NoAnswer,
+            GetuiError::Http { status, .. } => FailedAt::HttpStatus(*status),
+            GetuiError::Api { .. } => FailedAt::VendorCode,
+        }
+    }
+
+    /// True when a push may have reached its targets although the call failed, so a retry
+    /// without a request_id could deliver twice ([`crate::upstream::maybe_delivered`]).
+    /// Failures of `/auth` (also met inside a push call) deliver nothing.
     pub fn maybe_delivered(&self) -> bool {
-        matches!(self, GetuiError::Transport { .. } | GetuiError::Decode { .. })
+        !self.endpoint().ends_with("/auth") && crate::upstream::maybe_delivered(self.failed_at())
     }
 
     /// A suggested pause before retrying, by class: rate limits wait for the next window.
@@ -150,13 +164,20 @@ mod tests {
 
     #[test]
     fn transport_and_server_errors_are_retryable() {
-        let t = GetuiError::Transport { endpoint: "push_list_cid", reason: "reset".into() };
+        let t = GetuiError::Transport { endpoint: "POST /push/list/cid", reason: "reset".into(), request_sent: true };
         assert_eq!(t.class(), AnswerClass::Retryable);
         assert!(t.maybe_delivered());
         assert_eq!(t.code(), TRANSPORT_CODE);
-        let h = GetuiError::Http { endpoint: "push_list_cid", status: 503 };
+        let refused =
+            GetuiError::Transport { endpoint: "POST /push/list/cid", reason: "refused".into(), request_sent: false };
+        assert_eq!((refused.class(), refused.maybe_delivered()), (AnswerClass::Retryable, false));
+        let auth = GetuiError::Transport { endpoint: "POST /auth", reason: "reset".into(), request_sent: true };
+        assert!(!auth.maybe_delivered());
+        let h = GetuiError::Http { endpoint: "POST /push/list/cid", status: 503 };
         assert_eq!(h.class(), AnswerClass::Retryable);
-        assert!(!h.maybe_delivered());
+        assert!(h.maybe_delivered(), "a 5xx may come after the push was processed");
+        let limited = GetuiError::Api { endpoint: "POST /push/list/cid", code: 30015, msg: String::new() };
+        assert!(!limited.maybe_delivered());
         let nf = GetuiError::Http { endpoint: "push_list_cid", status: 404 };
         assert_eq!(nf.class(), AnswerClass::Permanent);
     }

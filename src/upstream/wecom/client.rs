@@ -131,6 +131,11 @@ impl WecomClient {
         self
     }
 
+    /// How long WeCom drops an identical send after the first, when the duplicate check is on.
+    pub fn duplicate_check_window(&self) -> Option<Duration> {
+        self.duplicate_check.map(|secs| Duration::from_secs(u64::from(secs)))
+    }
+
     /// Fetches a fresh token now, to check the credentials at start-up; sends do this by
     /// themselves when needed.
     pub async fn authenticate(&self) -> Result<(), WecomError> {
@@ -264,9 +269,11 @@ impl WecomClient {
             .body(Full::new(body))
             .map_err(|_| invalid_at(endpoint, "the base URL is not a valid URL".into()))?;
         let timeout = self.inner.settings.request_timeout;
-        let (status, bytes) = exchange(&self.inner.http, req, timeout)
-            .await
-            .map_err(|reason| WecomError::Transport { endpoint, reason })?;
+        let (status, bytes) = exchange(&self.inner.http, req, timeout).await.map_err(|e| WecomError::Transport {
+            endpoint,
+            reason: e.reason,
+            request_sent: e.request_sent,
+        })?;
         parse_answer(endpoint, status, &bytes)
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::upstream::getui::error::classify_status;
-use crate::upstream::AnswerClass;
+use crate::upstream::{AnswerClass, FailedAt};
 
 /// Endpoint label of `gettoken`.
 pub const GETTOKEN: &str = "GET /cgi-bin/gettoken";
@@ -39,6 +39,8 @@ pub enum WecomError {
         endpoint: &'static str,
         /// Why there was no answer.
         reason: String,
+        /// False when no connection could be made, so nothing was sent.
+        request_sent: bool,
     },
     /// An HTTP status without a WeCom JSON body (a proxy's 502, a 404 for a wrong base URL).
     #[error("{endpoint} answered HTTP {status} without a WeCom body")]
@@ -111,13 +113,21 @@ impl WecomError {
         }
     }
 
-    /// True when the message may have reached members although no answer was read, so a
-    /// blind retry could deliver twice (unless the duplicate check is on).
+    /// How far the failed request got.
+    pub fn failed_at(&self) -> FailedAt {
+        match self {
+            WecomError::Transport { request_sent: false, .. } | WecomError::Invalid { .. } => FailedAt::NotSent,
+            WecomError::Transport { .. } | WecomError::Decode { .. } => FailedAt::NoAnswer,
+            WecomError::Http { status, .. } => FailedAt::HttpStatus(*status),
+            WecomError::Api { .. } => FailedAt::VendorCode,
+        }
+    }
+
+    /// True when the message may have reached members although the send failed, so a blind
+    /// retry could deliver twice unless the duplicate check catches it
+    /// ([`crate::upstream::maybe_delivered`]). `gettoken` failures deliver nothing.
     pub fn maybe_delivered(&self) -> bool {
-        matches!(
-            self,
-            WecomError::Transport { endpoint: MESSAGE_SEND, .. } | WecomError::Decode { endpoint: MESSAGE_SEND, .. }
-        )
+        self.endpoint() == MESSAGE_SEND && crate::upstream::maybe_delivered(self.failed_at())
     }
 
     /// A suggested pause before retrying. WeCom blocks a per-minute limit for 60 s; a
@@ -159,15 +169,20 @@ mod tests {
 
     #[test]
     fn no_answer_is_retryable_and_labelled() {
-        let t = WecomError::Transport { endpoint: MESSAGE_SEND, reason: "reset".into() };
+        let t = WecomError::Transport { endpoint: MESSAGE_SEND, reason: "reset".into(), request_sent: true };
         assert_eq!(
             (t.class(), t.code_label().as_str(), t.maybe_delivered()),
             (AnswerClass::Retryable, "transport", true)
         );
-        let g = WecomError::Transport { endpoint: GETTOKEN, reason: "reset".into() };
+        let g = WecomError::Transport { endpoint: GETTOKEN, reason: "reset".into(), request_sent: true };
         assert!(!g.maybe_delivered());
+        let refused = WecomError::Transport { endpoint: MESSAGE_SEND, reason: "refused".into(), request_sent: false };
+        assert_eq!((refused.class(), refused.maybe_delivered()), (AnswerClass::Retryable, false));
         let h = WecomError::Http { endpoint: MESSAGE_SEND, status: 502 };
         assert_eq!((h.class(), h.code_label().as_str()), (AnswerClass::Retryable, "http_502"));
+        assert!(h.maybe_delivered(), "a 5xx may come after the send was processed");
+        assert!(!api(MESSAGE_SEND, 45009).maybe_delivered());
+        assert!(!api(MESSAGE_SEND, -1).maybe_delivered());
         let nf = WecomError::Http { endpoint: MESSAGE_SEND, status: 404 };
         assert_eq!(nf.class(), AnswerClass::Permanent);
         assert_eq!(api(MESSAGE_SEND, 45009).code_label(), "45009");
