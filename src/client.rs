@@ -13,9 +13,16 @@ use hyper_util::client::legacy::Client;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::protocol::{CampaignView, GroupReportView, ReportView, SuppressionList, UploadView};
+use crate::protocol::{CampaignList, CampaignView, GroupReportView, ReportView, SuppressionList, UploadView};
 use crate::secret::Secret;
 use crate::upstream::http::{build_client_for, read_body, PoolSettings};
+
+/// Campaigns asked for per page when listing them all.
+const LIST_PAGE: usize = 500;
+
+fn query_escape(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
 
 /// What went wrong talking to the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -146,13 +153,41 @@ impl ApiClient {
         Err(api_error(status, &body))
     }
 
-    /// `GET /v1/campaigns`.
+    /// Every campaign, following the pages of `GET /v1/campaigns` to the end.
     pub async fn list(&self) -> Result<Vec<CampaignView>, ClientError> {
-        #[derive(serde::Deserialize)]
-        struct List {
-            campaigns: Vec<CampaignView>,
+        self.list_in(None).await
+    }
+
+    /// Every campaign in `state` (all when `None`), page after page.
+    pub async fn list_in(&self, state: Option<&str>) -> Result<Vec<CampaignView>, ClientError> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_page(state, after.as_deref(), LIST_PAGE).await?;
+            all.extend(page.campaigns);
+            match page.next_after {
+                // A cursor that does not move would loop forever: stop instead.
+                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
+                _ => return Ok(all),
+            }
         }
-        self.get::<List>("/v1/campaigns").await.map(|l| l.campaigns)
+    }
+
+    /// One page of `GET /v1/campaigns?state=&after=&limit=`.
+    pub async fn list_page(
+        &self,
+        state: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<CampaignList, ClientError> {
+        let mut path = format!("/v1/campaigns?limit={limit}");
+        if let Some(s) = state {
+            path.push_str(&format!("&state={}", query_escape(s)));
+        }
+        if let Some(a) = after {
+            path.push_str(&format!("&after={}", query_escape(a)));
+        }
+        self.get(&path).await
     }
 
     /// `DELETE /v1/campaigns/{id}`.

@@ -139,11 +139,21 @@ pub struct StoreConfig {
     /// sled's page cache in MiB.
     #[serde(default = "default_cache_mb")]
     pub cache_mb: u64,
+    /// Days a finished campaign is kept before retention removes it; 0 keeps them forever.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
 }
 
 fn default_cache_mb() -> u64 {
     64
 }
+
+fn default_retention_days() -> u32 {
+    30
+}
+
+/// Longest `store.retention_days` (a hundred years; use 0 to keep campaigns forever).
+const MAX_RETENTION_DAYS: u32 = 36_500;
 
 /// `[api]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -462,6 +472,12 @@ impl Config {
         }
         if !(8..=65_536).contains(&self.store.cache_mb) {
             return Err(invalid("store.cache_mb", "must be within 8..=65536"));
+        }
+        if self.store.retention_days > MAX_RETENTION_DAYS {
+            return Err(invalid(
+                "store.retention_days",
+                format!("must be within 0..={MAX_RETENTION_DAYS} (0 keeps finished campaigns forever)"),
+            ));
         }
         if self.store.path.as_os_str().is_empty() {
             return Err(invalid("store.path", "must name a directory"));
@@ -977,5 +993,16 @@ mod tests {
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.contains(key), "expected {key} in {err}");
         }
+    }
+
+    #[test]
+    fn retention_days_has_a_default_and_a_bound() {
+        assert_eq!(parse(SHIPPED).unwrap().store.retention_days, 30);
+        let omitted = SHIPPED.replace("retention_days = 30", "");
+        assert_eq!(parse(&omitted).unwrap().store.retention_days, 30, "the default");
+        let forever = SHIPPED.replace("retention_days = 30", "retention_days = 0");
+        assert_eq!(parse(&forever).unwrap().store.retention_days, 0);
+        let err = parse(&SHIPPED.replace("retention_days = 30", "retention_days = 40000")).unwrap_err().to_string();
+        assert!(err.contains("store.retention_days"), "{err}");
     }
 }

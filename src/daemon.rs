@@ -60,6 +60,8 @@ pub struct Daemon {
     dispatcher: Dispatcher,
     api: Arc<ApiState>,
     shutdown: CancellationToken,
+    /// `store.retention_days` (0: keep finished campaigns forever).
+    retention_days: u32,
 }
 
 impl Daemon {
@@ -81,7 +83,8 @@ impl Daemon {
                 }
                 Channel::Wecom => {
                     agents.extend(config.callback_agent_with_env(name, env)?);
-                    let client = WecomClient::new(config.wecom_settings_with_env(name, env)?)?;
+                    let observer = Arc::new(UpstreamObserver::new(name, metrics.clone()));
+                    let client = WecomClient::new(config.wecom_settings_with_env(name, env)?)?.with_observer(observer);
                     match config.wecom_duplicate_check(name)? {
                         Some(interval) => Upstream::Wecom(client.with_duplicate_check(interval)),
                         None => Upstream::Wecom(client),
@@ -131,7 +134,8 @@ impl Daemon {
             max_connections: config.server.max_connections,
             idle_timeout: Some(Duration::from_millis(config.server.idle_timeout_ms)),
         };
-        Ok(Daemon { listener, addr, callback, limits, store, dispatcher, api, shutdown })
+        let retention_days = config.store.retention_days;
+        Ok(Daemon { listener, addr, callback, limits, store, dispatcher, api, shutdown, retention_days })
     }
 
     /// The address the API listens on.
@@ -152,6 +156,8 @@ impl Daemon {
     /// Serves until the shutdown token is cancelled, then drains and closes the store.
     pub async fn run(self) -> Result<(), DaemonError> {
         let dispatcher = tokio::spawn(self.dispatcher.run());
+        let store: Arc<dyn Store> = self.store.clone();
+        let retention = tokio::spawn(crate::retention::run(store, self.retention_days, self.shutdown.clone()));
         let api = self.api.clone();
         api.follow_shutdown(self.shutdown.clone());
         crate::notify::ready();
@@ -173,6 +179,7 @@ impl Daemon {
             let _ = task.await;
         }
         let _ = dispatcher.await;
+        let _ = retention.await;
         self.store.flush().await?;
         self.store.close().await?;
         tracing::info!("stopped cleanly");

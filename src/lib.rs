@@ -20,6 +20,7 @@ pub mod domain;
 pub mod metrics;
 pub mod notify;
 pub mod protocol;
+pub mod retention;
 pub mod secret;
 pub mod serve;
 pub mod simulator;

@@ -1,8 +1,9 @@
 //! Every Prometheus metric campaignd exports, registered once in one registry.
 //!
 //! Label values come only from closed vocabularies (configured app names, fixed endpoint and
-//! result names, known upstream codes), so series stay bounded: a campaign id or a cid is never
-//! a label.
+//! result names, known upstream codes), so series stay bounded: a cid is never a label, and a
+//! campaign id labels only `campaign_progress_ratio`, whose series exist for unfinished
+//! campaigns only (the scheduler removes them when a campaign finishes or is deleted).
 
 use std::time::Duration;
 
@@ -32,8 +33,10 @@ pub struct Metrics {
     pub upstream_requests_total: IntCounterVec,
     /// Upstream exchange latency.
     pub upstream_request_duration_seconds: HistogramVec,
-    /// Recipients of unfinished campaigns not yet sent.
+    /// Recipients of running campaigns not yet sent (what the stall alert watches).
     pub pending_recipients: IntGaugeVec,
+    /// Recipients of campaigns waiting in draft, scheduled or paused, by app and state.
+    pub waiting_recipients: IntGaugeVec,
     /// Campaigns per state.
     pub campaigns: IntGaugeVec,
     /// Retried upstream calls by reason.
@@ -44,7 +47,8 @@ pub struct Metrics {
     pub chunks_inflight: IntGauge,
     /// Time from a shard taking a chunk to its acknowledgement being durable.
     pub chunk_duration_seconds: prometheus::Histogram,
-    /// Progress (0..1) of each unfinished campaign; removed when it ends.
+    /// Progress (0..1) of each unfinished campaign; its series is removed when the campaign
+    /// finishes or is deleted, so the campaign label stays bounded by the active campaigns.
     pub campaign_progress_ratio: prometheus::GaugeVec,
     /// WeCom callbacks by agent and result.
     pub wecom_callbacks_total: IntCounterVec,
@@ -76,8 +80,16 @@ impl Metrics {
             )
             .expect("valid metric"),
             pending_recipients: IntGaugeVec::new(
-                Opts::new("pending_recipients", "Recipients of unfinished campaigns that have no result yet."),
+                Opts::new("pending_recipients", "Recipients of running campaigns that have no result yet."),
                 &["app"],
+            )
+            .expect("valid metric"),
+            waiting_recipients: IntGaugeVec::new(
+                Opts::new(
+                    "waiting_recipients",
+                    "Recipients without a result of campaigns that wait (draft, scheduled, paused), by app and state.",
+                ),
+                &["app", "state"],
             )
             .expect("valid metric"),
             campaigns: IntGaugeVec::new(Opts::new("campaigns", "Campaigns by state."), &["state"]).expect("valid metric"),
@@ -131,7 +143,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
             Box::new(self.recipients_total.clone()),
             Box::new(self.upstream_requests_total.clone()),
             Box::new(self.upstream_request_duration_seconds.clone()),
@@ -144,6 +156,7 @@ impl Metrics {
             Box::new(self.chunk_duration_seconds.clone()),
             Box::new(self.campaign_progress_ratio.clone()),
             Box::new(self.wecom_callbacks_total.clone()),
+            Box::new(self.waiting_recipients.clone()),
         ];
         for c in collectors {
             // Names are fixed and distinct, so registration cannot clash.

@@ -171,6 +171,16 @@ pub struct SuppressionView {
     pub since: String,
 }
 
+/// A page of campaigns (`GET /v1/campaigns?state=&after=&limit=`), in id order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CampaignList {
+    /// The campaigns.
+    pub campaigns: Vec<CampaignView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default)]
+    pub next_after: Option<String>,
+}
+
 /// A page of an app's suppression list (`GET /v1/apps/{app}/suppressions`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SuppressionList {

@@ -231,6 +231,15 @@ fn campaign_verbs_drive_a_running_daemon() {
     let out = verb(&["group-report", "cli-ab"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("cli #{id}")) && stdout.contains("successed_online"), "{stdout}");
+    // The list follows the API's pages and filters by state; a bad state names the field.
+    let out = verb(&["list", "--state", "completed"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l.trim_start().starts_with(&format!("{id} "))), "{stdout}");
+    let out = verb(&["list", "--state", "draft", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let out = verb(&["list", "--state", "done"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("field state"), "{}", String::from_utf8_lossy(&out.stderr));
 
     // A member opts out through the callback, played from the command line.
     let url = format!("{server}/wecom/staff/callback");

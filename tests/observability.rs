@@ -94,6 +94,12 @@ async fn dashboards_and_alerts_have_data_in_a_real_prometheus() {
     let id = app.create(list_campaign("observed", Some(1_000))).await;
     app.upload_range(&id, 0, 60_000).await;
     app.api.act(&id, "start").await.unwrap();
+    // A WeCom send, so the staff app's token fetch (gettoken) has series for its alert.
+    let note = serde_json::json!({"name": "note", "app": "staff",
+                                 "message": {"wecom": {"msgtype": "text", "text": {"content": "hi"}}}});
+    let staff = app.create(note).await;
+    app.api.upload(&staff, "text/plain", "zhangsan\n".to_owned()).await.unwrap();
+    app.api.act(&staff, "start").await.unwrap();
     // WeCom callbacks, one accepted and one forged, for the callback panel and alert.
     let wecom = CallbackPlayer::dev(format!("http://{}/wecom/staff/callback", app.addr));
     assert_eq!(wecom.text("zhangsan", "hello").await.unwrap().status, 200);
@@ -142,7 +148,7 @@ async fn dashboards_and_alerts_have_data_in_a_real_prometheus() {
     let mut exprs = dashboard_exprs("dashboards/campaignd-overview.json");
     exprs.extend(dashboard_exprs("dashboards/campaignd-campaign.json"));
     let rules = rule_exprs("dashboards/alerts.yml");
-    assert_eq!(rules.len(), 6, "{rules:?}");
+    assert_eq!(rules.len(), 7, "{rules:?}");
     exprs.extend(rules);
     let mut empty = Vec::new();
     for e in &exprs {

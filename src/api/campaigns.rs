@@ -12,8 +12,10 @@ use hyper::{Request, Response};
 use super::{json, ApiError, ApiState};
 use crate::domain::campaign::{CreateCampaign, Validation};
 use crate::domain::{Action, CampaignState, Mode};
-use crate::protocol::{CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, UpstreamCounts};
-use crate::store::{CampaignRecord, Change, Progress};
+use crate::protocol::{
+    CampaignList, CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, UpstreamCounts,
+};
+use crate::store::{CampaignRecord, Change, PageQuery, Progress};
 
 /// Largest create body.
 const MAX_CREATE_BYTES: usize = 256 * 1024;
@@ -72,13 +74,50 @@ fn strip_position(e: &serde_json::Error) -> String {
     }
 }
 
-pub(super) async fn list(state: &Arc<ApiState>) -> Answer {
-    let records = state.store.list().await.map_err(ApiError::internal)?;
-    let mut views: Vec<CampaignView> = Vec::with_capacity(records.len());
-    for r in &records {
-        views.push(view(state, r).await?);
+/// Campaigns per page of `GET /v1/campaigns` unless `limit` says otherwise.
+const DEFAULT_PAGE: usize = 100;
+/// Largest `limit`.
+const MAX_PAGE: usize = 1000;
+
+/// `GET ?state=&after=&limit=`: one page in id order, with the cursor of the next.
+pub(super) async fn list(state: &Arc<ApiState>, query: Option<&str>) -> Answer {
+    let page = state.store.campaigns_page(parse_list_query(query)?).await?;
+    let mut campaigns: Vec<CampaignView> = Vec::with_capacity(page.campaigns.len());
+    for r in &page.campaigns {
+        campaigns.push(view(state, r).await?);
     }
-    json(200, &serde_json::json!({ "campaigns": views }))
+    json(200, &CampaignList { campaigns, next_after: page.next_after.map(|id| id.to_string()) })
+}
+
+/// Reads the list's query; a bad value is refused naming its parameter.
+fn parse_list_query(query: Option<&str>) -> Result<PageQuery, ApiError> {
+    let mut q = PageQuery { state: None, after: 0, limit: DEFAULT_PAGE };
+    for (key, value) in query.unwrap_or("").split('&').filter_map(|p| p.split_once('=')) {
+        match key {
+            "state" if value.is_empty() => q.state = None,
+            "state" => {
+                let found = CampaignState::ALL.into_iter().find(|s| s.as_str() == value);
+                let names: Vec<&str> = CampaignState::ALL.iter().map(|s| s.as_str()).collect();
+                q.state = Some(
+                    found.ok_or_else(|| ApiError::invalid("state", format!("must be one of {}", names.join(", "))))?,
+                );
+            }
+            "after" => {
+                q.after = value
+                    .parse()
+                    .map_err(|_| ApiError::invalid("after", "must be a campaign id (a number) from next_after"))?
+            }
+            "limit" => {
+                q.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| ApiError::invalid("limit", format!("must be a number in 1..={MAX_PAGE}")))?
+            }
+            _ => {}
+        }
+    }
+    Ok(q)
 }
 
 pub(super) async fn show(state: &Arc<ApiState>, id: u64) -> Answer {
@@ -310,6 +349,25 @@ mod tests {
         assert_eq!((e.status, e.code), (400, "bad_request"));
         let e = parse_create(br#"{"app":"main","message":{}}"#).unwrap_err();
         assert!(e.message.contains("name"), "{e:?}");
+    }
+
+    #[test]
+    fn list_queries_are_checked_naming_the_parameter() {
+        let q = parse_list_query(None).unwrap();
+        assert_eq!((q.state, q.after, q.limit), (None, 0, DEFAULT_PAGE));
+        let q = parse_list_query(Some("state=running&after=41&limit=1000&other=x")).unwrap();
+        assert_eq!((q.state, q.after, q.limit), (Some(CampaignState::Running), 41, 1000));
+        for (query, field) in [
+            ("limit=1001", "limit"),
+            ("limit=0", "limit"),
+            ("limit=many", "limit"),
+            ("state=done", "state"),
+            ("after=-1", "after"),
+            ("after=x", "after"),
+        ] {
+            let e = parse_list_query(Some(query)).unwrap_err();
+            assert_eq!((e.status, e.field.as_deref()), (400, Some(field)), "{query}: {e:?}");
+        }
     }
 
     #[test]

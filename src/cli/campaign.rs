@@ -82,8 +82,13 @@ enum Verb {
         /// Task group name.
         group: String,
     },
-    /// List every campaign.
-    List,
+    /// List every campaign (fetched page by page), or only those in one state.
+    List {
+        /// Only campaigns in this state (draft, scheduled, running, paused, completed,
+        /// cancelled, failed).
+        #[arg(long)]
+        state: Option<String>,
+    },
     /// List the members of a WeCom app who opted out (by callback or by an operator).
     Suppressions {
         /// The WeCom app's name.
@@ -145,8 +150,8 @@ async fn verb(api: &ApiClient, verb: Verb, json: bool) -> anyhow::Result<()> {
             let r = api.report(&id).await?;
             show(json, &r, || print_report(&r))
         }
-        Verb::List => {
-            let all = api.list().await?;
+        Verb::List { state } => {
+            let all = api.list_in(state.as_deref()).await?;
             show(json, &all, || {
                 println!("{:>6}  {:<12} {:<10} {:>12} {:>12}  name", "id", "mode", "state", "recipients", "sent");
                 for v in &all {

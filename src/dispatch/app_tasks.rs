@@ -63,6 +63,21 @@ impl FollowUps {
     }
 }
 
+/// Whether a campaign still wants a follow-up at `now`: an app task whose counts are still
+/// changing, or a cancelled schedule Getui holds that was not yet withdrawn.
+pub(super) fn wanted(rec: &CampaignRecord, now: i64) -> bool {
+    if rec.app_taskid.is_none() {
+        return false;
+    }
+    match rec.state {
+        CampaignState::Cancelled => rec.spec.settings.upstream_schedule && rec.withdrawal.is_none(),
+        CampaignState::Completed | CampaignState::Scheduled => {
+            rec.spec.mode == Mode::App && rec.finished_ms.is_none_or(|f| now - f < FOLLOW_FOR_MS)
+        }
+        _ => false,
+    }
+}
+
 enum Job {
     Refresh,
     Withdraw,

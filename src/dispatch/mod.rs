@@ -31,7 +31,7 @@ use crate::domain::{
     CampaignSpec, CampaignState, Counts, Mode, Replay, RequestId, RequestKey, ResultName, StoreIdentity,
 };
 use crate::metrics::Metrics;
-use crate::store::{Ack, CampaignRecord, Change, Chunk, Store};
+use crate::store::{Ack, CampaignRecord, Change, Chunk, PageQuery, Store};
 use crate::upstream::getui::wire::{
     AllAudience, Condition, ListMessage, Push, Settings, TagAudience, MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
 };
@@ -182,6 +182,19 @@ impl Dispatcher {
         self.wake.clone()
     }
 
+    /// Times `n` scheduler passes after one warm-up pass, sending nothing (no shard runs):
+    /// what an idle daemon spends every `poll_interval`. For benches.
+    pub async fn time_idle_passes(&self, n: u64) -> Duration {
+        let (tx, _rx) = mpsc::channel::<Work>(1);
+        let mut scheduler = Scheduler::new(self.ctx.clone(), tx);
+        scheduler.tick().await;
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            scheduler.tick().await;
+        }
+        started.elapsed()
+    }
+
     /// Runs the scheduler and the shards until the shutdown token is cancelled and every
     /// in-flight chunk is settled.
     pub async fn run(self) {
@@ -189,13 +202,7 @@ impl Dispatcher {
         let rx = Arc::new(Mutex::new(rx));
         let shards: Vec<_> =
             (0..self.settings.shards.max(1)).map(|_| tokio::spawn(shard_loop(self.ctx.clone(), rx.clone()))).collect();
-        let mut scheduler = Scheduler {
-            ctx: self.ctx.clone(),
-            runs: HashMap::new(),
-            replay_checked: HashSet::new(),
-            tx,
-            follow_ups: Default::default(),
-        };
+        let mut scheduler = Scheduler::new(self.ctx.clone(), tx);
         loop {
             scheduler.tick().await;
             tokio::select! {
@@ -221,35 +228,170 @@ struct Scheduler {
     replay_checked: HashSet<u64>,
     tx: mpsc::Sender<Work>,
     follow_ups: app_tasks::FollowUps,
+    gauges: Gauges,
+    /// Finished app campaigns still followed up; `None` until the first pass.
+    followed: Option<HashSet<u64>>,
 }
 
+/// The campaign gauges, and which campaigns have a progress series (so that the series of
+/// a campaign that finished or was deleted is removed even though it is no longer read).
+#[derive(Default)]
+struct Gauges {
+    progress_series: HashMap<u64, String>,
+}
+
+impl Gauges {
+    async fn update(&mut self, ctx: &Context, active: &[CampaignRecord]) {
+        let m = &ctx.metrics;
+        match ctx.store.census().await {
+            Ok(census) => {
+                for (state, n) in census {
+                    m.campaigns.with_label_values(&[state.as_str()]).set(n as i64);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot count campaigns"),
+        }
+        // Only running campaigns are due to send now: the stall alert watches them. Those
+        // waiting for a start, a schedule or a resume are counted apart.
+        let mut pending: HashMap<&str, i64> = ctx.apps.keys().map(|a| (a.as_str(), 0)).collect();
+        let mut waiting: HashMap<(&str, CampaignState), i64> = HashMap::new();
+        for app in ctx.apps.keys() {
+            for state in WAITING_STATES {
+                waiting.insert((app.as_str(), state), 0);
+            }
+        }
+        let mut seen = HashSet::new();
+        for r in active {
+            let done = ctx.store.progress(r.id).await.map(|p| p.counts.total()).unwrap_or(0);
+            let left = r.recipients.saturating_sub(done) as i64;
+            match r.state {
+                CampaignState::Running => *pending.entry(r.spec.app.as_str()).or_insert(0) += left,
+                state => *waiting.entry((r.spec.app.as_str(), state)).or_insert(0) += left,
+            }
+            let ratio = if r.recipients == 0 { 0.0 } else { done as f64 / r.recipients as f64 };
+            let id = r.id.to_string();
+            m.campaign_progress_ratio.with_label_values(&[id.as_str(), r.spec.app.as_str()]).set(ratio);
+            self.progress_series.insert(r.id, r.spec.app.clone());
+            seen.insert(r.id);
+        }
+        // Finished or deleted since the last pass: drop their series, keeping the set bounded
+        // by the active campaigns.
+        self.progress_series.retain(|id, app| {
+            let keep = seen.contains(id);
+            if !keep {
+                let _ = m.campaign_progress_ratio.remove_label_values(&[id.to_string().as_str(), app.as_str()]);
+            }
+            keep
+        });
+        for (app, n) in pending {
+            m.pending_recipients.with_label_values(&[app]).set(n);
+        }
+        for ((app, state), n) in waiting {
+            m.waiting_recipients.with_label_values(&[app, state.as_str()]).set(n);
+        }
+        if let Ok(bytes) = ctx.store.size_on_disk().await {
+            m.store_size_bytes.set(bytes as i64);
+        }
+    }
+}
+
+/// States in which a campaign's recipients wait for something other than the dispatcher.
+const WAITING_STATES: [CampaignState; 3] = [CampaignState::Draft, CampaignState::Scheduled, CampaignState::Paused];
+
 impl Scheduler {
+    fn new(ctx: Arc<Context>, tx: mpsc::Sender<Work>) -> Scheduler {
+        Scheduler {
+            ctx,
+            runs: HashMap::new(),
+            replay_checked: HashSet::new(),
+            tx,
+            follow_ups: Default::default(),
+            gauges: Gauges::default(),
+            followed: None,
+        }
+    }
+
+    /// One pass: reads only the campaigns that are not finished (an index), so its cost
+    /// follows the active campaigns however long the history.
     async fn tick(&mut self) {
-        let records = match self.ctx.store.list().await {
+        let active = match self.ctx.store.active_campaigns().await {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(error = %e, "cannot list campaigns");
+                tracing::error!(error = %e, "cannot list the active campaigns");
                 return;
             }
         };
         self.runs.retain(|_, (_, h)| !h.is_finished());
-        self.update_gauges(&records).await;
+        self.gauges.update(&self.ctx, &active).await;
         let now = now_ms();
-        self.follow_ups.visit(&self.ctx, &records, now);
-        for rec in records {
+        let watched = self.followed_records(&active, now).await;
+        self.follow_ups.visit(&self.ctx, &watched, now);
+        for rec in &active {
             match rec.state {
                 CampaignState::Scheduled if rec.spec.settings.schedule_at_ms.is_some_and(|t| t <= now) => {
                     if let Err(e) = self.ctx.store.change(rec.id, Change::Begin(now)).await {
                         tracing::warn!(campaign = rec.id, error = %e, "cannot begin a scheduled campaign");
                     }
                 }
-                CampaignState::Running if !self.runs.contains_key(&rec.id) => self.start(&rec),
-                CampaignState::Running => {}
-                _ => {
-                    if let Some((run, _)) = self.runs.get(&rec.id) {
-                        run.stop.cancel();
-                    }
+                CampaignState::Running if !self.runs.contains_key(&rec.id) => self.start(rec),
+                _ => {}
+            }
+        }
+        // Runners whose campaign is no longer running (paused, cancelled, failed, gone) stop.
+        let running: HashSet<u64> = active.iter().filter(|r| r.state == CampaignState::Running).map(|r| r.id).collect();
+        for (id, (run, _)) in &self.runs {
+            if !running.contains(id) {
+                run.stop.cancel();
+            }
+        }
+    }
+
+    /// The records the app-task follow-ups look at: active ones, plus finished app campaigns
+    /// still in their follow-up window. Those are remembered by id when they leave the active
+    /// set (and found once, at the first pass, among the campaigns already finished).
+    async fn followed_records(&mut self, active: &[CampaignRecord], now: i64) -> Vec<CampaignRecord> {
+        let followed = match self.followed.take() {
+            Some(f) => f,
+            None => self.finished_follow_ups(now).await,
+        };
+        let mut watched: Vec<CampaignRecord> = active.iter().filter(|r| r.app_taskid.is_some()).cloned().collect();
+        let active_ids: HashSet<u64> = active.iter().map(|r| r.id).collect();
+        let mut keep: HashSet<u64> = active.iter().filter(|r| r.spec.mode == Mode::App).map(|r| r.id).collect();
+        for id in followed.into_iter().filter(|id| !active_ids.contains(id)) {
+            match self.ctx.store.get(id).await {
+                Ok(Some(rec)) if app_tasks::wanted(&rec, now) => {
+                    keep.insert(id);
+                    watched.push(rec);
                 }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(campaign = id, error = %e, "cannot read a campaign to follow up");
+                    keep.insert(id);
+                }
+            }
+        }
+        self.followed = Some(keep);
+        watched
+    }
+
+    /// Finished app campaigns that still want a follow-up, found by paging through the store
+    /// once per process.
+    async fn finished_follow_ups(&self, now: i64) -> HashSet<u64> {
+        let mut found = HashSet::new();
+        let mut after = 0;
+        loop {
+            let query = PageQuery { state: None, after, limit: 1000 };
+            let page = match self.ctx.store.campaigns_page(query).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot look for app campaigns to follow up");
+                    return found;
+                }
+            };
+            found.extend(page.campaigns.iter().filter(|r| app_tasks::wanted(r, now)).map(|r| r.id));
+            match page.next_after {
+                Some(next) if next > after => after = next,
+                _ => return found,
             }
         }
     }
@@ -268,33 +410,6 @@ impl Scheduler {
         let task = tokio::spawn(run_campaign(self.ctx.clone(), run.clone(), self.tx.clone(), first_in_process));
         tracing::info!(campaign = rec.id, mode = ?rec.spec.mode, "campaign running");
         self.runs.insert(rec.id, (run, task));
-    }
-
-    async fn update_gauges(&self, records: &[CampaignRecord]) {
-        let m = &self.ctx.metrics;
-        for state in CampaignState::ALL {
-            let n = records.iter().filter(|r| r.state == state).count();
-            m.campaigns.with_label_values(&[state.as_str()]).set(n as i64);
-        }
-        let mut pending: HashMap<&str, i64> = self.ctx.apps.keys().map(|a| (a.as_str(), 0)).collect();
-        for r in records {
-            let id = r.id.to_string();
-            if r.state.is_final() {
-                // Only unfinished campaigns keep a series, so the label set stays bounded.
-                let _ = m.campaign_progress_ratio.remove_label_values(&[id.as_str(), r.spec.app.as_str()]);
-                continue;
-            }
-            let done = self.ctx.store.progress(r.id).await.map(|p| p.counts.total()).unwrap_or(0);
-            *pending.entry(r.spec.app.as_str()).or_insert(0) += r.recipients.saturating_sub(done) as i64;
-            let ratio = if r.recipients == 0 { 0.0 } else { done as f64 / r.recipients as f64 };
-            m.campaign_progress_ratio.with_label_values(&[id.as_str(), r.spec.app.as_str()]).set(ratio);
-        }
-        for (app, n) in pending {
-            m.pending_recipients.with_label_values(&[app]).set(n);
-        }
-        if let Ok(bytes) = self.ctx.store.size_on_disk().await {
-            m.store_size_bytes.set(bytes as i64);
-        }
     }
 
     async fn stop_all(&mut self) {
@@ -519,4 +634,54 @@ async fn fail(ctx: &Context, run: &CampaignRun, why: String) {
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::campaign::{CreateCampaign, Validation, SCHEDULE_HORIZON_MS};
+    use crate::domain::Action;
+    use crate::store::{SledStore, StoreSettings};
+
+    fn spec() -> CampaignSpec {
+        let req: CreateCampaign = serde_json::from_value(serde_json::json!({
+            "name": "t", "app": "main", "message": {"notification": {"title": "a", "body": "b"}}
+        }))
+        .unwrap();
+        let rules = Validation { app_channel: &|_| Some("getui"), now_ms: 0, horizon_ms: SCHEDULE_HORIZON_MS };
+        req.validate(&rules).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_scheduler_pass_reads_only_the_unfinished_campaigns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&StoreSettings { path: dir.path().to_path_buf(), cache_bytes: 8 << 20 }).unwrap();
+        for _ in 0..300 {
+            let rec = store.create(spec(), 1).await.unwrap();
+            store.change(rec.id, Change::Act(Action::Cancel, 2)).await.unwrap();
+        }
+        for _ in 0..2 {
+            store.create(spec(), 3).await.unwrap();
+        }
+        let metrics = Arc::new(Metrics::new());
+        let ctx = Context {
+            store: store.clone(),
+            apps: HashMap::new(),
+            metrics: metrics.clone(),
+            policy: RetryPolicy::default(),
+            shutdown: CancellationToken::new(),
+        };
+        let (tx, _rx) = mpsc::channel(4);
+        let mut scheduler = Scheduler::new(Arc::new(ctx), tx);
+        // The first pass also looks, once, for finished app campaigns to follow up.
+        scheduler.tick().await;
+        let before = store.campaign_reads();
+        for _ in 0..5 {
+            scheduler.tick().await;
+        }
+        assert_eq!(store.campaign_reads() - before, 5 * 2, "two unfinished campaigns, read once a pass");
+        assert_eq!(metrics.campaigns.with_label_values(&["cancelled"]).get(), 300, "counted without reading");
+        assert_eq!(metrics.campaigns.with_label_values(&["draft"]).get(), 2);
+        store.close().await.unwrap();
+    }
 }

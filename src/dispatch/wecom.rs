@@ -9,6 +9,7 @@ use super::{CampaignRun, Context};
 use crate::domain::{Counts, ResultName};
 use crate::store::Chunk;
 use crate::upstream::getui::error::TRANSPORT_CODE;
+use crate::upstream::wecom::error::GETTOKEN;
 use crate::upstream::wecom::wire::MAX_USERS_PER_SEND;
 use crate::upstream::wecom::{SendOutcome, WecomClient, WecomError};
 
@@ -95,7 +96,11 @@ async fn observed(
         Err(WecomError::Api { code, .. }) => *code,
         Err(_) => TRANSPORT_CODE,
     };
-    ctx.metrics.observe_upstream(&run.app.name, SEND_ENDPOINT, code, started.elapsed());
+    // A failed token fetch ends the attempt before any `message/send`; the client already
+    // reported it under `gettoken`, so it is not counted again as a send.
+    if result.as_ref().err().map(WecomError::endpoint) != Some(GETTOKEN) {
+        ctx.metrics.observe_upstream(&run.app.name, SEND_ENDPOINT, code, started.elapsed());
+    }
     result
 }
 

@@ -265,6 +265,26 @@ pub struct Suppression {
     pub since_ms: i64,
 }
 
+/// Which campaigns one page of `GET /v1/campaigns` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageQuery {
+    /// Only campaigns in this state.
+    pub state: Option<CampaignState>,
+    /// Only campaigns with a greater id (0: from the first).
+    pub after: u64,
+    /// Most campaigns in the page.
+    pub limit: usize,
+}
+
+/// One page of campaigns, in id order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignPage {
+    /// The campaigns.
+    pub campaigns: Vec<CampaignRecord>,
+    /// Pass as `after` for the next page; `None` when nothing follows.
+    pub next_after: Option<u64>,
+}
+
 /// How many WeCom callback deliveries the store remembers for retry detection, and for how
 /// long: the record never holds more than `max_entries`, nor entries older than `max_age_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,6 +321,17 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, id: u64) -> StoreFuture<'_, Option<CampaignRecord>>;
     /// Every campaign, oldest first.
     fn list(&self) -> StoreFuture<'_, Vec<CampaignRecord>>;
+    /// Campaigns not in a final state, oldest first, read through an index: the cost follows
+    /// the active campaigns, not the history.
+    fn active_campaigns(&self) -> StoreFuture<'_, Vec<CampaignRecord>>;
+    /// One page of campaigns in id order; it examines a bounded number of records, so a page
+    /// may be short while `next_after` still points further.
+    fn campaigns_page(&self, query: PageQuery) -> StoreFuture<'_, CampaignPage>;
+    /// How many campaigns are in each state, kept up to date as they change (no scan).
+    fn census(&self) -> StoreFuture<'_, Vec<(CampaignState, u64)>>;
+    /// Retention: removes up to `max` campaigns that finished before `before_ms` with all they
+    /// hold (chunks and tombstones first, then the record); answers how many went.
+    fn expire_finished(&self, before_ms: i64, max: usize) -> StoreFuture<'_, usize>;
     /// Up to `max` unacknowledged committed chunks with sequence ≥ `from_seq`, in order.
     fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> StoreFuture<'_, Vec<(u64, Chunk)>>;
     /// The cids of a campaign's committed chunks from `from_seq` on, one bounded page at a time

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -10,11 +11,12 @@ use tokio::sync::oneshot;
 
 use super::codec::{chunk_key, decode, parse_chunk_key, Chunks};
 use super::deliveries::Deliveries;
-use super::writer::{Command, LiveMap, Reply, Trees, Writer};
+use super::writer::{CensusCell, Command, LiveMap, Reply, Trees, Writer};
 use super::{
-    Ack, CampaignRecord, Change, Chunk, CidPage, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit,
+    Ack, CampaignPage, CampaignRecord, Change, Chunk, CidPage, PageQuery, Progress, Store, StoreError, StoreFuture,
+    Suppression, UploadCommit,
 };
-use crate::domain::{CampaignSpec, StoreIdentity};
+use crate::domain::{CampaignSpec, CampaignState, StoreIdentity};
 
 /// Where and how to open the store.
 #[derive(Debug, Clone)]
@@ -33,6 +35,9 @@ pub struct SledStore {
     trees: Trees,
     tx: crossbeam_channel::Sender<Command>,
     live: LiveMap,
+    census: CensusCell,
+    /// Campaign records decoded by readers since open (the cost the scheduler must keep flat).
+    reads: Arc<AtomicU64>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// `app \0 lowercased user` → [`Suppression`]. Written directly (human rates, disjoint from
     /// the writer's trees) and flushed before the write is reported done.
@@ -140,16 +145,36 @@ impl SledStore {
             chunks: open("chunks")?,
             done: open("done")?,
             inflight: open("inflight")?,
+            active: open("active")?,
+            finished: open("finished")?,
             db,
         };
         let live: LiveMap = Arc::new(RwLock::new(HashMap::new()));
-        let writer = Writer::recover(trees.clone(), live.clone())?;
+        let census: CensusCell = Arc::new(RwLock::new([0; 7]));
+        let writer = Writer::recover(trees.clone(), live.clone(), census.clone())?;
         let (tx, rx) = crossbeam_channel::bounded(COMMAND_QUEUE);
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
-        Ok(Arc::new(SledStore { trees, tx, live, writer: Mutex::new(Some(handle)), suppressed, identity, deliveries }))
+        let reads = Arc::new(AtomicU64::new(0));
+        Ok(Arc::new(SledStore {
+            trees,
+            tx,
+            live,
+            census,
+            reads,
+            writer: Mutex::new(Some(handle)),
+            suppressed,
+            identity,
+            deliveries,
+        }))
+    }
+
+    /// Campaign records read back since the store opened, by every reader: tests and benches
+    /// use it to check that a pass costs what the active campaigns cost, not the history.
+    pub fn campaign_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// WeCom callback deliveries remembered now (for tests of the window's bound).
@@ -197,9 +222,76 @@ impl SledStore {
     }
 }
 
+/// Most records one page of the campaign list examines, whatever its filter: a page may come
+/// back short (even empty) with a cursor, so no request walks the whole history.
+const PAGE_SCAN_MAX: usize = 5_000;
+
+fn note_read(reads: &AtomicU64) {
+    reads.fetch_add(1, Ordering::Relaxed);
+}
+
+fn read_record(campaigns: &sled::Tree, id: &[u8], reads: &AtomicU64) -> Result<Option<CampaignRecord>, StoreError> {
+    note_read(reads);
+    campaigns.get(id).map_err(db_err)?.map(|v| decode(&v)).transpose()
+}
+
+/// Non-final campaigns, through the active index.
+fn read_active(trees: &Trees, reads: &AtomicU64) -> Result<Vec<CampaignRecord>, StoreError> {
+    let mut out = Vec::new();
+    for key in trees.active.iter().keys() {
+        // A record removed between the two reads is simply skipped.
+        if let Some(rec) = read_record(&trees.campaigns, &key.map_err(db_err)?, reads)? {
+            out.push(rec);
+        }
+    }
+    Ok(out)
+}
+
+/// One page of campaigns: waiting states through the active index, others by id.
+fn read_page(trees: &Trees, q: &PageQuery, reads: &AtomicU64) -> Result<CampaignPage, StoreError> {
+    let from = q.after.saturating_add(1).to_be_bytes();
+    let via_index = q.state.is_some_and(|s| !s.is_final());
+    let tree = if via_index { &trees.active } else { &trees.campaigns };
+    let mut campaigns = Vec::new();
+    let mut last = None;
+    let mut keys = tree.range(from..).keys();
+    for key in keys.by_ref().take(PAGE_SCAN_MAX) {
+        let key = key.map_err(db_err)?;
+        let Some(rec) = read_record(&trees.campaigns, &key, reads)? else { continue };
+        last = Some(rec.id);
+        if q.state.is_none_or(|s| s == rec.state) {
+            campaigns.push(rec);
+            if campaigns.len() >= q.limit {
+                break;
+            }
+        }
+    }
+    let more = keys.next().is_some();
+    Ok(CampaignPage { campaigns, next_after: last.filter(|_| more) })
+}
+
 impl Store for SledStore {
     fn identity(&self) -> StoreIdentity {
         self.identity
+    }
+
+    fn active_campaigns(&self) -> StoreFuture<'_, Vec<CampaignRecord>> {
+        let reads = self.reads.clone();
+        self.read(move |t| read_active(t, &reads))
+    }
+
+    fn campaigns_page(&self, query: PageQuery) -> StoreFuture<'_, CampaignPage> {
+        let reads = self.reads.clone();
+        self.read(move |t| read_page(t, &query, &reads))
+    }
+
+    fn census(&self) -> StoreFuture<'_, Vec<(CampaignState, u64)>> {
+        let counts = *self.census.read().unwrap_or_else(|p| p.into_inner());
+        Box::pin(async move { Ok(CampaignState::ALL.into_iter().zip(counts).collect()) })
+    }
+
+    fn expire_finished(&self, before_ms: i64, max: usize) -> StoreFuture<'_, usize> {
+        self.send(move |reply| Command::Expire { before_ms, max, reply })
     }
 
     fn create(&self, spec: CampaignSpec, now_ms: i64) -> StoreFuture<'_, CampaignRecord> {
@@ -239,11 +331,16 @@ impl Store for SledStore {
     }
 
     fn get(&self, id: u64) -> StoreFuture<'_, Option<CampaignRecord>> {
-        self.read(move |t| get_record(t, id))
+        let reads = self.reads.clone();
+        self.read(move |t| read_record(&t.campaigns, &id.to_be_bytes(), &reads))
     }
 
     fn list(&self) -> StoreFuture<'_, Vec<CampaignRecord>> {
-        self.read(|t| t.campaigns.iter().values().map(|v| decode(&v.map_err(db_err)?)).collect())
+        let reads = self.reads.clone();
+        self.read(move |t| {
+            let values = t.campaigns.iter().values();
+            values.map(|v| decode(&v.map_err(db_err)?).inspect(|_| note_read(&reads))).collect()
+        })
     }
 
     fn pending_chunks(&self, id: u64, from_seq: u64, max: usize) -> StoreFuture<'_, Vec<(u64, Chunk)>> {
@@ -413,6 +510,7 @@ mod tests {
     use super::*;
     use crate::domain::campaign::CreateCampaign;
     use crate::domain::{Action, CampaignState, Counts, ResultName};
+    use crate::store::{CampaignPage, PageQuery};
 
     fn spec() -> CampaignSpec {
         let req: CreateCampaign = serde_json::from_value(serde_json::json!({
@@ -666,6 +764,129 @@ mod tests {
         let other = store.create(spec(), 1).await.unwrap();
         store.delete(other.id).await.unwrap();
         assert!(store.get(other.id).await.unwrap().is_none());
+        store.close().await.unwrap();
+    }
+
+    /// Ids of `store`'s active campaigns.
+    async fn active_ids(store: &SledStore) -> Vec<u64> {
+        store.active_campaigns().await.unwrap().iter().map(|r| r.id).collect()
+    }
+
+    async fn census_of(store: &SledStore, state: CampaignState) -> u64 {
+        store.census().await.unwrap().into_iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| n)
+    }
+
+    /// Three drafts; the second is started, the third cancelled.
+    async fn three(store: &SledStore) -> [u64; 3] {
+        let mut ids = [0; 3];
+        for id in &mut ids {
+            let rec = store.create(spec(), 1).await.unwrap();
+            store.stage_chunk(rec.id, 0, chunk(2)).await.unwrap();
+            let commit = UploadCommit { first_seq: 0, chunks: 1, recipients: 2, duplicates: 0, rejected: 0 };
+            store.commit_upload(rec.id, commit).await.unwrap();
+            *id = rec.id;
+        }
+        store.change(ids[1], Change::Act(Action::Start, 2)).await.unwrap();
+        store.change(ids[2], Change::Act(Action::Cancel, 3)).await.unwrap();
+        ids
+    }
+
+    #[tokio::test]
+    async fn the_active_index_follows_every_state_change_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let [a, b, c] = three(&store).await;
+        assert_eq!(active_ids(&store).await, [a, b]);
+        assert_eq!(census_of(&store, CampaignState::Cancelled).await, 1);
+        store.ack(Ack { campaign: b, seq: 0, counts: online(2) }).await.unwrap();
+        assert_eq!(active_ids(&store).await, [a], "completed by its last acknowledgement");
+        store.delete(a).await.unwrap();
+        assert!(active_ids(&store).await.is_empty());
+        let census: Vec<u64> = store.census().await.unwrap().into_iter().map(|(_, n)| n).collect();
+        assert_eq!(census, [0, 0, 0, 0, 1, 1, 0], "draft … completed, cancelled, failed");
+        let reads = store.campaign_reads();
+        store.active_campaigns().await.unwrap();
+        assert_eq!(store.campaign_reads(), reads, "no finished record is read");
+        assert!(store.get(c).await.unwrap().is_some());
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_store_without_the_index_is_indexed_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let [a, b, _] = {
+            let store = open(dir.path());
+            let ids = three(&store).await;
+            store.close().await.unwrap();
+            ids
+        };
+        {
+            // The previous version's layout: no index trees at all.
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            db.drop_tree("active").unwrap();
+            db.drop_tree("finished").unwrap();
+            db.flush().unwrap();
+        }
+        let store = open(dir.path());
+        assert_eq!(active_ids(&store).await, [a, b]);
+        assert_eq!(census_of(&store, CampaignState::Running).await, 1);
+        assert_eq!(store.expire_finished(i64::MAX, 10).await.unwrap(), 1, "the cancelled one is in the finish index");
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn pages_follow_the_cursor_and_filter_by_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let [a, b, c] = three(&store).await;
+        let page = |state, after, limit| store.campaigns_page(PageQuery { state, after, limit });
+        let ids = |p: &CampaignPage| p.campaigns.iter().map(|r| r.id).collect::<Vec<_>>();
+        let first = page(None, 0, 2).await.unwrap();
+        assert_eq!((ids(&first), first.next_after), (vec![a, b], Some(b)));
+        let rest = page(None, b, 2).await.unwrap();
+        assert_eq!((ids(&rest), rest.next_after), (vec![c], None));
+        assert_eq!(ids(&page(Some(CampaignState::Running), 0, 10).await.unwrap()), [b]);
+        assert_eq!(ids(&page(Some(CampaignState::Cancelled), 0, 10).await.unwrap()), [c]);
+        assert!(page(Some(CampaignState::Draft), a, 10).await.unwrap().campaigns.is_empty());
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn expiry_removes_only_campaigns_finished_before_the_cutoff_with_what_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut ids = Vec::new();
+        for finished in [100, 200, 300] {
+            let rec = store.create(spec(), 1).await.unwrap();
+            for seq in 0..2 {
+                store.stage_chunk(rec.id, seq, chunk(3)).await.unwrap();
+            }
+            let commit = UploadCommit { first_seq: 0, chunks: 2, recipients: 6, duplicates: 0, rejected: 0 };
+            store.commit_upload(rec.id, commit).await.unwrap();
+            store.change(rec.id, Change::Act(Action::Start, 50)).await.unwrap();
+            // Chunk 1 acknowledged out of order: its tombstone waits for chunk 0.
+            store.ack(Ack { campaign: rec.id, seq: 1, counts: online(3) }).await.unwrap();
+            store.mark_inflight(rec.id, 0).await.unwrap();
+            store.change(rec.id, Change::Fail("no".into(), finished)).await.unwrap();
+            ids.push(rec.id);
+        }
+        let draft = store.create(spec(), 1).await.unwrap().id;
+        assert_eq!(store.expire_finished(250, 1).await.unwrap(), 1, "at most `max` per call");
+        assert_eq!(store.expire_finished(250, 10).await.unwrap(), 1);
+        assert_eq!(store.expire_finished(250, 10).await.unwrap(), 0);
+        for gone in &ids[..2] {
+            assert!(store.get(*gone).await.unwrap().is_none());
+            let prefix = gone.to_be_bytes();
+            for tree in [&store.trees.chunks, &store.trees.done, &store.trees.inflight] {
+                assert_eq!(tree.scan_prefix(prefix).count(), 0, "nothing of campaign {gone} is left");
+            }
+            assert_eq!(store.progress(*gone).await.unwrap(), Progress::default());
+        }
+        let kept = store.get(ids[2]).await.unwrap().unwrap();
+        assert_eq!(kept.state, CampaignState::Failed);
+        assert_eq!(store.progress(ids[2]).await.unwrap().counts.total(), 3, "a retained campaign keeps its report");
+        assert_eq!(active_ids(&store).await, [draft]);
+        assert_eq!(census_of(&store, CampaignState::Failed).await, 1);
         store.close().await.unwrap();
     }
 

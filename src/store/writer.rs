@@ -30,6 +30,7 @@ pub(super) enum Command {
     Ack { ack: Ack, reply: Reply<()> },
     Flush { reply: Reply<()> },
     Shutdown { reply: Reply<()> },
+    Expire { before_ms: i64, max: usize, reply: Reply<usize> },
 }
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -42,10 +43,21 @@ pub(super) struct Trees {
     pub chunks: sled::Tree,
     pub done: sled::Tree,
     pub inflight: sled::Tree,
+    /// Index of campaigns not in a final state: id → nothing. Kept by [`Writer::save`].
+    pub active: sled::Tree,
+    /// Index of finished campaigns by finish time: `finished_ms ‖ id` → nothing.
+    pub finished: sled::Tree,
 }
 
 /// Live progress shared with readers.
 pub(super) type LiveMap = Arc<RwLock<HashMap<u64, Progress>>>;
+
+/// Campaigns per state (indexed like [`CampaignState::ALL`]), shared with readers.
+pub(super) type CensusCell = Arc<RwLock<[u64; 7]>>;
+
+fn state_slot(state: CampaignState) -> usize {
+    CampaignState::ALL.iter().position(|s| *s == state).unwrap_or(0)
+}
 
 pub(super) struct Writer {
     trees: Trees,
@@ -54,6 +66,7 @@ pub(super) struct Writer {
     unfolded: HashMap<u64, BTreeMap<u64, Counts>>,
     acked: HashMap<u64, u64>,
     live: LiveMap,
+    census: CensusCell,
 }
 
 /// A reply to send once the batch is durable.
@@ -65,19 +78,42 @@ fn db_err(e: sled::Error) -> StoreError {
 
 impl Writer {
     /// Loads every campaign and repairs what a crash may have left half-done.
-    pub(super) fn recover(trees: Trees, live: LiveMap) -> Result<Writer, StoreError> {
-        let mut w = Writer { trees, records: HashMap::new(), unfolded: HashMap::new(), acked: HashMap::new(), live };
+    pub(super) fn recover(trees: Trees, live: LiveMap, census: CensusCell) -> Result<Writer, StoreError> {
+        let mut w =
+            Writer { trees, records: HashMap::new(), unfolded: HashMap::new(), acked: HashMap::new(), live, census };
         for item in w.trees.campaigns.iter() {
             let (_, v) = item.map_err(db_err)?;
             let rec: CampaignRecord = decode(&v)?;
             w.records.insert(rec.id, rec);
         }
+        w.reindex()?;
         let ids: Vec<u64> = w.records.keys().copied().collect();
         for id in ids {
             w.recover_campaign(id)?;
         }
         w.trees.db.flush().map_err(db_err)?;
         Ok(w)
+    }
+
+    /// Makes the state indexes and the census agree with the records. A store written before
+    /// the indexes existed has none, and a crash may have split a record from its index entry;
+    /// both are repaired here, once per open.
+    fn reindex(&mut self) -> Result<(), StoreError> {
+        let mut census = [0u64; 7];
+        let mut active = HashSet::new();
+        let mut finished = HashSet::new();
+        for rec in self.records.values() {
+            census[state_slot(rec.state)] += 1;
+            if rec.state.is_final() {
+                finished.insert(finished_key(rec).to_vec());
+            } else {
+                active.insert(rec.id.to_be_bytes().to_vec());
+            }
+        }
+        reconcile(&self.trees.active, &active)?;
+        reconcile(&self.trees.finished, &finished)?;
+        *self.census.write().unwrap_or_else(|p| p.into_inner()) = census;
+        Ok(())
     }
 
     fn recover_campaign(&mut self, id: u64) -> Result<(), StoreError> {
@@ -163,6 +199,45 @@ impl Writer {
                 later(reply, self.ack(ack))
             }
             Command::Flush { reply } | Command::Shutdown { reply } => later(reply, Ok(())),
+            Command::Expire { before_ms, max, reply } => later(reply, self.expire(before_ms, max)),
+        }
+    }
+
+    /// Retention: compacts, then removes, up to `max` campaigns that finished before
+    /// `before_ms`, oldest first. Each step is idempotent, so a crash midway is finished by the
+    /// next pass: chunks and tombstones go first, then the record, then its index entry.
+    fn expire(&mut self, before_ms: i64, max: usize) -> Result<usize, StoreError> {
+        let end = finished_index_key(before_ms, 0);
+        let keys: Vec<sled::IVec> =
+            self.trees.finished.range(..end).keys().take(max).collect::<Result<_, _>>().map_err(db_err)?;
+        for key in &keys {
+            let Some(id) = key.get(8..16).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes) else {
+                self.trees.finished.remove(key).map_err(db_err)?;
+                continue;
+            };
+            for tree in [self.trees.chunks.clone(), self.trees.done.clone(), self.trees.inflight.clone()] {
+                self.remove_range(&tree, id, 0)?;
+            }
+            self.trees.campaigns.remove(id.to_be_bytes()).map_err(db_err)?;
+            if let Some(rec) = self.records.remove(&id) {
+                self.count(Some(rec.state), None);
+            }
+            self.unfolded.remove(&id);
+            self.acked.remove(&id);
+            self.live.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            self.trees.finished.remove(key).map_err(db_err)?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Moves one campaign between states in the census (`None`: created or removed).
+    fn count(&self, from: Option<CampaignState>, to: Option<CampaignState>) {
+        let mut census = self.census.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = from {
+            census[state_slot(s)] = census[state_slot(s)].saturating_sub(1);
+        }
+        if let Some(s) = to {
+            census[state_slot(s)] += 1;
         }
     }
 
@@ -200,7 +275,24 @@ impl Writer {
 
     fn save(&mut self, rec: &CampaignRecord) -> Result<(), StoreError> {
         self.trees.campaigns.insert(rec.id.to_be_bytes(), encode_named(rec)?).map_err(db_err)?;
+        let before = self.records.get(&rec.id).map(|r| r.state);
+        if before != Some(rec.state) {
+            self.index(rec)?;
+            self.count(before, Some(rec.state));
+        }
         self.records.insert(rec.id, rec.clone());
+        Ok(())
+    }
+
+    /// Keeps the active and finished indexes in step with a record whose state changed.
+    fn index(&self, rec: &CampaignRecord) -> Result<(), StoreError> {
+        let id = rec.id.to_be_bytes();
+        if rec.state.is_final() {
+            self.trees.finished.insert(finished_key(rec), &[]).map_err(db_err)?;
+            self.trees.active.remove(id).map_err(db_err)?;
+        } else {
+            self.trees.active.insert(id, &[]).map_err(db_err)?;
+        }
         Ok(())
     }
 
@@ -284,7 +376,9 @@ impl Writer {
             self.remove_range(&tree, id, 0)?;
         }
         self.trees.campaigns.remove(id.to_be_bytes()).map_err(db_err)?;
+        self.trees.active.remove(id.to_be_bytes()).map_err(db_err)?;
         self.records.remove(&id);
+        self.count(Some(rec.state), None);
         self.unfolded.remove(&id);
         self.acked.remove(&id);
         self.live.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
@@ -414,6 +508,32 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// The finished-index key of a record in a final state (its finish time, else its creation).
+fn finished_key(rec: &CampaignRecord) -> [u8; 16] {
+    finished_index_key(rec.finished_ms.unwrap_or(rec.created_ms), rec.id)
+}
+
+/// `finished_ms ‖ id`, big-endian, so a range scan walks campaigns by finish time.
+fn finished_index_key(finished_ms: i64, id: u64) -> [u8; 16] {
+    chunk_key(finished_ms.max(0) as u64, id)
+}
+
+/// Makes `tree`'s keys exactly `wanted`.
+fn reconcile(tree: &sled::Tree, wanted: &HashSet<Vec<u8>>) -> Result<(), StoreError> {
+    for key in tree.iter().keys() {
+        let key = key.map_err(db_err)?;
+        if !wanted.contains(key.as_ref()) {
+            tree.remove(key).map_err(db_err)?;
+        }
+    }
+    for key in wanted {
+        if !tree.contains_key(key).map_err(db_err)? {
+            tree.insert(key.as_slice(), &[]).map_err(db_err)?;
+        }
+    }
+    Ok(())
 }
 
 /// Wraps a result so it is sent after the batch's flush, or replaced by the flush's error.

@@ -21,6 +21,8 @@ use super::wire::{
     query_escape, AppMessage, SendAnswer, SendRequest, TokenAnswer, MAX_DUPLICATE_CHECK_SECS, MAX_USERS_PER_SEND,
 };
 use crate::secret::Secret;
+use crate::upstream::getui::client::CallObserver;
+use crate::upstream::getui::error::TRANSPORT_CODE;
 use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
 use crate::upstream::http::{exchange, read_lock, write_lock};
 use crate::upstream::AnswerClass;
@@ -64,6 +66,8 @@ pub struct WecomClient {
     inner: Arc<Inner>,
     /// `duplicate_check_interval` in seconds when the upstream duplicate check is on.
     duplicate_check: Option<u32>,
+    /// Told of every `gettoken` exchange (sends are observed by the caller, per attempt).
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl std::fmt::Debug for WecomClient {
@@ -108,7 +112,7 @@ impl WecomClient {
     pub fn new(settings: WecomSettings) -> Result<Self, ClientBuildError> {
         let http = build_client(&settings.pool)?;
         let inner = Inner { http, settings, token: RwLock::new(None), renewing: tokio::sync::Mutex::new(()) };
-        Ok(WecomClient { inner: Arc::new(inner), duplicate_check: None })
+        Ok(WecomClient { inner: Arc::new(inner), duplicate_check: None, observer: None })
     }
 
     /// Turns on WeCom's duplicate check: an identical send within `interval` (at most four
@@ -117,6 +121,13 @@ impl WecomClient {
     pub fn with_duplicate_check(mut self, interval: Duration) -> Self {
         let secs = u32::try_from(interval.as_secs()).unwrap_or(u32::MAX).clamp(1, MAX_DUPLICATE_CHECK_SECS);
         self.duplicate_check = Some(secs);
+        self
+    }
+
+    /// Reports every `gettoken` exchange to `observer` under its own endpoint label, so a
+    /// failing sign-in is told apart from failing sends.
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -206,6 +217,20 @@ impl WecomClient {
     /// Always asks WeCom for a token and caches it. The cache is cleared first so that a
     /// failed fetch never leaves a refused token behind.
     async fn fetch_token(&self) -> Result<CachedToken, WecomError> {
+        let started = Instant::now();
+        let result = self.fetch_token_unobserved().await;
+        if let Some(observer) = &self.observer {
+            let code = match &result {
+                Ok(_) => 0,
+                Err(WecomError::Api { code, .. }) => *code,
+                Err(_) => TRANSPORT_CODE,
+            };
+            observer.observe(GETTOKEN, code, started.elapsed());
+        }
+        result
+    }
+
+    async fn fetch_token_unobserved(&self) -> Result<CachedToken, WecomError> {
         *write_lock(&self.inner.token) = None;
         let s = &self.inner.settings;
         let query = format!("corpid={}&corpsecret={}", query_escape(&s.corp_id), query_escape(s.secret.expose()));
