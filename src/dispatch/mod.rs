@@ -639,18 +639,10 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::campaign::{CreateCampaign, Validation, SCHEDULE_HORIZON_MS};
     use crate::domain::Action;
     use crate::store::{SledStore, StoreSettings};
 
-    fn spec() -> CampaignSpec {
-        let req: CreateCampaign = serde_json::from_value(serde_json::json!({
-            "name": "t", "app": "main", "message": {"notification": {"title": "a", "body": "b"}}
-        }))
-        .unwrap();
-        let rules = Validation { app_channel: &|_| Some("getui"), now_ms: 0, horizon_ms: SCHEDULE_HORIZON_MS };
-        req.validate(&rules).unwrap()
-    }
+    use crate::domain::campaign::sample_spec as spec;
 
     #[tokio::test]
     async fn a_scheduler_pass_reads_only_the_unfinished_campaigns() {

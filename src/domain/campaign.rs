@@ -542,6 +542,17 @@ fn normalize_value(key: &str, value: &str) -> Result<String, String> {
     }
 }
 
+/// A plain valid notification campaign for app `main`, for the unit tests of the layers above.
+#[cfg(test)]
+pub(crate) fn sample_spec() -> CampaignSpec {
+    let req: CreateCampaign = serde_json::from_value(serde_json::json!({
+        "name": "t", "app": "main", "message": {"notification": {"title": "a", "body": "b"}}
+    }))
+    .expect("the sample campaign parses");
+    let rules = Validation { app_channel: &|_| Some("getui"), now_ms: 0, horizon_ms: SCHEDULE_HORIZON_MS };
+    req.validate(&rules).expect("the sample campaign is valid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -508,22 +508,10 @@ fn suppression_key(app: &str, user: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::campaign::CreateCampaign;
     use crate::domain::{Action, CampaignState, Counts, ResultName};
     use crate::store::{CampaignPage, PageQuery};
 
-    fn spec() -> CampaignSpec {
-        let req: CreateCampaign = serde_json::from_value(serde_json::json!({
-            "name": "t", "app": "main", "message": {"notification": {"title": "a", "body": "b"}}
-        }))
-        .unwrap();
-        req.validate(&crate::domain::campaign::Validation {
-            app_channel: &|_| Some("getui"),
-            now_ms: 0,
-            horizon_ms: crate::domain::campaign::SCHEDULE_HORIZON_MS,
-        })
-        .unwrap()
-    }
+    use crate::domain::campaign::sample_spec as spec;
 
     fn chunk(n: u8) -> Chunk {
         Chunk { cids: (0..n).flat_map(|i| [i; 16]).collect(), ..Chunk::default() }
