@@ -1,14 +1,21 @@
-//! campaignd sends push-notification campaigns to millions of devices through Getui (个推),
-//! durably and at a controlled speed.
+//! campaignd sends push-notification campaigns to millions of devices through Getui (个推) and
+//! WeCom (企业微信), durably and at a controlled speed.
 //!
-//! Modules follow the data flow of `DESIGN.md`, lower layers first; arrows only point down:
+//! Modules follow the data flow of `DESIGN.md`, lower layers first; arrows only point down
+//! (`tests/layers.rs` keeps it so, and lists the few older ties still to remove):
 //!
-//! - [`domain`]: recipient ids and request ids; no I/O.
-//! - [`config`]: the TOML configuration, typed and validated; secrets from the environment.
-//! - [`secret`]: a string that never prints.
-//! - [`serve`]: the HTTP accept loop shared by the API and the simulators.
-//! - [`upstream`]: vendor clients (Getui RestAPI v2) over one pooled HTTPS client.
-//! - [`simulator`]: faithful local stand-ins for the vendors, with a delivery ledger.
+//! 1. Ground floor, no I/O: [`secret`] (a string that never prints), [`domain`] (campaigns,
+//!    templates, recipients, results, ids), [`protocol`] (the API's JSON shapes), [`notify`]
+//!    (systemd notifications).
+//! 2. [`wecom`] (WXBizMsgCrypt, the callback's XML and decisions), [`config`] (the TOML
+//!    configuration, typed and validated), [`metrics`] (the Prometheus registry).
+//! 3. [`serve`] (the HTTP accept loop), [`upstream`] (Getui and WeCom clients), [`store`] (the
+//!    async `Store` trait and its sled implementation).
+//! 4. [`simulator`] (faithful local stand-ins for the vendors, with delivery ledgers),
+//!    [`client`] (the API's client for the CLI verbs).
+//! 5. [`api`] (routes), [`dispatch`] (scheduler, shards, retries), [`retention`] (removes
+//!    finished campaigns past their time).
+//! 6. [`daemon`]: wires them and owns shutdown. Above it, the binary's `cli`.
 #![warn(missing_docs)]
 
 pub mod api;
