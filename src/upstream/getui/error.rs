@@ -1,7 +1,7 @@
 //! What a Getui answer means for the caller: the error type and its classification.
 //!
 //! The dispatcher acts on [`AnswerClass`] alone (retry, slow down, re-authenticate, give up);
-//! the metrics use [`GetuiError::code_label`]. Nobody above this module matches on codes or
+//! the metrics use [`GetuiError::code`]. Nobody above this module matches on codes or
 //! message strings.
 
 use std::time::Duration;
