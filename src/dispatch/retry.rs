@@ -24,11 +24,7 @@ impl Failure for GetuiError {
     }
 
     fn permanent_result(&self) -> ResultName {
-        match self {
-            GetuiError::Api { code, msg, .. } => ResultName::for_permanent_code(*code, msg),
-            GetuiError::Invalid { .. } => ResultName::ParamInvalid,
-            _ => ResultName::Failed,
-        }
+        self.result()
     }
 
     fn maybe_delivered(&self) -> bool {
@@ -42,11 +38,7 @@ impl Failure for WecomError {
     }
 
     fn permanent_result(&self) -> ResultName {
-        match self {
-            WecomError::Api { code, .. } => ResultName::for_wecom_code(*code),
-            WecomError::Invalid { .. } => ResultName::ParamInvalid,
-            _ => ResultName::Failed,
-        }
+        self.result()
     }
 
     fn maybe_delivered(&self) -> bool {

@@ -125,30 +125,6 @@ impl ResultName {
                 | ResultName::Sent
         )
     }
-
-    /// The result of a recipient whose request ended with a permanent Getui `code` and `msg`.
-    pub fn for_permanent_code(code: i64, msg: &str) -> ResultName {
-        match code {
-            20001 if msg.contains("target user is invalid") => ResultName::TargetInvalid,
-            20001 if msg.contains("taskid is invalid") => ResultName::TaskNotFound,
-            20001 if msg.contains("has been stopped") => ResultName::TaskCancelled,
-            20001 | 1 => ResultName::ParamInvalid,
-            30004 | 30006..=30011 => ResultName::QuotaExceeded,
-            10002 | 10004 | 30000..=30003 | 30017 => ResultName::NoPermission,
-            _ => ResultName::Failed,
-        }
-    }
-
-    /// The result of a member whose WeCom call ended with a permanent `errcode`.
-    pub fn for_wecom_code(code: i64) -> ResultName {
-        match code {
-            81013 => ResultName::InvalidUser,
-            40056 | 48002 | 60011 | 60020 => ResultName::NoPermission,
-            40001 | 40013 | 40091 | 41004 => ResultName::AuthFailed,
-            40008 | 40058 | 44004 | 45002 | 45008 | 47001 | 82001 => ResultName::ParamInvalid,
-            _ => ResultName::Failed,
-        }
-    }
 }
 
 /// Recipients counted per result.
@@ -189,17 +165,6 @@ impl Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn permanent_codes_map_to_results() {
-        assert_eq!(ResultName::for_permanent_code(20001, "target user is invalid"), ResultName::TargetInvalid);
-        assert_eq!(ResultName::for_permanent_code(20001, "title size over limit"), ResultName::ParamInvalid);
-        assert_eq!(ResultName::for_permanent_code(20001, "taskid is invalid"), ResultName::TaskNotFound);
-        assert_eq!(ResultName::for_permanent_code(20001, "taskid has been stopped"), ResultName::TaskCancelled);
-        assert_eq!(ResultName::for_permanent_code(30008, ""), ResultName::QuotaExceeded);
-        assert_eq!(ResultName::for_permanent_code(10002, ""), ResultName::NoPermission);
-        assert_eq!(ResultName::for_permanent_code(99999, ""), ResultName::Failed);
-    }
 
     #[test]
     fn names_are_unique_and_match_their_serde_form() {

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::domain::ResultName;
 pub use crate::upstream::AnswerClass;
 use crate::upstream::FailedAt;
 
@@ -84,6 +85,25 @@ pub enum GetuiError {
 }
 
 impl GetuiError {
+    /// The result of each recipient of a request that ended with this error, when it is
+    /// permanent. Getui gives several refusals one code (20001) and tells them apart only in
+    /// `msg`, so the text is read here and nowhere else.
+    pub fn result(&self) -> ResultName {
+        match self {
+            GetuiError::Api { code, msg, .. } => match code {
+                20001 if msg.contains("target user is invalid") => ResultName::TargetInvalid,
+                20001 if msg.contains("taskid is invalid") => ResultName::TaskNotFound,
+                20001 if msg.contains("has been stopped") => ResultName::TaskCancelled,
+                20001 | 1 => ResultName::ParamInvalid,
+                30004 | 30006..=30011 => ResultName::QuotaExceeded,
+                10002 | 10004 | 30000..=30003 | 30017 => ResultName::NoPermission,
+                _ => ResultName::Failed,
+            },
+            GetuiError::Invalid { .. } => ResultName::ParamInvalid,
+            _ => ResultName::Failed,
+        }
+    }
+
     /// What the caller should do about it.
     pub fn class(&self) -> AnswerClass {
         match self {
@@ -146,6 +166,20 @@ impl GetuiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permanent_codes_map_to_results() {
+        let api = |code, msg: &str| GetuiError::Api { endpoint: "POST /push/list/cid", code, msg: msg.into() };
+        assert_eq!(api(20001, "target user is invalid").result(), ResultName::TargetInvalid);
+        assert_eq!(api(20001, "title size over limit").result(), ResultName::ParamInvalid);
+        assert_eq!(api(20001, "taskid is invalid").result(), ResultName::TaskNotFound);
+        assert_eq!(api(20001, "taskid has been stopped").result(), ResultName::TaskCancelled);
+        assert_eq!(api(30008, "").result(), ResultName::QuotaExceeded);
+        assert_eq!(api(10002, "").result(), ResultName::NoPermission);
+        assert_eq!(api(99999, "").result(), ResultName::Failed);
+        let http = GetuiError::Http { endpoint: "POST /push/list/cid", status: 502 };
+        assert_eq!(http.result(), ResultName::Failed);
+    }
 
     #[test]
     fn codes_fall_in_the_documented_classes() {

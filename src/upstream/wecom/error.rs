@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::domain::ResultName;
 use crate::upstream::getui::error::classify_status;
 use crate::upstream::{AnswerClass, FailedAt};
 
@@ -79,6 +80,21 @@ pub enum WecomError {
 }
 
 impl WecomError {
+    /// The result of each member of a call that ended with this error, when it is permanent.
+    pub fn result(&self) -> ResultName {
+        match self {
+            WecomError::Api { code, .. } => match code {
+                81013 => ResultName::InvalidUser,
+                40056 | 48002 | 60011 | 60020 => ResultName::NoPermission,
+                40001 | 40013 | 40091 | 41004 => ResultName::AuthFailed,
+                40008 | 40058 | 44004 | 45002 | 45008 | 47001 | 82001 => ResultName::ParamInvalid,
+                _ => ResultName::Failed,
+            },
+            WecomError::Invalid { .. } => ResultName::ParamInvalid,
+            _ => ResultName::Failed,
+        }
+    }
+
     /// What the caller should do about it.
     pub fn class(&self) -> AnswerClass {
         match self {
@@ -148,6 +164,15 @@ mod tests {
 
     fn api(endpoint: &'static str, code: i64) -> WecomError {
         WecomError::Api { endpoint, code, msg: String::new() }
+    }
+
+    #[test]
+    fn permanent_codes_map_to_member_results() {
+        assert_eq!(api(MESSAGE_SEND, 81013).result(), ResultName::InvalidUser);
+        assert_eq!(api(MESSAGE_SEND, 60020).result(), ResultName::NoPermission);
+        assert_eq!(api(MESSAGE_SEND, 40013).result(), ResultName::AuthFailed);
+        assert_eq!(api(MESSAGE_SEND, 44004).result(), ResultName::ParamInvalid);
+        assert_eq!(api(MESSAGE_SEND, 99999).result(), ResultName::Failed);
     }
 
     #[test]
