@@ -152,3 +152,39 @@ fn grouped_imports_are_read_item_by_item() {
     let found = imported_modules("use crate::{domain::{A, B}, store::Store};\nuse crate::metrics::M;", "crate::");
     assert_eq!(found.into_iter().collect::<Vec<_>>(), ["domain", "metrics", "store"]);
 }
+
+/// Sibling files of one module folder (say `dispatch/send.rs` and `dispatch/wecom.rs`) may
+/// lean on each other one way only: a cycle among them is a cycle in the design.
+#[test]
+fn sibling_files_do_not_import_each_other_in_a_circle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut folders: BTreeMap<std::path::PathBuf, Vec<std::path::PathBuf>> = BTreeMap::new();
+    for f in files {
+        if f.file_name().is_some_and(|n| n != "mod.rs") {
+            folders.entry(f.parent().expect("a folder").to_path_buf()).or_default().push(f);
+        }
+    }
+    for (folder, files) in folders {
+        let stem = |f: &Path| f.file_stem().expect("a name").to_string_lossy().into_owned();
+        let names: BTreeSet<String> = files.iter().map(|f| stem(f)).collect();
+        let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for f in &files {
+            let text = std::fs::read_to_string(f).expect("readable source file");
+            let uses = imported_modules(&text, "super::");
+            edges.insert(stem(f), uses.into_iter().filter(|u| names.contains(u) && *u != stem(f)).collect());
+        }
+        for start in &names {
+            // Depth-first from `start`: reaching it again is a cycle.
+            let mut stack: Vec<String> = edges[start].iter().cloned().collect();
+            let mut seen = BTreeSet::new();
+            while let Some(n) = stack.pop() {
+                assert_ne!(&n, start, "files of {} import each other in a circle through {start}.rs", folder.display());
+                if seen.insert(n.clone()) {
+                    stack.extend(edges.get(&n).into_iter().flatten().cloned());
+                }
+            }
+        }
+    }
+}

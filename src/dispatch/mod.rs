@@ -486,7 +486,7 @@ async fn shard_loop(ctx: Arc<Context>, rx: Arc<Mutex<mpsc::Receiver<Work>>>) {
         }
         ctx.metrics.chunks_inflight.inc();
         let started = std::time::Instant::now();
-        if let Some(counts) = send::send_chunk(&ctx, &work.run, work.seq, &work.chunk).await {
+        if let Some(counts) = send_chunk(&ctx, &work.run, work.seq, &work.chunk).await {
             acknowledge(&ctx, &work.run, work.seq, counts).await;
             ctx.metrics.chunk_duration_seconds.observe(started.elapsed().as_secs_f64());
         }
@@ -535,6 +535,17 @@ async fn ensure_list_task(ctx: &Context, run: &CampaignRun, client: &GetuiClient
             false
         }
         Outcome::Abandoned => false,
+    }
+}
+
+/// Sends a chunk by the campaign's channel and mode; `None` when abandoned at shutdown. The
+/// channel's module sends, and `send` holds what the channels share, so neither imports the
+/// other.
+async fn send_chunk(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -> Option<Counts> {
+    match (&run.app.upstream, run.spec.mode) {
+        (Upstream::Wecom(client), _) => wecom::send_users(ctx, run, client, seq, chunk).await,
+        (Upstream::Getui(client), Mode::BatchSingle) => send::send_batch(ctx, run, client, seq, chunk).await,
+        (Upstream::Getui(client), _) => send::send_list(ctx, run, client, seq, chunk).await,
     }
 }
 

@@ -5,9 +5,8 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use super::retry::{Attempts, Failure, Verdict};
-use super::Upstream;
 use super::{CampaignRun, Context};
-use crate::domain::{Counts, Mode, RequestId, ResultName};
+use crate::domain::{Counts, RequestId, ResultName};
 use crate::store::{Change, Chunk};
 use crate::upstream::getui::client::{CidStatus, PushOutcome};
 use crate::upstream::getui::wire::{BatchPush, CidAudience, ListCidPush, Push};
@@ -182,16 +181,14 @@ pub(super) async fn mark_inflight(ctx: &Context, run: &CampaignRun, seq: u64, ma
     true
 }
 
-/// Sends a chunk by the campaign's mode; `None` when abandoned at shutdown.
-pub(super) async fn send_chunk(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -> Option<Counts> {
-    match (&run.app.upstream, run.spec.mode) {
-        (Upstream::Wecom(client), _) => super::wecom::send_users(ctx, run, client, seq, chunk).await,
-        (Upstream::Getui(client), Mode::BatchSingle) => send_batch(ctx, run, client, seq, chunk).await,
-        (Upstream::Getui(client), _) => send_list(ctx, run, client, seq, chunk).await,
-    }
-}
-
-async fn send_list(ctx: &Context, run: &CampaignRun, client: &GetuiClient, seq: u64, chunk: &Chunk) -> Option<Counts> {
+/// Sends a list chunk through the campaign's Getui list task; `None` when abandoned.
+pub(super) async fn send_list(
+    ctx: &Context,
+    run: &CampaignRun,
+    client: &GetuiClient,
+    seq: u64,
+    chunk: &Chunk,
+) -> Option<Counts> {
     let taskid = run.list_taskid.get()?;
     let ids: Vec<String> = (0..chunk.len()).map(|i| chunk.cid(i).to_string()).collect();
     let mut counts = Counts::default();
@@ -219,7 +216,14 @@ async fn send_list(ctx: &Context, run: &CampaignRun, client: &GetuiClient, seq: 
     Some(counts)
 }
 
-async fn send_batch(ctx: &Context, run: &CampaignRun, client: &GetuiClient, seq: u64, chunk: &Chunk) -> Option<Counts> {
+/// Sends a batch_single chunk, one personal copy per recipient; `None` when abandoned.
+pub(super) async fn send_batch(
+    ctx: &Context,
+    run: &CampaignRun,
+    client: &GetuiClient,
+    seq: u64,
+    chunk: &Chunk,
+) -> Option<Counts> {
     let mut counts = Counts::default();
     let mut messages = Vec::with_capacity(chunk.len());
     for i in 0..chunk.len() {
