@@ -3,6 +3,7 @@
 //!
 //! Modules follow the data flow of `DESIGN.md`, lower layers first; arrows only point down:
 //!
+//! - [`clock`]: the wall clock as Unix epoch milliseconds and seconds.
 //! - [`domain`]: recipient ids and request ids; no I/O.
 //! - [`config`]: the TOML configuration, typed and validated; secrets from the environment.
 //! - [`secret`]: a string that never prints.
@@ -13,6 +14,7 @@
 
 pub mod api;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;

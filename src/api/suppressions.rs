@@ -8,6 +8,7 @@ use http_body_util::Full;
 use hyper::Response;
 
 use super::{json, ApiError, ApiState};
+use crate::clock::now_ms;
 use crate::domain::recipient::parse_user;
 use crate::protocol::{SuppressionList, SuppressionView};
 use crate::store::Suppression;
@@ -88,8 +89,4 @@ fn member(raw: &str) -> Result<String, ApiError> {
 
 fn view(user: String, s: &Suppression) -> SuppressionView {
     SuppressionView { user, reason: s.reason.clone(), since: super::campaigns::rfc3339(s.since_ms) }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -23,6 +23,7 @@ use super::faults::{gateway_timeout, service_unavailable, Fault};
 use super::ledger::{lock, Ledger};
 use super::limits::FixedWindow;
 use super::SimConfig;
+use crate::clock::now_ms_u64;
 use crate::domain::ids::mix64;
 use crate::serve::{json_response, DropConnection, HandlerResult};
 use crate::upstream::getui::auth::sign;
@@ -131,7 +132,7 @@ impl GetuiSim {
     /// Serves one HTTP request, injecting the profile's faults around it.
     pub(super) async fn handle(&self, req: Request<Incoming>) -> HandlerResult {
         let path = req.uri().path().to_owned();
-        self.fire_due(now_ms());
+        self.fire_due(now_ms_u64());
         if let Some(rest) = path.strip_prefix("/_sim/") {
             return Ok(self.introspect(rest));
         }
@@ -175,7 +176,7 @@ impl GetuiSim {
         if let Some(host) = &self.cfg.redirect_to {
             return redirect(host);
         }
-        let now = now_ms();
+        let now = now_ms_u64();
         match (method, api_path) {
             (&Method::POST, "auth") => return self.auth(body, now),
             (&Method::DELETE, p) if p.starts_with("auth/") => return self.revoke(&p["auth/".len()..]),
@@ -378,10 +379,6 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
