@@ -6,6 +6,7 @@
 //! - [`clock`]: the wall clock as Unix epoch milliseconds and seconds.
 //! - [`domain`]: recipient ids and request ids; no I/O.
 //! - [`config`]: the TOML configuration, typed and validated; secrets from the environment.
+//! - [`percent`]: percent-decoding of paths and query values.
 //! - [`secret`]: a string that never prints.
 //! - [`serve`]: the HTTP accept loop shared by the API and the simulators.
 //! - [`upstream`]: vendor clients (Getui RestAPI v2) over one pooled HTTPS client.
@@ -21,6 +22,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod metrics;
 pub mod notify;
+pub mod percent;
 pub mod protocol;
 pub mod retention;
 pub mod secret;

@@ -10,6 +10,7 @@ use hyper::Response;
 use super::{json, ApiError, ApiState};
 use crate::clock::now_ms;
 use crate::domain::recipient::parse_user;
+use crate::percent;
 use crate::protocol::{SuppressionList, SuppressionView};
 use crate::store::Suppression;
 
@@ -25,7 +26,7 @@ pub(super) async fn list(state: &Arc<ApiState>, app: &str, query: Option<&str>) 
     let mut limit = 100;
     for (k, v) in query.unwrap_or("").split('&').filter_map(|p| p.split_once('=')) {
         match k {
-            "after" => after = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned(),
+            "after" => after = percent::decode(v),
             "limit" => {
                 limit = v
                     .parse()
@@ -83,7 +84,7 @@ fn wecom_app(state: &ApiState, app: &str) -> Result<(), ApiError> {
 }
 
 fn member(raw: &str) -> Result<String, ApiError> {
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    let decoded = percent::decode(raw);
     parse_user(&decoded).map_err(|m| ApiError::invalid("user", m))
 }
 

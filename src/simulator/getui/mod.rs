@@ -25,6 +25,7 @@ use super::limits::FixedWindow;
 use super::SimConfig;
 use crate::clock::now_ms_u64;
 use crate::domain::ids::mix64;
+use crate::percent;
 use crate::serve::{json_response, DropConnection, HandlerResult};
 use crate::upstream::getui::auth::sign;
 use crate::upstream::getui::wire::{AuthData, AuthRequest, Envelope, HostGroup, HostListData};
@@ -199,7 +200,7 @@ impl GetuiSim {
             (&Method::GET, ["task", "schedule", taskid]) => self.tasks.schedule_info(taskid, now),
             (&Method::DELETE, ["task", "schedule", taskid]) => self.tasks.delete_schedule(taskid, now),
             (&Method::GET, ["report", "push", "task", ids]) => self.tasks.report_tasks(ids),
-            (&Method::GET, ["report", "push", "task_group", group]) => self.tasks.report_group(&percent_decode(group)),
+            (&Method::GET, ["report", "push", "task_group", group]) => self.tasks.report_group(&percent::decode(group)),
             (_, ["push", ..] | ["task", ..] | ["report", ..]) => Reply::err(405, "method is not supported"),
             _ => Reply::err(404, "url is not found"),
         }
@@ -361,26 +362,6 @@ fn hash128(s: &str) -> [u8; 16] {
     out
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,11 +384,5 @@ mod tests {
         let r = wrong.err().unwrap();
         assert_eq!(r.status, 400);
         assert_eq!(serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["code"], 20001);
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("%E6%98%A5-a"), "春-a");
-        assert_eq!(percent_decode("100%"), "100%");
     }
 }
