@@ -4,6 +4,7 @@
 //! Modules follow the data flow of `DESIGN.md`, lower layers first; arrows only point down:
 //!
 //! - [`clock`]: the wall clock as Unix epoch milliseconds and seconds.
+//! - [`dev`]: the published development credentials of the simulators and the dev config.
 //! - [`domain`]: recipient ids and request ids; no I/O.
 //! - [`config`]: the TOML configuration, typed and validated; secrets from the environment.
 //! - [`percent`]: percent-decoding of paths and query values.
@@ -18,6 +19,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod dev;
 pub mod dispatch;
 pub mod domain;
 pub mod metrics;

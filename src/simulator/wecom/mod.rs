@@ -49,6 +49,9 @@ use serde_json::{json, Map, Value};
 
 use super::faults::{gateway_timeout, service_unavailable, Fault, FaultProfile};
 use super::ledger::lock;
+use crate::dev::{
+    DEV_WECOM_AES_KEY, DEV_WECOM_AGENT_ID, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_CORP_ID, DEV_WECOM_SECRET,
+};
 use crate::domain::ids::mix64;
 use crate::percent;
 use crate::serve::{json_response, text_response, DropConnection, HandlerResult};
@@ -59,19 +62,6 @@ use crate::upstream::wecom::wire::{
 use ledger::WecomLedger;
 pub use ledger::WecomLedgerSummary;
 pub use player::{CallbackAnswer, CallbackPlayer, Delivery, Inbound, PlayerError, Signing};
-
-/// The simulator's development CorpID. Not a secret: printed in docs and tests.
-pub const DEV_WECOM_CORP_ID: &str = "wwcampaignddev001";
-/// The simulator's development AgentId.
-pub const DEV_WECOM_AGENT_ID: i64 = 1000002;
-/// The simulator's development application Secret. It protects nothing; never use it for a
-/// real application.
-pub const DEV_WECOM_SECRET: &str = "campaignd-dev-wecom-secret-0123456789abcdef";
-/// The development callback Token that signs callbacks (for [`CallbackPlayer`] and the
-/// daemon's callback endpoint in development).
-pub const DEV_WECOM_CALLBACK_TOKEN: &str = "campaignddevcallback";
-/// The development EncodingAESKey: 43 characters of `[A-Za-z0-9]`.
-pub const DEV_WECOM_AES_KEY: &str = "campaigndDevWecomAesKey0123456789abcdefGHIJ";
 
 /// Largest request body read (1000 ids of 64 bytes plus a 2 KiB message is far below this).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
