@@ -21,6 +21,7 @@ use super::wire::{
     ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush, TaskCidStatus, TaskIdData,
 };
 use crate::clock::now_ms_u64;
+pub use crate::metrics::CallObserver;
 use crate::secret::Secret;
 use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
 use crate::upstream::http::{exchange, read_lock, write_lock};
@@ -42,13 +43,6 @@ pub struct GetuiSettings {
     pub token_refresh_margin: Duration,
     /// Connection pool settings.
     pub pool: PoolSettings,
-}
-
-/// Told about every HTTP exchange, for metrics. `code` is the business code, or the HTTP
-/// status / 5000 when there was no Getui body.
-pub trait CallObserver: Send + Sync {
-    /// One exchange with `endpoint` finished with `code` after `elapsed`.
-    fn observe(&self, endpoint: &'static str, code: i64, elapsed: Duration);
 }
 
 /// Per-cid delivery status reported by a push.
