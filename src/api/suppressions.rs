@@ -9,6 +9,7 @@ use hyper::Response;
 
 use super::{json, ApiError, ApiState};
 use crate::clock::now_ms;
+use crate::config::Channel;
 use crate::domain::recipient::parse_user;
 use crate::percent;
 use crate::protocol::{SuppressionList, SuppressionView};
@@ -75,7 +76,7 @@ pub(super) async fn remove(state: &Arc<ApiState>, app: &str, user: &str) -> Answ
 
 fn wecom_app(state: &ApiState, app: &str) -> Result<(), ApiError> {
     match state.apps.get(app) {
-        Some(&"wecom") => Ok(()),
+        Some(Channel::Wecom) => Ok(()),
         Some(_) => Err(ApiError::not_found(format!(
             "{app} is not a WeCom app; suppression lists belong to WeCom apps, whose callbacks fill them"
         ))),
