@@ -33,7 +33,11 @@ fn spec() -> CampaignSpec {
         "settings": {"group": "history"}
     }))
     .unwrap();
-    let rules = Validation { app_channel: &|_| Some("getui"), now_ms: 0, horizon_ms: SCHEDULE_HORIZON_MS };
+    let rules = Validation {
+        app_channel: &|_| Some(campaignd::domain::Channel::Getui),
+        now_ms: 0,
+        horizon_ms: SCHEDULE_HORIZON_MS,
+    };
     req.validate(&rules).unwrap()
 }
 

@@ -246,25 +246,8 @@ fn default_log_level() -> String {
     "info".into()
 }
 
-/// The send channels an app can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    /// Getui RestAPI v2.
-    Getui,
-    /// WeChat Work application messages.
-    Wecom,
-}
-
-impl Channel {
-    /// The name campaigns and metric labels use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Getui => "getui",
-            Channel::Wecom => "wecom",
-        }
-    }
-}
+/// The send channels an app can use (the domain's vocabulary; `channel = "getui"` in TOML).
+pub use crate::domain::Channel;
 
 /// `[apps.NAME]`.
 #[derive(Debug, Clone, Deserialize)]

@@ -35,7 +35,7 @@ pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Ans
     let request = parse_create(&body)?;
     let spec = {
         let rules = Validation {
-            app_channel: &|app| state.apps.get(app).map(|c| c.as_str()),
+            app_channel: &|app| state.apps.get(app).copied(),
             now_ms: now_ms(),
             horizon_ms: state.settings.schedule_horizon_ms,
         };
