@@ -46,7 +46,7 @@ fn open(dir: &Path) -> Arc<SledStore> {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    campaignd::clock::now_ms()
 }
 
 /// Creates `n` campaigns and cancels each (finished now, so retention keeps them).
