@@ -33,7 +33,11 @@ fn spec() -> CampaignSpec {
         "settings": {"group": "history"}
     }))
     .unwrap();
-    let rules = Validation { app_channel: &|_| Some("getui"), now_ms: 0, horizon_ms: SCHEDULE_HORIZON_MS };
+    let rules = Validation {
+        app_channel: &|_| Some(campaignd::domain::Channel::Getui),
+        now_ms: 0,
+        horizon_ms: SCHEDULE_HORIZON_MS,
+    };
     req.validate(&rules).unwrap()
 }
 
@@ -42,7 +46,7 @@ fn open(dir: &Path) -> Arc<SledStore> {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    campaignd::clock::now_ms()
 }
 
 /// Creates `n` campaigns and cancels each (finished now, so retention keeps them).

@@ -48,7 +48,7 @@ fn spec() -> campaignd::domain::CampaignSpec {
     }))
     .unwrap();
     req.validate(&campaignd::domain::campaign::Validation {
-        app_channel: &|_| Some("getui"),
+        app_channel: &|_| Some(campaignd::domain::Channel::Getui),
         now_ms: 0,
         horizon_ms: campaignd::domain::campaign::SCHEDULE_HORIZON_MS,
     })

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::dev::{DEV_MASTER_SECRET, DEV_WECOM_AES_KEY, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_SECRET};
 use crate::secret::Secret;
-use crate::simulator::{DEV_MASTER_SECRET, DEV_WECOM_AES_KEY, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_SECRET};
 use crate::upstream::getui::GetuiSettings;
 use crate::upstream::http::PoolSettings;
 use crate::upstream::wecom::WecomSettings;
@@ -246,25 +246,8 @@ fn default_log_level() -> String {
     "info".into()
 }
 
-/// The send channels an app can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    /// Getui RestAPI v2.
-    Getui,
-    /// WeChat Work application messages.
-    Wecom,
-}
-
-impl Channel {
-    /// The name campaigns and metric labels use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Getui => "getui",
-            Channel::Wecom => "wecom",
-        }
-    }
-}
+/// The send channels an app can use (the domain's vocabulary; `channel = "getui"` in TOML).
+pub use crate::domain::Channel;
 
 /// `[apps.NAME]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -860,7 +843,7 @@ mod tests {
         let cfg = parse(SHIPPED).unwrap();
         let s = cfg.getui_settings_with_env("main", |_| None).unwrap();
         assert_eq!(s.master_secret.expose(), DEV_MASTER_SECRET);
-        assert_eq!(s.app_id, crate::simulator::DEV_APP_ID);
+        assert_eq!(s.app_id, crate::dev::DEV_APP_ID);
     }
 
     #[test]
@@ -898,7 +881,7 @@ mod tests {
     fn wecom_apps_resolve_their_agent_and_refuse_what_does_not_fit() {
         let cfg = parse(SHIPPED).unwrap();
         let agent = cfg.callback_agent_with_env("staff", |_| None).unwrap().expect("staff has a callback");
-        assert_eq!((agent.corp_id.as_str(), agent.replies.len()), (crate::simulator::DEV_WECOM_CORP_ID, 2));
+        assert_eq!((agent.corp_id.as_str(), agent.replies.len()), (crate::dev::DEV_WECOM_CORP_ID, 2));
         let s = cfg.wecom_settings_with_env("staff", |v| (v == "CAMPAIGND_STAFF_WECOM_SECRET").then(|| "env".into()));
         assert_eq!(s.unwrap().secret.expose(), "env", "the environment wins");
         let cases = [

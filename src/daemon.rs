@@ -107,8 +107,8 @@ impl Daemon {
         };
         let dyn_store: Arc<dyn Store> = store.clone();
         let dispatcher = Dispatcher::new(dyn_store.clone(), apps, metrics.clone(), settings, shutdown.clone());
-        let channels: HashMap<String, &'static str> =
-            config.apps.iter().map(|(name, app)| (name.clone(), app.channel.as_str())).collect();
+        let channels: HashMap<String, Channel> =
+            config.apps.iter().map(|(name, app)| (name.clone(), app.channel)).collect();
         let api = Arc::new(
             ApiState::new(
                 dyn_store,

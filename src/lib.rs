@@ -4,9 +4,10 @@
 //! Modules follow the data flow of `DESIGN.md`, lower layers first; arrows only point down
 //! (`tests/layers.rs` keeps it so, and lists the few older ties still to remove):
 //!
-//! 1. Ground floor, no I/O: [`secret`] (a string that never prints), [`domain`] (campaigns,
-//!    templates, recipients, results, ids), [`protocol`] (the API's JSON shapes), [`notify`]
-//!    (systemd notifications).
+//! 1. Ground floor, no I/O: [`secret`] (a string that never prints), [`clock`] (the wall clock
+//!    in Unix milliseconds and seconds), [`dev`] (the published development credentials),
+//!    [`percent`] (percent-decoding), [`domain`] (campaigns, templates, recipients, results,
+//!    ids), [`protocol`] (the API's JSON shapes), [`notify`] (systemd notifications).
 //! 2. [`wecom`] (WXBizMsgCrypt, the callback's XML and decisions), [`config`] (the TOML
 //!    configuration, typed and validated), [`metrics`] (the Prometheus registry).
 //! 3. [`serve`] (the HTTP accept loop), [`upstream`] (Getui and WeCom clients), [`store`] (the
@@ -20,12 +21,15 @@
 
 pub mod api;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod dev;
 pub mod dispatch;
 pub mod domain;
 pub mod metrics;
 pub mod notify;
+pub mod percent;
 pub mod protocol;
 pub mod retention;
 pub mod secret;

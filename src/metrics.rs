@@ -11,8 +11,6 @@ use prometheus::{
     CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::upstream::getui::client::CallObserver;
-
 /// Upstream latency buckets, 1 ms … 30 s.
 const LATENCY_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -202,6 +200,14 @@ pub fn code_label(code: i64) -> String {
     } else {
         "other".into()
     }
+}
+
+/// Told about every upstream HTTP exchange, for metrics: the vendor clients call it, the
+/// metrics implement it. `endpoint` is a fixed label such as `POST /auth`; `code` is the
+/// business code, or the HTTP status / 5000 when there was no vendor body.
+pub trait CallObserver: Send + Sync {
+    /// One exchange with `endpoint` finished with `code` after `elapsed`.
+    fn observe(&self, endpoint: &'static str, code: i64, elapsed: Duration);
 }
 
 /// Feeds one app's upstream exchanges into the metrics.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::now_ms;
 use crate::store::Store;
 
 /// Campaigns removed per store command: small, so other writes interleave with a long purge.
@@ -53,8 +54,4 @@ pub async fn pass(store: &dyn Store, before_ms: i64) -> usize {
         tracing::info!(removed, "removed finished campaigns past store.retention_days");
     }
     removed
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -29,7 +29,11 @@ fn spec(name: &str, group: &str) -> CampaignSpec {
     let mut body = list_campaign(name, None);
     body["settings"]["group"] = group.into();
     let req: CreateCampaign = serde_json::from_value(body).unwrap();
-    let rules = Validation { app_channel: &|_| Some("getui"), now_ms: now_ms(), horizon_ms: SCHEDULE_HORIZON_MS };
+    let rules = Validation {
+        app_channel: &|_| Some(campaignd::domain::Channel::Getui),
+        now_ms: now_ms(),
+        horizon_ms: SCHEDULE_HORIZON_MS,
+    };
     req.validate(&rules).unwrap()
 }
 

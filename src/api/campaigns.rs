@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use super::{json, ApiError, ApiState};
+use crate::clock::now_ms;
 use crate::domain::campaign::{CreateCampaign, Validation};
 use crate::domain::{Action, CampaignState, Mode};
 use crate::protocol::{
@@ -329,10 +330,6 @@ pub(super) fn rfc3339(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
+use crate::config::Channel;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::serve::{json_response, text_response, HandlerResult};
@@ -48,8 +49,8 @@ pub struct ApiState {
     metrics: Arc<Metrics>,
     /// SHA-256 of each accepted bearer token (compared in constant time).
     token_hashes: Vec<[u8; 32]>,
-    /// Configured apps and their channels (`getui`, `wecom`).
-    apps: HashMap<String, &'static str>,
+    /// Configured apps and their channels.
+    apps: HashMap<String, Channel>,
     /// WeCom callback agents by app name.
     agents: HashMap<String, CallbackAgent>,
     wake_dispatcher: Arc<Notify>,
@@ -73,7 +74,7 @@ impl ApiState {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         tokens: &[Secret],
-        apps: HashMap<String, &'static str>,
+        apps: HashMap<String, Channel>,
         wake_dispatcher: Arc<Notify>,
         settings: ApiSettings,
         agents: Vec<CallbackAgent>,

@@ -8,7 +8,10 @@ use http_body_util::Full;
 use hyper::Response;
 
 use super::{json, ApiError, ApiState};
+use crate::clock::now_ms;
+use crate::config::Channel;
 use crate::domain::recipient::parse_user;
+use crate::percent;
 use crate::protocol::{SuppressionList, SuppressionView};
 use crate::store::Suppression;
 
@@ -24,7 +27,7 @@ pub(super) async fn list(state: &Arc<ApiState>, app: &str, query: Option<&str>) 
     let mut limit = 100;
     for (k, v) in query.unwrap_or("").split('&').filter_map(|p| p.split_once('=')) {
         match k {
-            "after" => after = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned(),
+            "after" => after = percent::decode(v),
             "limit" => {
                 limit = v
                     .parse()
@@ -73,7 +76,7 @@ pub(super) async fn remove(state: &Arc<ApiState>, app: &str, user: &str) -> Answ
 
 fn wecom_app(state: &ApiState, app: &str) -> Result<(), ApiError> {
     match state.apps.get(app) {
-        Some(&"wecom") => Ok(()),
+        Some(Channel::Wecom) => Ok(()),
         Some(_) => Err(ApiError::not_found(format!(
             "{app} is not a WeCom app; suppression lists belong to WeCom apps, whose callbacks fill them"
         ))),
@@ -82,14 +85,10 @@ fn wecom_app(state: &ApiState, app: &str) -> Result<(), ApiError> {
 }
 
 fn member(raw: &str) -> Result<String, ApiError> {
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    let decoded = percent::decode(raw);
     parse_user(&decoded).map_err(|m| ApiError::invalid("user", m))
 }
 
 fn view(user: String, s: &Suppression) -> SuppressionView {
     SuppressionView { user, reason: s.reason.clone(), since: super::campaigns::rfc3339(s.since_ms) }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

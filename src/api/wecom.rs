@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
 use super::{ApiError, ApiState};
+use crate::clock::now_s;
 use crate::serve::text_response;
 use crate::store::{DeliveryWindow, Suppression};
 use crate::wecom::callback::{CallbackAgent, CallbackQuery, Effect, Received, Refusal};
@@ -132,8 +133,4 @@ fn xml_response(xml: String) -> Response<Full<Bytes>> {
     resp.headers_mut()
         .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/xml; charset=utf-8"));
     resp
-}
-
-fn now_s() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -4,6 +4,7 @@ mod campaign;
 mod demo;
 mod probe;
 mod serve;
+mod signals;
 mod simulate;
 
 use std::path::PathBuf;

@@ -1,7 +1,6 @@
 //! `campaignd probe`: sign in to an app's upstream and send one test push.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use campaignd::config::Config;
@@ -43,7 +42,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         if args.no_push {
             return Ok(());
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let now = campaignd::clock::now_ms();
         let request_id = format!("probe-{now}");
         let push = SingleCidPush {
             request_id: request_id.as_str().into(),

@@ -20,7 +20,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
             );
         }
         tracing::info!(listen = %daemon.local_addr(), store = %config.store.path.display(), "campaignd serving");
-        tokio::spawn(super::simulate::stop_on_signal(daemon.shutdown_token()));
+        tokio::spawn(super::signals::stop_on_signal(daemon.shutdown_token()));
         daemon.run().await?;
         Ok(())
     })

@@ -197,7 +197,7 @@ pub fn run(mut args: SimulateArgs) -> anyhow::Result<()> {
         })?;
         print_banner(&sim, &config, &args);
         let token = CancellationToken::new();
-        tokio::spawn(stop_on_signal(token.clone()));
+        tokio::spawn(super::signals::stop_on_signal(token.clone()));
         sim.run(token).await;
         eprintln!("simulator stopped");
         Ok(())
@@ -230,27 +230,4 @@ fn print_banner(sim: &Simulator, config: &SimConfig, args: &SimulateArgs) {
     println!("  secret         {}  (published development value)", simulator::DEV_WECOM_SECRET);
     println!("  ledger         http://{}/_sim/wecom/ledger", sim.local_addr());
     println!("Stop with Ctrl-C.");
-}
-
-/// Cancels `token` on Ctrl-C or SIGTERM.
-pub async fn stop_on_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                token.cancel();
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    token.cancel();
 }

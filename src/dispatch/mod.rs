@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use apps::{AppSender, Upstream};
 pub use retry::RetryPolicy;
 
+use crate::clock::now_ms;
 use crate::domain::campaign::NetworkType;
 use crate::domain::message::Rendered;
 use crate::domain::{
@@ -641,10 +642,6 @@ async fn run_app_push(ctx: &Context, run: &CampaignRun) {
 async fn fail(ctx: &Context, run: &CampaignRun, why: String) {
     tracing::error!(campaign = run.id, reason = why, "campaign failed");
     let _ = ctx.store.change(run.id, Change::Fail(why, now_ms())).await;
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::message::MessageTemplate;
-use super::FieldError;
+use super::{Channel, FieldError};
 use crate::upstream::getui::wire::{OptType, MAX_TTL_MS};
 use crate::upstream::getui::{checks, regions};
 
@@ -309,8 +309,8 @@ pub const SCHEDULE_HORIZON_MS: i64 = 7 * 86_400_000;
 
 /// What validation needs to know about the world.
 pub struct Validation<'a> {
-    /// The channel of a configured app (`getui`, `wecom`), `None` for an unknown name.
-    pub app_channel: &'a dyn Fn(&str) -> Option<&'static str>,
+    /// The channel of a configured app, `None` for an unknown name.
+    pub app_channel: &'a dyn Fn(&str) -> Option<Channel>,
     /// Now, ms since the epoch.
     pub now_ms: i64,
     /// Longest daemon-held schedule, ms ahead.
@@ -327,14 +327,18 @@ impl CreateCampaign {
         let Some(channel) = (v.app_channel)(&self.app) else {
             return Err(FieldError::new("app", format!("no app named {:?} in the configuration", self.app)));
         };
-        if self.channel.as_deref().is_some_and(|c| c != channel) {
+        let channel_name = channel.as_str();
+        if self.channel.as_deref().is_some_and(|c| c != channel_name) {
             return Err(FieldError::new(
                 "channel",
-                format!("app {:?} sends through {channel}; set channel to {channel:?} or leave it out", self.app),
+                format!(
+                    "app {:?} sends through {channel_name}; set channel to {channel_name:?} or leave it out",
+                    self.app
+                ),
             ));
         }
         let settings = validate_settings(&self.settings, v)?;
-        if channel == "wecom" {
+        if channel == Channel::Wecom {
             return self.validate_wecom(settings);
         }
         self.message.validate()?;
@@ -372,7 +376,7 @@ impl CreateCampaign {
         Ok(CampaignSpec {
             name: self.name,
             app: self.app,
-            channel: channel.to_owned(),
+            channel: channel_name.to_owned(),
             mode,
             message: self.message,
             settings,
@@ -402,7 +406,7 @@ impl CreateCampaign {
         Ok(CampaignSpec {
             name: self.name,
             app: self.app,
-            channel: "wecom".into(),
+            channel: Channel::Wecom.as_str().into(),
             mode: Mode::List,
             message: self.message,
             settings,
@@ -549,7 +553,7 @@ pub(crate) fn sample_spec() -> CampaignSpec {
         "name": "t", "app": "main", "message": {"notification": {"title": "a", "body": "b"}}
     }))
     .expect("the sample campaign parses");
-    let rules = Validation { app_channel: &|_| Some("getui"), now_ms: 0, horizon_ms: SCHEDULE_HORIZON_MS };
+    let rules = Validation { app_channel: &|_| Some(Channel::Getui), now_ms: 0, horizon_ms: SCHEDULE_HORIZON_MS };
     req.validate(&rules).expect("the sample campaign is valid")
 }
 
@@ -572,8 +576,8 @@ mod tests {
 
     fn validate(v: serde_json::Value) -> Result<CampaignSpec, FieldError> {
         let channel = |a: &str| match a {
-            "main" => Some("getui"),
-            "staff" => Some("wecom"),
+            "main" => Some(Channel::Getui),
+            "staff" => Some(Channel::Wecom),
             _ => None,
         };
         request(v).validate(&Validation { app_channel: &channel, now_ms: NOW, horizon_ms: SCHEDULE_HORIZON_MS })
@@ -706,7 +710,7 @@ mod tests {
         app["audience"] = serde_json::json!({"conditions": []});
         assert!(validate(app.clone()).unwrap().settings.upstream_schedule);
         // A longer daemon horizon does not stretch Getui's 7 days.
-        let long = Validation { app_channel: &|_| Some("getui"), now_ms: NOW, horizon_ms: 30 * 86_400_000 };
+        let long = Validation { app_channel: &|_| Some(Channel::Getui), now_ms: NOW, horizon_ms: 30 * 86_400_000 };
         assert!(request(sched("202612100900", "daemon")).validate(&long).is_ok());
         app["settings"]["schedule_at"] = "202612100900".into();
         assert_eq!(request(app).validate(&long).unwrap_err().field, "settings.schedule_at");

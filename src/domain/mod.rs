@@ -15,6 +15,26 @@ pub use campaign::{Action, CampaignSpec, CampaignState, Mode, Replay};
 pub use ids::{CompactCid, RequestId, RequestIdError, RequestKey, StoreIdentity};
 pub use outcome::{Counts, ResultName};
 
+/// The send channels an app can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// Getui RestAPI v2.
+    Getui,
+    /// WeChat Work application messages.
+    Wecom,
+}
+
+impl Channel {
+    /// The name campaigns and metric labels use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Getui => "getui",
+            Channel::Wecom => "wecom",
+        }
+    }
+}
+
 /// A field of a request that breaks a rule, with what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]

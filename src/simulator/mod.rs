@@ -27,16 +27,13 @@ pub use ledger::{Ledger, LedgerSummary};
 pub use limits::Limits;
 pub use wecom::{
     CallbackAnswer, CallbackPlayer, Delivery, Inbound, PlayerError, Signing, WecomLedgerSummary, WecomSimConfig,
-    DEV_WECOM_AES_KEY, DEV_WECOM_AGENT_ID, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_CORP_ID, DEV_WECOM_SECRET,
 };
 
-/// The simulator's well-known development AppId. Not a secret: printed at start and in the README.
-pub const DEV_APP_ID: &str = "campaignd-dev-app";
-/// The simulator's well-known development AppKey.
-pub const DEV_APP_KEY: &str = "campaignd-dev-key";
-/// The simulator's well-known development MasterSecret. It protects nothing; never use it for a
-/// real app.
-pub const DEV_MASTER_SECRET: &str = "campaignd-dev-master-secret";
+// The development credentials the simulators accept live in `crate::dev`; re-exported here.
+pub use crate::dev::{
+    DEV_APP_ID, DEV_APP_KEY, DEV_MASTER_SECRET, DEV_WECOM_AES_KEY, DEV_WECOM_AGENT_ID, DEV_WECOM_CALLBACK_TOKEN,
+    DEV_WECOM_CORP_ID, DEV_WECOM_SECRET,
+};
 
 /// Shares (in basis points, out of 10 000) of the per-cid statuses; the rest is
 /// `successed_ignore`.

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::codec::{chunk_entries, chunk_key, decode, encode_compact, encode_named, parse_chunk_key};
 use super::{Ack, CampaignRecord, Change, Chunk, Progress, StoreError, UploadCommit};
+use crate::clock::now_ms;
 use crate::domain::campaign::transition;
 use crate::domain::{Action, CampaignSpec, CampaignState, Counts, Mode, RequestKey};
 
@@ -552,8 +553,4 @@ fn later<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> P
         };
         let _ = reply.send(result);
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -163,7 +163,7 @@ impl CallbackQuery {
         let (mut sig, mut ts, mut nonce) = (None, None, None);
         for pair in query.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+            let v = crate::percent::decode(v);
             match k {
                 "msg_signature" => sig = Some(v),
                 "timestamp" => ts = Some(v),

@@ -110,7 +110,7 @@ pub async fn raw_token(base: &str) -> String {
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    campaignd::clock::now_ms_u64()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -23,7 +23,9 @@ use super::faults::{gateway_timeout, service_unavailable, Fault};
 use super::ledger::{lock, Ledger};
 use super::limits::FixedWindow;
 use super::SimConfig;
+use crate::clock::now_ms_u64;
 use crate::domain::ids::mix64;
+use crate::percent;
 use crate::serve::{json_response, DropConnection, HandlerResult};
 use crate::upstream::getui::auth::sign;
 use crate::upstream::getui::wire::{AuthData, AuthRequest, Envelope, HostGroup, HostListData};
@@ -131,7 +133,7 @@ impl GetuiSim {
     /// Serves one HTTP request, injecting the profile's faults around it.
     pub(super) async fn handle(&self, req: Request<Incoming>) -> HandlerResult {
         let path = req.uri().path().to_owned();
-        self.fire_due(now_ms());
+        self.fire_due(now_ms_u64());
         if let Some(rest) = path.strip_prefix("/_sim/") {
             return Ok(self.introspect(rest));
         }
@@ -175,7 +177,7 @@ impl GetuiSim {
         if let Some(host) = &self.cfg.redirect_to {
             return redirect(host);
         }
-        let now = now_ms();
+        let now = now_ms_u64();
         match (method, api_path) {
             (&Method::POST, "auth") => return self.auth(body, now),
             (&Method::DELETE, p) if p.starts_with("auth/") => return self.revoke(&p["auth/".len()..]),
@@ -198,7 +200,7 @@ impl GetuiSim {
             (&Method::GET, ["task", "schedule", taskid]) => self.tasks.schedule_info(taskid, now),
             (&Method::DELETE, ["task", "schedule", taskid]) => self.tasks.delete_schedule(taskid, now),
             (&Method::GET, ["report", "push", "task", ids]) => self.tasks.report_tasks(ids),
-            (&Method::GET, ["report", "push", "task_group", group]) => self.tasks.report_group(&percent_decode(group)),
+            (&Method::GET, ["report", "push", "task_group", group]) => self.tasks.report_group(&percent::decode(group)),
             (_, ["push", ..] | ["task", ..] | ["report", ..]) => Reply::err(405, "method is not supported"),
             _ => Reply::err(404, "url is not found"),
         }
@@ -360,30 +362,6 @@ fn hash128(s: &str) -> [u8; 16] {
     out
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,11 +384,5 @@ mod tests {
         let r = wrong.err().unwrap();
         assert_eq!(r.status, 400);
         assert_eq!(serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["code"], 20001);
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("%E6%98%A5-a"), "春-a");
-        assert_eq!(percent_decode("100%"), "100%");
     }
 }

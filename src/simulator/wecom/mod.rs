@@ -49,7 +49,11 @@ use serde_json::{json, Map, Value};
 
 use super::faults::{gateway_timeout, service_unavailable, Fault, FaultProfile};
 use super::ledger::lock;
+use crate::dev::{
+    DEV_WECOM_AES_KEY, DEV_WECOM_AGENT_ID, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_CORP_ID, DEV_WECOM_SECRET,
+};
 use crate::domain::ids::mix64;
+use crate::percent;
 use crate::serve::{json_response, text_response, DropConnection, HandlerResult};
 use crate::upstream::wecom::wire::{
     AppMessage, MAX_CONTENT_BYTES, MAX_DUPLICATE_CHECK_SECS, MAX_NEWS_ARTICLES, MAX_TEXTCARD_DESCRIPTION_BYTES,
@@ -58,19 +62,6 @@ use crate::upstream::wecom::wire::{
 use ledger::WecomLedger;
 pub use ledger::WecomLedgerSummary;
 pub use player::{CallbackAnswer, CallbackPlayer, Delivery, Inbound, PlayerError, Signing};
-
-/// The simulator's development CorpID. Not a secret: printed in docs and tests.
-pub const DEV_WECOM_CORP_ID: &str = "wwcampaignddev001";
-/// The simulator's development AgentId.
-pub const DEV_WECOM_AGENT_ID: i64 = 1000002;
-/// The simulator's development application Secret. It protects nothing; never use it for a
-/// real application.
-pub const DEV_WECOM_SECRET: &str = "campaignd-dev-wecom-secret-0123456789abcdef";
-/// The development callback Token that signs callbacks (for [`CallbackPlayer`] and the
-/// daemon's callback endpoint in development).
-pub const DEV_WECOM_CALLBACK_TOKEN: &str = "campaignddevcallback";
-/// The development EncodingAESKey: 43 characters of `[A-Za-z0-9]`.
-pub const DEV_WECOM_AES_KEY: &str = "campaigndDevWecomAesKey0123456789abcdefGHIJ";
 
 /// Largest request body read (1000 ids of 64 bytes plus a 2 KiB message is far below this).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -452,7 +443,7 @@ impl WecomSim {
             (&Method::POST, "/expire-tokens") => json(json!({ "expired": self.expire_tokens() })),
             (&Method::GET, "/ledger") => json(serde_json::to_value(self.ledger.summary()).unwrap_or_default()),
             (&Method::GET, r) if r.starts_with("/ledger/") => {
-                let user = percent_decode(&r["/ledger/".len()..]).to_lowercase();
+                let user = percent::decode(&r["/ledger/".len()..]).to_lowercase();
                 json(json!({ "userid": user, "deliveries": self.ledger.count(&user) }))
             }
             _ => json_response(404, br#"{"error":"unknown simulator path"}"#.to_vec()),
@@ -555,31 +546,7 @@ fn new_token() -> String {
 /// The percent-decoded value of `name` in a query string. `+` stays `+`: WeCom's clients
 /// percent-encode, and base64 values must not turn `+` into a space.
 pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| percent_decode(v))
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match escaped {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| percent::decode(v))
 }
 
 #[cfg(test)]

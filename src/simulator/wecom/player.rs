@@ -7,13 +7,14 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request};
 
 use super::{DEV_WECOM_AES_KEY, DEV_WECOM_AGENT_ID, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_CORP_ID};
+use crate::clock::now_s;
 use crate::upstream::http::{build_client, read_body, PoolSettings};
 use crate::upstream::wecom::wire::query_escape;
 use crate::wecom::{CryptError, MsgCrypt};
@@ -348,7 +349,7 @@ impl CallbackPlayer {
         let mut x = String::from("<xml>");
         cdata(&mut x, "ToUserName", &self.corp_id);
         cdata(&mut x, "FromUserName", &d.from);
-        plain(&mut x, "CreateTime", d.create_time.unwrap_or_else(now_secs));
+        plain(&mut x, "CreateTime", d.create_time.unwrap_or_else(now_s));
         cdata(&mut x, "MsgType", d.inbound.msg_type());
         if let Some(event) = d.inbound.event_name() {
             cdata(&mut x, "Event", event);
@@ -418,7 +419,7 @@ async fn exchange(method: Method, url: &str, body: Bytes) -> Result<(u16, String
 }
 
 fn stamp(signing: &Signing) -> (String, String) {
-    let timestamp = signing.timestamp.clone().unwrap_or_else(|| now_secs().to_string());
+    let timestamp = signing.timestamp.clone().unwrap_or_else(|| now_s().to_string());
     let nonce = signing.nonce.clone().unwrap_or_else(|| fastrand::u32(100_000_000..=999_999_999).to_string());
     (timestamp, nonce)
 }
@@ -441,15 +442,11 @@ fn plain(x: &mut String, tag: &str, value: impl std::fmt::Display) {
     let _ = write!(x, "<{tag}>{value}</{tag}>");
 }
 
-fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0)
-}
-
 fn fresh_msg_id() -> u64 {
     let _ = NEXT_MSG_ID.compare_exchange(
         0,
         // Random low bits: two players started in the same second must not reuse ids.
-        (u64::try_from(now_secs()).unwrap_or(1) << 20) | fastrand::u64(..1 << 19),
+        (u64::try_from(now_s()).unwrap_or(1) << 20) | fastrand::u64(..1 << 19),
         Ordering::AcqRel,
         Ordering::Relaxed,
     );

@@ -6,7 +6,7 @@
 //! switches host and replays once on 301, as the official SDKs do.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -20,6 +20,8 @@ use super::wire::{
     self, AllPush, AuthData, AuthRequest, BatchPush, HostListData, ListCidPush, ListMessage, RawEnvelope, ReportData,
     ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush, TaskCidStatus, TaskIdData,
 };
+use crate::clock::now_ms_u64;
+pub use crate::metrics::CallObserver;
 use crate::secret::Secret;
 use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
 use crate::upstream::http::{exchange, read_lock, write_lock};
@@ -41,13 +43,6 @@ pub struct GetuiSettings {
     pub token_refresh_margin: Duration,
     /// Connection pool settings.
     pub pool: PoolSettings,
-}
-
-/// Told about every HTTP exchange, for metrics. `code` is the business code, or the HTTP
-/// status / 5000 when there was no Getui body.
-pub trait CallObserver: Send + Sync {
-    /// One exchange with `endpoint` finished with `code` after `elapsed`.
-    fn observe(&self, endpoint: &'static str, code: i64, elapsed: Duration);
 }
 
 /// Per-cid delivery status reported by a push.
@@ -335,7 +330,7 @@ impl GetuiClient {
     async fn valid_token(&self) -> Result<Token, GetuiError> {
         let margin = millis(self.inner.settings.token_refresh_margin);
         if let Some(t) = read_lock(&self.inner.token).as_ref() {
-            if !t.needs_refresh(now_ms(), margin) {
+            if !t.needs_refresh(now_ms_u64(), margin) {
                 return Ok(t.clone());
             }
         }
@@ -349,7 +344,7 @@ impl GetuiClient {
         let margin = millis(self.inner.settings.token_refresh_margin);
         if let Some(t) = read_lock(&self.inner.token).as_ref() {
             let refused = rejected.is_some_and(|r| r.value == t.value);
-            if !refused && !t.needs_refresh(now_ms(), margin) {
+            if !refused && !t.needs_refresh(now_ms_u64(), margin) {
                 return Ok(t.clone());
             }
         }
@@ -366,7 +361,7 @@ impl GetuiClient {
     async fn request_token(&self) -> Result<Token, GetuiError> {
         const EP: &str = "POST /auth";
         let s = &self.inner.settings;
-        let issued = now_ms();
+        let issued = now_ms_u64();
         let timestamp = issued.to_string();
         let req = AuthRequest {
             sign: sign(&s.app_key, &timestamp, s.master_secret.expose()).into(),
@@ -504,10 +499,6 @@ fn path_segment(s: &str) -> String {
         }
     }
     out
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(millis).unwrap_or(0)
 }
 
 fn millis(d: Duration) -> u64 {

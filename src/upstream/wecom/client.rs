@@ -20,8 +20,8 @@ use super::error::{WecomError, GETTOKEN, MESSAGE_SEND};
 use super::wire::{
     query_escape, AppMessage, SendAnswer, SendRequest, TokenAnswer, MAX_DUPLICATE_CHECK_SECS, MAX_USERS_PER_SEND,
 };
+use crate::metrics::CallObserver;
 use crate::secret::Secret;
-use crate::upstream::getui::client::CallObserver;
 use crate::upstream::getui::error::TRANSPORT_CODE;
 use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
 use crate::upstream::http::{exchange, read_lock, write_lock};

@@ -1,0 +1,28 @@
+//! The published development credentials: what the simulators accept and what the shipped
+//! development configuration falls back to. None of them is a secret; never use them for a
+//! real app. Kept here, below both `config` and `simulator`, so neither imports the other.
+
+// Getui.
+
+/// The well-known development AppId. Not a secret: printed at start and in the README.
+pub const DEV_APP_ID: &str = "campaignd-dev-app";
+/// The well-known development AppKey.
+pub const DEV_APP_KEY: &str = "campaignd-dev-key";
+/// The well-known development MasterSecret. It protects nothing; never use it for a
+/// real app.
+pub const DEV_MASTER_SECRET: &str = "campaignd-dev-master-secret";
+
+// WeCom.
+
+/// The development CorpID. Not a secret: printed in docs and tests.
+pub const DEV_WECOM_CORP_ID: &str = "wwcampaignddev001";
+/// The development AgentId.
+pub const DEV_WECOM_AGENT_ID: i64 = 1000002;
+/// The development application Secret. It protects nothing; never use it for a
+/// real application.
+pub const DEV_WECOM_SECRET: &str = "campaignd-dev-wecom-secret-0123456789abcdef";
+/// The development callback Token that signs callbacks (for the simulator's callback player and the
+/// daemon's callback endpoint in development).
+pub const DEV_WECOM_CALLBACK_TOKEN: &str = "campaignddevcallback";
+/// The development EncodingAESKey: 43 characters of `[A-Za-z0-9]`.
+pub const DEV_WECOM_AES_KEY: &str = "campaigndDevWecomAesKey0123456789abcdefGHIJ";
