@@ -205,7 +205,14 @@ async fn retried_upload_sequence() {
     let lines =
         |from: u64, n: u64| -> bytes::Bytes { (from..from + n).map(|i| cid(i) + "\n").collect::<String>().into() };
     tx.send(lines(0, 100)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The first upload holds the campaign's upload slot (and so a filter) from its start.
+    common::eventually("the first upload to begin", Duration::from_secs(10), || async {
+        match app.metric("campaignd_upload_filters").await {
+            Some(n) if n >= 1.0 => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
 
     let retry = tokio::time::timeout(Duration::from_secs(5), app.api.upload(&slow, "text/plain", lines(0, 100)))
         .await

@@ -8,10 +8,27 @@ use std::time::Duration;
 use campaignd::client::ClientError;
 use campaignd::domain::CompactCid;
 use campaignd::simulator::{FaultProfile, Limits, SimConfig};
-use common::{batch_campaign, cid, list_campaign, ndjson_range, spawn_app, spawn_app_with};
+use common::{batch_campaign, cid, list_campaign, ndjson_range, spawn_app, spawn_app_with, TestApp};
 
 fn sum(v: &campaignd::protocol::CampaignView) -> u64 {
     v.progress.results.values().sum()
+}
+
+/// The campaign's `sent` and the simulator's deliveries.
+async fn sent_and_delivered(app: &TestApp, id: &str) -> (u64, u64) {
+    let sent = app.api.campaign(id).await.expect("status").progress.sent;
+    (sent, app.sim.ledger().summary().deliveries)
+}
+
+/// Waits until no chunk is in flight and [`sent_and_delivered`] has stopped moving (after a
+/// pause or cancel, the chunks already sent land first); answers the settled pair.
+async fn quiet(app: &TestApp, id: &str) -> (u64, u64) {
+    common::settled("the campaign's sending", Duration::from_secs(15), || async move {
+        let in_flight = app.metric("campaignd_chunks_inflight").await;
+        let pair = sent_and_delivered(app, id).await;
+        (in_flight == Some(0.0)).then_some(pair)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,13 +93,12 @@ async fn pause_stops_sending_and_resume_finishes_without_duplicates() {
     app.wait_for(&id, 30, |v| v.progress.sent >= 1_000).await;
     let paused = app.api.act(&id, "pause").await.unwrap();
     assert_eq!(paused.state, "paused");
-    // Chunks in flight may still land; after that nothing moves.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let a = app.api.campaign(&id).await.unwrap().progress.sent;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let b = app.api.campaign(&id).await.unwrap().progress.sent;
+    // Chunks in flight may still land; once none is and the counts rest, nothing moves.
+    let a = quiet(&app, &id).await;
+    common::stays("nothing is sent while paused", &a, Duration::from_secs(1), || sent_and_delivered(&app, &id)).await;
+    let b = sent_and_delivered(&app, &id).await;
     assert_eq!(a, b, "nothing is sent while paused");
-    assert!(b < 8_000);
+    assert!(b.0 < 8_000);
     let err = app.api.act(&id, "pause").await.unwrap_err();
     assert!(matches!(err, ClientError::Api { status: 409, .. }), "{err}");
     app.api.act(&id, "resume").await.unwrap();
@@ -102,11 +118,13 @@ async fn cancel_stops_for_good_and_counts_what_was_not_sent() {
     app.wait_for(&id, 30, |v| v.progress.sent >= 1_000).await;
     let cancelled = app.api.act(&id, "cancel").await.unwrap();
     assert_eq!(cancelled.state, "cancelled");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    quiet(&app, &id).await;
     let v = app.api.campaign(&id).await.unwrap();
-    assert_eq!(v.progress.sent + v.progress.not_sent, 10_000);
     assert!(v.progress.not_sent > 0);
-    assert_eq!(app.sim.ledger().summary().deliveries, v.progress.sent);
+    let ledger = app.sim.ledger();
+    assert_eq!(ledger.summary().deliveries, v.progress.sent);
+    let never_delivered = (0..10_000).filter(|i| ledger.count(&CompactCid::parse(&cid(*i)).unwrap()) == 0).count();
+    assert_eq!(never_delivered as u64, v.progress.not_sent, "not_sent counts exactly those the upstream never got");
     let err = app.api.act(&id, "resume").await.unwrap_err();
     assert!(matches!(err, ClientError::Api { status: 409, .. }));
     app.stop().await;

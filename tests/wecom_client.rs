@@ -2,6 +2,8 @@
 //! recipient limits and invalid members, answer classes, the duplicate check; and the
 //! callback player against a minimal callback endpoint.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,7 @@ use campaignd::upstream::getui::AnswerClass;
 use campaignd::upstream::http::{build_client, read_body, PoolSettings};
 use campaignd::upstream::wecom::{AppMessage, NewsArticle, WecomClient, WecomError, WecomSettings};
 use campaignd::wecom::MsgCrypt;
+use common::eventually;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
@@ -189,8 +192,18 @@ async fn too_many_concurrent_sends_are_rate_limited() {
     let c = client(&sim);
     c.authenticate().await.unwrap();
     let (first, second) = (text("a"), text("b"));
+    let sim = &sim;
     let (a, b) = tokio::join!(c.send(&first, &["x"]), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The second send leaves once the first holds the only slot (it keeps it 400 ms).
+        eventually("the first send to be under way", Duration::from_secs(5), || async move {
+            let (status, body) = sim_call(sim, Method::GET, "/_sim/wecom/in-flight").await;
+            if status == 200 && body["in_flight"] == 1 {
+                Ok(())
+            } else {
+                Err((status, body))
+            }
+        })
+        .await;
         c.send(&second, &["y"]).await
     });
     assert!(a.is_ok(), "{a:?}");

@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::fmt::Debug;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use campaignd::secret::Secret;
@@ -107,6 +109,91 @@ pub async fn raw_token(base: &str) -> String {
     .await;
     assert_eq!(status, 200, "{body}");
     body["data"]["token"].as_str().unwrap().to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting on conditions rather than sleeping and hoping.
+
+/// Time between two polls of [`eventually`].
+pub const POLL_EVERY: Duration = Duration::from_millis(20);
+
+/// Time between two readings of [`settled`].
+pub const SETTLE_EVERY: Duration = Duration::from_millis(50);
+
+/// How many equal readings in a row [`settled`] takes for "no longer moving".
+pub const SETTLED_READINGS: usize = 5;
+
+/// Polls `probe` until it answers `Ok`, every [`POLL_EVERY`], for at most `limit` and at most
+/// `limit / POLL_EVERY + 1` polls; panics naming `what` and the last `Err` reading otherwise.
+pub async fn eventually<T, E, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    E: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = Instant::now() + limit;
+    let max_polls = limit.as_millis() / POLL_EVERY.as_millis() + 1;
+    let mut polls = 0;
+    loop {
+        let last = match probe().await {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
+        polls += 1;
+        assert!(
+            polls < max_polls && Instant::now() < deadline,
+            "timed out after {limit:?} ({polls} polls) waiting for {what}; last reading {last:?}"
+        );
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// Polls `read` until it answers the same `Some` value [`SETTLED_READINGS`] times in a row
+/// (`None` means "cannot have settled yet", e.g. work is still in flight) and answers that
+/// value; every [`SETTLE_EVERY`], for at most `limit` and `limit / SETTLE_EVERY + 1` readings.
+pub async fn settled<T, F, Fut>(what: &str, limit: Duration, mut read: F) -> T
+where
+    T: PartialEq + Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    let max_polls = limit.as_millis() / SETTLE_EVERY.as_millis() + 1;
+    let (mut last, mut streak, mut polls) = (None, 0, 0);
+    loop {
+        let now = read().await;
+        streak = if now.is_some() && now == last { streak + 1 } else { 1 };
+        last = now;
+        if streak >= SETTLED_READINGS {
+            if let Some(v) = last {
+                return v;
+            }
+        }
+        polls += 1;
+        assert!(
+            polls < max_polls && Instant::now() < deadline,
+            "timed out after {limit:?} ({polls} polls) waiting for {what} to settle; last reading {last:?}, \
+             {streak} in a row"
+        );
+        tokio::time::sleep(SETTLE_EVERY).await;
+    }
+}
+
+/// Reads `read` every 100 ms for `window` and panics, naming `what`, the first time it is
+/// not `expected`: the observation a "nothing moves" claim rests on.
+pub async fn stays<T, F, Fut>(what: &str, expected: &T, window: Duration, mut read: F)
+where
+    T: PartialEq + Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let every = Duration::from_millis(100);
+    let until = Instant::now() + window;
+    while Instant::now() < until {
+        tokio::time::sleep(every).await;
+        let now = read().await;
+        assert_eq!(&now, expected, "{what}");
+    }
 }
 
 pub fn now_ms() -> u64 {
@@ -267,6 +354,21 @@ impl TestApp {
             assert!(std::time::Instant::now() < deadline, "timed out; campaign is {v:#?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let client = build_client(&PoolSettings::default()).unwrap();
+        let req = hyper::Request::get(format!("http://{}/metrics", self.addr)).body(Full::new(Bytes::new())).unwrap();
+        let resp = client.request(req).await.expect("/metrics answers");
+        let body = read_body(resp.into_body()).await.expect("/metrics body");
+        String::from_utf8(body.to_vec()).expect("/metrics is text")
+    }
+
+    /// The value of the exported series written exactly `series` (name and labels), if any.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics_text().await;
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     /// Waits until the campaign reaches a final state.

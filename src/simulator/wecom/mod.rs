@@ -29,8 +29,9 @@
 //!   checked nor remembered. At most [`MAX_DEDUP_ENTRIES`] deliveries are remembered.
 //! - Not modelled: departments and tags, the per-member 30/min drop, licenses, media types.
 //!
-//! Introspection: `GET /_sim/wecom/ledger`, `GET /_sim/wecom/ledger/{userid}`, and
-//! `POST /_sim/wecom/expire-tokens`, which turns every issued token into an expired one (so
+//! Introspection: `GET /_sim/wecom/ledger`, `GET /_sim/wecom/ledger/{userid}`,
+//! `GET /_sim/wecom/in-flight` (sends under way, the count `max_concurrent_sends` limits, so a
+//! test can wait until a slow send has begun instead of sleeping), and `POST /_sim/wecom/expire-tokens`, which turns every issued token into an expired one (so
 //! the next send answers 42001) and makes `gettoken` issue a new token.
 
 mod ledger;
@@ -436,11 +437,13 @@ impl WecomSim {
         Screened { fresh, repeats, msgid: msgid_text(shown) }
     }
 
-    /// `/_sim/wecom...`: the ledger, one member's count, and `expire-tokens`.
+    /// `/_sim/wecom...`: the ledger, one member's count, the sends in flight, and
+    /// `expire-tokens`.
     fn introspect(&self, method: &Method, rest: &str) -> Response<Full<Bytes>> {
         let json = |v: Value| json_response(200, v.to_string().into_bytes());
         match (method, rest) {
             (&Method::POST, "/expire-tokens") => json(json!({ "expired": self.expire_tokens() })),
+            (&Method::GET, "/in-flight") => json(json!({ "in_flight": self.in_flight.load(Ordering::Acquire) })),
             (&Method::GET, "/ledger") => json(serde_json::to_value(self.ledger.summary()).unwrap_or_default()),
             (&Method::GET, r) if r.starts_with("/ledger/") => {
                 let user = percent::decode(&r["/ledger/".len()..]).to_lowercase();
