@@ -7,11 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use campaignd::secret::Secret;
 use campaignd::simulator::{self, Limits, SimConfig, Simulator};
-use campaignd::upstream::getui::wire::{
-    BatchPush, CidAudience, ListCidPush, ListMessage, Notification, Push, PushMessage,
-};
 use campaignd::upstream::getui::{GetuiClient, GetuiSettings};
 use campaignd::upstream::http::PoolSettings;
+use campaignd::wire::getui::{BatchPush, CidAudience, ListCidPush, ListMessage, Notification, Push, PushMessage};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn cids(n: u64) -> Vec<String> {

@@ -3,9 +3,7 @@
 //!
 //! Run: `cargo bench --bench wire`.
 
-use campaignd::upstream::getui::wire::{
-    BatchPush, CidAudience, ListCidPush, Notification, Push, PushMessage, Settings,
-};
+use campaignd::wire::getui::{BatchPush, CidAudience, ListCidPush, Notification, Push, PushMessage, Settings};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 fn cids(n: u64) -> Vec<String> {

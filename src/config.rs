@@ -674,7 +674,7 @@ impl WecomAppConfig {
                 return Err(invalid(key(k), format!("{v} is outside 1..=600000 ms")));
             }
         }
-        let longest = u64::from(crate::upstream::wecom::wire::MAX_DUPLICATE_CHECK_SECS);
+        let longest = u64::from(crate::wire::wecom::MAX_DUPLICATE_CHECK_SECS);
         if !(1..=longest).contains(&self.duplicate_check_interval_s) {
             let v = self.duplicate_check_interval_s;
             return Err(invalid(key("duplicate_check_interval_s"), format!("{v} is outside 1..={longest} seconds")));

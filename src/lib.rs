@@ -38,3 +38,4 @@ pub mod simulator;
 pub mod store;
 pub mod upstream;
 pub mod wecom;
+pub mod wire;

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use campaignd::simulator::{FaultProfile, Limits, RateLimitBurst, SimConfig};
 use campaignd::upstream::getui::client::CidStatus;
-use campaignd::upstream::getui::wire::{
+use campaignd::upstream::getui::{AnswerClass, GetuiError};
+use campaignd::wire::getui::{
     AliasAudience, AllAudience, BatchPush, CidAudience, Condition, ListCidPush, ListMessage, Notification, OptType,
     Push, PushMessage, Settings, SingleCidPush, TagAudience, TagPush,
 };
-use campaignd::upstream::getui::{AnswerClass, GetuiError};
 use common::{cid, client_for, client_with, now_ms, raw, raw_token, settings_for, start_sim};
 use serde_json::json;
 

@@ -79,7 +79,7 @@ impl ApiState {
         settings: ApiSettings,
         agents: Vec<CallbackAgent>,
     ) -> ApiState {
-        let chunk_size = settings.chunk_size.clamp(1, crate::upstream::getui::wire::MAX_LIST_CIDS);
+        let chunk_size = settings.chunk_size.clamp(1, crate::wire::getui::MAX_LIST_CIDS);
         ApiState {
             store,
             metrics,

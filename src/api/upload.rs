@@ -29,7 +29,7 @@ use crate::domain::CompactCid;
 use crate::domain::{CampaignState, Mode};
 use crate::protocol::{RejectedLine, UploadView};
 use crate::store::{CampaignRecord, Chunk, UploadCommit};
-use crate::upstream::getui::wire::MAX_BATCH_MESSAGES;
+use crate::wire::getui::MAX_BATCH_MESSAGES;
 
 /// Longest accepted line, in bytes.
 pub const MAX_LINE_BYTES: usize = 8 * 1024;

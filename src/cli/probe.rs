@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use campaignd::config::Config;
-use campaignd::upstream::getui::wire::{CidAudience, Notification, PushMessage, SingleCidPush};
 use campaignd::upstream::getui::GetuiClient;
+use campaignd::wire::getui::{CidAudience, Notification, PushMessage, SingleCidPush};
 use clap::Args;
 
 /// Options of `campaignd probe`.

@@ -33,10 +33,10 @@ use crate::domain::{
 };
 use crate::metrics::Metrics;
 use crate::store::{Ack, CampaignRecord, Change, Chunk, PageQuery, Store};
-use crate::upstream::getui::wire::{
+use crate::upstream::getui::GetuiClient;
+use crate::wire::getui::{
     AllAudience, Condition, ListMessage, Push, Settings, TagAudience, MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
 };
-use crate::upstream::getui::GetuiClient;
 use send::Outcome;
 
 /// Dispatcher knobs (from `[dispatch]` in the configuration).

@@ -9,8 +9,8 @@ use super::{CampaignRun, Context};
 use crate::domain::{Counts, RequestId, ResultName};
 use crate::store::{Change, Chunk};
 use crate::upstream::getui::client::{CidStatus, PushOutcome};
-use crate::upstream::getui::wire::{BatchPush, CidAudience, ListCidPush, Push};
 use crate::upstream::getui::GetuiClient;
+use crate::wire::getui::{BatchPush, CidAudience, ListCidPush, Push};
 
 /// How a call with retries ended.
 pub(super) enum Outcome<T> {

@@ -10,8 +10,8 @@ use crate::domain::{Counts, ResultName};
 use crate::store::Chunk;
 use crate::upstream::getui::error::TRANSPORT_CODE;
 use crate::upstream::wecom::error::GETTOKEN;
-use crate::upstream::wecom::wire::MAX_USERS_PER_SEND;
 use crate::upstream::wecom::{SendOutcome, WecomClient, WecomError};
+use crate::wire::wecom::MAX_USERS_PER_SEND;
 
 const SEND_ENDPOINT: &str = "POST /cgi-bin/message/send";
 

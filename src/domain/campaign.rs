@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::message::MessageTemplate;
 use super::{Channel, FieldError};
-use crate::upstream::getui::wire::{OptType, MAX_TTL_MS};
-use crate::upstream::getui::{checks, regions};
+use crate::wire::getui::{checks, regions};
+use crate::wire::getui::{OptType, MAX_TTL_MS};
 
 /// How recipients are cut into upstream calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -99,7 +99,7 @@ pub async fn try_raw(
 /// Signs in with raw HTTP and returns the token.
 pub async fn raw_token(base: &str) -> String {
     let ts = now_ms().to_string();
-    let sign = campaignd::upstream::getui::auth::sign(simulator::DEV_APP_KEY, &ts, simulator::DEV_MASTER_SECRET);
+    let sign = campaignd::wire::getui::auth::sign(simulator::DEV_APP_KEY, &ts, simulator::DEV_MASTER_SECRET);
     let (status, body) = raw(
         "POST",
         &format!("{base}/{}/auth", simulator::DEV_APP_ID),

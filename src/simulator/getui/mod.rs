@@ -27,8 +27,8 @@ use crate::clock::now_ms_u64;
 use crate::domain::ids::mix64;
 use crate::percent;
 use crate::serve::{json_response, DropConnection, HandlerResult};
-use crate::upstream::getui::auth::sign;
-use crate::upstream::getui::wire::{AuthData, AuthRequest, Envelope, HostGroup, HostListData};
+use crate::wire::getui::auth::sign;
+use crate::wire::getui::{AuthData, AuthRequest, Envelope, HostGroup, HostListData};
 use tasks::Tasks;
 
 /// Largest request body the simulator reads (a full batch with big payloads is under 1 MiB).

@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use serde::Serialize;
 
 use crate::domain::CompactCid;
-use crate::upstream::getui::regions;
-use crate::upstream::getui::wire::{Condition, OptType};
+use crate::wire::getui::regions;
+use crate::wire::getui::{Condition, OptType};
 
 /// How many devices the simulated app has.
 pub const POPULATION: usize = 20_000;

@@ -6,8 +6,8 @@ use super::population::{self, Device};
 use super::tasks::{Delivered, NewTask, TaskKind, Terms};
 use super::{hash128, parse_json, GetuiSim, Reply};
 use crate::domain::CompactCid;
-use crate::upstream::getui::checks::{self, Violation};
-use crate::upstream::getui::wire::{
+use crate::wire::getui::checks::{self, Violation};
+use crate::wire::getui::{
     AllPush, BatchPush, ListCidPush, ListMessage, Push, PushMessage, Settings, SingleAliasPush, SingleCidPush, TagPush,
     TaskIdData, MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
 };
@@ -245,7 +245,7 @@ impl GetuiSim {
     }
 
     /// Delivers an app push to every device of the population that meets its conditions.
-    pub(super) fn fan_out(&self, taskid: &str, conditions: &[crate::upstream::getui::wire::Condition], t: Terms) {
+    pub(super) fn fan_out(&self, taskid: &str, conditions: &[crate::wire::getui::Condition], t: Terms) {
         let endpoint = if conditions.is_empty() { "push_all" } else { "push_tag" };
         let reached: Vec<CompactCid> =
             population::devices().iter().filter(|(_, d)| d.matches_all(conditions)).map(|(cid, _)| *cid).collect();

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::Reply;
 use crate::simulator::ledger::lock;
-use crate::upstream::getui::wire::{Condition, ReportCounts, ScheduleTaskInfo};
+use crate::wire::getui::{Condition, ReportCounts, ScheduleTaskInfo};
 
 /// A scheduled task can no longer be deleted this close to firing (the seed: one minute).
 const DELETE_CUTOFF_MS: u64 = 60_000;

@@ -56,7 +56,7 @@ use crate::dev::{
 use crate::domain::ids::mix64;
 use crate::percent;
 use crate::serve::{json_response, text_response, DropConnection, HandlerResult};
-use crate::upstream::wecom::wire::{
+use crate::wire::wecom::{
     AppMessage, MAX_CONTENT_BYTES, MAX_DUPLICATE_CHECK_SECS, MAX_NEWS_ARTICLES, MAX_TEXTCARD_DESCRIPTION_BYTES,
     MAX_TEXTCARD_TITLE_BYTES, MAX_USERS_PER_SEND,
 };
@@ -578,7 +578,7 @@ mod tests {
     #[test]
     fn gettoken_checks_credentials_and_reuses_the_token() {
         let s = sim();
-        let q = |c: &str, k: &str| format!("corpid={c}&corpsecret={}", crate::upstream::wecom::wire::query_escape(k));
+        let q = |c: &str, k: &str| format!("corpid={c}&corpsecret={}", crate::wire::wecom::query_escape(k));
         assert_eq!(code(&s.gettoken("")), 41002);
         assert_eq!(code(&s.gettoken(&q("wwother", DEV_WECOM_SECRET))), 40013);
         assert_eq!(code(&s.gettoken(&format!("corpid={DEV_WECOM_CORP_ID}"))), 41004);

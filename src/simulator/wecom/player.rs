@@ -16,8 +16,8 @@ use hyper::{Method, Request};
 use super::{DEV_WECOM_AES_KEY, DEV_WECOM_AGENT_ID, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_CORP_ID};
 use crate::clock::now_s;
 use crate::upstream::http::{build_client, read_body, PoolSettings};
-use crate::upstream::wecom::wire::query_escape;
 use crate::wecom::{CryptError, MsgCrypt};
+use crate::wire::wecom::query_escape;
 
 /// WeCom gives up on a callback after 5 seconds (and retries); the player does the same.
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(5);

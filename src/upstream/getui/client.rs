@@ -14,17 +14,17 @@ use hyper::{Method, Request};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::auth::{sign, Token};
 use super::error::{AnswerClass, GetuiError};
-use super::wire::{
-    self, AllPush, AuthData, AuthRequest, BatchPush, HostListData, ListCidPush, ListMessage, RawEnvelope, ReportData,
-    ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush, TaskCidStatus, TaskIdData,
-};
 use crate::clock::now_ms_u64;
 pub use crate::metrics::CallObserver;
 use crate::secret::Secret;
 use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
 use crate::upstream::http::{exchange, read_lock, write_lock};
+use crate::wire::getui::auth::{sign, Token};
+use crate::wire::getui::{
+    AllPush, AuthData, AuthRequest, BatchPush, HostListData, ListCidPush, ListMessage, RawEnvelope, ReportData,
+    ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush, TaskCidStatus, TaskIdData,
+};
 
 /// Everything needed to talk to one Getui app.
 #[derive(Debug, Clone)]
@@ -214,8 +214,11 @@ impl GetuiClient {
     pub async fn push_single_batch_cid(&self, batch: &BatchPush<'_>) -> Result<PushOutcome, GetuiError> {
         const EP: &str = "POST /push/single/batch/cid";
         let n = batch.msg_list.len();
-        if n == 0 || n > wire::MAX_BATCH_MESSAGES {
-            return Err(invalid(EP, format!("msg_list must hold 1..={} messages, got {n}", wire::MAX_BATCH_MESSAGES)));
+        if n == 0 || n > crate::wire::getui::MAX_BATCH_MESSAGES {
+            return Err(invalid(
+                EP,
+                format!("msg_list must hold 1..={} messages, got {n}", crate::wire::getui::MAX_BATCH_MESSAGES),
+            ));
         }
         self.post::<Option<TaskCidStatus>>(EP, "/push/single/batch/cid", batch).await.map(outcome)
     }
@@ -229,8 +232,8 @@ impl GetuiClient {
     pub async fn push_list_cid(&self, push: &ListCidPush<'_>) -> Result<PushOutcome, GetuiError> {
         const EP: &str = "POST /push/list/cid";
         let n = push.audience.cid.len();
-        if n == 0 || n > wire::MAX_LIST_CIDS {
-            return Err(invalid(EP, format!("cid must hold 1..={} ids, got {n}", wire::MAX_LIST_CIDS)));
+        if n == 0 || n > crate::wire::getui::MAX_LIST_CIDS {
+            return Err(invalid(EP, format!("cid must hold 1..={} ids, got {n}", crate::wire::getui::MAX_LIST_CIDS)));
         }
         self.post::<Option<TaskCidStatus>>(EP, "/push/list/cid", push).await.map(outcome)
     }

@@ -1,11 +1,8 @@
-//! Getui (个推) RestAPI v2: wire types, answer classification, signing and the client.
+//! The Getui (个推) RestAPI v2 client and its answer classification; the wire types, field
+//! rules and signing it uses live in [`crate::wire::getui`].
 
-pub mod auth;
-pub mod checks;
 pub mod client;
 pub mod error;
-pub mod regions;
-pub mod wire;
 
 pub use client::{GetuiClient, GetuiSettings, PushOutcome};
 pub use error::{AnswerClass, GetuiError};

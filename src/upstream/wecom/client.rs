@@ -17,15 +17,15 @@ use hyper::{Method, Request};
 use serde::de::DeserializeOwned;
 
 use super::error::{WecomError, GETTOKEN, MESSAGE_SEND};
-use super::wire::{
-    query_escape, AppMessage, SendAnswer, SendRequest, TokenAnswer, MAX_DUPLICATE_CHECK_SECS, MAX_USERS_PER_SEND,
-};
 use crate::metrics::CallObserver;
 use crate::secret::Secret;
 use crate::upstream::getui::error::TRANSPORT_CODE;
 use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
 use crate::upstream::http::{exchange, read_lock, write_lock};
 use crate::upstream::AnswerClass;
+use crate::wire::wecom::{
+    query_escape, AppMessage, SendAnswer, SendRequest, TokenAnswer, MAX_DUPLICATE_CHECK_SECS, MAX_USERS_PER_SEND,
+};
 
 /// Renew a token this long before WeCom says it expires (capped at half its lifetime, so a
 /// short-lived test token is not renewed on every call).

@@ -5,6 +5,10 @@
 //! limits follow `shared/reference/getui-v2.md`; strings borrow where they can (`Cow`) so that a
 //! 1000-cid list push is encoded straight from the caller's ids.
 
+pub mod auth;
+pub mod checks;
+pub mod regions;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 

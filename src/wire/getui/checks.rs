@@ -4,7 +4,7 @@
 //! the same checks before it sends, so a campaign is refused at creation rather than mid-send.
 //! Limits: `reference/getui-v2.md` §2.3–2.4 and §3.
 
-use super::wire::{PushMessage, Settings, MAX_TTL_MS, REQUEST_ID_LEN};
+use super::{PushMessage, Settings, MAX_TTL_MS, REQUEST_ID_LEN};
 
 /// A broken rule, phrased as Getui phrases its 20001 messages.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,7 +97,7 @@ fn check_duration(d: &str) -> Result<(), Violation> {
     }
 }
 
-fn check_notification(n: &super::wire::Notification) -> Result<(), Violation> {
+fn check_notification(n: &super::Notification) -> Result<(), Violation> {
     if n.title.is_empty() {
         return Err(violation("push_message.notification.title", "title can not be empty"));
     }
@@ -149,7 +149,7 @@ fn max_chars(param: &'static str, name: &str, value: &str, max: usize) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::super::wire::Notification;
+    use super::super::Notification;
     use super::*;
 
     fn note(title: &str, body: &str) -> PushMessage {

@@ -1,0 +1,7 @@
+//! The vendors' formats as they travel, with their field rules and tables, and no I/O: what
+//! both our clients and our simulators read and write, so a field name or a limit can only be
+//! wrong in one place. Nothing here knows campaigns; `crate::render` turns a campaign into
+//! these types.
+
+pub mod getui;
+pub mod wecom;
