@@ -193,21 +193,69 @@ impl Default for Metrics {
     }
 }
 
-/// The label value of an upstream code.
-pub fn code_label(code: i64) -> String {
-    if KNOWN_CODES.contains(&code) {
-        code.to_string()
-    } else {
-        "other".into()
+/// The `code` label of one upstream exchange, in one vocabulary for every provider: each
+/// provider's error type says which of these it is, and only this type turns it into a label.
+///
+/// Label values are the vendor's code as a number (0 is success), the HTTP status of an answer
+/// without the vendor's body, 5000 when no readable answer came back (the Getui Java SDK's
+/// convention), `not_sent` for a request refused before it left, and `other` for any number
+/// outside the known list, so the series stay bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeLabel {
+    /// A code from the vendor's answer body; 0 is success.
+    Vendor(i64),
+    /// An HTTP status that came without the vendor's body.
+    HttpStatus(u16),
+    /// No answer: the connection failed, reset or timed out.
+    NoAnswer,
+    /// An answer that could not be read.
+    Unreadable,
+    /// The request broke a documented limit and was never sent.
+    NotSent,
+}
+
+impl CodeLabel {
+    /// A successful exchange.
+    pub const SUCCESS: CodeLabel = CodeLabel::Vendor(0);
+
+    /// The value of the metric's `code` label.
+    pub fn metric_value(self) -> std::borrow::Cow<'static, str> {
+        let code = match self {
+            CodeLabel::Vendor(code) => code,
+            CodeLabel::HttpStatus(status) => i64::from(status),
+            CodeLabel::NoAnswer | CodeLabel::Unreadable => NO_ANSWER_CODE,
+            CodeLabel::NotSent => return "not_sent".into(),
+        };
+        if KNOWN_CODES.contains(&code) {
+            code.to_string().into()
+        } else {
+            "other".into()
+        }
     }
 }
 
+/// For logs: the exact code, `http_<status>`, `transport`, `decode` or `invalid`.
+impl std::fmt::Display for CodeLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CodeLabel::Vendor(code) => write!(f, "{code}"),
+            CodeLabel::HttpStatus(status) => write!(f, "http_{status}"),
+            CodeLabel::NoAnswer => f.write_str("transport"),
+            CodeLabel::Unreadable => f.write_str("decode"),
+            CodeLabel::NotSent => f.write_str("invalid"),
+        }
+    }
+}
+
+/// The label number of an exchange with no readable answer.
+const NO_ANSWER_CODE: i64 = 5000;
+
 /// Told about every upstream HTTP exchange, for metrics: the vendor clients call it, the
 /// metrics implement it. `endpoint` is a fixed label such as `POST /auth`; `code` is the
-/// business code, or the HTTP status / 5000 when there was no vendor body.
+/// answer's [`CodeLabel`].
 pub trait CallObserver: Send + Sync {
     /// One exchange with `endpoint` finished with `code` after `elapsed`.
-    fn observe(&self, endpoint: &'static str, code: i64, elapsed: Duration);
+    fn observe(&self, endpoint: &'static str, code: CodeLabel, elapsed: Duration);
 }
 
 /// Feeds one app's upstream exchanges into the metrics.
@@ -224,16 +272,16 @@ impl UpstreamObserver {
 }
 
 impl CallObserver for UpstreamObserver {
-    fn observe(&self, endpoint: &'static str, code: i64, elapsed: Duration) {
+    fn observe(&self, endpoint: &'static str, code: CodeLabel, elapsed: Duration) {
         self.metrics.observe_upstream(&self.app, endpoint, code, elapsed);
     }
 }
 
 impl Metrics {
     /// Counts one upstream exchange of `app` and its duration.
-    pub fn observe_upstream(&self, app: &str, endpoint: &str, code: i64, elapsed: Duration) {
-        let code = code_label(code);
-        self.upstream_requests_total.with_label_values(&[app, endpoint, code.as_str()]).inc();
+    pub fn observe_upstream(&self, app: &str, endpoint: &str, code: CodeLabel, elapsed: Duration) {
+        let code = code.metric_value();
+        self.upstream_requests_total.with_label_values(&[app, endpoint, &code]).inc();
         self.upstream_request_duration_seconds.with_label_values(&[app, endpoint]).observe(elapsed.as_secs_f64());
     }
 }
@@ -246,8 +294,8 @@ mod tests {
     fn renders_prefixed_names_and_bounded_codes() {
         let m = std::sync::Arc::new(Metrics::new());
         let obs = UpstreamObserver::new("main", m.clone());
-        obs.observe("POST /push/list/cid", 0, Duration::from_millis(3));
-        obs.observe("POST /push/list/cid", 123_456, Duration::from_millis(3));
+        obs.observe("POST /push/list/cid", CodeLabel::SUCCESS, Duration::from_millis(3));
+        obs.observe("POST /push/list/cid", CodeLabel::Vendor(123_456), Duration::from_millis(3));
         m.recipients_total.with_label_values(&["main", "getui", "successed_online"]).inc_by(5);
         let text = String::from_utf8(m.render()).unwrap();
         assert!(
@@ -260,6 +308,27 @@ mod tests {
     }
 
     #[test]
+    fn every_provider_failure_has_one_bounded_label() {
+        let values: Vec<_> = [
+            CodeLabel::SUCCESS,
+            CodeLabel::Vendor(45009),
+            CodeLabel::Vendor(-1),
+            CodeLabel::Vendor(77_777),
+            CodeLabel::HttpStatus(502),
+            CodeLabel::HttpStatus(418),
+            CodeLabel::NoAnswer,
+            CodeLabel::Unreadable,
+            CodeLabel::NotSent,
+        ]
+        .into_iter()
+        .map(CodeLabel::metric_value)
+        .collect();
+        assert_eq!(values, ["0", "45009", "-1", "other", "502", "other", "5000", "5000", "not_sent"]);
+        assert_eq!(CodeLabel::HttpStatus(502).to_string(), "http_502");
+        assert_eq!(CodeLabel::NoAnswer.to_string(), "transport");
+    }
+
+    #[test]
     fn apps_whose_names_could_collide_stay_apart() {
         // prometheus 0.14 hashes label values without a separator, so {app="ab",endpoint="c"}
         // and {app="a",endpoint="bc"} would be one series. App names are lower case and
@@ -269,7 +338,7 @@ mod tests {
         let endpoints = ["POST /auth", "POST /push/list/cid", "GET /report/push/task", "DELETE /task"];
         for app in apps {
             for ep in endpoints {
-                UpstreamObserver::new(app, m.clone()).observe(ep, 0, Duration::ZERO);
+                UpstreamObserver::new(app, m.clone()).observe(ep, CodeLabel::SUCCESS, Duration::ZERO);
             }
         }
         let series = m.collect_series();

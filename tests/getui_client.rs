@@ -8,6 +8,7 @@ use std::time::Duration;
 use campaignd::simulator::{FaultProfile, Limits, RateLimitBurst, SimConfig};
 use campaignd::upstream::getui::client::CidStatus;
 use campaignd::upstream::getui::{AnswerClass, GetuiError};
+use campaignd::upstream::ProviderError;
 use campaignd::wire::getui::{
     AliasAudience, AllAudience, BatchPush, CidAudience, Condition, ListCidPush, ListMessage, Notification, OptType,
     Push, PushMessage, Settings, SingleCidPush, TagAudience, TagPush,
@@ -75,7 +76,10 @@ fn tag_push(request_id: &str, schedule_time: Option<i64>) -> TagPush<'static> {
 }
 
 fn api_code(e: &GetuiError) -> i64 {
-    e.code()
+    match e.code_label() {
+        campaignd::metrics::CodeLabel::Vendor(code) => code,
+        other => panic!("expected a Getui code, got {other}: {e}"),
+    }
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use campaignd::simulator::{
 use campaignd::upstream::getui::AnswerClass;
 use campaignd::upstream::http::{build_client, read_body, PoolSettings};
 use campaignd::upstream::wecom::{AppMessage, NewsArticle, WecomClient, WecomError, WecomSettings};
+use campaignd::upstream::ProviderError;
 use campaignd::wecom::MsgCrypt;
 use common::eventually;
 use http_body_util::{BodyExt, Full};
@@ -136,7 +137,7 @@ async fn a_recipient_list_over_1000_is_refused_before_any_request() {
     let users: Vec<&str> = ids.iter().map(String::as_str).collect();
     let err = c.send(&text("hi"), &users).await.unwrap_err();
     assert!(matches!(err, WecomError::Invalid { .. }), "{err:?}");
-    assert_eq!((err.class(), err.code_label().as_str()), (AnswerClass::Permanent, "invalid"));
+    assert_eq!((err.class(), err.code_label().to_string().as_str()), (AnswerClass::Permanent, "invalid"));
     assert!(err.to_string().contains("got 1001"), "{err}");
     assert!(c.send(&text("hi"), &[]).await.is_err());
     let ok = c.send(&text("hi"), &users[..1000]).await.unwrap();
@@ -176,7 +177,7 @@ async fn a_full_minute_window_is_rate_limited() {
     c.send(&text("2"), &["a"]).await.unwrap();
     let err = c.send(&text("3"), &["a"]).await.unwrap_err();
     assert_eq!((api_code(&err), err.class()), (Some(45009), AnswerClass::RateLimited));
-    assert_eq!(err.code_label(), "45009");
+    assert_eq!(err.code_label().to_string(), "45009");
     assert_eq!(err.suggested_backoff(), Some(Duration::from_secs(60)));
     assert_eq!(received(&sim, "a").await, 2);
 }
@@ -278,7 +279,7 @@ async fn no_answer_and_wrong_paths_are_classified() {
     let addr = closed.local_addr().unwrap();
     drop(closed);
     let err = WecomClient::new(settings(&format!("http://{addr}/cgi-bin"))).unwrap().authenticate().await.unwrap_err();
-    assert_eq!((err.class(), err.code_label().as_str()), (AnswerClass::Retryable, "transport"));
+    assert_eq!((err.class(), err.code_label().to_string().as_str()), (AnswerClass::Retryable, "transport"));
 
     let sim = start(WecomSimConfig::default()).await;
     let err = WecomClient::new(settings(&format!("http://{}/wrong", sim.local_addr())))
@@ -286,7 +287,7 @@ async fn no_answer_and_wrong_paths_are_classified() {
         .authenticate()
         .await
         .unwrap_err();
-    assert_eq!((err.class(), err.code_label().as_str()), (AnswerClass::Permanent, "http_404"));
+    assert_eq!((err.class(), err.code_label().to_string().as_str()), (AnswerClass::Permanent, "http_404"));
 }
 
 /// A minimal callback endpoint: answers the URL check, and replies to a text message with an

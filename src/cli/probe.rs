@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use campaignd::config::Config;
 use campaignd::upstream::getui::GetuiClient;
+use campaignd::upstream::ProviderError;
 use campaignd::wire::getui::{CidAudience, Notification, PushMessage, SingleCidPush};
 use clap::Args;
 

@@ -3,48 +3,7 @@
 use std::time::Duration;
 
 use crate::domain::ResultName;
-use crate::upstream::getui::GetuiError;
-use crate::upstream::wecom::WecomError;
-use crate::upstream::AnswerClass;
-
-/// A failed upstream call as the retry policy sees it: what to do, and which result its
-/// recipients get when it is permanent.
-pub trait Failure: std::fmt::Display {
-    /// Retry, slow down, re-authenticate or give up.
-    fn class(&self) -> AnswerClass;
-    /// The recipients' result when the failure is permanent.
-    fn permanent_result(&self) -> ResultName;
-    /// The request may have reached its recipients although the call failed.
-    fn maybe_delivered(&self) -> bool;
-}
-
-impl Failure for GetuiError {
-    fn class(&self) -> AnswerClass {
-        GetuiError::class(self)
-    }
-
-    fn permanent_result(&self) -> ResultName {
-        self.result()
-    }
-
-    fn maybe_delivered(&self) -> bool {
-        GetuiError::maybe_delivered(self)
-    }
-}
-
-impl Failure for WecomError {
-    fn class(&self) -> AnswerClass {
-        WecomError::class(self)
-    }
-
-    fn permanent_result(&self) -> ResultName {
-        self.result()
-    }
-
-    fn maybe_delivered(&self) -> bool {
-        WecomError::maybe_delivered(self)
-    }
-}
+use crate::upstream::{AnswerClass, ProviderError};
 
 /// Retry limits and backoff shape.
 #[derive(Debug, Clone)]
@@ -93,9 +52,9 @@ pub struct Attempts {
 
 impl Attempts {
     /// Judges the failure `e`; `jitter` in 0..1 spreads the waits of many shards.
-    pub fn after(&mut self, e: &impl Failure, policy: &RetryPolicy, jitter: f64) -> Verdict {
+    pub fn after(&mut self, e: &impl ProviderError, policy: &RetryPolicy, jitter: f64) -> Verdict {
         match e.class() {
-            AnswerClass::Permanent => Verdict::GiveUp(e.permanent_result()),
+            AnswerClass::Permanent => Verdict::GiveUp(e.result()),
             AnswerClass::RateLimited => {
                 self.rate_limited += 1;
                 if self.rate_limited >= policy.max_rate_limited {
@@ -130,6 +89,7 @@ pub fn backoff(base: Duration, cap: Duration, attempt: u32, jitter: f64) -> Dura
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::getui::GetuiError;
 
     fn api(code: i64, msg: &str) -> GetuiError {
         GetuiError::Api { endpoint: "POST /push/list/cid", code, msg: msg.into() }

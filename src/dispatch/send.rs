@@ -4,12 +4,13 @@ use std::future::Future;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use super::retry::{Attempts, Failure, Verdict};
+use super::retry::{Attempts, Verdict};
 use super::{CampaignRun, Context};
 use crate::domain::{Counts, RequestId, ResultName};
 use crate::store::{Change, Chunk};
 use crate::upstream::getui::client::{CidStatus, PushOutcome};
 use crate::upstream::getui::GetuiClient;
+use crate::upstream::ProviderError;
 use crate::wire::getui::{BatchPush, CidAudience, ListCidPush, Push};
 
 /// How a call with retries ended.
@@ -64,7 +65,7 @@ impl RepeatGuard {
 /// the daemon stops.
 pub(super) async fn call<T, E, F, Fut>(ctx: &Context, run: &CampaignRun, attempt: F) -> Outcome<T>
 where
-    E: Failure,
+    E: ProviderError,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
@@ -81,7 +82,7 @@ pub(super) async fn call_guarded<T, E, F, Fut>(
     mut attempt: F,
 ) -> Outcome<T>
 where
-    E: Failure,
+    E: ProviderError,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {

@@ -8,9 +8,9 @@ use super::send::{call_guarded, mark_inflight, pace, Outcome, RepeatGuard};
 use super::{CampaignRun, Context};
 use crate::domain::{Counts, ResultName};
 use crate::store::Chunk;
-use crate::upstream::getui::error::TRANSPORT_CODE;
 use crate::upstream::wecom::error::GETTOKEN;
 use crate::upstream::wecom::{SendOutcome, WecomClient, WecomError};
+use crate::upstream::{CodeLabel, ProviderError};
 use crate::wire::wecom::MAX_USERS_PER_SEND;
 
 const SEND_ENDPOINT: &str = "POST /cgi-bin/message/send";
@@ -91,14 +91,10 @@ async fn observed(
 ) -> Result<SendOutcome, WecomError> {
     let started = Instant::now();
     let result = send.await;
-    let code = match &result {
-        Ok(_) => 0,
-        Err(WecomError::Api { code, .. }) => *code,
-        Err(_) => TRANSPORT_CODE,
-    };
+    let code = result.as_ref().map_or_else(ProviderError::code_label, |_| CodeLabel::SUCCESS);
     // A failed token fetch ends the attempt before any `message/send`; the client already
     // reported it under `gettoken`, so it is not counted again as a send.
-    if result.as_ref().err().map(WecomError::endpoint) != Some(GETTOKEN) {
+    if result.as_ref().err().map(ProviderError::endpoint) != Some(GETTOKEN) {
         ctx.metrics.observe_upstream(&run.app.name, SEND_ENDPOINT, code, started.elapsed());
     }
     result

@@ -1,10 +1,35 @@
-//! Clients of the push vendors. Each vendor gets a folder with its wire types, its error
-//! classification and its client; all of them share the pooled HTTP client of [`http`] and
-//! the one classification of failed answers, [`AnswerClass`], that the dispatcher acts on.
+//! Clients of the push vendors. Each vendor gets a folder with its error type and its client
+//! (the wire types are in [`crate::wire`]); all of them share the pooled HTTP client of
+//! [`http`] and one vocabulary of failures, [`ProviderError`], that the dispatcher and the
+//! metrics ask and never look behind.
 
 pub mod getui;
 pub mod http;
 pub mod wecom;
+
+use crate::domain::ResultName;
+pub use crate::metrics::CodeLabel;
+
+/// What every provider's error answers, each in one place: the dispatcher asks for the class,
+/// the recipients' result and whether a retry could repeat a delivery; the metrics ask for
+/// the code label. Codes and message texts stay inside the provider's module.
+pub trait ProviderError: std::error::Error + Send + Sync + 'static {
+    /// What the caller should do about it.
+    fn class(&self) -> AnswerClass;
+    /// The result of each recipient of a call that ended with this error, when permanent.
+    fn result(&self) -> ResultName;
+    /// The `code` label to count the exchange under.
+    fn code_label(&self) -> CodeLabel;
+    /// The endpoint label of the exchange.
+    fn endpoint(&self) -> &'static str;
+    /// How far the failed request got.
+    fn failed_at(&self) -> FailedAt;
+    /// True when the request may have reached its recipients although it failed, so a retry
+    /// the upstream cannot recognise as a repeat may deliver twice ([`maybe_delivered`]).
+    fn maybe_delivered(&self) -> bool {
+        maybe_delivered(self.failed_at())
+    }
+}
 
 /// What the caller should do with a failed answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use campaignd::metrics::{CallObserver, CodeLabel};
 use campaignd::secret::Secret;
 use campaignd::simulator::{self, RunningSimulator, SimConfig, Simulator};
-use campaignd::upstream::getui::client::CallObserver;
 use campaignd::upstream::getui::{GetuiClient, GetuiSettings};
 use campaignd::upstream::http::{build_client, read_body, PoolSettings};
 use http_body_util::Full;
@@ -35,12 +35,14 @@ pub fn settings_for(base_url: &str) -> GetuiSettings {
     }
 }
 
-/// Every (endpoint, code) the client reported, in order.
+/// Every (endpoint, code) the client reported, in order, the code as the metric labels it
+/// (`not_sent` and `other` read as `i64::MIN`).
 #[derive(Default)]
 pub struct Calls(Mutex<Vec<(&'static str, i64)>>);
 
 impl CallObserver for Calls {
-    fn observe(&self, endpoint: &'static str, code: i64, _elapsed: Duration) {
+    fn observe(&self, endpoint: &'static str, code: CodeLabel, _elapsed: Duration) {
+        let code = code.metric_value().parse().unwrap_or(i64::MIN);
         self.0.lock().unwrap().push((endpoint, code));
     }
 }

@@ -16,10 +16,11 @@ use serde::Serialize;
 
 use super::error::{AnswerClass, GetuiError};
 use crate::clock::now_ms_u64;
-pub use crate::metrics::CallObserver;
+use crate::metrics::CallObserver;
 use crate::secret::Secret;
 use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
 use crate::upstream::http::{exchange, read_lock, write_lock};
+use crate::upstream::{CodeLabel, ProviderError};
 use crate::wire::getui::auth::{sign, Token};
 use crate::wire::getui::{
     AllPush, AuthData, AuthRequest, BatchPush, HostListData, ListCidPush, ListMessage, RawEnvelope, ReportData,
@@ -420,9 +421,9 @@ impl GetuiClient {
         let result = self.exchange_inner(endpoint, method, path, body, token).await;
         if let Some(obs) = &self.inner.observer {
             let code = match &result {
-                Ok(Answer::Data(_)) => 0,
-                Ok(Answer::Redirect(_)) => 301,
-                Err(e) => e.code(),
+                Ok(Answer::Data(_)) => CodeLabel::SUCCESS,
+                Ok(Answer::Redirect(_)) => CodeLabel::Vendor(301),
+                Err(e) => e.code_label(),
             };
             obs.observe(endpoint, code, started.elapsed());
         }

@@ -1,14 +1,13 @@
 //! What a Getui answer means for the caller: the error type and its classification.
 //!
-//! The dispatcher acts on [`AnswerClass`] alone (retry, slow down, re-authenticate, give up);
-//! the metrics use [`GetuiError::code`]. Nobody above this module matches on codes or
-//! message strings.
+//! The dispatcher and the metrics ask it through [`ProviderError`] (class, result, code
+//! label); nobody above this module matches on codes or message strings.
 
 use std::time::Duration;
 
 use crate::domain::ResultName;
 pub use crate::upstream::AnswerClass;
-use crate::upstream::FailedAt;
+use crate::upstream::{CodeLabel, FailedAt, ProviderError};
 
 /// Classifies a Getui v2 business code (non-zero; 0 is success and 301 a redirect).
 ///
@@ -30,10 +29,6 @@ pub fn classify_status(status: u16) -> AnswerClass {
         _ => AnswerClass::Permanent,
     }
 }
-
-/// Business code used in metrics for failures that never reached a Getui answer. The official
-/// Java SDK uses 5000 for the same purpose.
-pub const TRANSPORT_CODE: i64 = 5000;
 
 /// Everything that can go wrong when calling Getui.
 #[derive(Debug, thiserror::Error)]
@@ -84,11 +79,10 @@ pub enum GetuiError {
     },
 }
 
-impl GetuiError {
-    /// The result of each recipient of a request that ended with this error, when it is
-    /// permanent. Getui gives several refusals one code (20001) and tells them apart only in
-    /// `msg`, so the text is read here and nowhere else.
-    pub fn result(&self) -> ResultName {
+impl ProviderError for GetuiError {
+    /// Getui gives several refusals one code (20001) and tells them apart only in `msg`, so
+    /// the text is read here and nowhere else.
+    fn result(&self) -> ResultName {
         match self {
             GetuiError::Api { code, msg, .. } => match code {
                 20001 if msg.contains("target user is invalid") => ResultName::TargetInvalid,
@@ -104,8 +98,7 @@ impl GetuiError {
         }
     }
 
-    /// What the caller should do about it.
-    pub fn class(&self) -> AnswerClass {
+    fn class(&self) -> AnswerClass {
         match self {
             GetuiError::Transport { .. } | GetuiError::Decode { .. } => AnswerClass::Retryable,
             GetuiError::Http { status, .. } => classify_status(*status),
@@ -114,19 +107,17 @@ impl GetuiError {
         }
     }
 
-    /// The business code to count this failure under (HTTP status for bodiless answers,
-    /// [`TRANSPORT_CODE`] when nothing came back, 20001 for requests refused locally).
-    pub fn code(&self) -> i64 {
+    fn code_label(&self) -> CodeLabel {
         match self {
-            GetuiError::Transport { .. } | GetuiError::Decode { .. } => TRANSPORT_CODE,
-            GetuiError::Http { status, .. } => i64::from(*status),
-            GetuiError::Api { code, .. } => *code,
-            GetuiError::Invalid { .. } => 20001,
+            GetuiError::Transport { .. } => CodeLabel::NoAnswer,
+            GetuiError::Decode { .. } => CodeLabel::Unreadable,
+            GetuiError::Http { status, .. } => CodeLabel::HttpStatus(*status),
+            GetuiError::Api { code, .. } => CodeLabel::Vendor(*code),
+            GetuiError::Invalid { .. } => CodeLabel::NotSent,
         }
     }
 
-    /// The endpoint label for metrics.
-    pub fn endpoint(&self) -> &'static str {
+    fn endpoint(&self) -> &'static str {
         match self {
             GetuiError::Transport { endpoint, .. }
             | GetuiError::Http { endpoint, .. }
@@ -136,8 +127,7 @@ impl GetuiError {
         }
     }
 
-    /// How far the failed request got.
-    pub fn failed_at(&self) -> FailedAt {
+    fn failed_at(&self) -> FailedAt {
         match self {
             GetuiError::Transport { request_sent: false, .. } | GetuiError::Invalid { .. } => FailedAt::NotSent,
             GetuiError::Transport { .. } | GetuiError::Decode { .. } => FailedAt::NoAnswer,
@@ -146,13 +136,13 @@ impl GetuiError {
         }
     }
 
-    /// True when a push may have reached its targets although the call failed, so a retry
-    /// without a request_id could deliver twice ([`crate::upstream::maybe_delivered`]).
     /// Failures of `/auth` (also met inside a push call) deliver nothing.
-    pub fn maybe_delivered(&self) -> bool {
+    fn maybe_delivered(&self) -> bool {
         !self.endpoint().ends_with("/auth") && crate::upstream::maybe_delivered(self.failed_at())
     }
+}
 
+impl GetuiError {
     /// A suggested pause before retrying, by class: rate limits wait for the next window.
     pub fn suggested_backoff(&self) -> Option<Duration> {
         match self.class() {
@@ -201,7 +191,7 @@ mod tests {
         let t = GetuiError::Transport { endpoint: "POST /push/list/cid", reason: "reset".into(), request_sent: true };
         assert_eq!(t.class(), AnswerClass::Retryable);
         assert!(t.maybe_delivered());
-        assert_eq!(t.code(), TRANSPORT_CODE);
+        assert_eq!(t.code_label(), CodeLabel::NoAnswer);
         let refused =
             GetuiError::Transport { endpoint: "POST /push/list/cid", reason: "refused".into(), request_sent: false };
         assert_eq!((refused.class(), refused.maybe_delivered()), (AnswerClass::Retryable, false));
@@ -220,7 +210,7 @@ mod tests {
     fn locally_refused_requests_are_permanent() {
         let e = GetuiError::Invalid { endpoint: "push_single_batch_cid", reason: "201 messages".into() };
         assert_eq!(e.class(), AnswerClass::Permanent);
-        assert_eq!(e.code(), 20001);
+        assert_eq!(e.code_label(), CodeLabel::NotSent);
         assert!(e.suggested_backoff().is_none());
     }
 }

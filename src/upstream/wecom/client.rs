@@ -19,10 +19,9 @@ use serde::de::DeserializeOwned;
 use super::error::{WecomError, GETTOKEN, MESSAGE_SEND};
 use crate::metrics::CallObserver;
 use crate::secret::Secret;
-use crate::upstream::getui::error::TRANSPORT_CODE;
 use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
 use crate::upstream::http::{exchange, read_lock, write_lock};
-use crate::upstream::AnswerClass;
+use crate::upstream::{AnswerClass, CodeLabel, ProviderError};
 use crate::wire::wecom::{
     query_escape, AppMessage, SendAnswer, SendRequest, TokenAnswer, MAX_DUPLICATE_CHECK_SECS, MAX_USERS_PER_SEND,
 };
@@ -220,11 +219,7 @@ impl WecomClient {
         let started = Instant::now();
         let result = self.fetch_token_unobserved().await;
         if let Some(observer) = &self.observer {
-            let code = match &result {
-                Ok(_) => 0,
-                Err(WecomError::Api { code, .. }) => *code,
-                Err(_) => TRANSPORT_CODE,
-            };
+            let code = result.as_ref().map_or_else(ProviderError::code_label, |_| CodeLabel::SUCCESS);
             observer.observe(GETTOKEN, code, started.elapsed());
         }
         result

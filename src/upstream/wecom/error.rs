@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::domain::ResultName;
 use crate::upstream::getui::error::classify_status;
-use crate::upstream::{AnswerClass, FailedAt};
+use crate::upstream::{AnswerClass, CodeLabel, FailedAt, ProviderError};
 
 /// Endpoint label of `gettoken`.
 pub const GETTOKEN: &str = "GET /cgi-bin/gettoken";
@@ -79,9 +79,8 @@ pub enum WecomError {
     },
 }
 
-impl WecomError {
-    /// The result of each member of a call that ended with this error, when it is permanent.
-    pub fn result(&self) -> ResultName {
+impl ProviderError for WecomError {
+    fn result(&self) -> ResultName {
         match self {
             WecomError::Api { code, .. } => match code {
                 81013 => ResultName::InvalidUser,
@@ -95,8 +94,7 @@ impl WecomError {
         }
     }
 
-    /// What the caller should do about it.
-    pub fn class(&self) -> AnswerClass {
+    fn class(&self) -> AnswerClass {
         match self {
             WecomError::Transport { .. } | WecomError::Decode { .. } => AnswerClass::Retryable,
             WecomError::Http { status, .. } => classify_status(*status),
@@ -105,21 +103,17 @@ impl WecomError {
         }
     }
 
-    /// The label to count this failure under in metrics: the `errcode` as a decimal string,
-    /// `http_<status>` for bodiless answers, `transport`/`decode` when no readable answer came
-    /// back, `invalid` for requests refused locally.
-    pub fn code_label(&self) -> String {
+    fn code_label(&self) -> CodeLabel {
         match self {
-            WecomError::Transport { .. } => "transport".to_owned(),
-            WecomError::Http { status, .. } => format!("http_{status}"),
-            WecomError::Api { code, .. } => code.to_string(),
-            WecomError::Decode { .. } => "decode".to_owned(),
-            WecomError::Invalid { .. } => "invalid".to_owned(),
+            WecomError::Transport { .. } => CodeLabel::NoAnswer,
+            WecomError::Http { status, .. } => CodeLabel::HttpStatus(*status),
+            WecomError::Api { code, .. } => CodeLabel::Vendor(*code),
+            WecomError::Decode { .. } => CodeLabel::Unreadable,
+            WecomError::Invalid { .. } => CodeLabel::NotSent,
         }
     }
 
-    /// The endpoint label for metrics.
-    pub fn endpoint(&self) -> &'static str {
+    fn endpoint(&self) -> &'static str {
         match self {
             WecomError::Transport { endpoint, .. }
             | WecomError::Http { endpoint, .. }
@@ -129,8 +123,7 @@ impl WecomError {
         }
     }
 
-    /// How far the failed request got.
-    pub fn failed_at(&self) -> FailedAt {
+    fn failed_at(&self) -> FailedAt {
         match self {
             WecomError::Transport { request_sent: false, .. } | WecomError::Invalid { .. } => FailedAt::NotSent,
             WecomError::Transport { .. } | WecomError::Decode { .. } => FailedAt::NoAnswer,
@@ -139,13 +132,14 @@ impl WecomError {
         }
     }
 
-    /// True when the message may have reached members although the send failed, so a blind
-    /// retry could deliver twice unless the duplicate check catches it
-    /// ([`crate::upstream::maybe_delivered`]). `gettoken` failures deliver nothing.
-    pub fn maybe_delivered(&self) -> bool {
+    /// A blind retry could deliver twice unless the duplicate check catches it; `gettoken`
+    /// failures deliver nothing.
+    fn maybe_delivered(&self) -> bool {
         self.endpoint() == MESSAGE_SEND && crate::upstream::maybe_delivered(self.failed_at())
     }
+}
 
+impl WecomError {
     /// A suggested pause before retrying. WeCom blocks a per-minute limit for 60 s; a
     /// concurrency refusal clears as soon as other calls finish.
     pub fn suggested_backoff(&self) -> Option<Duration> {
@@ -196,7 +190,7 @@ mod tests {
     fn no_answer_is_retryable_and_labelled() {
         let t = WecomError::Transport { endpoint: MESSAGE_SEND, reason: "reset".into(), request_sent: true };
         assert_eq!(
-            (t.class(), t.code_label().as_str(), t.maybe_delivered()),
+            (t.class(), t.code_label().to_string().as_str(), t.maybe_delivered()),
             (AnswerClass::Retryable, "transport", true)
         );
         let g = WecomError::Transport { endpoint: GETTOKEN, reason: "reset".into(), request_sent: true };
@@ -204,17 +198,17 @@ mod tests {
         let refused = WecomError::Transport { endpoint: MESSAGE_SEND, reason: "refused".into(), request_sent: false };
         assert_eq!((refused.class(), refused.maybe_delivered()), (AnswerClass::Retryable, false));
         let h = WecomError::Http { endpoint: MESSAGE_SEND, status: 502 };
-        assert_eq!((h.class(), h.code_label().as_str()), (AnswerClass::Retryable, "http_502"));
+        assert_eq!((h.class(), h.code_label().to_string().as_str()), (AnswerClass::Retryable, "http_502"));
         assert!(h.maybe_delivered(), "a 5xx may come after the send was processed");
         assert!(!api(MESSAGE_SEND, 45009).maybe_delivered());
         assert!(!api(MESSAGE_SEND, -1).maybe_delivered());
         let nf = WecomError::Http { endpoint: MESSAGE_SEND, status: 404 };
         assert_eq!(nf.class(), AnswerClass::Permanent);
-        assert_eq!(api(MESSAGE_SEND, 45009).code_label(), "45009");
+        assert_eq!(api(MESSAGE_SEND, 45009).code_label().to_string(), "45009");
         assert_eq!(api(MESSAGE_SEND, 45009).suggested_backoff(), Some(Duration::from_secs(60)));
         assert_eq!(api(MESSAGE_SEND, 45033).suggested_backoff(), Some(Duration::from_secs(1)));
         let inv = WecomError::Invalid { endpoint: MESSAGE_SEND, reason: "1001 users".into() };
-        assert_eq!((inv.class(), inv.code_label().as_str()), (AnswerClass::Permanent, "invalid"));
+        assert_eq!((inv.class(), inv.code_label().to_string().as_str()), (AnswerClass::Permanent, "invalid"));
         assert!(inv.suggested_backoff().is_none());
     }
 }
