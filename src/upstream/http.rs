@@ -15,32 +15,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+pub use crate::config::PoolSettings;
+
 /// Pooled client type used by every upstream.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Largest answer body read from an upstream; a push answer for 1000 cids is ~70 KiB.
 pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
-
-/// Connection-level timeouts and pool size.
-#[derive(Debug, Clone)]
-pub struct PoolSettings {
-    /// TCP connect timeout.
-    pub connect_timeout: Duration,
-    /// Idle pooled connections are closed after this; keep it below the server's keep-alive.
-    pub pool_idle_timeout: Duration,
-    /// Most idle connections kept per host.
-    pub max_idle_per_host: usize,
-}
-
-impl Default for PoolSettings {
-    fn default() -> Self {
-        PoolSettings {
-            connect_timeout: Duration::from_secs(5),
-            pool_idle_timeout: Duration::from_secs(20),
-            max_idle_per_host: 64,
-        }
-    }
-}
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -16,9 +16,10 @@ use serde::Serialize;
 
 use super::error::{AnswerClass, GetuiError};
 use crate::clock::now_ms_u64;
+pub use crate::config::GetuiSettings;
 use crate::metrics::CallObserver;
-use crate::secret::Secret;
-use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
+
+use crate::upstream::http::{build_client, ClientBuildError, HttpClient};
 use crate::upstream::http::{exchange, read_lock, write_lock};
 use crate::upstream::{CodeLabel, ProviderError};
 use crate::wire::getui::auth::{sign, Token};
@@ -26,25 +27,6 @@ use crate::wire::getui::{
     AllPush, AuthData, AuthRequest, BatchPush, HostListData, ListCidPush, ListMessage, RawEnvelope, ReportData,
     ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush, TaskCidStatus, TaskIdData,
 };
-
-/// Everything needed to talk to one Getui app.
-#[derive(Debug, Clone)]
-pub struct GetuiSettings {
-    /// Base URL up to and including `/v2`, e.g. `https://restapi.getui.com/v2`.
-    pub base_url: String,
-    /// AppId (goes into the URL).
-    pub app_id: String,
-    /// AppKey (goes into the signature and the auth body).
-    pub app_key: String,
-    /// MasterSecret (signs; never sent, never logged).
-    pub master_secret: Secret,
-    /// Deadline for one HTTP exchange, answer body included.
-    pub request_timeout: Duration,
-    /// Renew the token this long before it expires (capped at half its lifetime).
-    pub token_refresh_margin: Duration,
-    /// Connection pool settings.
-    pub pool: PoolSettings,
-}
 
 /// Per-cid delivery status reported by a push.
 #[derive(Debug, Clone, PartialEq, Eq)]

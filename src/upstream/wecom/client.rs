@@ -17,9 +17,10 @@ use hyper::{Method, Request};
 use serde::de::DeserializeOwned;
 
 use super::error::{WecomError, GETTOKEN, MESSAGE_SEND};
+pub use crate::config::WecomSettings;
 use crate::metrics::CallObserver;
-use crate::secret::Secret;
-use crate::upstream::http::{build_client, ClientBuildError, HttpClient, PoolSettings};
+
+use crate::upstream::http::{build_client, ClientBuildError, HttpClient};
 use crate::upstream::http::{exchange, read_lock, write_lock};
 use crate::upstream::{AnswerClass, CodeLabel, ProviderError};
 use crate::wire::wecom::{
@@ -31,23 +32,6 @@ use crate::wire::wecom::{
 const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// `errcode` of a send whose recipients were all invalid; nothing was sent, and nothing will be.
 const ALL_RECIPIENTS_INVALID: i64 = 81013;
-
-/// Everything needed to send as one WeCom application.
-#[derive(Debug, Clone)]
-pub struct WecomSettings {
-    /// Base URL up to and including `/cgi-bin`, e.g. `https://qyapi.weixin.qq.com/cgi-bin`.
-    pub base_url: String,
-    /// CorpID (`ww...`).
-    pub corp_id: String,
-    /// The application's AgentId.
-    pub agent_id: i64,
-    /// The application's Secret (each app has its own; never logged).
-    pub secret: Secret,
-    /// Deadline for one HTTP exchange, answer body included.
-    pub request_timeout: Duration,
-    /// Connection pool settings.
-    pub pool: PoolSettings,
-}
 
 /// What a successful send reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -325,6 +309,8 @@ fn invalid_at(endpoint: &'static str, reason: String) -> WecomError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::PoolSettings;
+    use crate::secret::Secret;
 
     #[test]
     fn skipped_ids_match_case_insensitively_in_the_callers_spelling() {

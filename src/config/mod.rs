@@ -1,0 +1,236 @@
+//! The daemon's configuration: TOML on disk, typed and validated before anything starts.
+//!
+//! Every error names the key at fault. Secrets never live in the file: it names environment
+//! variables that hold them. The one exception is the simulator's well-known development
+//! master secret, accepted inline under `dev_master_secret` and refused for any other value.
+//!
+//! [`schema`] is the file's shape and defaults, [`validation`] the rules a loaded file must
+//! meet, [`secrets`] where credentials come from, and [`runtime`] the settings handed to the
+//! parts of the daemon (client settings with their secrets resolved).
+
+mod schema;
+mod secrets;
+mod validation;
+
+pub mod runtime;
+
+use std::path::{Path, PathBuf};
+
+pub use runtime::{GetuiSettings, PoolSettings, WecomSettings};
+pub use schema::*;
+
+/// Where `serve`, `probe` and `check-config` look when `--config` is not given.
+pub const DEFAULT_PATH: &str = "config/campaignd.toml";
+
+/// A configuration problem, naming the file or key so the reader knows what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema (unknown key, wrong type).
+    #[error("config file {path} is not valid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation, with line, column and key.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config key `{key}`: {problem}")]
+    Invalid {
+        /// Dotted path of the key, e.g. `apps.main.getui.base_url`.
+        key: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+}
+
+pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), problem: problem.into() }
+}
+
+impl Config {
+    /// Reads, parses and validates a file, resolving secrets from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev::{DEV_MASTER_SECRET, DEV_WECOM_AES_KEY, DEV_WECOM_SECRET};
+    use std::time::Duration;
+
+    const SHIPPED: &str = include_str!("../../config/campaignd.toml");
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn shipped_config_is_valid_and_uses_the_dev_secret() {
+        let cfg = parse(SHIPPED).unwrap();
+        let s = cfg.getui_settings_with_env("main", |_| None).unwrap();
+        assert_eq!(s.master_secret.expose(), DEV_MASTER_SECRET);
+        assert_eq!(s.app_id, crate::dev::DEV_APP_ID);
+    }
+
+    #[test]
+    fn environment_secret_wins() {
+        let cfg = parse(SHIPPED).unwrap();
+        let s = cfg.getui_settings_with_env("main", |_| Some("from-env".into())).unwrap();
+        assert_eq!(s.master_secret.expose(), "from-env");
+        assert!(!format!("{s:?}").contains("from-env"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let text = SHIPPED.replace("[log]", "[log]\ncolour = true");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn inline_real_secret_is_refused() {
+        let text = SHIPPED
+            .replace(&format!("dev_master_secret = \"{DEV_MASTER_SECRET}\""), "dev_master_secret = \"a-real-secret\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("apps.main.getui.dev_master_secret"), "{err}");
+    }
+
+    #[test]
+    fn missing_env_secret_names_the_variable() {
+        let text = SHIPPED.replace(&format!("dev_master_secret = \"{DEV_MASTER_SECRET}\""), "");
+        let cfg = parse(&text).unwrap();
+        let err = cfg.getui_settings_with_env("main", |_| None).unwrap_err().to_string();
+        assert!(err.contains("CAMPAIGND_MAIN_MASTER_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn wecom_apps_resolve_their_agent_and_refuse_what_does_not_fit() {
+        let cfg = parse(SHIPPED).unwrap();
+        let agent = cfg.callback_agent_with_env("staff", |_| None).unwrap().expect("staff has a callback");
+        assert_eq!((agent.corp_id.as_str(), agent.replies.len()), (crate::dev::DEV_WECOM_CORP_ID, 2));
+        let s = cfg.wecom_settings_with_env("staff", |v| (v == "CAMPAIGND_STAFF_WECOM_SECRET").then(|| "env".into()));
+        assert_eq!(s.unwrap().secret.expose(), "env", "the environment wins");
+        let cases = [
+            (SHIPPED.replace(DEV_WECOM_SECRET, "a-real-secret"), "apps.staff.wecom.dev_secret"),
+            (SHIPPED.replace(DEV_WECOM_AES_KEY, "short"), "apps.staff.wecom.callback.dev_aes_key"),
+            (SHIPPED.replace("agent_id = 1000002", "agent_id = 0"), "apps.staff.wecom.agent_id"),
+            (SHIPPED.replace("timestamp_window_s = 300", "timestamp_window_s = 0"), "timestamp_window_s"),
+            (SHIPPED.replace("keyword = \"帮助\"", "keyword = \"帮助\"\nclick = \"K\""), "replies[0]"),
+            (SHIPPED.replace("channel = \"wecom\"", "channel = \"getui\""), "apps.staff"),
+            (
+                SHIPPED.replace("duplicate_check_interval_s = 1800", "duplicate_check_interval_s = 14401"),
+                "apps.staff.wecom.duplicate_check_interval_s",
+            ),
+            (
+                SHIPPED.replace("duplicate_check_interval_s = 1800", "duplicate_check_interval_s = 0"),
+                "apps.staff.wecom.duplicate_check_interval_s",
+            ),
+            (SHIPPED.replace("duplicate_check = true", "duplicate_check = 1"), "duplicate_check"),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in {err}");
+        }
+        assert_eq!(cfg.wecom_duplicate_check("staff").unwrap(), Some(Duration::from_secs(1800)));
+        let off = parse(&SHIPPED.replace("duplicate_check = true", "duplicate_check = false")).unwrap();
+        assert_eq!(off.wecom_duplicate_check("staff").unwrap(), None);
+        let unset = SHIPPED.replace("duplicate_check = true", "").replace("duplicate_check_interval_s = 1800", "");
+        let defaults = parse(&unset).unwrap();
+        assert_eq!(defaults.wecom_duplicate_check("staff").unwrap(), Some(Duration::from_secs(1800)), "on by default");
+        let no_dev = SHIPPED.replace(&format!("dev_secret = \"{DEV_WECOM_SECRET}\""), "");
+        let err = parse(&no_dev).unwrap().wecom_settings_with_env("staff", |_| None).unwrap_err().to_string();
+        assert!(err.contains("CAMPAIGND_STAFF_WECOM_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn server_keys_have_defaults_and_are_checked() {
+        let cfg = parse(SHIPPED).unwrap();
+        let s = &cfg.server;
+        assert_eq!(
+            (s.max_connections, s.body_timeout_ms, s.idle_timeout_ms, s.callback_listen),
+            (10_000, 30_000, 30_000, None)
+        );
+        let with = |extra: &str| {
+            SHIPPED.replace("listen = \"127.0.0.1:8780\"", &format!("listen = \"127.0.0.1:8780\"\n{extra}"))
+        };
+        let cfg = parse(&with("callback_listen = \"0.0.0.0:8790\"\nmax_connections = 5")).unwrap();
+        assert_eq!(
+            (cfg.server.callback_listen, cfg.server.max_connections),
+            (Some("0.0.0.0:8790".parse().unwrap()), 5)
+        );
+        for (extra, key) in [
+            ("max_connections = 0", "server.max_connections"),
+            ("body_timeout_ms = 5", "server.body_timeout_ms"),
+            ("idle_timeout_ms = 0", "server.idle_timeout_ms"),
+            ("callback_listen = \"127.0.0.1:8780\"", "server.callback_listen"),
+            ("callback_listen = \"not an address\"", "callback_listen"),
+        ] {
+            let err = parse(&with(extra)).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in {err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_only_for_loopback_addresses() {
+        let with_url = |url: &str| SHIPPED.replace("http://127.0.0.1:8781/v2", url);
+        for host in ["127.evil.example", "127.0.0.1.nip.io", "localhost.evil", "127.1", "[::ffff:127.0.0.1]"] {
+            let err = parse(&with_url(&format!("http://{host}:8781/v2"))).unwrap_err().to_string();
+            assert!(err.contains("apps.main.getui.base_url"), "{host} must be refused: {err}");
+        }
+        for host in ["[::1]", "127.0.0.2", "localhost", "127.255.0.9"] {
+            let url = format!("http://{host}:8781/v2");
+            assert!(parse(&with_url(&url)).is_ok(), "{host} is loopback and must be accepted");
+        }
+        let wecom = SHIPPED.replace("http://127.0.0.1:8781/cgi-bin", "http://127.evil.example/cgi-bin");
+        let err = parse(&wecom).unwrap_err().to_string();
+        assert!(err.contains("apps.staff.wecom.base_url"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (SHIPPED.replace("http://127.0.0.1:8781/v2", "ftp://x"), "apps.main.getui.base_url"),
+            (SHIPPED.replace("http://127.0.0.1:8781/v2", "http://push.example.com/v2"), "apps.main.getui.base_url"),
+            (
+                SHIPPED.replace("[apps.main]", "[apps.Main]").replace("[apps.main.getui]", "[apps.Main.getui]"),
+                "apps.Main",
+            ),
+            (SHIPPED.replace("request_timeout_ms = 10000", "request_timeout_ms = 0"), "request_timeout_ms"),
+            (SHIPPED.replace("# max_recipients = 50000000", "max_recipients = 0"), "dispatch.max_recipients"),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in {err}");
+        }
+    }
+
+    #[test]
+    fn retention_days_has_a_default_and_a_bound() {
+        assert_eq!(parse(SHIPPED).unwrap().store.retention_days, 30);
+        let omitted = SHIPPED.replace("retention_days = 30", "");
+        assert_eq!(parse(&omitted).unwrap().store.retention_days, 30, "the default");
+        let forever = SHIPPED.replace("retention_days = 30", "retention_days = 0");
+        assert_eq!(parse(&forever).unwrap().store.retention_days, 0);
+        let err = parse(&SHIPPED.replace("retention_days = 30", "retention_days = 40000")).unwrap_err().to_string();
+        assert!(err.contains("store.retention_days"), "{err}");
+    }
+}

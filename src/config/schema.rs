@@ -1,0 +1,332 @@
+//! The configuration file's shape: every table and key, its type and its default. Nothing
+//! here checks values: the sibling `validation` module does.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::wecom::ReplyMessage;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP listener.
+    pub server: ServerConfig,
+    /// The on-disk store.
+    pub store: StoreConfig,
+    /// Who may use the control API.
+    pub api: ApiConfig,
+    /// How campaigns are sent.
+    #[serde(default)]
+    pub dispatch: DispatchConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Apps by name; the name is what campaigns and metric labels use.
+    pub apps: BTreeMap<String, AppConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTP API, `/metrics` and (unless `callback_listen` is set) the WeCom
+    /// callback.
+    pub listen: SocketAddr,
+    /// When set, the WeCom callback (and `/healthz`) is served on this address only, apart
+    /// from `/v1` and `/metrics`: the callback faces the internet, the rest should not.
+    #[serde(default)]
+    pub callback_listen: Option<SocketAddr>,
+    /// Open connections per listener; further clients wait in the listen backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Deadline for reading a whole JSON or XML request body (campaign definitions, WeCom
+    /// callbacks), ms; a slower client gets 408.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Longest silence while the server waits to read from a connection (between the bytes
+    /// of any body, uploads included, and between keep-alive requests), ms; then it is closed.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_body_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_idle_timeout_ms() -> u64 {
+    30_000
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory of the on-disk store.
+    pub path: PathBuf,
+    /// sled's page cache in MiB.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
+    /// Days a finished campaign is kept before retention removes it; 0 keeps them forever.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_cache_mb() -> u64 {
+    64
+}
+
+fn default_retention_days() -> u32 {
+    30
+}
+
+/// Longest `store.retention_days` (a hundred years; use 0 to keep campaigns forever).
+pub(super) const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Environment variable holding the accepted bearer tokens, comma-separated.
+    pub tokens_env: Option<String>,
+    /// Development only: the published development token.
+    pub dev_token: Option<String>,
+}
+
+/// The published development API token, accepted inline in the configuration.
+pub const DEV_API_TOKEN: &str = "campaignd-dev-token";
+
+/// `[dispatch]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// Shard tasks sending concurrently.
+    #[serde(default = "default_shards")]
+    pub shards: usize,
+    /// Recipients per stored chunk (and per list push), 1..=1000; batch campaigns use ≤ 200.
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: usize,
+    /// Attempts for a call failing transiently before its recipients are recorded as failed.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// How often the scheduler looks for due and changed campaigns, ms.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// How far ahead a campaign may be scheduled, days (Getui-held schedules: at most 7).
+    #[serde(default = "default_horizon_days")]
+    pub schedule_horizon_days: u32,
+    /// Most recipients one campaign may hold; an upload that would pass it is refused whole.
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: u64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            shards: default_shards(),
+            chunk_size: default_chunk_size(),
+            max_attempts: default_max_attempts(),
+            poll_interval_ms: default_poll_ms(),
+            schedule_horizon_days: default_horizon_days(),
+            max_recipients: default_max_recipients(),
+        }
+    }
+}
+
+fn default_shards() -> usize {
+    8
+}
+fn default_chunk_size() -> usize {
+    1000
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_poll_ms() -> u64 {
+    200
+}
+/// Upper bound of `dispatch.max_recipients`: a million chunks of 1000, far inside what a
+/// request id can number.
+pub(super) const MAX_RECIPIENTS_LIMIT: u64 = 1_000_000_000;
+fn default_max_recipients() -> u64 {
+    50_000_000
+}
+fn default_horizon_days() -> u32 {
+    7
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `campaignd=debug`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: default_log_level() }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// The send channels an app can use (the domain's vocabulary; `channel = "getui"` in TOML).
+pub use crate::domain::Channel;
+
+/// `[apps.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// Which vendor the app sends through.
+    pub channel: Channel,
+    /// API calls per second for this app, all shards together (unlimited when absent).
+    #[serde(default)]
+    pub calls_per_second: Option<u32>,
+    /// Getui credentials and connection settings (required when `channel = "getui"`).
+    pub getui: Option<GetuiAppConfig>,
+    /// WeCom application settings (required when `channel = "wecom"`).
+    pub wecom: Option<WecomAppConfig>,
+}
+
+/// `[apps.NAME.wecom]`: one WeCom self-built application (企业内部应用).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomAppConfig {
+    /// Base URL up to `/cgi-bin` (real: `https://qyapi.weixin.qq.com/cgi-bin`).
+    pub base_url: String,
+    /// The company's CorpID (also the callback's receive id).
+    pub corp_id: String,
+    /// The application's AgentId.
+    pub agent_id: i64,
+    /// Environment variable holding the application's Secret.
+    pub secret_env: Option<String>,
+    /// Development only: the simulator's published Secret.
+    pub dev_secret: Option<String>,
+    /// TCP connect timeout, ms.
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// Deadline of one HTTP exchange, ms.
+    #[serde(default = "default_request_ms")]
+    pub request_timeout_ms: u64,
+    /// Ask WeCom not to deliver the same content to a member twice within
+    /// `duplicate_check_interval_s` (`enable_duplicate_check`), so a retried send is harmless.
+    #[serde(default = "default_duplicate_check")]
+    pub duplicate_check: bool,
+    /// `duplicate_check_interval`, seconds (1..=14400; WeCom's default 1800).
+    #[serde(default = "default_duplicate_check_interval")]
+    pub duplicate_check_interval_s: u64,
+    /// The encrypted callback at `/wecom/NAME/callback`; absent means no callback.
+    pub callback: Option<CallbackConfig>,
+}
+
+/// `[apps.NAME.wecom.callback]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackConfig {
+    /// Environment variable holding the callback Token.
+    pub token_env: Option<String>,
+    /// Development only: the simulator's published Token.
+    pub dev_token: Option<String>,
+    /// Environment variable holding the 43-character EncodingAESKey.
+    pub aes_key_env: Option<String>,
+    /// Development only: the simulator's published EncodingAESKey.
+    pub dev_aes_key: Option<String>,
+    /// Deliveries whose timestamp is further than this from now are refused, seconds.
+    #[serde(default = "default_timestamp_window")]
+    pub timestamp_window_s: u64,
+    /// Text messages equal to one of these (trimmed, case-insensitive) opt the sender out.
+    #[serde(default = "default_opt_out")]
+    pub opt_out_keywords: Vec<String>,
+    /// Text messages equal to one of these opt the sender back in.
+    #[serde(default = "default_opt_in")]
+    pub opt_in_keywords: Vec<String>,
+    /// Passive replies to keywords and menu clicks, first match wins.
+    #[serde(default)]
+    pub replies: Vec<ReplyRuleConfig>,
+}
+
+/// One `[[apps.NAME.wecom.callback.replies]]` rule: a keyword or a menu key, and the reply.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyRuleConfig {
+    /// A text message containing this keyword.
+    pub keyword: Option<String>,
+    /// A menu click with this EventKey.
+    pub click: Option<String>,
+    /// What to answer.
+    pub reply: ReplyMessage,
+}
+
+fn default_duplicate_check() -> bool {
+    true
+}
+fn default_duplicate_check_interval() -> u64 {
+    1800
+}
+fn default_timestamp_window() -> u64 {
+    300
+}
+fn default_opt_out() -> Vec<String> {
+    vec!["TD".into(), "退订".into()]
+}
+fn default_opt_in() -> Vec<String> {
+    vec!["订阅".into()]
+}
+
+/// `[apps.NAME.getui]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetuiAppConfig {
+    /// Base URL up to `/v2`.
+    pub base_url: String,
+    /// AppId from the Getui console.
+    pub app_id: String,
+    /// AppKey from the Getui console.
+    pub app_key: String,
+    /// Name of the environment variable holding the MasterSecret.
+    pub master_secret_env: Option<String>,
+    /// Development only: the simulator's published MasterSecret, written inline.
+    pub dev_master_secret: Option<String>,
+    /// TCP connect timeout, ms.
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// Deadline of one HTTP exchange, ms.
+    #[serde(default = "default_request_ms")]
+    pub request_timeout_ms: u64,
+    /// Idle pooled connections close after this, ms.
+    #[serde(default = "default_idle_ms")]
+    pub pool_idle_timeout_ms: u64,
+    /// Most idle connections kept to the upstream.
+    #[serde(default = "default_max_idle")]
+    pub max_idle_per_host: usize,
+    /// Renew the token this many seconds before it expires.
+    #[serde(default = "default_refresh_margin")]
+    pub token_refresh_margin_s: u64,
+}
+
+fn default_connect_ms() -> u64 {
+    5_000
+}
+fn default_request_ms() -> u64 {
+    10_000
+}
+fn default_idle_ms() -> u64 {
+    20_000
+}
+fn default_max_idle() -> usize {
+    64
+}
+fn default_refresh_margin() -> u64 {
+    3_600
+}

@@ -1,0 +1,257 @@
+//! The rules a parsed configuration must meet before the daemon starts: ranges, names, URLs,
+//! and one channel table per app. Each failure names its key and says what to do.
+
+use super::schema::{AppConfig, CallbackConfig, Channel, Config, GetuiAppConfig, ServerConfig, WecomAppConfig};
+use super::schema::{DEV_API_TOKEN, MAX_RECIPIENTS_LIMIT, MAX_RETENTION_DAYS};
+use super::{invalid, ConfigError};
+use crate::dev::{DEV_MASTER_SECRET, DEV_WECOM_AES_KEY, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_SECRET};
+
+impl Config {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.log.level.trim().is_empty() {
+            return Err(invalid("log.level", "must not be empty; try \"info\""));
+        }
+        self.validate_sections()?;
+        self.server.validate()?;
+        if self.apps.is_empty() {
+            return Err(invalid("apps", "define at least one app, e.g. [apps.main]"));
+        }
+        for (name, app) in &self.apps {
+            validate_app_name(name)?;
+            app.validate(name)?;
+        }
+        Ok(())
+    }
+
+    fn validate_sections(&self) -> Result<(), ConfigError> {
+        let d = &self.dispatch;
+        if !(1..=256).contains(&d.shards) {
+            return Err(invalid("dispatch.shards", format!("{} is outside 1..=256", d.shards)));
+        }
+        if !(1..=1000).contains(&d.chunk_size) {
+            return Err(invalid(
+                "dispatch.chunk_size",
+                format!("{} is outside 1..=1000 (Getui takes at most 1000 cids a call)", d.chunk_size),
+            ));
+        }
+        if d.max_attempts == 0 {
+            return Err(invalid("dispatch.max_attempts", "must be at least 1"));
+        }
+        if !(10..=60_000).contains(&d.poll_interval_ms) {
+            return Err(invalid("dispatch.poll_interval_ms", "must be within 10..=60000"));
+        }
+        if !(1..=365).contains(&d.schedule_horizon_days) {
+            return Err(invalid("dispatch.schedule_horizon_days", "must be within 1..=365"));
+        }
+        if !(1..=MAX_RECIPIENTS_LIMIT).contains(&d.max_recipients) {
+            return Err(invalid(
+                "dispatch.max_recipients",
+                format!("{} is outside 1..={MAX_RECIPIENTS_LIMIT}", d.max_recipients),
+            ));
+        }
+        if !(8..=65_536).contains(&self.store.cache_mb) {
+            return Err(invalid("store.cache_mb", "must be within 8..=65536"));
+        }
+        if self.store.retention_days > MAX_RETENTION_DAYS {
+            return Err(invalid(
+                "store.retention_days",
+                format!("must be within 0..={MAX_RETENTION_DAYS} (0 keeps finished campaigns forever)"),
+            ));
+        }
+        if self.store.path.as_os_str().is_empty() {
+            return Err(invalid("store.path", "must name a directory"));
+        }
+        if let Some(dev) = &self.api.dev_token {
+            if dev != DEV_API_TOKEN {
+                return Err(invalid(
+                    "api.dev_token",
+                    "only the published development token may be written in the file; put real tokens in the \
+                     environment and name the variable in api.tokens_env",
+                ));
+            }
+        }
+        if self.api.tokens_env.is_none() && self.api.dev_token.is_none() {
+            return Err(invalid("api.tokens_env", "name the environment variable that holds the API tokens"));
+        }
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(invalid("server.max_connections", format!("{} is outside 1..=1000000", self.max_connections)));
+        }
+        for (key, v) in
+            [("server.body_timeout_ms", self.body_timeout_ms), ("server.idle_timeout_ms", self.idle_timeout_ms)]
+        {
+            if !(100..=3_600_000).contains(&v) {
+                return Err(invalid(key, format!("{v} is outside 100..=3600000 ms")));
+            }
+        }
+        if self.callback_listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(invalid("server.callback_listen", "must differ from server.listen (or be left out)"));
+        }
+        Ok(())
+    }
+}
+
+/// App names become metric label values and URL segments: keep them short and plain.
+fn validate_app_name(name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!("apps.{name}"), "app names are 1-32 of a-z, 0-9, '_' and '-', starting with a letter"))
+    }
+}
+
+impl AppConfig {
+    pub(super) fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        match (self.channel, &self.getui, &self.wecom) {
+            (Channel::Getui, Some(g), None) => g.validate(name),
+            (Channel::Wecom, None, Some(w)) => w.validate(name),
+            (Channel::Getui, _, Some(_)) | (Channel::Wecom, Some(_), _) => Err(invalid(
+                format!("apps.{name}"),
+                "an app sends through one channel: keep only the table its `channel` names",
+            )),
+            (c, ..) => Err(invalid(
+                format!("apps.{name}.{}", c.as_str()),
+                format!("channel is {:?} but the [apps.NAME.{}] table is missing", c.as_str(), c.as_str()),
+            )),
+        }
+    }
+}
+
+impl WecomAppConfig {
+    pub(super) fn validate(&self, app: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("apps.{app}.wecom.{k}");
+        check_base_url(&key("base_url"), &self.base_url, "https://qyapi.weixin.qq.com/cgi-bin")?;
+        if self.corp_id.trim().is_empty() {
+            return Err(invalid(key("corp_id"), "must be the CorpID from the WeCom admin console"));
+        }
+        if self.agent_id <= 0 {
+            return Err(invalid(key("agent_id"), "must be the application's AgentId, a positive number"));
+        }
+        check_dev_value(&key("dev_secret"), self.dev_secret.as_deref(), DEV_WECOM_SECRET, "secret_env")?;
+        if self.secret_env.is_none() && self.dev_secret.is_none() {
+            return Err(invalid(key("secret_env"), "name the environment variable that holds the app's Secret"));
+        }
+        for (k, v) in [("connect_timeout_ms", self.connect_timeout_ms), ("request_timeout_ms", self.request_timeout_ms)]
+        {
+            if !(1..=600_000).contains(&v) {
+                return Err(invalid(key(k), format!("{v} is outside 1..=600000 ms")));
+            }
+        }
+        let longest = u64::from(crate::wire::wecom::MAX_DUPLICATE_CHECK_SECS);
+        if !(1..=longest).contains(&self.duplicate_check_interval_s) {
+            let v = self.duplicate_check_interval_s;
+            return Err(invalid(key("duplicate_check_interval_s"), format!("{v} is outside 1..={longest} seconds")));
+        }
+        match &self.callback {
+            Some(c) => c.validate(app),
+            None => Ok(()),
+        }
+    }
+}
+
+impl CallbackConfig {
+    pub(super) fn validate(&self, app: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("apps.{app}.wecom.callback.{k}");
+        check_dev_value(&key("dev_token"), self.dev_token.as_deref(), DEV_WECOM_CALLBACK_TOKEN, "token_env")?;
+        check_dev_value(&key("dev_aes_key"), self.dev_aes_key.as_deref(), DEV_WECOM_AES_KEY, "aes_key_env")?;
+        if self.token_env.is_none() && self.dev_token.is_none() {
+            return Err(invalid(key("token_env"), "name the environment variable that holds the callback Token"));
+        }
+        if self.aes_key_env.is_none() && self.dev_aes_key.is_none() {
+            return Err(invalid(key("aes_key_env"), "name the environment variable that holds the EncodingAESKey"));
+        }
+        if !(1..=3_600).contains(&self.timestamp_window_s) {
+            return Err(invalid(key("timestamp_window_s"), "must be within 1..=3600 seconds"));
+        }
+        for (i, r) in self.replies.iter().enumerate() {
+            let at = key(&format!("replies[{i}]"));
+            match (&r.keyword, &r.click) {
+                (Some(k), None) | (None, Some(k)) if !k.trim().is_empty() => {}
+                _ => return Err(invalid(at, "give exactly one non-empty `keyword` or `click`")),
+            }
+            r.reply.validate().map_err(|m| invalid(format!("{at}.reply"), m))?;
+        }
+        Ok(())
+    }
+}
+
+/// Only the simulator's published development value may be written inline.
+fn check_dev_value(key: &str, value: Option<&str>, published: &str, env_key: &str) -> Result<(), ConfigError> {
+    match value {
+        Some(v) if v != published => Err(invalid(
+            key,
+            format!(
+                "only the simulator's published development value may be written in the file; put real secrets \
+                 in the environment and name the variable in {env_key}"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_base_url(key: &str, url: &str, real: &str) -> Result<(), ConfigError> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.parse::<hyper::Uri>().is_err() {
+        return Err(invalid(key, format!("{url:?} is not an http(s) URL; the real one is {real}")));
+    }
+    if url.starts_with("http://") && !is_loopback_url(url) {
+        return Err(invalid(key, "plain http is only allowed to a loopback simulator; use https"));
+    }
+    Ok(())
+}
+
+impl GetuiAppConfig {
+    pub(super) fn validate(&self, app: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("apps.{app}.getui.{k}");
+        check_base_url(&key("base_url"), &self.base_url, "https://restapi.getui.com/v2")?;
+        for (k, v) in [("app_id", &self.app_id), ("app_key", &self.app_key)] {
+            if v.trim().is_empty() || v.contains('/') {
+                return Err(invalid(key(k), "must be the non-empty value from the Getui console"));
+            }
+        }
+        if self.master_secret_env.is_none() && self.dev_master_secret.is_none() {
+            return Err(invalid(key("master_secret_env"), "name the environment variable that holds the MasterSecret"));
+        }
+        if let Some(dev) = &self.dev_master_secret {
+            if dev != DEV_MASTER_SECRET {
+                return Err(invalid(
+                    key("dev_master_secret"),
+                    "only the simulator's published development secret may be written in the file; \
+                     put real secrets in the environment and name the variable in master_secret_env",
+                ));
+            }
+        }
+        for (k, v) in [("connect_timeout_ms", self.connect_timeout_ms), ("request_timeout_ms", self.request_timeout_ms)]
+        {
+            if !(1..=600_000).contains(&v) {
+                return Err(invalid(key(k), format!("{v} is outside 1..=600000 ms")));
+            }
+        }
+        if self.max_idle_per_host == 0 {
+            return Err(invalid(key("max_idle_per_host"), "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// True when the URL's host is exactly `localhost` or an IP literal in 127.0.0.0/8 or `::1`.
+/// The host is parsed as an address, never matched by prefix: `127.evil.example` and
+/// `127.0.0.1.nip.io` are names anyone can point anywhere.
+fn is_loopback_url(url: &str) -> bool {
+    let Some(host) = url.parse::<hyper::Uri>().ok().and_then(|u| u.host().map(str::to_owned)) else {
+        return false;
+    };
+    if host == "localhost" {
+        return true;
+    }
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
+    bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
