@@ -131,6 +131,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let dispatch_secs = started.elapsed().as_secs_f64();
     let metrics = metrics_text(&daemon_url).await.unwrap_or_default();
     let peak_rss_mb = pid.and_then(peak_rss_mb);
+    let daemon_cpu = pid.and_then(cpu_seconds);
     let after = ledger(&sim_url).await?;
     let unique = after.unique_cids - before.unique_cids;
     let duplicates = after.duplicates - before.duplicates;
@@ -147,6 +148,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "p50_chunk_ms": quantile_ms(&metrics, 0.50),
         "p99_chunk_ms": quantile_ms(&metrics, 0.99),
         "peak_rss_mb": peak_rss_mb,
+        "daemon_cpu_seconds": daemon_cpu.map(|c| (c * 1000.0).round() / 1000.0),
+        "daemon_cpu_us_per_recipient": daemon_cpu.map(|c| round(c * 1e6 / args.recipients.max(1) as f64)),
         "lost": lost,
         "duplicates": duplicates,
         "replayed": view.progress.replayed,
@@ -349,6 +352,17 @@ fn quantile_ms(metrics: &str, q: f64) -> Option<f64> {
         prev = (le, count);
     }
     None
+}
+
+/// CPU seconds (user + system) the process has used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks as f64 / per_second as f64)
 }
 
 fn peak_rss_mb(pid: u32) -> Option<u64> {
