@@ -20,16 +20,6 @@ pub enum Upstream {
     Wecom(WecomClient),
 }
 
-impl Upstream {
-    /// The channel's name, as campaigns and metric labels spell it.
-    pub fn channel(&self) -> &'static str {
-        match self {
-            Upstream::Getui(_) => "getui",
-            Upstream::Wecom(_) => "wecom",
-        }
-    }
-}
-
 /// One configured app, ready to send.
 pub struct AppSender {
     /// The app's name (metric label).
