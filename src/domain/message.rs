@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::FieldError;
-use crate::wire::wecom::AppMessage;
 use crate::wire::getui::checks;
 use crate::wire::getui::{Notification, PushMessage};
+use crate::wire::wecom::AppMessage;
 
 /// A campaign's message: exactly one of the four kinds, optionally with an iOS APNs payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
