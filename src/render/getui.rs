@@ -397,6 +397,16 @@ mod tests {
         assert_eq!(push.settings, Some(Settings::default()));
     }
 
+    #[test]
+    fn domain_and_wire_tag_matches_are_written_alike() {
+        for opt in [TagMatch::Or, TagMatch::And, TagMatch::Not] {
+            let c = AudienceCondition { key: "custom_tag".into(), values: vec!["v".into()], opt };
+            let wire = condition(&c).opt_type;
+            assert_eq!(rmp_serde::to_vec_named(&opt).unwrap(), rmp_serde::to_vec_named(&wire).unwrap());
+            assert_eq!(serde_json::to_value(opt).unwrap(), serde_json::to_value(wire).unwrap());
+        }
+    }
+
     /// Every Getui message of the store-v1 fixtures renders as the code before this module did
     /// (its output was saved as `rendered-v1.json`, with the vars name=Li and pct=20).
     #[test]

@@ -77,6 +77,32 @@ mod tests {
         );
     }
 
+    /// The stored domain message and the wire message it becomes are written alike, in the
+    /// store's msgpack and in JSON: a stored spec is what the vendor reads.
+    #[test]
+    fn domain_and_wire_messages_are_written_alike() {
+        let article = WecomArticle { title: "a".into(), description: None, url: "u".into(), picurl: Some("p".into()) };
+        let messages = [
+            WecomMessage::Text { content: "hi".into() },
+            WecomMessage::TextCard { title: "t".into(), description: "d".into(), url: "u".into(), btntxt: None },
+            WecomMessage::TextCard {
+                title: "t".into(),
+                description: "d".into(),
+                url: "u".into(),
+                btntxt: Some("b".into()),
+            },
+            WecomMessage::News {
+                articles: vec![article.clone(), WecomArticle { description: Some("d".into()), ..article }],
+            },
+            WecomMessage::Markdown { content: "**m**".into() },
+        ];
+        for m in messages {
+            let wire = app_message(&m);
+            assert_eq!(rmp_serde::to_vec_named(&m).unwrap(), rmp_serde::to_vec_named(&wire).unwrap(), "{m:?}");
+            assert_eq!(serde_json::to_value(&m).unwrap(), serde_json::to_value(&wire).unwrap(), "{m:?}");
+        }
+    }
+
     #[test]
     fn the_message_flattens_into_a_send_request() {
         let m = WecomMessage::Text { content: "hi".into() };

@@ -76,3 +76,32 @@ fn v1_record_fields_read_back() {
         assert!(record(name).spec.message.wecom.is_some(), "{name}");
     }
 }
+
+/// What the v1 bytes decode to, in the domain types that replaced the wire ones.
+#[test]
+fn v1_records_hold_domain_types() {
+    use crate::domain::campaign::TagMatch;
+    use crate::domain::message::{WecomArticle, WecomMessage};
+    let app = record("06-getui-app-tags");
+    let opts: Vec<TagMatch> = app.spec.audience.unwrap().conditions.iter().map(|c| c.opt).collect();
+    assert_eq!(opts, [TagMatch::Or, TagMatch::Or, TagMatch::And, TagMatch::Not]);
+    let wecom = |name: &str| record(name).spec.message.wecom.unwrap();
+    assert_eq!(wecom("08-wecom-text"), WecomMessage::Text { content: "Standup at 10".into() });
+    assert_eq!(
+        wecom("09-wecom-textcard"),
+        WecomMessage::TextCard {
+            title: "Leave approved".into(),
+            description: "<div class=\"gray\">2026-11-24</div>".into(),
+            url: "https://hr.example/l/1".into(),
+            btntxt: Some("详情".into()),
+        }
+    );
+    assert!(matches!(wecom("10-wecom-textcard-plain"), WecomMessage::TextCard { btntxt: None, .. }));
+    let WecomMessage::News { articles } = wecom("11-wecom-news") else { panic!("a news message") };
+    assert_eq!(
+        articles[1],
+        WecomArticle { title: "Two".into(), description: None, url: "https://n.example/2".into(), picurl: None }
+    );
+    assert_eq!(articles[0].picurl.as_deref(), Some("https://n.example/1.png"));
+    assert_eq!(wecom("12-wecom-markdown"), WecomMessage::Markdown { content: "**bold** `code`".into() });
+}
