@@ -4,7 +4,7 @@
 //! `tests/fixtures/store-v1/` was written by `write_store_v1_fixture` (ignored; it ran once, with
 //! the code of that time): `sled/` is a whole store holding the campaigns of [`campaigns`], and
 //! `records/NN-name.msgpack` are their stored values as the store held them, with
-//! `records/NN-name.json` their JSON as the API shows it. The unit tests of `store::compat`
+//! `records/NN-name.json` their JSON as the API shows it. The unit tests of `store::v1_records`
 //! decode the record bytes and re-encode them byte for byte; this test opens the whole store.
 
 use std::path::{Path, PathBuf};
