@@ -1,8 +1,11 @@
 //! Encoding and decoding the two bulk Getui bodies (a 1000-cid list push and a 200-message
-//! batch), and one WeCom callback delivery: verify, decrypt, parse, seal the passive reply.
+//! batch), rendering a batch's 200 personal copies from a campaign, and one WeCom callback
+//! delivery: verify, decrypt, parse, seal the passive reply.
 //!
 //! Run: `cargo bench --bench wire`.
 
+use campaignd::domain::CampaignSpec;
+use campaignd::render::getui::{batch, GetuiRenderer};
 use campaignd::wire::getui::{BatchPush, CidAudience, ListCidPush, Notification, Push, PushMessage, Settings};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
@@ -95,6 +98,46 @@ fn batch_push(c: &mut Criterion) {
 }
 
 /// The callback's work per delivery, without HTTP: what bounds how many a daemon can answer.
+/// What a batch_single shard does per recipient before encoding: fill in the variables, check
+/// the copy's limits, wrap it in its single push.
+fn render_batch(c: &mut Criterion) {
+    let spec: CampaignSpec = serde_json::from_value(serde_json::json!({
+        "name": "bench", "app": "main", "channel": "getui", "mode": "batch_single",
+        "message": {
+            "notification": {"title": "Spring sale", "body": "Hi ${name}, ${pct}% off today", "click_type": "url",
+                             "url": "https://example.com/sale?u=${name}"},
+            "ios": {"title": "Spring sale", "body": "Hi ${name}", "badge": "+1"}
+        },
+        "settings": {"speed": null, "ttl_ms": 3600000, "network_type": "wifi", "group": "spring", "schedule_at_ms": null,
+                     "replay": "at_least_once", "display_ms": [1767225600000i64, 4070908800000i64],
+                     "upstream_schedule": false},
+        "audience": null
+    }))
+    .unwrap();
+    let renderer = GetuiRenderer::new(&spec);
+    let ids = cids(200);
+    let vars: Vec<Vec<(String, String)>> =
+        (0..200).map(|i| vec![("name".into(), format!("user{i}")), ("pct".into(), "20".into())]).collect();
+    let mut g = c.benchmark_group("render_batch_200_copies");
+    g.throughput(Throughput::Elements(200));
+    g.bench_function("render_check_wrap", |b| {
+        b.iter(|| {
+            let pushes: Vec<_> = ids
+                .iter()
+                .zip(&vars)
+                .enumerate()
+                .filter_map(|(i, (cid, v))| {
+                    let lookup = |k: &str| v.iter().find(|(n, _)| n == k).map(|(_, x)| x.clone());
+                    let msg = renderer.message(&lookup);
+                    msg.fits().then(|| renderer.single(format!("req-{i:010}").into(), cid.as_str().into(), msg))
+                })
+                .collect();
+            batch(pushes).msg_list.len()
+        })
+    });
+    g.finish();
+}
+
 fn wecom_callback(c: &mut Criterion) {
     use campaignd::simulator::{DEV_WECOM_AES_KEY, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_CORP_ID};
     use campaignd::wecom::callback::{CallbackAgent, CallbackQuery, ReplyRule};
@@ -137,5 +180,5 @@ fn wecom_callback(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, list_push, batch_push, wecom_callback);
+criterion_group!(benches, list_push, batch_push, render_batch, wecom_callback);
 criterion_main!(benches);

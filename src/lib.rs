@@ -9,7 +9,8 @@
 //!    [`percent`] (percent-decoding), [`domain`] (campaigns, templates, recipients, results,
 //!    ids), [`protocol`] (the API's JSON shapes), [`notify`] (systemd notifications).
 //! 2. [`wecom`] (WXBizMsgCrypt, the callback's XML and decisions), [`config`] (the TOML
-//!    configuration, typed and validated), [`metrics`] (the Prometheus registry).
+//!    configuration, typed and validated), [`metrics`] (the Prometheus registry), [`render`]
+//!    (a campaign's domain types into the vendors' wire values, in one tested place).
 //! 3. [`serve`] (the HTTP accept loop), [`upstream`] (Getui and WeCom clients), [`store`] (the
 //!    async `Store` trait and its sled implementation).
 //! 4. [`simulator`] (faithful local stand-ins for the vendors, with delivery ledgers),
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod notify;
 pub mod percent;
 pub mod protocol;
+pub mod render;
 pub mod retention;
 pub mod secret;
 pub mod serve;

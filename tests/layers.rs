@@ -10,7 +10,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["secret", "clock", "dev", "percent", "notify", "wire"],
     &["domain", "protocol"],
-    &["wecom", "config", "metrics"],
+    &["wecom", "config", "metrics", "render"],
     &["serve", "upstream", "store"],
     &["simulator", "client"],
     &["api", "dispatch", "retention"],

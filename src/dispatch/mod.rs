@@ -26,17 +26,14 @@ pub use apps::{AppSender, Upstream};
 pub use retry::RetryPolicy;
 
 use crate::clock::now_ms;
-use crate::domain::campaign::NetworkType;
-use crate::domain::message::Rendered;
 use crate::domain::{
     CampaignSpec, CampaignState, Counts, Mode, Replay, RequestId, RequestKey, ResultName, StoreIdentity,
 };
 use crate::metrics::Metrics;
+use crate::render::getui::{AppPush, GetuiRenderer};
 use crate::store::{Ack, CampaignRecord, Change, Chunk, PageQuery, Store};
 use crate::upstream::getui::GetuiClient;
-use crate::wire::getui::{
-    AllAudience, Condition, ListMessage, Push, Settings, TagAudience, MAX_BATCH_MESSAGES, MAX_LIST_CIDS,
-};
+use crate::wire::getui::{MAX_BATCH_MESSAGES, MAX_LIST_CIDS};
 use send::Outcome;
 
 /// Dispatcher knobs (from `[dispatch]` in the configuration).
@@ -79,7 +76,8 @@ pub(crate) struct CampaignRun {
     list_taskid: OnceLock<String>,
     /// The app task of an app campaign already pushed (a schedule Getui held).
     app_taskid: Option<String>,
-    wire_settings: Option<Settings>,
+    /// The campaign's Getui bodies, prepared once for the run.
+    getui: GetuiRenderer,
     /// Cancelled when the campaign leaves `running` (pause, cancel) or the daemon stops.
     stop: CancellationToken,
     outstanding: AtomicUsize,
@@ -101,7 +99,7 @@ impl CampaignRun {
         if let Some(t) = &rec.list_taskid {
             let _ = list_taskid.set(t.clone());
         }
-        let wire_settings = spec.settings.ttl_ms.map(|ttl| Settings { ttl: Some(ttl), ..Settings::default() });
+        let getui = GetuiRenderer::new(&spec);
         CampaignRun {
             id: rec.id,
             request_key: rec.request_key(store),
@@ -111,22 +109,11 @@ impl CampaignRun {
             part_size,
             list_taskid,
             app_taskid: rec.app_taskid.clone(),
-            wire_settings,
+            getui,
             stop: parent.child_token(),
             outstanding: AtomicUsize::new(0),
             drained: Notify::new(),
         }
-    }
-
-    /// One recipient's copy with the campaign's network and display settings applied.
-    fn render(&self, vars: &dyn Fn(&str) -> Option<String>) -> Rendered {
-        let mut r = self.spec.message.render(vars);
-        let s = &self.spec.settings;
-        if s.network_type == NetworkType::Wifi {
-            r.push_message.network_type = Some(1);
-        }
-        r.push_message.duration = s.display_ms.map(|(begin, end)| format!("{begin}-{end}"));
-        r
     }
 
     async fn wait_drained(&self) {
@@ -515,14 +502,7 @@ async fn ensure_list_task(ctx: &Context, run: &CampaignRun, client: &GetuiClient
     let Ok(rid) = RequestId::derive(&run.request_key, RequestId::MAX_CHUNK, 0) else {
         return false;
     };
-    let rendered = run.render(&|_| None);
-    let msg = ListMessage {
-        request_id: Some(rid.as_str().into()),
-        group_name: run.spec.settings.group.clone(),
-        settings: run.wire_settings.clone(),
-        push_message: rendered.push_message,
-        push_channel: rendered.push_channel,
-    };
+    let msg = run.getui.list_message(rid.as_str());
     match send::call(ctx, run, || client.create_list_message(&msg)).await {
         Outcome::Done(taskid) => match ctx.store.change(run.id, Change::SetListTask(taskid.clone())).await {
             Ok(_) => run.list_taskid.set(taskid).is_ok() || run.list_taskid.get().is_some(),
@@ -597,36 +577,9 @@ async fn run_app_push(ctx: &Context, run: &CampaignRun) {
         }
         return;
     }
-    let s = &run.spec.settings;
-    let settings = Settings {
-        ttl: s.ttl_ms,
-        speed: s.speed,
-        schedule_time: s.schedule_at_ms.filter(|_| s.upstream_schedule),
-        ..Settings::default()
-    };
-    let Rendered { push_message: message, push_channel } = run.render(&|_| None);
-    let conditions = run.spec.audience.as_ref().map(|a| a.conditions.clone()).unwrap_or_default();
-    let outcome = if conditions.is_empty() {
-        let push = Push {
-            request_id: rid.as_str().into(),
-            group_name: run.spec.settings.group.clone(),
-            audience: AllAudience,
-            settings: Some(settings),
-            push_message: message,
-            push_channel,
-        };
-        send::call(ctx, run, || client.push_all(&push)).await
-    } else {
-        let tag = conditions.into_iter().map(|c| Condition { key: c.key, values: c.values, opt_type: c.opt }).collect();
-        let push = Push {
-            request_id: rid.as_str().into(),
-            group_name: run.spec.settings.group.clone(),
-            audience: TagAudience { tag },
-            settings: Some(settings),
-            push_message: message,
-            push_channel,
-        };
-        send::call(ctx, run, || client.push_tag(&push)).await
+    let outcome = match run.getui.app_push(rid.as_str()) {
+        AppPush::All(push) => send::call(ctx, run, || client.push_all(&push)).await,
+        AppPush::Tag(push) => send::call(ctx, run, || client.push_tag(&push)).await,
     };
     match outcome {
         Outcome::Done(taskid) => {

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use super::retry::{Attempts, Verdict};
 use super::{CampaignRun, Context};
 use crate::domain::{Counts, RequestId, ResultName};
+use crate::render::getui::{batch, list_cid_push};
 use crate::store::{Change, Chunk};
 use crate::upstream::getui::client::{CidStatus, PushOutcome};
 use crate::upstream::getui::GetuiClient;
 use crate::upstream::ProviderError;
-use crate::wire::getui::{BatchPush, CidAudience, ListCidPush, Push};
 
 /// How a call with retries ended.
 pub(super) enum Outcome<T> {
@@ -201,11 +201,7 @@ pub(super) async fn send_list(
         if !mark_inflight(ctx, run, seq, &mut marked).await {
             return None;
         }
-        let push = ListCidPush {
-            audience: CidAudience { cid: part.iter().map(|s| s.as_str().into()).collect() },
-            taskid: taskid.as_str().into(),
-            is_async: false,
-        };
+        let push = list_cid_push(taskid, part);
         // `/push/list/cid` takes no request_id: nothing upstream recognises a repeat.
         let guard = RepeatGuard::Unguarded { recipients: part.len() as u64 };
         match call_guarded(ctx, run, guard, || client.push_list_cid(&push)).await {
@@ -230,7 +226,7 @@ pub(super) async fn send_batch(
     for i in 0..chunk.len() {
         let vars = chunk.vars_of(i);
         let lookup = |k: &str| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
-        let msg = run.render(&lookup);
+        let msg = run.getui.message(&lookup);
         // A rendered copy can outgrow a limit its template met: that recipient alone fails.
         if !msg.fits() {
             counts.add(ResultName::ParamInvalid, 1);
@@ -240,26 +236,19 @@ pub(super) async fn send_batch(
             counts.add(ResultName::Failed, 1);
             continue;
         };
-        messages.push((chunk.cid(i).to_string(), request_id, msg));
+        let (rid, cid) = (request_id.into_string().into(), chunk.cid(i).to_string().into());
+        messages.push(run.getui.single(rid, cid, msg));
     }
-    for (i, part) in messages.chunks(run.part_size).enumerate() {
-        if !pace(ctx, run, part.len(), i == 0).await {
+    // Each part takes its messages out of the list, so none is copied.
+    let mut rest = messages.into_iter().peekable();
+    let mut first = true;
+    while rest.peek().is_some() {
+        let part: Vec<_> = rest.by_ref().take(run.part_size).collect();
+        let part_len = part.len();
+        if !pace(ctx, run, part_len, std::mem::take(&mut first)).await {
             return None;
         }
-        let batch = BatchPush {
-            is_async: false,
-            msg_list: part
-                .iter()
-                .map(|(cid, rid, msg)| Push {
-                    request_id: rid.as_str().into(),
-                    group_name: run.spec.settings.group.clone(),
-                    audience: CidAudience { cid: vec![cid.as_str().into()] },
-                    settings: run.wire_settings.clone(),
-                    push_message: msg.push_message.clone(),
-                    push_channel: msg.push_channel.clone(),
-                })
-                .collect(),
-        };
+        let batch = batch(part);
         // Every message carries its request_id and Getui drops a repeat of one, so a retry
         // after a lost answer delivers nothing twice and needs no counting.
         match call(ctx, run, || client.push_single_batch_cid(&batch)).await {
@@ -269,7 +258,7 @@ pub(super) async fn send_batch(
                     counts.add(result_of(r.status), 1);
                 }
             }
-            Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
+            Outcome::GaveUp(r) => counts.add(r, part_len as u64),
             Outcome::Abandoned => return None,
         }
     }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::send::{call_guarded, mark_inflight, pace, Outcome, RepeatGuard};
 use super::{CampaignRun, Context};
 use crate::domain::{Counts, ResultName};
+use crate::render;
 use crate::store::Chunk;
 use crate::upstream::wecom::error::GETTOKEN;
 use crate::upstream::wecom::{SendOutcome, WecomClient, WecomError};
@@ -26,7 +27,7 @@ pub(super) async fn send_users(
 ) -> Option<Counts> {
     let mut counts = Counts::default();
     let users = unsuppressed(ctx, run, chunk, &mut counts).await?;
-    let Some(message) = run.spec.message.wecom.as_ref() else {
+    let Some(message) = run.spec.message.wecom.as_ref().map(render::wecom::app_message) else {
         counts.add(ResultName::ParamInvalid, users.len() as u64);
         return Some(counts);
     };
@@ -38,7 +39,7 @@ pub(super) async fn send_users(
         if !mark_inflight(ctx, run, seq, &mut marked).await {
             return None;
         }
-        let attempt = || observed(ctx, run, client.send(message, part));
+        let attempt = || observed(ctx, run, client.send(&message, part));
         match call_guarded(ctx, run, repeat_guard(client, part.len()), attempt).await {
             Outcome::Done(outcome) => tally(&mut counts, part, &outcome),
             Outcome::GaveUp(r) => counts.add(r, part.len() as u64),

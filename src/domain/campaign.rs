@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::message::MessageTemplate;
 use super::{Channel, FieldError};
+use crate::wire::getui::MAX_TTL_MS;
 use crate::wire::getui::{checks, regions};
-use crate::wire::getui::{OptType, MAX_TTL_MS};
 
 /// How recipients are cut into upstream calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +92,18 @@ pub struct DisplayWindow {
 /// Shortest display window v2 accepts (it must exceed 10 minutes).
 pub const MIN_DISPLAY_WINDOW_MS: i64 = 10 * 60_000;
 
+/// How the values of one audience condition combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagMatch {
+    /// The device matches any of the values.
+    Or,
+    /// The device matches all of the values.
+    And,
+    /// The device matches none of the values.
+    Not,
+}
+
 /// One condition of an app audience; conditions are ANDed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,11 +114,11 @@ pub struct AudienceCondition {
     pub values: Vec<String>,
     /// How values combine; OR unless given (the vendor SDK's default).
     #[serde(default = "default_opt")]
-    pub opt: OptType,
+    pub opt: TagMatch,
 }
 
-fn default_opt() -> OptType {
-    OptType::Or
+fn default_opt() -> TagMatch {
+    TagMatch::Or
 }
 
 /// The audience of an app campaign; no conditions means the whole app.
@@ -593,7 +605,7 @@ mod tests {
         v["audience"] = serde_json::json!({"conditions": [{"key": "phone_type", "values": ["android"]}]});
         let spec = validate(v).unwrap();
         assert_eq!(spec.mode, Mode::App);
-        assert_eq!(spec.audience.unwrap().conditions[0].opt, OptType::Or);
+        assert_eq!(spec.audience.unwrap().conditions[0].opt, TagMatch::Or);
     }
 
     #[test]
@@ -649,7 +661,7 @@ mod tests {
         let spec = validate(with(&["audience"], seed)).unwrap();
         let c = spec.audience.unwrap().conditions;
         assert_eq!(c[0].values, ["33010000", "51010000", "33000000"]);
-        assert_eq!((c[1].opt, c[2].opt), (OptType::Not, OptType::Or));
+        assert_eq!((c[1].opt, c[2].opt), (TagMatch::Not, TagMatch::Or));
         assert_eq!(c[2].values, ["android"]);
         let bad = |cond: serde_json::Value| field_of(with(&["audience"], serde_json::json!({"conditions": [cond]})));
         assert_eq!(bad(serde_json::json!({"key": "age", "values": ["0010"]})), "audience.conditions[0].key");

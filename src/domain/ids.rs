@@ -121,6 +121,11 @@ impl RequestId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id as sent, owned (a body that outlives the id takes it without a copy).
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// A store's random identity, made once when the store is created and kept with it.

@@ -1,15 +1,15 @@
 //! Message templates: what marketing writes (the seed's four template kinds plus the iOS APNs
-//! payload, with `${name}` variables) and how one recipient's copy is rendered into Getui's
-//! `push_message` and `push_channel`. The mapping table is in `docs/getui-features.md`.
+//! payload, with `${name}` variables, or a WeCom application message), and one recipient's
+//! copy of it with the variables filled in. The `render` module turns that copy into Getui's
+//! `push_message` and `push_channel`; the mapping table is in `docs/getui-features.md`.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use super::FieldError;
-use crate::wire::getui::checks;
-use crate::wire::getui::{Notification, PushMessage};
-use crate::wire::wecom::AppMessage;
+use crate::wire::getui::checks::{self, NotificationFields};
+use crate::wire::wecom::{check_content, check_news, check_textcard};
 
 /// A campaign's message: exactly one of the four kinds, optionally with an iOS APNs payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -32,7 +32,129 @@ pub struct MessageTemplate {
     pub ios: Option<ApnsTemplate>,
     /// The application message of a WeCom campaign (text, textcard, news or markdown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wecom: Option<AppMessage>,
+    pub wecom: Option<WecomMessage>,
+}
+
+/// A WeCom application message as a campaign defines it: one of the four types a campaign can
+/// send without uploading media.
+///
+/// It reads and writes the vendor's shape, `{"msgtype":"text","text":{"content":"hi"}}`, in the
+/// API and in the store alike (stored records keep the bytes they had when the spec held the
+/// wire type itself).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(into = "TaggedWecom", from = "TaggedWecom")]
+pub enum WecomMessage {
+    /// Plain text; `\n` and `<a href>` links are allowed.
+    Text {
+        /// 1..=2048 bytes.
+        content: String,
+    },
+    /// A card with a title, a description, a link and a button.
+    TextCard {
+        /// At most 128 bytes.
+        title: String,
+        /// At most 512 bytes; may hold `<div class="gray|highlight|normal">`.
+        description: String,
+        /// Where the card leads.
+        url: String,
+        /// Button text, at most 4 characters; WeCom shows "详情" when absent.
+        btntxt: Option<String>,
+    },
+    /// One to eight linked articles.
+    News {
+        /// The articles, in display order.
+        articles: Vec<WecomArticle>,
+    },
+    /// Markdown (shown by the WeCom app only).
+    Markdown {
+        /// 1..=2048 bytes.
+        content: String,
+    },
+}
+
+/// One article of a WeCom `news` message; the first is shown large.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WecomArticle {
+    /// Headline.
+    pub title: String,
+    /// Summary under the headline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Where a tap leads.
+    pub url: String,
+    /// Cover image URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picurl: Option<String>,
+}
+
+/// How [`WecomMessage`] is written: `msgtype` beside a body named after it.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "msgtype", rename_all = "lowercase")]
+enum TaggedWecom {
+    Text { text: WecomContent },
+    Textcard { textcard: WecomCard },
+    News { news: WecomArticles },
+    Markdown { markdown: WecomContent },
+}
+
+#[derive(Serialize, Deserialize)]
+struct WecomContent {
+    content: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WecomCard {
+    title: String,
+    description: String,
+    url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    btntxt: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WecomArticles {
+    articles: Vec<WecomArticle>,
+}
+
+impl From<WecomMessage> for TaggedWecom {
+    fn from(m: WecomMessage) -> Self {
+        match m {
+            WecomMessage::Text { content } => TaggedWecom::Text { text: WecomContent { content } },
+            WecomMessage::TextCard { title, description, url, btntxt } => {
+                TaggedWecom::Textcard { textcard: WecomCard { title, description, url, btntxt } }
+            }
+            WecomMessage::News { articles } => TaggedWecom::News { news: WecomArticles { articles } },
+            WecomMessage::Markdown { content } => TaggedWecom::Markdown { markdown: WecomContent { content } },
+        }
+    }
+}
+
+impl From<TaggedWecom> for WecomMessage {
+    fn from(m: TaggedWecom) -> Self {
+        match m {
+            TaggedWecom::Text { text } => WecomMessage::Text { content: text.content },
+            TaggedWecom::Textcard { textcard: c } => {
+                WecomMessage::TextCard { title: c.title, description: c.description, url: c.url, btntxt: c.btntxt }
+            }
+            TaggedWecom::News { news } => WecomMessage::News { articles: news.articles },
+            TaggedWecom::Markdown { markdown } => WecomMessage::Markdown { content: markdown.content },
+        }
+    }
+}
+
+impl WecomMessage {
+    /// Checks WeCom's documented limits, so that a campaign is refused when it is created
+    /// rather than by every send. The error says what to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            WecomMessage::Text { content } => check_content("text.content", content),
+            WecomMessage::Markdown { content } => check_content("markdown.content", content),
+            WecomMessage::TextCard { title, description, url, btntxt } => {
+                check_textcard(title, description, url, btntxt.as_deref())
+            }
+            WecomMessage::News { articles } => check_news(articles.iter().map(|a| (a.title.as_str(), a.url.as_str()))),
+        }
+    }
 }
 
 /// Looks of a notification shared by the notification, link and popup-download kinds.
@@ -201,25 +323,82 @@ pub const MAX_APNS_BYTES: usize = 4096;
 /// Getui's silent iOS sound.
 const SILENT_SOUND: &str = "com.gexin.ios.silence";
 
-/// One recipient's copy, as the wire carries it.
+/// One recipient's copy of a Getui campaign's message: the variables filled in and every
+/// notification-like kind brought to one notification. At most one of `notification` and
+/// `transmission` is set.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Rendered {
-    /// The Getui-channel message.
-    pub push_message: PushMessage,
-    /// Vendor channels (`{"ios": ...}`), when the template has an iOS payload.
-    pub push_channel: Option<serde_json::Value>,
+pub struct MessageCopy {
+    /// What Android shows, for the notification, link and popup-download kinds.
+    pub notification: Option<NotificationCopy>,
+    /// The pass-through payload of the transmission kind.
+    pub transmission: Option<String>,
+    /// What iOS shows: the APNs dictionary (`aps`, badge, payload) in Getui's iOS-channel shape.
+    pub ios: Option<serde_json::Value>,
 }
 
-impl Rendered {
-    /// Bytes of the APNs payload, if there is one.
-    pub fn apns_bytes(&self) -> usize {
-        self.push_channel.as_ref().map_or(0, |c| c["ios"].to_string().len())
-    }
+/// A notification as one recipient sees it, whichever template kind it came from.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NotificationCopy {
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// What a tap does: `startapp`, `url`, `intent`, `payload`, `payload_custom` or `none`.
+    pub click_type: String,
+    /// Target of `click_type: url`.
+    pub url: Option<String>,
+    /// Android intent of `click_type: intent`.
+    pub intent: Option<String>,
+    /// Payload of `click_type: payload`.
+    pub payload: Option<String>,
+    /// Embedded icon file name.
+    pub logo: Option<String>,
+    /// Icon URL.
+    pub logo_url: Option<String>,
+    /// Rings or vibrates on arrival (false: shown silently).
+    pub audible: bool,
+}
 
-    /// True when the copy fits every limit: Getui's `push_message` rules and Apple's 4 KB.
-    pub fn fits(&self) -> bool {
-        checks::check_push_message(&self.push_message).is_ok() && self.apns_bytes() <= MAX_APNS_BYTES
+impl NotificationCopy {
+    /// The fields Getui's notification rules look at, with `channel_level` left to the wire.
+    fn fields(&self) -> NotificationFields<'_> {
+        NotificationFields {
+            title: &self.title,
+            body: &self.body,
+            click_type: &self.click_type,
+            url: self.url.as_deref(),
+            intent: self.intent.as_deref(),
+            payload: self.payload.as_deref(),
+            logo: self.logo.as_deref(),
+            logo_url: self.logo_url.as_deref(),
+            channel_level: None,
+        }
     }
+}
+
+impl MessageCopy {
+    /// Bytes of the APNs payload as it is sent, if there is one.
+    pub fn apns_bytes(&self) -> usize {
+        self.ios.as_ref().map_or(0, json_len)
+    }
+}
+
+/// Length of `v` written as compact JSON, counted without building the text.
+pub fn json_len(v: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, v);
+    count.0
 }
 
 impl MessageTemplate {
@@ -277,40 +456,37 @@ impl MessageTemplate {
         }
     }
 
-    /// Renders one recipient's copy; an unknown variable renders as the empty string.
-    pub fn render(&self, vars: &dyn Fn(&str) -> Option<String>) -> Rendered {
+    /// One recipient's copy; an unknown variable becomes the empty string.
+    pub fn personalize(&self, vars: &dyn Fn(&str) -> Option<String>) -> MessageCopy {
         let r = |s: &str| substitute(s, vars);
         let notification = if let Some(n) = &self.notification {
-            Some(render_notification(n, &r))
+            Some(notification_copy(n, &r))
         } else if let Some(l) = &self.link {
-            Some(Notification {
+            Some(NotificationCopy {
                 title: r(&l.title),
                 body: r(&l.body),
                 click_type: "url".into(),
                 url: Some(r(&l.url)),
                 logo: l.logo.clone(),
                 logo_url: l.logo_url.clone(),
-                channel_level: Some(channel_level(l.ring, l.vibrate)),
-                ..Notification::default()
+                audible: l.ring || l.vibrate,
+                ..NotificationCopy::default()
             })
         } else {
-            self.popup_download.as_ref().map(|p| Notification {
+            self.popup_download.as_ref().map(|p| NotificationCopy {
                 title: r(&p.title),
                 body: r(&p.body),
                 click_type: "payload".into(),
                 payload: Some(popup_payload(p, &r)),
                 logo: p.logo.clone(),
-                channel_level: Some(channel_level(p.ring, p.vibrate)),
-                ..Notification::default()
+                audible: p.ring || p.vibrate,
+                ..NotificationCopy::default()
             })
         };
-        Rendered {
-            push_message: PushMessage {
-                notification,
-                transmission: self.transmission.as_deref().map(r),
-                ..PushMessage::default()
-            },
-            push_channel: self.ios.as_ref().map(|i| serde_json::json!({ "ios": apns_json(i, &r) })),
+        MessageCopy {
+            notification,
+            transmission: self.transmission.as_deref().map(r),
+            ios: self.ios.as_ref().map(|i| apns_json(i, &r)),
         }
     }
 
@@ -338,8 +514,13 @@ impl MessageTemplate {
         self.check_unsendable()?;
         // Variables render as a placeholder so that a `${name}`-only title is not "empty";
         // each recipient's copy is checked again when it is sent.
-        let plain = self.render(&|_| Some("x".into()));
-        checks::check_push_message(&plain.push_message).map_err(|v| {
+        let plain = self.personalize(&|_| Some("x".into()));
+        let checked = match (&plain.notification, &plain.transmission) {
+            (Some(n), _) => checks::check_notification_fields(&n.fields()),
+            (None, Some(t)) => checks::check_transmission(t),
+            (None, None) => Ok(()),
+        };
+        checked.map_err(|v| {
             let field = v.param.replacen("push_message.notification", self.notification_field(), 1);
             FieldError::new(field.replacen("push_message", "message", 1), v.msg)
         })?;
@@ -394,12 +575,12 @@ impl MessageTemplate {
     }
 }
 
-fn render_notification(n: &NotificationTemplate, r: &dyn Fn(&str) -> String) -> Notification {
+fn notification_copy(n: &NotificationTemplate, r: &dyn Fn(&str) -> String) -> NotificationCopy {
     let (click_type, payload) = match (&n.transmission_content, &n.payload) {
         (Some(content), _) => ("payload".to_owned(), Some(r(content))),
         (None, p) => (n.click_type.clone(), p.as_deref().map(r)),
     };
-    Notification {
+    NotificationCopy {
         title: r(&n.title),
         body: r(&n.body),
         click_type,
@@ -408,8 +589,7 @@ fn render_notification(n: &NotificationTemplate, r: &dyn Fn(&str) -> String) -> 
         payload,
         logo: n.logo.clone(),
         logo_url: n.logo_url.clone(),
-        channel_level: Some(channel_level(n.ring, n.vibrate)),
-        ..Notification::default()
+        audible: n.ring || n.vibrate,
     }
 }
 
@@ -430,17 +610,8 @@ fn popup_payload(p: &PopupDownloadTemplate, r: &dyn Fn(&str) -> String) -> Strin
     .to_string()
 }
 
-/// v2 has importance levels, not separate ring and vibrate switches: 3 rings and vibrates,
-/// 2 shows silently.
-fn channel_level(ring: bool, vibrate: bool) -> u8 {
-    if ring || vibrate {
-        3
-    } else {
-        2
-    }
-}
-
-/// `push_channel.ios` in v2's shape: `aps.alert` with APNs' kebab-case keys.
+/// The APNs dictionary in the shape Getui's `push_channel.ios` takes: `aps.alert` with APNs'
+/// kebab-case keys. It stays with the template because creation measures it against Apple's 4 KB.
 fn apns_json(i: &ApnsTemplate, r: &dyn Fn(&str) -> String) -> serde_json::Value {
     let mut alert = serde_json::Map::new();
     let mut put = |k: &str, v: Option<serde_json::Value>| {
@@ -519,16 +690,6 @@ mod tests {
     }
 
     #[test]
-    fn variables_are_found_and_rendered() {
-        let t = note("Hi ${name}, ${pct}% off ${name}");
-        assert_eq!(t.variables().into_iter().collect::<Vec<_>>(), vec!["name", "pct"]);
-        let msg = t.render(&|k| (k == "name").then(|| "Li".to_owned()));
-        assert_eq!(msg.push_message.notification.unwrap().body, "Hi Li, % off Li");
-        assert!(note("no variables").variables().is_empty());
-        assert_eq!(substitute("broken ${name", &|_| Some("x".into())), "broken ${name");
-    }
-
-    #[test]
     fn validation_names_the_message_field() {
         let err = note(&"x".repeat(257)).validate().unwrap_err();
         assert_eq!(err.field, "message.notification.body");
@@ -544,47 +705,5 @@ mod tests {
         assert_eq!(badge.validate().unwrap_err().field, "message.ios.badge");
         let huge = template(serde_json::json!({"transmission": "x", "ios": {"body": "x".repeat(5000)}}));
         assert_eq!(huge.validate().unwrap_err().field, "message.ios");
-    }
-
-    #[test]
-    fn each_kind_maps_to_its_v2_shape() {
-        let n = template(serde_json::json!({"notification": {
-            "title": "t", "body": "b", "transmission_content": "{\"k\":1}", "ring": false, "vibrate": false}}));
-        let w = n.render(&|_| None).push_message.notification.unwrap();
-        assert_eq!(
-            (w.click_type.as_str(), w.payload.as_deref(), w.channel_level),
-            ("payload", Some("{\"k\":1}"), Some(2))
-        );
-        let l = template(serde_json::json!({"link": {"title": "t", "body": "b", "url": "https://x.cn"}}));
-        let w = l.render(&|_| None).push_message.notification.unwrap();
-        assert_eq!((w.click_type.as_str(), w.url.as_deref(), w.channel_level), ("url", Some("https://x.cn"), Some(3)));
-        let p = template(serde_json::json!({"popup_download": {"title": "t", "body": "b", "popup_title": "p",
-            "popup_content": "c", "download_title": "d", "download_url": "https://x.cn/a.apk"}}));
-        let w = p.render(&|_| None).push_message.notification.unwrap();
-        assert_eq!(w.click_type, "payload");
-        let carried: serde_json::Value = serde_json::from_str(w.payload.as_deref().unwrap()).unwrap();
-        assert_eq!(carried["download"]["url"], "https://x.cn/a.apk");
-        assert_eq!(carried["popup"]["buttons"], serde_json::json!(["下载", "取消"]));
-        let t = template(serde_json::json!({"transmission": "hello ${name}"}));
-        assert_eq!(t.render(&|_| Some("Li".into())).push_message.transmission.as_deref(), Some("hello Li"));
-        assert_eq!(t.kind(), Some("transmission"));
-    }
-
-    #[test]
-    fn apns_payload_uses_v2_keys() {
-        let t = template(serde_json::json!({"transmission": "x", "ios": {
-            "title": "Hi ${name}", "body": "b", "loc_key": "LK", "loc_args": ["a"], "badge": "+1",
-            "sound": "silent", "category": "ACTIONABLE", "content_available": true, "payload": {"k": 1}}}));
-        t.validate().unwrap();
-        let ios = t.render(&|_| Some("Li".into())).push_channel.unwrap()["ios"].clone();
-        assert_eq!(ios["type"], "notify");
-        assert_eq!(ios["aps"]["alert"]["title"], "Hi Li");
-        assert_eq!(ios["aps"]["alert"]["loc-key"], "LK");
-        assert_eq!(ios["aps"]["alert"]["loc-args"][0], "a");
-        assert_eq!(ios["aps"]["sound"], SILENT_SOUND);
-        assert_eq!(ios["aps"]["category"], "ACTIONABLE");
-        assert_eq!(ios["aps"]["content-available"], 1);
-        assert_eq!(ios["auto_badge"], "+1");
-        assert_eq!(ios["payload"], "{\"k\":1}");
     }
 }

@@ -14,6 +14,8 @@
 mod codec;
 mod deliveries;
 mod sled_store;
+#[cfg(test)]
+mod v1_records;
 mod writer;
 
 use std::future::Future;

@@ -192,19 +192,22 @@ impl AppMessage {
             AppMessage::TextCard { title, description, url, btntxt } => {
                 check_textcard(title, description, url, btntxt.as_deref())
             }
-            AppMessage::News { articles } => check_news(articles),
+            AppMessage::News { articles } => check_news(articles.iter().map(|a| (a.title.as_str(), a.url.as_str()))),
         }
     }
 }
 
-fn check_content(field: &str, content: &str) -> Result<(), String> {
+/// `text.content` or `markdown.content` (`field` names which): some text, at most
+/// [`MAX_CONTENT_BYTES`].
+pub fn check_content(field: &str, content: &str) -> Result<(), String> {
     if content.trim().is_empty() {
         return Err(format!("{field} is empty; give it some text"));
     }
     max_bytes(field, content, MAX_CONTENT_BYTES)
 }
 
-fn check_textcard(title: &str, description: &str, url: &str, btntxt: Option<&str>) -> Result<(), String> {
+/// `textcard`: title, description and url present, each within its limit, and a short button.
+pub fn check_textcard(title: &str, description: &str, url: &str, btntxt: Option<&str>) -> Result<(), String> {
     required("textcard.title", title)?;
     max_bytes("textcard.title", title, MAX_TEXTCARD_TITLE_BYTES)?;
     required("textcard.description", description)?;
@@ -221,14 +224,15 @@ fn check_textcard(title: &str, description: &str, url: &str, btntxt: Option<&str
     Ok(())
 }
 
-fn check_news(articles: &[NewsArticle]) -> Result<(), String> {
+/// `news`: 1 to [`MAX_NEWS_ARTICLES`] articles, given as `(title, url)`, each with both.
+pub fn check_news<'a>(articles: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
     let n = articles.len();
     if n == 0 || n > MAX_NEWS_ARTICLES {
         return Err(format!("news.articles holds {n} articles; give it 1 to {MAX_NEWS_ARTICLES}"));
     }
-    for (i, a) in articles.iter().enumerate() {
-        required(&format!("news.articles[{i}].title"), &a.title)?;
-        required(&format!("news.articles[{i}].url"), &a.url)?;
+    for (i, (title, url)) in articles.enumerate() {
+        required(&format!("news.articles[{i}].title"), title)?;
+        required(&format!("news.articles[{i}].url"), url)?;
     }
     Ok(())
 }

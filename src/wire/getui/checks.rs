@@ -71,7 +71,7 @@ pub fn check_push_message(m: &PushMessage) -> Result<(), Violation> {
         return Err(violation("push_message", "please choose one of notification and transmission and revoke"));
     }
     if let Some(t) = &m.transmission {
-        max_chars("push_message.transmission", "transmission", t, MAX_TRANSMISSION_CHARS)?;
+        check_transmission(t)?;
     }
     if let Some(nt) = m.network_type {
         if nt > 1 {
@@ -97,42 +97,90 @@ fn check_duration(d: &str) -> Result<(), Violation> {
     }
 }
 
+/// The fields of a notification the rules look at, borrowed, so that a notification can be
+/// checked before any wire value is built (the campaign's template at creation).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NotificationFields<'a> {
+    /// Title.
+    pub title: &'a str,
+    /// Body.
+    pub body: &'a str,
+    /// What a tap does.
+    pub click_type: &'a str,
+    /// Target of `click_type: url`.
+    pub url: Option<&'a str>,
+    /// Android intent of `click_type: intent`.
+    pub intent: Option<&'a str>,
+    /// Payload of `click_type: payload` or `payload_custom`.
+    pub payload: Option<&'a str>,
+    /// Embedded icon file name.
+    pub logo: Option<&'a str>,
+    /// Icon URL.
+    pub logo_url: Option<&'a str>,
+    /// 0–4 importance.
+    pub channel_level: Option<u8>,
+}
+
+impl<'a> From<&'a super::Notification> for NotificationFields<'a> {
+    fn from(n: &'a super::Notification) -> Self {
+        NotificationFields {
+            title: &n.title,
+            body: &n.body,
+            click_type: &n.click_type,
+            url: n.url.as_deref(),
+            intent: n.intent.as_deref(),
+            payload: n.payload.as_deref(),
+            logo: n.logo.as_deref(),
+            logo_url: n.logo_url.as_deref(),
+            channel_level: n.channel_level,
+        }
+    }
+}
+
 fn check_notification(n: &super::Notification) -> Result<(), Violation> {
+    check_notification_fields(&n.into())
+}
+
+/// transmission: at most 3072 characters.
+pub fn check_transmission(t: &str) -> Result<(), Violation> {
+    max_chars("push_message.transmission", "transmission", t, MAX_TRANSMISSION_CHARS)
+}
+
+/// push_message.notification: title and body present, each field within its limit, and the
+/// target its click type needs.
+pub fn check_notification_fields(n: &NotificationFields<'_>) -> Result<(), Violation> {
     if n.title.is_empty() {
         return Err(violation("push_message.notification.title", "title can not be empty"));
     }
     if n.body.is_empty() {
         return Err(violation("push_message.notification.body", "body can not be empty"));
     }
-    max_chars("push_message.notification.title", "title", &n.title, MAX_TITLE_CHARS)?;
-    max_chars("push_message.notification.body", "body", &n.body, MAX_BODY_CHARS)?;
-    if !CLICK_TYPES.contains(&n.click_type.as_str()) {
+    max_chars("push_message.notification.title", "title", n.title, MAX_TITLE_CHARS)?;
+    max_chars("push_message.notification.body", "body", n.body, MAX_BODY_CHARS)?;
+    if !CLICK_TYPES.contains(&n.click_type) {
         return Err(violation("push_message.notification.click_type", "click_type is invalid"));
     }
-    let needs = |field: &Option<String>, param: &'static str, name: &str| match field {
+    let needs = |field: Option<&str>, param: &'static str, name: &str| match field {
         Some(v) if !v.is_empty() => Ok(()),
         _ => Err(violation(param, format!("{name} can not be empty"))),
     };
-    match n.click_type.as_str() {
-        "url" => needs(&n.url, "push_message.notification.url", "url")?,
-        "intent" => needs(&n.intent, "push_message.notification.intent", "intent")?,
-        "payload" | "payload_custom" => needs(&n.payload, "push_message.notification.payload", "payload")?,
+    match n.click_type {
+        "url" => needs(n.url, "push_message.notification.url", "url")?,
+        "intent" => needs(n.intent, "push_message.notification.intent", "intent")?,
+        "payload" | "payload_custom" => needs(n.payload, "push_message.notification.payload", "payload")?,
         _ => {}
     }
-    if let Some(url) = &n.url {
-        max_chars("push_message.notification.url", "url", url, MAX_URL_CHARS)?;
-    }
-    if let Some(p) = &n.payload {
-        max_chars("push_message.notification.payload", "payload", p, MAX_TRANSMISSION_CHARS)?;
-    }
-    if let Some(intent) = &n.intent {
-        max_chars("push_message.notification.intent", "intent", intent, 4096)?;
-    }
-    if let Some(logo) = &n.logo {
-        max_chars("push_message.notification.logo", "logo", logo, 64)?;
-    }
-    if let Some(url) = &n.logo_url {
-        max_chars("push_message.notification.logo_url", "logo_url", url, 256)?;
+    let limits = [
+        (n.url, "push_message.notification.url", "url", MAX_URL_CHARS),
+        (n.payload, "push_message.notification.payload", "payload", MAX_TRANSMISSION_CHARS),
+        (n.intent, "push_message.notification.intent", "intent", 4096),
+        (n.logo, "push_message.notification.logo", "logo", 64),
+        (n.logo_url, "push_message.notification.logo_url", "logo_url", 256),
+    ];
+    for (value, param, name, max) in limits {
+        if let Some(v) = value {
+            max_chars(param, name, v, max)?;
+        }
     }
     if n.channel_level.is_some_and(|l| l > 4) {
         return Err(violation("push_message.notification.channel_level", "channel_level is invalid"));
