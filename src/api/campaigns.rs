@@ -262,7 +262,7 @@ fn view_with(state: &ApiState, rec: &CampaignRecord, progress: &Progress) -> Cam
         id: rec.id.to_string(),
         name: rec.spec.name.clone(),
         app: rec.spec.app.clone(),
-        channel: rec.spec.channel.clone(),
+        channel: rec.spec.channel.as_str().to_owned(),
         mode: match rec.spec.mode {
             Mode::List | Mode::Auto => "list",
             Mode::BatchSingle => "batch_single",

@@ -249,7 +249,7 @@ async fn upload_body(
         state.settings.chunk_size
     };
     let mut job = Job::new(state, id, rec.chunk_count, chunk_size, rec.spec.mode == Mode::BatchSingle, seen);
-    job.members = rec.spec.channel == "wecom";
+    job.members = rec.spec.channel == crate::domain::Channel::Wecom;
     job.room = state.settings.max_recipients.saturating_sub(rec.recipients);
     let outcome = job.read(req.into_body(), format).await;
     let outcome = match outcome {

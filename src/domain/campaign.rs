@@ -137,8 +137,8 @@ pub struct CampaignSpec {
     pub name: String,
     /// App name from the configuration.
     pub app: String,
-    /// Send channel (`getui`).
-    pub channel: String,
+    /// The app's send channel.
+    pub channel: Channel,
     /// Send mode, never `Auto` once created.
     pub mode: Mode,
     /// The message.
@@ -385,15 +385,7 @@ impl CreateCampaign {
                 "only app campaigns can be scheduled by the upstream; list and batch_single campaigns use \"daemon\"",
             ));
         }
-        Ok(CampaignSpec {
-            name: self.name,
-            app: self.app,
-            channel: channel_name.to_owned(),
-            mode,
-            message: self.message,
-            settings,
-            audience,
-        })
+        Ok(CampaignSpec { name: self.name, app: self.app, channel, mode, message: self.message, settings, audience })
     }
 
     /// WeCom campaigns: one application message to an uploaded list of member ids.
@@ -418,7 +410,7 @@ impl CreateCampaign {
         Ok(CampaignSpec {
             name: self.name,
             app: self.app,
-            channel: Channel::Wecom.as_str().into(),
+            channel: Channel::Wecom,
             mode: Mode::List,
             message: self.message,
             settings,

@@ -16,7 +16,7 @@ pub use ids::{CompactCid, RequestId, RequestIdError, RequestKey, StoreIdentity};
 pub use outcome::{Counts, ResultName};
 
 /// The send channels an app can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     /// Getui RestAPI v2.
