@@ -237,3 +237,135 @@ pub(super) async fn send_batch(
     }
     Some(counts)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::dispatch::decide::retry::{backoff, RetryPolicy};
+    use crate::dispatch::{AppSender, Upstream};
+    use crate::domain::campaign::sample_spec;
+    use crate::metrics::Metrics;
+    use crate::secret::Secret;
+    use crate::store::{SledStore, Store, StoreSettings};
+    use crate::upstream::getui::client::CidStatus;
+    use crate::upstream::getui::{GetuiError, GetuiSettings};
+    use crate::upstream::http::PoolSettings;
+
+    /// A context over a fresh store and a campaign of an app whose client is never called
+    /// (the tests' attempts stand in for it).
+    async fn fixture(policy: RetryPolicy) -> (tempfile::TempDir, Context, CampaignRun) {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let settings = StoreSettings { path: dir.path().to_path_buf(), cache_bytes: 8 << 20 };
+        let store: Arc<dyn Store> = SledStore::open(&settings).expect("a store");
+        let rec = store.create(sample_spec(), 1).await.expect("a campaign");
+        let client = GetuiClient::new(GetuiSettings {
+            base_url: "http://127.0.0.1:9/v2".into(),
+            app_id: "app".into(),
+            app_key: "key".into(),
+            master_secret: Secret::new("secret"),
+            request_timeout: Duration::from_secs(1),
+            token_refresh_margin: Duration::from_secs(60),
+            pool: PoolSettings::default(),
+        })
+        .expect("a client");
+        let metrics = Arc::new(Metrics::new());
+        let app = Arc::new(AppSender::new("main", Upstream::Getui(client), None, metrics.clone()));
+        let shutdown = CancellationToken::new();
+        let run = CampaignRun::new(&rec, store.identity(), app.clone(), &shutdown);
+        let apps = HashMap::from([("main".to_owned(), app)]);
+        (dir, Context { store, apps, metrics, policy, shutdown }, run)
+    }
+
+    fn unavailable() -> GetuiError {
+        GetuiError::Http { endpoint: "POST /push/list/cid", status: 503 }
+    }
+
+    #[test]
+    fn the_core_reads_every_status_word_as_the_getui_client_does() {
+        for word in ["successed_online", "successed_offline", "successed_ignore", "something_new"] {
+            let expected = match CidStatus::parse(word) {
+                CidStatus::SuccessedOnline => ResultName::SuccessedOnline,
+                CidStatus::SuccessedOffline => ResultName::SuccessedOffline,
+                CidStatus::SuccessedIgnore => ResultName::SuccessedIgnore,
+                CidStatus::Other(_) => ResultName::SuccessedUnknown,
+            };
+            assert_eq!(answers::status_result(Some(word)), expected, "{word}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn call_guarded_waits_exactly_the_planned_backoffs_and_counts_each_resend_replayed() {
+        let policy = RetryPolicy::default();
+        let (_dir, ctx, run) = fixture(policy.clone()).await;
+        // The loop draws its jitter from the thread's generator: seed it, and replay the draws.
+        fastrand::seed(7);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let planned: Vec<Duration> = (1..=3).map(|n| backoff(policy.base, policy.cap, n, rng.f64())).collect();
+        let mut sent_at = Vec::new();
+        let guard = RepeatGuard::Unguarded { recipients: 3 };
+        let outcome = call_guarded(&ctx, &run, guard, || {
+            sent_at.push(tokio::time::Instant::now());
+            let failed = sent_at.len() <= 3;
+            async move {
+                if failed {
+                    Err(unavailable())
+                } else {
+                    Ok("answered")
+                }
+            }
+        })
+        .await;
+        assert!(matches!(outcome, Outcome::Done("answered")));
+        let waited: Vec<Duration> = sent_at.windows(2).map(|w| w[1] - w[0]).collect();
+        // Tokio's timer rounds a deadline up to its next millisecond.
+        let ticks: Vec<Duration> =
+            planned.iter().map(|d| Duration::from_millis(d.as_nanos().div_ceil(1_000_000) as u64)).collect();
+        assert_eq!(waited, ticks);
+        let rec = ctx.store.get(run.id).await.expect("readable").expect("the campaign");
+        assert_eq!(rec.replayed, 9, "three resends of three recipients whose answer was lost");
+        let retries = ctx.metrics.retries_total.with_label_values(&["main", "maybe_delivered"]).get();
+        assert_eq!(retries, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn call_guarded_gives_up_after_the_budget_without_waiting_after_the_last_failure() {
+        let policy = RetryPolicy { max_attempts: 2, ..RetryPolicy::default() };
+        let (_dir, ctx, run) = fixture(policy).await;
+        let started = tokio::time::Instant::now();
+        let mut attempts = 0;
+        let outcome = call_guarded(&ctx, &run, RepeatGuard::RequestId, || {
+            attempts += 1;
+            async { Err::<(), _>(unavailable()) }
+        })
+        .await;
+        assert!(matches!(outcome, Outcome::GaveUp(ResultName::UpstreamUnavailable)));
+        assert_eq!(attempts, 2);
+        assert!(started.elapsed() <= Duration::from_millis(100), "one backoff of at most the base");
+        let rec = ctx.store.get(run.id).await.expect("readable").expect("the campaign");
+        assert_eq!(rec.replayed, 0, "request ids make the resend harmless");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_during_a_retry_wait_abandons_the_call() {
+        let (_dir, ctx, run) = fixture(RetryPolicy::default()).await;
+        let shutdown = ctx.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            shutdown.cancel();
+        });
+        let mut attempts = 0;
+        let outcome = call_guarded(&ctx, &run, RepeatGuard::RequestId, || {
+            attempts += 1;
+            async { Err::<(), _>(unavailable()) }
+        })
+        .await;
+        assert!(matches!(outcome, Outcome::Abandoned));
+        assert_eq!(attempts, 1, "the wait (at least 50 ms) was cut short at 10 ms");
+    }
+}
