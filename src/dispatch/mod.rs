@@ -21,6 +21,8 @@ mod runner;
 mod scheduler;
 mod send;
 mod shard;
+#[cfg(test)]
+mod testing;
 mod wecom;
 
 use std::collections::HashMap;

@@ -96,3 +96,59 @@ async fn settle_inflight(ctx: &Context, run: &CampaignRun) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::fixture;
+    use super::*;
+    use crate::dispatch::RetryPolicy;
+    use crate::domain::Counts;
+    use crate::store::{Ack, Chunk, UploadCommit};
+
+    /// A run whose campaign holds `n` committed chunks of one recipient each.
+    async fn with_chunks(n: u64) -> (tempfile::TempDir, Context, Arc<CampaignRun>) {
+        let (dir, ctx, run) = fixture(RetryPolicy::default()).await;
+        for seq in 0..n {
+            let chunk = Chunk { cids: vec![seq as u8; 16], ..Chunk::default() };
+            ctx.store.stage_chunk(run.id, seq, chunk).await.expect("a staged chunk");
+        }
+        let commit = UploadCommit { first_seq: 0, chunks: n, recipients: n, duplicates: 0, rejected: 0 };
+        ctx.store.commit_upload(run.id, commit).await.expect("a committed upload");
+        (dir, ctx, Arc::new(run))
+    }
+
+    #[tokio::test]
+    async fn the_feed_hands_out_pending_chunks_in_seq_order_across_pages() {
+        let (_dir, ctx, run) = with_chunks(40).await;
+        ctx.store.ack(Ack { campaign: run.id, seq: 17, counts: Counts::default() }).await.expect("an ack");
+        ctx.store.flush().await.expect("a flush");
+        let (tx, mut rx) = mpsc::channel(64);
+        feed(&ctx, &run, &tx).await;
+        drop(tx);
+        let mut seqs = Vec::new();
+        while let Some(work) = rx.recv().await {
+            seqs.push(work.seq);
+        }
+        let expected: Vec<u64> = (0..40).filter(|s| *s != 17).collect();
+        assert_eq!(seqs, expected, "in order, the acknowledged one left out");
+        run.wait_drained().await;
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_the_feed_and_every_chunk_handed_out_is_released() {
+        let (_dir, ctx, run) = with_chunks(10).await;
+        let (tx, mut rx) = mpsc::channel::<Work>(2);
+        let consume = async {
+            let mut seqs = Vec::new();
+            for _ in 0..3 {
+                seqs.extend(rx.recv().await.map(|w| w.seq));
+            }
+            run.stop.cancel();
+            seqs
+        };
+        let ((), seqs) = tokio::join!(feed(&ctx, &run, &tx), consume);
+        assert_eq!(seqs, [0, 1, 2]);
+        drop(rx); // the chunks still queued are released with the queue
+        run.wait_drained().await;
+    }
+}
