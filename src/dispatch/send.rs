@@ -334,4 +334,13 @@ mod tests {
         assert!(matches!(outcome, Outcome::Abandoned));
         assert_eq!(attempts, 1, "the wait (at least 50 ms) was cut short at 10 ms");
     }
+
+    #[tokio::test]
+    async fn a_paused_run_holds_back_a_chunks_first_part_but_not_the_rest() {
+        let (_dir, ctx, run) = fixture(RetryPolicy::default()).await;
+        assert!(pace(&ctx, &run, 10, 0).await, "running: the first part goes");
+        run.stop.cancel();
+        assert!(!pace(&ctx, &run, 10, 0).await, "paused before the chunk began: it stays pending");
+        assert!(pace(&ctx, &run, 10, 1).await, "paused mid-chunk: the rest follows");
+    }
 }
