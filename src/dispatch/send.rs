@@ -2,16 +2,20 @@
 
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::retry::{Attempts, Verdict};
+use super::decide::answers;
+use super::decide::call::{CallPlan, Retry};
+use super::decide::parts;
+use super::failure::described;
 use super::{CampaignRun, Context};
 use crate::domain::{Counts, RequestId, ResultName};
 use crate::render::getui::{batch, list_cid_push};
 use crate::store::{Change, Chunk};
-use crate::upstream::getui::client::{CidStatus, PushOutcome};
 use crate::upstream::getui::GetuiClient;
 use crate::upstream::ProviderError;
+
+pub(super) use super::decide::call::RepeatGuard;
 
 /// How a call with retries ended.
 pub(super) enum Outcome<T> {
@@ -21,44 +25,6 @@ pub(super) enum Outcome<T> {
     GaveUp(ResultName),
     /// The daemon is stopping; nothing is recorded and the chunk stays pending.
     Abandoned,
-}
-
-/// What keeps a retried call from reaching its recipients twice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum RepeatGuard {
-    /// The upstream drops a repeated request_id (batch_single messages, the list task, app
-    /// pushes), so a retry never delivers twice and is not counted as a repeat.
-    RequestId,
-    /// Nothing does (`/push/list/cid`, WeCom without its duplicate check): a retry after a
-    /// failure that may have delivered may reach these recipients again.
-    Unguarded {
-        /// Recipients of the call.
-        recipients: u64,
-    },
-    /// WeCom's duplicate check drops an identical send made within `window` of the first.
-    Window {
-        /// Recipients of the call.
-        recipients: u64,
-        /// The `duplicate_check_interval` the sends carry.
-        window: Duration,
-    },
-}
-
-impl RepeatGuard {
-    /// Whether a retry after a maybe-delivered failure is a possible repeat at all.
-    fn counts_repeats(self) -> bool {
-        self != RepeatGuard::RequestId
-    }
-
-    /// Recipients a retry made `since_first` after the call's first attempt may reach twice.
-    fn exposed(self, since_first: Duration) -> u64 {
-        match self {
-            RepeatGuard::RequestId => 0,
-            RepeatGuard::Unguarded { recipients } => recipients,
-            RepeatGuard::Window { recipients, window } if since_first >= window => recipients,
-            RepeatGuard::Window { .. } => 0,
-        }
-    }
 }
 
 /// Calls an upstream that drops repeated request_ids until it succeeds, fails for good, or
@@ -74,7 +40,8 @@ where
 
 /// Like [`call`], for any `guard`. A retry after a failure that may have delivered is counted
 /// under `retries_total{reason="maybe_delivered"}` and, unless the upstream drops it as a
-/// repeat, adds its recipients to the campaign's `replayed`, just before it is sent.
+/// repeat, adds its recipients to the campaign's `replayed`, just before it is sent. What to
+/// do after each failure is the [`CallPlan`]'s; this loop waits, pauses, calls and records.
 pub(super) async fn call_guarded<T, E, F, Fut>(
     ctx: &Context,
     run: &CampaignRun,
@@ -86,43 +53,44 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let mut attempts = Attempts::default();
+    let mut plan = CallPlan::new(guard);
     let mut first_attempt: Option<Instant> = None;
-    let mut repeats_maybe_delivered = false;
     loop {
         tokio::select! {
             _ = ctx.shutdown.cancelled() => return Outcome::Abandoned,
             _ = run.app.ready_for_call() => {}
         }
         let first = *first_attempt.get_or_insert_with(Instant::now);
-        if repeats_maybe_delivered {
-            add_replayed(ctx, run, guard.exposed(first.elapsed())).await;
-        }
+        add_replayed(ctx, run, plan.sending(first.elapsed())).await;
         let err = match attempt().await {
             Ok(v) => return Outcome::Done(v),
             Err(e) => e,
         };
-        match attempts.after(&err, &ctx.policy, fastrand::f64()) {
-            Verdict::GiveUp(result) => {
+        let (wait, reason) = match plan.failed(described(&err), &ctx.policy, fastrand::f64()) {
+            Retry::GiveUp(result) => {
                 tracing::warn!(campaign = run.id, error = %err, result = result.as_str(), "giving up on a call");
                 return Outcome::GaveUp(result);
             }
-            Verdict::RetryAfter { wait, app_wide } => {
-                repeats_maybe_delivered = guard.counts_repeats() && err.maybe_delivered();
-                let reason = if repeats_maybe_delivered { "maybe_delivered" } else { err.class().as_str() };
-                ctx.metrics.retries_total.with_label_values(&[run.app.name.as_str(), reason]).inc();
-                tracing::debug!(campaign = run.id, error = %err, ?wait, "retrying");
-                if app_wide {
-                    run.app.pause_for(wait);
-                    continue;
-                }
-                tokio::select! {
-                    _ = ctx.shutdown.cancelled() => return Outcome::Abandoned,
-                    _ = tokio::time::sleep(wait) => {}
-                }
+            Retry::PauseApp { wait, reason } => {
+                retried(ctx, run, &err, reason, wait);
+                // The app's wait, at the top of the loop, holds this call too.
+                run.app.pause_for(wait);
+                continue;
             }
+            Retry::Wait { wait, reason } => (wait, reason),
+        };
+        retried(ctx, run, &err, reason, wait);
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return Outcome::Abandoned,
+            _ = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Counts a retry under `reason`.
+fn retried(ctx: &Context, run: &CampaignRun, err: &impl ProviderError, reason: &str, wait: std::time::Duration) {
+    ctx.metrics.retries_total.with_label_values(&[run.app.name.as_str(), reason]).inc();
+    tracing::debug!(campaign = run.id, error = %err, ?wait, "retrying");
 }
 
 /// Counts `n` recipients about to be sent again as `replayed`. Abandoning the call instead
@@ -137,18 +105,19 @@ async fn add_replayed(ctx: &Context, run: &CampaignRun, n: u64) {
     }
 }
 
-/// Waits for `n` messages' worth of the campaign's speed bucket. Returns false when the wait
-/// was cut short: by shutdown, or by a pause or cancel before the chunk's first call
-/// (`first`), so the chunk stays pending; once part of a chunk is sent, the rest follows.
-pub(super) async fn pace(ctx: &Context, run: &CampaignRun, n: usize, first: bool) -> bool {
-    if first && run.stop.is_cancelled() {
+/// Waits for `n` messages' worth of the campaign's speed bucket before part `index` of a
+/// chunk. Returns false when the wait was cut short: by shutdown, or by a pause or cancel
+/// while the part is one a stop still holds back ([`parts::held_by_stop`]: the chunk's first),
+/// so the chunk stays pending; once part of a chunk is sent, the rest follows.
+pub(super) async fn pace(ctx: &Context, run: &CampaignRun, n: usize, index: usize) -> bool {
+    if !parts::may_start(index, run.stop.is_cancelled()) {
         return false;
     }
     let Some(limiter) = &run.speed else { return true };
     let Some(n) = NonZeroU32::new(n as u32) else { return true };
     let started = Instant::now();
     let stopped = async {
-        if first {
+        if parts::held_by_stop(index) {
             run.stop.cancelled().await
         } else {
             std::future::pending().await
@@ -194,8 +163,8 @@ pub(super) async fn send_list(
     let ids: Vec<String> = (0..chunk.len()).map(|i| chunk.cid(i).to_string()).collect();
     let mut counts = Counts::default();
     let mut marked = false;
-    for (i, part) in ids.chunks(run.part_size).enumerate() {
-        if !pace(ctx, run, part.len(), i == 0).await {
+    for (i, part) in parts::cut(&ids, run.part_size) {
+        if !pace(ctx, run, part.len(), i).await {
             return None;
         }
         if !mark_inflight(ctx, run, seq, &mut marked).await {
@@ -205,7 +174,7 @@ pub(super) async fn send_list(
         // `/push/list/cid` takes no request_id: nothing upstream recognises a repeat.
         let guard = RepeatGuard::Unguarded { recipients: part.len() as u64 };
         match call_guarded(ctx, run, guard, || client.push_list_cid(&push)).await {
-            Outcome::Done(outcome) => tally(&mut counts, part.iter().map(String::as_str), &outcome),
+            Outcome::Done(outcome) => answers::tally_list(&mut counts, part.iter().map(String::as_str), &outcome.tasks),
             Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
             Outcome::Abandoned => return None,
         }
@@ -227,35 +196,30 @@ pub(super) async fn send_batch(
         let vars = chunk.vars_of(i);
         let lookup = |k: &str| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
         let msg = run.getui.message(&lookup);
-        // A rendered copy can outgrow a limit its template met: that recipient alone fails.
-        if !msg.fits() {
-            counts.add(ResultName::ParamInvalid, 1);
-            continue;
+        match parts::admit(msg.fits(), || RequestId::derive(&run.request_key, seq, i as u8)) {
+            Ok(rid) => messages.push(run.getui.single(rid.into_string().into(), chunk.cid(i).to_string().into(), msg)),
+            Err(result) => counts.add(result, 1),
         }
-        let Ok(request_id) = RequestId::derive(&run.request_key, seq, i as u8) else {
-            counts.add(ResultName::Failed, 1);
-            continue;
-        };
-        let (rid, cid) = (request_id.into_string().into(), chunk.cid(i).to_string().into());
-        messages.push(run.getui.single(rid, cid, msg));
     }
     // Each part takes its messages out of the list, so none is copied.
     let mut rest = messages.into_iter().peekable();
-    let mut first = true;
+    let mut index = 0;
     while rest.peek().is_some() {
-        let part: Vec<_> = rest.by_ref().take(run.part_size).collect();
+        let part: Vec<_> = rest.by_ref().take(run.part_size.max(1)).collect();
         let part_len = part.len();
-        if !pace(ctx, run, part_len, std::mem::take(&mut first)).await {
+        if !pace(ctx, run, part_len, index).await {
             return None;
         }
+        index += 1;
         let batch = batch(part);
         // Every message carries its request_id and Getui drops a repeat of one, so a retry
         // after a lost answer delivers nothing twice and needs no counting.
         match call(ctx, run, || client.push_single_batch_cid(&batch)).await {
             Outcome::Done(outcome) => {
                 // One result per message, in the order the messages were added.
-                for r in outcome.in_order(&batch) {
-                    counts.add(result_of(r.status), 1);
+                let cids = batch.msg_list.iter().map(|m| m.audience.cid.first().map_or("", |c| c.as_ref()));
+                for r in answers::batch_in_order(&outcome.tasks, cids) {
+                    counts.add(r, 1);
                 }
             }
             Outcome::GaveUp(r) => counts.add(r, part_len as u64),
@@ -265,60 +229,109 @@ pub(super) async fn send_batch(
     Some(counts)
 }
 
-/// Counts each recipient by the status the answer gave it; one the answer left out was not a
-/// valid target.
-fn tally<'a>(counts: &mut Counts, cids: impl Iterator<Item = &'a str>, outcome: &PushOutcome) {
-    let single_task = (outcome.tasks.len() == 1).then(|| outcome.tasks.values().next()).flatten();
-    for cid in cids {
-        let status = match single_task {
-            Some(m) => m.get(cid).map(|s| CidStatus::parse(s)),
-            None => outcome.status_of(cid),
-        };
-        counts.add(result_of(status), 1);
-    }
-}
-
-fn result_of(status: Option<CidStatus>) -> ResultName {
-    match status {
-        Some(CidStatus::SuccessedOnline) => ResultName::SuccessedOnline,
-        Some(CidStatus::SuccessedOffline) => ResultName::SuccessedOffline,
-        Some(CidStatus::SuccessedIgnore) => ResultName::SuccessedIgnore,
-        Some(CidStatus::Other(_)) => ResultName::SuccessedUnknown,
-        None => ResultName::TargetInvalid,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
+    use std::time::Duration;
 
-    #[test]
-    fn repeats_are_exposed_only_where_nothing_upstream_drops_them() {
-        let window = Duration::from_secs(1800);
-        assert!(!RepeatGuard::RequestId.counts_repeats());
-        assert_eq!(RepeatGuard::RequestId.exposed(Duration::from_secs(5)), 0);
-        let unguarded = RepeatGuard::Unguarded { recipients: 1000 };
-        assert!(unguarded.counts_repeats());
-        assert_eq!(unguarded.exposed(Duration::ZERO), 1000);
-        let checked = RepeatGuard::Window { recipients: 1000, window };
-        assert!(checked.counts_repeats());
-        assert_eq!(checked.exposed(Duration::from_secs(10)), 0);
-        assert_eq!(checked.exposed(window), 1000, "past the window WeCom delivers the repeat");
+    use super::super::testing::fixture;
+    use super::*;
+    use crate::dispatch::decide::retry::{backoff, RetryPolicy};
+    use crate::upstream::getui::client::CidStatus;
+    use crate::upstream::getui::GetuiError;
+
+    fn unavailable() -> GetuiError {
+        GetuiError::Http { endpoint: "POST /push/list/cid", status: 503 }
     }
 
     #[test]
-    fn tally_counts_each_status_and_missing_ids() {
-        let mut m = BTreeMap::new();
-        m.insert("a".to_owned(), "successed_online".to_owned());
-        m.insert("b".to_owned(), "successed_ignore".to_owned());
-        m.insert("c".to_owned(), "something_new".to_owned());
-        let outcome = PushOutcome { tasks: BTreeMap::from([("t".to_owned(), m)]) };
-        let mut counts = Counts::default();
-        tally(&mut counts, ["a", "b", "c", "d"].into_iter(), &outcome);
-        assert_eq!(counts.get(ResultName::SuccessedOnline), 1);
-        assert_eq!(counts.get(ResultName::SuccessedIgnore), 1);
-        assert_eq!(counts.get(ResultName::SuccessedUnknown), 1);
-        assert_eq!(counts.get(ResultName::TargetInvalid), 1);
+    fn the_core_reads_every_status_word_as_the_getui_client_does() {
+        for word in ["successed_online", "successed_offline", "successed_ignore", "something_new"] {
+            let expected = match CidStatus::parse(word) {
+                CidStatus::SuccessedOnline => ResultName::SuccessedOnline,
+                CidStatus::SuccessedOffline => ResultName::SuccessedOffline,
+                CidStatus::SuccessedIgnore => ResultName::SuccessedIgnore,
+                CidStatus::Other(_) => ResultName::SuccessedUnknown,
+            };
+            assert_eq!(answers::status_result(Some(word)), expected, "{word}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn call_guarded_waits_exactly_the_planned_backoffs_and_counts_each_resend_replayed() {
+        let policy = RetryPolicy::default();
+        let (_dir, ctx, run) = fixture(policy.clone()).await;
+        // The loop draws its jitter from the thread's generator: seed it, and replay the draws.
+        fastrand::seed(7);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let planned: Vec<Duration> = (1..=3).map(|n| backoff(policy.base, policy.cap, n, rng.f64())).collect();
+        let mut sent_at = Vec::new();
+        let guard = RepeatGuard::Unguarded { recipients: 3 };
+        let outcome = call_guarded(&ctx, &run, guard, || {
+            sent_at.push(tokio::time::Instant::now());
+            let failed = sent_at.len() <= 3;
+            async move {
+                if failed {
+                    Err(unavailable())
+                } else {
+                    Ok("answered")
+                }
+            }
+        })
+        .await;
+        assert!(matches!(outcome, Outcome::Done("answered")));
+        let waited: Vec<Duration> = sent_at.windows(2).map(|w| w[1] - w[0]).collect();
+        // Tokio's timer rounds a deadline up to its next millisecond.
+        let ticks: Vec<Duration> =
+            planned.iter().map(|d| Duration::from_millis(d.as_nanos().div_ceil(1_000_000) as u64)).collect();
+        assert_eq!(waited, ticks);
+        let rec = ctx.store.get(run.id).await.expect("readable").expect("the campaign");
+        assert_eq!(rec.replayed, 9, "three resends of three recipients whose answer was lost");
+        let retries = ctx.metrics.retries_total.with_label_values(&["main", "maybe_delivered"]).get();
+        assert_eq!(retries, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn call_guarded_gives_up_after_the_budget_without_waiting_after_the_last_failure() {
+        let policy = RetryPolicy { max_attempts: 2, ..RetryPolicy::default() };
+        let (_dir, ctx, run) = fixture(policy).await;
+        let started = tokio::time::Instant::now();
+        let mut attempts = 0;
+        let outcome = call_guarded(&ctx, &run, RepeatGuard::RequestId, || {
+            attempts += 1;
+            async { Err::<(), _>(unavailable()) }
+        })
+        .await;
+        assert!(matches!(outcome, Outcome::GaveUp(ResultName::UpstreamUnavailable)));
+        assert_eq!(attempts, 2);
+        assert!(started.elapsed() <= Duration::from_millis(100), "one backoff of at most the base");
+        let rec = ctx.store.get(run.id).await.expect("readable").expect("the campaign");
+        assert_eq!(rec.replayed, 0, "request ids make the resend harmless");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_during_a_retry_wait_abandons_the_call() {
+        let (_dir, ctx, run) = fixture(RetryPolicy::default()).await;
+        let shutdown = ctx.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            shutdown.cancel();
+        });
+        let mut attempts = 0;
+        let outcome = call_guarded(&ctx, &run, RepeatGuard::RequestId, || {
+            attempts += 1;
+            async { Err::<(), _>(unavailable()) }
+        })
+        .await;
+        assert!(matches!(outcome, Outcome::Abandoned));
+        assert_eq!(attempts, 1, "the wait (at least 50 ms) was cut short at 10 ms");
+    }
+
+    #[tokio::test]
+    async fn a_paused_run_holds_back_a_chunks_first_part_but_not_the_rest() {
+        let (_dir, ctx, run) = fixture(RetryPolicy::default()).await;
+        assert!(pace(&ctx, &run, 10, 0).await, "running: the first part goes");
+        run.stop.cancel();
+        assert!(!pace(&ctx, &run, 10, 0).await, "paused before the chunk began: it stays pending");
+        assert!(pace(&ctx, &run, 10, 1).await, "paused mid-chunk: the rest follows");
     }
 }

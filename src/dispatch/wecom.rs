@@ -1,9 +1,9 @@
 //! Sending one chunk of WeCom member ids: suppressed members are skipped, the rest go out in
 //! `message/send` calls of at most 1000, and each member is counted `sent` or `invaliduser`.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
+use super::decide::{answers, parts};
 use super::send::{call_guarded, mark_inflight, pace, Outcome, RepeatGuard};
 use super::{CampaignRun, Context};
 use crate::domain::{Counts, ResultName};
@@ -12,7 +12,6 @@ use crate::store::Chunk;
 use crate::upstream::wecom::error::GETTOKEN;
 use crate::upstream::wecom::{SendOutcome, WecomClient, WecomError};
 use crate::upstream::{CodeLabel, ProviderError};
-use crate::wire::wecom::MAX_USERS_PER_SEND;
 
 const SEND_ENDPOINT: &str = "POST /cgi-bin/message/send";
 
@@ -32,30 +31,22 @@ pub(super) async fn send_users(
         return Some(counts);
     };
     let mut marked = false;
-    for (i, part) in users.chunks(run.part_size.min(MAX_USERS_PER_SEND)).enumerate() {
-        if !pace(ctx, run, part.len(), i == 0).await {
+    for (i, part) in parts::cut(&users, parts::wecom_part_size(run.part_size)) {
+        if !pace(ctx, run, part.len(), i).await {
             return None;
         }
         if !mark_inflight(ctx, run, seq, &mut marked).await {
             return None;
         }
         let attempt = || observed(ctx, run, client.send(&message, part));
-        match call_guarded(ctx, run, repeat_guard(client, part.len()), attempt).await {
-            Outcome::Done(outcome) => tally(&mut counts, part, &outcome),
+        let guard = RepeatGuard::wecom(part.len(), client.duplicate_check_window());
+        match call_guarded(ctx, run, guard, attempt).await {
+            Outcome::Done(outcome) => answers::tally_wecom(&mut counts, part, &outcome.invalid_users),
             Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
             Outcome::Abandoned => return None,
         }
     }
     Some(counts)
-}
-
-/// A WeCom send carries no request id; only the duplicate check, when on, drops a repeat.
-fn repeat_guard(client: &WecomClient, recipients: usize) -> RepeatGuard {
-    let recipients = recipients as u64;
-    match client.duplicate_check_window() {
-        Some(window) => RepeatGuard::Window { recipients, window },
-        None => RepeatGuard::Unguarded { recipients },
-    }
 }
 
 /// The chunk's members minus those on the app's suppression list (counted `suppressed`).
@@ -73,15 +64,7 @@ async fn unsuppressed<'c>(
             return None;
         }
     };
-    let mut users = Vec::with_capacity(chunk.users.len());
-    for (user, suppressed) in chunk.users.iter().zip(suppressed) {
-        if suppressed {
-            counts.add(ResultName::Suppressed, 1);
-        } else {
-            users.push(user.as_str());
-        }
-    }
-    Some(users)
+    Some(answers::unsuppressed(counts, &chunk.users, suppressed))
 }
 
 /// Records the exchange in the upstream metrics, whatever its outcome.
@@ -99,12 +82,4 @@ async fn observed(
         ctx.metrics.observe_upstream(&run.app.name, SEND_ENDPOINT, code, started.elapsed());
     }
     result
-}
-
-fn tally(counts: &mut Counts, part: &[&str], outcome: &SendOutcome) {
-    let invalid: HashSet<String> = outcome.invalid_users.iter().map(|u| u.to_lowercase()).collect();
-    for user in part {
-        let result = if invalid.contains(&user.to_lowercase()) { ResultName::InvalidUser } else { ResultName::Sent };
-        counts.add(result, 1);
-    }
 }

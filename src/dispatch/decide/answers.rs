@@ -1,0 +1,143 @@
+//! What an upstream answer means for each recipient of the call: Getui per-cid statuses (list
+//! and batch pushes) and WeCom's invalid users, turned into result counts.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::domain::{Counts, ResultName};
+use crate::wire::getui::TaskCidStatus;
+
+/// A recipient's result from the status Getui answered for it; one the answer left out was
+/// not a valid target, and a status word this daemon does not know still reached Getui.
+pub fn status_result(status: Option<&str>) -> ResultName {
+    match status {
+        Some("successed_online") => ResultName::SuccessedOnline,
+        Some("successed_offline") => ResultName::SuccessedOffline,
+        Some("successed_ignore") => ResultName::SuccessedIgnore,
+        Some(_) => ResultName::SuccessedUnknown,
+        None => ResultName::TargetInvalid,
+    }
+}
+
+/// Counts each cid of a list push by the status the answer gave it. With several tasks in
+/// the answer, the first task (in taskid order) naming a cid gives its status.
+pub fn tally_list<'a>(counts: &mut Counts, cids: impl Iterator<Item = &'a str>, tasks: &TaskCidStatus) {
+    let single_task = (tasks.len() == 1).then(|| tasks.values().next()).flatten();
+    for cid in cids {
+        let status = match single_task {
+            Some(m) => m.get(cid),
+            None => tasks.values().find_map(|m| m.get(cid)),
+        };
+        counts.add(status_result(status.map(String::as_str)), 1);
+    }
+}
+
+/// One result per message of a batch push, in the order of `cids` (each message's recipient,
+/// in the order the messages were added): the answer itself is keyed by taskid, in no useful
+/// order. One pass over the answer, then one lookup per message, since a 200-message batch
+/// answers with 200 one-cid tasks.
+pub fn batch_in_order<'a>(tasks: &TaskCidStatus, cids: impl Iterator<Item = &'a str>) -> Vec<ResultName> {
+    let by_cid: HashMap<&str, &str> =
+        tasks.values().flat_map(|m| m.iter().map(|(c, s)| (c.as_str(), s.as_str()))).collect();
+    cids.map(|cid| status_result(by_cid.get(cid).copied())).collect()
+}
+
+/// Counts each WeCom member of a send `sent`, or `invaliduser` when the answer listed it
+/// (WeCom may change the case of ids it echoes, so they compare case-insensitively).
+pub fn tally_wecom(counts: &mut Counts, part: &[&str], invalid_users: &[String]) {
+    let invalid: HashSet<String> = invalid_users.iter().map(|u| u.to_lowercase()).collect();
+    for user in part {
+        let result = if invalid.contains(&user.to_lowercase()) { ResultName::InvalidUser } else { ResultName::Sent };
+        counts.add(result, 1);
+    }
+}
+
+/// Splits WeCom members by the suppression flags read for them (one per member, in order):
+/// the suppressed are counted `suppressed`, the rest returned, in order, to be sent.
+pub fn unsuppressed<'c>(counts: &mut Counts, users: &'c [String], suppressed: Vec<bool>) -> Vec<&'c str> {
+    let mut sendable = Vec::with_capacity(users.len());
+    for (user, suppressed) in users.iter().zip(suppressed) {
+        if suppressed {
+            counts.add(ResultName::Suppressed, 1);
+        } else {
+            sendable.push(user.as_str());
+        }
+    }
+    sendable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn task(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(c, s)| ((*c).to_owned(), (*s).to_owned())).collect()
+    }
+
+    #[test]
+    fn tally_counts_each_status_and_missing_ids() {
+        let m = task(&[("a", "successed_online"), ("b", "successed_ignore"), ("c", "something_new")]);
+        let tasks = BTreeMap::from([("t".to_owned(), m)]);
+        let mut counts = Counts::default();
+        tally_list(&mut counts, ["a", "b", "c", "d"].into_iter(), &tasks);
+        assert_eq!(counts.get(ResultName::SuccessedOnline), 1);
+        assert_eq!(counts.get(ResultName::SuccessedIgnore), 1);
+        assert_eq!(counts.get(ResultName::SuccessedUnknown), 1);
+        assert_eq!(counts.get(ResultName::TargetInvalid), 1, "left out of the answer: not a valid target");
+        assert_eq!(counts.total(), 4, "one result per recipient");
+    }
+
+    #[test]
+    fn a_list_answer_of_several_tasks_gives_each_cid_the_status_of_the_first_task_naming_it() {
+        let tasks = BTreeMap::from([
+            ("t1".to_owned(), task(&[("a", "successed_offline")])),
+            ("t2".to_owned(), task(&[("a", "successed_online"), ("b", "successed_online")])),
+        ]);
+        let mut counts = Counts::default();
+        tally_list(&mut counts, ["a", "b", "c"].into_iter(), &tasks);
+        assert_eq!(counts.get(ResultName::SuccessedOffline), 1, "a from t1");
+        assert_eq!(counts.get(ResultName::SuccessedOnline), 1, "b from t2");
+        assert_eq!(counts.get(ResultName::TargetInvalid), 1);
+    }
+
+    #[test]
+    fn an_empty_list_answer_counts_every_cid_as_not_a_valid_target() {
+        let mut counts = Counts::default();
+        tally_list(&mut counts, ["a", "b"].into_iter(), &TaskCidStatus::new());
+        assert_eq!(counts.get(ResultName::TargetInvalid), 2);
+    }
+
+    #[test]
+    fn batch_results_follow_the_order_the_messages_were_added_not_the_answer() {
+        let tasks = BTreeMap::from([
+            ("RASS_1".to_owned(), task(&[("z", "successed_online")])),
+            ("RASS_2".to_owned(), task(&[("a", "successed_ignore")])),
+        ]);
+        let results = batch_in_order(&tasks, ["a", "missing", "z", "a"].into_iter());
+        let expected = [
+            ResultName::SuccessedIgnore,
+            ResultName::TargetInvalid,
+            ResultName::SuccessedOnline,
+            ResultName::SuccessedIgnore,
+        ];
+        assert_eq!(results, expected);
+    }
+
+    #[test]
+    fn wecom_invalid_users_match_members_whatever_their_case() {
+        let mut counts = Counts::default();
+        let invalid = ["ZhangSan".to_owned(), "ghost".to_owned()];
+        tally_wecom(&mut counts, &["zhangsan", "LiSi", "Ghost"], &invalid);
+        assert_eq!(counts.get(ResultName::InvalidUser), 2);
+        assert_eq!(counts.get(ResultName::Sent), 1);
+    }
+
+    #[test]
+    fn suppressed_wecom_members_are_counted_and_the_rest_kept_in_order() {
+        let mut counts = Counts::default();
+        let users = ["a", "b", "c", "d"].map(String::from);
+        let sendable = unsuppressed(&mut counts, &users, vec![false, true, false, true]);
+        assert_eq!(sendable, ["a", "c"]);
+        assert_eq!(counts.get(ResultName::Suppressed), 2);
+    }
+}
