@@ -2,22 +2,29 @@
 //! WeCom (企业微信), durably and at a controlled speed.
 //!
 //! Modules follow the data flow of `DESIGN.md`, lower layers first; arrows only point down
-//! (`tests/layers.rs` keeps it so, and lists the few older ties still to remove):
+//! (`tests/layers.rs` keeps it so: no upward import, no cycle, not even among the files of one
+//! folder):
 //!
-//! 1. Ground floor, no I/O: [`secret`] (a string that never prints), [`clock`] (the wall clock
-//!    in Unix milliseconds and seconds), [`dev`] (the published development credentials),
-//!    [`percent`] (percent-decoding), [`domain`] (campaigns, templates, recipients, results,
-//!    ids), [`protocol`] (the API's JSON shapes), [`notify`] (systemd notifications).
-//! 2. [`wecom`] (WXBizMsgCrypt, the callback's XML and decisions), [`config`] (the TOML
-//!    configuration, typed and validated), [`metrics`] (the Prometheus registry), [`render`]
-//!    (a campaign's domain types into the vendors' wire values, in one tested place).
-//! 3. [`serve`] (the HTTP accept loop), [`upstream`] (Getui and WeCom clients), [`store`] (the
-//!    async `Store` trait and its sled implementation).
-//! 4. [`simulator`] (faithful local stand-ins for the vendors, with delivery ledgers),
+//! 1. Ground floor, no I/O and no knowledge of campaigns: [`secret`] (a string that never
+//!    prints), [`clock`] (the wall clock in Unix milliseconds and seconds), [`dev`] (the
+//!    published development credentials), [`percent`] (percent-decoding), [`notify`] (systemd
+//!    notifications), [`wire`] (the vendors' formats as they travel, their field rules and
+//!    region tables).
+//! 2. [`domain`] (campaigns, templates, recipients, results, ids, in domain types only: this is
+//!    what the store keeps) and [`protocol`] (the API's JSON shapes).
+//! 3. [`render`] (a campaign into each vendor's wire values, in one tested place per vendor),
+//!    [`wecom`] (WXBizMsgCrypt, the callback's XML and decisions), [`config`] (the TOML
+//!    configuration: schema, validation, secrets, runtime settings), [`metrics`] (the
+//!    Prometheus registry and the one `code` label vocabulary).
+//! 4. [`serve`] (the HTTP accept loop), [`upstream`] (Getui and WeCom clients; each error type
+//!    answers its class, result and code label through `ProviderError`), [`store`] (the async
+//!    `Store` trait and its sled implementation).
+//! 5. [`simulator`] (faithful local stand-ins for the vendors, with delivery ledgers),
 //!    [`client`] (the API's client for the CLI verbs).
-//! 5. [`api`] (routes), [`dispatch`] (scheduler, shards, retries), [`retention`] (removes
-//!    finished campaigns past their time).
-//! 6. [`daemon`]: wires them and owns shutdown. Above it, the binary's `cli`.
+//! 6. [`api`] (routes), [`dispatch`] (an I/O-free core of decisions, `dispatch::decide`, in an
+//!    async shell of scheduler, runners and shards), [`retention`] (removes finished campaigns
+//!    past their time).
+//! 7. [`daemon`]: wires them and owns shutdown. Above it, the binary's `cli`.
 #![warn(missing_docs)]
 
 pub mod api;
