@@ -55,7 +55,7 @@ use self::layout::{
     delivery_key, index_key, parse_index_key, parse_seq_key, record_key, seq_key, suppression_key, suppression_user,
     Names,
 };
-use self::scan::scan;
+use self::scan::{keys, remove, values};
 use super::codec::{decode, encode_compact, encode_named};
 use super::{
     rules, Ack, CampaignPage, CampaignRecord, Change, Chunk, CidPage, DeliveryWindow, PageQuery, Progress, Store,
@@ -148,9 +148,6 @@ impl NatsStore {
             .await
             .map_err(|e| unavailable(&e))?;
         let js = jetstream::new(client.clone());
-        js.query_account()
-            .await
-            .map_err(|e| unavailable(&format!("JetStream is not enabled or not reachable: {e}")))?;
         let names = Names::new(&settings.stream_prefix);
         let chunks = js
             .get_or_create_stream(stream::Config {
@@ -162,7 +159,7 @@ impl NatsStore {
                 ..Default::default()
             })
             .await
-            .map_err(nats_err)?;
+            .map_err(|e| unavailable(&format!("JetStream is not enabled or not answering: {e}")))?;
         let mut buckets = Vec::new();
         for what in layout::BUCKETS {
             buckets.push(open_bucket(&js, &names, what, settings.replicas).await?);
@@ -194,7 +191,7 @@ impl NatsStore {
         let wanted: BTreeSet<String> = records.iter().map(|r| index_key(r.state, r.id)).collect();
         let present: BTreeSet<String> = self.index_keys().await?.into_iter().map(|(k, _, _)| k).collect();
         for stale in present.difference(&wanted) {
-            self.index.purge(stale).await.map_err(nats_err)?;
+            remove(&self.index, &stale).await?;
         }
         for missing in wanted.difference(&present) {
             self.index.put(missing, Bytes::new()).await.map_err(nats_err)?;
@@ -204,13 +201,13 @@ impl NatsStore {
 
     /// Every index key with its state and campaign id.
     async fn index_keys(&self) -> Result<Vec<(String, CampaignState, u64)>, StoreError> {
-        let keys = scan(&self.client, &self.index, ">", true, SCAN_MAX).await?;
-        Ok(keys.into_iter().filter_map(|(k, _)| parse_index_key(&k).map(|(s, id)| (k, s, id))).collect())
+        let keys = keys(&self.index, ">", SCAN_MAX).await?;
+        Ok(keys.into_iter().filter_map(|k| parse_index_key(&k).map(|(s, id)| (k, s, id))).collect())
     }
 
     /// Every campaign record, in id order.
     async fn all_records(&self) -> Result<Vec<CampaignRecord>, StoreError> {
-        let values = scan(&self.client, &self.campaigns, "rec.*", false, SCAN_MAX).await?;
+        let values = values(&self.campaigns, "rec.*", SCAN_MAX).await?;
         let mut records = values.iter().map(|(_, v)| decode::<CampaignRecord>(v)).collect::<Result<Vec<_>, _>>()?;
         records.sort_by_key(|r| r.id);
         Ok(records)
@@ -260,7 +257,7 @@ impl NatsStore {
 
     async fn move_index(&self, id: u64, from: CampaignState, to: CampaignState) -> Result<(), StoreError> {
         self.index.put(index_key(to, id), Bytes::new()).await.map_err(nats_err)?;
-        self.index.purge(index_key(from, id)).await.map_err(nats_err)?;
+        remove(&self.index, &index_key(from, id)).await?;
         Ok(())
     }
 
@@ -271,8 +268,8 @@ impl NatsStore {
 
     /// Purges every key of `kv` matching `pattern`.
     async fn purge_keys(&self, kv: &kv::Store, pattern: &str) -> Result<(), StoreError> {
-        for (key, _) in scan(&self.client, kv, pattern, true, SCAN_MAX).await? {
-            kv.purge(key).await.map_err(nats_err)?;
+        for key in keys(kv, pattern, SCAN_MAX).await? {
+            remove(kv, &key).await?;
         }
         Ok(())
     }
@@ -287,7 +284,7 @@ impl NatsStore {
     /// Acknowledged chunks of `id` not yet folded: seq → counts.
     async fn tombstones(&self, id: u64) -> Result<BTreeMap<u64, Counts>, StoreError> {
         let mut out = BTreeMap::new();
-        for (key, value) in scan(&self.client, &self.done, &format!("{id}.*"), false, SCAN_MAX).await? {
+        for (key, value) in values(&self.done, &format!("{id}.*"), SCAN_MAX).await? {
             if let Some(seq) = parse_seq_key(&key) {
                 out.insert(seq, decode(&value)?);
             }
@@ -306,7 +303,7 @@ impl NatsStore {
             let stale: Vec<u64> = done.range(..rec.folded).map(|(s, _)| *s).collect();
             if !rules::fold(&mut rec, &mut done, now_ms()) {
                 for seq in stale {
-                    self.done.purge(seq_key(id, seq)).await.map_err(nats_err)?;
+                    remove(&self.done, &seq_key(id, seq)).await?;
                 }
                 return Ok(());
             }
@@ -316,7 +313,7 @@ impl NatsStore {
                         self.move_index(id, before.1, rec.state).await?;
                     }
                     for seq in stale.into_iter().chain(before.0..rec.folded) {
-                        self.done.purge(seq_key(id, seq)).await.map_err(nats_err)?;
+                        remove(&self.done, &seq_key(id, seq)).await?;
                     }
                     return Ok(());
                 }
@@ -373,7 +370,11 @@ impl NatsStore {
     }
 }
 
-/// Opens bucket `what`, creating it if missing (the same config again is accepted as is).
+/// Opens bucket `what`, creating it if missing (an existing one is used as it is).
+///
+/// The bucket's stream is created here with the settings the crate's `create_key_value`
+/// would use, because that call first asks for the account's info in a shape newer than
+/// nats-server 2.9 (Debian bookworm's) answers.
 async fn open_bucket(
     js: &jetstream::Context,
     names: &Names,
@@ -385,16 +386,27 @@ async fn open_bucket(
         return Ok(existing);
     }
     let max_age = if what == layout::DELIVERIES { DELIVERY_MAX_AGE } else { Duration::ZERO };
-    js.create_key_value(kv::Config {
-        bucket,
-        history: 1,
-        num_replicas: replicas,
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some(format!("campaignd {what}")),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_bytes: -1,
+        max_messages: -1,
+        max_message_size: -1,
         max_age,
         storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        deny_purge: false,
+        allow_direct: true,
+        num_replicas: replicas,
+        discard: stream::DiscardPolicy::New,
         ..Default::default()
     })
     .await
-    .map_err(nats_err)
+    .map_err(nats_err)?;
+    js.get_key_value(&bucket).await.map_err(nats_err)
 }
 
 /// Reads the store identity, or makes it: of daemons starting together, the first `create`
@@ -503,7 +515,7 @@ impl NatsStore {
                 return Err(StoreError::Db(format!("campaign {id} changed while being deleted, retry: {e}")));
             }
         }
-        self.index.purge(index_key(rec.state, id)).await.map_err(nats_err)?;
+        remove(&self.index, &index_key(rec.state, id)).await?;
         self.remove_contents(id).await
     }
 
@@ -566,7 +578,7 @@ impl NatsStore {
             Err(e) => return Err(nats_err(e)),
         }
         self.purge_chunks(self.names.chunk_parts(ack.campaign, ack.seq)).await?;
-        self.inflight.purge(&key).await.map_err(nats_err)?;
+        remove(&self.inflight, &key).await?;
         self.fold(ack.campaign).await
     }
 
@@ -616,8 +628,8 @@ impl NatsStore {
             // Contents first, then the record, then its index key: a crash midway is finished
             // by the next pass.
             self.remove_contents(*id).await?;
-            self.campaigns.purge(record_key(*id)).await.map_err(nats_err)?;
-            self.index.purge(index_key(*state, *id)).await.map_err(nats_err)?;
+            remove(&self.campaigns, &record_key(*id)).await?;
+            remove(&self.index, &index_key(*state, *id)).await?;
         }
         Ok(due.len())
     }
@@ -710,8 +722,9 @@ impl Store for NatsStore {
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {
-        // Every write above returned after JetStream's acknowledgement.
-        Box::pin(std::future::ready(Ok(())))
+        // Every write above returned after JetStream's acknowledgement; only the connection's
+        // own buffer may hold something (nothing unacknowledged is ever left there).
+        Box::pin(async move { self.client.flush().await.map_err(nats_err) })
     }
 
     fn get(&self, id: u64) -> StoreFuture<'_, Option<CampaignRecord>> {
@@ -796,8 +809,8 @@ impl Store for NatsStore {
 
     fn inflight_chunks(&self, id: u64) -> StoreFuture<'_, Vec<u64>> {
         Box::pin(async move {
-            let keys = scan(&self.client, &self.inflight, &format!("{id}.*"), true, SCAN_MAX).await?;
-            let mut seqs: Vec<u64> = keys.iter().filter_map(|(k, _)| parse_seq_key(k)).collect();
+            let keys = keys(&self.inflight, &format!("{id}.*"), SCAN_MAX).await?;
+            let mut seqs: Vec<u64> = keys.iter().filter_map(|k| parse_seq_key(k)).collect();
             seqs.sort_unstable();
             Ok(seqs)
         })
@@ -829,7 +842,7 @@ impl Store for NatsStore {
                 None => {
                     let present = self.suppressed.get(&key).await.map_err(nats_err)?.is_some();
                     if present {
-                        self.suppressed.purge(&key).await.map_err(nats_err)?;
+                        remove(&self.suppressed, &key).await?;
                     }
                     Ok(present)
                 }
@@ -857,7 +870,7 @@ impl Store for NatsStore {
         let (pattern, after) = (format!("{}.*", hex::encode(app)), after.to_lowercase());
         Box::pin(async move {
             let mut found = Vec::new();
-            for (key, value) in scan(&self.client, &self.suppressed, &pattern, false, SCAN_MAX).await? {
+            for (key, value) in values(&self.suppressed, &pattern, SCAN_MAX).await? {
                 if let Some(user) = suppression_user(&key).filter(|u| *u > after) {
                     found.push((user, value));
                 }

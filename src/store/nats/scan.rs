@@ -1,11 +1,14 @@
-//! Reading many keys of a KV bucket at once: an ordered push consumer over the bucket's
-//! stream, last value per key, bounded in count and time. The crate's `keys()` lists a whole
-//! bucket; this takes a key pattern, so a campaign's tombstones or one app's suppressions are
-//! read without the rest.
+//! Reading many keys of a KV bucket at once, by key pattern, so a campaign's tombstones or one
+//! app's suppressions are read without the rest of the bucket.
+//!
+//! The keys come from the stream's per-subject counts (`STREAM.INFO` with a subject filter),
+//! which is exact at one instant whatever is written meanwhile. (An ordered consumer, as the
+//! crate's `keys()` uses, waits for a last message that a concurrent purge can remove, and then
+//! never ends.) It relies on keys being removed by purging their subject without a marker,
+//! which [`remove`] does, so every subject listed is a live key.
 
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{push, DeliverPolicy, ReplayPolicy};
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -16,57 +19,41 @@ use crate::store::StoreError;
 /// Longest a scan may take.
 const SCAN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Latest value of every live key of `kv` matching `pattern` (`*` and `>` allowed), at most
-/// `max` (more is an error, not a silent cut). `headers_only` skips the values.
-pub(super) async fn scan(
-    client: &async_nats::Client,
-    kv: &kv::Store,
-    pattern: &str,
-    headers_only: bool,
-    max: usize,
-) -> Result<Vec<(String, Bytes)>, StoreError> {
+/// Every key of `kv` matching `pattern` (`*` and `>` allowed), at most `max` (more is an
+/// error, not a silent cut), in no particular order.
+pub(super) async fn keys(kv: &kv::Store, pattern: &str, max: usize) -> Result<Vec<String>, StoreError> {
     let work = async {
-        let consumer = kv
-            .stream
-            .create_consumer(push::OrderedConfig {
-                deliver_subject: client.new_inbox(),
-                description: Some("campaignd key scan".into()),
-                filter_subject: format!("{}{pattern}", kv.prefix),
-                headers_only,
-                replay_policy: ReplayPolicy::Instant,
-                deliver_policy: DeliverPolicy::LastPerSubject,
-                ..Default::default()
-            })
-            .await
-            .map_err(nats_err)?;
+        let mut subjects = kv.stream.info_with_subjects(format!("{}{pattern}", kv.prefix)).await.map_err(nats_err)?;
         let mut out = Vec::new();
-        if consumer.cached_info().num_pending == 0 {
-            return Ok(out);
-        }
-        let mut messages = consumer.messages().await.map_err(nats_err)?;
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(nats_err)?;
-            let pending = message.info().map_err(nats_err)?.pending;
-            let removed = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("KV-Operation"))
-                .is_some_and(|op| matches!(op.as_str(), "DEL" | "PURGE"));
-            if !removed {
-                if let Some(key) = message.subject.as_str().strip_prefix(kv.prefix.as_str()) {
-                    if out.len() >= max {
-                        return Err(StoreError::Db(format!("more than {max} keys match {pattern}")));
-                    }
-                    out.push((key.to_owned(), message.payload.clone()));
+        while let Some(item) = subjects.next().await {
+            let (subject, _) = item.map_err(nats_err)?;
+            if let Some(key) = subject.strip_prefix(kv.prefix.as_str()) {
+                if out.len() >= max {
+                    return Err(StoreError::Db(format!("more than {max} keys match {pattern}")));
                 }
-            }
-            if pending == 0 {
-                break;
+                out.push(key.to_owned());
             }
         }
         Ok(out)
     };
     tokio::time::timeout(SCAN_TIMEOUT, work)
         .await
-        .map_err(|_| StoreError::Db(format!("reading the keys {pattern} took over {SCAN_TIMEOUT:?}")))?
+        .map_err(|_| StoreError::Db(format!("listing the keys {pattern} took over {SCAN_TIMEOUT:?}")))?
+}
+
+/// The value of every key of `kv` matching `pattern`, as [`keys`] lists them; a key removed
+/// between the listing and its read is left out.
+pub(super) async fn values(kv: &kv::Store, pattern: &str, max: usize) -> Result<Vec<(String, Bytes)>, StoreError> {
+    let mut out = Vec::new();
+    for key in keys(kv, pattern, max).await? {
+        if let Some(value) = kv.get(&key).await.map_err(nats_err)? {
+            out.push((key, value));
+        }
+    }
+    Ok(out)
+}
+
+/// Removes `key` (every message of its subject, leaving no delete marker).
+pub(super) async fn remove(kv: &kv::Store, key: &str) -> Result<(), StoreError> {
+    kv.stream.purge().filter(format!("{}{key}", kv.prefix)).await.map_err(nats_err).map(drop)
 }
