@@ -110,13 +110,16 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             );
             match (&cfg.store.backend, &cfg.store.nats) {
                 (campaignd::config::StoreBackend::Nats, Some(n)) => {
-                    println!("  store     nats {} (prefix {}, {} replica(s))", n.url, n.stream_prefix, n.replicas)
+                    println!("  store     nats {} (prefix {}, {} replica(s))", n.url, n.stream_prefix, n.replicas);
+                    println!("  identity  kept in NATS ({}_meta); /readyz shows it", n.stream_prefix);
                 }
-                _ => println!("  store     {}", cfg.store.path.display()),
-            }
-            match campaignd::store::read_identity_file(&cfg.store.path) {
-                Some(id) => println!("  identity  {id} (carried by every request id this store sends)"),
-                None => println!("  identity  none yet: the daemon draws one when it first opens the store"),
+                _ => {
+                    println!("  store     {}", cfg.store.path.display());
+                    match campaignd::store::read_identity_file(&cfg.store.path) {
+                        Some(id) => println!("  identity  {id} (carried by every request id this store sends)"),
+                        None => println!("  identity  none yet: the daemon draws one when it first opens the store"),
+                    }
+                }
             }
             for (name, app) in &cfg.apps {
                 if let Some(g) = &app.getui {

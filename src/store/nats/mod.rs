@@ -191,7 +191,7 @@ impl NatsStore {
         let wanted: BTreeSet<String> = records.iter().map(|r| index_key(r.state, r.id)).collect();
         let present: BTreeSet<String> = self.index_keys().await?.into_iter().map(|(k, _, _)| k).collect();
         for stale in present.difference(&wanted) {
-            remove(&self.index, &stale).await?;
+            remove(&self.index, stale).await?;
         }
         for missing in wanted.difference(&present) {
             self.index.put(missing, Bytes::new()).await.map_err(nats_err)?;
@@ -352,7 +352,8 @@ impl NatsStore {
         from_seq: u64,
         mut take: impl FnMut(u64, Vec<u8>) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
-        if from_seq >= rec.chunk_count {
+        // A cancelled campaign's chunks were purged: nothing to look up one by one.
+        if from_seq >= rec.chunk_count || rec.state == CampaignState::Cancelled {
             return Ok(());
         }
         let acked = self.tombstones(rec.id).await?;
