@@ -255,9 +255,20 @@ impl NatsStore {
         Err(StoreError::Db(format!("campaign {id} kept changing under {MAX_CAS_ATTEMPTS} attempts to update it")))
     }
 
+    /// Moves a campaign's index key after its record went from `from` to `to`. Two changes of
+    /// one campaign are ordered by their revisions, but their index moves are not; so the
+    /// record is read again afterwards and, if it moved on meanwhile, the key follows it (the
+    /// later change's own check does the same, so the last one to finish leaves it right).
     async fn move_index(&self, id: u64, from: CampaignState, to: CampaignState) -> Result<(), StoreError> {
         self.index.put(index_key(to, id), Bytes::new()).await.map_err(nats_err)?;
         remove(&self.index, &index_key(from, id)).await?;
+        let now = self.read(id).await?.map(|v| v.rec.state);
+        if now != Some(to) {
+            remove(&self.index, &index_key(to, id)).await?;
+            if let Some(state) = now {
+                self.index.put(index_key(state, id), Bytes::new()).await.map_err(nats_err)?;
+            }
+        }
         Ok(())
     }
 
