@@ -400,3 +400,35 @@ async fn two_handles_changing_one_campaign_lose_no_update(backend: &Backend) {
     drop(second);
     backend.close(first).await;
 }
+
+/// NATS only (sled allows one handle per directory): two daemons starting together on an empty
+/// server agree on one store identity (the first `create` wins), and campaigns they create at
+/// once get distinct ids from the shared counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_handles_opened_together_share_one_identity_and_never_reuse_an_id() {
+    let Some(server) = NatsServer::start_or_skip("the shared identity and id counter check") else { return };
+    let check = async {
+        let settings = server.settings("together");
+        let (a, b) = tokio::join!(NatsStore::open(&settings), NatsStore::open(&settings));
+        let (a, b) = (a.expect("first handle"), b.expect("second handle"));
+        assert_eq!(a.identity(), b.identity(), "one identity for the shared store");
+        let create_many = |store: Arc<NatsStore>| {
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for _ in 0..20 {
+                    ids.push(store.create(spec(), 1).await.unwrap().id);
+                }
+                ids
+            })
+        };
+        let (from_a, from_b) = tokio::join!(create_many(a.clone()), create_many(b.clone()));
+        let mut ids = [from_a.unwrap(), from_b.unwrap()].concat();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 40, "every id distinct");
+        assert_eq!(census_of(&*a, CampaignState::Draft).await, 40);
+        let other = NatsStore::open(&server.settings("elsewhere")).await.unwrap();
+        assert_ne!(other.identity(), a.identity(), "another prefix is another store");
+    };
+    tokio::time::timeout(LIMIT, check).await.expect("check finished in time");
+}
