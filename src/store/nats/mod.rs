@@ -1,7 +1,7 @@
 //! [`Store`] on NATS JetStream (`store.backend = "nats"`), laid out so that several daemons can
 //! share one set of campaigns.
 //!
-//! Layout (prefix `P` = `store.nats.stream_prefix`; names in [`layout`]):
+//! Layout (prefix `P` = `store.nats.stream_prefix`; names in `layout`):
 //! - KV `P_campaigns`: `rec.{id}` → the campaign record, in the same bytes as sled stores it
 //!   (`codec::encode_named`). Every change reads the record with its revision, applies the
 //!   shared rules of `store::rules`, and writes it back with `update(key, value, revision)`;
@@ -10,9 +10,13 @@
 //! - KV `P_meta`: `identity`, created once with `create` (the first daemon wins, the others
 //!   read it); `next_id`, the campaign id counter, advanced by a revision-checked update.
 //! - KV `P_index`: `{state}.{id}`, one key per campaign, moved after each state change. The
-//!   active campaigns and the census are read from these keys (headers only), not by decoding
-//!   every record. The record is the truth: a daemon that dies between the record and the
-//!   index leaves a stale key, which [`NatsStore::open`] repairs.
+//!   active campaigns, the census and the pages are read from these keys (listed from the
+//!   stream's per-subject counts, see `scan`), so only the records a call returns are
+//!   decoded. The record is the truth: a daemon that dies between the record and the index
+//!   leaves a stale key, which [`NatsStore::open`] repairs. Listing keys still costs one
+//!   entry per campaign kept; `list` and `expire_finished` read every finished record (sled
+//!   has a finish-time index for the latter; a `fin.{ms}.{id}` key here would be the next
+//!   step once histories grow).
 //! - Stream `P_chunks`, subjects `P.chunk.{id}.{seq}.{part}`: one message per chunk, split in
 //!   parts of at most [`PART_BYTES`] (a NATS message is at most 1 MiB by default), the first
 //!   part's `Campaignd-Parts` header saying how many. The stream keeps the last message per
@@ -35,11 +39,16 @@
 //! - KV `P_inflight`: `{id}.{seq}`, the list chunks about to be sent; they outlive a restart.
 //! - KV `P_suppressed`: `{hex app}.{hex lowercased user}` → the suppression.
 //! - KV `P_deliveries`: `{hex key}` → when the callback delivery was noted. `first_delivery`
-//!   is a KV `create`: of two daemons handling one WeCom retry, only one wins. The bucket's
-//!   `max_age` bounds it (a day: the callback's window); count is bounded by that age.
+//!   is a KV `create`: of two daemons handling one WeCom retry, only one wins; an entry older
+//!   than the caller's window is noted afresh by a revision-checked update. The bucket's
+//!   `max_age` (two days; the API's window is one) bounds it, not an entry count.
 //!
-//! Every write returns once JetStream has acknowledged it (stored, on R3 by a majority), so
-//! `flush` has nothing left to wait for. `size_on_disk` adds up the streams' bytes.
+//! Keys are removed by purging their subject (no delete marker), except a deleted campaign's
+//! record, which goes by `purge_expect_revision` so a change made meanwhile stops the delete.
+//! Every write returns once JetStream has acknowledged it (stored; on R3, by a majority), so
+//! `flush` only flushes the connection. `size_on_disk` adds up the streams' bytes. The KV
+//! streams are created with the settings `create_key_value` would use, by hand: that call
+//! first asks for account info in a shape nats-server 2.9 (Debian bookworm's) cannot answer.
 
 mod layout;
 mod scan;
