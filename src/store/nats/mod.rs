@@ -59,6 +59,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 use self::layout::{
     delivery_key, index_key, parse_index_key, parse_seq_key, record_key, seq_key, suppression_key, suppression_user,
@@ -105,6 +106,9 @@ const SCAN_MAX: usize = 1_000_000;
 
 /// Most records one page of the campaign list examines (as sled's).
 const PAGE_SCAN_MAX: usize = 5_000;
+
+/// Suppression lookups of one `suppressed_among` call in flight at once.
+const SUPPRESSION_LOOKUPS: usize = 32;
 
 /// How long a callback delivery is remembered at most (the API's window is a day).
 const DELIVERY_MAX_AGE: Duration = Duration::from_secs(2 * 86_400);
@@ -879,11 +883,11 @@ impl Store for NatsStore {
     fn suppressed_among(&self, app: &str, users: Vec<String>) -> StoreFuture<'_, Vec<bool>> {
         let keys: Vec<String> = users.iter().map(|u| suppression_key(app, u)).collect();
         Box::pin(async move {
-            let mut out = Vec::with_capacity(keys.len());
-            for key in keys {
-                out.push(self.suppressed.get(&key).await.map_err(nats_err)?.is_some());
-            }
-            Ok(out)
+            // A WeCom chunk asks about up to 1000 members: a bounded number of lookups in
+            // flight on the one connection, answers kept in order.
+            let lookups = futures_util::stream::iter(keys)
+                .map(|key| async move { self.suppressed.get(&key).await.map(|v| v.is_some()).map_err(nats_err) });
+            lookups.buffered(SUPPRESSION_LOOKUPS).collect::<Vec<_>>().await.into_iter().collect()
         })
     }
 
