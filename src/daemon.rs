@@ -11,11 +11,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiSettings, ApiState};
-use crate::config::{Channel, Config, ConfigError};
+use crate::config::{Channel, Config, ConfigError, StoreBackend};
 use crate::dispatch::{AppSender, DispatchSettings, Dispatcher, RetryPolicy, Upstream};
 use crate::metrics::{Metrics, UpstreamObserver};
 use crate::serve::ConnectionLimits;
-use crate::store::{SledStore, Store, StoreError, StoreSettings};
+use crate::store::{NatsSettings, NatsStore, SledStore, Store, StoreError, StoreSettings};
 use crate::upstream::getui::GetuiClient;
 use crate::upstream::http::ClientBuildError;
 use crate::upstream::wecom::WecomClient;
@@ -49,6 +49,56 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), DaemonError
     Ok((listener, bound))
 }
 
+/// The opened store, of the backend `store.backend` names.
+enum OpenStore {
+    Sled(Arc<SledStore>),
+    Nats(Arc<NatsStore>),
+}
+
+impl OpenStore {
+    /// Opens the configured backend.
+    async fn open(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<OpenStore, DaemonError> {
+        match (config.store.backend, &config.store.nats) {
+            (StoreBackend::Nats, Some(nats)) => {
+                let settings = NatsSettings {
+                    url: nats.url.clone(),
+                    stream_prefix: nats.stream_prefix.clone(),
+                    replicas: nats.replicas,
+                    credentials: config.nats_credentials(env)?,
+                };
+                Ok(OpenStore::Nats(NatsStore::open(&settings).await?))
+            }
+            _ => {
+                let settings =
+                    StoreSettings { path: config.store.path.clone(), cache_bytes: config.store.cache_mb << 20 };
+                // Opening replays sled's log and may wait up to ten seconds for a file lock.
+                let store = tokio::task::spawn_blocking(move || SledStore::open(&settings))
+                    .await
+                    .map_err(|e| StoreError::Db(format!("the store could not be opened: {e}")))??;
+                Ok(OpenStore::Sled(store))
+            }
+        }
+    }
+
+    fn shared(&self) -> Arc<dyn Store> {
+        match self {
+            OpenStore::Sled(s) => s.clone(),
+            OpenStore::Nats(s) => s.clone(),
+        }
+    }
+
+    /// Flushes and, for sled, stops the writer thread.
+    async fn close(&self) -> Result<(), StoreError> {
+        match self {
+            OpenStore::Sled(s) => {
+                s.flush().await?;
+                s.close().await
+            }
+            OpenStore::Nats(s) => s.flush().await,
+        }
+    }
+}
+
 /// A daemon whose listener is bound and whose store is open, ready to run.
 pub struct Daemon {
     listener: TcpListener,
@@ -56,7 +106,7 @@ pub struct Daemon {
     /// The WeCom callback's own listener (`server.callback_listen`), when configured.
     callback: Option<(TcpListener, SocketAddr)>,
     limits: ConnectionLimits,
-    store: Arc<SledStore>,
+    store: OpenStore,
     dispatcher: Dispatcher,
     api: Arc<ApiState>,
     shutdown: CancellationToken,
@@ -93,11 +143,7 @@ impl Daemon {
             };
             apps.push(Arc::new(AppSender::new(name, upstream, app.calls_per_second, metrics.clone())));
         }
-        let settings = StoreSettings { path: config.store.path.clone(), cache_bytes: config.store.cache_mb << 20 };
-        // Opening replays sled's log and may wait up to ten seconds for a file lock.
-        let store = tokio::task::spawn_blocking(move || SledStore::open(&settings))
-            .await
-            .map_err(|e| StoreError::Db(format!("the store could not be opened: {e}")))??;
+        let store = OpenStore::open(config, env).await?;
         let shutdown = CancellationToken::new();
         let d = &config.dispatch;
         let settings = DispatchSettings {
@@ -105,7 +151,7 @@ impl Daemon {
             poll_interval: Duration::from_millis(d.poll_interval_ms),
             retry: RetryPolicy { max_attempts: d.max_attempts, ..RetryPolicy::default() },
         };
-        let dyn_store: Arc<dyn Store> = store.clone();
+        let dyn_store: Arc<dyn Store> = store.shared();
         let dispatcher = Dispatcher::new(dyn_store.clone(), apps, metrics.clone(), settings, shutdown.clone());
         let channels: HashMap<String, Channel> =
             config.apps.iter().map(|(name, app)| (name.clone(), app.channel)).collect();
@@ -156,7 +202,7 @@ impl Daemon {
     /// Serves until the shutdown token is cancelled, then drains and closes the store.
     pub async fn run(self) -> Result<(), DaemonError> {
         let dispatcher = tokio::spawn(self.dispatcher.run());
-        let store: Arc<dyn Store> = self.store.clone();
+        let store: Arc<dyn Store> = self.store.shared();
         let retention = tokio::spawn(crate::retention::run(store, self.retention_days, self.shutdown.clone()));
         let api = self.api.clone();
         api.follow_shutdown(self.shutdown.clone());
@@ -180,7 +226,6 @@ impl Daemon {
         }
         let _ = dispatcher.await;
         let _ = retention.await;
-        self.store.flush().await?;
         self.store.close().await?;
         tracing::info!("stopped cleanly");
         Ok(())

@@ -10,10 +10,13 @@ mod simulate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use campaignd::daemon::DaemonError;
 use clap::{Args, Parser, Subcommand};
 
 /// Exit code for an invalid configuration (EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;
+/// Exit code for a service the daemon needs being unreachable, e.g. NATS (EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
 
 /// campaignd: durable push-notification campaigns through Getui.
 ///
@@ -72,8 +75,14 @@ fn run(result: anyhow::Result<()>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            let unavailable = matches!(
+                e.downcast_ref::<DaemonError>(),
+                Some(DaemonError::Store(campaignd::store::StoreError::Unavailable { .. }))
+            );
             if e.downcast_ref::<campaignd::config::ConfigError>().is_some() {
                 ExitCode::from(EXIT_CONFIG)
+            } else if unavailable {
+                ExitCode::from(EXIT_UNAVAILABLE)
             } else {
                 ExitCode::FAILURE
             }
@@ -99,10 +108,18 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 "  limits    {} connections, body {} ms, idle {} ms",
                 cfg.server.max_connections, cfg.server.body_timeout_ms, cfg.server.idle_timeout_ms
             );
-            println!("  store     {}", cfg.store.path.display());
-            match campaignd::store::read_identity_file(&cfg.store.path) {
-                Some(id) => println!("  identity  {id} (carried by every request id this store sends)"),
-                None => println!("  identity  none yet: the daemon draws one when it first opens the store"),
+            match (&cfg.store.backend, &cfg.store.nats) {
+                (campaignd::config::StoreBackend::Nats, Some(n)) => {
+                    println!("  store     nats {} (prefix {}, {} replica(s))", n.url, n.stream_prefix, n.replicas);
+                    println!("  identity  kept in NATS ({}_meta); /readyz shows it", n.stream_prefix);
+                }
+                _ => {
+                    println!("  store     {}", cfg.store.path.display());
+                    match campaignd::store::read_identity_file(&cfg.store.path) {
+                        Some(id) => println!("  identity  {id} (carried by every request id this store sends)"),
+                        None => println!("  identity  none yet: the daemon draws one when it first opens the store"),
+                    }
+                }
             }
             for (name, app) in &cfg.apps {
                 if let Some(g) = &app.getui {

@@ -100,6 +100,39 @@ mod tests {
     }
 
     #[test]
+    fn the_store_backend_is_sled_unless_nats_is_configured_completely() {
+        let cfg = parse(SHIPPED).unwrap();
+        assert_eq!(cfg.store.backend, StoreBackend::Sled, "sled stays the default");
+        assert!(cfg.store.nats.is_none());
+        let nats = |table: &str| {
+            SHIPPED.replace("retention_days = 30\n", &format!("retention_days = 30\nbackend = \"nats\"\n{table}"))
+        };
+        let cfg = parse(&nats("[store.nats]\nurl = \"nats://127.0.0.1:4222, nats://127.0.0.1:4223\"\n")).unwrap();
+        let n = cfg.store.nats.as_ref().unwrap();
+        assert_eq!((cfg.store.backend, n.stream_prefix.as_str(), n.replicas), (StoreBackend::Nats, "campaignd", 1));
+        assert_eq!(cfg.nats_credentials(|_| None).unwrap(), None);
+        for (table, key) in [
+            ("", "store.nats.url"),
+            ("[store.nats]\nreplicas = 1\n", "store.nats.url"),
+            ("[store.nats]\nurl = \"nats://a:4222\"\nreplicas = 2\n", "store.nats.replicas"),
+            ("[store.nats]\nurl = \"nats://a:4222\"\nstream_prefix = \"a.b\"\n", "store.nats.stream_prefix"),
+            ("[store.nats]\nurl = \"nats://a:4222\"\nstream_prefix = \"\"\n", "store.nats.stream_prefix"),
+            ("[store.nats]\nurl = \"nats://user:pw@a:4222\"\n", "store.nats.url"),
+        ] {
+            let err = parse(&nats(table)).unwrap_err().to_string();
+            assert!(err.contains(key), "{table:?}: {err}");
+        }
+        let text = nats("[store.nats]\nurl = \"nats://a:4222\"\ncredentials_env = \"NATS_TOKEN\"\n");
+        let cfg = parse(&text).unwrap();
+        let err = cfg.nats_credentials(|_| None).unwrap_err().to_string();
+        assert!(err.contains("store.nats.credentials_env") && err.contains("NATS_TOKEN"), "{err}");
+        let token = cfg.nats_credentials(|v| (v == "NATS_TOKEN").then(|| "s3cret".into())).unwrap().unwrap();
+        assert_eq!(token.expose(), "s3cret");
+        let err = parse(&SHIPPED.replace("retention_days = 30\n", "retention_days = 30\nbackend = \"redis\"\n"));
+        assert!(err.unwrap_err().to_string().contains("backend"));
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let text = SHIPPED.replace("[log]", "[log]\ncolour = true");
         let err = parse(&text).unwrap_err().to_string();

@@ -77,6 +77,52 @@ pub struct StoreConfig {
     /// Days a finished campaign is kept before retention removes it; 0 keeps them forever.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// Which backend holds the campaigns: the embedded sled database at `path` (the default)
+    /// or NATS JetStream (`[store.nats]`), which several daemons can share.
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// `[store.nats]`: required when `backend = "nats"`.
+    #[serde(default)]
+    pub nats: Option<NatsConfig>,
+}
+
+/// `store.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// The embedded sled database in `store.path`.
+    #[default]
+    Sled,
+    /// NATS JetStream streams and KV buckets (`[store.nats]`).
+    Nats,
+}
+
+/// `[store.nats]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Seed URLs of the NATS servers, comma-separated (`nats://127.0.0.1:4222,nats://…`).
+    #[serde(default)]
+    pub url: String,
+    /// Start of every stream, bucket and subject name, so several deployments can share one
+    /// NATS account; `[A-Za-z0-9_-]+`.
+    #[serde(default = "default_stream_prefix")]
+    pub stream_prefix: String,
+    /// Copies JetStream keeps of each stream and bucket: 1, or 3 on a cluster.
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    /// Environment variable holding the NATS token (or `user:password`); the secret itself
+    /// never goes in the file.
+    #[serde(default)]
+    pub credentials_env: Option<String>,
+}
+
+fn default_stream_prefix() -> String {
+    "campaignd".to_owned()
+}
+
+fn default_replicas() -> usize {
+    1
 }
 
 fn default_cache_mb() -> u64 {

@@ -47,7 +47,23 @@ impl Config {
             }
         }
         self.api_tokens(env)?;
+        self.nats_credentials(env)?;
         Ok(())
+    }
+
+    /// The NATS token (or `user:password`) from the variable `store.nats.credentials_env`
+    /// names; `None` when no variable is named (a server without authentication).
+    pub fn nats_credentials(&self, env: impl Fn(&str) -> Option<String>) -> Result<Option<Secret>, ConfigError> {
+        let Some(var) = self.store.nats.as_ref().and_then(|n| n.credentials_env.as_deref()) else {
+            return Ok(None);
+        };
+        match env(var).filter(|v| !v.trim().is_empty()) {
+            Some(v) => Ok(Some(Secret::new(v.trim().to_owned()))),
+            None => Err(invalid(
+                "store.nats.credentials_env",
+                format!("environment variable {var} is not set; export the NATS token (or user:password) in it"),
+            )),
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The rules a parsed configuration must meet before the daemon starts: ranges, names, URLs,
 //! and one channel table per app. Each failure names its key and says what to do.
 
-use super::schema::{AppConfig, CallbackConfig, Channel, Config, GetuiAppConfig, ServerConfig, WecomAppConfig};
+use super::schema::{
+    AppConfig, CallbackConfig, Channel, Config, GetuiAppConfig, ServerConfig, StoreBackend, WecomAppConfig,
+};
 use super::schema::{DEV_API_TOKEN, MAX_RECIPIENTS_LIMIT, MAX_RETENTION_DAYS};
 use super::{invalid, ConfigError};
 use crate::dev::{DEV_MASTER_SECRET, DEV_WECOM_AES_KEY, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_SECRET};
@@ -61,6 +63,7 @@ impl Config {
         if self.store.path.as_os_str().is_empty() {
             return Err(invalid("store.path", "must name a directory"));
         }
+        self.validate_nats()?;
         if let Some(dev) = &self.api.dev_token {
             if dev != DEV_API_TOKEN {
                 return Err(invalid(
@@ -72,6 +75,46 @@ impl Config {
         }
         if self.api.tokens_env.is_none() && self.api.dev_token.is_none() {
             return Err(invalid("api.tokens_env", "name the environment variable that holds the API tokens"));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// `[store.nats]`: required and complete when `store.backend = "nats"`, checked whenever
+    /// present.
+    fn validate_nats(&self) -> Result<(), ConfigError> {
+        let nats = match (&self.store.nats, self.store.backend) {
+            (Some(nats), _) => nats,
+            (None, StoreBackend::Nats) => {
+                return Err(invalid("store.nats.url", "store.backend = \"nats\" needs [store.nats] with url"))
+            }
+            (None, StoreBackend::Sled) => return Ok(()),
+        };
+        let urls: Vec<&str> = nats.url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+        if self.store.backend == StoreBackend::Nats && urls.is_empty() {
+            return Err(invalid("store.nats.url", "name at least one NATS server, e.g. \"nats://127.0.0.1:4222\""));
+        }
+        if let Some(bad) = urls.iter().find(|u| u.contains(char::is_whitespace) || u.contains('@')) {
+            return Err(invalid(
+                "store.nats.url",
+                format!(
+                    "{bad:?} is not a server URL (credentials go in the variable named by store.nats.credentials_env)"
+                ),
+            ));
+        }
+        let prefix = &nats.stream_prefix;
+        let prefix_ok = !prefix.is_empty()
+            && prefix.len() <= 32
+            && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !prefix_ok {
+            return Err(invalid("store.nats.stream_prefix", format!("{prefix:?} must be 1 to 32 of [A-Za-z0-9_-]")));
+        }
+        if !matches!(nats.replicas, 1 | 3) {
+            return Err(invalid("store.nats.replicas", format!("{} must be 1 or 3", nats.replicas)));
+        }
+        if nats.credentials_env.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(invalid("store.nats.credentials_env", "name an environment variable, or leave it out"));
         }
         Ok(())
     }

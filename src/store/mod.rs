@@ -1,9 +1,9 @@
 //! Durable state: campaigns, their recipient chunks, and what became of each chunk.
 //!
 //! [`Store`] is the interface the API and the dispatcher use; [`SledStore`] implements it on an
-//! embedded sled database. A distributed queue (Redis Streams, NATS JetStream) would be another
-//! implementation of the same trait; so that one can, every method is async (the sled one runs
-//! its reads on the blocking pool and its writes on its writer thread).
+//! embedded sled database (the default), [`NatsStore`] on NATS JetStream streams and KV
+//! buckets that several daemons can share (`store.backend = "nats"`). Every method is async
+//! (the sled one runs its reads on the blocking pool and its writes on its writer thread).
 //!
 //! A **chunk** (≤ 1000 recipients) is the unit of upload, leasing, retry and acknowledgement.
 //! Uploads stage chunks and commit them in one step, so a failed upload leaves nothing behind.
@@ -13,6 +13,8 @@
 
 mod codec;
 mod deliveries;
+pub mod nats;
+mod rules;
 mod sled_store;
 #[cfg(test)]
 mod v1_records;
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Action, CampaignSpec, CampaignState, Counts, RequestKey, StoreIdentity};
 
+pub use nats::{NatsSettings, NatsStore};
 pub use sled_store::{read_identity_file, SledStore, StoreSettings};
 
 /// Smallest allocation glibc's malloc serves from `mmap` (so `free` gives it straight back).
@@ -77,6 +80,14 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("the store is shutting down")]
     Closed,
+    /// The NATS servers of the shared backend cannot be reached (at start, or they were lost).
+    #[error("NATS unavailable at {url}: {message}")]
+    Unavailable {
+        /// The seed URLs tried.
+        url: String,
+        /// What failed.
+        message: String,
+    },
 }
 
 /// A campaign and what is known about it.

@@ -11,10 +11,10 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::oneshot;
 
 use super::codec::{chunk_entries, chunk_key, decode, encode_compact, encode_named, parse_chunk_key};
+use super::rules;
 use super::{Ack, CampaignRecord, Change, Chunk, Progress, StoreError, UploadCommit};
 use crate::clock::now_ms;
-use crate::domain::campaign::transition;
-use crate::domain::{Action, CampaignSpec, CampaignState, Counts, Mode, RequestKey};
+use crate::domain::{CampaignSpec, CampaignState, Counts};
 
 /// Most commands applied under one flush.
 const GROUP_COMMIT_MAX: usize = 512;
@@ -244,27 +244,7 @@ impl Writer {
 
     fn create(&mut self, spec: CampaignSpec, now_ms: i64) -> Result<CampaignRecord, StoreError> {
         let id = self.trees.db.generate_id().map_err(db_err)? + 1;
-        let rec = CampaignRecord {
-            id,
-            spec,
-            state: CampaignState::Draft,
-            created_ms: now_ms,
-            started_ms: None,
-            finished_ms: None,
-            chunk_count: 0,
-            recipients: 0,
-            duplicates: 0,
-            rejected: 0,
-            list_taskid: None,
-            app_taskid: None,
-            counts: Counts::default(),
-            folded: 0,
-            replayed: 0,
-            failure: None,
-            upstream_report: None,
-            withdrawal: None,
-            request_salt: Some(request_salt()?),
-        };
+        let rec = rules::new_record(id, spec, now_ms)?;
         self.save(&rec)?;
         self.publish(id);
         Ok(rec)
@@ -299,80 +279,18 @@ impl Writer {
 
     fn change(&mut self, id: u64, change: Change) -> Result<CampaignRecord, StoreError> {
         let mut rec = self.record(id)?;
-        let conflict = |rec: &CampaignRecord, what: &str| StoreError::Conflict {
-            state: rec.state,
-            message: format!("cannot {what} a campaign that is {}", rec.state.as_str()),
-        };
-        match change {
-            Change::Act(action, now) => {
-                // An upstream-held schedule is sent at once; Getui waits for the time.
-                let s = &rec.spec.settings;
-                let future = !s.upstream_schedule && s.schedule_at_ms.is_some_and(|t| t > now);
-                let next = transition(rec.state, action, future).ok_or_else(|| conflict(&rec, action.as_str()))?;
-                if action == Action::Start && rec.recipients == 0 && rec.spec.mode != Mode::App {
-                    return Err(StoreError::Conflict {
-                        state: rec.state,
-                        message: "upload recipients before starting: the campaign has none".into(),
-                    });
-                }
-                self.enter(&mut rec, next, now)?;
-            }
-            Change::Begin(now) if rec.state == CampaignState::Scheduled => {
-                self.enter(&mut rec, CampaignState::Running, now)?
-            }
-            Change::Begin(_) => return Err(conflict(&rec, "begin")),
-            Change::SetListTask(t) => rec.list_taskid = Some(t),
-            Change::SetAppTask(t, now) => {
-                rec.app_taskid = Some(t);
-                let s = &rec.spec.settings;
-                // Getui holds the schedule: the campaign waits in `scheduled` (cancellable)
-                // until the time, then completes without a second push.
-                let held = s.upstream_schedule && s.schedule_at_ms.is_some_and(|at| at > now);
-                let next = if held { CampaignState::Scheduled } else { CampaignState::Completed };
-                if rec.state == CampaignState::Running {
-                    self.enter(&mut rec, next, now)?;
-                }
-            }
-            Change::SetUpstreamReport(r) => rec.upstream_report = Some(r),
-            Change::SetWithdrawal(w) => rec.withdrawal = Some(w),
-            Change::Fail(why, now) if !rec.state.is_final() => {
-                rec.failure = Some(why);
-                self.enter(&mut rec, CampaignState::Failed, now)?;
-            }
-            Change::Fail(..) => return Err(conflict(&rec, "fail")),
-            Change::AddReplayed(n) => rec.replayed += n,
+        if rules::apply_change(&mut rec, change)? {
+            // Cancelled: its unsent chunks go.
+            self.remove_range(&self.trees.chunks.clone(), rec.id, 0)?;
+            self.remove_range(&self.trees.inflight.clone(), rec.id, 0)?;
         }
         self.save(&rec)?;
         Ok(rec)
     }
 
-    /// Moves to `next`, stamping times and dropping unsent chunks of a cancelled campaign.
-    fn enter(&mut self, rec: &mut CampaignRecord, next: CampaignState, now: i64) -> Result<(), StoreError> {
-        if next == CampaignState::Running && rec.started_ms.is_none() {
-            rec.started_ms = Some(now);
-        }
-        if next.is_final() {
-            rec.finished_ms = Some(now);
-        }
-        if next == CampaignState::Cancelled {
-            self.remove_range(&self.trees.chunks.clone(), rec.id, 0)?;
-            self.remove_range(&self.trees.inflight.clone(), rec.id, 0)?;
-        }
-        rec.state = next;
-        Ok(())
-    }
-
     fn delete(&mut self, id: u64) -> Result<(), StoreError> {
         let rec = self.record(id)?;
-        if !matches!(rec.state, CampaignState::Draft | CampaignState::Scheduled) {
-            return Err(StoreError::Conflict {
-                state: rec.state,
-                message: format!(
-                    "only draft or scheduled campaigns can be deleted; this one is {}",
-                    rec.state.as_str()
-                ),
-            });
-        }
+        rules::check_delete(&rec)?;
         for tree in [self.trees.chunks.clone(), self.trees.done.clone(), self.trees.inflight.clone()] {
             self.remove_range(&tree, id, 0)?;
         }
@@ -402,19 +320,10 @@ impl Writer {
 
     fn commit(&mut self, id: u64, c: UploadCommit) -> Result<CampaignRecord, StoreError> {
         let mut rec = self.record(id)?;
-        if rec.state != CampaignState::Draft || c.first_seq != rec.chunk_count {
+        if let Err(refused) = rules::apply_commit(&mut rec, c) {
             self.discard(id, c.first_seq, c.chunks)?;
-            let message = if rec.state != CampaignState::Draft {
-                format!("recipients can only be uploaded to a draft campaign; this one is {}", rec.state.as_str())
-            } else {
-                "another upload to this campaign finished first; retry".to_owned()
-            };
-            return Err(StoreError::Conflict { state: rec.state, message });
+            return Err(refused);
         }
-        rec.chunk_count += c.chunks;
-        rec.recipients += c.recipients;
-        rec.duplicates += c.duplicates;
-        rec.rejected += c.rejected;
         self.save(&rec)?;
         Ok(rec)
     }
@@ -450,19 +359,8 @@ impl Writer {
             return Ok(());
         };
         let before = rec.folded;
-        if let Some(done) = self.unfolded.get_mut(&id) {
-            while let Some(counts) = done.remove(&rec.folded) {
-                rec.counts.merge(&counts);
-                rec.folded += 1;
-            }
-        }
-        let complete =
-            rec.state == CampaignState::Running && rec.spec.mode != Mode::App && rec.folded >= rec.chunk_count;
-        if complete {
-            rec.state = CampaignState::Completed;
-            rec.finished_ms = Some(now_ms());
-        }
-        if rec.folded != before || complete {
+        let changed = rules::fold(&mut rec, self.unfolded.entry(id).or_default(), now_ms());
+        if changed {
             self.save(&rec)?;
             for seq in before..rec.folded {
                 self.trees.done.remove(chunk_key(id, seq)).map_err(db_err)?;
@@ -538,13 +436,6 @@ fn reconcile(tree: &sled::Tree, wanted: &HashSet<Vec<u8>>) -> Result<(), StoreEr
 }
 
 /// Wraps a result so it is sent after the batch's flush, or replaced by the flush's error.
-/// A campaign's request-id salt, from the operating system's random source.
-fn request_salt() -> Result<u32, StoreError> {
-    let mut b = [0u8; 4];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Db(format!("no random source for the request-id salt: {e}")))?;
-    Ok(u32::from_be_bytes(b) & RequestKey::MAX_SALT)
-}
-
 fn later<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Pending {
     Box::new(move |flush_err: Option<&StoreError>| {
         let result = match (result, flush_err) {

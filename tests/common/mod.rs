@@ -412,3 +412,81 @@ pub fn ndjson_range(from: u64, n: u64) -> String {
         .map(|i| format!("{{\"cid\":\"{}\",\"vars\":{{\"name\":\"user{i}\",\"code\":{i}}}}}\n", cid(i)))
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// A JetStream server for the NATS backend: a `nats-server` process on a free loopback port with
+// its storage in a temporary directory, killed when dropped.
+
+/// Whether `program` is on PATH.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+/// A running `nats-server -js` on 127.0.0.1, stopped (by its own process id) when dropped.
+pub struct NatsServer {
+    child: std::process::Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts one, or answers `None` after saying why the caller skips: without `nats-server`
+    /// on PATH. Under `CI=true` a missing `nats-server` fails instead (`.ci/run` installs it).
+    pub fn start_or_skip(what: &str) -> Option<NatsServer> {
+        if !on_path("nats-server") {
+            assert!(std::env::var("CI").is_err(), "CI must have nats-server: .ci/run installs Debian's nats-server");
+            eprintln!("SKIPPED {what}: nats-server not installed (apt-get install nats-server)");
+            return None;
+        }
+        Some(NatsServer::start())
+    }
+
+    /// Starts a server and waits (up to 20 s) until it says it is ready.
+    pub fn start() -> NatsServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.path().join("nats.log");
+        let child = std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.path().join("js"))
+            .arg("-l")
+            .arg(&log)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        let server = NatsServer { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Server is ready") {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "nats-server did not get ready in 20 s: {text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Store settings on this server under `prefix`.
+    pub fn settings(&self, prefix: &str) -> campaignd::store::NatsSettings {
+        campaignd::store::NatsSettings {
+            url: self.url(),
+            stream_prefix: prefix.to_owned(),
+            replicas: 1,
+            credentials: None,
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

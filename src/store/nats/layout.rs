@@ -1,0 +1,128 @@
+//! Names in NATS: the chunk stream and its subjects, the KV buckets and their keys. Every name
+//! starts with `store.nats.stream_prefix`, so several deployments can share one account.
+
+use crate::domain::CampaignState;
+
+/// The KV buckets, by what they hold (the bucket is `{prefix}_{name}`).
+pub(super) const BUCKETS: [&str; 7] = [META, CAMPAIGNS, INDEX, DONE, INFLIGHT, SUPPRESSED, DELIVERIES];
+/// `identity` (created once: the first daemon wins) and `next_id` (the id counter, CAS'd).
+pub(super) const META: &str = "meta";
+/// `rec.{id}` → the campaign record (`codec::encode_named`), revision-checked on every change.
+pub(super) const CAMPAIGNS: &str = "campaigns";
+/// `{state}.{id}` → empty: which state each campaign is in, so the active campaigns and the
+/// census are read from keys, not from every record.
+pub(super) const INDEX: &str = "index";
+/// `{id}.{seq}` → `Counts` (`codec::encode_compact`): acknowledged chunks not yet folded into
+/// the record (tombstones).
+pub(super) const DONE: &str = "done";
+/// `{id}.{seq}` → empty: list chunks about to be sent.
+pub(super) const INFLIGHT: &str = "inflight";
+/// `{hex app}.{hex lowercased user}` → `Suppression` (`codec::encode_named`).
+pub(super) const SUPPRESSED: &str = "suppressed";
+/// `{hex delivery key}` → when it was noted (8 bytes, big-endian ms).
+pub(super) const DELIVERIES: &str = "deliveries";
+
+/// The prefix and the names made from it.
+#[derive(Debug, Clone)]
+pub(super) struct Names {
+    prefix: String,
+}
+
+impl Names {
+    pub(super) fn new(prefix: &str) -> Names {
+        Names { prefix: prefix.to_owned() }
+    }
+
+    /// The KV bucket holding `what` (one of [`BUCKETS`]).
+    pub(super) fn bucket(&self, what: &str) -> String {
+        format!("{}_{what}", self.prefix)
+    }
+
+    /// The stream of recipient chunks.
+    pub(super) fn chunk_stream(&self) -> String {
+        format!("{}_chunks", self.prefix)
+    }
+
+    /// Every subject of the chunk stream.
+    pub(super) fn chunk_subjects(&self) -> String {
+        format!("{}.chunk.>", self.prefix)
+    }
+
+    /// Part `part` of chunk `seq` of campaign `id`: one message each, the stream keeping the
+    /// last per subject.
+    pub(super) fn chunk_part(&self, id: u64, seq: u64, part: u32) -> String {
+        format!("{}.chunk.{id}.{seq}.{part}", self.prefix)
+    }
+
+    /// Every part of one chunk (for purging it).
+    pub(super) fn chunk_parts(&self, id: u64, seq: u64) -> String {
+        format!("{}.chunk.{id}.{seq}.*", self.prefix)
+    }
+
+    /// Every chunk of one campaign.
+    pub(super) fn campaign_chunks(&self, id: u64) -> String {
+        format!("{}.chunk.{id}.>", self.prefix)
+    }
+}
+
+/// A campaign record's key.
+pub(super) fn record_key(id: u64) -> String {
+    format!("rec.{id}")
+}
+
+/// A campaign's index key in `state`.
+pub(super) fn index_key(state: CampaignState, id: u64) -> String {
+    format!("{}.{id}", state.as_str())
+}
+
+/// Splits an index key back into state and id.
+pub(super) fn parse_index_key(key: &str) -> Option<(CampaignState, u64)> {
+    let (state, id) = key.split_once('.')?;
+    let state = CampaignState::ALL.into_iter().find(|s| s.as_str() == state)?;
+    Some((state, id.parse().ok()?))
+}
+
+/// `{id}.{seq}`: a chunk's key in the `done` and `inflight` buckets.
+pub(super) fn seq_key(id: u64, seq: u64) -> String {
+    format!("{id}.{seq}")
+}
+
+/// The seq of a [`seq_key`].
+pub(super) fn parse_seq_key(key: &str) -> Option<u64> {
+    key.split_once('.')?.1.parse().ok()
+}
+
+/// A suppression's key: KV keys allow only `[-/_=.A-Za-z0-9]`, so both parts are hex (which
+/// also keeps byte order, so keys sort as the user ids do).
+pub(super) fn suppression_key(app: &str, user: &str) -> String {
+    format!("{}.{}", hex::encode(app), hex::encode(user.to_lowercase()))
+}
+
+/// The user id of a [`suppression_key`].
+pub(super) fn suppression_user(key: &str) -> Option<String> {
+    String::from_utf8(hex::decode(key.split_once('.')?.1).ok()?).ok()
+}
+
+/// A callback delivery's key (hex, for the same reason).
+pub(super) fn delivery_key(key: &str) -> String {
+    let hexed = hex::encode(key);
+    if hexed.is_empty() {
+        "-".to_owned()
+    } else {
+        hexed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        assert_eq!(parse_index_key(&index_key(CampaignState::Paused, 42)), Some((CampaignState::Paused, 42)));
+        assert_eq!(parse_index_key("nonsense.1"), None);
+        assert_eq!(parse_seq_key(&seq_key(3, 7)), Some(7));
+        assert_eq!(suppression_user(&suppression_key("staff", "LiLei")).as_deref(), Some("lilei"));
+        assert_eq!(Names::new("cd").chunk_part(1, 2, 0), "cd.chunk.1.2.0");
+    }
+}
