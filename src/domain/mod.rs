@@ -9,11 +9,13 @@ pub mod fingerprints;
 pub(crate) mod ids;
 pub mod message;
 pub mod outcome;
+pub mod phone;
 pub mod recipient;
 
 pub use campaign::{Action, CampaignSpec, CampaignState, Mode, Replay};
 pub use ids::{CompactCid, RequestId, RequestIdError, RequestKey, StoreIdentity};
 pub use outcome::{Counts, ResultName};
+pub use phone::{PhoneError, PhoneNumber};
 
 /// The send channels an app can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
