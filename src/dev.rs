@@ -26,3 +26,10 @@ pub const DEV_WECOM_SECRET: &str = "campaignd-dev-wecom-secret-0123456789abcdef"
 pub const DEV_WECOM_CALLBACK_TOKEN: &str = "campaignddevcallback";
 /// The development EncodingAESKey: 43 characters of `[A-Za-z0-9]`.
 pub const DEV_WECOM_AES_KEY: &str = "campaigndDevWecomAesKey0123456789abcdefGHIJ";
+
+// Sealing of personal data at rest.
+
+/// The development key for the `seal` module: 64 hex characters, the ASCII bytes of
+/// `campaignd-dev-seal-key-PUBLIC!!!`. Published, so anything sealed with it is readable by
+/// anyone: for the demo and tests only, never for real phone numbers.
+pub const DEV_SEAL_KEY_HEX: &str = "63616d706169676e642d6465762d7365616c2d6b65792d5055424c4943212121";
