@@ -1,5 +1,5 @@
 //! Domain types with no I/O: recipients, request ids, campaigns and their state machine,
-//! message templates, and the vocabulary of results.
+//! message templates, the vocabulary of results, phone numbers and the SMS fallback rules.
 //!
 //! Types here parse rather than validate: holding a [`CompactCid`], a [`RequestId`] or a
 //! [`CampaignSpec`] means the value already obeys the rules.
@@ -11,6 +11,7 @@ pub mod message;
 pub mod outcome;
 pub mod phone;
 pub mod recipient;
+pub mod sms;
 
 pub use campaign::{Action, CampaignSpec, CampaignState, Mode, Replay};
 pub use ids::{CompactCid, RequestId, RequestIdError, RequestKey, StoreIdentity};
