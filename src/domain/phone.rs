@@ -196,11 +196,12 @@ impl PhoneNumber {
 
     /// The legacy API's "pn": md5 of the phone number, 32 lowercase hex digits.
     ///
-    /// For a CN mobile the 11-digit national number is hashed (`13800000000`, no `+86`): that
-    /// is what legacy customers sent to `bind_cid_pn` ([JDEMO] hashes the bare mobile number
-    /// and Getui only served CN numbers), so a pn campaignd computes matches the pn their own
-    /// systems already hold. Other countries' numbers have no such legacy; their E.164 form,
-    /// `+` included, is hashed, so they can never collide with a CN pn.
+    /// For a CN mobile the 11-digit national number is hashed (`13800000000`, no `+86`).
+    /// Getui's Java demo (§1.7) only says "the mobile number (手机号) after md5, 32 lowercase
+    /// hex"; a 手机号 is written as those 11 digits in China and the legacy service texted CN
+    /// numbers only, so this is the form customers' own pn values most likely hold (the exact
+    /// form is not confirmed by any source). Other countries' numbers have no legacy: their
+    /// E.164 form, `+` included, is hashed, so they never collide with a CN pn.
     pub fn pn_md5(&self) -> String {
         let hashed = self.cn_national().unwrap_or(&self.e164);
         hex::encode(Md5::digest(hashed.as_bytes()))

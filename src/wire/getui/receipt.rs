@@ -9,8 +9,8 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-/// One receipt line as Getui posts it. Unknown fields are ignored (the [3P] sources list a few
-/// more than the doc excerpt, and Getui may add others).
+/// One receipt line as Getui posts it. Unknown fields are ignored (the third-party sources of §2.3
+/// list a few more than the doc excerpt, and Getui may add others).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptLine {
     /// The app's AppId.
