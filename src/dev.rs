@@ -26,3 +26,24 @@ pub const DEV_WECOM_SECRET: &str = "campaignd-dev-wecom-secret-0123456789abcdef"
 pub const DEV_WECOM_CALLBACK_TOKEN: &str = "campaignddevcallback";
 /// The development EncodingAESKey: 43 characters of `[A-Za-z0-9]`.
 pub const DEV_WECOM_AES_KEY: &str = "campaigndDevWecomAesKey0123456789abcdefGHIJ";
+
+// Sealing of personal data at rest.
+
+/// The development key for the `seal` module: 64 hex characters, the ASCII bytes of
+/// `campaignd-dev-seal-key-PUBLIC!!!`. Published, so anything sealed with it is readable by
+/// anyone: for the demo and tests only, never for real phone numbers.
+pub const DEV_SEAL_KEY_HEX: &str = "63616d706169676e642d6465762d7365616c2d6b65792d5055424c4943212121";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dev_seal_key_is_32_nonzero_bytes_of_hex_and_says_what_it_is() {
+        // `seal::SealKey::from_text` takes this form; `seal` tests open values with a copy of it.
+        let bytes = hex::decode(DEV_SEAL_KEY_HEX).unwrap();
+        assert_eq!(bytes.len(), 32);
+        assert!(bytes.iter().any(|&b| b != 0));
+        assert_eq!(bytes, b"campaignd-dev-seal-key-PUBLIC!!!");
+    }
+}

@@ -8,8 +8,8 @@
 //! 1. Ground floor, no I/O and no knowledge of campaigns: [`secret`] (a string that never
 //!    prints), [`clock`] (the wall clock in Unix milliseconds and seconds), [`dev`] (the
 //!    published development credentials), [`percent`] (percent-decoding), [`notify`] (systemd
-//!    notifications), [`wire`] (the vendors' formats as they travel, their field rules and
-//!    region tables).
+//!    notifications), [`seal`] (AES-256-GCM for personal data at rest), [`wire`] (the vendors'
+//!    formats as they travel, their field rules and region tables).
 //! 2. [`domain`] (campaigns, templates, recipients, results, ids, in domain types only: this is
 //!    what the store keeps) and [`protocol`] (the API's JSON shapes).
 //! 3. [`render`] (a campaign into each vendor's wire values, in one tested place per vendor),
@@ -41,6 +41,7 @@ pub mod percent;
 pub mod protocol;
 pub mod render;
 pub mod retention;
+pub mod seal;
 pub mod secret;
 pub mod serve;
 pub mod simulator;

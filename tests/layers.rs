@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// Top-level modules by layer, lowest first. `cli` is the binary's own module tree.
 const LAYERS: &[&[&str]] = &[
-    &["secret", "clock", "dev", "percent", "notify", "wire"],
+    &["secret", "clock", "dev", "percent", "notify", "seal", "wire"],
     &["domain", "protocol"],
     &["wecom", "config", "metrics", "render"],
     &["serve", "upstream", "store"],

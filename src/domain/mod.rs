@@ -1,5 +1,5 @@
 //! Domain types with no I/O: recipients, request ids, campaigns and their state machine,
-//! message templates, and the vocabulary of results.
+//! message templates, the vocabulary of results, phone numbers and the SMS fallback rules.
 //!
 //! Types here parse rather than validate: holding a [`CompactCid`], a [`RequestId`] or a
 //! [`CampaignSpec`] means the value already obeys the rules.
@@ -9,11 +9,14 @@ pub mod fingerprints;
 pub(crate) mod ids;
 pub mod message;
 pub mod outcome;
+pub mod phone;
 pub mod recipient;
+pub mod sms;
 
 pub use campaign::{Action, CampaignSpec, CampaignState, Mode, Replay};
 pub use ids::{CompactCid, RequestId, RequestIdError, RequestKey, StoreIdentity};
 pub use outcome::{Counts, ResultName};
+pub use phone::{PhoneError, PhoneNumber};
 
 /// The send channels an app can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
