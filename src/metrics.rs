@@ -331,7 +331,18 @@ mod tests {
         .collect();
         assert_eq!(
             values,
-            ["0", "45009", "-1", "other", "502", "other", "5000", "5000", "not_sent", "LimitExceeded.PhoneNumberDailyLimit"]
+            [
+                "0",
+                "45009",
+                "-1",
+                "other",
+                "502",
+                "other",
+                "5000",
+                "5000",
+                "not_sent",
+                "LimitExceeded.PhoneNumberDailyLimit"
+            ]
         );
         assert_eq!(CodeLabel::HttpStatus(502).to_string(), "http_502");
         assert_eq!(CodeLabel::NoAnswer.to_string(), "transport");

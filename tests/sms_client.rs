@@ -148,7 +148,10 @@ async fn a_bad_secret_key_is_a_permanent_signature_failure() {
     let bad = TencentSmsClient::new(settings(&sim, "not-the-secret-key")).unwrap();
     let err = bad.send_sms(&request([phone(1)], "张三")).await.unwrap_err();
     assert_eq!(api_code(&err), codes::SIGNATURE_FAILURE);
-    assert_eq!((err.class(), err.result(), err.failed_at()), (AnswerClass::Permanent, ResultName::AuthFailed, FailedAt::VendorCode));
+    assert_eq!(
+        (err.class(), err.result(), err.failed_at()),
+        (AnswerClass::Permanent, ResultName::AuthFailed, FailedAt::VendorCode)
+    );
     assert_eq!(err.code_label().metric_value(), codes::SIGNATURE_FAILURE);
     assert!(!err.maybe_delivered());
     assert_eq!(ledger(&sim).await.messages, 0);
@@ -252,7 +255,10 @@ async fn a_status_report_reaches_the_callback_receiver() {
     .await;
     for (report, status) in got.iter().zip(&statuses) {
         assert_eq!(report.sid, status.serial_no);
-        assert_eq!((report.nationcode.as_str(), report.report_status.as_str(), report.errmsg.as_str()), ("86", "SUCCESS", "DELIVRD"));
+        assert_eq!(
+            (report.nationcode.as_str(), report.report_status.as_str(), report.errmsg.as_str()),
+            ("86", "SUCCESS", "DELIVRD")
+        );
         assert_eq!(format!("+86{}", report.mobile), status.phone_number);
     }
     let delivered = eventually("the ledger counts them", Duration::from_secs(5), || async {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use campaignd::simulator::{
-    self, CallbackPlayer, FaultProfile, Inbound, Limits, ReportSettings, SimConfig, Simulator, SmsSimConfig, StatusShares,
+    self, CallbackPlayer, FaultProfile, Inbound, Limits, ReportSettings, SimConfig, Simulator, SmsSimConfig,
+    StatusShares,
 };
 use campaignd::wire::tencent_sms::SendWindow;
 use clap::{Args, ValueEnum};

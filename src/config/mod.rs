@@ -253,7 +253,10 @@ mod tests {
         let cfg = parse(&text).unwrap();
         let s = cfg.sms_settings_with_env("main", |_| None).unwrap().expect("an sms section");
         assert_eq!(s.secret_key.expose(), crate::dev::DEV_SMS_SECRET_KEY);
-        assert_eq!((s.secret_id.as_str(), s.sdk_app_id.as_str(), s.region.as_str()), (crate::dev::DEV_SMS_SECRET_ID, "1400006666", "ap-guangzhou"));
+        assert_eq!(
+            (s.secret_id.as_str(), s.sdk_app_id.as_str(), s.region.as_str()),
+            (crate::dev::DEV_SMS_SECRET_ID, "1400006666", "ap-guangzhou")
+        );
         let env = cfg.sms_settings_with_env("main", |v| (v == "CAMPAIGND_MAIN_SMS_SECRET_KEY").then(|| "env".into()));
         assert_eq!(env.unwrap().unwrap().secret_key.expose(), "env", "the environment wins");
         let sms = cfg.sms_of("main").unwrap().unwrap();
@@ -265,7 +268,10 @@ mod tests {
         let off = parse(&text.replace("marketing = true", "marketing = false")).unwrap();
         assert_eq!(off.sms_window("main").unwrap(), None);
         let defaults = text.replace("region = \"ap-guangzhou\"\n", "").replace("window_start = \"08:00\"\n", "");
-        assert_eq!(parse(&defaults).unwrap().sms_settings_with_env("main", |_| None).unwrap().unwrap().region, "ap-guangzhou");
+        assert_eq!(
+            parse(&defaults).unwrap().sms_settings_with_env("main", |_| None).unwrap().unwrap().region,
+            "ap-guangzhou"
+        );
         cfg.check_secrets(|_| None).unwrap();
     }
 
@@ -273,14 +279,20 @@ mod tests {
     fn bad_sms_values_name_their_key() {
         let text = with_sms_example();
         let cases = [
-            (text.replace("base_url = \"http://127.0.0.1:8781\"", "base_url = \"http://sms.example.com\""), "apps.main.sms.base_url"),
+            (
+                text.replace("base_url = \"http://127.0.0.1:8781\"", "base_url = \"http://sms.example.com\""),
+                "apps.main.sms.base_url",
+            ),
             (text.replace(crate::dev::DEV_SMS_SECRET_KEY, "a-real-key"), "apps.main.sms.dev_secret_key"),
             (text.replace("sdk_app_id = \"1400006666\"", "sdk_app_id = \"app\""), "apps.main.sms.sdk_app_id"),
             (text.replace("sign_name = \"campaignd\"", "sign_name = \"【campaignd】\""), "apps.main.sms.sign_name"),
             (text.replace("window_end = \"22:00\"", "window_end = \"07:00\""), "apps.main.sms.window_start"),
             (text.replace("id = \"1234567\"", "id = \"1000001\""), "apps.main.sms.templates[1].id"),
             (text.replace("你的余额还剩{2}元", "你的余额还剩{3}元"), "apps.main.sms.templates[1].text"),
-            (text.replace("request_timeout_ms = 10000\n# Approved", "request_timeout_ms = 0\n# Approved"), "apps.main.sms.request_timeout_ms"),
+            (
+                text.replace("request_timeout_ms = 10000\n# Approved", "request_timeout_ms = 0\n# Approved"),
+                "apps.main.sms.request_timeout_ms",
+            ),
             (text.replace("id = \"1000001\"", "id = \"1000001\"\ncolour = 1"), "colour"),
         ];
         for (text, key) in cases {

@@ -194,11 +194,20 @@ impl Config {
         Ok(Some(TencentSmsSettings {
             base_url: s.base_url.clone(),
             secret_id: s.secret_id.clone(),
-            secret_key: resolve_secret(&key, s.secret_key_env.as_deref(), s.dev_secret_key.as_deref(), &env, "the SecretKey")?,
+            secret_key: resolve_secret(
+                &key,
+                s.secret_key_env.as_deref(),
+                s.dev_secret_key.as_deref(),
+                &env,
+                "the SecretKey",
+            )?,
             sdk_app_id: s.sdk_app_id.clone(),
             region: s.region.clone(),
             request_timeout: Duration::from_millis(s.request_timeout_ms),
-            pool: PoolSettings { connect_timeout: Duration::from_millis(s.connect_timeout_ms), ..PoolSettings::default() },
+            pool: PoolSettings {
+                connect_timeout: Duration::from_millis(s.connect_timeout_ms),
+                ..PoolSettings::default()
+            },
         }))
     }
 

@@ -6,7 +6,9 @@ use super::schema::{
 };
 use super::schema::{DEV_API_TOKEN, MAX_RECIPIENTS_LIMIT, MAX_RETENTION_DAYS};
 use super::{invalid, ConfigError};
-use crate::dev::{DEV_MASTER_SECRET, DEV_SMS_SECRET_KEY, DEV_WECOM_AES_KEY, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_SECRET};
+use crate::dev::{
+    DEV_MASTER_SECRET, DEV_SMS_SECRET_KEY, DEV_WECOM_AES_KEY, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_SECRET,
+};
 use crate::wire::tencent_sms::template::param_count;
 use crate::wire::tencent_sms::SendWindow;
 

@@ -34,9 +34,9 @@ pub use wecom::{
 
 // The development credentials the simulators accept live in `crate::dev`; re-exported here.
 pub use crate::dev::{
-    DEV_APP_ID, DEV_APP_KEY, DEV_MASTER_SECRET, DEV_WECOM_AES_KEY, DEV_WECOM_AGENT_ID, DEV_WECOM_CALLBACK_TOKEN,
-    DEV_SMS_SDK_APP_ID, DEV_SMS_SECRET_ID, DEV_SMS_SECRET_KEY, DEV_SMS_SIGN_NAME, DEV_SMS_TEMPLATES, DEV_WECOM_CORP_ID,
-    DEV_WECOM_SECRET,
+    DEV_APP_ID, DEV_APP_KEY, DEV_MASTER_SECRET, DEV_SMS_SDK_APP_ID, DEV_SMS_SECRET_ID, DEV_SMS_SECRET_KEY,
+    DEV_SMS_SIGN_NAME, DEV_SMS_TEMPLATES, DEV_WECOM_AES_KEY, DEV_WECOM_AGENT_ID, DEV_WECOM_CALLBACK_TOKEN,
+    DEV_WECOM_CORP_ID, DEV_WECOM_SECRET,
 };
 
 /// Shares (in basis points, out of 10 000) of the per-cid statuses; the rest is

@@ -239,11 +239,7 @@ impl SmsSim {
             Ok((req, text, fee)) => {
                 let statuses = self.deliver(&req, &text, fee);
                 SendSmsAnswer {
-                    response: SendSmsResponse {
-                        send_status_set: statuses,
-                        error: None,
-                        request_id: self.request_id(),
-                    },
+                    response: SendSmsResponse { send_status_set: statuses, error: None, request_id: self.request_id() },
                 }
             }
             Err(refusal) => self.refused(refusal),
@@ -258,7 +254,10 @@ impl SmsSim {
             return Err(refuse(codes::INVALID_ACTION, format!("action {action:?} is not served")));
         }
         if header("x-tc-version") != API_VERSION {
-            return Err(refuse(codes::INVALID_ACTION, format!("action SendSms has no version {:?}", header("x-tc-version"))));
+            return Err(refuse(
+                codes::INVALID_ACTION,
+                format!("action SendSms has no version {:?}", header("x-tc-version")),
+            ));
         }
         let Ok(timestamp) = header("x-tc-timestamp").trim().parse::<i64>() else {
             return Err(refuse(codes::SIGNATURE_FAILURE, "X-TC-Timestamp is missing or not a number"));
@@ -322,7 +321,9 @@ impl SmsSim {
                     format!("the template takes {expected} parameters, {given} given"),
                 ))
             }
-            Err(RenderError::Template(e)) => return Err(refuse(codes::TEMPLATE_INCORRECT_OR_UNAPPROVED, e.to_string())),
+            Err(RenderError::Template(e)) => {
+                return Err(refuse(codes::TEMPLATE_INCORRECT_OR_UNAPPROVED, e.to_string()))
+            }
         };
         let text = with_signature(&req.sign_name, &body);
         let chars = char_count(&text);
@@ -358,12 +359,22 @@ impl SmsSim {
             let key = (phone.clone(), text.to_owned());
             let interval = self.cfg.same_text_interval;
             if freq.recent.get(&key).is_some_and(|at| now.saturating_duration_since(*at) < interval) {
-                out.push(self.number_refused(&phone, &context, codes::PHONE_NUMBER_THIRTY_SECOND_LIMIT, "same text within 30 s"));
+                out.push(self.number_refused(
+                    &phone,
+                    &context,
+                    codes::PHONE_NUMBER_THIRTY_SECOND_LIMIT,
+                    "same text within 30 s",
+                ));
                 continue;
             }
             let today = freq.daily.get(&phone).filter(|(d, _)| *d == day).map_or(0, |(_, n)| *n);
             if self.cfg.daily_limit_per_number.is_some_and(|cap| today >= cap) {
-                out.push(self.number_refused(&phone, &context, codes::PHONE_NUMBER_DAILY_LIMIT, "daily limit of this number"));
+                out.push(self.number_refused(
+                    &phone,
+                    &context,
+                    codes::PHONE_NUMBER_DAILY_LIMIT,
+                    "daily limit of this number",
+                ));
                 continue;
             }
             if !interval.is_zero() {

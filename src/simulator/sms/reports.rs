@@ -148,9 +148,8 @@ async fn post(
     counted: &impl Fn(u64, u64),
 ) {
     let Ok(body) = serde_json::to_vec(batch) else { return counted(0, n) };
-    let Ok(req) = hyper::Request::post(url)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
+    let Ok(req) =
+        hyper::Request::post(url).header("content-type", "application/json").body(Full::new(Bytes::from(body)))
     else {
         return counted(0, n);
     };

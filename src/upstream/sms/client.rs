@@ -21,8 +21,8 @@ use crate::upstream::http::{build_client, exchange, ClientBuildError, HttpClient
 use crate::upstream::{CodeLabel, ProviderError};
 use crate::wire::tencent_sms::sign::{authorization, sign, SigningInput};
 use crate::wire::tencent_sms::{
-    SendSms, SendSmsAnswer, SendStatus, ACTION_SEND_SMS, API_VERSION, CONTENT_TYPE, MAX_NUMBERS_PER_CALL,
-    SERVICE, SESSION_CONTEXT_LIMIT_BYTES,
+    SendSms, SendSmsAnswer, SendStatus, ACTION_SEND_SMS, API_VERSION, CONTENT_TYPE, MAX_NUMBERS_PER_CALL, SERVICE,
+    SESSION_CONTEXT_LIMIT_BYTES,
 };
 
 /// One Tencent Cloud SMS application's client. Cheap to clone; clones share the pool.
@@ -123,9 +123,11 @@ impl TencentSmsClient {
     /// Signs and posts one action's JSON body at Unix second `timestamp`.
     async fn post(&self, action: &'static str, body: Vec<u8>, timestamp: i64) -> Result<SendSmsAnswer, SmsError> {
         let inner = &self.inner;
-        let input = SigningInput { host: &inner.host, content_type: CONTENT_TYPE, timestamp, service: SERVICE, body: &body };
-        let signed = sign(inner.settings.secret_key.expose(), &input)
-            .ok_or_else(|| SmsError::Invalid { reason: format!("the clock reads {timestamp}, outside the calendar") })?;
+        let input =
+            SigningInput { host: &inner.host, content_type: CONTENT_TYPE, timestamp, service: SERVICE, body: &body };
+        let signed = sign(inner.settings.secret_key.expose(), &input).ok_or_else(|| SmsError::Invalid {
+            reason: format!("the clock reads {timestamp}, outside the calendar"),
+        })?;
         let req = Request::post(inner.url.clone())
             .header("authorization", authorization(&inner.settings.secret_id, &signed))
             .header("content-type", CONTENT_TYPE)
@@ -223,7 +225,10 @@ mod tests {
         let client = TencentSmsClient::new(settings("http://127.0.0.1:1/ignored/path")).unwrap();
         let shown = format!("{client:?} {:?}", client.inner.settings);
         assert!(!shown.contains("very-secret-key"), "{shown}");
-        assert_eq!((client.inner.host.as_str(), client.inner.url.to_string().as_str()), ("127.0.0.1:1", "http://127.0.0.1:1/"));
+        assert_eq!(
+            (client.inner.host.as_str(), client.inner.url.to_string().as_str()),
+            ("127.0.0.1:1", "http://127.0.0.1:1/")
+        );
         assert!(TencentSmsClient::new(settings("not a url")).is_err());
         assert!(TencentSmsClient::new(settings("ftp://x/")).is_err());
     }

@@ -217,14 +217,21 @@ mod tests {
         assert_eq!(api(codes::PHONE_NUMBER_DAILY_LIMIT).code_label().metric_value(), codes::PHONE_NUMBER_DAILY_LIMIT);
         assert_eq!(api("Brand.New").code_label().metric_value(), "other");
         let lost = SmsError::Transport { reason: "reset".into(), request_sent: true };
-        assert_eq!((lost.class(), lost.maybe_delivered(), lost.code_label()), (AnswerClass::Retryable, true, CodeLabel::NoAnswer));
+        assert_eq!(
+            (lost.class(), lost.maybe_delivered(), lost.code_label()),
+            (AnswerClass::Retryable, true, CodeLabel::NoAnswer)
+        );
         let refused = SmsError::Invalid { reason: "201 numbers".into() };
-        assert_eq!((refused.failed_at(), refused.code_label().metric_value().as_ref()), (FailedAt::NotSent, "not_sent"));
+        assert_eq!(
+            (refused.failed_at(), refused.code_label().metric_value().as_ref()),
+            (FailedAt::NotSent, "not_sent")
+        );
     }
 
     #[test]
     fn per_number_codes_become_outcomes() {
-        let status = |code: &str| SendStatus { code: code.into(), serial_no: "s1".into(), fee: 2, ..SendStatus::default() };
+        let status =
+            |code: &str| SendStatus { code: code.into(), serial_no: "s1".into(), fee: 2, ..SendStatus::default() };
         assert_eq!(number_outcome(&status("Ok")), NumberOutcome::Sent { serial_no: "s1".into(), fee: 2 });
         assert_eq!(number_outcome(&status(codes::MARKETING_SEND_TIME_CONSTRAINT)), NumberOutcome::WaitForWindow);
         assert!(matches!(number_outcome(&status(codes::INTERNAL_ERROR)), NumberOutcome::Retry { .. }));

@@ -139,7 +139,11 @@ mod tests {
     fn codes_fall_in_their_classes() {
         assert_eq!(classify("Ok"), CodeClass::Accepted);
         assert_eq!(classify(INTERNAL_ERROR), CodeClass::Retryable);
-        for c in [REQUEST_LIMIT_EXCEEDED, "RequestLimitExceeded.UinLimitExceeded", "RequestLimitExceeded.GlobalRegionUinLimitExceeded"] {
+        for c in [
+            REQUEST_LIMIT_EXCEEDED,
+            "RequestLimitExceeded.UinLimitExceeded",
+            "RequestLimitExceeded.GlobalRegionUinLimitExceeded",
+        ] {
             assert_eq!(classify(c), CodeClass::RateLimited, "{c}");
         }
         assert_eq!(classify(MARKETING_SEND_TIME_CONSTRAINT), CodeClass::WaitForWindow);

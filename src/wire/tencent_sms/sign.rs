@@ -211,7 +211,10 @@ mod tests {
             (parsed.secret_id.as_str(), parsed.date.as_str(), parsed.service.as_str()),
             ("AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "2025-12-01", "sms")
         );
-        assert_eq!((parsed.signed_headers.as_str(), parsed.signature.as_str()), (SIGNED_HEADERS, signed.signature.as_str()));
+        assert_eq!(
+            (parsed.signed_headers.as_str(), parsed.signature.as_str()),
+            (SIGNED_HEADERS, signed.signature.as_str())
+        );
     }
 
     #[test]
