@@ -18,7 +18,9 @@ use campaignd::simulator::{
     DEV_SMS_SECRET_ID, DEV_SMS_SECRET_KEY, DEV_SMS_SIGN_NAME,
 };
 use campaignd::upstream::http::{build_client, read_body};
-use campaignd::upstream::sms::{number_outcome, NumberOutcome, SmsError, TencentSmsClient, TencentSmsSettings};
+use campaignd::upstream::sms::{
+    number_outcome, NumberOutcome, SmsError, TencentSmsClient, TencentSmsSettings, SEND_SMS,
+};
 use campaignd::upstream::{AnswerClass, FailedAt, ProviderError};
 use campaignd::wire::tencent_sms::codes::{self, CodeClass};
 use campaignd::wire::tencent_sms::sign::{authorization, sign, SigningInput};
@@ -126,7 +128,10 @@ fn api_code(e: &SmsError) -> &str {
 #[tokio::test]
 async fn a_send_of_three_numbers_is_in_the_ledger() {
     let sim = start(midday(SmsSimConfig::default())).await;
-    let statuses = client(&sim).send_sms(&request((1..=3).map(phone), "张三")).await.unwrap();
+    let calls = Arc::new(common::Calls::default());
+    let observed = client(&sim).with_observer(calls.clone());
+    let statuses = observed.send_sms(&request((1..=3).map(phone), "张三")).await.unwrap();
+    assert_eq!(calls.list(), [(SEND_SMS, 0)], "one exchange, counted as a success");
     assert_eq!(statuses.len(), 3);
     for (i, s) in statuses.iter().enumerate() {
         assert_eq!((s.code.as_str(), s.fee, s.phone_number.clone()), ("Ok", 1, phone(i + 1)));

@@ -192,7 +192,6 @@ impl SmsSim {
     }
 
     fn introspect(&self, method: &Method, rest: &str, body: &[u8]) -> Response<Full<Bytes>> {
-        let json = |v: &dyn erased::Json| json_response(200, v.to_vec());
         match (method, rest) {
             (&Method::GET, "/ledger") => json(&self.ledger.summary()),
             (&Method::GET, r) if r.starts_with("/ledger/") => {
@@ -436,22 +435,107 @@ fn beijing_time_text(unix_s: i64) -> String {
     )
 }
 
-/// Serialising any of the introspection answers through one closure.
-mod erased {
-    /// A value that serialises to JSON bytes.
-    pub trait Json {
-        fn to_vec(&self) -> Vec<u8>;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_vec(&self) -> Vec<u8> {
-            serde_json::to_vec(self).unwrap_or_default()
-        }
-    }
+/// A 200 JSON answer of an introspection path.
+fn json<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
+    json_response(200, serde_json::to_vec(value).unwrap_or_default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::tencent_sms::sign::authorization;
+
+    const HOST: &str = "127.0.0.1:8781";
+
+    /// Headers of a correctly signed call over `body`.
+    fn signed_headers(body: &[u8], secret_key: &str) -> HeaderMap {
+        let timestamp = crate::clock::now_s();
+        let input = SigningInput { host: HOST, content_type: "application/json", timestamp, service: SERVICE, body };
+        let signed = sign(secret_key, &input).unwrap();
+        let mut h = HeaderMap::new();
+        let mut put = |k: &'static str, v: String| {
+            h.insert(k, v.parse().unwrap());
+        };
+        put("authorization", authorization(DEV_SMS_SECRET_ID, &signed));
+        put("content-type", "application/json".into());
+        put("host", HOST.into());
+        put("x-tc-action", ACTION_SEND_SMS.into());
+        put("x-tc-version", API_VERSION.into());
+        put("x-tc-timestamp", timestamp.to_string());
+        h
+    }
+
+    fn sim() -> SmsSim {
+        SmsSim::new(SmsSimConfig { marketing_window: None, ..SmsSimConfig::default() })
+    }
+
+    fn request(template: &str, params: &[&str]) -> serde_json::Value {
+        serde_json::json!({
+            "PhoneNumberSet": ["+8613800000000"], "SmsSdkAppId": DEV_SMS_SDK_APP_ID, "SignName": DEV_SMS_SIGN_NAME,
+            "TemplateId": template, "TemplateParamSet": params,
+        })
+    }
+
+    fn code_of(sim: &SmsSim, headers: &HeaderMap, body: &[u8]) -> String {
+        let answer = sim.answer(headers, body);
+        match answer.response.error {
+            Some(e) => e.code,
+            None => answer.response.send_status_set[0].code.clone(),
+        }
+    }
+
+    fn code_for(sim: &SmsSim, body: &serde_json::Value) -> String {
+        let bytes = serde_json::to_vec(body).unwrap();
+        code_of(sim, &signed_headers(&bytes, DEV_SMS_SECRET_KEY), &bytes)
+    }
+
+    #[test]
+    fn bad_input_gets_tencent_error_codes_not_a_panic() {
+        let sim = sim();
+        assert_eq!(code_of(&sim, &HeaderMap::new(), b""), codes::INVALID_ACTION);
+        let garbage = b"\xff not json";
+        assert_eq!(code_of(&sim, &signed_headers(garbage, DEV_SMS_SECRET_KEY), garbage), codes::INVALID_PARAMETER);
+        let mut tampered = signed_headers(b"{}", DEV_SMS_SECRET_KEY);
+        assert_eq!(code_of(&sim, &tampered, b"{ }"), codes::SIGNATURE_FAILURE, "another body");
+        tampered.insert("authorization", "TC3-HMAC-SHA256 nonsense".parse().unwrap());
+        assert_eq!(code_of(&sim, &tampered, b"{}"), codes::SIGNATURE_FAILURE);
+        tampered.insert("x-tc-timestamp", "soon".parse().unwrap());
+        assert_eq!(code_of(&sim, &tampered, b"{}"), codes::SIGNATURE_FAILURE);
+        let body = serde_json::to_vec(&request("1234567", &["a", "1"])).unwrap();
+        assert_eq!(code_of(&sim, &signed_headers(&body, "wrong"), &body), codes::SIGNATURE_FAILURE);
+        let mut other_id = signed_headers(&body, DEV_SMS_SECRET_KEY);
+        let auth = other_id["authorization"].to_str().unwrap().replace(DEV_SMS_SECRET_ID, "AKIDother");
+        other_id.insert("authorization", auth.parse().unwrap());
+        assert_eq!(code_of(&sim, &other_id, &body), codes::SECRET_ID_NOT_FOUND);
+        let mut other_action = signed_headers(&body, DEV_SMS_SECRET_KEY);
+        other_action.insert("x-tc-action", "PullSmsSendStatus".parse().unwrap());
+        assert_eq!(code_of(&sim, &other_action, &body), codes::INVALID_ACTION);
+    }
+
+    #[test]
+    fn request_fields_are_checked_in_order() {
+        let sim = sim();
+        assert_eq!(code_for(&sim, &request("1234567", &["张三", "12"])), codes::OK);
+        assert_eq!(code_for(&sim, &request("9999999", &["张三", "12"])), codes::TEMPLATE_INCORRECT_OR_UNAPPROVED);
+        assert_eq!(code_for(&sim, &request("1234567", &["张三"])), codes::TEMPLATE_PARAMETER_FORMAT_ERROR);
+        let mut r = request("1234567", &["张三", "12"]);
+        r["SignName"] = "someone".into();
+        assert_eq!(code_for(&sim, &r), codes::SIGNATURE_INCORRECT_OR_UNAPPROVED);
+        r["SmsSdkAppId"] = "1400000000".into();
+        assert_eq!(code_for(&sim, &r), codes::SDK_APP_ID_NOT_EXIST);
+        let mut long = request("1234567", &["张三", &"长".repeat(600)]);
+        assert_eq!(code_for(&sim, &long), codes::CONTENT_LENGTH_LIMIT);
+        long["TemplateParamSet"] = serde_json::json!(["张三", "长".repeat(100)]);
+        let bytes = serde_json::to_vec(&long).unwrap();
+        let answer = sim.answer(&signed_headers(&bytes, DEV_SMS_SECRET_KEY), &bytes);
+        // 【campaignd】 (11) + 尊敬的张三，你的余额还剩 (11) + 100 + 元，请尽快充值。 (8) = 130: two segments.
+        assert_eq!(answer.response.send_status_set[0].fee, 2);
+        r = request("1234567", &["a", "1"]);
+        r["PhoneNumberSet"] = serde_json::json!([]);
+        assert_eq!(code_for(&sim, &r), codes::INVALID_PARAMETER);
+        r["PhoneNumberSet"] = serde_json::json!(["not a phone"]);
+        assert_eq!(code_for(&sim, &r), codes::INCORRECT_PHONE_NUMBER);
+    }
 
     #[test]
     fn beijing_report_times() {
