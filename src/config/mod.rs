@@ -294,6 +294,7 @@ mod tests {
                 "apps.main.sms.request_timeout_ms",
             ),
             (text.replace("id = \"1000001\"", "id = \"1000001\"\ncolour = 1"), "colour"),
+            (text.replace("请尽快充值。", &"请尽快充值。".repeat(10)), "apps.main.sms.templates[1].text"),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();

@@ -9,7 +9,7 @@ use super::{invalid, ConfigError};
 use crate::dev::{
     DEV_MASTER_SECRET, DEV_SMS_SECRET_KEY, DEV_WECOM_AES_KEY, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_SECRET,
 };
-use crate::wire::tencent_sms::template::param_count;
+use crate::wire::tencent_sms::template::{char_count, param_count, render, with_signature, SINGLE_SEGMENT_CHARS};
 use crate::wire::tencent_sms::SendWindow;
 
 impl Config {
@@ -241,7 +241,21 @@ impl SmsAppConfig {
             if t.text.trim().is_empty() {
                 return Err(invalid(format!("{at}.text"), "must be the template's approved text"));
             }
-            param_count(&t.text).map_err(|e| invalid(format!("{at}.text"), e.to_string()))?;
+            let params = param_count(&t.text).map_err(|e| invalid(format!("{at}.text"), e.to_string()))?;
+            // With every value empty, the text is as short as it can be: if even that does not
+            // fit one segment, no fallback text from this template ever will (§1.6: ≤ 70).
+            let shortest = render(&t.text, &vec![String::new(); params]).unwrap_or_default();
+            let chars = char_count(&with_signature(&self.sign_name, &shortest));
+            if chars > SINGLE_SEGMENT_CHARS {
+                return Err(invalid(
+                    format!("{at}.text"),
+                    format!(
+                        "with the signature 【{}】 and no values it is already {chars} characters; a fallback \
+                         text must fit in {SINGLE_SEGMENT_CHARS}",
+                        self.sign_name
+                    ),
+                ));
+            }
         }
         Ok(())
     }
