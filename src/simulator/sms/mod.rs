@@ -50,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ledger::lock;
 use crate::dev::{DEV_SMS_SDK_APP_ID, DEV_SMS_SECRET_ID, DEV_SMS_SECRET_KEY, DEV_SMS_SIGN_NAME, DEV_SMS_TEMPLATES};
+use crate::domain::ids::mix64;
 use crate::serve::{json_response, text_response, HandlerResult};
 use crate::wire::tencent_sms::codes;
 use crate::wire::tencent_sms::sign::{parse_authorization, sign, SigningInput};
@@ -227,8 +228,18 @@ impl SmsSim {
         }
     }
 
+    /// A UUID-shaped id, as Tencent's, distinct per answer.
     fn request_id(&self) -> String {
-        format!("sim-{:016x}", crate::domain::ids::mix64(self.serial.fetch_add(1, Ordering::Relaxed)))
+        let n = self.serial.fetch_add(1, Ordering::Relaxed);
+        let (a, b) = (mix64(n ^ 0x5245_5155_4553_5431), mix64(n.wrapping_add(0x9e37_79b9_7f4a_7c15)));
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xffff,
+            b >> 48,
+            b & 0xffff_ffff_ffff
+        )
     }
 
     /// Checks and answers one call; synchronous, so no lock spans an await.
@@ -540,5 +551,8 @@ mod tests {
     #[test]
     fn beijing_report_times() {
         assert_eq!(beijing_time_text(1_764_547_200), "2025-12-01 08:00:00");
+        let sim = sim();
+        let (a, b) = (sim.request_id(), sim.request_id());
+        assert!(a != b && a.len() == 36 && a.split('-').map(str::len).eq([8, 4, 4, 4, 12]), "{a}");
     }
 }
