@@ -14,8 +14,8 @@ use campaignd::domain::ResultName;
 use campaignd::secret::Secret;
 use campaignd::serve::{json_response, serve, HandlerResult};
 use campaignd::simulator::{
-    ReportSettings, RunningSimulator, SimConfig, Simulator, SmsLedgerSummary, SmsSimConfig, DEV_SMS_SDK_APP_ID,
-    DEV_SMS_SECRET_ID, DEV_SMS_SECRET_KEY, DEV_SMS_SIGN_NAME,
+    FaultProfile, ReportSettings, RunningSimulator, SimConfig, Simulator, SmsLedgerSummary, SmsSimConfig,
+    DEV_SMS_SDK_APP_ID, DEV_SMS_SECRET_ID, DEV_SMS_SECRET_KEY, DEV_SMS_SIGN_NAME,
 };
 use campaignd::upstream::http::{build_client, read_body};
 use campaignd::upstream::sms::{
@@ -229,6 +229,19 @@ async fn the_marketing_window_refuses_outside_eight_to_ten_beijing() {
     let noon = offset_to_beijing(12);
     get(&sim, Method::POST, "/_sim/sms/clock", &format!("{{\"offset_secs\":{noon}}}")).await;
     assert_eq!(c.send_sms(&request([phone(1)], "张三")).await.unwrap()[0].code, "Ok");
+}
+
+#[tokio::test]
+async fn a_lost_answer_may_have_texted_and_says_so() {
+    let profile = FaultProfile { drop_after_share: 1.0, ..FaultProfile::clean() };
+    let config = SimConfig { sms: midday(SmsSimConfig::default()), profile, ..SimConfig::default() };
+    let sim = Simulator::bind("127.0.0.1:0".parse().unwrap(), config).await.unwrap().spawn();
+    let err = client(&sim).send_sms(&request([phone(1)], "张三")).await.unwrap_err();
+    assert!(matches!(err, SmsError::Transport { request_sent: true, .. }), "{err}");
+    assert_eq!((err.class(), err.maybe_delivered()), (AnswerClass::Retryable, true));
+    // The text went out although the answer was lost: a blind replay would text twice, were
+    // it not for the gateway's own 30-second rule.
+    assert_eq!(ledger(&sim).await.messages, 1);
 }
 
 #[tokio::test]

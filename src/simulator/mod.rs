@@ -119,7 +119,7 @@ impl Simulator {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let wecom = Arc::new(wecom::WecomSim::with_faults(config.wecom.clone(), config.profile.clone(), config.seed));
-        let sms = Arc::new(sms::SmsSim::new(config.sms.clone()));
+        let sms = Arc::new(sms::SmsSim::with_faults(config.sms.clone(), config.profile.clone(), config.seed));
         Ok(Simulator { listener, addr, getui: Arc::new(getui::GetuiSim::new(config)), wecom, sms })
     }
 

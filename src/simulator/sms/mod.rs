@@ -31,6 +31,10 @@
 //! offset, set in the configuration or at run time with `POST /_sim/sms/clock`
 //! `{"offset_secs": N}`; the signature's 300 s check always uses the real clock.
 //!
+//! The simulators' fault profile applies here too (latency, 5xx and dropped connections, some
+//! after the texts were accepted), since the gateway has no idempotency key and a caller must
+//! live with "maybe sent".
+//!
 //! Introspection: `GET /_sim/sms/ledger` and `GET /_sim/sms/ledger/{phone}`.
 
 mod ledger;
@@ -48,10 +52,11 @@ use hyper::{HeaderMap, Method, Request, Response};
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
+use super::faults::{gateway_timeout, service_unavailable, Fault, FaultProfile};
 use super::ledger::lock;
 use crate::dev::{DEV_SMS_SDK_APP_ID, DEV_SMS_SECRET_ID, DEV_SMS_SECRET_KEY, DEV_SMS_SIGN_NAME, DEV_SMS_TEMPLATES};
 use crate::domain::ids::mix64;
-use crate::serve::{json_response, text_response, HandlerResult};
+use crate::serve::{json_response, text_response, DropConnection, HandlerResult};
 use crate::wire::tencent_sms::codes;
 use crate::wire::tencent_sms::sign::{parse_authorization, sign, SigningInput};
 use crate::wire::tencent_sms::template::{char_count, render, segments, with_signature, RenderError};
@@ -135,6 +140,10 @@ pub struct SmsSim {
     serial: AtomicU64,
     queue: reports::ReportQueue,
     receiver: Mutex<Option<tokio::sync::mpsc::Receiver<reports::Queued>>>,
+    /// Faults injected around `POST /` (the simulators' shared profile).
+    faults: FaultProfile,
+    fault_seed: u64,
+    fault_draws: AtomicU64,
 }
 
 /// Why a request was refused whole.
@@ -145,10 +154,21 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 }
 
 impl SmsSim {
-    /// A fresh gateway with an empty ledger.
-    pub fn new(cfg: SmsSimConfig) -> Self {
+    /// A fresh gateway with an empty ledger and no faults.
+    #[cfg(test)]
+    pub(crate) fn new(cfg: SmsSimConfig) -> Self {
+        Self::with_faults(cfg, FaultProfile::clean(), 0)
+    }
+
+    /// A fresh gateway misbehaving as `faults` says: its latency, dropped connections and 5xx,
+    /// before or after the texts were accepted (so a caller meets "maybe sent"). Its
+    /// rate-limit bursts and short tokens are Getui's and are not applied here.
+    pub(crate) fn with_faults(cfg: SmsSimConfig, faults: FaultProfile, fault_seed: u64) -> Self {
         let (queue, receiver) = reports::ReportQueue::new(&cfg.reports);
         SmsSim {
+            faults,
+            fault_seed,
+            fault_draws: AtomicU64::new(0),
             clock_offset: AtomicI64::new(cfg.clock_offset_secs),
             cfg,
             ledger: Arc::new(SmsLedger::default()),
@@ -184,12 +204,33 @@ impl SmsSim {
             let body = Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await.map(|c| c.to_bytes());
             return Ok(self.introspect(&method, rest, &body.unwrap_or_default()));
         }
+        let fault = self.draw_fault().await;
+        match fault {
+            Fault::DropBefore => return Err(DropConnection),
+            Fault::ErrorBefore => return Ok(service_unavailable()),
+            _ => {}
+        }
         let headers = req.headers().clone();
         let answer = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
             Ok(body) => self.answer(&headers, &body.to_bytes()),
             Err(_) => self.refused(refuse(codes::INVALID_PARAMETER, "the request body is too large")),
         };
-        Ok(json_response(200, serde_json::to_vec(&answer).unwrap_or_default()))
+        match fault {
+            Fault::DropAfter => Err(DropConnection),
+            Fault::ErrorAfter => Ok(gateway_timeout()),
+            _ => Ok(json_response(200, serde_json::to_vec(&answer).unwrap_or_default())),
+        }
+    }
+
+    /// Waits the profile's latency and draws the request's fault.
+    async fn draw_fault(&self) -> Fault {
+        let n = self.fault_draws.fetch_add(1, Ordering::Relaxed);
+        let mut rng = fastrand::Rng::with_seed(mix64(self.fault_seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        let delay = self.faults.draw_latency(&mut rng);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.faults.draw_fault(&mut rng)
     }
 
     fn introspect(&self, method: &Method, rest: &str, body: &[u8]) -> Response<Full<Bytes>> {
