@@ -27,6 +27,23 @@ pub const DEV_WECOM_CALLBACK_TOKEN: &str = "campaignddevcallback";
 /// The development EncodingAESKey: 43 characters of `[A-Za-z0-9]`.
 pub const DEV_WECOM_AES_KEY: &str = "campaigndDevWecomAesKey0123456789abcdefGHIJ";
 
+// Tencent Cloud SMS: the documented example credentials of the API 3.0 signature page
+// (shared/reference/getui-legacy-and-sms.md §3.1), and the simulator's app, signature and templates.
+
+/// The development SecretId (Tencent's published example value).
+pub const DEV_SMS_SECRET_ID: &str = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE";
+/// The development SecretKey (Tencent's published example value). It protects nothing.
+pub const DEV_SMS_SECRET_KEY: &str = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE";
+/// The development SmsSdkAppId (the example of the SendSms documents).
+pub const DEV_SMS_SDK_APP_ID: &str = "1400006666";
+/// The development signature (签名) content.
+pub const DEV_SMS_SIGN_NAME: &str = "campaignd";
+/// The simulator's approved templates: id and text with numbered placeholders.
+pub const DEV_SMS_TEMPLATES: [(&str, &str); 2] = [
+    ("1000001", "您好{1}，您有一条未读消息：{2}。打开App查看，回TD退订"),
+    ("1234567", "尊敬的{1}，你的余额还剩{2}元，请尽快充值。"),
+];
+
 // Sealing of personal data at rest.
 
 /// The development key for the `seal` module: 64 hex characters, the ASCII bytes of

@@ -1,5 +1,5 @@
 //! campaignd sends push-notification campaigns to millions of devices through Getui (个推) and
-//! WeCom (企业微信), durably and at a controlled speed.
+//! WeCom (企业微信), durably and at a controlled speed; Tencent Cloud SMS is its SMS gateway.
 //!
 //! Modules follow the data flow of `DESIGN.md`, lower layers first; arrows only point down
 //! (`tests/layers.rs` keeps it so: no upward import, no cycle, not even among the files of one
@@ -16,9 +16,9 @@
 //!    [`wecom`] (WXBizMsgCrypt, the callback's XML and decisions), [`config`] (the TOML
 //!    configuration: schema, validation, secrets, runtime settings), [`metrics`] (the
 //!    Prometheus registry and the one `code` label vocabulary).
-//! 4. [`serve`] (the HTTP accept loop), [`upstream`] (Getui and WeCom clients; each error type
-//!    answers its class, result and code label through `ProviderError`), [`store`] (the async
-//!    `Store` trait and its sled implementation).
+//! 4. [`serve`] (the HTTP accept loop), [`upstream`] (Getui, WeCom and Tencent Cloud SMS
+//!    clients; each error type answers its class, result and code label through
+//!    `ProviderError`), [`store`] (the async `Store` trait and its sled implementation).
 //! 5. [`simulator`] (faithful local stand-ins for the vendors, with delivery ledgers),
 //!    [`client`] (the API's client for the CLI verbs).
 //! 6. [`api`] (routes), [`dispatch`] (an I/O-free core of decisions, `dispatch::decide`, in an

@@ -212,6 +212,9 @@ pub enum CodeLabel {
     Unreadable,
     /// The request broke a documented limit and was never sent.
     NotSent,
+    /// A vendor whose codes are names, not numbers (Tencent Cloud's `LimitExceeded.…`): the
+    /// name, taken only from that vendor's closed list of known codes, or `other`.
+    Named(&'static str),
 }
 
 impl CodeLabel {
@@ -225,6 +228,7 @@ impl CodeLabel {
             CodeLabel::HttpStatus(status) => i64::from(status),
             CodeLabel::NoAnswer | CodeLabel::Unreadable => NO_ANSWER_CODE,
             CodeLabel::NotSent => return "not_sent".into(),
+            CodeLabel::Named(name) => return name.into(),
         };
         if KNOWN_CODES.contains(&code) {
             code.to_string().into()
@@ -234,7 +238,7 @@ impl CodeLabel {
     }
 }
 
-/// For logs: the exact code, `http_<status>`, `transport`, `decode` or `invalid`.
+/// For logs: the exact code (or name), `http_<status>`, `transport`, `decode` or `invalid`.
 impl std::fmt::Display for CodeLabel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -243,6 +247,7 @@ impl std::fmt::Display for CodeLabel {
             CodeLabel::NoAnswer => f.write_str("transport"),
             CodeLabel::Unreadable => f.write_str("decode"),
             CodeLabel::NotSent => f.write_str("invalid"),
+            CodeLabel::Named(name) => f.write_str(name),
         }
     }
 }
@@ -319,11 +324,26 @@ mod tests {
             CodeLabel::NoAnswer,
             CodeLabel::Unreadable,
             CodeLabel::NotSent,
+            CodeLabel::Named("LimitExceeded.PhoneNumberDailyLimit"),
         ]
         .into_iter()
         .map(CodeLabel::metric_value)
         .collect();
-        assert_eq!(values, ["0", "45009", "-1", "other", "502", "other", "5000", "5000", "not_sent"]);
+        assert_eq!(
+            values,
+            [
+                "0",
+                "45009",
+                "-1",
+                "other",
+                "502",
+                "other",
+                "5000",
+                "5000",
+                "not_sent",
+                "LimitExceeded.PhoneNumberDailyLimit"
+            ]
+        );
         assert_eq!(CodeLabel::HttpStatus(502).to_string(), "http_502");
         assert_eq!(CodeLabel::NoAnswer.to_string(), "transport");
     }

@@ -1,11 +1,16 @@
-//! `campaignd simulate`: a local Getui RestAPI v2 and WeCom API for development, tests and
-//! demos; `campaignd simulate callback` plays the WeCom server against a callback URL.
+//! `campaignd simulate`: a local Getui RestAPI v2, WeCom API and Tencent Cloud SMS gateway for
+//! development, tests and demos; `campaignd simulate callback` plays the WeCom server against a
+//! callback URL.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use campaignd::simulator::{self, CallbackPlayer, FaultProfile, Inbound, Limits, SimConfig, Simulator, StatusShares};
+use campaignd::simulator::{
+    self, CallbackPlayer, FaultProfile, Inbound, Limits, ReportSettings, SimConfig, Simulator, SmsSimConfig,
+    StatusShares,
+};
+use campaignd::wire::tencent_sms::SendWindow;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +53,26 @@ pub struct SimulateArgs {
     /// as a wrong data centre does.
     #[arg(long)]
     redirect_to: Option<String>,
+    /// Tencent Cloud SMS: POST status reports (JSON arrays) to this URL, e.g. a daemon's
+    /// http://127.0.0.1:8780/sms/main/status. Without it no reports are sent.
+    #[arg(long)]
+    sms_callback_url: Option<String>,
+    /// Tencent Cloud SMS: milliseconds from an accepted text to its status report.
+    #[arg(long, default_value_t = 500)]
+    sms_report_delay_ms: u64,
+    /// Tencent Cloud SMS: percent of texts reported FAIL (chosen by number, so the same every run).
+    #[arg(long, default_value_t = 0.0)]
+    sms_report_fail_percent: f64,
+    /// Tencent Cloud SMS: texts per number and Beijing day (Tencent's default 2); 0 for no cap.
+    #[arg(long, default_value_t = 2)]
+    sms_daily_limit: u32,
+    /// Tencent Cloud SMS: shift the simulator's Beijing clock by this many seconds (marketing
+    /// window and calendar day); also settable with POST /_sim/sms/clock {"offset_secs": N}.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    sms_clock_offset_secs: i64,
+    /// Tencent Cloud SMS: send marketing texts at any hour (no 08:00-22:00 window).
+    #[arg(long)]
+    sms_no_window: bool,
     #[command(subcommand)]
     play: Option<Play>,
 }
@@ -163,6 +188,18 @@ impl SimulateArgs {
         if self.token_ttl_secs == 0 {
             bail!("--token-ttl-secs must be at least 1");
         }
+        let sms = SmsSimConfig {
+            marketing_window: (!self.sms_no_window).then(SendWindow::default),
+            daily_limit_per_number: (self.sms_daily_limit > 0).then_some(self.sms_daily_limit),
+            clock_offset_secs: self.sms_clock_offset_secs,
+            reports: ReportSettings {
+                url: self.sms_callback_url.clone(),
+                delay: Duration::from_millis(self.sms_report_delay_ms),
+                fail_bp: percent(self.sms_report_fail_percent, "sms-report-fail-percent")?,
+                ..ReportSettings::default()
+            },
+            ..SmsSimConfig::default()
+        };
         let profile = FaultProfile::by_name(&self.profile)
             .with_context(|| format!("unknown profile {:?}; choose one of {:?}", self.profile, FaultProfile::NAMES))?;
         Ok(SimConfig {
@@ -178,6 +215,7 @@ impl SimulateArgs {
             profile,
             seed: self.seed,
             redirect_to: self.redirect_to.clone(),
+            sms,
             ..SimConfig::default()
         })
     }
@@ -229,5 +267,20 @@ fn print_banner(sim: &Simulator, config: &SimConfig, args: &SimulateArgs) {
     println!("  agent_id       {}", simulator::DEV_WECOM_AGENT_ID);
     println!("  secret         {}  (published development value)", simulator::DEV_WECOM_SECRET);
     println!("  ledger         http://{}/_sim/wecom/ledger", sim.local_addr());
+    println!("Tencent Cloud SMS simulator (SendSms 2021-01-11) on the same port");
+    println!("  base_url       {}", sim.sms_base_url());
+    println!("  secret_id      {}", simulator::DEV_SMS_SECRET_ID);
+    println!("  secret_key     {}  (published example value)", simulator::DEV_SMS_SECRET_KEY);
+    println!("  sdk_app_id     {}", simulator::DEV_SMS_SDK_APP_ID);
+    println!("  sign_name      {}", simulator::DEV_SMS_SIGN_NAME);
+    for (id, text) in simulator::DEV_SMS_TEMPLATES {
+        println!("  template       {id}: {text}");
+    }
+    match &config.sms.marketing_window {
+        Some(_) => println!("  window         08:00-22:00 Beijing (clock offset {} s)", config.sms.clock_offset_secs),
+        None => println!("  window         none"),
+    }
+    println!("  reports        {}", config.sms.reports.url.as_deref().unwrap_or("off (--sms-callback-url)"));
+    println!("  ledger         http://{}/_sim/sms/ledger", sim.local_addr());
     println!("Stop with Ctrl-C.");
 }

@@ -16,7 +16,7 @@ pub mod runtime;
 
 use std::path::{Path, PathBuf};
 
-pub use runtime::{GetuiSettings, PoolSettings, WecomSettings};
+pub use runtime::{GetuiSettings, PoolSettings, TencentSmsSettings, WecomSettings};
 pub use schema::*;
 
 /// Where `serve`, `probe` and `check-config` look when `--config` is not given.
@@ -265,5 +265,76 @@ mod tests {
         assert_eq!(parse(&forever).unwrap().store.retention_days, 0);
         let err = parse(&SHIPPED.replace("retention_days = 30", "retention_days = 40000")).unwrap_err().to_string();
         assert!(err.contains("store.retention_days"), "{err}");
+    }
+
+    /// The shipped file with its commented `[apps.main.sms]` example switched on.
+    fn with_sms_example() -> String {
+        let (before, rest) = SHIPPED.split_once("# --- sms example begin\n").expect("the example block");
+        let (block, after) = rest.split_once("# --- sms example end\n").expect("its end");
+        let block: String = block
+            .lines()
+            .map(|l| l.strip_prefix('#').unwrap_or(l))
+            .map(|l| format!("{}\n", l.strip_prefix(' ').unwrap_or(l)))
+            .collect();
+        format!("{before}{block}{after}")
+    }
+
+    #[test]
+    fn the_sms_example_is_valid_and_resolves_its_settings() {
+        assert!(parse(SHIPPED).unwrap().sms_settings_with_env("main", |_| None).unwrap().is_none());
+        let text = with_sms_example();
+        let cfg = parse(&text).unwrap();
+        let s = cfg.sms_settings_with_env("main", |_| None).unwrap().expect("an sms section");
+        assert_eq!(s.secret_key.expose(), crate::dev::DEV_SMS_SECRET_KEY);
+        assert_eq!(
+            (s.secret_id.as_str(), s.sdk_app_id.as_str(), s.region.as_str()),
+            (crate::dev::DEV_SMS_SECRET_ID, "1400006666", "ap-guangzhou")
+        );
+        let env = cfg.sms_settings_with_env("main", |v| (v == "CAMPAIGND_MAIN_SMS_SECRET_KEY").then(|| "env".into()));
+        assert_eq!(env.unwrap().unwrap().secret_key.expose(), "env", "the environment wins");
+        let sms = cfg.sms_of("main").unwrap().unwrap();
+        assert_eq!(sms.templates.len(), 2);
+        for (id, t) in crate::dev::DEV_SMS_TEMPLATES {
+            assert!(sms.templates.iter().any(|c| c.id == id && c.text == t), "the simulator's template {id}");
+        }
+        assert_eq!(cfg.sms_window("main").unwrap(), Some(crate::wire::tencent_sms::SendWindow::default()));
+        let off = parse(&text.replace("marketing = true", "marketing = false")).unwrap();
+        assert_eq!(off.sms_window("main").unwrap(), None);
+        let defaults = text.replace("region = \"ap-guangzhou\"\n", "").replace("window_start = \"08:00\"\n", "");
+        assert_eq!(
+            parse(&defaults).unwrap().sms_settings_with_env("main", |_| None).unwrap().unwrap().region,
+            "ap-guangzhou"
+        );
+        cfg.check_secrets(|_| None).unwrap();
+    }
+
+    #[test]
+    fn bad_sms_values_name_their_key() {
+        let text = with_sms_example();
+        let cases = [
+            (
+                text.replace("base_url = \"http://127.0.0.1:8781\"", "base_url = \"http://sms.example.com\""),
+                "apps.main.sms.base_url",
+            ),
+            (text.replace(crate::dev::DEV_SMS_SECRET_KEY, "a-real-key"), "apps.main.sms.dev_secret_key"),
+            (text.replace("sdk_app_id = \"1400006666\"", "sdk_app_id = \"app\""), "apps.main.sms.sdk_app_id"),
+            (text.replace("sign_name = \"campaignd\"", "sign_name = \"【campaignd】\""), "apps.main.sms.sign_name"),
+            (text.replace("window_end = \"22:00\"", "window_end = \"07:00\""), "apps.main.sms.window_start"),
+            (text.replace("id = \"1234567\"", "id = \"1000001\""), "apps.main.sms.templates[1].id"),
+            (text.replace("你的余额还剩{2}元", "你的余额还剩{3}元"), "apps.main.sms.templates[1].text"),
+            (
+                text.replace("request_timeout_ms = 10000\n# Approved", "request_timeout_ms = 0\n# Approved"),
+                "apps.main.sms.request_timeout_ms",
+            ),
+            (text.replace("id = \"1000001\"", "id = \"1000001\"\ncolour = 1"), "colour"),
+            (text.replace("请尽快充值。", &"请尽快充值。".repeat(10)), "apps.main.sms.templates[1].text"),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in {err}");
+        }
+        let no_dev = text.replace(&format!("dev_secret_key = \"{}\"", crate::dev::DEV_SMS_SECRET_KEY), "");
+        let err = parse(&no_dev).unwrap().check_secrets(|_| None).unwrap_err().to_string();
+        assert!(err.contains("CAMPAIGND_MAIN_SMS_SECRET_KEY"), "{err}");
     }
 }

@@ -1,14 +1,15 @@
 //! The settings the daemon's parts run with, resolved from the file and the environment: the
-//! vendor clients' settings (secrets included) and the WeCom callback agents.
+//! vendor clients' settings (secrets included), the WeCom callback agents and the SMS gateway.
 
 use std::time::Duration;
 
-use super::schema::{Config, WecomAppConfig};
+use super::schema::{Config, SmsAppConfig, WecomAppConfig};
 use super::secrets::resolve_secret;
 use super::{invalid, ConfigError};
 use crate::secret::Secret;
 use crate::wecom::callback::{CallbackAgent, ReplyRule};
 use crate::wecom::MsgCrypt;
+use crate::wire::tencent_sms::SendWindow;
 
 /// Connection-level timeouts and pool size of a vendor client.
 #[derive(Debug, Clone)]
@@ -61,6 +62,25 @@ pub struct WecomSettings {
     pub agent_id: i64,
     /// The application's Secret (each app has its own; never logged).
     pub secret: Secret,
+    /// Deadline for one HTTP exchange, answer body included.
+    pub request_timeout: Duration,
+    /// Connection pool settings.
+    pub pool: PoolSettings,
+}
+
+/// Everything needed to call Tencent Cloud SMS for one app.
+#[derive(Debug, Clone)]
+pub struct TencentSmsSettings {
+    /// Base URL; requests go to its `/` (real: `https://sms.tencentcloudapi.com`).
+    pub base_url: String,
+    /// The API key's SecretId.
+    pub secret_id: String,
+    /// The API key's SecretKey (signs; never sent, never logged).
+    pub secret_key: Secret,
+    /// `SmsSdkAppId`.
+    pub sdk_app_id: String,
+    /// `X-TC-Region`.
+    pub region: String,
     /// Deadline for one HTTP exchange, answer body included.
     pub request_timeout: Duration,
     /// Connection pool settings.
@@ -160,6 +180,54 @@ impl Config {
     pub fn wecom_duplicate_check(&self, name: &str) -> Result<Option<Duration>, ConfigError> {
         let w = self.wecom_of(name)?;
         Ok(w.duplicate_check.then(|| Duration::from_secs(w.duplicate_check_interval_s)))
+    }
+
+    /// The resolved Tencent Cloud SMS client settings of app `name`, SecretKey included;
+    /// `None` when the app has no `[apps.NAME.sms]`.
+    pub fn sms_settings_with_env(
+        &self,
+        name: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<TencentSmsSettings>, ConfigError> {
+        let Some(s) = self.sms_of(name)? else { return Ok(None) };
+        let key = format!("apps.{name}.sms.secret_key_env");
+        Ok(Some(TencentSmsSettings {
+            base_url: s.base_url.clone(),
+            secret_id: s.secret_id.clone(),
+            secret_key: resolve_secret(
+                &key,
+                s.secret_key_env.as_deref(),
+                s.dev_secret_key.as_deref(),
+                &env,
+                "the SecretKey",
+            )?,
+            sdk_app_id: s.sdk_app_id.clone(),
+            region: s.region.clone(),
+            request_timeout: Duration::from_millis(s.request_timeout_ms),
+            pool: PoolSettings {
+                connect_timeout: Duration::from_millis(s.connect_timeout_ms),
+                ..PoolSettings::default()
+            },
+        }))
+    }
+
+    /// The marketing window of app `name`'s texts: `None` when the app has no SMS section
+    /// or its texts are not marketing texts.
+    pub fn sms_window(&self, name: &str) -> Result<Option<SendWindow>, ConfigError> {
+        let Some(s) = self.sms_of(name)? else { return Ok(None) };
+        if !s.marketing {
+            return Ok(None);
+        }
+        // Validation checked both times when the file was loaded.
+        SendWindow::from_hhmm(&s.window_start, &s.window_end)
+            .map(Some)
+            .ok_or_else(|| invalid(format!("apps.{name}.sms.window_start"), "not a valid HH:MM window"))
+    }
+
+    /// The `[apps.NAME.sms]` table of app `name`, if any.
+    pub fn sms_of(&self, name: &str) -> Result<Option<&SmsAppConfig>, ConfigError> {
+        let app = self.apps.get(name).ok_or_else(|| invalid("apps", format!("no app named {name:?}")))?;
+        Ok(app.sms.as_ref())
     }
 
     fn wecom_of(&self, name: &str) -> Result<&WecomAppConfig, ConfigError> {

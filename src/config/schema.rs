@@ -243,6 +243,72 @@ pub struct AppConfig {
     pub getui: Option<GetuiAppConfig>,
     /// WeCom application settings (required when `channel = "wecom"`).
     pub wecom: Option<WecomAppConfig>,
+    /// SMS fallback through Tencent Cloud SMS (optional).
+    pub sms: Option<SmsAppConfig>,
+}
+
+/// `[apps.NAME.sms]`: the Tencent Cloud SMS application an app texts through, its signature,
+/// its approved templates and when marketing texts may go out
+/// (`shared/reference/getui-legacy-and-sms.md` §3.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsAppConfig {
+    /// Base URL of the API (real: `https://sms.tencentcloudapi.com`); requests go to its `/`.
+    pub base_url: String,
+    /// The API key's SecretId (not secret: it travels in every request).
+    pub secret_id: String,
+    /// Environment variable holding the SecretKey.
+    pub secret_key_env: Option<String>,
+    /// Development only: the simulator's published SecretKey.
+    pub dev_secret_key: Option<String>,
+    /// The SMS application, `SmsSdkAppId` (e.g. `1400006666`).
+    pub sdk_app_id: String,
+    /// The approved signature's content, `SignName`; shown as `【…】` and counted in the text.
+    pub sign_name: String,
+    /// `X-TC-Region`.
+    #[serde(default = "default_sms_region")]
+    pub region: String,
+    /// True when the texts are marketing texts, which only go out within the window below.
+    #[serde(default = "default_true")]
+    pub marketing: bool,
+    /// Beijing time (Asia/Shanghai) from which marketing texts may go out, `HH:MM`.
+    #[serde(default = "default_window_start")]
+    pub window_start: String,
+    /// Beijing time from which marketing texts may no longer go out, `HH:MM`.
+    #[serde(default = "default_window_end")]
+    pub window_end: String,
+    /// TCP connect timeout, ms.
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// Deadline of one HTTP exchange, ms.
+    #[serde(default = "default_request_ms")]
+    pub request_timeout_ms: u64,
+    /// The approved templates campaigns may name.
+    #[serde(default)]
+    pub templates: Vec<SmsTemplateConfig>,
+}
+
+/// One `[[apps.NAME.sms.templates]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsTemplateConfig {
+    /// The template's id at Tencent (`TemplateId`).
+    pub id: String,
+    /// Its approved text with numbered placeholders `{1}`, `{2}`…, without the signature.
+    pub text: String,
+}
+
+fn default_sms_region() -> String {
+    crate::wire::tencent_sms::DEFAULT_REGION.into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_window_start() -> String {
+    "08:00".into()
+}
+fn default_window_end() -> String {
+    "22:00".into()
 }
 
 /// `[apps.NAME.wecom]`: one WeCom self-built application (企业内部应用).

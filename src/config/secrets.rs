@@ -38,6 +38,7 @@ impl Config {
     /// daemon at start rather than at the first send.
     pub fn check_secrets(&self, env: impl Fn(&str) -> Option<String> + Copy) -> Result<(), ConfigError> {
         for (name, app) in &self.apps {
+            self.sms_settings_with_env(name, env)?;
             match app.channel {
                 Channel::Getui => drop(self.getui_settings_with_env(name, env)?),
                 Channel::Wecom => {

@@ -8,6 +8,12 @@ use super::schema::{DEV_API_TOKEN, MAX_RECIPIENTS_LIMIT, MAX_RETENTION_DAYS};
 use super::{invalid, ConfigError};
 use crate::dev::{DEV_MASTER_SECRET, DEV_WECOM_AES_KEY, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_SECRET};
 
+// The SMS section's rules (issue 13), imported apart so the lines above stay as they were.
+use super::schema::SmsAppConfig;
+use crate::dev::DEV_SMS_SECRET_KEY;
+use crate::wire::tencent_sms::template::{char_count, param_count, render, with_signature, SINGLE_SEGMENT_CHARS};
+use crate::wire::tencent_sms::SendWindow;
+
 impl Config {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.log.level.trim().is_empty() {
@@ -154,6 +160,9 @@ fn validate_app_name(name: &str) -> Result<(), ConfigError> {
 
 impl AppConfig {
     pub(super) fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        if let Some(sms) = &self.sms {
+            sms.validate(name)?;
+        }
         match (self.channel, &self.getui, &self.wecom) {
             (Channel::Getui, Some(g), None) => g.validate(name),
             (Channel::Wecom, None, Some(w)) => w.validate(name),
@@ -222,6 +231,74 @@ impl CallbackConfig {
                 _ => return Err(invalid(at, "give exactly one non-empty `keyword` or `click`")),
             }
             r.reply.validate().map_err(|m| invalid(format!("{at}.reply"), m))?;
+        }
+        Ok(())
+    }
+}
+
+impl SmsAppConfig {
+    pub(super) fn validate(&self, app: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("apps.{app}.sms.{k}");
+        check_base_url(&key("base_url"), &self.base_url, "https://sms.tencentcloudapi.com")?;
+        let plain = |v: &str| !v.trim().is_empty() && v.bytes().all(|b| b.is_ascii_graphic());
+        if !plain(&self.secret_id) {
+            return Err(invalid(key("secret_id"), "must be the API key's SecretId from the Tencent Cloud console"));
+        }
+        check_dev_value(&key("dev_secret_key"), self.dev_secret_key.as_deref(), DEV_SMS_SECRET_KEY, "secret_key_env")?;
+        if self.secret_key_env.is_none() && self.dev_secret_key.is_none() {
+            return Err(invalid(key("secret_key_env"), "name the environment variable that holds the SecretKey"));
+        }
+        if self.sdk_app_id.is_empty() || !self.sdk_app_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(key("sdk_app_id"), "must be the SmsSdkAppId, digits such as 1400006666"));
+        }
+        if self.sign_name.trim().is_empty() || self.sign_name.contains(['【', '】']) {
+            return Err(invalid(key("sign_name"), "must be the approved signature's content, without 【】"));
+        }
+        if !plain(&self.region) {
+            return Err(invalid(key("region"), "must be a region such as ap-guangzhou"));
+        }
+        if SendWindow::from_hhmm(&self.window_start, &self.window_end).is_none() {
+            return Err(invalid(
+                key("window_start"),
+                format!(
+                    "window_start {:?} and window_end {:?} must be HH:MM Beijing times with start before end",
+                    self.window_start, self.window_end
+                ),
+            ));
+        }
+        for (k, v) in [("connect_timeout_ms", self.connect_timeout_ms), ("request_timeout_ms", self.request_timeout_ms)]
+        {
+            if !(1..=600_000).contains(&v) {
+                return Err(invalid(key(k), format!("{v} is outside 1..=600000 ms")));
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, t) in self.templates.iter().enumerate() {
+            let at = key(&format!("templates[{i}]"));
+            if !plain(&t.id) {
+                return Err(invalid(format!("{at}.id"), "must be the template's id at Tencent"));
+            }
+            if !ids.insert(t.id.as_str()) {
+                return Err(invalid(format!("{at}.id"), format!("template id {:?} is defined twice", t.id)));
+            }
+            if t.text.trim().is_empty() {
+                return Err(invalid(format!("{at}.text"), "must be the template's approved text"));
+            }
+            let params = param_count(&t.text).map_err(|e| invalid(format!("{at}.text"), e.to_string()))?;
+            // With every value empty, the text is as short as it can be: if even that does not
+            // fit one segment, no fallback text from this template ever will (§1.6: ≤ 70).
+            let shortest = render(&t.text, &vec![String::new(); params]).unwrap_or_default();
+            let chars = char_count(&with_signature(&self.sign_name, &shortest));
+            if chars > SINGLE_SEGMENT_CHARS {
+                return Err(invalid(
+                    format!("{at}.text"),
+                    format!(
+                        "with the signature 【{}】 and no values it is already {chars} characters; a fallback \
+                         text must fit in {SINGLE_SEGMENT_CHARS}",
+                        self.sign_name
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! Simulated upstreams for the demo, the tests and the load test.
+//! Simulated upstreams for the demo, the tests and the load test: Getui, WeCom and the
+//! Tencent Cloud SMS gateway, on one listener.
 //!
 //! Nothing outside this machine is reachable, so campaignd ships a Getui v2 simulator that
 //! behaves like the real API where the daemon can tell: same paths, JSON and codes, token
@@ -12,6 +13,7 @@ mod faults;
 mod getui;
 mod ledger;
 mod limits;
+mod sms;
 mod wecom;
 
 use std::net::SocketAddr;
@@ -25,13 +27,15 @@ pub use faults::{Fault, FaultProfile, RateLimitBurst};
 pub use getui::population::POPULATION as DEVICE_POPULATION;
 pub use ledger::{Ledger, LedgerSummary};
 pub use limits::Limits;
+pub use sms::{PhoneTexts, ReportSettings, SmsLedger, SmsLedgerSummary, SmsSimConfig};
 pub use wecom::{
     CallbackAnswer, CallbackPlayer, Delivery, Inbound, PlayerError, Signing, WecomLedgerSummary, WecomSimConfig,
 };
 
 // The development credentials the simulators accept live in `crate::dev`; re-exported here.
 pub use crate::dev::{
-    DEV_APP_ID, DEV_APP_KEY, DEV_MASTER_SECRET, DEV_WECOM_AES_KEY, DEV_WECOM_AGENT_ID, DEV_WECOM_CALLBACK_TOKEN,
+    DEV_APP_ID, DEV_APP_KEY, DEV_MASTER_SECRET, DEV_SMS_SDK_APP_ID, DEV_SMS_SECRET_ID, DEV_SMS_SECRET_KEY,
+    DEV_SMS_SIGN_NAME, DEV_SMS_TEMPLATES, DEV_WECOM_AES_KEY, DEV_WECOM_AGENT_ID, DEV_WECOM_CALLBACK_TOKEN,
     DEV_WECOM_CORP_ID, DEV_WECOM_SECRET,
 };
 
@@ -77,6 +81,8 @@ pub struct SimConfig {
     pub schedule_horizon: Duration,
     /// The simulated WeCom application (served on the same listener under `/cgi-bin/`).
     pub wecom: WecomSimConfig,
+    /// The simulated Tencent Cloud SMS gateway (served on the same listener at `POST /`).
+    pub sms: SmsSimConfig,
 }
 
 impl Default for SimConfig {
@@ -93,6 +99,7 @@ impl Default for SimConfig {
             redirect_to: None,
             schedule_horizon: Duration::from_secs(7 * 86_400),
             wecom: WecomSimConfig::default(),
+            sms: SmsSimConfig::default(),
         }
     }
 }
@@ -103,6 +110,7 @@ pub struct Simulator {
     addr: SocketAddr,
     getui: Arc<getui::GetuiSim>,
     wecom: Arc<wecom::WecomSim>,
+    sms: Arc<sms::SmsSim>,
 }
 
 impl Simulator {
@@ -111,7 +119,8 @@ impl Simulator {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let wecom = Arc::new(wecom::WecomSim::with_faults(config.wecom.clone(), config.profile.clone(), config.seed));
-        Ok(Simulator { listener, addr, getui: Arc::new(getui::GetuiSim::new(config)), wecom })
+        let sms = Arc::new(sms::SmsSim::with_faults(config.sms.clone(), config.profile.clone(), config.seed));
+        Ok(Simulator { listener, addr, getui: Arc::new(getui::GetuiSim::new(config)), wecom, sms })
     }
 
     /// The address it listens on.
@@ -134,17 +143,32 @@ impl Simulator {
         self.getui.ledger()
     }
 
+    /// The Tencent Cloud SMS base URL to configure in a client: `http://ADDR`.
+    pub fn sms_base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The SMS ledger (also served at `GET /_sim/sms/ledger`).
+    pub fn sms_ledger(&self) -> Arc<SmsLedger> {
+        self.sms.ledger()
+    }
+
     /// Serves until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
         let getui = self.getui;
         let wecom = self.wecom;
+        let sms = self.sms;
+        sms.start_reports(shutdown.clone());
         crate::serve::serve(
             self.listener,
             move |req, _peer| {
                 let getui = getui.clone();
                 let wecom = wecom.clone();
+                let sms = sms.clone();
                 async move {
-                    if wecom::owns(req.uri().path()) {
+                    if sms::owns(req.method(), req.uri().path()) {
+                        sms.handle(req).await
+                    } else if wecom::owns(req.uri().path()) {
                         wecom.handle(req).await
                     } else {
                         getui.handle(req).await
@@ -188,6 +212,11 @@ impl RunningSimulator {
     /// The WeCom base URL: `http://ADDR/cgi-bin`.
     pub fn wecom_base_url(&self) -> String {
         format!("http://{}/cgi-bin", self.addr)
+    }
+
+    /// The Tencent Cloud SMS base URL: `http://ADDR`.
+    pub fn sms_base_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// The delivery ledger.

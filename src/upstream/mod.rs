@@ -1,10 +1,11 @@
-//! Clients of the push vendors. Each vendor gets a folder with its error type and its client
+//! Clients of the push vendors and the SMS gateway. Each vendor gets a folder with its error type and its client
 //! (the wire types are in [`crate::wire`]); all of them share the pooled HTTP client of
 //! [`http`] and one vocabulary of failures, [`ProviderError`], that the dispatcher and the
 //! metrics ask and never look behind.
 
 pub mod getui;
 pub mod http;
+pub mod sms;
 pub mod wecom;
 
 use crate::domain::ResultName;

@@ -4,4 +4,5 @@
 //! these types.
 
 pub mod getui;
+pub mod tencent_sms;
 pub mod wecom;
