@@ -13,7 +13,10 @@ use hyper_util::client::legacy::Client;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::protocol::{CampaignList, CampaignView, GroupReportView, ReportView, SuppressionList, UploadView};
+use crate::protocol::{
+    BindAnswerView, BindImportView, CampaignList, CampaignView, GroupReportView, ReportView, SuppressionList,
+    UploadView,
+};
 use crate::secret::Secret;
 use crate::upstream::http::{build_client_for, read_body, PoolSettings};
 
@@ -151,6 +154,38 @@ impl ApiClient {
             return Ok(());
         }
         Err(api_error(status, &body))
+    }
+
+    /// `PUT /v1/apps/{app}/cid-pn`: binds up to 50 `(cid, phone)` pairs.
+    pub async fn bind_phones(&self, app: &str, pairs: &[(String, String)]) -> Result<BindAnswerView, ClientError> {
+        let map: serde_json::Map<String, serde_json::Value> =
+            pairs.iter().map(|(c, p)| (c.clone(), serde_json::Value::String(p.clone()))).collect();
+        let body = serde_json::to_vec(&map).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.call(Method::PUT, &format!("/v1/apps/{app}/cid-pn"), "application/json", whole(body)).await
+    }
+
+    /// `DELETE /v1/apps/{app}/cid-pn`: unbinds up to 50 cids.
+    pub async fn unbind_phones(&self, app: &str, cids: &[String]) -> Result<BindAnswerView, ClientError> {
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "cids": cids })).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.call(Method::DELETE, &format!("/v1/apps/{app}/cid-pn"), "application/json", whole(body)).await
+    }
+
+    /// `GET /v1/apps/{app}/cid-pn?cids=`: the masked numbers of up to 50 cids.
+    pub async fn query_phones(&self, app: &str, cids: &[String]) -> Result<BindAnswerView, ClientError> {
+        let list: Vec<String> = cids.iter().map(|c| query_escape(c)).collect();
+        self.get(&format!("/v1/apps/{app}/cid-pn?cids={}", list.join(","))).await
+    }
+
+    /// `POST /v1/apps/{app}/cid-pn/import` with a streamed NDJSON or CSV body.
+    pub async fn import_phones(
+        &self,
+        app: &str,
+        content_type: &str,
+        body: ChannelBody,
+    ) -> Result<BindImportView, ClientError> {
+        let path = format!("/v1/apps/{app}/cid-pn/import");
+        self.call(Method::POST, &path, content_type, body.boxed_unsync()).await
     }
 
     /// Every campaign, following the pages of `GET /v1/campaigns` to the end.

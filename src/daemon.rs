@@ -119,6 +119,7 @@ impl Daemon {
     /// Secrets are read through `env`.
     pub async fn build(config: &Config, env: impl Fn(&str) -> Option<String> + Copy) -> Result<Daemon, DaemonError> {
         let tokens = config.api_tokens(env)?;
+        let seal_key = config.seal_key(env)?;
         let metrics = Arc::new(Metrics::new());
         let mut apps = Vec::new();
         let mut agents = Vec::new();
@@ -169,7 +170,8 @@ impl Daemon {
                 },
                 agents,
             )
-            .with_body_timeout(Duration::from_millis(config.server.body_timeout_ms)),
+            .with_body_timeout(Duration::from_millis(config.server.body_timeout_ms))
+            .with_seal_key(seal_key),
         );
         let (listener, addr) = bind(config.server.listen).await?;
         let callback = match config.server.callback_listen {

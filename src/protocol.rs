@@ -191,3 +191,45 @@ pub struct SuppressionList {
     /// Pass as `after` for the next page; absent on the last page.
     pub next_after: Option<String>,
 }
+
+/// One cid's answer of a bind, unbind or query of `/v1/apps/{app}/cid-pn` (the legacy
+/// `batchRet` entry). `code` is 0–8 as `domain::sms::BindCode` documents; `pn` is the masked
+/// number (`138****5678`), on a query with code 0 only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindRet {
+    /// The cid as given.
+    pub cid: String,
+    /// The per-cid code.
+    pub code: u8,
+    /// Query only: the masked number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pn: Option<String>,
+    /// Why, when the code is not 0 (never quoting a number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The answer of a bind, unbind or query call: `result` "0" and one entry per cid, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindAnswerView {
+    /// "0": the call was carried out (each cid's own code says how it went).
+    pub result: String,
+    /// Per cid.
+    #[serde(rename = "batchRet")]
+    pub batch_ret: Vec<BindRet>,
+}
+
+/// The answer of `POST /v1/apps/{app}/cid-pn/import`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindImportView {
+    /// Lines read.
+    pub lines: u64,
+    /// Pairs bound (a pair already bound so counts too).
+    pub bound: u64,
+    /// Binds that moved a phone off another cid (that cid is now unbound).
+    pub replaced: u64,
+    /// Lines refused.
+    pub bad_lines: u64,
+    /// The first refused lines and why.
+    pub first_bad: Vec<RejectedLine>,
+}

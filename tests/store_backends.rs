@@ -11,8 +11,8 @@ use std::time::Duration;
 use campaignd::domain::campaign::{CreateCampaign, Validation, SCHEDULE_HORIZON_MS};
 use campaignd::domain::{Action, CampaignSpec, CampaignState, Counts, ResultName};
 use campaignd::store::{
-    Ack, Change, Chunk, CidPage, DeliveryWindow, NatsStore, PageQuery, SledStore, Store, StoreError, StoreSettings,
-    Suppression, UploadCommit,
+    Ack, Change, Chunk, CidPage, DeliveryWindow, NatsStore, PageQuery, PhoneBinding, SledStore, Store, StoreError,
+    StoreSettings, Suppression, UploadCommit,
 };
 use common::{list_campaign, NatsServer};
 
@@ -105,7 +105,104 @@ on_both_backends!(
     expiry_removes_finished_campaigns_with_what_they_hold,
     committed_cids_come_in_bounded_pages,
     two_handles_changing_one_campaign_lose_no_update,
+    phone_bindings_are_one_to_one_sealed_and_durable,
 );
+
+/// The directory whose files hold the backend's bytes.
+impl Backend {
+    fn data_dir(&self) -> &std::path::Path {
+        match self {
+            Backend::Sled(dir) => dir.path(),
+            Backend::Nats(server) => server.dir.path(),
+        }
+    }
+}
+
+/// Every file under `dir`, read whole.
+fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(all_bytes(&path));
+        } else if let Ok(b) = std::fs::read(&path) {
+            out.extend(b);
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn phone_bindings_are_one_to_one_sealed_and_durable(backend: &Backend) {
+    use campaignd::domain::phone::PhoneNumber;
+    use campaignd::domain::CompactCid;
+    use campaignd::seal::{aad, SealKey};
+
+    let key = SealKey::from_text(campaignd::dev::DEV_SEAL_KEY_HEX).unwrap();
+    let cid = |n: u8| CompactCid([n; 16]);
+    let cid_hex = |n: u8| hex::encode([n; 16]);
+    let pair = |app: &str, n: u8, phone: &str| {
+        let p = PhoneNumber::parse(phone).unwrap();
+        PhoneBinding {
+            cid: cid(n),
+            sealed: key.seal(p.e164().as_bytes(), &aad(&[app, &cid_hex(n)])),
+            pn_md5: p.pn_md5(),
+        }
+    };
+    let open = |app: &str, n: u8, sealed: &Option<Vec<u8>>| {
+        sealed.as_ref().map(|s| String::from_utf8(key.open(s, &aad(&[app, &cid_hex(n)])).unwrap()).unwrap())
+    };
+    let store = backend.open().await;
+    let out = store.bind_phones("a", vec![pair("a", 1, "13812345678"), pair("a", 2, "13987654321")]).await.unwrap();
+    assert!(out.iter().all(|o| o.changed && o.displaced.is_none()));
+    // The same phone in another app is another binding.
+    store.bind_phones("b", vec![pair("b", 9, "13812345678")]).await.unwrap();
+    // The latest bind of a phone wins: cid 1 loses it to cid 3.
+    let moved = store.bind_phones("a", vec![pair("a", 3, "+86 138 1234 5678")]).await.unwrap();
+    assert_eq!(moved[0].displaced, Some(cid(1)));
+    let phones = store.phones_of("a", vec![cid(1), cid(2), cid(3)]).await.unwrap();
+    assert_eq!(open("a", 1, &phones[0]), None, "the displaced cid answers 7");
+    assert_eq!(open("a", 2, &phones[1]).as_deref(), Some("+8613987654321"));
+    assert_eq!(open("a", 3, &phones[2]).as_deref(), Some("+8613812345678"));
+    assert_eq!(open("b", 9, &store.phones_of("b", vec![cid(9)]).await.unwrap()[0]).as_deref(), Some("+8613812345678"));
+    // Binding a pair again changes nothing; a cid bound anew frees its old phone.
+    assert!(!store.bind_phones("a", vec![pair("a", 3, "13812345678")]).await.unwrap()[0].changed);
+    store.bind_phones("a", vec![pair("a", 2, "13700000001")]).await.unwrap();
+    let freed = store.bind_phones("a", vec![pair("a", 4, "13987654321")]).await.unwrap();
+    assert_eq!(freed[0].displaced, None, "cid 2 had left that phone");
+    // Within one call later pairs see earlier ones.
+    let chain = store.bind_phones("a", vec![pair("a", 5, "13600000000"), pair("a", 6, "13600000000")]).await.unwrap();
+    assert_eq!(chain[1].displaced, Some(cid(5)));
+    // Unbind: true only for a bound cid; the phone is free again.
+    assert_eq!(store.unbind_phones("a", vec![cid(6), cid(6), cid(1)]).await.unwrap(), [true, false, false]);
+    assert_eq!(store.bind_phones("a", vec![pair("a", 7, "13600000000")]).await.unwrap()[0].displaced, None);
+    backend.close(store).await;
+
+    let store = backend.open().await;
+    let phones = store.phones_of("a", vec![cid(1), cid(2), cid(3), cid(4), cid(7)]).await.unwrap();
+    let opened: Vec<Option<String>> = [1, 2, 3, 4, 7].iter().zip(&phones).map(|(n, p)| open("a", *n, p)).collect();
+    assert_eq!(
+        opened,
+        [
+            None,
+            Some("+8613700000001".into()),
+            Some("+8613812345678".into()),
+            Some("+8613987654321".into()),
+            Some("+8613600000000".into())
+        ],
+        "bindings survive a reopen"
+    );
+    // What is on disk holds no bound number in plain text, in any form.
+    backend.close(store).await;
+    let bytes = all_bytes(backend.data_dir());
+    assert!(!bytes.is_empty());
+    for digits in ["13812345678", "13987654321", "13700000001", "13600000000"] {
+        assert!(!contains(&bytes, digits.as_bytes()), "{digits} stored in plain text");
+    }
+}
 
 fn spec() -> CampaignSpec {
     let req: CreateCampaign = serde_json::from_value(list_campaign("conformance", None)).unwrap();

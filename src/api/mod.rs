@@ -3,6 +3,7 @@
 //!
 //! The API only talks to the store (and wakes the dispatcher); it never calls an upstream.
 
+mod bindings;
 mod campaigns;
 pub mod error;
 mod suppressions;
@@ -62,6 +63,8 @@ pub struct ApiState {
     /// Cancelled when the daemon shuts down ([`ApiState::follow_shutdown`]): long requests
     /// (uploads) give up then.
     shutdown: CancellationToken,
+    /// Seals phone numbers of cid↔phone bindings; `None`: bindings are refused (503).
+    seal_key: Option<crate::seal::SealKey>,
 }
 
 /// Default of [`ApiState::with_body_timeout`] (`server.body_timeout_ms`).
@@ -92,12 +95,19 @@ impl ApiState {
             rates: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            seal_key: None,
         }
     }
 
     /// Sets the deadline for reading a whole JSON or XML request body.
     pub fn with_body_timeout(mut self, timeout: Duration) -> ApiState {
         self.body_timeout = timeout;
+        self
+    }
+
+    /// Sets the key that seals bound phone numbers (`store.seal_key_env`).
+    pub fn with_seal_key(mut self, key: Option<crate::seal::SealKey>) -> ApiState {
+        self.seal_key = key;
         self
     }
 
@@ -217,17 +227,21 @@ async fn route(
         }
         (&Method::GET, ["v1", "campaigns", id, "report"]) => campaigns::report(state, parse_id(id)?).await,
         (&Method::GET, ["v1", "groups", group, "report"]) => campaigns::group_report(state, group).await,
-        (_, ["v1", "apps", _, "cid-pn", ..]) => Err(ApiError::not_implemented(
-            "SMS fallback (短信补量) and cid-phone bindings exist only in Getui's legacy v1 API; v2 has no such \
-                 field or endpoint (reference/getui-v2.md section 6), so campaignd does not offer them",
-        )),
+        (&Method::PUT, ["v1", "apps", app, "cid-pn"]) => bindings::bind(state, app, req).await,
+        (&Method::DELETE, ["v1", "apps", app, "cid-pn"]) => bindings::unbind(state, app, req).await,
+        (&Method::GET, ["v1", "apps", app, "cid-pn"]) => bindings::query(state, app, req.uri().query()).await,
+        (&Method::POST, ["v1", "apps", app, "cid-pn", "import"]) => bindings::import(state, app, req).await,
         (&Method::GET, ["v1", "apps", app, "suppressions"]) => suppressions::list(state, app, req.uri().query()).await,
         (&Method::GET, ["v1", "apps", app, "suppressions", user]) => suppressions::show(state, app, user).await,
         (&Method::PUT, ["v1", "apps", app, "suppressions", user]) => suppressions::add(state, app, user).await,
         (&Method::DELETE, ["v1", "apps", app, "suppressions", user]) => suppressions::remove(state, app, user).await,
-        (_, ["v1", "campaigns", ..] | ["v1", "groups", ..] | ["v1", "apps", _, "suppressions", ..]) => {
-            Err(ApiError::method_not_allowed())
-        }
+        (
+            _,
+            ["v1", "campaigns", ..]
+            | ["v1", "groups", ..]
+            | ["v1", "apps", _, "suppressions", ..]
+            | ["v1", "apps", _, "cid-pn", ..],
+        ) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found(format!("no such path: {path}"))),
     }
 }

@@ -108,11 +108,73 @@ enum Verb {
         /// Member id.
         user: String,
     },
+    /// Bind cids of a Getui app to phone numbers, for SMS fallback (短信补量).
+    ///
+    /// Within an app a phone belongs to one cid: binding it to another cid unbinds the first
+    /// (which then answers code 7). Numbers are CN mobiles (13800000000, +86...) or E.164
+    /// (+44...); the daemon stores them sealed (AES-256-GCM) and only ever shows them masked.
+    /// Per-cid codes: 0 bound, 1 not a cid (32 hex digits), 5 cid empty, 6 phone empty or not a
+    /// number, 8 the daemon failed (try again). A number given with --phone shows in the shell
+    /// history and the process list: prefer --file for real numbers.
+    Bind {
+        /// The Getui app's name.
+        #[arg(long)]
+        app: String,
+        /// The cid (with --phone).
+        #[arg(long, requires = "phone", conflicts_with = "file")]
+        cid: Option<String>,
+        /// The phone number (with --cid).
+        #[arg(long, requires = "cid")]
+        phone: Option<String>,
+        /// A file of `cid,phone` lines, sent 50 pairs a call (for large lists use `import`).
+        #[arg(long, short, required_unless_present = "cid")]
+        file: Option<PathBuf>,
+    },
+    /// Remove the phone numbers bound to cids (code 0 removed, 7 none was bound).
+    Unbind {
+        /// The Getui app's name.
+        #[arg(long)]
+        app: String,
+        /// The cids, at most 50.
+        #[arg(required = true, num_args = 1..=50)]
+        cids: Vec<String>,
+    },
+    /// Show the masked number (138****5678) bound to each cid, or code 7 when none is.
+    Query {
+        /// The Getui app's name.
+        #[arg(long)]
+        app: String,
+        /// The cids, at most 50.
+        #[arg(required = true, num_args = 1..=50)]
+        cids: Vec<String>,
+    },
+    /// Stream a file of bindings of any size: CSV `cid,phone` lines (a `cid,phone` header is
+    /// skipped) or NDJSON `{"cid": "...", "phone": "..."}`. Bad lines are counted and the first
+    /// are listed by number; the rest are bound. Binding is idempotent: if the import breaks
+    /// off, send the whole file again.
+    Import {
+        /// The Getui app's name.
+        #[arg(long)]
+        app: String,
+        /// The file.
+        file: PathBuf,
+        /// Line format; by default NDJSON for .ndjson/.jsonl files, CSV otherwise.
+        #[arg(long, value_enum)]
+        format: Option<ImportFormat>,
+    },
     /// Delete a draft or scheduled campaign.
     Delete {
         /// Campaign id.
         id: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ImportFormat {
+    /// `cid,phone` a line.
+    Csv,
+    /// `{"cid": "...", "phone": "..."}` a line.
+    Ndjson,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -172,6 +234,27 @@ async fn verb(api: &ApiClient, verb: Verb, json: bool) -> anyhow::Result<()> {
             show(json, &g, || print_group(&g))
         }
         Verb::Suppressions { app } => suppressions(api, &app, json).await,
+        Verb::Bind { app, cid, phone, file } => {
+            let pairs = match (cid, phone, file) {
+                (Some(c), Some(p), _) => vec![(c, p)],
+                (_, _, Some(f)) => read_pairs(&f).await?,
+                _ => anyhow::bail!("give --cid and --phone, or --file"),
+            };
+            for call in pairs.chunks(50) {
+                let a = api.bind_phones(&app, call).await?;
+                show(json, &a, || print_bind_answer(&a))?;
+            }
+            Ok(())
+        }
+        Verb::Unbind { app, cids } => {
+            let a = api.unbind_phones(&app, &cids).await?;
+            show(json, &a, || print_bind_answer(&a))
+        }
+        Verb::Query { app, cids } => {
+            let a = api.query_phones(&app, &cids).await?;
+            show(json, &a, || print_bind_answer(&a))
+        }
+        Verb::Import { app, file, format } => import(api, &app, &file, format, json).await,
         Verb::Suppress { app, user } => {
             api.set_suppressed(&app, &user, true).await?;
             println!("{user} will be skipped by {app}'s campaigns");
@@ -183,6 +266,77 @@ async fn verb(api: &ApiClient, verb: Verb, json: bool) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `cid,phone` lines of a small file (blank lines and a `cid,...` header skipped).
+async fn read_pairs(file: &PathBuf) -> anyhow::Result<Vec<(String, String)>> {
+    let text = read_input(file).await?;
+    let mut pairs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (i == 0 && line.to_ascii_lowercase().starts_with("cid,")) {
+            continue;
+        }
+        // The line is not quoted back: it holds a phone number.
+        let (c, p) =
+            line.split_once(',').with_context(|| format!("{} line {}: not cid,phone", file.display(), i + 1))?;
+        pairs.push((c.trim().to_owned(), p.trim().to_owned()));
+    }
+    Ok(pairs)
+}
+
+/// One line per cid: its code, what the code means, and the masked number of a query.
+fn print_bind_answer(a: &campaignd::protocol::BindAnswerView) {
+    for r in &a.batch_ret {
+        let meaning = match r.code {
+            0 => "ok",
+            1 => "not a cid",
+            5 => "cid empty",
+            6 => "phone empty or not a number",
+            7 => "not bound",
+            _ => "failed",
+        };
+        let pn = r.pn.as_deref().unwrap_or("");
+        let why = r.reason.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+        println!("{:<34} {} {meaning} {pn}{why}", r.cid, r.code);
+    }
+}
+
+async fn import(
+    api: &ApiClient,
+    app: &str,
+    file: &PathBuf,
+    format: Option<ImportFormat>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let format = format.unwrap_or_else(|| match file.extension().and_then(|e| e.to_str()) {
+        Some("ndjson" | "jsonl") => ImportFormat::Ndjson,
+        _ => ImportFormat::Csv,
+    });
+    let content_type = if format == ImportFormat::Ndjson { "application/x-ndjson" } else { "text/csv" };
+    let mut f = tokio::fs::File::open(file).await.with_context(|| format!("cannot open {}", file.display()))?;
+    let (tx, body) = channel_body(8);
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf).await?;
+            if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                return Ok::<_, std::io::Error>(());
+            }
+        }
+    });
+    let answer = api.import_phones(app, content_type, body).await;
+    reader.await.context("reading the file failed")??;
+    let v = answer?;
+    show(json, &v, || {
+        println!(
+            "{} lines: bound {}, of which {} moved a phone off another cid; {} bad lines",
+            v.lines, v.bound, v.replaced, v.bad_lines
+        );
+        for r in &v.first_bad {
+            println!("  line {}: {}", r.line, r.reason);
+        }
+    })
 }
 
 /// Prints every page of an app's suppression list.

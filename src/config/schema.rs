@@ -84,6 +84,15 @@ pub struct StoreConfig {
     /// `[store.nats]`: required when `backend = "nats"`.
     #[serde(default)]
     pub nats: Option<NatsConfig>,
+    /// Name of the environment variable holding the AES-256-GCM key that seals phone numbers
+    /// at rest (64 hex characters or base64 of 32 bytes). Without a key, cid↔phone bindings
+    /// are refused.
+    #[serde(default)]
+    pub seal_key_env: Option<String>,
+    /// Development only: the published development seal key (`dev::DEV_SEAL_KEY_HEX`),
+    /// written inline; used when the variable of `seal_key_env` is unset.
+    #[serde(default)]
+    pub dev_seal_key: Option<String>,
 }
 
 /// `store.backend`.

@@ -3,6 +3,7 @@
 
 use super::schema::{Channel, Config, GetuiAppConfig};
 use super::{invalid, ConfigError};
+use crate::seal::SealKey;
 use crate::secret::Secret;
 
 impl Config {
@@ -49,7 +50,34 @@ impl Config {
         }
         self.api_tokens(env)?;
         self.nats_credentials(env)?;
+        self.seal_key(env)?;
         Ok(())
+    }
+
+    /// The key that seals phone numbers at rest: from the variable `store.seal_key_env` names
+    /// when it is set, else the development key; `None` when neither is configured (bindings
+    /// are then refused). A variable that is named but unset, or holds no valid key, is an
+    /// error naming the key (never quoting its value).
+    pub fn seal_key(&self, env: impl Fn(&str) -> Option<String>) -> Result<Option<SealKey>, ConfigError> {
+        let from_env = self.store.seal_key_env.as_deref().and_then(|var| env(var).map(|v| (var, v)));
+        if let Some((var, value)) = from_env.filter(|(_, v)| !v.trim().is_empty()) {
+            return SealKey::from_text(&value)
+                .map(Some)
+                .map_err(|e| invalid("store.seal_key_env", format!("environment variable {var}: {e}")));
+        }
+        match (&self.store.dev_seal_key, &self.store.seal_key_env) {
+            (Some(dev), _) => {
+                SealKey::from_text(dev).map(Some).map_err(|e| invalid("store.dev_seal_key", e.to_string()))
+            }
+            (None, Some(var)) => Err(invalid(
+                "store.seal_key_env",
+                format!(
+                    "environment variable {var} is not set; export it with a 32-byte key (64 hex characters, \
+                     e.g. from `openssl rand -hex 32`)"
+                ),
+            )),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The NATS token (or `user:password`) from the variable `store.nats.credentials_env`

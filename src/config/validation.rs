@@ -66,6 +66,7 @@ impl Config {
                 format!("must be within 0..={MAX_RETENTION_DAYS} (0 keeps finished campaigns forever)"),
             ));
         }
+        self.validate_seal_key()?;
         if self.store.path.as_os_str().is_empty() {
             return Err(invalid("store.path", "must name a directory"));
         }
@@ -87,6 +88,21 @@ impl Config {
 }
 
 impl Config {
+    /// `store.seal_key_env` names a variable; `store.dev_seal_key` is only the published value.
+    fn validate_seal_key(&self) -> Result<(), ConfigError> {
+        if self.store.seal_key_env.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(invalid("store.seal_key_env", "name an environment variable, or leave it out"));
+        }
+        if self.store.dev_seal_key.as_deref().is_some_and(|k| k != crate::dev::DEV_SEAL_KEY_HEX) {
+            return Err(invalid(
+                "store.dev_seal_key",
+                "only the published development seal key may be written in the file; put a real key in the \
+                 environment and name the variable in store.seal_key_env",
+            ));
+        }
+        Ok(())
+    }
+
     /// `[store.nats]`: required and complete when `store.backend = "nats"`, checked whenever
     /// present.
     fn validate_nats(&self) -> Result<(), ConfigError> {

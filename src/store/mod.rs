@@ -11,6 +11,7 @@
 //! are folded, in chunk order, into the campaign's counters and then deleted, so disk and memory
 //! stay flat however large the campaign.
 
+pub(crate) mod bindings;
 mod codec;
 mod deliveries;
 pub mod nats;
@@ -25,7 +26,7 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Action, CampaignSpec, CampaignState, Counts, RequestKey, StoreIdentity};
+use crate::domain::{Action, CampaignSpec, CampaignState, CompactCid, Counts, RequestKey, StoreIdentity};
 
 pub use nats::{NatsSettings, NatsStore};
 pub use sled_store::{read_identity_file, SledStore, StoreSettings};
@@ -308,6 +309,29 @@ pub struct DeliveryWindow {
     pub max_age_ms: i64,
 }
 
+/// One cid↔phone binding to write (issue 13). The store never sees the number: `sealed` is
+/// `seal::SealKey::seal(e164, seal::aad(&[app, cid hex]))`, and `pn_md5` (the legacy API's
+/// "pn", 32 lowercase hex digits) keys the reverse index that keeps the binding one-to-one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneBinding {
+    /// The cid.
+    pub cid: CompactCid,
+    /// The sealed E.164 number.
+    pub sealed: Vec<u8>,
+    /// md5 of the number (`PhoneNumber::pn_md5`).
+    pub pn_md5: String,
+}
+
+/// What one bind did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BindOutcome {
+    /// The cid the phone was bound to until now, unbound by this bind (the latest bind of a
+    /// phone wins; that cid then answers 7).
+    pub displaced: Option<CompactCid>,
+    /// False when the pair was already bound so (nothing written).
+    pub changed: bool,
+}
+
 /// The durable store used by the API and the dispatcher.
 pub trait Store: Send + Sync + 'static {
     /// The store's random identity, made when it was created (see [`StoreIdentity`]).
@@ -372,4 +396,15 @@ pub trait Store: Send + Sync + 'static {
     fn first_delivery(&self, key: &str, now_ms: i64, window: DeliveryWindow) -> StoreFuture<'_, bool>;
     /// Whether the callback delivery `key` was noted (and is still within the window).
     fn delivery_noted(&self, key: &str) -> StoreFuture<'_, bool>;
+    /// Binds each pair in order under `app`'s one-to-one rule, durably before answering: a
+    /// phone bound to another cid moves to this one (named in [`BindOutcome::displaced`]); a
+    /// cid bound to another phone frees it. Each pair is applied atomically (cid record and
+    /// reverse index together); later pairs see earlier ones. Takes any number of pairs (the
+    /// API gives ≤ 50, an import batches of a few thousand); the cost is a few key operations
+    /// per pair.
+    fn bind_phones(&self, app: &str, pairs: Vec<PhoneBinding>) -> StoreFuture<'_, Vec<BindOutcome>>;
+    /// Unbinds each cid of `app`, durably; true for each that was bound.
+    fn unbind_phones(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<bool>>;
+    /// The sealed number bound to each cid of `app`, in order (`None`: not bound).
+    fn phones_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>>;
 }

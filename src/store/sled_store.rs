@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
+use super::bindings::{plan_binds, split_cid_value, BindKey};
 use super::codec::{chunk_key, decode, parse_chunk_key, Chunks};
 use super::deliveries::Deliveries;
 use super::writer::{CensusCell, Command, LiveMap, Reply, Trees, Writer};
@@ -16,7 +17,8 @@ use super::{
     Ack, CampaignPage, CampaignRecord, Change, Chunk, CidPage, PageQuery, Progress, Store, StoreError, StoreFuture,
     Suppression, UploadCommit,
 };
-use crate::domain::{CampaignSpec, CampaignState, StoreIdentity};
+use super::{BindOutcome, PhoneBinding};
+use crate::domain::{CampaignSpec, CampaignState, CompactCid, StoreIdentity};
 
 /// Where and how to open the store.
 #[derive(Debug, Clone)]
@@ -43,6 +45,12 @@ pub struct SledStore {
     /// the writer's trees) and flushed before the write is reported done.
     suppressed: sled::Tree,
     identity: StoreIdentity,
+    /// cid↔phone bindings: `app \0 c cid16` → `pn_md5 ‖ sealed number` and
+    /// `app \0 p pn_md5` → cid16 (the reverse index). Written outside the writer thread, one
+    /// atomic batch per call under `bind_lock` (so calls of one app do not interleave), and
+    /// flushed before the call is answered.
+    bindings: sled::Tree,
+    bind_lock: Arc<Mutex<()>>,
     /// WeCom callback deliveries already handled (bounded; see [`super::DeliveryWindow`]).
     deliveries: Deliveries,
 }
@@ -138,6 +146,7 @@ impl SledStore {
         let db = open_db(settings)?;
         let open = |name: &str| db.open_tree(name).map_err(db_err);
         let suppressed = open("suppressed")?;
+        let bindings = open("bindings")?;
         let identity = load_identity(&open("meta")?, &settings.path)?;
         let deliveries = Deliveries::open(&db)?;
         let trees = Trees {
@@ -167,6 +176,8 @@ impl SledStore {
             writer: Mutex::new(Some(handle)),
             suppressed,
             identity,
+            bindings,
+            bind_lock: Arc::new(Mutex::new(())),
             deliveries,
         }))
     }
@@ -437,6 +448,84 @@ impl Store for SledStore {
         let (deliveries, key) = (self.deliveries.clone(), key.to_owned());
         blocking(move || deliveries.contains(&key))
     }
+
+    fn bind_phones(&self, app: &str, pairs: Vec<PhoneBinding>) -> StoreFuture<'_, Vec<BindOutcome>> {
+        let (app, tree, lock) = (app.to_owned(), self.bindings.clone(), self.bind_lock.clone());
+        blocking(move || {
+            let _one_call_at_a_time = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let (writes, outcomes) =
+                plan_binds(&pairs, |k| Ok(tree.get(binding_key(&app, k)).map_err(db_err)?.map(|v| v.to_vec())))?;
+            if !writes.is_empty() {
+                let mut batch = sled::Batch::default();
+                for (k, v) in writes {
+                    match v {
+                        Some(v) => batch.insert(binding_key(&app, &k), v),
+                        None => batch.remove(binding_key(&app, &k)),
+                    }
+                }
+                tree.apply_batch(batch).map_err(db_err)?;
+                tree.flush().map_err(db_err)?;
+            }
+            Ok(outcomes)
+        })
+    }
+
+    fn unbind_phones(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<bool>> {
+        let (app, tree, lock) = (app.to_owned(), self.bindings.clone(), self.bind_lock.clone());
+        blocking(move || {
+            let _one_call_at_a_time = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut batch = sled::Batch::default();
+            let mut gone = std::collections::HashSet::new();
+            let mut out = Vec::with_capacity(cids.len());
+            for cid in cids {
+                let key = binding_key(&app, &BindKey::Cid(cid));
+                match tree.get(&key).map_err(db_err)? {
+                    Some(v) if gone.insert(cid) => {
+                        let (md5, _) = split_cid_value(&v)?;
+                        batch.remove(key);
+                        batch.remove(binding_key(&app, &BindKey::Pn(md5.to_owned())));
+                        out.push(true);
+                    }
+                    _ => out.push(false),
+                }
+            }
+            if !gone.is_empty() {
+                tree.apply_batch(batch).map_err(db_err)?;
+                tree.flush().map_err(db_err)?;
+            }
+            Ok(out)
+        })
+    }
+
+    fn phones_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+        let (app, tree) = (app.to_owned(), self.bindings.clone());
+        blocking(move || {
+            cids.iter()
+                .map(|cid| match tree.get(binding_key(&app, &BindKey::Cid(*cid))).map_err(db_err)? {
+                    Some(v) => Ok(Some(split_cid_value(&v)?.1.to_vec())),
+                    None => Ok(None),
+                })
+                .collect()
+        })
+    }
+}
+
+/// A binding record's key: `app \0`, then `c` and the cid's 16 bytes or `p` and the pn md5.
+fn binding_key(app: &str, key: &BindKey) -> Vec<u8> {
+    let mut k = Vec::with_capacity(app.len() + 34);
+    k.extend_from_slice(app.as_bytes());
+    k.push(0);
+    match key {
+        BindKey::Cid(cid) => {
+            k.push(b'c');
+            k.extend_from_slice(&cid.0);
+        }
+        BindKey::Pn(md5) => {
+            k.push(b'p');
+            k.extend_from_slice(md5.as_bytes());
+        }
+    }
+    k
 }
 
 /// Runs sled work on tokio's blocking pool: a read may wait for the disk, and an async worker

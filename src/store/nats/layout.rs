@@ -4,7 +4,7 @@
 use crate::domain::CampaignState;
 
 /// The KV buckets, by what they hold (the bucket is `{prefix}_{name}`).
-pub(super) const BUCKETS: [&str; 7] = [META, CAMPAIGNS, INDEX, DONE, INFLIGHT, SUPPRESSED, DELIVERIES];
+pub(super) const BUCKETS: [&str; 8] = [META, CAMPAIGNS, INDEX, DONE, INFLIGHT, SUPPRESSED, DELIVERIES, BINDINGS];
 /// `identity` (created once: the first daemon wins) and `next_id` (the id counter, CAS'd).
 pub(super) const META: &str = "meta";
 /// `rec.{id}` → the campaign record (`codec::encode_named`), revision-checked on every change.
@@ -21,6 +21,9 @@ pub(super) const INFLIGHT: &str = "inflight";
 pub(super) const SUPPRESSED: &str = "suppressed";
 /// `{hex delivery key}` → when it was noted (8 bytes, big-endian ms).
 pub(super) const DELIVERIES: &str = "deliveries";
+/// cid↔phone bindings: `c.{hex app}.{cid}` → `pn_md5 ‖ sealed number`, and
+/// `p.{hex app}.{pn_md5}` → the cid's 16 bytes (the reverse index of the one-to-one rule).
+pub(super) const BINDINGS: &str = "bindings";
 
 /// The prefix and the names made from it.
 #[derive(Debug, Clone)]
@@ -101,6 +104,15 @@ pub(super) fn suppression_key(app: &str, user: &str) -> String {
 /// The user id of a [`suppression_key`].
 pub(super) fn suppression_user(key: &str) -> Option<String> {
     String::from_utf8(hex::decode(key.split_once('.')?.1).ok()?).ok()
+}
+
+/// A binding record's key (see [`BINDINGS`]).
+pub(super) fn binding_key(app: &str, key: &crate::store::bindings::BindKey) -> String {
+    use crate::store::bindings::BindKey;
+    match key {
+        BindKey::Cid(cid) => format!("c.{}.{}", hex::encode(app), hex::encode(cid.0)),
+        BindKey::Pn(md5) => format!("p.{}.{}", hex::encode(app), hex::encode(md5)),
+    }
 }
 
 /// A callback delivery's key (hex, for the same reason).

@@ -37,6 +37,11 @@
 //!   deleted, as sled's are. `pending_chunks` skips any chunk with a tombstone, so a daemon
 //!   dying between the tombstone and the purge does not send it twice.
 //! - KV `P_inflight`: `{id}.{seq}`, the list chunks about to be sent; they outlive a restart.
+//! - KV `P_bindings`: cid↔phone bindings, `c.{hex app}.{cid}` → `pn_md5 ‖ sealed number` and
+//!   `p.{hex app}.{hex pn_md5}` → cid (16 bytes). KV has no multi-key transaction, so a bind
+//!   writes the reverse entry first and removes what it displaced after; a read trusts a cid
+//!   record only when the reverse entry names that cid back, so a crash between the writes
+//!   never shows a phone on two cids (the next bind of either tidies up).
 //! - KV `P_suppressed`: `{hex app}.{hex lowercased user}` → the suppression.
 //! - KV `P_deliveries`: `{hex key}` → when the callback delivery was noted. `first_delivery`
 //!   is a KV `create`: of two daemons handling one WeCom retry, only one wins; an entry older
@@ -66,12 +71,14 @@ use self::layout::{
     Names,
 };
 use self::scan::{keys, remove, values};
+use super::bindings::{cid_value, parse_cid_bytes, split_cid_value, BindKey};
 use super::codec::{decode, encode_compact, encode_named};
 use super::{
-    rules, Ack, CampaignPage, CampaignRecord, Change, Chunk, CidPage, DeliveryWindow, PageQuery, Progress, Store,
-    StoreError, StoreFuture, Suppression, UploadCommit,
+    rules, Ack, BindOutcome, CampaignPage, CampaignRecord, Change, Chunk, CidPage, DeliveryWindow, PageQuery,
+    PhoneBinding, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit,
 };
 use crate::clock::now_ms;
+use crate::domain::CompactCid;
 use crate::domain::{CampaignSpec, CampaignState, Counts, StoreIdentity};
 use crate::secret::Secret;
 
@@ -131,6 +138,7 @@ pub struct NatsStore {
     inflight: kv::Store,
     suppressed: kv::Store,
     deliveries: kv::Store,
+    bindings: kv::Store,
     identity: StoreIdentity,
 }
 
@@ -177,7 +185,7 @@ impl NatsStore {
         for what in layout::BUCKETS {
             buckets.push(open_bucket(&js, &names, what, settings.replicas).await?);
         }
-        let [meta, campaigns, index, done, inflight, suppressed, deliveries]: [kv::Store; 7] =
+        let [meta, campaigns, index, done, inflight, suppressed, deliveries, bindings]: [kv::Store; 8] =
             buckets.try_into().map_err(|_| StoreError::Db("bucket list".into()))?;
         let identity = load_identity(&meta).await?;
         let store = NatsStore {
@@ -192,6 +200,7 @@ impl NatsStore {
             inflight,
             suppressed,
             deliveries,
+            bindings,
             identity,
         };
         store.reindex().await?;
@@ -303,6 +312,56 @@ impl NatsStore {
         self.purge_chunks(self.names.campaign_chunks(id)).await?;
         self.purge_keys(&self.done, &format!("{id}.*")).await?;
         self.purge_keys(&self.inflight, &format!("{id}.*")).await
+    }
+
+    async fn binding(&self, app: &str, key: &BindKey) -> Result<Option<Bytes>, StoreError> {
+        self.bindings.get(layout::binding_key(app, key)).await.map_err(nats_err)
+    }
+
+    /// A cid's record, if the reverse entry of its phone names it back (see the module doc).
+    async fn bound_record(&self, app: &str, cid: CompactCid) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let Some(v) = self.binding(app, &BindKey::Cid(cid)).await? else { return Ok(None) };
+        let (md5, sealed) = split_cid_value(&v)?;
+        match self.binding(app, &BindKey::Pn(md5.to_owned())).await? {
+            Some(owner) if parse_cid_bytes(&owner)? == cid => Ok(Some((md5.to_owned(), sealed.to_vec()))),
+            _ => Ok(None),
+        }
+    }
+
+    /// One pair of a bind: reverse entry, then the cid record, then what it displaced.
+    async fn bind_one(&self, app: &str, pair: PhoneBinding) -> Result<BindOutcome, StoreError> {
+        let current = self.bound_record(app, pair.cid).await?;
+        if current.as_ref().is_some_and(|(md5, _)| *md5 == pair.pn_md5) {
+            return Ok(BindOutcome { displaced: None, changed: false });
+        }
+        let pn_key = BindKey::Pn(pair.pn_md5.clone());
+        let owner = match self.binding(app, &pn_key).await? {
+            Some(o) => Some(parse_cid_bytes(&o)?).filter(|o| *o != pair.cid),
+            None => None,
+        };
+        self.bindings
+            .put(layout::binding_key(app, &pn_key), Bytes::copy_from_slice(&pair.cid.0))
+            .await
+            .map_err(nats_err)?;
+        self.bindings
+            .put(layout::binding_key(app, &BindKey::Cid(pair.cid)), cid_value(&pair.pn_md5, &pair.sealed).into())
+            .await
+            .map_err(nats_err)?;
+        if let Some((old_md5, _)) = current {
+            remove(&self.bindings, &layout::binding_key(app, &BindKey::Pn(old_md5))).await?;
+        }
+        let mut displaced = None;
+        if let Some(o) = owner {
+            let key = BindKey::Cid(o);
+            // Only a record still on this phone goes: the owner may have been rebound since.
+            if let Some(v) = self.binding(app, &key).await? {
+                if split_cid_value(&v)?.0 == pair.pn_md5 {
+                    remove(&self.bindings, &layout::binding_key(app, &key)).await?;
+                    displaced = Some(o);
+                }
+            }
+        }
+        Ok(BindOutcome { displaced, changed: true })
     }
 
     /// Acknowledged chunks of `id` not yet folded: seq → counts.
@@ -914,5 +973,43 @@ impl Store for NatsStore {
     fn delivery_noted(&self, key: &str) -> StoreFuture<'_, bool> {
         let key = delivery_key(key);
         Box::pin(async move { Ok(self.deliveries.get(&key).await.map_err(nats_err)?.is_some()) })
+    }
+
+    fn bind_phones(&self, app: &str, pairs: Vec<PhoneBinding>) -> StoreFuture<'_, Vec<BindOutcome>> {
+        let app = app.to_owned();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(pairs.len());
+            for pair in pairs {
+                out.push(self.bind_one(&app, pair).await?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn unbind_phones(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<bool>> {
+        let app = app.to_owned();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(cids.len());
+            for cid in cids {
+                let bound = self.bound_record(&app, cid).await?;
+                if let Some((md5, _)) = &bound {
+                    remove(&self.bindings, &layout::binding_key(&app, &BindKey::Cid(cid))).await?;
+                    remove(&self.bindings, &layout::binding_key(&app, &BindKey::Pn(md5.clone()))).await?;
+                }
+                out.push(bound.is_some());
+            }
+            Ok(out)
+        })
+    }
+
+    fn phones_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+        let app = app.to_owned();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(cids.len());
+            for cid in cids {
+                out.push(self.bound_record(&app, cid).await?.map(|(_, sealed)| sealed));
+            }
+            Ok(out)
+        })
     }
 }
