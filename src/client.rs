@@ -158,9 +158,14 @@ impl ApiClient {
 
     /// `PUT /v1/apps/{app}/cid-pn`: binds up to 50 `(cid, phone)` pairs.
     pub async fn bind_phones(&self, app: &str, pairs: &[(String, String)]) -> Result<BindAnswerView, ClientError> {
-        let map: serde_json::Map<String, serde_json::Value> =
-            pairs.iter().map(|(c, p)| (c.clone(), serde_json::Value::String(p.clone()))).collect();
-        let body = serde_json::to_vec(&map).map_err(|e| ClientError::Decode(e.to_string()))?;
+        // Written by hand to keep the pairs' order (serde_json's map would sort them).
+        let mut members = Vec::with_capacity(pairs.len());
+        for (c, p) in pairs {
+            let c = serde_json::to_string(c).map_err(|e| ClientError::Decode(e.to_string()))?;
+            let p = serde_json::to_string(p).map_err(|e| ClientError::Decode(e.to_string()))?;
+            members.push(format!("{c}:{p}"));
+        }
+        let body = format!("{{{}}}", members.join(",")).into_bytes();
         self.call(Method::PUT, &format!("/v1/apps/{app}/cid-pn"), "application/json", whole(body)).await
     }
 
