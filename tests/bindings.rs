@@ -195,3 +195,46 @@ fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
     }
     out
 }
+
+/// Runs the CLI binary off the async workers (it starts its own runtime).
+async fn cli(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_campaignd"))
+            .args(&args)
+            .env_remove("CAMPAIGND_TOKEN")
+            .output()
+            .expect("run campaignd")
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_binds_queries_imports_and_unbinds() {
+    let app = spawn_app().await;
+    let server = format!("http://{}", app.addr);
+    let run = |verb: &[&str]| {
+        let mut args: Vec<String> = vec!["campaign".into(), "--server".into(), server.clone()];
+        args.extend(verb.iter().map(|s| s.to_string()));
+        cli(args)
+    };
+    let (a, b) = (cid(31), cid(32));
+    let out = run(&["bind", "--app", APP, "--cid", &a, "--phone", "13812345678"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" 0 ok"), "{}", String::from_utf8_lossy(&out.stdout));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pairs.csv");
+    std::fs::write(&file, format!("cid,phone\n{b},13900001234\nnot-a-cid\n")).unwrap();
+    let out = run(&["import", "--app", APP, file.to_str().unwrap()]).await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success() && text.contains("bound 1") && text.contains("line 3"), "{text}");
+    let out = run(&["query", "--app", APP, &a, &b, &cid(33)]).await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("138****5678") && text.contains("139****1234") && text.contains(" 7 not bound"), "{text}");
+    assert!(!text.contains("13812345678"), "{text}");
+    let out = run(&["unbind", "--app", APP, &a]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" 0 ok"));
+    let out = run(&["query", "--app", APP, &a]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" 7 not bound"));
+    app.stop().await;
+}

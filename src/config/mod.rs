@@ -133,6 +133,28 @@ mod tests {
     }
 
     #[test]
+    fn the_seal_key_comes_from_its_variable_else_the_dev_key_and_errors_name_the_key() {
+        let cfg = parse(SHIPPED).unwrap();
+        let dev = crate::seal::SealKey::from_text(crate::dev::DEV_SEAL_KEY_HEX).unwrap();
+        let aad = crate::seal::aad(&["main", "cid"]);
+        let sealed = dev.seal(b"+8613800000000", &aad);
+        let shipped = cfg.seal_key(|_| None).unwrap().expect("the shipped config has the dev key");
+        assert!(shipped.open(&sealed, &aad).is_ok(), "the shipped key is the published dev key");
+        let real = "11".repeat(32);
+        let from_env = cfg.seal_key(|v| (v == "CAMPAIGND_SEAL_KEY").then(|| real.clone())).unwrap().unwrap();
+        assert!(from_env.open(&sealed, &aad).is_err(), "the variable wins over the dev key");
+        let err = cfg.seal_key(|_| Some("not-a-key".into())).err().unwrap().to_string();
+        assert!(err.contains("store.seal_key_env") && !err.contains("not-a-key"), "{err}");
+        // Without the dev key, an unset variable is an error naming the key.
+        let no_dev: String = SHIPPED.lines().filter(|l| !l.starts_with("dev_seal_key")).collect::<Vec<_>>().join("\n");
+        let err = parse(&no_dev).unwrap().seal_key(|_| None).err().unwrap().to_string();
+        assert!(err.contains("store.seal_key_env") && err.contains("CAMPAIGND_SEAL_KEY"), "{err}");
+        // Only the published dev value may be written in the file.
+        let other = SHIPPED.replace(crate::dev::DEV_SEAL_KEY_HEX, &"22".repeat(32));
+        assert!(parse(&other).unwrap_err().to_string().contains("store.dev_seal_key"));
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let text = SHIPPED.replace("[log]", "[log]\ncolour = true");
         let err = parse(&text).unwrap_err().to_string();
