@@ -182,8 +182,9 @@ fn not_bound(cid: &str) -> BindRet {
 pub(super) async fn unbind(state: &Arc<ApiState>, app: &str, req: Request<Incoming>) -> Answer {
     checked(state, app)?;
     let body = body_json(state, req).await?;
+    // serde's message may quote a value, which could be a number: a fixed text instead.
     let list: CidList = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid("cids", format!("the body must be {{\"cids\": [cid, ...]}}: {e}")))?;
+        .map_err(|_| ApiError::invalid("cids", "the body must be {\"cids\": [cid strings]}, at most 50"))?;
     check_call_size(list.cids.len()).map_err(|e| ApiError::invalid("cids", e.to_string()))?;
     let (mut rets, valid) = judge_cids(&list.cids);
     if !valid.is_empty() {
