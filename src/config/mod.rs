@@ -244,7 +244,10 @@ mod tests {
             (SHIPPED.replace("http://127.0.0.1:8781/v2", "ftp://x"), "apps.main.getui.base_url"),
             (SHIPPED.replace("http://127.0.0.1:8781/v2", "http://push.example.com/v2"), "apps.main.getui.base_url"),
             (
-                SHIPPED.replace("[apps.main]", "[apps.Main]").replace("[apps.main.getui]", "[apps.Main.getui]"),
+                SHIPPED
+                    .replace("[apps.main]", "[apps.Main]")
+                    .replace("[apps.main.getui]", "[apps.Main.getui]")
+                    .replace("[apps.main.sms", "[apps.Main.sms"),
                 "apps.Main",
             ),
             (SHIPPED.replace("request_timeout_ms = 10000", "request_timeout_ms = 0"), "request_timeout_ms"),
