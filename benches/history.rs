@@ -37,6 +37,7 @@ fn spec() -> CampaignSpec {
         app_channel: &|_| Some(campaignd::domain::Channel::Getui),
         now_ms: 0,
         horizon_ms: SCHEDULE_HORIZON_MS,
+        app_sms: &|_| None,
     };
     req.validate(&rules).unwrap()
 }

@@ -51,6 +51,7 @@ fn spec() -> campaignd::domain::CampaignSpec {
         app_channel: &|_| Some(campaignd::domain::Channel::Getui),
         now_ms: 0,
         horizon_ms: campaignd::domain::campaign::SCHEDULE_HORIZON_MS,
+        app_sms: &|_| None,
     })
     .unwrap()
 }

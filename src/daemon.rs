@@ -171,7 +171,8 @@ impl Daemon {
                 agents,
             )
             .with_body_timeout(Duration::from_millis(config.server.body_timeout_ms))
-            .with_seal_key(seal_key),
+            .with_seal_key(seal_key)
+            .with_sms(config.sms_facts()),
         );
         let (listener, addr) = bind(config.server.listen).await?;
         let callback = match config.server.callback_listen {

@@ -61,6 +61,20 @@ pub struct CampaignView {
     pub withdrawal: Option<String>,
     /// Why it failed.
     pub failure: Option<String>,
+    /// `settings.sms_fallback` as given at creation; absent when the campaign has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_fallback: Option<SmsFallbackView>,
+}
+
+/// A campaign's `settings.sms_fallback`: text the recipients the push did not reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsFallbackView {
+    /// The configured template's id.
+    pub template_id: String,
+    /// Its parameters in order, `${vars}` as given.
+    pub params: Vec<String>,
+    /// Delay after the push, ms.
+    pub after_ms: u64,
 }
 
 /// Getui's counts of a task (`/report/push/task`, section `total`).

@@ -50,6 +50,7 @@ fn shipped_config_checks_out() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("app main: getui http://127.0.0.1:8781/v2"), "{stdout}");
+    assert!(stdout.contains("sms fallback via http://127.0.0.1:8781 (sign 【campaignd】, templates 1000001, 1234567)"));
     assert!(stdout.contains("callback at http://127.0.0.1:8780/wecom/staff/callback"), "{stdout}");
 }
 

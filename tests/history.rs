@@ -33,6 +33,7 @@ fn spec(name: &str, group: &str) -> CampaignSpec {
         app_channel: &|_| Some(campaignd::domain::Channel::Getui),
         now_ms: now_ms(),
         horizon_ms: SCHEDULE_HORIZON_MS,
+        app_sms: &|_| None,
     };
     req.validate(&rules).unwrap()
 }

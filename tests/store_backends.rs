@@ -210,6 +210,7 @@ fn spec() -> CampaignSpec {
         app_channel: &|_| Some(campaignd::domain::Channel::Getui),
         now_ms: common::now_ms() as i64,
         horizon_ms: SCHEDULE_HORIZON_MS,
+        app_sms: &|_| None,
     };
     req.validate(&rules).unwrap()
 }

@@ -160,7 +160,8 @@ fn spec_of(request: &Value) -> CampaignSpec {
         "staff" => Some(Channel::Wecom),
         _ => None,
     };
-    let rules = Validation { app_channel: &channel, now_ms: NOW_MS, horizon_ms: SCHEDULE_HORIZON_MS };
+    let rules =
+        Validation { app_channel: &channel, now_ms: NOW_MS, horizon_ms: SCHEDULE_HORIZON_MS, app_sms: &|_| None };
     let create: CreateCampaign = serde_json::from_value(request.clone()).expect("a fixture request parses");
     create.validate(&rules).expect("a fixture request is valid")
 }

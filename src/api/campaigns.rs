@@ -14,7 +14,8 @@ use crate::clock::now_ms;
 use crate::domain::campaign::{CreateCampaign, Validation};
 use crate::domain::{Action, CampaignState, Mode};
 use crate::protocol::{
-    CampaignList, CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, UpstreamCounts,
+    CampaignList, CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, SmsFallbackView,
+    UpstreamCounts,
 };
 use crate::store::{CampaignRecord, Change, PageQuery, Progress};
 
@@ -38,6 +39,7 @@ pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Ans
             app_channel: &|app| state.apps.get(app).copied(),
             now_ms: now_ms(),
             horizon_ms: state.settings.schedule_horizon_ms,
+            app_sms: &|app| state.sms.get(app),
         };
         request.validate(&rules)?
     };
@@ -304,6 +306,11 @@ fn view_with(state: &ApiState, rec: &CampaignRecord, progress: &Progress) -> Cam
         }),
         withdrawal: rec.withdrawal.clone(),
         failure: rec.failure.clone(),
+        sms_fallback: rec.spec.settings.sms_fallback.as_ref().map(|f| SmsFallbackView {
+            template_id: f.template_id.clone(),
+            params: f.params.clone(),
+            after_ms: f.after_ms,
+        }),
     }
 }
 

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::ApiError;
 
 use crate::config::Channel;
+use crate::domain::sms::AppSmsFacts;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::serve::{json_response, text_response, HandlerResult};
@@ -54,6 +55,8 @@ pub struct ApiState {
     apps: HashMap<String, Channel>,
     /// WeCom callback agents by app name.
     agents: HashMap<String, CallbackAgent>,
+    /// SMS gateways of the apps that have one, for validating `settings.sms_fallback`.
+    sms: HashMap<String, AppSmsFacts>,
     wake_dispatcher: Arc<Notify>,
     settings: ApiSettings,
     uploads: upload::Uploads,
@@ -89,6 +92,7 @@ impl ApiState {
             token_hashes: tokens.iter().map(|t| Sha256::digest(t.expose().as_bytes()).into()).collect(),
             apps,
             agents: agents.into_iter().map(|a| (a.app.clone(), a)).collect(),
+            sms: HashMap::new(),
             wake_dispatcher,
             settings: ApiSettings { chunk_size, ..settings },
             uploads: upload::Uploads::default(),
@@ -97,6 +101,13 @@ impl ApiState {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             seal_key: None,
         }
+    }
+
+    /// Sets the apps' SMS gateways (`Config::sms_facts`); without them every
+    /// `settings.sms_fallback` is refused.
+    pub fn with_sms(mut self, sms: HashMap<String, AppSmsFacts>) -> ApiState {
+        self.sms = sms;
+        self
     }
 
     /// Sets the deadline for reading a whole JSON or XML request body.

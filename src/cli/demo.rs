@@ -57,12 +57,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             .context("cannot start the simulator")?;
     let base_url = sim.getui_base_url();
     let wecom_url = sim.wecom_base_url();
+    let sms_url = sim.sms_base_url();
     let sim = sim.spawn();
     let text = SHIPPED
         .replace("listen = \"127.0.0.1:8780\"", "listen = \"127.0.0.1:0\"")
         .replace("path = \"data\"", &format!("path = {:?}", store.display().to_string()))
         .replace("http://127.0.0.1:8781/v2", &base_url)
         .replace("http://127.0.0.1:8781/cgi-bin", &wecom_url)
+        .replace("\"http://127.0.0.1:8781\"", &format!("{sms_url:?}"))
         .replace("shards = 8", &format!("shards = {}", args.shards))
         .replace("calls_per_second = 1000", "# calls_per_second: unlimited in the demo");
     let config = Config::from_toml(&text, "demo.toml".as_ref())?;

@@ -131,6 +131,15 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                         println!("    callback at http://{callback_at}/wecom/{name}/callback");
                     }
                 }
+                if let Some(s) = &app.sms {
+                    let ids: Vec<&str> = s.templates.iter().map(|t| t.id.as_str()).collect();
+                    println!(
+                        "    sms fallback via {} (sign 【{}】, templates {})",
+                        s.base_url,
+                        s.sign_name,
+                        ids.join(", ")
+                    );
+                }
             }
             ExitCode::SUCCESS
         }

@@ -266,7 +266,10 @@ mod tests {
             (SHIPPED.replace("http://127.0.0.1:8781/v2", "ftp://x"), "apps.main.getui.base_url"),
             (SHIPPED.replace("http://127.0.0.1:8781/v2", "http://push.example.com/v2"), "apps.main.getui.base_url"),
             (
-                SHIPPED.replace("[apps.main]", "[apps.Main]").replace("[apps.main.getui]", "[apps.Main.getui]"),
+                SHIPPED
+                    .replace("[apps.main]", "[apps.Main]")
+                    .replace("[apps.main.getui]", "[apps.Main.getui]")
+                    .replace("[apps.main.sms", "[apps.Main.sms"),
                 "apps.Main",
             ),
             (SHIPPED.replace("request_timeout_ms = 10000", "request_timeout_ms = 0"), "request_timeout_ms"),
@@ -289,22 +292,19 @@ mod tests {
         assert!(err.contains("store.retention_days"), "{err}");
     }
 
-    /// The shipped file with its commented `[apps.main.sms]` example switched on.
-    fn with_sms_example() -> String {
-        let (before, rest) = SHIPPED.split_once("# --- sms example begin\n").expect("the example block");
-        let (block, after) = rest.split_once("# --- sms example end\n").expect("its end");
-        let block: String = block
-            .lines()
-            .map(|l| l.strip_prefix('#').unwrap_or(l))
-            .map(|l| format!("{}\n", l.strip_prefix(' ').unwrap_or(l)))
-            .collect();
-        format!("{before}{block}{after}")
+    /// The shipped file without its `[apps.main.sms]` section (between its markers).
+    fn without_sms() -> String {
+        let (before, rest) = SHIPPED.split_once("# --- sms begin\n").expect("the sms section");
+        let (_, after) = rest.split_once("# --- sms end\n").expect("its end");
+        format!("{before}{after}")
     }
 
     #[test]
-    fn the_sms_example_is_valid_and_resolves_its_settings() {
-        assert!(parse(SHIPPED).unwrap().sms_settings_with_env("main", |_| None).unwrap().is_none());
-        let text = with_sms_example();
+    fn the_shipped_sms_section_is_valid_and_resolves_its_settings() {
+        let none = parse(&without_sms()).unwrap();
+        assert!(none.sms_settings_with_env("main", |_| None).unwrap().is_none());
+        assert!(none.sms_facts().is_empty());
+        let text = SHIPPED.to_owned();
         let cfg = parse(&text).unwrap();
         let s = cfg.sms_settings_with_env("main", |_| None).unwrap().expect("an sms section");
         assert_eq!(s.secret_key.expose(), crate::dev::DEV_SMS_SECRET_KEY);
@@ -328,11 +328,18 @@ mod tests {
             "ap-guangzhou"
         );
         cfg.check_secrets(|_| None).unwrap();
+        // What campaign validation sees: main's sign name and templates, and no other app.
+        let facts = cfg.sms_facts();
+        assert_eq!(facts.keys().collect::<Vec<_>>(), ["main"]);
+        let expected =
+            crate::domain::sms::AppSmsFacts::new(crate::dev::DEV_SMS_SIGN_NAME, crate::dev::DEV_SMS_TEMPLATES);
+        assert_eq!(facts["main"], expected);
+        assert_eq!(facts["main"].templates["1234567"].placeholders, 2);
     }
 
     #[test]
     fn bad_sms_values_name_their_key() {
-        let text = with_sms_example();
+        let text = SHIPPED.to_owned();
         let cases = [
             (
                 text.replace("base_url = \"http://127.0.0.1:8781\"", "base_url = \"http://sms.example.com\""),

@@ -1,11 +1,13 @@
 //! The settings the daemon's parts run with, resolved from the file and the environment: the
 //! vendor clients' settings (secrets included), the WeCom callback agents and the SMS gateway.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::schema::{Config, SmsAppConfig, WecomAppConfig};
 use super::secrets::resolve_secret;
 use super::{invalid, ConfigError};
+use crate::domain::sms::AppSmsFacts;
 use crate::secret::Secret;
 use crate::wecom::callback::{CallbackAgent, ReplyRule};
 use crate::wecom::MsgCrypt;
@@ -222,6 +224,18 @@ impl Config {
         SendWindow::from_hhmm(&s.window_start, &s.window_end)
             .map(Some)
             .ok_or_else(|| invalid(format!("apps.{name}.sms.window_start"), "not a valid HH:MM window"))
+    }
+
+    /// What campaign validation needs of each app with an `[apps.NAME.sms]`: its sign name and
+    /// templates. Apps without one are absent.
+    pub fn sms_facts(&self) -> HashMap<String, AppSmsFacts> {
+        let with_sms = self.apps.iter().filter_map(|(name, app)| Some((name, app.sms.as_ref()?)));
+        with_sms
+            .map(|(name, s)| {
+                let templates = s.templates.iter().map(|t| (t.id.as_str(), t.text.as_str()));
+                (name.clone(), AppSmsFacts::new(&s.sign_name, templates))
+            })
+            .collect()
     }
 
     /// The `[apps.NAME.sms]` table of app `name`, if any.

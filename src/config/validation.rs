@@ -176,9 +176,15 @@ fn validate_app_name(name: &str) -> Result<(), ConfigError> {
 
 impl AppConfig {
     pub(super) fn validate(&self, name: &str) -> Result<(), ConfigError> {
-        if let Some(sms) = &self.sms {
-            sms.validate(name)?;
+        self.validate_channel(name)?;
+        // After the channel's table, which comes first in the file, so errors come in its order.
+        match &self.sms {
+            Some(sms) => sms.validate(name),
+            None => Ok(()),
         }
+    }
+
+    fn validate_channel(&self, name: &str) -> Result<(), ConfigError> {
         match (self.channel, &self.getui, &self.wecom) {
             (Channel::Getui, Some(g), None) => g.validate(name),
             (Channel::Wecom, None, Some(w)) => w.validate(name),

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::message::MessageTemplate;
+use super::sms::{AppSmsFacts, SmsFacts, SmsFallback};
 use super::{Channel, FieldError};
 use crate::wire::getui::MAX_TTL_MS;
 use crate::wire::getui::{checks, regions};
@@ -66,6 +67,10 @@ pub struct CampaignSettings {
     /// upstream holds the task, instead of the daemon waiting in `scheduled`.
     #[serde(default)]
     pub upstream_schedule: bool,
+    /// Text the recipients the push did not reach (issue 13). Never written when absent, so
+    /// records without it keep the bytes older versions wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_fallback: Option<SmsFallback>,
 }
 
 /// Who waits for a scheduled app campaign's time.
@@ -313,6 +318,9 @@ pub struct CreateSettings {
     /// Crash policy for list chunks.
     #[serde(default)]
     pub replay: Replay,
+    /// Text those the push did not reach (cid-addressed Getui campaigns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_fallback: Option<SmsFallback>,
 }
 
 /// Default schedule horizon (the seed and Getui: 7 days); `dispatch.schedule_horizon_days`
@@ -327,6 +335,8 @@ pub struct Validation<'a> {
     pub now_ms: i64,
     /// Longest daemon-held schedule, ms ahead.
     pub horizon_ms: i64,
+    /// The SMS gateway of a configured app, `None` when it has no `[apps.NAME.sms]`.
+    pub app_sms: &'a dyn Fn(&str) -> Option<&'a AppSmsFacts>,
 }
 
 impl CreateCampaign {
@@ -385,6 +395,9 @@ impl CreateCampaign {
                 "only app campaigns can be scheduled by the upstream; list and batch_single campaigns use \"daemon\"",
             ));
         }
+        if let Some(fallback) = &settings.sms_fallback {
+            check_sms_fallback(fallback, &self.app, mode, self.settings.offline, settings.ttl_ms, v)?;
+        }
         Ok(CampaignSpec { name: self.name, app: self.app, channel, mode, message: self.message, settings, audience })
     }
 
@@ -403,6 +416,7 @@ impl CreateCampaign {
             (s.network_type != NetworkType::Any, "settings.network_type"),
             (s.display_window.is_some(), "settings.display_window"),
             (settings.upstream_schedule, "settings.schedule_via"),
+            (s.sms_fallback.is_some(), "settings.sms_fallback"),
         ];
         if let Some((_, field)) = getui_only.iter().find(|(set, _)| *set) {
             return Err(FieldError::new(*field, "is a Getui setting; WeCom campaigns do not take it"));
@@ -444,7 +458,35 @@ fn validate_settings(s: &CreateSettings, v: &Validation<'_>) -> Result<CampaignS
         replay: s.replay,
         display_ms,
         upstream_schedule,
+        sms_fallback: s.sms_fallback.clone(),
     })
+}
+
+/// `settings.sms_fallback` against the app's SMS gateway and the campaign's mode and offline
+/// time ([`SmsFallback::validate`]).
+fn check_sms_fallback(
+    fallback: &SmsFallback,
+    app: &str,
+    mode: Mode,
+    offline: Option<bool>,
+    ttl_ms: Option<i64>,
+    v: &Validation<'_>,
+) -> Result<(), FieldError> {
+    let configured = (v.app_sms)(app);
+    // App campaigns are refused for their mode whatever the configuration says.
+    if configured.is_none() && mode != Mode::App {
+        return Err(FieldError::new(
+            "settings.sms_fallback",
+            format!(
+                "app {app:?} has no SMS gateway: configure [apps.{app}.sms] (base_url, secret_id, sdk_app_id, \
+                 sign_name) and its [[apps.{app}.sms.templates]]"
+            ),
+        ));
+    }
+    let none = AppSmsFacts::default();
+    let sms = configured.unwrap_or(&none);
+    let facts = SmsFacts { templates: &sms.templates, sign_name: &sms.sign_name, mode, ttl_ms, offline };
+    fallback.validate(&facts)
 }
 
 fn check_group(g: String) -> Result<String, FieldError> {
@@ -557,7 +599,12 @@ pub(crate) fn sample_spec() -> CampaignSpec {
         "name": "t", "app": "main", "message": {"notification": {"title": "a", "body": "b"}}
     }))
     .expect("the sample campaign parses");
-    let rules = Validation { app_channel: &|_| Some(Channel::Getui), now_ms: 0, horizon_ms: SCHEDULE_HORIZON_MS };
+    let rules = Validation {
+        app_channel: &|_| Some(Channel::Getui),
+        now_ms: 0,
+        horizon_ms: SCHEDULE_HORIZON_MS,
+        app_sms: &|_| None,
+    };
     req.validate(&rules).expect("the sample campaign is valid")
 }
 
@@ -584,7 +631,19 @@ mod tests {
             "staff" => Some(Channel::Wecom),
             _ => None,
         };
-        request(v).validate(&Validation { app_channel: &channel, now_ms: NOW, horizon_ms: SCHEDULE_HORIZON_MS })
+        let sms = main_sms();
+        let app_sms = |a: &str| (a == "main").then_some(&sms);
+        request(v).validate(&Validation {
+            app_channel: &channel,
+            now_ms: NOW,
+            horizon_ms: SCHEDULE_HORIZON_MS,
+            app_sms: &app_sms,
+        })
+    }
+
+    /// App `main`'s SMS gateway: the simulator's sign name and templates.
+    fn main_sms() -> AppSmsFacts {
+        AppSmsFacts::new(crate::dev::DEV_SMS_SIGN_NAME, crate::dev::DEV_SMS_TEMPLATES)
     }
 
     #[test]
@@ -714,7 +773,12 @@ mod tests {
         app["audience"] = serde_json::json!({"conditions": []});
         assert!(validate(app.clone()).unwrap().settings.upstream_schedule);
         // A longer daemon horizon does not stretch Getui's 7 days.
-        let long = Validation { app_channel: &|_| Some(Channel::Getui), now_ms: NOW, horizon_ms: 30 * 86_400_000 };
+        let long = Validation {
+            app_channel: &|_| Some(Channel::Getui),
+            now_ms: NOW,
+            horizon_ms: 30 * 86_400_000,
+            app_sms: &|_| None,
+        };
         assert!(request(sched("202612100900", "daemon")).validate(&long).is_ok());
         app["settings"]["schedule_at"] = "202612100900".into();
         assert_eq!(request(app).validate(&long).unwrap_err().field, "settings.schedule_at");
@@ -728,6 +792,94 @@ mod tests {
         assert_eq!(compact, rfc);
         assert!(parse_schedule("202613011000").is_err());
         assert!(parse_schedule("2026-11-23 10:00").is_err());
+    }
+
+    /// A batch_single campaign of app `main` with `settings.sms_fallback = fallback`.
+    fn with_fallback(fallback: serde_json::Value) -> serde_json::Value {
+        let mut v = base();
+        v["message"]["notification"]["body"] = "Hi ${name}".into();
+        v["settings"] = serde_json::json!({"ttl_ms": 7_200_000, "sms_fallback": fallback});
+        v
+    }
+
+    #[test]
+    fn sms_fallback_is_kept_in_the_spec_and_absent_when_not_given() {
+        let f = serde_json::json!({"template_id": "1234567", "params": ["${name}", "12"], "after_ms": 60_000});
+        let spec = validate(with_fallback(f.clone())).unwrap();
+        assert_eq!(spec.mode, Mode::BatchSingle);
+        let kept = spec.settings.sms_fallback.clone().unwrap();
+        assert_eq!((kept.template_id.as_str(), kept.params.len(), kept.after_ms), ("1234567", 2, 60_000));
+        assert_eq!(serde_json::to_value(&spec.settings).unwrap()["sms_fallback"], f);
+        // Absent: not written at all, so stored settings keep their older bytes.
+        let plain = validate(base()).unwrap().settings;
+        assert_eq!(plain.sms_fallback, None);
+        assert!(serde_json::to_value(&plain).unwrap().get("sms_fallback").is_none());
+        let named = rmp_serde::to_vec_named(&plain).unwrap();
+        assert!(!named.windows(12).any(|w| w == b"sms_fallback"));
+        let back: CampaignSettings = rmp_serde::from_slice(&named).unwrap();
+        assert_eq!(back, plain);
+        // Present: written and read back, byte for byte again.
+        let bytes = rmp_serde::to_vec_named(&spec.settings).unwrap();
+        let back: CampaignSettings = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back, spec.settings);
+        assert_eq!(rmp_serde::to_vec_named(&back).unwrap(), bytes);
+        // Unknown fields stay refused, inside the setting too.
+        let mut odd = with_fallback(serde_json::json!({"template_id": "1234567", "after_ms": 1, "delay": 2}));
+        assert!(serde_json::from_value::<CreateCampaign>(odd.clone()).is_err());
+        odd["settings"] = serde_json::json!({"sms": {}});
+        assert!(serde_json::from_value::<CreateCampaign>(odd).is_err());
+    }
+
+    #[test]
+    fn sms_fallback_is_validated_against_the_apps_gateway() {
+        let f = |template_id: &str, params: &[&str], after_ms: u64| {
+            with_fallback(serde_json::json!({"template_id": template_id, "params": params, "after_ms": after_ms}))
+        };
+        assert!(validate(f("1000001", &["${name}", "x"], 5_000)).is_ok());
+        assert_eq!(field_of(f("999", &[], 5_000)), "settings.sms_fallback.template_id");
+        assert_eq!(field_of(f("1000001", &["a"], 5_000)), "settings.sms_fallback.params");
+        assert_eq!(field_of(f("1000001", &["a", "b"], 7_200_001)), "settings.sms_fallback.after_ms");
+        let mut long = f("1000001", &["a", "b"], crate::domain::sms::MAX_AFTER_MS + 1);
+        long["settings"]["ttl_ms"] = 259_200_000.into();
+        let e = validate(long).unwrap_err();
+        assert!(e.field == "settings.sms_fallback.after_ms" && e.message.contains("3 days"), "{e}");
+        assert_eq!(field_of(f("1000001", &["张".repeat(40).as_str(), "b"], 5_000)), "settings.sms_fallback.params");
+        // Variables only where recipients carry them.
+        let mut list = f("1000001", &["${name}", "b"], 5_000);
+        list["mode"] = "list".into();
+        list["message"]["notification"]["body"] = "Hi".into();
+        assert_eq!(field_of(list), "settings.sms_fallback.params[0]");
+        // Offline storage off.
+        let mut off = f("1000001", &["a", "b"], 5_000);
+        off["settings"] = serde_json::json!({"offline": false, "sms_fallback": off["settings"]["sms_fallback"]});
+        assert_eq!(field_of(off), "settings.offline");
+        // App campaigns: refused for their mode.
+        let mut app = f("1000001", &["a", "b"], 5_000);
+        app["message"]["notification"]["body"] = "Hi".into();
+        app["audience"] = serde_json::json!({"conditions": []});
+        let e = validate(app).unwrap_err();
+        assert_eq!(e.field, "settings.sms_fallback");
+        assert!(e.message.contains("batch_single or list"), "{e}");
+        // WeCom campaigns do not take it.
+        let mut wecom = f("1000001", &["a", "b"], 5_000);
+        wecom["app"] = "staff".into();
+        wecom["message"] = serde_json::json!({"wecom": {"msgtype": "text", "text": {"content": "hi"}}});
+        wecom["settings"] = serde_json::json!({"sms_fallback": wecom["settings"]["sms_fallback"]});
+        assert_eq!(field_of(wecom), "settings.sms_fallback");
+    }
+
+    #[test]
+    fn an_app_without_an_sms_gateway_says_what_to_configure() {
+        let req = with_fallback(serde_json::json!({"template_id": "1000001", "params": ["a", "b"], "after_ms": 1}));
+        let rules = Validation {
+            app_channel: &|_| Some(Channel::Getui),
+            now_ms: NOW,
+            horizon_ms: SCHEDULE_HORIZON_MS,
+            app_sms: &|_| None,
+        };
+        let e = request(req).validate(&rules).unwrap_err();
+        assert_eq!(e.field, "settings.sms_fallback");
+        assert!(e.message.contains("[apps.main.sms]") && e.message.contains("templates"), "{e}");
     }
 
     #[test]

@@ -59,6 +59,29 @@ impl SmsTemplateFacts {
     }
 }
 
+/// An app's configured SMS gateway as campaign validation sees it: its templates by id and
+/// its sign name (built from `[apps.NAME.sms]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AppSmsFacts {
+    /// Templates by id.
+    pub templates: BTreeMap<String, SmsTemplateFacts>,
+    /// The approved signature's content.
+    pub sign_name: String,
+}
+
+impl AppSmsFacts {
+    /// Facts of a sign name and `(id, text)` templates.
+    pub fn new<'t>(sign_name: &str, templates: impl IntoIterator<Item = (&'t str, &'t str)>) -> Self {
+        AppSmsFacts {
+            templates: templates
+                .into_iter()
+                .map(|(id, text)| (id.to_owned(), SmsTemplateFacts::from_text(text)))
+                .collect(),
+            sign_name: sign_name.to_owned(),
+        }
+    }
+}
+
 /// The facts [`SmsFallback::validate`] judges against.
 #[derive(Debug, Clone, Copy)]
 pub struct SmsFacts<'a> {

@@ -222,7 +222,8 @@ pub fn config_text(base_url: &str, store_dir: &std::path::Path, extra: &[(&str, 
         .replace("listen = \"127.0.0.1:8780\"", "listen = \"127.0.0.1:0\"")
         .replace("path = \"data\"", &format!("path = {:?}", store_dir.display().to_string()))
         .replace("http://127.0.0.1:8781/v2", base_url)
-        .replace("http://127.0.0.1:8781/cgi-bin", &base_url.replace("/v2", "/cgi-bin"));
+        .replace("http://127.0.0.1:8781/cgi-bin", &base_url.replace("/v2", "/cgi-bin"))
+        .replace("\"http://127.0.0.1:8781\"", &format!("{:?}", base_url.trim_end_matches("/v2")));
     for (from, to) in extra {
         assert!(text.contains(from), "config has no {from:?}");
         text = text.replace(from, to);
