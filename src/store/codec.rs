@@ -131,6 +131,19 @@ impl<I: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> Iterator for Ch
     }
 }
 
+/// A stored chunk read for its cids alone: the variables and member ids are skipped without
+/// being built. Both backends store chunks in the same bytes, so both read them with this.
+#[derive(serde::Deserialize)]
+pub struct StoredCids {
+    /// The chunk's packed cids.
+    #[serde(with = "serde_bytes")]
+    pub cids: Vec<u8>,
+    #[serde(default, rename = "vars")]
+    _vars: serde::de::IgnoredAny,
+    #[serde(default, rename = "users")]
+    _users: serde::de::IgnoredAny,
+}
+
 /// Compact msgpack (structs as arrays) for bulky values such as chunks.
 pub fn encode_compact<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![VERSION];

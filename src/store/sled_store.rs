@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::bindings::{plan_binds, split_cid_value, BindKey};
-use super::codec::{chunk_key, decode, parse_chunk_key, Chunks};
+use super::codec::{chunk_key, decode, parse_chunk_key, Chunks, StoredCids};
 use super::deliveries::Deliveries;
 use super::writer::{CensusCell, Command, LiveMap, Reply, Trees, Writer};
 use super::{
@@ -576,18 +576,6 @@ fn read_cid_page(trees: &Trees, id: u64, from_seq: u64, max_bytes: usize) -> Res
         page.cids.extend_from_slice(&decode::<StoredCids>(&v)?.cids);
     }
     Ok(page)
-}
-
-/// A stored [`Chunk`] read for its cids alone: the variables and member ids are skipped
-/// without being built.
-#[derive(serde::Deserialize)]
-struct StoredCids {
-    #[serde(with = "serde_bytes")]
-    cids: Vec<u8>,
-    #[serde(default, rename = "vars")]
-    _vars: serde::de::IgnoredAny,
-    #[serde(default, rename = "users")]
-    _users: serde::de::IgnoredAny,
 }
 
 fn suppression_key(app: &str, user: &str) -> Vec<u8> {

@@ -72,7 +72,7 @@ use self::layout::{
 };
 use self::scan::{keys, remove, values};
 use super::bindings::{cid_value, parse_cid_bytes, split_cid_value, BindKey};
-use super::codec::{decode, encode_compact, encode_named};
+use super::codec::{decode, encode_compact, encode_named, StoredCids};
 use super::{
     rules, Ack, BindOutcome, CampaignPage, CampaignRecord, Change, Chunk, CidPage, DeliveryWindow, PageQuery,
     PhoneBinding, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit,
@@ -517,17 +517,6 @@ async fn load_identity(meta: &kv::Store) -> Result<StoreIdentity, StoreError> {
         }
         Err(e) => Err(nats_err(e)),
     }
-}
-
-/// Reads a stored cid list without building the rest of the chunk.
-#[derive(serde::Deserialize)]
-struct StoredCids {
-    #[serde(with = "serde_bytes")]
-    cids: Vec<u8>,
-    #[serde(default, rename = "vars")]
-    _vars: serde::de::IgnoredAny,
-    #[serde(default, rename = "users")]
-    _users: serde::de::IgnoredAny,
 }
 
 impl NatsStore {
