@@ -7,7 +7,7 @@ mod common;
 use bytes::Bytes;
 use campaignd::client::{channel_body, ClientError};
 use campaignd::protocol::BindAnswerView;
-use common::{cid, spawn_app, TestApp};
+use common::{all_bytes, cid, spawn_app, TestApp};
 
 const APP: &str = "main";
 
@@ -181,19 +181,6 @@ async fn the_store_holds_no_bound_number_in_plain_text() {
         let e164 = format!("+86{n}");
         assert!(!bytes.windows(e164.len()).any(|w| w == e164.as_bytes()));
     }
-}
-
-fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(all_bytes(&path));
-        } else if let Ok(b) = std::fs::read(&path) {
-            out.extend(b);
-        }
-    }
-    out
 }
 
 /// Runs the CLI binary off the async workers (it starts its own runtime).

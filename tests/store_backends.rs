@@ -14,7 +14,7 @@ use campaignd::store::{
     Ack, Change, Chunk, CidPage, DeliveryWindow, NatsStore, PageQuery, PhoneBinding, SledStore, Store, StoreError,
     StoreSettings, Suppression, UploadCommit,
 };
-use common::{list_campaign, NatsServer};
+use common::{all_bytes, list_campaign, NatsServer};
 
 /// Longest one check may take.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -116,20 +116,6 @@ impl Backend {
             Backend::Nats(server) => server.dir.path(),
         }
     }
-}
-
-/// Every file under `dir`, read whole.
-fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(all_bytes(&path));
-        } else if let Ok(b) = std::fs::read(&path) {
-            out.extend(b);
-        }
-    }
-    out
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -3,6 +3,7 @@
 //! Each request draws from a seeded generator, so a run with the same seed and the same request
 //! order misbehaves the same way.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -210,5 +211,34 @@ mod tests {
         assert!(draws.iter().all(|d| *d >= p.latency_base));
         let mean = draws.iter().map(Duration::as_secs_f64).sum::<f64>() / 2000.0;
         assert!((0.010..0.020).contains(&mean), "mean {mean}");
+    }
+}
+
+/// A profile with its seeded sequence of draws: each request takes the next one, waits the
+/// drawn latency and gets the drawn fault. Shared by the simulators that inject faults per
+/// request, so a seed replays the same misbehaviour in each.
+#[derive(Debug)]
+pub struct FaultDraws {
+    profile: FaultProfile,
+    seed: u64,
+    draws: AtomicU64,
+}
+
+impl FaultDraws {
+    /// Draws from `profile`, seeded with `seed`.
+    pub fn new(profile: FaultProfile, seed: u64) -> FaultDraws {
+        FaultDraws { profile, seed, draws: AtomicU64::new(0) }
+    }
+
+    /// Waits the next draw's latency and returns its fault.
+    pub async fn next(&self) -> Fault {
+        let n = self.draws.fetch_add(1, Ordering::Relaxed);
+        let seed = crate::domain::ids::mix64(self.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let delay = self.profile.draw_latency(&mut rng);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.profile.draw_fault(&mut rng)
     }
 }

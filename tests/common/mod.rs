@@ -491,3 +491,17 @@ impl Drop for NatsServer {
         let _ = self.child.wait();
     }
 }
+
+/// Every file under `dir`, read whole: what a test searches for data that must not be on disk.
+pub fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(all_bytes(&path));
+        } else if let Ok(b) = std::fs::read(&path) {
+            out.extend(b);
+        }
+    }
+    out
+}

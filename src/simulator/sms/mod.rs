@@ -52,7 +52,7 @@ use hyper::{HeaderMap, Method, Request, Response};
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
-use super::faults::{gateway_timeout, service_unavailable, Fault, FaultProfile};
+use super::faults::{gateway_timeout, service_unavailable, Fault, FaultDraws, FaultProfile};
 use super::ledger::lock;
 use crate::dev::{DEV_SMS_SDK_APP_ID, DEV_SMS_SECRET_ID, DEV_SMS_SECRET_KEY, DEV_SMS_SIGN_NAME, DEV_SMS_TEMPLATES};
 use crate::domain::ids::mix64;
@@ -141,9 +141,7 @@ pub struct SmsSim {
     queue: reports::ReportQueue,
     receiver: Mutex<Option<tokio::sync::mpsc::Receiver<reports::Queued>>>,
     /// Faults injected around `POST /` (the simulators' shared profile).
-    faults: FaultProfile,
-    fault_seed: u64,
-    fault_draws: AtomicU64,
+    faults: FaultDraws,
 }
 
 /// Why a request was refused whole.
@@ -166,9 +164,7 @@ impl SmsSim {
     pub(crate) fn with_faults(cfg: SmsSimConfig, faults: FaultProfile, fault_seed: u64) -> Self {
         let (queue, receiver) = reports::ReportQueue::new(&cfg.reports);
         SmsSim {
-            faults,
-            fault_seed,
-            fault_draws: AtomicU64::new(0),
+            faults: FaultDraws::new(faults, fault_seed),
             clock_offset: AtomicI64::new(cfg.clock_offset_secs),
             cfg,
             ledger: Arc::new(SmsLedger::default()),
@@ -204,7 +200,7 @@ impl SmsSim {
             let body = Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await.map(|c| c.to_bytes());
             return Ok(self.introspect(&method, rest, &body.unwrap_or_default()));
         }
-        let fault = self.draw_fault().await;
+        let fault = self.faults.next().await;
         match fault {
             Fault::DropBefore => return Err(DropConnection),
             Fault::ErrorBefore => return Ok(service_unavailable()),
@@ -220,17 +216,6 @@ impl SmsSim {
             Fault::ErrorAfter => Ok(gateway_timeout()),
             _ => Ok(json_response(200, serde_json::to_vec(&answer).unwrap_or_default())),
         }
-    }
-
-    /// Waits the profile's latency and draws the request's fault.
-    async fn draw_fault(&self) -> Fault {
-        let n = self.fault_draws.fetch_add(1, Ordering::Relaxed);
-        let mut rng = fastrand::Rng::with_seed(mix64(self.fault_seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
-        let delay = self.faults.draw_latency(&mut rng);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        self.faults.draw_fault(&mut rng)
     }
 
     fn introspect(&self, method: &Method, rest: &str, body: &[u8]) -> Response<Full<Bytes>> {

@@ -48,12 +48,11 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::{json, Map, Value};
 
-use super::faults::{gateway_timeout, service_unavailable, Fault, FaultProfile};
+use super::faults::{gateway_timeout, service_unavailable, Fault, FaultDraws, FaultProfile};
 use super::ledger::lock;
 use crate::dev::{
     DEV_WECOM_AES_KEY, DEV_WECOM_AGENT_ID, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_CORP_ID, DEV_WECOM_SECRET,
 };
-use crate::domain::ids::mix64;
 use crate::percent;
 use crate::serve::{json_response, text_response, DropConnection, HandlerResult};
 use crate::wire::wecom::{
@@ -176,9 +175,7 @@ pub struct WecomSim {
     dedup: Mutex<HashMap<[u8; 16], (Instant, u64)>>,
     msg_seq: AtomicU64,
     /// Faults injected around `/cgi-bin/` calls (the Getui simulator's profile).
-    faults: FaultProfile,
-    fault_seed: u64,
-    fault_draws: AtomicU64,
+    faults: FaultDraws,
 }
 
 impl WecomSim {
@@ -193,9 +190,7 @@ impl WecomSim {
     /// are Getui's and are not applied here.
     pub(crate) fn with_faults(cfg: WecomSimConfig, faults: FaultProfile, fault_seed: u64) -> Self {
         WecomSim {
-            faults,
-            fault_seed,
-            fault_draws: AtomicU64::new(0),
+            faults: FaultDraws::new(faults, fault_seed),
             ledger: Arc::new(WecomLedger::default()),
             tokens: Mutex::new(TokenBook::default()),
             gettoken_window: Window::new(cfg.calls_per_minute, MINUTE),
@@ -215,7 +210,7 @@ impl WecomSim {
         if let Some(rest) = path.strip_prefix("/_sim/wecom") {
             return Ok(self.introspect(&method, rest));
         }
-        let fault = self.draw_fault().await;
+        let fault = self.faults.next().await;
         match fault {
             Fault::DropBefore => return Err(DropConnection),
             Fault::ErrorBefore => return Ok(service_unavailable()),
@@ -227,17 +222,6 @@ impl WecomSim {
             Fault::ErrorAfter => Ok(gateway_timeout()),
             _ => Ok(answer),
         }
-    }
-
-    /// Waits the profile's latency and draws the request's fault.
-    async fn draw_fault(&self) -> Fault {
-        let n = self.fault_draws.fetch_add(1, Ordering::Relaxed);
-        let mut rng = fastrand::Rng::with_seed(mix64(self.fault_seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
-        let delay = self.faults.draw_latency(&mut rng);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        self.faults.draw_fault(&mut rng)
     }
 
     async fn route(&self, req: Request<Incoming>, method: &Method, path: &str, query: &str) -> Response<Full<Bytes>> {
