@@ -54,6 +54,12 @@ pub struct Metrics {
     pub store_size_bytes: IntGauge,
     /// Draft campaigns whose upload duplicate filter is in memory.
     pub upload_filters: IntGauge,
+    /// SMS fallback: recipients per second-channel outcome, by app and result (`sent`,
+    /// `delivered`, `failed`, `maybe_sent`, `replayed`, `skipped_<reason>`).
+    pub sms_total: IntCounterVec,
+    /// Getui receipt lines, by app and kind (`arrival`, `shown`, `clicked`, `custom`, `other`,
+    /// or `refused_<why>` for a line refused).
+    pub receipts_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -133,6 +139,20 @@ impl Metrics {
                  in use by an upload, or kept a few minutes for the next one.",
             )
             .expect("valid metric"),
+            sms_total: IntCounterVec::new(
+                Opts::new(
+                    "sms_total",
+                    "SMS fallback: recipients per second-channel outcome (sent, delivered, failed, maybe_sent, \
+                     replayed, skipped_<reason>), by app.",
+                ),
+                &["app", "result"],
+            )
+            .expect("valid metric"),
+            receipts_total: IntCounterVec::new(
+                Opts::new("receipts_total", "Getui receipt lines received, by app and kind (refused_<why>: refused)."),
+                &["app", "kind"],
+            )
+            .expect("valid metric"),
             registry,
         };
         m.register_all();
@@ -141,7 +161,9 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+            Box::new(self.sms_total.clone()),
+            Box::new(self.receipts_total.clone()),
             Box::new(self.recipients_total.clone()),
             Box::new(self.upstream_requests_total.clone()),
             Box::new(self.upstream_request_duration_seconds.clone()),

@@ -12,6 +12,7 @@ pub mod outcome;
 pub mod phone;
 pub mod recipient;
 pub mod sms;
+pub mod texting;
 
 pub use campaign::{Action, CampaignSpec, CampaignState, Mode, Replay};
 pub use ids::{CompactCid, RequestId, RequestIdError, RequestKey, StoreIdentity};

@@ -12,11 +12,13 @@
 //! stay flat however large the campaign.
 
 pub(crate) mod bindings;
+mod texting;
 mod codec;
 mod deliveries;
 pub mod nats;
 mod rules;
 mod sled_store;
+mod sled_texting;
 #[cfg(test)]
 mod v1_records;
 mod writer;
@@ -26,9 +28,11 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::texting::SmsTally;
 use crate::domain::{Action, CampaignSpec, CampaignState, CompactCid, Counts, RequestKey, StoreIdentity};
 
 pub use nats::{NatsSettings, NatsStore};
+pub use texting::{ReceiptKey, TextingEntry};
 pub use sled_store::{read_identity_file, SledStore, StoreSettings};
 
 /// Smallest allocation glibc's malloc serves from `mmap` (so `free` gives it straight back).
@@ -136,6 +140,14 @@ pub struct CampaignRecord {
     /// [`RequestKey`]). Absent in campaigns created before stores had an identity.
     #[serde(default)]
     pub request_salt: Option<u32>,
+    /// SMS fallback: what became of the recipients on the second channel (chunks whose
+    /// texting finished, plus the gateway's delivery reports).
+    #[serde(default)]
+    pub sms: SmsTally,
+    /// SMS fallback: `POST /v1/campaigns/{id}/sms/stop` was called; texts not yet sent are
+    /// skipped.
+    #[serde(default)]
+    pub sms_stopped: bool,
 }
 
 impl CampaignRecord {
@@ -233,6 +245,10 @@ pub enum Change {
     Fail(String, i64),
     /// Recipients of list chunks about to be sent again after a crash.
     AddReplayed(u64),
+    /// SMS fallback: texts not yet sent are cancelled (the seed's stop_sms).
+    StopSms,
+    /// SMS fallback: counts to add (the gateway's delivery reports).
+    AddSms(SmsTally),
 }
 
 /// What an upload adds, committed at once.
@@ -407,4 +423,26 @@ pub trait Store: Send + Sync + 'static {
     fn unbind_phones(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<bool>>;
     /// The sealed number bound to each cid of `app`, in order (`None`: not bound).
     fn phones_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>>;
+    /// SMS fallback: durably keeps a chunk's texting state unless one is kept for that chunk
+    /// already (a chunk sent again after a crash must not reset a texting under way). True
+    /// when written.
+    fn texting_stage(&self, entry: TextingEntry) -> StoreFuture<'_, bool>;
+    /// Up to `max` texting states due at `now_ms`, earliest due first.
+    fn texting_due(&self, now_ms: i64, max: usize) -> StoreFuture<'_, Vec<TextingEntry>>;
+    /// Durably replaces a texting state, refusing (`Conflict`) when `entry.revision` is no
+    /// longer the stored one (another daemon moved it on); answers the new revision.
+    fn texting_save(&self, entry: TextingEntry) -> StoreFuture<'_, u64>;
+    /// Removes a finished texting state and adds its tally to the campaign's `sms`.
+    fn texting_finish(&self, entry: TextingEntry, tally: SmsTally) -> StoreFuture<'_, ()>;
+    /// Notes which campaign the gateway's serial numbers `sids` belong to, for its delivery
+    /// reports.
+    fn note_sms_serials(&self, app: &str, campaign: u64, sids: Vec<String>) -> StoreFuture<'_, ()>;
+    /// The campaign of a serial number, forgotten on the way: a report repeated by the gateway
+    /// finds nothing the second time.
+    fn take_sms_serial(&self, app: &str, sid: &str) -> StoreFuture<'_, Option<u64>>;
+    /// Adds receipt kinds (bit sets, see `dispatch::texting`) to each (taskid, cid) of `app`,
+    /// durably; answers the bits each held before.
+    fn note_receipts(&self, app: &str, marks: Vec<(ReceiptKey, u8)>) -> StoreFuture<'_, Vec<u8>>;
+    /// The receipt bits of each (taskid, cid) of `app` (0: none).
+    fn receipt_marks(&self, app: &str, keys: Vec<ReceiptKey>) -> StoreFuture<'_, Vec<u8>>;
 }

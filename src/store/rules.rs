@@ -4,6 +4,7 @@
 
 use super::{CampaignRecord, Change, StoreError, UploadCommit};
 use crate::domain::campaign::transition;
+use crate::domain::texting::SmsTally;
 use crate::domain::{Action, CampaignSpec, CampaignState, Counts, Mode, RequestKey};
 
 /// A new draft campaign numbered `id`.
@@ -28,6 +29,8 @@ pub(super) fn new_record(id: u64, spec: CampaignSpec, now_ms: i64) -> Result<Cam
         upstream_report: None,
         withdrawal: None,
         request_salt: Some(request_salt()?),
+        sms: SmsTally::default(),
+        sms_stopped: false,
     })
 }
 
@@ -83,6 +86,14 @@ pub(super) fn apply_change(rec: &mut CampaignRecord, change: Change) -> Result<b
         }
         Change::Fail(..) => return Err(conflict(rec, "fail")),
         Change::AddReplayed(n) => rec.replayed += n,
+        Change::StopSms if rec.spec.settings.sms_fallback.is_none() => {
+            return Err(StoreError::Conflict {
+                state: rec.state,
+                message: "the campaign has no settings.sms_fallback: there are no texts to stop".into(),
+            });
+        }
+        Change::StopSms => rec.sms_stopped = true,
+        Change::AddSms(t) => rec.sms.merge(&t),
     }
     Ok(false)
 }

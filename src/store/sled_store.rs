@@ -12,7 +12,10 @@ use tokio::sync::oneshot;
 use super::bindings::{plan_binds, split_cid_value, BindKey};
 use super::codec::{chunk_key, decode, parse_chunk_key, Chunks, StoredCids};
 use super::deliveries::Deliveries;
+use super::sled_texting::TextingTrees;
 use super::writer::{CensusCell, Command, LiveMap, Reply, Trees, Writer};
+use super::{ReceiptKey, TextingEntry};
+use crate::domain::texting::SmsTally;
 use super::{
     Ack, CampaignPage, CampaignRecord, Change, Chunk, CidPage, PageQuery, Progress, Store, StoreError, StoreFuture,
     Suppression, UploadCommit,
@@ -156,6 +159,7 @@ impl SledStore {
             inflight: open("inflight")?,
             active: open("active")?,
             finished: open("finished")?,
+            texting: TextingTrees::open(&db)?,
             db,
         };
         let live: LiveMap = Arc::new(RwLock::new(HashMap::new()));
@@ -507,6 +511,53 @@ impl Store for SledStore {
                 })
                 .collect()
         })
+    }
+
+    fn texting_stage(&self, entry: TextingEntry) -> StoreFuture<'_, bool> {
+        self.texting_work(move |t| t.stage(&entry))
+    }
+
+    fn texting_due(&self, now_ms: i64, max: usize) -> StoreFuture<'_, Vec<TextingEntry>> {
+        self.texting_work(move |t| t.due(now_ms, max))
+    }
+
+    fn texting_save(&self, entry: TextingEntry) -> StoreFuture<'_, u64> {
+        self.texting_work(move |t| t.save(&entry))
+    }
+
+    fn texting_finish(&self, entry: TextingEntry, tally: SmsTally) -> StoreFuture<'_, ()> {
+        self.send(|reply| Command::TextingFinish { entry, tally, reply })
+    }
+
+    fn note_sms_serials(&self, app: &str, campaign: u64, sids: Vec<String>) -> StoreFuture<'_, ()> {
+        let app = app.to_owned();
+        self.texting_work(move |t| t.note_serials(&app, campaign, &sids))
+    }
+
+    fn take_sms_serial(&self, app: &str, sid: &str) -> StoreFuture<'_, Option<u64>> {
+        let (app, sid) = (app.to_owned(), sid.to_owned());
+        self.texting_work(move |t| t.take_serial(&app, &sid))
+    }
+
+    fn note_receipts(&self, app: &str, marks: Vec<(ReceiptKey, u8)>) -> StoreFuture<'_, Vec<u8>> {
+        let app = app.to_owned();
+        self.texting_work(move |t| t.note_receipts(&app, &marks))
+    }
+
+    fn receipt_marks(&self, app: &str, keys: Vec<ReceiptKey>) -> StoreFuture<'_, Vec<u8>> {
+        let app = app.to_owned();
+        self.texting_work(move |t| t.receipt_marks(&app, &keys))
+    }
+}
+
+impl SledStore {
+    /// Runs work on the SMS fallback trees on the blocking pool.
+    fn texting_work<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&TextingTrees) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
+        let trees = self.trees.texting.clone();
+        blocking(move || work(&trees))
     }
 }
 

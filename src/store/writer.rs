@@ -12,6 +12,10 @@ use tokio::sync::oneshot;
 
 use super::codec::{chunk_entries, chunk_key, decode, encode_compact, encode_named, parse_chunk_key};
 use super::rules;
+use super::sled_texting::TextingTrees;
+use super::texting::{due_key, texting_key};
+use super::TextingEntry;
+use crate::domain::texting::SmsTally;
 use super::{Ack, CampaignRecord, Change, Chunk, Progress, StoreError, UploadCommit};
 use crate::clock::now_ms;
 use crate::domain::{CampaignSpec, CampaignState, Counts};
@@ -32,6 +36,7 @@ pub(super) enum Command {
     Flush { reply: Reply<()> },
     Shutdown { reply: Reply<()> },
     Expire { before_ms: i64, max: usize, reply: Reply<usize> },
+    TextingFinish { entry: TextingEntry, tally: SmsTally, reply: Reply<()> },
 }
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -48,6 +53,8 @@ pub(super) struct Trees {
     pub active: sled::Tree,
     /// Index of finished campaigns by finish time: `finished_ms ‖ id` → nothing.
     pub finished: sled::Tree,
+    /// SMS fallback's texting states, receipts and serial numbers.
+    pub texting: TextingTrees,
 }
 
 /// Live progress shared with readers.
@@ -201,6 +208,7 @@ impl Writer {
             }
             Command::Flush { reply } | Command::Shutdown { reply } => later(reply, Ok(())),
             Command::Expire { before_ms, max, reply } => later(reply, self.expire(before_ms, max)),
+            Command::TextingFinish { entry, tally, reply } => later(reply, self.finish_texting(&entry, tally)),
         }
     }
 
@@ -229,6 +237,18 @@ impl Writer {
             self.trees.finished.remove(key).map_err(db_err)?;
         }
         Ok(keys.len())
+    }
+
+    /// Removes a finished texting state and adds its tally to the campaign, in one group
+    /// commit. A campaign deleted meanwhile only loses the state.
+    fn finish_texting(&mut self, entry: &TextingEntry, tally: SmsTally) -> Result<(), StoreError> {
+        let t = &self.trees.texting;
+        t.texting.remove(texting_key(entry.campaign, entry.seq)).map_err(db_err)?;
+        t.due.remove(due_key(entry.due_ms, entry.campaign, entry.seq)).map_err(db_err)?;
+        if self.records.contains_key(&entry.campaign) {
+            self.change(entry.campaign, Change::AddSms(tally))?;
+        }
+        Ok(())
     }
 
     /// Moves one campaign between states in the census (`None`: created or removed).

@@ -4,7 +4,8 @@
 use crate::domain::CampaignState;
 
 /// The KV buckets, by what they hold (the bucket is `{prefix}_{name}`).
-pub(super) const BUCKETS: [&str; 8] = [META, CAMPAIGNS, INDEX, DONE, INFLIGHT, SUPPRESSED, DELIVERIES, BINDINGS];
+pub(super) const BUCKETS: [&str; 11] =
+    [META, CAMPAIGNS, INDEX, DONE, INFLIGHT, SUPPRESSED, DELIVERIES, BINDINGS, TEXTING, SERIALS, RECEIPTS];
 /// `identity` (created once: the first daemon wins) and `next_id` (the id counter, CAS'd).
 pub(super) const META: &str = "meta";
 /// `rec.{id}` → the campaign record (`codec::encode_named`), revision-checked on every change.
@@ -24,6 +25,12 @@ pub(super) const DELIVERIES: &str = "deliveries";
 /// cid↔phone bindings: `c.{hex app}.{cid}` → `pn_md5 ‖ sealed number`, and
 /// `p.{hex app}.{pn_md5}` → the cid's 16 bytes (the reverse index of the one-to-one rule).
 pub(super) const BINDINGS: &str = "bindings";
+/// SMS fallback: `{id}.{seq}` → `due ‖ texting state` (see `store::texting`).
+pub(super) const TEXTING: &str = "texting";
+/// SMS fallback: `{hex app}.{hex sid}` → the campaign of a gateway serial number.
+pub(super) const SERIALS: &str = "serials";
+/// SMS fallback: `{hex app}.{hex taskid}.{hex cid}` → receipt bits.
+pub(super) const RECEIPTS: &str = "receipts";
 
 /// The prefix and the names made from it.
 #[derive(Debug, Clone)]

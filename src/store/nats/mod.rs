@@ -57,6 +57,7 @@
 
 mod layout;
 mod scan;
+mod texting;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -78,7 +79,9 @@ use super::{
     PhoneBinding, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit,
 };
 use crate::clock::now_ms;
+use crate::domain::texting::SmsTally;
 use crate::domain::CompactCid;
+use super::{ReceiptKey, TextingEntry};
 use crate::domain::{CampaignSpec, CampaignState, Counts, StoreIdentity};
 use crate::secret::Secret;
 
@@ -139,6 +142,9 @@ pub struct NatsStore {
     suppressed: kv::Store,
     deliveries: kv::Store,
     bindings: kv::Store,
+    texting: kv::Store,
+    serials: kv::Store,
+    receipts: kv::Store,
     identity: StoreIdentity,
 }
 
@@ -185,7 +191,8 @@ impl NatsStore {
         for what in layout::BUCKETS {
             buckets.push(open_bucket(&js, &names, what, settings.replicas).await?);
         }
-        let [meta, campaigns, index, done, inflight, suppressed, deliveries, bindings]: [kv::Store; 8] =
+        let [meta, campaigns, index, done, inflight, suppressed, deliveries, bindings, texting, serials, receipts]: [kv::Store;
+            11] =
             buckets.try_into().map_err(|_| StoreError::Db("bucket list".into()))?;
         let identity = load_identity(&meta).await?;
         let store = NatsStore {
@@ -201,6 +208,9 @@ impl NatsStore {
             suppressed,
             deliveries,
             bindings,
+            texting,
+            serials,
+            receipts,
             identity,
         };
         store.reindex().await?;
@@ -1000,5 +1010,41 @@ impl Store for NatsStore {
             }
             Ok(out)
         })
+    }
+
+    fn texting_stage(&self, entry: TextingEntry) -> StoreFuture<'_, bool> {
+        Box::pin(self.stage_texting(entry))
+    }
+
+    fn texting_due(&self, now_ms: i64, max: usize) -> StoreFuture<'_, Vec<TextingEntry>> {
+        Box::pin(self.due_texting(now_ms, max))
+    }
+
+    fn texting_save(&self, entry: TextingEntry) -> StoreFuture<'_, u64> {
+        Box::pin(self.save_texting(entry))
+    }
+
+    fn texting_finish(&self, entry: TextingEntry, tally: SmsTally) -> StoreFuture<'_, ()> {
+        Box::pin(self.finish_texting(entry, tally))
+    }
+
+    fn note_sms_serials(&self, app: &str, campaign: u64, sids: Vec<String>) -> StoreFuture<'_, ()> {
+        let app = app.to_owned();
+        Box::pin(async move { self.note_serials(&app, campaign, sids).await })
+    }
+
+    fn take_sms_serial(&self, app: &str, sid: &str) -> StoreFuture<'_, Option<u64>> {
+        let (app, sid) = (app.to_owned(), sid.to_owned());
+        Box::pin(async move { self.take_serial(&app, &sid).await })
+    }
+
+    fn note_receipts(&self, app: &str, marks: Vec<(ReceiptKey, u8)>) -> StoreFuture<'_, Vec<u8>> {
+        let app = app.to_owned();
+        Box::pin(async move { self.add_receipts(&app, marks).await })
+    }
+
+    fn receipt_marks(&self, app: &str, keys: Vec<ReceiptKey>) -> StoreFuture<'_, Vec<u8>> {
+        let app = app.to_owned();
+        Box::pin(async move { self.read_receipts(&app, keys).await })
     }
 }
