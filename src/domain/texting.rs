@@ -110,6 +110,38 @@ impl SmsTally {
     }
 }
 
+/// What the receipts of one (taskid, cid) showed, as bits kept by the store.
+pub mod receipt_bits {
+    use crate::wire::getui::receipt::{ActionKind, ReceiptLine};
+
+    /// The message arrived (an arrival action).
+    pub const ARRIVED: u8 = 1;
+    /// The notification was shown.
+    pub const SHOWN: u8 = 2;
+    /// The notification was clicked.
+    pub const CLICKED: u8 = 4;
+
+    /// The bits one verified line adds: none for a failure code or an action that proves
+    /// nothing (custom, unknown).
+    pub fn of(line: &ReceiptLine) -> u8 {
+        if !line.is_arrival_evidence() {
+            return 0;
+        }
+        match line.kind() {
+            ActionKind::Arrival => ARRIVED,
+            ActionKind::Shown => SHOWN,
+            ActionKind::Clicked => CLICKED,
+            ActionKind::Custom | ActionKind::Other => 0,
+        }
+    }
+
+    /// True when `bits` prove the message reached the device: a shown or clicked notification
+    /// arrived first.
+    pub fn reached(bits: u8) -> bool {
+        bits & (ARRIVED | SHOWN | CLICKED) != 0
+    }
+}
+
 fn add(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
     if n > 0 {
         *map.entry(key.to_owned()).or_insert(0) += n;
