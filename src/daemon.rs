@@ -12,12 +12,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiSettings, ApiState};
 use crate::config::{Channel, Config, ConfigError, StoreBackend};
-use crate::dispatch::{AppSender, DispatchSettings, Dispatcher, RetryPolicy, Upstream};
+use crate::dispatch::{AppSender, DispatchSettings, Dispatcher, RetryPolicy, SmsGateway, Upstream};
 use crate::metrics::{Metrics, UpstreamObserver};
+use crate::seal::SealKey;
 use crate::serve::ConnectionLimits;
 use crate::store::{NatsSettings, NatsStore, SledStore, Store, StoreError, StoreSettings};
 use crate::upstream::getui::GetuiClient;
 use crate::upstream::http::ClientBuildError;
+use crate::upstream::sms::{SmsClientBuildError, TencentSmsClient};
 use crate::upstream::wecom::WecomClient;
 
 /// Why the daemon could not start or stop cleanly.
@@ -40,6 +42,29 @@ pub enum DaemonError {
     /// An upstream client could not be built.
     #[error(transparent)]
     Client(#[from] ClientBuildError),
+    /// An SMS gateway client could not be built.
+    #[error(transparent)]
+    Sms(#[from] SmsClientBuildError),
+}
+
+/// App `name`'s SMS gateway for fallback texts, when it has an `[apps.NAME.sms]`.
+fn sms_gateway(
+    config: &Config,
+    name: &str,
+    env: impl Fn(&str) -> Option<String>,
+    seal: Option<SealKey>,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<SmsGateway>, DaemonError> {
+    let Some(settings) = config.sms_settings_with_env(name, env)? else { return Ok(None) };
+    let Some(section) = config.sms_of(name)? else { return Ok(None) };
+    let observer = Arc::new(UpstreamObserver::new(name, metrics.clone()));
+    Ok(Some(SmsGateway {
+        client: TencentSmsClient::new(settings)?.with_observer(observer),
+        sign_name: section.sign_name.clone(),
+        templates: section.templates.iter().map(|t| (t.id.clone(), t.text.clone())).collect(),
+        window: config.sms_window(name)?,
+        seal,
+    }))
 }
 
 /// Binds `addr` and returns the listener with its actual address (port 0 picks a free port).
@@ -142,7 +167,8 @@ impl Daemon {
                     }
                 }
             };
-            apps.push(Arc::new(AppSender::new(name, upstream, app.calls_per_second, metrics.clone())));
+            let sms = sms_gateway(config, name, env, seal_key.clone(), &metrics)?;
+            apps.push(Arc::new(AppSender::new(name, upstream, app.calls_per_second, metrics.clone()).with_sms(sms)));
         }
         let store = OpenStore::open(config, env).await?;
         let shutdown = CancellationToken::new();

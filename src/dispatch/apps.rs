@@ -8,9 +8,14 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use std::collections::HashMap;
+
 use crate::metrics::Metrics;
+use crate::seal::SealKey;
 use crate::upstream::getui::GetuiClient;
+use crate::upstream::sms::TencentSmsClient;
 use crate::upstream::wecom::WecomClient;
+use crate::wire::tencent_sms::SendWindow;
 
 /// The client of the channel an app sends through.
 pub enum Upstream {
@@ -20,12 +25,35 @@ pub enum Upstream {
     Wecom(WecomClient),
 }
 
+/// An app's SMS gateway for fallback texts (`[apps.NAME.sms]`).
+pub struct SmsGateway {
+    /// The Tencent Cloud SMS client.
+    pub client: TencentSmsClient,
+    /// The approved signature's content.
+    pub sign_name: String,
+    /// Template texts by id.
+    pub templates: HashMap<String, String>,
+    /// The marketing window texts must be sent in (`None`: any time).
+    pub window: Option<SendWindow>,
+    /// Opens the bound numbers (`store.seal_key_env`); without it nobody can be texted.
+    pub seal: Option<SealKey>,
+}
+
+impl SmsGateway {
+    /// True when texts may be sent at `unix_s`.
+    pub fn window_open(&self, unix_s: i64) -> bool {
+        self.window.as_ref().is_none_or(|w| w.contains(unix_s))
+    }
+}
+
 /// One configured app, ready to send.
 pub struct AppSender {
     /// The app's name (metric label).
     pub name: String,
     /// Its upstream client.
     pub upstream: Upstream,
+    /// Its SMS gateway, for campaigns with `sms_fallback`.
+    pub sms: Option<SmsGateway>,
     calls: Option<DefaultDirectRateLimiter>,
     /// Nobody calls the upstream for this app before this instant (ms since `epoch`).
     paused_until_ms: AtomicU64,
@@ -40,11 +68,18 @@ impl AppSender {
         AppSender {
             name: name.to_owned(),
             upstream,
+            sms: None,
             calls,
             paused_until_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             metrics,
         }
+    }
+
+    /// Gives the app an SMS gateway for fallback texts.
+    pub fn with_sms(mut self, gateway: Option<SmsGateway>) -> Self {
+        self.sms = gateway;
+        self
     }
 
     /// Waits for the app's pause (after a rate-limit answer) and for a token of its call bucket.

@@ -23,6 +23,7 @@ mod send;
 mod shard;
 #[cfg(test)]
 mod testing;
+mod texting;
 mod wecom;
 
 use std::collections::HashMap;
@@ -34,7 +35,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-pub use apps::{AppSender, Upstream};
+pub use apps::{AppSender, SmsGateway, Upstream};
 pub use decide::retry::RetryPolicy;
 
 use crate::clock::now_ms;
@@ -91,6 +92,9 @@ pub(crate) struct CampaignRun {
     stop: CancellationToken,
     outstanding: AtomicUsize,
     drained: Notify,
+    /// The campaign has `sms_fallback` and its app an SMS gateway: the shards keep each
+    /// recipient's push answer for the texting.
+    texting: bool,
 }
 
 impl CampaignRun {
@@ -103,7 +107,12 @@ impl CampaignRun {
             let _ = list_taskid.set(t.clone());
         }
         let getui = GetuiRenderer::new(&spec);
+        let texting = spec.settings.sms_fallback.is_some() && app.sms.is_some();
+        if spec.settings.sms_fallback.is_some() && !texting {
+            tracing::warn!(campaign = rec.id, app = %app.name, "sms_fallback set but the app has no [apps.NAME.sms]: nobody will be texted");
+        }
         CampaignRun {
+            texting,
             id: rec.id,
             request_key: rec.request_key(store),
             spec,
@@ -116,6 +125,15 @@ impl CampaignRun {
             stop: parent.child_token(),
             outstanding: AtomicUsize::new(0),
             drained: Notify::new(),
+        }
+    }
+
+    /// One recipient's SMS parameters, when the campaign texts and they use its `${vars}`
+    /// (otherwise the campaign's own are used when the texts are due).
+    fn sms_params(&self, vars: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+        match &self.spec.settings.sms_fallback {
+            Some(f) if self.texting && f.has_variables() => f.params_for(vars),
+            _ => Vec::new(),
         }
     }
 
@@ -194,6 +212,7 @@ impl Dispatcher {
         let shards: Vec<_> = (0..self.settings.shards.max(1))
             .map(|_| tokio::spawn(shard::shard_loop(self.ctx.clone(), rx.clone())))
             .collect();
+        let texting = tokio::spawn(texting::texting_loop(self.ctx.clone()));
         let mut scheduler = Scheduler::new(self.ctx.clone(), tx);
         loop {
             scheduler.tick().await;
@@ -208,6 +227,7 @@ impl Dispatcher {
         for s in shards {
             let _ = s.await;
         }
+        let _ = texting.await;
         drop(rx);
         scheduler.stop_all().await;
     }

@@ -7,9 +7,10 @@ use std::time::Instant;
 use super::decide::answers;
 use super::decide::call::{CallPlan, Retry};
 use super::decide::parts;
+use super::decide::texting::PushAnswer;
 use super::failure::described;
 use super::{CampaignRun, Context};
-use crate::domain::{Counts, RequestId, ResultName};
+use crate::domain::{CompactCid, Counts, RequestId, ResultName};
 use crate::render::getui::{batch, list_cid_push};
 use crate::store::{Change, Chunk};
 use crate::upstream::getui::GetuiClient;
@@ -158,10 +159,10 @@ pub(super) async fn send_list(
     client: &GetuiClient,
     seq: u64,
     chunk: &Chunk,
-) -> Option<Counts> {
+) -> Option<Sent> {
     let taskid = run.list_taskid.get()?;
     let ids: Vec<String> = (0..chunk.len()).map(|i| chunk.cid(i).to_string()).collect();
-    let mut counts = Counts::default();
+    let mut sent = Sent::new(run);
     let mut marked = false;
     for (i, part) in parts::cut(&ids, run.part_size) {
         if !pace(ctx, run, part.len(), i).await {
@@ -173,13 +174,51 @@ pub(super) async fn send_list(
         let push = list_cid_push(taskid, part);
         // `/push/list/cid` takes no request_id: nothing upstream recognises a repeat.
         let guard = RepeatGuard::Unguarded { recipients: part.len() as u64 };
-        match call_guarded(ctx, run, guard, || client.push_list_cid(&push)).await {
-            Outcome::Done(outcome) => answers::tally_list(&mut counts, part.iter().map(String::as_str), &outcome.tasks),
-            Outcome::GaveUp(r) => counts.add(r, part.len() as u64),
+        let results = match call_guarded(ctx, run, guard, || client.push_list_cid(&push)).await {
+            Outcome::Done(outcome) => answers::list_in_order(part.iter().map(String::as_str), &outcome.tasks),
+            Outcome::GaveUp(r) => vec![r; part.len()],
             Outcome::Abandoned => return None,
+        };
+        for (cid, r) in part.iter().zip(results) {
+            sent.push(|| CompactCid::parse(cid), r, taskid, Vec::new());
         }
     }
-    Some(counts)
+    Some(sent)
+}
+
+/// A sent chunk's results, and, when the campaign has SMS fallback, each recipient's push
+/// answer with the taskid that carried it (what the texting is decided from).
+pub(super) struct Sent {
+    pub counts: Counts,
+    pub pushed: Option<Vec<PushAnswer>>,
+}
+
+impl Sent {
+    fn new(run: &CampaignRun) -> Sent {
+        Sent { counts: Counts::default(), pushed: run.texting.then(Vec::new) }
+    }
+
+    /// Counts only (a channel without SMS fallback).
+    pub(super) fn counts(counts: Counts) -> Sent {
+        Sent { counts, pushed: None }
+    }
+
+    /// Counts one recipient; `cid` is only worked out when the campaign texts.
+    fn push(
+        &mut self,
+        cid: impl FnOnce() -> Option<CompactCid>,
+        result: ResultName,
+        taskid: &str,
+        params: Vec<String>,
+    ) {
+        self.counts.add(result, 1);
+        if let Some(rows) = &mut self.pushed {
+            if let Some(cid) = cid() {
+                let online = result == ResultName::SuccessedOnline;
+                rows.push(PushAnswer { cid, online, taskid: taskid.to_owned(), params });
+            }
+        }
+    }
 }
 
 /// Sends a batch_single chunk, one personal copy per recipient; `None` when abandoned.
@@ -189,18 +228,24 @@ pub(super) async fn send_batch(
     client: &GetuiClient,
     seq: u64,
     chunk: &Chunk,
-) -> Option<Counts> {
-    let mut counts = Counts::default();
+) -> Option<Sent> {
+    let mut sent = Sent::new(run);
     let mut messages = Vec::with_capacity(chunk.len());
+    // The SMS parameters of each admitted message, in order, when the campaign texts.
+    let mut sms_params = Vec::new();
     for i in 0..chunk.len() {
         let vars = chunk.vars_of(i);
         let lookup = |k: &str| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
         let msg = run.getui.message(&lookup);
         match parts::admit(msg.fits(), || RequestId::derive(&run.request_key, seq, i as u8)) {
-            Ok(rid) => messages.push(run.getui.single(rid.into_string().into(), chunk.cid(i).to_string().into(), msg)),
-            Err(result) => counts.add(result, 1),
+            Ok(rid) => {
+                sms_params.push(run.sms_params(&lookup));
+                messages.push(run.getui.single(rid.into_string().into(), chunk.cid(i).to_string().into(), msg))
+            }
+            Err(result) => sent.push(|| Some(chunk.cid(i)), result, "", run.sms_params(&lookup)),
         }
     }
+    let mut sms_params = sms_params.into_iter();
     // Each part takes its messages out of the list, so none is copied.
     let mut rest = messages.into_iter().peekable();
     let mut index = 0;
@@ -212,21 +257,23 @@ pub(super) async fn send_batch(
         }
         index += 1;
         let batch = batch(part);
+        let cids = || batch.msg_list.iter().map(|m| m.audience.cid.first().map_or("", |c| c.as_ref()));
         // Every message carries its request_id and Getui drops a repeat of one, so a retry
         // after a lost answer delivers nothing twice and needs no counting.
-        match call(ctx, run, || client.push_single_batch_cid(&batch)).await {
-            Outcome::Done(outcome) => {
-                // One result per message, in the order the messages were added.
-                let cids = batch.msg_list.iter().map(|m| m.audience.cid.first().map_or("", |c| c.as_ref()));
-                for r in answers::batch_in_order(&outcome.tasks, cids) {
-                    counts.add(r, 1);
-                }
-            }
-            Outcome::GaveUp(r) => counts.add(r, part_len as u64),
+        let results = match call(ctx, run, || client.push_single_batch_cid(&batch)).await {
+            // One result per message, in the order the messages were added.
+            Outcome::Done(outcome) => answers::batch_with_tasks(&outcome.tasks, cids())
+                .into_iter()
+                .map(|(r, t)| (r, t.unwrap_or("").to_owned()))
+                .collect(),
+            Outcome::GaveUp(r) => vec![(r, String::new()); part_len],
             Outcome::Abandoned => return None,
+        };
+        for (cid, (r, taskid)) in cids().zip(results) {
+            sent.push(|| CompactCid::parse(cid), r, &taskid, sms_params.next().unwrap_or_default());
         }
     }
-    Some(counts)
+    Some(sent)
 }
 
 #[cfg(test)]

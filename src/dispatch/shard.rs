@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, Mutex};
 
-use super::{send, wecom, CampaignRun, Context, Upstream, Work};
+use super::send::Sent;
+use super::{send, texting, wecom, CampaignRun, Context, Upstream, Work};
 use crate::domain::{Counts, Mode};
 use crate::store::{Ack, Chunk};
 
@@ -25,8 +26,16 @@ pub(super) async fn shard_loop(ctx: Arc<Context>, rx: Arc<Mutex<mpsc::Receiver<W
         }
         ctx.metrics.chunks_inflight.inc();
         let started = std::time::Instant::now();
-        if let Some(counts) = send_chunk(&ctx, &work.run, work.seq, &work.chunk).await {
-            acknowledge(&ctx, &work.run, work.seq, counts).await;
+        if let Some(sent) = send_chunk(&ctx, &work.run, work.seq, &work.chunk).await {
+            // The texting state is kept before the ack: a chunk acknowledged without it would
+            // never be texted, while one sent again finds it kept and leaves it as it is.
+            if let Some(pushed) = sent.pushed {
+                if !texting::stage(&ctx, &work.run, work.seq, pushed).await {
+                    ctx.metrics.chunks_inflight.dec();
+                    continue;
+                }
+            }
+            acknowledge(&ctx, &work.run, work.seq, sent.counts).await;
             ctx.metrics.chunk_duration_seconds.observe(started.elapsed().as_secs_f64());
         }
         ctx.metrics.chunks_inflight.dec();
@@ -49,9 +58,9 @@ pub(super) async fn acknowledge(ctx: &Context, run: &CampaignRun, seq: u64, coun
 /// Sends a chunk by the campaign's channel and mode; `None` when abandoned at shutdown. The
 /// channel's module sends, and `send` holds what the channels share, so neither imports the
 /// other.
-async fn send_chunk(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -> Option<Counts> {
+async fn send_chunk(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -> Option<Sent> {
     match (&run.app.upstream, run.spec.mode) {
-        (Upstream::Wecom(client), _) => wecom::send_users(ctx, run, client, seq, chunk).await,
+        (Upstream::Wecom(client), _) => wecom::send_users(ctx, run, client, seq, chunk).await.map(Sent::counts),
         (Upstream::Getui(client), Mode::BatchSingle) => send::send_batch(ctx, run, client, seq, chunk).await,
         (Upstream::Getui(client), _) => send::send_list(ctx, run, client, seq, chunk).await,
     }

@@ -12,13 +12,13 @@
 //! stay flat however large the campaign.
 
 pub(crate) mod bindings;
-mod texting;
 mod codec;
 mod deliveries;
 pub mod nats;
 mod rules;
 mod sled_store;
 mod sled_texting;
+mod texting;
 #[cfg(test)]
 mod v1_records;
 mod writer;
@@ -32,8 +32,8 @@ use crate::domain::texting::SmsTally;
 use crate::domain::{Action, CampaignSpec, CampaignState, CompactCid, Counts, RequestKey, StoreIdentity};
 
 pub use nats::{NatsSettings, NatsStore};
-pub use texting::{ReceiptKey, TextingEntry};
 pub use sled_store::{read_identity_file, SledStore, StoreSettings};
+pub use texting::{ReceiptKey, TextingEntry};
 
 /// Smallest allocation glibc's malloc serves from `mmap` (so `free` gives it straight back).
 pub const MMAP_THRESHOLD_BYTES: usize = 256 * 1024;
@@ -141,12 +141,13 @@ pub struct CampaignRecord {
     #[serde(default)]
     pub request_salt: Option<u32>,
     /// SMS fallback: what became of the recipients on the second channel (chunks whose
-    /// texting finished, plus the gateway's delivery reports).
-    #[serde(default)]
+    /// texting finished, plus the gateway's delivery reports). Left out when empty, so
+    /// records of campaigns without it keep their earlier bytes.
+    #[serde(default, skip_serializing_if = "SmsTally::is_empty")]
     pub sms: SmsTally,
     /// SMS fallback: `POST /v1/campaigns/{id}/sms/stop` was called; texts not yet sent are
     /// skipped.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sms_stopped: bool,
 }
 

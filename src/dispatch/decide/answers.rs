@@ -41,6 +41,26 @@ pub fn batch_in_order<'a>(tasks: &TaskCidStatus, cids: impl Iterator<Item = &'a 
     cids.map(|cid| status_result(by_cid.get(cid).copied())).collect()
 }
 
+/// Like [`batch_in_order`], with the taskid that carried each message (`None` when the
+/// answer left the message out): what SMS fallback looks receipts up by.
+pub fn batch_with_tasks<'t, 'a>(
+    tasks: &'t TaskCidStatus,
+    cids: impl Iterator<Item = &'a str>,
+) -> Vec<(ResultName, Option<&'t str>)> {
+    let by_cid: HashMap<&str, (&str, &str)> =
+        tasks.iter().flat_map(|(t, m)| m.iter().map(move |(c, s)| (c.as_str(), (t.as_str(), s.as_str())))).collect();
+    cids.map(|cid| match by_cid.get(cid) {
+        Some((task, status)) => (status_result(Some(status)), Some(*task)),
+        None => (status_result(None), None),
+    })
+    .collect()
+}
+
+/// One result per cid of a list push, in order, as [`tally_list`] counts them.
+pub fn list_in_order<'a>(cids: impl Iterator<Item = &'a str>, tasks: &TaskCidStatus) -> Vec<ResultName> {
+    cids.map(|cid| status_result(tasks.values().find_map(|m| m.get(cid)).map(String::as_str))).collect()
+}
+
 /// Counts each WeCom member of a send `sent`, or `invaliduser` when the answer listed it
 /// (WeCom may change the case of ids it echoes, so they compare case-insensitively).
 pub fn tally_wecom(counts: &mut Counts, part: &[&str], invalid_users: &[String]) {

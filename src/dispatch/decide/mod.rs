@@ -11,6 +11,7 @@ pub mod parts;
 pub mod replay;
 pub mod retry;
 pub mod schedule;
+pub mod texting;
 
 #[cfg(test)]
 mod tests {
