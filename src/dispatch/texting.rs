@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use super::decide::retry::backoff;
 use super::decide::texting::{plan, NumberResult, PlanFacts, PlannedCall, PushAnswer, TextingPlan, TextingState};
 use super::{AppSender, CampaignRun, Context, SmsGateway};
@@ -27,6 +29,8 @@ use crate::wire::tencent_sms::codes::CodeClass;
 const PASS_INTERVAL: Duration = Duration::from_millis(250);
 /// Most chunks one pass takes.
 const DUE_PER_PASS: usize = 64;
+/// Chunks texted at once.
+const CHUNKS_AT_ONCE: usize = 8;
 
 /// Keeps a pushed chunk's texting state, due `after_ms` from now. False when the store
 /// failed: the chunk is then not acknowledged, and is sent again later.
@@ -59,15 +63,21 @@ pub(super) async fn texting_loop(ctx: std::sync::Arc<Context>) {
                 continue;
             }
         };
-        for entry in due {
-            if ctx.shutdown.is_cancelled() {
-                return;
+        // A few chunks at once: a campaign whose parameters use `${vars}` makes one call per
+        // recipient, and calls mostly wait for the gateway.
+        let texting = futures_util::stream::iter(due).for_each_concurrent(CHUNKS_AT_ONCE, |entry| {
+            let ctx = &ctx;
+            async move {
+                if ctx.shutdown.is_cancelled() {
+                    return;
+                }
+                let (campaign, seq) = (entry.campaign, entry.seq);
+                if let Err(e) = text_chunk(ctx, entry).await {
+                    tracing::warn!(campaign, seq, error = %e, "texting a chunk failed; it is tried again");
+                }
             }
-            let (campaign, seq) = (entry.campaign, entry.seq);
-            if let Err(e) = text_chunk(&ctx, entry).await {
-                tracing::warn!(campaign, seq, error = %e, "texting a chunk failed; it is tried again");
-            }
-        }
+        });
+        texting.await;
     }
 }
 

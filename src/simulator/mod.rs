@@ -185,8 +185,9 @@ impl Simulator {
         let token = CancellationToken::new();
         let addr = self.addr;
         let ledger = self.ledger();
+        let sms_ledger = self.sms_ledger();
         let task = tokio::spawn(self.run(token.clone()));
-        RunningSimulator { addr, ledger, token, task: Some(task) }
+        RunningSimulator { addr, ledger, sms_ledger, token, task: Some(task) }
     }
 }
 
@@ -194,6 +195,7 @@ impl Simulator {
 pub struct RunningSimulator {
     addr: SocketAddr,
     ledger: Arc<Ledger>,
+    sms_ledger: Arc<SmsLedger>,
     token: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -222,6 +224,11 @@ impl RunningSimulator {
     /// The delivery ledger.
     pub fn ledger(&self) -> &Arc<Ledger> {
         &self.ledger
+    }
+
+    /// The SMS gateway's ledger.
+    pub fn sms_ledger(&self) -> &Arc<SmsLedger> {
+        &self.sms_ledger
     }
 
     /// Stops serving and waits for in-flight requests.

@@ -98,6 +98,15 @@ pub async fn try_raw(
     Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
 }
 
+/// The body of a GET of `url` as text; `None` when nothing answered.
+pub async fn get_text(url: &str) -> Option<String> {
+    let client = build_client(&PoolSettings::default()).ok()?;
+    let req = hyper::Request::get(url).body(Full::new(Bytes::new())).ok()?;
+    let resp = client.request(req).await.ok()?;
+    let bytes = read_body(resp.into_body()).await.ok()?;
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
 /// Signs in with raw HTTP and returns the token.
 pub async fn raw_token(base: &str) -> String {
     let ts = now_ms().to_string();
@@ -361,11 +370,7 @@ impl TestApp {
 
     /// The text of `/metrics`.
     pub async fn metrics_text(&self) -> String {
-        let client = build_client(&PoolSettings::default()).unwrap();
-        let req = hyper::Request::get(format!("http://{}/metrics", self.addr)).body(Full::new(Bytes::new())).unwrap();
-        let resp = client.request(req).await.expect("/metrics answers");
-        let body = read_body(resp.into_body()).await.expect("/metrics body");
-        String::from_utf8(body.to_vec()).expect("/metrics is text")
+        get_text(&format!("http://{}/metrics", self.addr)).await.expect("/metrics answers with text")
     }
 
     /// The value of the exported series written exactly `series` (name and labels), if any.

@@ -1,0 +1,242 @@
+//! SMS fallback's texting through a real daemon, the simulated Getui and the simulated Tencent
+//! Cloud SMS gateway over loopback (issue 13 point 4): the texted set is exactly the bound
+//! recipients the push did not reach, and a daemon killed with SIGKILL while texting texts
+//! nobody twice under `at_most_once` and only counted duplicates under `at_least_once`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use campaignd::client::{channel_body, ApiClient};
+use campaignd::domain::CompactCid;
+use campaignd::secret::Secret;
+use campaignd::simulator::{FaultProfile, Limits, RunningSimulator, SimConfig, SmsSimConfig, StatusShares};
+use common::{cid, config_text, ndjson_range, spawn_app_with, start_sim, TestApp, DEV_TOKEN};
+
+const APP: &str = "main";
+/// Online by the simulator's status draw: about half.
+const SHARES: StatusShares = StatusShares { online_bp: 5_000, offline_bp: 3_000 };
+/// Notification texts (no marketing window), so the tests run at any hour.
+const NO_WINDOW: (&str, &str) = ("marketing = true", "marketing = false");
+
+fn sim_config(profile: FaultProfile) -> SimConfig {
+    SimConfig {
+        limits: Limits::unlimited(),
+        shares: SHARES,
+        profile,
+        sms: SmsSimConfig { marketing_window: None, ..SmsSimConfig::default() },
+        ..SimConfig::default()
+    }
+}
+
+/// The `n`-th test phone, 11-digit CN mobile.
+fn phone(n: u64) -> String {
+    format!("137{n:08}")
+}
+
+fn e164(n: u64) -> String {
+    format!("+86{}", phone(n))
+}
+
+/// What the simulated Getui answers for recipient `n` (its status draw, as `status_of` does).
+fn online(n: u64) -> bool {
+    let c = CompactCid::parse(&cid(n)).expect("a cid");
+    c.spread() % 10_000 < u64::from(SHARES.online_bp)
+}
+
+/// A batch_single campaign texting after `after_ms` with the shipped template 1000001, whose
+/// first parameter is `first` (a `${var}` makes one call per recipient).
+fn campaign(name: &str, after_ms: u64, replay: &str, first: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": name, "app": APP,
+        "message": {"notification": {"title": "Hi ${name}", "body": "Your code is ${code}"}},
+        "settings": {
+            "ttl_ms": 7_200_000, "replay": replay,
+            "sms_fallback": {"template_id": "1000001", "params": [first, "新品上架"], "after_ms": after_ms}
+        }
+    })
+}
+
+async fn import(api: &ApiClient, ns: impl Iterator<Item = u64>) {
+    let body: String = ns.map(|n| format!("{{\"cid\":\"{}\",\"phone\":\"{}\"}}\n", cid(n), phone(n))).collect();
+    let (tx, chunked) = channel_body(4);
+    tx.send(Bytes::from(body)).await.unwrap();
+    drop(tx);
+    api.import_phones(APP, "application/x-ndjson", chunked).await.expect("bindings imported");
+}
+
+/// The sum of `campaignd_sms_total{app="main"}` over every per-recipient outcome (`replayed`
+/// counts resends, not recipients).
+fn settled_recipients(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("campaignd_sms_total{") && l.contains("app=\"main\"") && !l.contains("replayed"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+fn metric_of(metrics: &str, result: &str) -> u64 {
+    let series = format!("campaignd_sms_total{{app=\"main\",result=\"{result}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&series)?.trim().parse::<f64>().ok()).unwrap_or(0.0) as u64
+}
+
+async fn wait_settled(app: &TestApp, n: u64, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let m = app.metrics_text().await;
+        if settled_recipients(&m) >= n {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "texting did not settle {n} recipients: {m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How many texts each of the phones of recipients `ns` got.
+fn texts(sim: &RunningSimulator, ns: impl Iterator<Item = u64>) -> Vec<(u64, u64)> {
+    let ledger = sim.sms_ledger();
+    ns.map(|n| (n, ledger.texts_of(&e164(n)).count)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_texted_set_is_exactly_the_bound_recipients_the_push_did_not_reach() {
+    const N: u64 = 2_000;
+    let app = spawn_app_with(sim_config(FaultProfile::clean()), &[NO_WINDOW]).await;
+    let bound = || (0..N).filter(|n| n % 3 == 0);
+    import(&app.api, bound()).await;
+    let id = app.create(campaign("texting", 500, "at_least_once", "${name}")).await;
+    app.api.upload(&id, "application/x-ndjson", ndjson_range(0, N)).await.unwrap();
+    app.api.act(&id, "start").await.unwrap();
+    app.wait_final(&id, 60).await;
+    let metrics = wait_settled(&app, N, 60).await;
+
+    let expected: BTreeSet<u64> = bound().filter(|n| !online(*n)).collect();
+    let texted: BTreeSet<u64> = texts(&app.sim, bound()).into_iter().filter(|(_, c)| *c > 0).map(|(n, _)| n).collect();
+    assert_eq!(texted, expected, "texted = bound ∧ not reached");
+    assert!(texts(&app.sim, bound()).iter().all(|(_, c)| *c <= 1), "nobody texted twice");
+    let summary = app.sim.sms_ledger().summary();
+    assert_eq!(summary.messages, expected.len() as u64);
+    assert_eq!(metric_of(&metrics, "sent"), expected.len() as u64);
+    let online_n = (0..N).filter(|n| online(*n)).count() as u64;
+    assert_eq!(metric_of(&metrics, "skipped_reached"), online_n);
+    assert_eq!(metric_of(&metrics, "skipped_no_binding"), N - online_n - expected.len() as u64);
+    // The text carries the recipient's own variable, and the signature.
+    let first = *expected.iter().next().expect("someone was texted");
+    let got = app.sim.sms_ledger().texts_of(&e164(first)).texts;
+    assert_eq!(got, [format!("【campaignd】您好user{first}，您有一条未读消息：新品上架。打开App查看，回TD退订")]);
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIGKILL while texting: the daemon as a child process, the simulators in this process.
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_daemon(config: &std::path::Path) -> Daemon {
+    let child = Command::new(env!("CARGO_BIN_EXE_campaignd"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn daemon");
+    Daemon(child)
+}
+
+async fn wait_healthy(api: &ApiClient) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.list().await.is_err() {
+        assert!(Instant::now() < deadline, "daemon did not come up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Texts `N` bound, half-unreached recipients, kills the daemon once the gateway has taken
+/// some of them, restarts it and waits for the rest; answers (texts per unreached recipient,
+/// the restarted daemon's metrics).
+async fn kill_while_texting(replay: &str) -> (Vec<(u64, u64)>, String) {
+    const N: u64 = 3_000;
+    // Every answer takes 60 ms, so the texting (calls of 200 numbers) spans several calls to
+    // land a kill in.
+    let slow = FaultProfile { latency_base: Duration::from_millis(60), ..FaultProfile::clean() };
+    let sim = start_sim(sim_config(slow)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let text = config_text(&sim.getui_base_url(), &dir.path().join("store"), &[NO_WINDOW])
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
+    let config = dir.path().join("campaignd.toml");
+    std::fs::write(&config, text).unwrap();
+    let api = ApiClient::new(&format!("http://127.0.0.1:{port}"), Secret::new(DEV_TOKEN)).unwrap();
+
+    let mut daemon = start_daemon(&config);
+    wait_healthy(&api).await;
+    import(&api, 0..N).await;
+    let id = api.create(&campaign(&format!("kill-{replay}"), 200, replay, "会员")).await.unwrap().id;
+    api.upload(&id, "application/x-ndjson", ndjson_range(0, N)).await.unwrap();
+    api.act(&id, "start").await.unwrap();
+    let unreached: Vec<u64> = (0..N).filter(|n| !online(*n)).collect();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seed = fastrand::Rng::new();
+    let kill_at = seed.u64(1..unreached.len() as u64 / 2);
+    while sim.sms_ledger().summary().messages < kill_at {
+        assert!(Instant::now() < deadline, "texting never began: {:?}", sim.sms_ledger().summary());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    daemon.0.kill().unwrap(); // SIGKILL
+    daemon.0.wait().unwrap();
+    eprintln!("{replay}: killed after {} texts", sim.sms_ledger().summary().messages);
+    daemon = start_daemon(&config);
+    wait_healthy(&api).await;
+
+    let port_metrics = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let m = common::get_text(&port_metrics).await.unwrap_or_default();
+        let done = texts(&sim, unreached.iter().copied()).iter().all(|(_, c)| *c > 0);
+        let counted = metric_of(&m, "sent") + metric_of(&m, "maybe_sent");
+        if done || (replay == "at_most_once" && counted > 0 && settled_ok(&sim, &unreached, &m)) {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "texting did not finish: {:?}", sim.sms_ledger().summary());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(daemon);
+    (texts(&sim, unreached.into_iter()), metrics)
+}
+
+/// Under `at_most_once`: everyone unreached was texted or counted maybe-sent.
+fn settled_ok(sim: &RunningSimulator, unreached: &[u64], metrics: &str) -> bool {
+    let texted = texts(sim, unreached.iter().copied()).iter().filter(|(_, c)| *c > 0).count() as u64;
+    texted + metric_of(metrics, "maybe_sent") >= unreached.len() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_texting_texts_nobody_twice_under_at_most_once() {
+    let (texts, metrics) = kill_while_texting("at_most_once").await;
+    let twice: Vec<_> = texts.iter().filter(|(_, c)| *c > 1).collect();
+    assert!(twice.is_empty(), "texted twice: {twice:?}");
+    let missed = texts.iter().filter(|(_, c)| *c == 0).count() as u64;
+    eprintln!("at_most_once: missed {missed}, maybe_sent {}", metric_of(&metrics, "maybe_sent"));
+    assert!(missed <= metric_of(&metrics, "maybe_sent"), "only the calls in flight may be missed: {metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_texting_duplicates_only_what_is_counted_replayed_under_at_least_once() {
+    let (texts, metrics) = kill_while_texting("at_least_once").await;
+    assert!(texts.iter().all(|(_, c)| *c > 0), "everyone unreached was texted");
+    let duplicates: u64 = texts.iter().map(|(_, c)| c - 1).sum();
+    let replayed = metric_of(&metrics, "replayed");
+    eprintln!("at_least_once: duplicates {duplicates}, replayed {replayed}");
+    assert!(duplicates <= replayed, "{duplicates} duplicates but {replayed} replayed");
+}
