@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use campaignd::simulator::{
-    self, CallbackPlayer, FaultProfile, Inbound, Limits, ReportSettings, SimConfig, Simulator, SmsSimConfig,
-    StatusShares,
+    self, CallbackPlayer, FaultProfile, Inbound, Limits, ReceiptSimConfig, ReportSettings, SimConfig, Simulator,
+    SmsSimConfig, StatusShares,
 };
 use campaignd::wire::tencent_sms::SendWindow;
 use clap::{Args, ValueEnum};
@@ -73,6 +73,23 @@ pub struct SimulateArgs {
     /// Tencent Cloud SMS: send marketing texts at any hour (no 08:00-22:00 window).
     #[arg(long)]
     sms_no_window: bool,
+    /// Getui receipts (消息回执): POST signed receipt lines (one JSON object per line,
+    /// text/plain) for delivered messages to this URL, e.g. a daemon's
+    /// http://127.0.0.1:8780/getui/main/receipts. Without it no receipts are sent.
+    #[arg(long)]
+    receipts_url: Option<String>,
+    /// Getui receipts: percent of successed_offline devices that come back online and so get
+    /// an arrival line (chosen by cid, so the same every run); the others never get one.
+    #[arg(long, default_value_t = 60.0)]
+    receipt_return_percent: f64,
+    /// Getui receipts: a returning offline device comes back within this many milliseconds of
+    /// the push (its delay is chosen by cid).
+    #[arg(long, default_value_t = 1000)]
+    receipt_return_spread_ms: u64,
+    /// Getui receipts: percent of delivered messages that also get a click line (actionId 10010),
+    /// chosen by cid.
+    #[arg(long, default_value_t = 20.0)]
+    receipt_click_percent: f64,
     #[command(subcommand)]
     play: Option<Play>,
 }
@@ -200,6 +217,18 @@ impl SimulateArgs {
             },
             ..SmsSimConfig::default()
         };
+        if let Some(url) =
+            self.receipts_url.as_deref().filter(|u| !u.starts_with("http://") && !u.starts_with("https://"))
+        {
+            bail!("--receipts-url must be an http:// or https:// URL, got {url:?}");
+        }
+        let receipts = ReceiptSimConfig {
+            url: self.receipts_url.clone(),
+            return_bp: percent(self.receipt_return_percent, "receipt-return-percent")?,
+            return_spread: Duration::from_millis(self.receipt_return_spread_ms),
+            click_bp: percent(self.receipt_click_percent, "receipt-click-percent")?,
+            ..ReceiptSimConfig::default()
+        };
         let profile = FaultProfile::by_name(&self.profile)
             .with_context(|| format!("unknown profile {:?}; choose one of {:?}", self.profile, FaultProfile::NAMES))?;
         Ok(SimConfig {
@@ -216,6 +245,7 @@ impl SimulateArgs {
             seed: self.seed,
             redirect_to: self.redirect_to.clone(),
             sms,
+            receipts,
             ..SimConfig::default()
         })
     }
@@ -261,6 +291,17 @@ fn print_banner(sim: &Simulator, config: &SimConfig, args: &SimulateArgs) {
         sim.local_addr(),
         simulator::DEVICE_POPULATION
     );
+    match &config.receipts.url {
+        Some(url) => println!(
+            "  receipts       {url}  ({}% of offline devices return within {} ms, {}% click)",
+            f64::from(config.receipts.return_bp) / 100.0,
+            config.receipts.return_spread.as_millis(),
+            f64::from(config.receipts.click_bp) / 100.0
+        ),
+        None => println!("  receipts       off (--receipts-url)"),
+    }
+    println!("  device         http://{}/_sim/device/{{cid}}  (status and receipt facts of one cid)", sim.local_addr());
+    println!("  receipt stats  http://{}/_sim/receipts", sim.local_addr());
     println!("WeCom simulator on the same port");
     println!("  base_url       {}", sim.wecom_base_url());
     println!("  corp_id        {}", simulator::DEV_WECOM_CORP_ID);

@@ -4,7 +4,8 @@
 //! Nothing outside this machine is reachable, so campaignd ships a Getui v2 simulator that
 //! behaves like the real API where the daemon can tell: same paths, JSON and codes, token
 //! expiry, the sign check, request_id dedup, size limits, quotas, scheduled tasks, and injected
-//! faults. It records every delivery in a [`Ledger`] that tests read over HTTP.
+//! faults. It records every delivery in a [`Ledger`] that tests read over HTTP, and can post
+//! Getui's receipt lines (消息回执) of delivered messages to a URL ([`ReceiptSimConfig`]).
 //!
 //! Where the vendor's documents are silent the simulator makes a documented choice (README,
 //! "Simulator"). It never imports the daemon's upper layers.
@@ -25,6 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use faults::{Fault, FaultProfile, RateLimitBurst};
 pub use getui::population::POPULATION as DEVICE_POPULATION;
+pub use getui::receipts::{
+    arrives_after, clicks, returns_after, ByKind, ReceiptSimConfig, ReceiptStats, ACTION_ARRIVAL, ACTION_CLICKED,
+};
 pub use ledger::{Ledger, LedgerSummary};
 pub use limits::Limits;
 pub use sms::{PhoneTexts, ReportSettings, SmsLedger, SmsLedgerSummary, SmsSimConfig};
@@ -83,6 +87,8 @@ pub struct SimConfig {
     pub wecom: WecomSimConfig,
     /// The simulated Tencent Cloud SMS gateway (served on the same listener at `POST /`).
     pub sms: SmsSimConfig,
+    /// Getui's receipt callback (消息回执): where and how delivered messages are reported.
+    pub receipts: ReceiptSimConfig,
 }
 
 impl Default for SimConfig {
@@ -100,6 +106,7 @@ impl Default for SimConfig {
             schedule_horizon: Duration::from_secs(7 * 86_400),
             wecom: WecomSimConfig::default(),
             sms: SmsSimConfig::default(),
+            receipts: ReceiptSimConfig::default(),
         }
     }
 }
@@ -159,6 +166,7 @@ impl Simulator {
         let wecom = self.wecom;
         let sms = self.sms;
         sms.start_reports(shutdown.clone());
+        getui.start_receipts(shutdown.clone());
         crate::serve::serve(
             self.listener,
             move |req, _peer| {

@@ -5,6 +5,7 @@
 
 pub mod population;
 mod push;
+pub mod receipts;
 mod tasks;
 
 use std::collections::{HashMap, HashSet};
@@ -99,6 +100,8 @@ pub struct GetuiSim {
     started: Instant,
     /// The last body each endpoint received, for `/_sim/last/{endpoint}` (tests check the wire).
     last_bodies: Mutex<HashMap<String, Bytes>>,
+    /// The receipt callback (消息回执) of delivered messages.
+    receipts: Arc<receipts::Receipts>,
 }
 
 impl GetuiSim {
@@ -122,12 +125,18 @@ impl GetuiSim {
             draws: AtomicU64::new(0),
             started: Instant::now(),
             last_bodies: Mutex::new(HashMap::new()),
+            receipts: Arc::new(receipts::Receipts::new(cfg.receipts.clone(), &cfg.app_id, &cfg.master_secret)),
             cfg,
         }
     }
 
     pub(super) fn ledger(&self) -> Arc<Ledger> {
         self.ledger.clone()
+    }
+
+    /// Starts posting receipts (when a receipt URL is configured) until `shutdown`.
+    pub(super) fn start_receipts(&self, shutdown: tokio_util::sync::CancellationToken) {
+        self.receipts.start(shutdown);
     }
 
     /// Serves one HTTP request, injecting the profile's faults around it.
@@ -288,8 +297,9 @@ impl GetuiSim {
         fastrand::Rng::with_seed(mix64(self.cfg.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
     }
 
-    /// `/_sim/...`: the ledger, the per-second timeline, and `expire-tokens`, which forgets every
-    /// issued token as if the upstream had rotated them (tests of the 10001 path).
+    /// `/_sim/...`: the ledger, the per-second timeline, `expire-tokens`, which forgets every
+    /// issued token as if the upstream had rotated them (tests of the 10001 path), the receipt
+    /// counters and one device's receipt facts.
     fn introspect(&self, rest: &str) -> Response<Full<Bytes>> {
         let json = |v: Result<Vec<u8>, serde_json::Error>| json_response(200, v.unwrap_or_default());
         match rest {
@@ -300,6 +310,8 @@ impl GetuiSim {
             "ledger" => json(serde_json::to_vec(&self.ledger.summary())),
             "timeline" => json(serde_json::to_vec(&serde_json::json!({ "per_second": self.ledger.timeline() }))),
             "devices" => json(serde_json::to_vec(&self.devices_view())),
+            "receipts" => json(serde_json::to_vec(&self.receipts.stats())),
+            _ if rest.starts_with("device/") => self.device_view(&rest["device/".len()..]),
             _ if rest.starts_with("last/") => match lock(&self.last_bodies).get(&rest["last/".len()..]) {
                 Some(body) => json_response(200, body.to_vec()),
                 None => json_response(404, br#"{"error":"that endpoint has not been called"}"#.to_vec()),
@@ -326,6 +338,24 @@ impl GetuiSim {
                 v
             })
             .collect()
+    }
+
+    /// `/_sim/device/{cid}`: the status a plain push gets (no Wi-Fi-only, offline storage on)
+    /// and the receipt facts of the device. `returns_after_ms` applies whenever a message to
+    /// it is `successed_offline` (a Wi-Fi-only one to an online device off Wi-Fi too).
+    fn device_view(&self, cid: &str) -> Response<Full<Bytes>> {
+        let Some(cid) = crate::domain::CompactCid::parse(cid) else {
+            return json_response(400, br#"{"error":"a cid is 32 lowercase hex digits"}"#.to_vec());
+        };
+        let cfg = &self.cfg.receipts;
+        let returns_after_ms = receipts::returns_after(&cid, cfg).map(|d| d.as_millis() as u64);
+        let view = serde_json::json!({
+            "cid": cid.to_string(),
+            "status": self.status_of(&cid),
+            "returns_after_ms": returns_after_ms,
+            "clicks": receipts::clicks(&cid, cfg),
+        });
+        json_response(200, serde_json::to_vec(&view).unwrap_or_default())
     }
 }
 

@@ -1,4 +1,5 @@
-//! The push endpoints of the simulated Getui: checks, dedup, per-cid statuses and the ledger.
+//! The push endpoints of the simulated Getui: checks, dedup, per-cid statuses, the ledger and
+//! the receipts of first deliveries.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -68,14 +69,15 @@ impl GetuiSim {
 
     /// Delivers one message unless its request_id was seen; answers the same either way.
     fn deliver_single(&self, endpoint: &'static str, request_id: &str, cid: CompactCid, t: Terms) -> Reply {
+        let taskid = single_taskid(request_id);
+        let status = self.status_for(&cid, t);
         if self.first_sighting(request_id) {
             self.ledger.record(endpoint, [cid].iter());
+            self.receipts.schedule(&taskid, [(&cid, status)]);
         } else {
             self.ledger.record_dropped_repeat();
         }
-        let mut answer = BTreeMap::new();
-        let status = self.status_for(&cid, t).to_owned();
-        answer.insert(single_taskid(request_id), BTreeMap::from([(cid.to_string(), status)]));
+        let answer = BTreeMap::from([(taskid, BTreeMap::from([(cid.to_string(), status.to_owned())]))]);
         Reply::ok(Some(answer))
     }
 
@@ -110,16 +112,22 @@ impl GetuiSim {
         let mut delivered = Vec::with_capacity(valid.len());
         let mut answer = BTreeMap::new();
         for (push, cid) in &valid {
-            if self.first_sighting(&push.request_id) {
+            let first = self.first_sighting(&push.request_id);
+            if first {
                 delivered.push(*cid);
             } else {
                 self.ledger.record_dropped_repeat();
             }
-            if !batch.is_async {
-                let status = self.status_for(cid, terms(&push.push_message, push.settings.as_ref())).to_owned();
-                let status = BTreeMap::from([(cid.to_string(), status)]);
-                answer.insert(single_taskid(&push.request_id), status);
+            if batch.is_async {
+                continue;
             }
+            let taskid = single_taskid(&push.request_id);
+            let status = self.status_for(cid, terms(&push.push_message, push.settings.as_ref()));
+            // Receipts only for a first delivery: a repeated request_id delivers nothing.
+            if first {
+                self.receipts.schedule(&taskid, [(cid, status)]);
+            }
+            answer.insert(taskid, BTreeMap::from([(cid.to_string(), status.to_owned())]));
         }
         self.ledger.record("push_single_batch_cid", delivered.iter());
         Reply::ok((!batch.is_async).then_some(answer))
@@ -184,14 +192,17 @@ impl GetuiSim {
         let t = self.tasks.terms(&push.taskid);
         let mut delivered = Delivered { targets: valid.len() as u64, ..Delivered::default() };
         let mut statuses = BTreeMap::new();
+        let mut receipts = Vec::new();
         for cid in &valid {
             let status = self.status_for(cid, t);
             delivered.add(cid, status);
             if !push.is_async {
                 statuses.insert(cid.to_string(), status.to_owned());
+                receipts.push((cid, status));
             }
         }
         self.tasks.count(&push.taskid, &delivered);
+        self.receipts.schedule(&push.taskid, receipts);
         Reply::ok((!push.is_async).then(|| BTreeMap::from([(push.taskid.into_owned(), statuses)])))
     }
 
@@ -290,7 +301,7 @@ impl GetuiSim {
         }
     }
 
-    fn status_of(&self, cid: &CompactCid) -> &'static str {
+    pub(super) fn status_of(&self, cid: &CompactCid) -> &'static str {
         let bucket = cid.spread() % 10_000;
         let shares = self.cfg.shares;
         if bucket < u64::from(shares.online_bp) {
