@@ -13,7 +13,7 @@ use bytes::Bytes;
 use campaignd::client::{channel_body, ApiClient};
 use campaignd::domain::CompactCid;
 use campaignd::secret::Secret;
-use campaignd::simulator::{FaultProfile, Limits, RunningSimulator, SimConfig, SmsSimConfig, StatusShares};
+use campaignd::simulator::{plain_status, FaultProfile, Limits, RunningSimulator, SimConfig, SmsSimConfig, StatusShares};
 use common::{cid, config_text, ndjson_range, spawn_app_with, start_sim, TestApp, DEV_TOKEN};
 
 const APP: &str = "main";
@@ -41,10 +41,9 @@ fn e164(n: u64) -> String {
     format!("+86{}", phone(n))
 }
 
-/// What the simulated Getui answers for recipient `n` (its status draw, as `status_of` does).
+/// What the simulated Getui answers for recipient `n`.
 fn online(n: u64) -> bool {
-    let c = CompactCid::parse(&cid(n)).expect("a cid");
-    c.spread() % 10_000 < u64::from(SHARES.online_bp)
+    plain_status(&CompactCid::parse(&cid(n)).expect("a cid"), SHARES) == "successed_online"
 }
 
 /// A batch_single campaign texting after `after_ms` with the shipped template 1000001, whose

@@ -1,7 +1,8 @@
 //! `campaignd demo`: the whole product in one process. A simulator and a daemon start on
 //! loopback, two campaigns go through the real HTTP API (a list campaign of N recipients and a
 //! personalised batch campaign), live progress bars show them, and at the end the report is
-//! checked against the simulator's ledger.
+//! checked against the simulator's ledger. Then a WeCom act (opt-outs through the encrypted
+//! callback) and an SMS-fallback act ([`demo_sms`]).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -51,17 +52,21 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
     let store = args.data.clone().unwrap_or_else(|| tmp.path().join("store"));
-    let sim =
-        Simulator::bind("127.0.0.1:0".parse()?, SimConfig { limits: Limits::unlimited(), ..SimConfig::default() })
-            .await
-            .context("cannot start the simulator")?;
+    // The simulator posts receipts and SMS delivery reports to the daemon, so the daemon's port
+    // is chosen first.
+    let port = free_port()?;
+    let sim_config = demo_sim_config(port);
+    let (shares, receipts) = (sim_config.shares, sim_config.receipts.clone());
+    let sim = Simulator::bind("127.0.0.1:0".parse()?, sim_config).await.context("cannot start the simulator")?;
     let base_url = sim.getui_base_url();
     let wecom_url = sim.wecom_base_url();
     let sms_url = sim.sms_base_url();
     let sim = sim.spawn();
     let text = SHIPPED
-        .replace("listen = \"127.0.0.1:8780\"", "listen = \"127.0.0.1:0\"")
+        .replace("listen = \"127.0.0.1:8780\"", &format!("listen = \"127.0.0.1:{port}\""))
         .replace("path = \"data\"", &format!("path = {:?}", store.display().to_string()))
+        // Notification texts have no marketing window, so the demo texts at any hour.
+        .replace("marketing = true", "marketing = false")
         .replace("http://127.0.0.1:8781/v2", &base_url)
         .replace("http://127.0.0.1:8781/cgi-bin", &wecom_url)
         .replace("\"http://127.0.0.1:8781\"", &format!("{sms_url:?}"))
@@ -82,6 +87,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         Ok(_) => Some(run_wecom(&api, &format!("http://{addr}/wecom/staff/callback")).await),
         Err(_) => None,
     };
+    let chunk_size = config.dispatch.chunk_size as u64;
+    let sms = match &result {
+        Ok(_) => Some(demo_sms::run_sms(&api, &sim, shares, &receipts, chunk_size, demo_cid).await),
+        Err(_) => None,
+    };
     stop.cancel();
     daemon_task.await.context("daemon task failed")??;
     sim.stop().await;
@@ -89,7 +99,25 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     print_table(&[&list, &batch], elapsed);
     println!("peak RSS of this process: {}", peak_rss().unwrap_or_else(|| "unknown".into()));
     check(&list, &batch, &ledger)?;
-    wecom.unwrap_or_else(|| Err(anyhow::anyhow!("the WeCom part did not run")))
+    wecom.unwrap_or_else(|| Err(anyhow::anyhow!("the WeCom part did not run")))?;
+    sms.unwrap_or_else(|| Err(anyhow::anyhow!("the SMS part did not run")))
+}
+
+/// The demo's simulator: no documented limits, receipts and SMS delivery reports posted to the
+/// daemon on `port`, and no marketing window on the SMS gateway.
+fn demo_sim_config(port: u16) -> SimConfig {
+    let daemon = format!("http://127.0.0.1:{port}");
+    let mut config = SimConfig { limits: Limits::unlimited(), ..SimConfig::default() };
+    config.receipts.url = Some(format!("{daemon}/getui/main/receipts"));
+    config.sms.reports.url = Some(format!("{daemon}/sms/main/status"));
+    config.sms.marketing_window = None;
+    config
+}
+
+/// A loopback port nobody listens on now (the daemon binds it a moment later).
+fn free_port() -> anyhow::Result<u16> {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free loopback port")?;
+    Ok(probe.local_addr()?.port())
 }
 
 /// Members of the demo's WeCom campaign.

@@ -2,6 +2,7 @@
 
 mod campaign;
 mod demo;
+mod demo_sms;
 mod probe;
 mod serve;
 mod signals;

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use faults::{Fault, FaultProfile, RateLimitBurst};
 pub use getui::population::POPULATION as DEVICE_POPULATION;
+pub use getui::push::plain_status;
 pub use getui::receipts::{
     arrives_after, clicks, returns_after, ByKind, ReceiptSimConfig, ReceiptStats, ACTION_ARRIVAL, ACTION_CLICKED,
 };

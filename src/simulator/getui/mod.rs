@@ -4,7 +4,7 @@
 //! any lock is held; only the injected latency is awaited, before anything else happens.
 
 pub mod population;
-mod push;
+pub mod push;
 pub mod receipts;
 mod tasks;
 

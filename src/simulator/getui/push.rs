@@ -302,15 +302,20 @@ impl GetuiSim {
     }
 
     pub(super) fn status_of(&self, cid: &CompactCid) -> &'static str {
-        let bucket = cid.spread() % 10_000;
-        let shares = self.cfg.shares;
-        if bucket < u64::from(shares.online_bp) {
-            "successed_online"
-        } else if bucket < u64::from(shares.online_bp) + u64::from(shares.offline_bp) {
-            "successed_offline"
-        } else {
-            "successed_ignore"
-        }
+        plain_status(cid, self.cfg.shares)
+    }
+}
+
+/// The status a plain push to `cid` gets under `shares` (no Wi-Fi-only, offline storage on):
+/// a pure function of the cid, so tests and the demo can tell whom the push reaches.
+pub fn plain_status(cid: &CompactCid, shares: crate::simulator::StatusShares) -> &'static str {
+    let bucket = cid.spread() % 10_000;
+    if bucket < u64::from(shares.online_bp) {
+        "successed_online"
+    } else if bucket < u64::from(shares.online_bp) + u64::from(shares.offline_bp) {
+        "successed_offline"
+    } else {
+        "successed_ignore"
     }
 }
 
