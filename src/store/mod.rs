@@ -12,13 +12,13 @@
 //! stay flat however large the campaign.
 
 pub(crate) mod bindings;
-mod texting;
 mod codec;
 mod deliveries;
 pub mod nats;
 mod rules;
 mod sled_store;
 mod sled_texting;
+mod texting;
 #[cfg(test)]
 mod v1_records;
 mod writer;
@@ -32,8 +32,8 @@ use crate::domain::texting::SmsTally;
 use crate::domain::{Action, CampaignSpec, CampaignState, CompactCid, Counts, RequestKey, StoreIdentity};
 
 pub use nats::{NatsSettings, NatsStore};
-pub use texting::{ReceiptKey, TextingEntry};
 pub use sled_store::{read_identity_file, SledStore, StoreSettings};
+pub use texting::{ReceiptKey, TextingEntry};
 
 /// Smallest allocation glibc's malloc serves from `mmap` (so `free` gives it straight back).
 pub const MMAP_THRESHOLD_BYTES: usize = 256 * 1024;

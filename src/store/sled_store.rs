@@ -14,13 +14,13 @@ use super::codec::{chunk_key, decode, parse_chunk_key, Chunks, StoredCids};
 use super::deliveries::Deliveries;
 use super::sled_texting::TextingTrees;
 use super::writer::{CensusCell, Command, LiveMap, Reply, Trees, Writer};
-use super::{ReceiptKey, TextingEntry};
-use crate::domain::texting::SmsTally;
 use super::{
     Ack, CampaignPage, CampaignRecord, Change, Chunk, CidPage, PageQuery, Progress, Store, StoreError, StoreFuture,
     Suppression, UploadCommit,
 };
 use super::{BindOutcome, PhoneBinding};
+use super::{ReceiptKey, TextingEntry};
+use crate::domain::texting::SmsTally;
 use crate::domain::{CampaignSpec, CampaignState, CompactCid, StoreIdentity};
 
 /// Where and how to open the store.

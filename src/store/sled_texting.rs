@@ -124,7 +124,14 @@ impl TextingTrees {
 
     pub(super) fn receipt_marks(&self, app: &str, keys: &[ReceiptKey]) -> Result<Vec<u8>, StoreError> {
         keys.iter()
-            .map(|k| Ok(self.receipts.get(receipt_key(app, k)).map_err(db_err)?.and_then(|v| v.first().copied()).unwrap_or(0)))
+            .map(|k| {
+                Ok(self
+                    .receipts
+                    .get(receipt_key(app, k))
+                    .map_err(db_err)?
+                    .and_then(|v| v.first().copied())
+                    .unwrap_or(0))
+            })
             .collect()
     }
 

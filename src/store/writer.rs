@@ -15,9 +15,9 @@ use super::rules;
 use super::sled_texting::TextingTrees;
 use super::texting::{due_key, texting_key};
 use super::TextingEntry;
-use crate::domain::texting::SmsTally;
 use super::{Ack, CampaignRecord, Change, Chunk, Progress, StoreError, UploadCommit};
 use crate::clock::now_ms;
+use crate::domain::texting::SmsTally;
 use crate::domain::{CampaignSpec, CampaignState, Counts};
 
 /// Most commands applied under one flush.

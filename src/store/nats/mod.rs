@@ -78,10 +78,10 @@ use super::{
     rules, Ack, BindOutcome, CampaignPage, CampaignRecord, Change, Chunk, CidPage, DeliveryWindow, PageQuery,
     PhoneBinding, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit,
 };
+use super::{ReceiptKey, TextingEntry};
 use crate::clock::now_ms;
 use crate::domain::texting::SmsTally;
 use crate::domain::CompactCid;
-use super::{ReceiptKey, TextingEntry};
 use crate::domain::{CampaignSpec, CampaignState, Counts, StoreIdentity};
 use crate::secret::Secret;
 

@@ -100,7 +100,9 @@ impl NatsStore {
         loop {
             let entry = self.receipts.entry(key).await.map_err(nats_err)?;
             let (held, revision) = match &entry {
-                Some(e) if e.operation == kv::Operation::Put => (e.value.first().copied().unwrap_or(0), Some(e.revision)),
+                Some(e) if e.operation == kv::Operation::Put => {
+                    (e.value.first().copied().unwrap_or(0), Some(e.revision))
+                }
                 _ => (0, None),
             };
             if held | bits == held {
@@ -108,8 +110,18 @@ impl NatsStore {
             }
             let value = Bytes::copy_from_slice(&[held | bits]);
             let written = match revision {
-                Some(r) => self.receipts.update(key, value, r).await.map(drop).map_err(|e| e.kind() == kv::UpdateErrorKind::WrongLastRevision),
-                None => self.receipts.create(key, value).await.map(drop).map_err(|e| e.kind() == kv::CreateErrorKind::AlreadyExists),
+                Some(r) => self
+                    .receipts
+                    .update(key, value, r)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.kind() == kv::UpdateErrorKind::WrongLastRevision),
+                None => self
+                    .receipts
+                    .create(key, value)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.kind() == kv::CreateErrorKind::AlreadyExists),
             };
             match written {
                 Ok(()) => return Ok(held),
