@@ -148,14 +148,15 @@ impl Daemon {
         let metrics = Arc::new(Metrics::new());
         let mut apps = Vec::new();
         let mut agents = Vec::new();
+        let mut receipt_secrets = HashMap::new();
         for (name, app) in &config.apps {
             let upstream = match app.channel {
                 Channel::Getui => {
                     let observer = Arc::new(UpstreamObserver::new(name, metrics.clone()));
-                    Upstream::Getui(GetuiClient::with_observer(
-                        config.getui_settings_with_env(name, env)?,
-                        Some(observer),
-                    )?)
+                    let settings = config.getui_settings_with_env(name, env)?;
+                    // Receipt lines are signed with the same AppId and MasterSecret.
+                    receipt_secrets.insert(name.clone(), (settings.app_id.clone(), settings.master_secret.clone()));
+                    Upstream::Getui(GetuiClient::with_observer(settings, Some(observer))?)
                 }
                 Channel::Wecom => {
                     agents.extend(config.callback_agent_with_env(name, env)?);
@@ -198,7 +199,8 @@ impl Daemon {
             )
             .with_body_timeout(Duration::from_millis(config.server.body_timeout_ms))
             .with_seal_key(seal_key)
-            .with_sms(config.sms_facts()),
+            .with_sms(config.sms_facts())
+            .with_receipt_secrets(receipt_secrets),
         );
         let (listener, addr) = bind(config.server.listen).await?;
         let callback = match config.server.callback_listen {

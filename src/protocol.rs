@@ -64,6 +64,10 @@ pub struct CampaignView {
     /// `settings.sms_fallback` as given at creation; absent when the campaign has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sms_fallback: Option<SmsFallbackView>,
+    /// SMS fallback campaigns: what became of the recipients on the second channel; absent
+    /// for campaigns without `sms_fallback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsView>,
 }
 
 /// A campaign's `settings.sms_fallback`: text the recipients the push did not reach.
@@ -75,6 +79,32 @@ pub struct SmsFallbackView {
     pub params: Vec<String>,
     /// Delay after the push, ms.
     pub after_ms: u64,
+}
+
+/// The second dimension of an SMS-fallback campaign's report: recipients per outcome on the
+/// second channel (`domain::texting::SmsTally`), and whether `sms/stop` was called.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsView {
+    /// Reached by the push (its answer or an arrival receipt) when the text was due.
+    pub reached: u64,
+    /// With a click receipt when the text was due.
+    pub clicked: u64,
+    /// Texts the gateway accepted.
+    pub sms_sent: u64,
+    /// Of those, reported delivered.
+    pub sms_delivered: u64,
+    /// Texts refused at send time or reported undelivered, by code.
+    pub sms_failed: BTreeMap<String, u64>,
+    /// Recipients not texted, by reason (`no_binding`, `reached`, `too_long`, `stopped`, …).
+    pub sms_skipped: BTreeMap<String, u64>,
+    /// Recipients of a call whose answer was lost, not sent again (`at_most_once`).
+    pub sms_maybe_sent: u64,
+    /// Recipients of a call sent again after its answer was lost (`at_least_once`).
+    pub sms_replayed: u64,
+    /// Chunks whose texting is finished.
+    pub chunks_done: u64,
+    /// `POST /v1/campaigns/{id}/sms/stop` was called: texts not yet sent are skipped.
+    pub stopped: bool,
 }
 
 /// Getui's counts of a task (`/report/push/task`, section `total`).
@@ -161,6 +191,9 @@ pub struct ReportView {
     pub delivered: u64,
     /// Of those, the ones that failed.
     pub failed: u64,
+    /// SMS fallback campaigns: the second channel's outcomes (as in the campaign view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsView>,
 }
 
 /// A task group's campaigns side by side (`GET /v1/groups/{group}/report`).

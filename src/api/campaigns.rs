@@ -14,7 +14,7 @@ use crate::clock::now_ms;
 use crate::domain::campaign::{CreateCampaign, Validation};
 use crate::domain::{Action, CampaignState, Mode};
 use crate::protocol::{
-    CampaignList, CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, SmsFallbackView,
+    CampaignList, CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, SmsFallbackView, SmsView,
     UpstreamCounts,
 };
 use crate::store::{CampaignRecord, Change, PageQuery, Progress};
@@ -213,6 +213,7 @@ async fn report_of(state: &ApiState, rec: &CampaignRecord) -> Result<ReportView,
         results: campaign.progress.results.clone(),
         delivered,
         failed: sent - delivered,
+        sms: campaign.sms.clone(),
         campaign,
     })
 }
@@ -311,7 +312,26 @@ fn view_with(state: &ApiState, rec: &CampaignRecord, progress: &Progress) -> Cam
             params: f.params.clone(),
             after_ms: f.after_ms,
         }),
+        sms: sms_view(rec),
     }
+}
+
+/// The second channel's outcomes, for campaigns with `sms_fallback` only.
+fn sms_view(rec: &CampaignRecord) -> Option<SmsView> {
+    rec.spec.settings.sms_fallback.as_ref()?;
+    let t = &rec.sms;
+    Some(SmsView {
+        reached: t.reached,
+        clicked: t.clicked,
+        sms_sent: t.sent,
+        sms_delivered: t.delivered,
+        sms_failed: t.failed.clone(),
+        sms_skipped: t.skipped.clone(),
+        sms_maybe_sent: t.maybe_sent,
+        sms_replayed: t.replayed,
+        chunks_done: t.chunks_done,
+        stopped: rec.sms_stopped,
+    })
 }
 
 /// The campaign's push result in the words of Getui's scheduled-task query.

@@ -6,6 +6,7 @@
 mod bindings;
 mod campaigns;
 pub mod error;
+mod sms_callbacks;
 mod suppressions;
 mod upload;
 mod wecom;
@@ -55,8 +56,11 @@ pub struct ApiState {
     apps: HashMap<String, Channel>,
     /// WeCom callback agents by app name.
     agents: HashMap<String, CallbackAgent>,
-    /// SMS gateways of the apps that have one, for validating `settings.sms_fallback`.
+    /// SMS gateways of the apps that have one, for validating `settings.sms_fallback` (and
+    /// the apps whose delivery reports `/sms/{app}/status` takes).
     sms: HashMap<String, AppSmsFacts>,
+    /// Getui apps' AppId and MasterSecret by app name, for verifying receipt lines.
+    receipt_secrets: HashMap<String, (String, Secret)>,
     wake_dispatcher: Arc<Notify>,
     settings: ApiSettings,
     uploads: upload::Uploads,
@@ -93,6 +97,7 @@ impl ApiState {
             apps,
             agents: agents.into_iter().map(|a| (a.app.clone(), a)).collect(),
             sms: HashMap::new(),
+            receipt_secrets: HashMap::new(),
             wake_dispatcher,
             settings: ApiSettings { chunk_size, ..settings },
             uploads: upload::Uploads::default(),
@@ -107,6 +112,13 @@ impl ApiState {
     /// `settings.sms_fallback` is refused.
     pub fn with_sms(mut self, sms: HashMap<String, AppSmsFacts>) -> ApiState {
         self.sms = sms;
+        self
+    }
+
+    /// Sets each Getui app's AppId and MasterSecret (app name → `(app_id, master_secret)`), with
+    /// which `/getui/{app}/receipts` verifies receipt lines; an app missing here answers 404.
+    pub fn with_receipt_secrets(mut self, secrets: HashMap<String, (String, Secret)>) -> ApiState {
+        self.receipt_secrets = secrets;
         self
     }
 
@@ -153,9 +165,10 @@ impl ApiState {
 pub enum Face {
     /// Everything, on one listener (no `server.callback_listen`).
     All,
-    /// `/v1`, `/metrics` and the probes, without the WeCom callback.
+    /// `/v1`, `/metrics` and the probes, without the vendor callbacks.
     Control,
-    /// The WeCom callback and `/healthz` only.
+    /// The vendor callbacks (WeCom's, Getui's receipts, Tencent's SMS status reports) and
+    /// `/healthz` only.
     Callback,
 }
 
@@ -178,7 +191,10 @@ pub async fn handle_on(face: Face, state: Arc<ApiState>, req: Request<Incoming>,
 
 /// Whether a listener of `face` answers `path` (the rest get 404, as if it did not exist).
 fn serves(face: Face, path: &str) -> bool {
-    let callback = matches!(path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice(), ["wecom", _, "callback"]);
+    let callback = matches!(
+        path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice(),
+        ["wecom", _, "callback"] | ["getui", _, "receipts"] | ["sms", _, "status"]
+    );
     match face {
         Face::All => true,
         Face::Control => !callback,
@@ -224,6 +240,9 @@ async fn route(
             return Ok(resp);
         }
         (_, ["wecom", agent, "callback"]) => return wecom::callback(state, agent, req).await,
+        (&Method::POST, ["getui", app, "receipts"]) => return sms_callbacks::receipts(state, app, req).await,
+        (&Method::POST, ["sms", app, "status"]) => return sms_callbacks::status_reports(state, app, req).await,
+        (_, ["getui", _, "receipts"] | ["sms", _, "status"]) => return Err(ApiError::method_not_allowed()),
         (_, ["v1", ..]) if !state.authorized(&req) => return Err(ApiError::unauthorized()),
         _ => {}
     }
@@ -236,6 +255,7 @@ async fn route(
         (&Method::POST, ["v1", "campaigns", id, action @ ("start" | "pause" | "resume" | "cancel")]) => {
             campaigns::act(state, parse_id(id)?, action).await
         }
+        (&Method::POST, ["v1", "campaigns", id, "sms", "stop"]) => sms_callbacks::stop(state, parse_id(id)?).await,
         (&Method::GET, ["v1", "campaigns", id, "report"]) => campaigns::report(state, parse_id(id)?).await,
         (&Method::GET, ["v1", "groups", group, "report"]) => campaigns::group_report(state, group).await,
         (&Method::PUT, ["v1", "apps", app, "cid-pn"]) => bindings::bind(state, app, req).await,
@@ -246,6 +266,7 @@ async fn route(
         (&Method::GET, ["v1", "apps", app, "suppressions", user]) => suppressions::show(state, app, user).await,
         (&Method::PUT, ["v1", "apps", app, "suppressions", user]) => suppressions::add(state, app, user).await,
         (&Method::DELETE, ["v1", "apps", app, "suppressions", user]) => suppressions::remove(state, app, user).await,
+        // Every other method on a known path is a 405; `campaigns, ..` covers `sms/stop` too.
         (
             _,
             ["v1", "campaigns", ..]
