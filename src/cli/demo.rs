@@ -2,7 +2,7 @@
 //! loopback, two campaigns go through the real HTTP API (a list campaign of N recipients and a
 //! personalised batch campaign), live progress bars show them, and at the end the report is
 //! checked against the simulator's ledger. Then a WeCom act (opt-outs through the encrypted
-//! callback) and an SMS-fallback act ([`demo_sms`]).
+//! callback) and an SMS-fallback act (`demo_sms`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -89,7 +89,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     let chunk_size = config.dispatch.chunk_size as u64;
     let sms = match &result {
-        Ok(_) => Some(demo_sms::run_sms(&api, &sim, shares, &receipts, chunk_size, demo_cid).await),
+        Ok(_) => Some(super::demo_sms::run_sms(&api, &sim, shares, &receipts, chunk_size, demo_cid).await),
         Err(_) => None,
     };
     stop.cancel();
@@ -111,6 +111,7 @@ fn demo_sim_config(port: u16) -> SimConfig {
     config.receipts.url = Some(format!("{daemon}/getui/main/receipts"));
     config.sms.reports.url = Some(format!("{daemon}/sms/main/status"));
     config.sms.marketing_window = None;
+    config.sms.reports.fail_bp = 300; // a few undelivered texts, as carriers report them
     config
 }
 
