@@ -11,7 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use campaignd::simulator::{CallbackPlayer, Delivery, FaultProfile, Inbound, Limits, Signing, SimConfig};
-use common::{list_campaign, spawn_app_with};
+use bytes::Bytes;
+use campaignd::simulator::{SmsSimConfig, DEV_APP_ID, DEV_MASTER_SECRET};
+use campaignd::upstream::http::{build_client, PoolSettings};
+use campaignd::wire::getui::receipt::ReceiptLine;
+use common::{batch_campaign, cid, list_campaign, ndjson_range, spawn_app_with, TestApp};
+use http_body_util::Full;
 
 struct Reaped(Child);
 
@@ -78,6 +83,28 @@ async fn query(prom: &str, expr: &str) -> serde_json::Value {
     body
 }
 
+/// SMS fallback series for their panel and alert: 100 bound recipients of a campaign that texts
+/// 100 ms after the push, and receipt lines, one of them forged.
+async fn sms_fallback_and_receipts(app: &TestApp) {
+    let pairs: Vec<(String, String)> = (0..50).map(|i| (cid(900_000 + i), format!("135{i:08}"))).collect();
+    app.api.bind_phones("main", &pairs).await.unwrap();
+    let mut texting = batch_campaign("texting");
+    texting["settings"] = serde_json::json!({"ttl_ms": 7_200_000,
+        "sms_fallback": {"template_id": "1000001", "params": ["会员", "新品"], "after_ms": 100}});
+    let id = app.create(texting).await;
+    app.api.upload(&id, "application/x-ndjson", ndjson_range(900_000, 50)).await.unwrap();
+    app.api.act(&id, "start").await.unwrap();
+    let line = |action: &str, secret: &str| {
+        let l = ReceiptLine::signed(DEV_APP_ID, &cid(900_001), "RASS_obs", "1", action, 0, secret);
+        serde_json::to_string(&l).unwrap()
+    };
+    let body = [line("0", DEV_MASTER_SECRET), line("10010", DEV_MASTER_SECRET), line("0", "forged")].join("\n");
+    let url = format!("http://{}/getui/main/receipts", app.addr);
+    let client = build_client(&PoolSettings::default()).unwrap();
+    let req = hyper::Request::post(url).body(Full::new(Bytes::from(body))).unwrap();
+    assert_eq!(client.request(req).await.unwrap().status(), 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboards_and_alerts_have_data_in_a_real_prometheus() {
     if !on_path("prometheus") || !on_path("promtool") {
@@ -90,7 +117,10 @@ async fn dashboards_and_alerts_have_data_in_a_real_prometheus() {
 
     // A campaign long enough to be scraped many times, under faults so retries happen.
     let profile = FaultProfile { server_error_share: 0.05, ..FaultProfile::by_name("realistic").unwrap() };
-    let app = spawn_app_with(SimConfig { profile, limits: Limits::unlimited(), ..SimConfig::default() }, &[]).await;
+    // Notification texts (no marketing window), so the SMS fallback part runs at any hour.
+    let sms = SmsSimConfig { marketing_window: None, ..SmsSimConfig::default() };
+    let sim = SimConfig { profile, limits: Limits::unlimited(), sms, ..SimConfig::default() };
+    let app = spawn_app_with(sim, &[("marketing = true", "marketing = false")]).await;
     let id = app.create(list_campaign("observed", Some(1_000))).await;
     app.upload_range(&id, 0, 60_000).await;
     app.api.act(&id, "start").await.unwrap();
@@ -105,6 +135,8 @@ async fn dashboards_and_alerts_have_data_in_a_real_prometheus() {
     assert_eq!(wecom.text("zhangsan", "hello").await.unwrap().status, 200);
     let forged = Delivery::new("zhangsan", Inbound::EnterAgent).signed(Signing { tamper: true, ..Signing::default() });
     assert_eq!(wecom.deliver(&forged).await.unwrap().status, 403);
+
+    sms_fallback_and_receipts(&app).await;
 
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -148,7 +180,7 @@ async fn dashboards_and_alerts_have_data_in_a_real_prometheus() {
     let mut exprs = dashboard_exprs("dashboards/campaignd-overview.json");
     exprs.extend(dashboard_exprs("dashboards/campaignd-campaign.json"));
     let rules = rule_exprs("dashboards/alerts.yml");
-    assert_eq!(rules.len(), 7, "{rules:?}");
+    assert_eq!(rules.len(), 8, "{rules:?}");
     exprs.extend(rules);
     let mut empty = Vec::new();
     for e in &exprs {
