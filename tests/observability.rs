@@ -10,8 +10,8 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use campaignd::simulator::{CallbackPlayer, Delivery, FaultProfile, Inbound, Limits, Signing, SimConfig};
 use bytes::Bytes;
+use campaignd::simulator::{CallbackPlayer, Delivery, FaultProfile, Inbound, Limits, Signing, SimConfig};
 use campaignd::simulator::{SmsSimConfig, DEV_APP_ID, DEV_MASTER_SECRET};
 use campaignd::upstream::http::{build_client, PoolSettings};
 use campaignd::wire::getui::receipt::ReceiptLine;

@@ -13,7 +13,10 @@ use bytes::Bytes;
 use campaignd::client::{channel_body, ApiClient};
 use campaignd::domain::CompactCid;
 use campaignd::secret::Secret;
-use campaignd::simulator::{plain_status, FaultProfile, Limits, RunningSimulator, SimConfig, SmsSimConfig, StatusShares};
+use campaignd::simulator::{
+    arrives_after, clicks, plain_status, FaultProfile, Limits, ReceiptSimConfig, RunningSimulator, SimConfig,
+    SmsSimConfig, StatusShares,
+};
 use common::{cid, config_text, ndjson_range, spawn_app_with, start_sim, TestApp, DEV_TOKEN};
 
 const APP: &str = "main";
@@ -103,25 +106,50 @@ fn texts(sim: &RunningSimulator, ns: impl Iterator<Item = u64>) -> Vec<(u64, u64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_texted_set_is_exactly_the_bound_recipients_the_push_did_not_reach() {
     const N: u64 = 2_000;
-    let app = spawn_app_with(sim_config(FaultProfile::clean()), &[NO_WINDOW]).await;
+    const AFTER_MS: u64 = 1_500;
+    // The simulator posts receipts to the daemon, so the daemon's port is chosen first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut sim = sim_config(FaultProfile::clean());
+    sim.receipts = ReceiptSimConfig {
+        url: Some(format!("http://127.0.0.1:{port}/getui/main/receipts")),
+        return_spread: Duration::from_millis(300),
+        ..ReceiptSimConfig::default()
+    };
+    let receipts = sim.receipts.clone();
+    let listen = format!("listen = \"127.0.0.1:{port}\"");
+    let app = spawn_app_with(sim, &[NO_WINDOW, ("listen = \"127.0.0.1:0\"", &listen)]).await;
     let bound = || (0..N).filter(|n| n % 3 == 0);
     import(&app.api, bound()).await;
-    let id = app.create(campaign("texting", 500, "at_least_once", "${name}")).await;
+    let id = app.create(campaign("texting", AFTER_MS, "at_least_once", "${name}")).await;
     app.api.upload(&id, "application/x-ndjson", ndjson_range(0, N)).await.unwrap();
     app.api.act(&id, "start").await.unwrap();
     app.wait_final(&id, 60).await;
     let metrics = wait_settled(&app, N, 60).await;
 
-    let expected: BTreeSet<u64> = bound().filter(|n| !online(*n)).collect();
+    // Reached: online at once, or offline and back (its arrival receipt posted) before the
+    // texts were due; computed from the simulator's device data.
+    let c = |n: u64| CompactCid::parse(&cid(n)).expect("a cid");
+    let arrived = |n: u64| arrives_after(&c(n), plain_status(&c(n), SHARES), &receipts);
+    let reached = |n: u64| arrived(n).is_some_and(|d| d < Duration::from_millis(AFTER_MS) / 2);
+    let expected: BTreeSet<u64> = bound().filter(|n| !reached(*n)).collect();
     let texted: BTreeSet<u64> = texts(&app.sim, bound()).into_iter().filter(|(_, c)| *c > 0).map(|(n, _)| n).collect();
     assert_eq!(texted, expected, "texted = bound ∧ not reached");
     assert!(texts(&app.sim, bound()).iter().all(|(_, c)| *c <= 1), "nobody texted twice");
-    let summary = app.sim.sms_ledger().summary();
-    assert_eq!(summary.messages, expected.len() as u64);
+    assert!(
+        expected.iter().any(|n| plain_status(&c(*n), SHARES) == "successed_offline"),
+        "some offline never came back"
+    );
+    assert!(bound().any(|n| !online(n) && reached(n)), "some were reached by receipt only");
+    assert_eq!(app.sim.sms_ledger().summary().messages, expected.len() as u64);
     assert_eq!(metric_of(&metrics, "sent"), expected.len() as u64);
-    let online_n = (0..N).filter(|n| online(*n)).count() as u64;
-    assert_eq!(metric_of(&metrics, "skipped_reached"), online_n);
-    assert_eq!(metric_of(&metrics, "skipped_no_binding"), N - online_n - expected.len() as u64);
+
+    // The report's second dimension agrees.
+    let sms = app.api.report(&id).await.unwrap().sms.expect("the report has an sms section");
+    assert_eq!(sms.reached, (0..N).filter(|n| reached(*n)).count() as u64, "{sms:?}");
+    let clicked = (0..N).filter(|n| reached(*n) && clicks(&c(*n), &receipts)).count() as u64;
+    assert_eq!(sms.clicked, clicked, "{sms:?}");
+    assert_eq!(sms.sms_sent, expected.len() as u64);
+    assert_eq!(sms.sms_skipped.get("no_binding").copied(), Some(N - sms.reached - expected.len() as u64));
     // The text carries the recipient's own variable, and the signature.
     let first = *expected.iter().next().expect("someone was texted");
     let got = app.sim.sms_ledger().texts_of(&e164(first)).texts;

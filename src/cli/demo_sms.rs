@@ -82,7 +82,10 @@ pub(super) async fn run_sms(
             ledger.summary().duplicates
         );
     }
-    println!("SMS ledger agrees: exactly the {} bound recipients the push did not reach were texted, once each", texted.len());
+    println!(
+        "SMS ledger agrees: exactly the {} bound recipients the push did not reach were texted, once each",
+        texted.len()
+    );
     Ok(())
 }
 
