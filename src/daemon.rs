@@ -63,13 +63,13 @@ fn sms_gateway(
     for result in ["sent", "delivered", "failed"] {
         metrics.sms_total.with_label_values(&[name, result]);
     }
-    Ok(Some(SmsGateway {
-        client: TencentSmsClient::new(settings)?.with_observer(observer),
-        sign_name: section.sign_name.clone(),
-        templates: section.templates.iter().map(|t| (t.id.clone(), t.text.clone())).collect(),
-        window: config.sms_window(name)?,
+    Ok(Some(SmsGateway::new(
+        TencentSmsClient::new(settings)?.with_observer(observer),
+        section.sign_name.clone(),
+        section.templates.iter().map(|t| (t.id.clone(), t.text.clone())).collect(),
+        config.sms_window(name)?,
         seal,
-    }))
+    )))
 }
 
 /// Binds `addr` and returns the listener with its actual address (port 0 picks a free port).

@@ -167,6 +167,12 @@ enum Verb {
         /// Campaign id.
         id: String,
     },
+    /// Stop a campaign's SMS fallback (the seed's stop_sms): texts not yet sent are skipped,
+    /// those already sent stay sent. The pushes are not affected.
+    SmsStop {
+        /// Campaign id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -207,6 +213,7 @@ async fn verb(api: &ApiClient, verb: Verb, json: bool) -> anyhow::Result<()> {
         Verb::Pause { id } => act(api, &id, "pause", json).await,
         Verb::Resume { id } => act(api, &id, "resume", json).await,
         Verb::Cancel { id } => act(api, &id, "cancel", json).await,
+        Verb::SmsStop { id } => act(api, &id, "sms/stop", json).await,
         Verb::Status { id, watch } => status(api, &id, watch, json).await,
         Verb::Report { id } => {
             let r = api.report(&id).await?;
@@ -505,4 +512,18 @@ fn print_report(r: &ReportView) {
         "  delivered {}, failed {}, {:.1} s, {:.0} recipients/s, replayed {}",
         r.delivered, r.failed, r.duration_seconds, r.recipients_per_sec, r.campaign.progress.replayed
     );
+    if let Some(s) = &r.sms {
+        println!(
+            "  sms fallback: reached {}, clicked {}, texted {}, delivered {}, failed {:?}, skipped {:?}, maybe sent {}, replayed {}{}",
+            s.reached,
+            s.clicked,
+            s.sms_sent,
+            s.sms_delivered,
+            s.sms_failed,
+            s.sms_skipped,
+            s.sms_maybe_sent,
+            s.sms_replayed,
+            if s.stopped { " (stopped)" } else { "" }
+        );
+    }
 }

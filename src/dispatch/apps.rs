@@ -2,7 +2,7 @@
 //! the pause imposed by rate-limit answers.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,12 +37,34 @@ pub struct SmsGateway {
     pub window: Option<SendWindow>,
     /// Opens the bound numbers (`store.seal_key_env`); without it nobody can be texted.
     pub seal: Option<SealKey>,
+    /// No text before this time (unix seconds): set when the gateway refused a call for its
+    /// own send window, whatever `window` says.
+    pub refused_until: AtomicI64,
 }
 
+/// How long texts wait after the gateway refused a call for its send window.
+const GATEWAY_WINDOW_WAIT_S: i64 = 60;
+
 impl SmsGateway {
+    /// A gateway for `client`, its signature, templates, window and seal key.
+    pub fn new(
+        client: TencentSmsClient,
+        sign_name: String,
+        templates: HashMap<String, String>,
+        window: Option<SendWindow>,
+        seal: Option<SealKey>,
+    ) -> SmsGateway {
+        SmsGateway { client, sign_name, templates, window, seal, refused_until: AtomicI64::new(0) }
+    }
+
     /// True when texts may be sent at `unix_s`.
     pub fn window_open(&self, unix_s: i64) -> bool {
-        self.window.as_ref().is_none_or(|w| w.contains(unix_s))
+        unix_s >= self.refused_until.load(Ordering::Relaxed) && self.window.as_ref().is_none_or(|w| w.contains(unix_s))
+    }
+
+    /// The gateway refused a call for its send window at `unix_s`: texts wait a minute.
+    pub fn refused_for_window(&self, unix_s: i64) {
+        self.refused_until.fetch_max(unix_s + GATEWAY_WINDOW_WAIT_S, Ordering::Relaxed);
     }
 }
 

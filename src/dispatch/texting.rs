@@ -57,7 +57,11 @@ pub(super) async fn texting_loop(ctx: std::sync::Arc<Context>) {
             _ = tokio::time::sleep(PASS_INTERVAL) => {}
         }
         let due = match ctx.store.texting_due(now_ms(), DUE_PER_PASS).await {
-            Ok(d) => d,
+            Ok(d) if d.is_empty() => continue,
+            Ok(d) => {
+                tracing::debug!(chunks = d.len(), "texts due");
+                d
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the due texts");
                 continue;
@@ -89,10 +93,14 @@ async fn text_chunk(ctx: &Context, mut entry: TextingEntry) -> Result<(), StoreE
     let Some(fallback) = rec.spec.settings.sms_fallback.clone() else {
         return ctx.store.texting_finish(entry, SmsTally::default()).await;
     };
-    let Some(app) = ctx.apps.get(&rec.spec.app) else { return Ok(()) };
-    let Some(gateway) = &app.sms else { return Ok(()) };
+    let Some(gateway) = ctx.apps.get(&rec.spec.app).and_then(|a| a.sms.as_ref().map(|g| (a, g))) else {
+        tracing::debug!(campaign = rec.id, app = %rec.spec.app, "texts wait: the app has no SMS gateway configured");
+        return Ok(());
+    };
+    let (app, gateway) = gateway;
     if !gateway.window_open(now_ms() / 1000) {
-        return Ok(()); // due outside the marketing window: waits for it
+        tracing::debug!(campaign = rec.id, "texts wait for the marketing window");
+        return Ok(());
     }
     let mut state: TextingState = rmp_serde::from_slice(&entry.state).map_err(|e| StoreError::Codec(e.to_string()))?;
     let mut plan = match state.plan.take() {
@@ -110,6 +118,7 @@ async fn text_chunk(ctx: &Context, mut entry: TextingEntry) -> Result<(), StoreE
         }
         save(ctx, &mut entry, &plan).await?;
     }
+    tracing::debug!(campaign = rec.id, seq = entry.seq, calls = plan.calls.len(), next = plan.next, "texting a chunk");
     send_calls(ctx, app, gateway, &rec, &mut entry, &mut plan).await?;
     if plan.is_done() {
         count(ctx, &app.name, &plan.tally);
@@ -256,6 +265,8 @@ async fn send_call(
             Err(e) => e,
         };
         if err.code_class() == Some(CodeClass::WaitForWindow) {
+            tracing::warn!(campaign = rec.id, "the SMS gateway refuses texts outside its marketing window; they wait");
+            gateway.refused_for_window(now_ms() / 1000);
             return CallEnd::NotSent;
         }
         let last = attempt >= ctx.policy.max_attempts;
