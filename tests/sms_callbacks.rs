@@ -78,7 +78,9 @@ async fn status_reports_get_tencents_answer_and_bad_bodies_a_named_400() {
         "report_status": "SUCCESS", "errmsg": "DELIVRD", "description": "用户短信送达成功", "sid": "never-sent"}]);
     let (status, v) = post(&app, "/sms/main/status", "application/json", reports.to_string()).await;
     assert_eq!((status, v), (200, json!({"result": 0, "errmsg": "OK"})));
-    assert_eq!(app.metric("campaignd_sms_total{app=\"main\",result=\"delivered\"}").await, None, "no change");
+    // The series exists from the start (at 0) and stays there.
+    let delivered = app.metric("campaignd_sms_total{app=\"main\",result=\"delivered\"}").await;
+    assert_eq!(delivered, Some(0.0), "no change");
 
     let (status, v) = post(&app, "/sms/main/status", "application/json", json!({"sid": "x"}).to_string()).await;
     assert_eq!((status, v["error"]["field"].as_str()), (400, Some("body")), "{v}");

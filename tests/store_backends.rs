@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use campaignd::domain::campaign::{CreateCampaign, Validation, SCHEDULE_HORIZON_MS};
+use campaignd::domain::texting::SmsTally;
+use campaignd::domain::CompactCid;
 use campaignd::domain::{Action, CampaignSpec, CampaignState, Counts, ResultName};
 use campaignd::store::{
-    Ack, Change, Chunk, CidPage, DeliveryWindow, NatsStore, PageQuery, PhoneBinding, SledStore, Store, StoreError,
-    StoreSettings, Suppression, UploadCommit,
+    Ack, Change, Chunk, CidPage, DeliveryWindow, NatsStore, PageQuery, PhoneBinding, ReceiptKey, SledStore, Store,
+    StoreError, StoreSettings, Suppression, TextingEntry, UploadCommit,
 };
 use common::{all_bytes, list_campaign, NatsServer};
 
@@ -106,6 +108,8 @@ on_both_backends!(
     committed_cids_come_in_bounded_pages,
     two_handles_changing_one_campaign_lose_no_update,
     phone_bindings_are_one_to_one_sealed_and_durable,
+    texting_states_are_kept_once_found_when_due_and_finished_into_the_tally,
+    sms_serials_are_taken_once_and_receipt_bits_accumulate,
 );
 
 /// The directory whose files hold the backend's bytes.
@@ -116,6 +120,65 @@ impl Backend {
             Backend::Nats(server) => server.dir.path(),
         }
     }
+}
+
+fn texting(campaign: u64, seq: u64, due_ms: i64, state: &[u8]) -> TextingEntry {
+    TextingEntry { campaign, seq, due_ms, state: state.to_vec(), revision: 0 }
+}
+
+async fn texting_states_are_kept_once_found_when_due_and_finished_into_the_tally(backend: &Backend) {
+    let store = backend.open().await;
+    let id = uploaded(&*store, 3, 2).await;
+    assert!(store.texting_stage(texting(id, 1, 2_000, b"b")).await.unwrap());
+    assert!(store.texting_stage(texting(id, 0, 1_000, b"a")).await.unwrap());
+    // Sent again after a crash, with a later due time: the first state stays.
+    assert!(!store.texting_stage(texting(id, 0, 5_000, b"again")).await.unwrap());
+    assert!(store.texting_due(999, 10).await.unwrap().is_empty(), "nothing due yet");
+    let due = store.texting_due(2_000, 10).await.unwrap();
+    let seen: Vec<(u64, i64, &[u8])> = due.iter().map(|e| (e.seq, e.due_ms, e.state.as_slice())).collect();
+    assert_eq!(seen, [(0, 1_000, &b"a"[..]), (1, 2_000, &b"b"[..])], "earliest first, the first state kept");
+
+    let mut first = due[0].clone();
+    first.state = b"planned".to_vec();
+    first.revision = store.texting_save(first.clone()).await.unwrap();
+    let again = store.texting_due(1_500, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].state, b"planned");
+    if matches!(backend, Backend::Nats(_)) {
+        // Another daemon moving the same state on from the old revision is refused.
+        let stale = TextingEntry { revision: due[0].revision, ..first.clone() };
+        assert!(matches!(store.texting_save(stale).await, Err(StoreError::Conflict { .. })));
+    }
+
+    let tally = SmsTally { sent: 2, chunks_done: 1, ..SmsTally::default() };
+    store.texting_finish(again[0].clone(), tally.clone()).await.unwrap();
+    let rest = store.texting_due(10_000, 10).await.unwrap();
+    assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), [1]);
+    backend.close(store).await;
+    let store = backend.open().await;
+    let rec = store.get(id).await.unwrap().unwrap();
+    assert_eq!(rec.sms, tally, "the tally is in the record, durably");
+    assert_eq!(store.texting_due(10_000, 10).await.unwrap().len(), 1, "the other state survives a reopen");
+    backend.close(store).await;
+}
+
+async fn sms_serials_are_taken_once_and_receipt_bits_accumulate(backend: &Backend) {
+    let store = backend.open().await;
+    store.note_sms_serials("main", 7, vec!["sid-1".into(), "sid-2".into()]).await.unwrap();
+    assert_eq!(store.take_sms_serial("main", "sid-1").await.unwrap(), Some(7));
+    assert_eq!(store.take_sms_serial("main", "sid-1").await.unwrap(), None, "a repeated report finds nothing");
+    assert_eq!(store.take_sms_serial("other", "sid-2").await.unwrap(), None, "serials are per app");
+
+    let key = |t: &str, n: u8| ReceiptKey { taskid: t.into(), cid: CompactCid([n; 16]) };
+    let before = store.note_receipts("main", vec![(key("RASS_1", 1), 1), (key("RASS_1", 1), 4)]).await.unwrap();
+    assert_eq!(before, [0, 1], "a later mark of one body sees the earlier");
+    assert_eq!(store.note_receipts("main", vec![(key("RASS_1", 1), 1)]).await.unwrap(), [5]);
+    backend.close(store).await;
+    let store = backend.open().await;
+    let marks = store.receipt_marks("main", vec![key("RASS_1", 1), key("RASS_2", 1), key("RASS_1", 2)]).await.unwrap();
+    assert_eq!(marks, [5, 0, 0], "per taskid and cid, durably");
+    assert_eq!(store.receipt_marks("other", vec![key("RASS_1", 1)]).await.unwrap(), [0], "per app");
+    backend.close(store).await;
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
