@@ -5,50 +5,19 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use campaignd::client::ApiClient;
 use campaignd::domain::CompactCid;
 use campaignd::secret::Secret;
 use campaignd::simulator::{Limits, SimConfig};
-use common::{cid, config_text, list_campaign, ndjson_range, start_sim, DEV_TOKEN};
+use common::{
+    cid, config_text, free_port, list_campaign, ndjson_range, start_sim, wait_healthy, ChildDaemon, DEV_TOKEN,
+};
 
 const LIST: u64 = 40_000;
 const BATCH: u64 = 8_000;
 const BATCH_FROM: u64 = 1_000_000;
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_daemon(config: &std::path::Path) -> Daemon {
-    let child = Command::new(env!("CARGO_BIN_EXE_campaignd"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn daemon");
-    Daemon(child)
-}
-
-async fn wait_healthy(api: &ApiClient) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while api.list().await.is_err() {
-        assert!(Instant::now() < deadline, "daemon did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_points_loses_nobody() {
@@ -65,7 +34,7 @@ async fn kill_9_at_random_points_loses_nobody() {
     std::fs::write(&config, text).unwrap();
     let api = ApiClient::new(&format!("http://127.0.0.1:{port}"), Secret::new(DEV_TOKEN)).unwrap();
 
-    let mut daemon = start_daemon(&config);
+    let mut daemon = ChildDaemon::start(&config);
     wait_healthy(&api).await;
     let list = api.create(&list_campaign("crash-list", Some(20_000))).await.unwrap().id;
     let ids: String = (0..LIST).map(|i| format!("{}\n", cid(i))).collect();
@@ -78,10 +47,9 @@ async fn kill_9_at_random_points_loses_nobody() {
     for round in 0..4 {
         let after = Duration::from_millis(rng.u64(100..900));
         tokio::time::sleep(after).await;
-        daemon.0.kill().unwrap(); // SIGKILL
-        daemon.0.wait().unwrap();
+        daemon.kill();
         eprintln!("round {round}: killed after {after:?}; ledger {:?}", sim.ledger().summary());
-        daemon = start_daemon(&config);
+        daemon = ChildDaemon::start(&config);
         wait_healthy(&api).await;
     }
 

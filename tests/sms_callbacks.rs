@@ -130,15 +130,8 @@ async fn sms_stop_needs_sms_fallback_and_shows_in_the_report() {
 /// With `server.callback_listen`, both vendor callbacks are served there and not on `listen`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_vendor_callbacks_live_on_the_callback_listener() {
-    let sim = common::start_sim(campaignd::simulator::SimConfig::default()).await;
-    let store = tempfile::tempdir().unwrap();
-    let extra = [("# callback_listen = \"0.0.0.0:8790\"", "callback_listen = \"127.0.0.1:0\"")];
-    let text = common::config_text(&sim.getui_base_url(), store.path(), &extra);
-    let config = campaignd::config::Config::from_toml(&text, std::path::Path::new("test.toml")).unwrap();
-    let daemon = campaignd::daemon::Daemon::build(&config, |_| None).await.unwrap();
-    let (main, edge) = (daemon.local_addr(), daemon.callback_addr().expect("a callback listener"));
-    let shutdown = daemon.shutdown_token();
-    let task = tokio::spawn(daemon.run());
+    let daemon = common::SplitListeners::start().await;
+    let (main, edge) = (daemon.main, daemon.edge);
 
     let line = receipt(1, "0", DEV_MASTER_SECRET);
     let (status, _) = common::raw("POST", &format!("http://{edge}/sms/main/status"), None, json!([])).await;
@@ -152,6 +145,5 @@ async fn the_vendor_callbacks_live_on_the_callback_listener() {
             .unwrap();
         assert_eq!(client.request(req).await.unwrap().status().as_u16(), expected, "{addr}");
     }
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    daemon.stop().await;
 }

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,7 +16,9 @@ use campaignd::simulator::{
     arrives_after, clicks, plain_status, FaultProfile, Limits, ReceiptSimConfig, RunningSimulator, SimConfig,
     SmsSimConfig, StatusShares,
 };
-use common::{cid, config_text, ndjson_range, spawn_app_with, start_sim, TestApp, DEV_TOKEN};
+use common::{
+    cid, config_text, free_port, ndjson_range, spawn_app_with, start_sim, wait_healthy, ChildDaemon, TestApp, DEV_TOKEN,
+};
 
 const APP: &str = "main";
 /// Online by the simulator's status draw: about half.
@@ -108,7 +109,7 @@ async fn the_texted_set_is_exactly_the_bound_recipients_the_push_did_not_reach()
     const N: u64 = 2_000;
     const AFTER_MS: u64 = 1_500;
     // The simulator posts receipts to the daemon, so the daemon's port is chosen first.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let mut sim = sim_config(FaultProfile::clean());
     sim.receipts = ReceiptSimConfig {
         url: Some(format!("http://127.0.0.1:{port}/getui/main/receipts")),
@@ -160,34 +161,6 @@ async fn the_texted_set_is_exactly_the_bound_recipients_the_push_did_not_reach()
 // ---------------------------------------------------------------------------------------------
 // SIGKILL while texting: the daemon as a child process, the simulators in this process.
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_daemon(config: &std::path::Path) -> Daemon {
-    let child = Command::new(env!("CARGO_BIN_EXE_campaignd"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn daemon");
-    Daemon(child)
-}
-
-async fn wait_healthy(api: &ApiClient) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while api.list().await.is_err() {
-        assert!(Instant::now() < deadline, "daemon did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Texts `N` bound, half-unreached recipients, kills the daemon once the gateway has taken
 /// some of them, restarts it and waits for the rest; answers (texts per unreached recipient,
 /// the restarted daemon's metrics).
@@ -198,14 +171,14 @@ async fn kill_while_texting(replay: &str) -> (Vec<(u64, u64)>, String) {
     let slow = FaultProfile { latency_base: Duration::from_millis(60), ..FaultProfile::clean() };
     let sim = start_sim(sim_config(slow)).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let text = config_text(&sim.getui_base_url(), &dir.path().join("store"), &[NO_WINDOW])
         .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
     let config = dir.path().join("campaignd.toml");
     std::fs::write(&config, text).unwrap();
     let api = ApiClient::new(&format!("http://127.0.0.1:{port}"), Secret::new(DEV_TOKEN)).unwrap();
 
-    let mut daemon = start_daemon(&config);
+    let mut daemon = ChildDaemon::start(&config);
     wait_healthy(&api).await;
     import(&api, 0..N).await;
     let id = api.create(&campaign(&format!("kill-{replay}"), 200, replay, "会员")).await.unwrap().id;
@@ -220,10 +193,9 @@ async fn kill_while_texting(replay: &str) -> (Vec<(u64, u64)>, String) {
         assert!(Instant::now() < deadline, "texting never began: {:?}", sim.sms_ledger().summary());
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    daemon.0.kill().unwrap(); // SIGKILL
-    daemon.0.wait().unwrap();
+    daemon.kill();
     eprintln!("{replay}: killed after {} texts", sim.sms_ledger().summary().messages);
-    daemon = start_daemon(&config);
+    daemon = ChildDaemon::start(&config);
     wait_healthy(&api).await;
 
     let port_metrics = format!("http://127.0.0.1:{port}/metrics");

@@ -443,16 +443,8 @@ async fn a_delivery_retried_across_a_restart_is_handled_once() {
 /// `/v1` and `/metrics` stay on the main listener.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callback_can_have_a_listener_of_its_own() {
-    let sim = common::start_sim(campaignd::simulator::SimConfig::default()).await;
-    let store = tempfile::tempdir().unwrap();
-    let extra = [("# callback_listen = \"0.0.0.0:8790\"", "callback_listen = \"127.0.0.1:0\"")];
-    let text = common::config_text(&sim.getui_base_url(), store.path(), &extra);
-    let config = campaignd::config::Config::from_toml(&text, std::path::Path::new("test.toml")).unwrap();
-    let daemon = campaignd::daemon::Daemon::build(&config, |_| None).await.unwrap();
-    let (main, edge) = (daemon.local_addr(), daemon.callback_addr().expect("a callback listener"));
-    assert_ne!(main, edge);
-    let shutdown = daemon.shutdown_token();
-    let task = tokio::spawn(daemon.run());
+    let daemon = common::SplitListeners::start().await;
+    let (main, edge) = (daemon.main, daemon.edge);
 
     let on_edge = CallbackPlayer::dev(format!("http://{edge}/wecom/staff/callback"));
     assert_eq!(on_edge.verify_url("4242").await.unwrap(), (200, "4242".to_owned()));
@@ -475,6 +467,5 @@ async fn the_callback_can_have_a_listener_of_its_own() {
     let metrics = fetch(&format!("http://{main}/metrics")).await;
     assert!(metrics.contains("campaignd_wecom_callbacks_total{agent=\"staff\",result=\"replied\"} 1"), "{metrics}");
 
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    daemon.stop().await;
 }

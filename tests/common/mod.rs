@@ -391,6 +391,95 @@ impl Drop for TestApp {
     }
 }
 
+/// A daemon with its own callback listener (`server.callback_listen`), for tests of which
+/// paths each listener serves. Stops when dropped.
+pub struct SplitListeners {
+    pub main: std::net::SocketAddr,
+    pub edge: std::net::SocketAddr,
+    pub sim: RunningSimulator,
+    _store: tempfile::TempDir,
+    shutdown: tokio_util::sync::CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SplitListeners {
+    /// Starts a simulator and a daemon whose callbacks listen on a second port.
+    pub async fn start() -> SplitListeners {
+        let sim = start_sim(SimConfig::default()).await;
+        let store = tempfile::tempdir().unwrap();
+        let extra = [("# callback_listen = \"0.0.0.0:8790\"", "callback_listen = \"127.0.0.1:0\"")];
+        let text = config_text(&sim.getui_base_url(), store.path(), &extra);
+        let config = Config::from_toml(&text, std::path::Path::new("test.toml")).unwrap();
+        let daemon = Daemon::build(&config, |_| None).await.unwrap();
+        let (main, edge) = (daemon.local_addr(), daemon.callback_addr().expect("a callback listener"));
+        assert_ne!(main, edge);
+        let shutdown = daemon.shutdown_token();
+        let task = tokio::spawn(async move { daemon.run().await.expect("daemon stops cleanly") });
+        SplitListeners { main, edge, sim, _store: store, shutdown, task: Some(task) }
+    }
+
+    /// Stops the daemon gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+}
+
+impl Drop for SplitListeners {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon as a child process of the real binary, for SIGKILL tests.
+
+/// A `campaignd serve` child process, killed (SIGKILL) when dropped.
+pub struct ChildDaemon(pub std::process::Child);
+
+impl ChildDaemon {
+    /// Starts `campaignd serve --config CONFIG` (warnings to this test's stderr).
+    pub fn start(config: &std::path::Path) -> ChildDaemon {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_campaignd"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn daemon");
+        ChildDaemon(child)
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for ChildDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (up to 30 s) until the daemon behind `api` answers.
+pub async fn wait_healthy(api: &ApiClient) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.list().await.is_err() {
+        assert!(Instant::now() < deadline, "daemon did not come up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A free loopback port (nothing listens on it a moment later, usually).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A list campaign body.
 pub fn list_campaign(name: &str, speed: Option<u32>) -> serde_json::Value {
     let mut v = serde_json::json!({
