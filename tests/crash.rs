@@ -7,13 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use campaignd::client::ApiClient;
 use campaignd::domain::CompactCid;
-use campaignd::secret::Secret;
 use campaignd::simulator::{Limits, SimConfig};
-use common::{
-    cid, config_text, free_port, list_campaign, ndjson_range, start_sim, wait_healthy, ChildDaemon, DEV_TOKEN,
-};
+use common::{child_config, cid, list_campaign, ndjson_range, start_sim, wait_healthy, ChildDaemon};
 
 const LIST: u64 = 40_000;
 const BATCH: u64 = 8_000;
@@ -27,12 +23,7 @@ async fn kill_9_at_random_points_loses_nobody() {
 
     let sim = start_sim(SimConfig { limits: Limits::unlimited(), ..SimConfig::default() }).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let text = config_text(&sim.getui_base_url(), &dir.path().join("store"), &[])
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
-    let config = dir.path().join("campaignd.toml");
-    std::fs::write(&config, text).unwrap();
-    let api = ApiClient::new(&format!("http://127.0.0.1:{port}"), Secret::new(DEV_TOKEN)).unwrap();
+    let (config, api, _) = child_config(&sim.getui_base_url(), dir.path(), &[]);
 
     let mut daemon = ChildDaemon::start(&config);
     wait_healthy(&api).await;

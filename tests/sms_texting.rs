@@ -11,13 +11,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use campaignd::client::{channel_body, ApiClient};
 use campaignd::domain::CompactCid;
-use campaignd::secret::Secret;
 use campaignd::simulator::{
     arrives_after, clicks, plain_status, FaultProfile, Limits, ReceiptSimConfig, RunningSimulator, SimConfig,
     SmsSimConfig, StatusShares,
 };
 use common::{
-    cid, config_text, free_port, ndjson_range, spawn_app_with, start_sim, wait_healthy, ChildDaemon, TestApp, DEV_TOKEN,
+    child_config, cid, free_port, ndjson_range, spawn_app_with, start_sim, wait_healthy, ChildDaemon, TestApp,
 };
 
 const APP: &str = "main";
@@ -171,12 +170,7 @@ async fn kill_while_texting(replay: &str) -> (Vec<(u64, u64)>, String) {
     let slow = FaultProfile { latency_base: Duration::from_millis(60), ..FaultProfile::clean() };
     let sim = start_sim(sim_config(slow)).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let text = config_text(&sim.getui_base_url(), &dir.path().join("store"), &[NO_WINDOW])
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
-    let config = dir.path().join("campaignd.toml");
-    std::fs::write(&config, text).unwrap();
-    let api = ApiClient::new(&format!("http://127.0.0.1:{port}"), Secret::new(DEV_TOKEN)).unwrap();
+    let (config, api, base) = child_config(&sim.getui_base_url(), dir.path(), &[NO_WINDOW]);
 
     let mut daemon = ChildDaemon::start(&config);
     wait_healthy(&api).await;
@@ -198,7 +192,7 @@ async fn kill_while_texting(replay: &str) -> (Vec<(u64, u64)>, String) {
     daemon = ChildDaemon::start(&config);
     wait_healthy(&api).await;
 
-    let port_metrics = format!("http://127.0.0.1:{port}/metrics");
+    let port_metrics = format!("{base}/metrics");
     let deadline = Instant::now() + Duration::from_secs(60);
     let metrics = loop {
         let m = common::get_text(&port_metrics).await.unwrap_or_default();

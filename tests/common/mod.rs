@@ -475,6 +475,24 @@ pub async fn wait_healthy(api: &ApiClient) {
     }
 }
 
+/// Writes a configuration for a child daemon on a free port, its store under `dir`, sending to
+/// `base_url` with `extra` replacements; answers the file, a client for that daemon and its
+/// base URL.
+pub fn child_config(
+    base_url: &str,
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (std::path::PathBuf, ApiClient, String) {
+    let port = free_port();
+    let text = config_text(base_url, &dir.join("store"), extra)
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
+    let config = dir.join("campaignd.toml");
+    std::fs::write(&config, text).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let api = ApiClient::new(&base, Secret::new(DEV_TOKEN)).unwrap();
+    (config, api, base)
+}
+
 /// A free loopback port (nothing listens on it a moment later, usually).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
