@@ -54,6 +54,23 @@ struct Args {
     /// (`%032x` of consecutive numbers, as hand-made test lists are).
     #[arg(long, value_enum, default_value_t = Ids::Random)]
     ids: Ids,
+    /// Store backend of the daemons it starts: the embedded `sled`, or `nats` (JetStream: a
+    /// `nats-server -js` from PATH is started on a free port unless --nats-url is given).
+    #[arg(long, value_enum, default_value_t = Backend::Sled)]
+    backend: Backend,
+    /// Daemons to start on one NATS store (more than one needs --backend nats). The campaign is
+    /// created, uploaded and watched through the first; every daemon sends.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    daemons: u32,
+    /// A running NATS server with JetStream (e.g. nats://127.0.0.1:4222) for --backend nats.
+    #[arg(long)]
+    nats_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Sled,
+    Nats,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,8 +110,11 @@ fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> anyhow::Result<bool> {
     let dir = tempfile::tempdir()?;
     let mut children = Vec::new();
-    let (daemon_url, sim_url, pid) = match (&args.daemon, &args.simulator) {
-        (Some(d), Some(s)) => (d.clone(), s.clone(), args.daemon_pid),
+    if args.daemons > 1 && args.backend == Backend::Sled {
+        bail!("--daemons {} needs --backend nats: a sled store belongs to one daemon", args.daemons);
+    }
+    let (daemon_url, sim_url, pids) = match (&args.daemon, &args.simulator) {
+        (Some(d), Some(s)) => (d.clone(), s.clone(), args.daemon_pid.into_iter().collect()),
         _ => {
             let bin = match &args.campaignd {
                 Some(p) => p.clone(),
@@ -102,10 +122,27 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             };
             let (sim, sim_url) = start_simulator(&bin, &args.profile)?;
             children.push(sim);
-            let (daemon, url) = start_daemon(&bin, dir.path(), &sim_url, args.shards)?;
-            let pid = daemon.0.id();
-            children.push(daemon);
-            (url, sim_url, Some(pid))
+            let store = match args.backend {
+                Backend::Sled => Store::Sled,
+                Backend::Nats => Store::Nats(match &args.nats_url {
+                    Some(url) => url.clone(),
+                    None => {
+                        let (server, url) = start_nats(dir.path())?;
+                        children.push(server);
+                        url
+                    }
+                }),
+            };
+            let mut urls = Vec::new();
+            let mut pids = Vec::new();
+            for n in 0..args.daemons {
+                let (daemon, url) =
+                    start_daemon(&bin, &dir.path().join(format!("d{n}")), &sim_url, args.shards, &store)?;
+                pids.push(daemon.0.id());
+                children.push(daemon);
+                urls.push(url);
+            }
+            (urls.swap_remove(0), sim_url, pids)
         }
     };
     let api =
@@ -130,8 +167,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     };
     let dispatch_secs = started.elapsed().as_secs_f64();
     let metrics = metrics_text(&daemon_url).await.unwrap_or_default();
-    let peak_rss_mb = pid.and_then(peak_rss_mb);
-    let daemon_cpu = pid.and_then(cpu_seconds);
+    let peak_rss_mb = pids.iter().filter_map(|p| peak_rss_mb(*p)).max();
+    let per_daemon_cpu: Vec<f64> = pids.iter().filter_map(|p| cpu_seconds(*p)).collect();
+    let daemon_cpu = (!per_daemon_cpu.is_empty()).then(|| per_daemon_cpu.iter().sum::<f64>());
     let after = ledger(&sim_url).await?;
     let unique = after.unique_cids - before.unique_cids;
     let duplicates = after.duplicates - before.duplicates;
@@ -155,6 +193,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "replayed": view.progress.replayed,
         "shards": args.shards,
         "profile": args.profile,
+        "backend": match args.backend { Backend::Sled => "sled", Backend::Nats => "nats" },
+        "daemons": args.daemons,
+        "per_daemon_cpu_seconds": per_daemon_cpu.iter().map(|c| (c * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+        "per_daemon_cpu_us_per_recipient": per_daemon_cpu.iter().map(|c| round(c * 1e6 / args.recipients.max(1) as f64)).collect::<Vec<_>>(),
     });
     println!("{summary}");
     drop(children);
@@ -268,12 +310,42 @@ fn start_simulator(bin: &std::path::Path, profile: &str) -> anyhow::Result<(Reap
     bail!("the simulator exited before printing its address")
 }
 
+/// Where the daemons keep their campaigns.
+enum Store {
+    Sled,
+    /// A NATS server's URL; every daemon shares one stream prefix.
+    Nats(String),
+}
+
+/// Starts `nats-server -js` on a free loopback port with its storage under `dir`.
+fn start_nats(dir: &std::path::Path) -> anyhow::Result<(Reaped, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.join("nats"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start nats-server (install Debian's nats-server, or give --nats-url)")?;
+    let url = format!("nats://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("nats-server did not listen on {url} within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((Reaped(child), url))
+}
+
 fn start_daemon(
     bin: &std::path::Path,
     dir: &std::path::Path,
     sim_url: &str,
     shards: usize,
+    store: &Store,
 ) -> anyhow::Result<(Reaped, String)> {
+    std::fs::create_dir_all(dir)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let shipped = include_str!("../config/campaignd.toml");
     let text = shipped
@@ -282,6 +354,13 @@ fn start_daemon(
         .replace("http://127.0.0.1:8781/v2", &format!("{sim_url}/v2"))
         .replace("shards = 8", &format!("shards = {shards}"))
         .replace("calls_per_second = 1000", "# calls_per_second: unlimited in the load test");
+    let text = match store {
+        Store::Sled => text,
+        Store::Nats(url) => text.replace(
+            "# backend = \"sled\"\n",
+            &format!("backend = \"nats\"\n[store.nats]\nurl = \"{url}\"\nstream_prefix = \"loadtest\"\n"),
+        ),
+    };
     let config = dir.join("campaignd.toml");
     std::fs::write(&config, text)?;
     let child = Command::new(bin)
