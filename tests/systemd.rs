@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const UNIT: &str = include_str!("../systemd/campaignd.service");
+const NATS_DROP_IN: &str = include_str!("../systemd/campaignd.service.d/nats.conf");
 
 /// Kills the daemon if the test fails before it exits.
 struct Reaped(std::process::Child);
@@ -48,6 +49,39 @@ fn unit_verifies_and_is_hardened() {
     ] {
         assert!(UNIT.contains(line), "unit lacks {line:?}");
     }
+}
+
+/// The unit with its NATS drop-in, in a unit path of their own, verified together.
+fn verify_with_drop_in(drop_in: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_campaignd");
+    std::fs::write(dir.path().join("campaignd.service"), UNIT.replace("/usr/local/bin/campaignd", bin)).unwrap();
+    std::fs::create_dir(dir.path().join("campaignd.service.d")).unwrap();
+    let conf = dir.path().join("campaignd.service.d/nats.conf");
+    std::fs::write(conf, drop_in.replace("/usr/local/bin/campaignd", bin)).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.path().join("campaignd.service"))
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.path().display()))
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn the_nats_drop_in_verifies_with_the_unit_and_replaces_its_command() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "CI must have systemd-analyze");
+        eprintln!("SKIPPED: systemd-analyze not installed");
+        return;
+    }
+    let (ok, stderr) = verify_with_drop_in(NATS_DROP_IN);
+    assert!(ok && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+    assert!(NATS_DROP_IN.contains("ExecStart=\nExecStart=/usr/local/bin/campaignd serve --config /etc/campaignd/campaignd-nats.toml"));
+    assert!(NATS_DROP_IN.contains("StartLimitIntervalSec=0"), "keeps retrying while NATS is down");
+    // The drop-in is read: one that adds a second command without resetting the first fails.
+    let (ok, stderr) = verify_with_drop_in(&NATS_DROP_IN.replace("ExecStart=\n", ""));
+    assert!(!ok && stderr.contains("more than one ExecStart"), "{stderr}");
 }
 
 #[test]
