@@ -232,4 +232,6 @@ async fn sigkill_while_texting_duplicates_only_what_is_counted_replayed_under_at
     let replayed = metric_of(&metrics, "replayed");
     eprintln!("at_least_once: duplicates {duplicates}, replayed {replayed}");
     assert!(duplicates <= replayed, "{duplicates} duplicates but {replayed} replayed");
+    // The gateway refuses a resend of the same text within 30 s: that number got the first.
+    assert_eq!(metric_of(&metrics, "failed"), 0, "{metrics}");
 }

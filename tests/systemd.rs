@@ -77,7 +77,8 @@ fn the_nats_drop_in_verifies_with_the_unit_and_replaces_its_command() {
     }
     let (ok, stderr) = verify_with_drop_in(NATS_DROP_IN);
     assert!(ok && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
-    assert!(NATS_DROP_IN.contains("ExecStart=\nExecStart=/usr/local/bin/campaignd serve --config /etc/campaignd/campaignd-nats.toml"));
+    assert!(NATS_DROP_IN
+        .contains("ExecStart=\nExecStart=/usr/local/bin/campaignd serve --config /etc/campaignd/campaignd-nats.toml"));
     assert!(NATS_DROP_IN.contains("StartLimitIntervalSec=0"), "keeps retrying while NATS is down");
     // The drop-in is read: one that adds a second command without resetting the first fails.
     let (ok, stderr) = verify_with_drop_in(&NATS_DROP_IN.replace("ExecStart=\n", ""));

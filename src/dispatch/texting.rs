@@ -111,15 +111,17 @@ async fn text_chunk(ctx: &Context, mut entry: TextingEntry) -> Result<(), StoreE
             p
         }
     };
+    let mut resumed = false;
     if plan.inflight {
         let replayed = plan.settle_inflight(rec.spec.settings.replay);
         if replayed > 0 {
             tracing::warn!(campaign = rec.id, replayed, "texting again a call whose answer was lost at the last stop");
+            resumed = true;
         }
         save(ctx, &mut entry, &plan).await?;
     }
     tracing::debug!(campaign = rec.id, seq = entry.seq, calls = plan.calls.len(), next = plan.next, "texting a chunk");
-    send_calls(ctx, app, gateway, &rec, &mut entry, &mut plan).await?;
+    send_calls(ctx, app, gateway, &rec, &mut entry, &mut plan, resumed).await?;
     if plan.is_done() {
         count(ctx, &app.name, &plan.tally);
         let mut tally = plan.tally;
@@ -167,6 +169,7 @@ async fn send_calls(
     rec: &CampaignRecord,
     entry: &mut TextingEntry,
     plan: &mut TextingPlan,
+    mut resumed: bool,
 ) -> Result<(), StoreError> {
     while !plan.is_done() {
         if ctx.shutdown.is_cancelled() || !gateway.window_open(now_ms() / 1000) {
@@ -184,8 +187,8 @@ async fn send_calls(
         plan.begin_call();
         save(ctx, entry, plan).await?;
         match send_call(ctx, gateway, rec, &call.params, numbers, plan).await {
-            CallEnd::Answered(results) => {
-                let serials = plan.answered(results);
+            CallEnd::Answered { results, resent } => {
+                let serials = plan.answered(results, resent || resumed);
                 if !serials.is_empty() {
                     ctx.store.note_sms_serials(&app.name, rec.id, serials).await?;
                 }
@@ -196,6 +199,8 @@ async fn send_calls(
                 return save(ctx, entry, plan).await;
             }
         }
+        // Only the first call after a restart can be the one that was in flight.
+        resumed = false;
         save(ctx, entry, plan).await?;
     }
     Ok(())
@@ -227,8 +232,9 @@ fn open_numbers(gateway: &SmsGateway, app: &str, call: &PlannedCall) -> (Vec<Str
 
 /// How one call ended.
 enum CallEnd {
-    /// The gateway answered, one result per number.
-    Answered(Vec<NumberResult>),
+    /// The gateway answered, one result per number; `resent` when this call had gone out
+    /// before without an answer.
+    Answered { results: Vec<NumberResult>, resent: bool },
     /// Failed for good: with the code, or `None` when it may have been sent (`at_most_once`).
     Failed(Option<String>),
     /// Surely not sent (the marketing window, the daemon stopping before it left): try later.
@@ -246,7 +252,7 @@ async fn send_call(
     plan: &mut TextingPlan,
 ) -> CallEnd {
     if numbers.is_empty() {
-        return CallEnd::Answered(Vec::new());
+        return CallEnd::Answered { results: Vec::new(), resent: false };
     }
     let Some(fallback) = &rec.spec.settings.sms_fallback else { return CallEnd::Failed(Some("NoFallback".into())) };
     let request = SendSms {
@@ -258,10 +264,11 @@ async fn send_call(
         session_context: Some(format!("campaign {}", rec.id)),
     };
     let mut attempt = 0;
+    let mut resent = false;
     loop {
         attempt += 1;
         let err = match gateway.client.send_sms(&request).await {
-            Ok(statuses) => return CallEnd::Answered(results(&request.phone_number_set, statuses)),
+            Ok(statuses) => return CallEnd::Answered { results: results(&request.phone_number_set, statuses), resent },
             Err(e) => e,
         };
         if err.code_class() == Some(CodeClass::WaitForWindow) {
@@ -279,6 +286,7 @@ async fn send_call(
                 return CallEnd::Failed(Some(failure_code(&err)));
             }
             plan.resending();
+            resent = true;
         } else if last || !matches!(err.class(), AnswerClass::Retryable | AnswerClass::RateLimited) {
             tracing::warn!(campaign = rec.id, error = %err, "an SMS call failed");
             return CallEnd::Failed(Some(failure_code(&err)));

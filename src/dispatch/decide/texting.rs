@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::sms::{check_length, render_text, SmsFallback};
 use crate::domain::texting::{receipt_bits, SkipReason, SmsTally};
 use crate::domain::{CompactCid, Replay};
+use crate::wire::tencent_sms::codes::PHONE_NUMBER_THIRTY_SECOND_LIMIT;
 use crate::wire::tencent_sms::MAX_NUMBERS_PER_CALL;
 
 /// One recipient of a pushed chunk.
@@ -229,14 +230,19 @@ impl TextingPlan {
     }
 
     /// Keeps the answer of call `next` (one result per number, in order) and moves on;
-    /// answers the serial numbers of the accepted texts.
-    pub fn answered(&mut self, results: Vec<NumberResult>) -> Vec<String> {
+    /// answers the serial numbers of the accepted texts. `resent`: the call went out before and
+    /// its answer was lost; the gateway then refuses the same text to the same number within
+    /// 30 s, which means the first one went out, so such a number counts as sent.
+    pub fn answered(&mut self, results: Vec<NumberResult>, resent: bool) -> Vec<String> {
         let mut serials = Vec::new();
         for r in results {
             match r {
                 NumberResult::Sent(sid) => {
                     self.tally.sent += 1;
                     serials.push(sid);
+                }
+                NumberResult::Failed(code) if resent && code == PHONE_NUMBER_THIRTY_SECOND_LIMIT => {
+                    self.tally.sent += 1
                 }
                 NumberResult::Failed(code) => self.tally.fail(&code, 1),
             }
@@ -390,17 +396,30 @@ mod tests {
     fn answers_count_per_number_and_a_stop_skips_the_rest() {
         let mut p = two_calls();
         p.begin_call();
-        let serials = p.answered(vec![
-            NumberResult::Sent("s1".into()),
-            NumberResult::Failed("LimitExceeded.PhoneNumberDailyLimit".into()),
-            NumberResult::Sent("s2".into()),
-        ]);
+        let serials = p.answered(
+            vec![
+                NumberResult::Sent("s1".into()),
+                NumberResult::Failed("LimitExceeded.PhoneNumberDailyLimit".into()),
+                NumberResult::Sent("s2".into()),
+            ],
+            false,
+        );
         assert_eq!(serials, ["s1", "s2"]);
         assert_eq!((p.tally.sent, p.next, p.inflight), (2, 1, false));
         p.stop();
         assert!(p.is_done());
         assert_eq!(p.tally.skipped["stopped"], 3);
         assert_eq!(p.tally.failed["LimitExceeded.PhoneNumberDailyLimit"], 1);
+    }
+
+    #[test]
+    fn a_resent_call_refused_as_a_repeat_within_30_s_counts_as_sent() {
+        let repeat = || NumberResult::Failed(PHONE_NUMBER_THIRTY_SECOND_LIMIT.into());
+        let mut p = two_calls();
+        p.answered(vec![repeat(), NumberResult::Sent("s".into()), repeat()], true);
+        assert_eq!((p.tally.sent, p.tally.failed.len()), (3, 0), "the first sending went out");
+        p.answered(vec![repeat(), repeat(), repeat()], false);
+        assert_eq!(p.tally.failed[PHONE_NUMBER_THIRTY_SECOND_LIMIT], 3, "a first sending refused is a failure");
     }
 
     #[test]
