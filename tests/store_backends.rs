@@ -110,6 +110,7 @@ on_both_backends!(
     phone_bindings_are_one_to_one_sealed_and_durable,
     texting_states_are_kept_once_found_when_due_and_finished_into_the_tally,
     sms_serials_are_taken_once_and_receipt_bits_accumulate,
+    heartbeats_count_the_daemons_heard_from_lately,
 );
 
 /// The directory whose files hold the backend's bytes.
@@ -178,6 +179,24 @@ async fn sms_serials_are_taken_once_and_receipt_bits_accumulate(backend: &Backen
     let marks = store.receipt_marks("main", vec![key("RASS_1", 1), key("RASS_2", 1), key("RASS_1", 2)]).await.unwrap();
     assert_eq!(marks, [5, 0, 0], "per taskid and cid, durably");
     assert_eq!(store.receipt_marks("other", vec![key("RASS_1", 1)]).await.unwrap(), [0], "per app");
+    backend.close(store).await;
+}
+
+async fn heartbeats_count_the_daemons_heard_from_lately(backend: &Backend) {
+    let store = backend.open().await;
+    let other = backend.second(&store).await;
+    let now = common::now_ms() as i64;
+    assert_eq!(store.heartbeat("a", now).await.unwrap(), 1);
+    match backend {
+        Backend::Sled(_) => assert_eq!(other.heartbeat("b", now).await.unwrap(), 1, "a sled store has one daemon"),
+        Backend::Nats(_) => {
+            assert_eq!(other.heartbeat("b", now).await.unwrap(), 2, "two daemons on one NATS store");
+            assert_eq!(store.heartbeat("a", now).await.unwrap(), 2, "a heartbeat again is still one daemon");
+            // b stops: its share returns to a once its note ages out.
+            tokio::time::sleep(campaignd::store::nats::MEMBER_TTL + Duration::from_secs(2)).await;
+            assert_eq!(store.heartbeat("a", now).await.unwrap(), 1);
+        }
+    }
     backend.close(store).await;
 }
 

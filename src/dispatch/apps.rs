@@ -3,13 +3,14 @@
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use std::collections::HashMap;
 
+use super::decide::parts::shared_calls;
 use crate::metrics::Metrics;
 use crate::seal::SealKey;
 use crate::upstream::getui::GetuiClient;
@@ -76,7 +77,10 @@ pub struct AppSender {
     pub upstream: Upstream,
     /// Its SMS gateway, for campaigns with `sms_fallback`.
     pub sms: Option<SmsGateway>,
-    calls: Option<DefaultDirectRateLimiter>,
+    /// The app's whole `calls_per_second`; `None`: unlimited.
+    calls_per_second: Option<NonZeroU32>,
+    /// This daemon's share of it (the whole budget divided among the daemons sending).
+    calls: RwLock<Option<Arc<DefaultDirectRateLimiter>>>,
     /// Nobody calls the upstream for this app before this instant (ms since `epoch`).
     paused_until_ms: AtomicU64,
     epoch: Instant,
@@ -86,12 +90,14 @@ pub struct AppSender {
 impl AppSender {
     /// `calls_per_second`: the app's API budget (`None`: unlimited).
     pub fn new(name: &str, upstream: Upstream, calls_per_second: Option<u32>, metrics: Arc<Metrics>) -> Self {
-        let calls = calls_per_second.and_then(NonZeroU32::new).map(|n| RateLimiter::direct(Quota::per_second(n)));
+        let calls_per_second = calls_per_second.and_then(NonZeroU32::new);
+        let calls = calls_per_second.map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
         AppSender {
             name: name.to_owned(),
             upstream,
             sms: None,
-            calls,
+            calls_per_second,
+            calls: RwLock::new(calls),
             paused_until_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             metrics,
@@ -116,11 +122,19 @@ impl AppSender {
             tokio::time::sleep(Duration::from_millis(until - now)).await;
         }
         self.metrics.waited(&self.name, "upstream", started.elapsed());
-        if let Some(calls) = &self.calls {
+        let calls = self.calls.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(calls) = calls {
             let t = Instant::now();
             calls.until_ready().await;
             self.metrics.waited(&self.name, "app_calls", t.elapsed());
         }
+    }
+
+    /// Takes this daemon's share of the app's call budget when `members` daemons send.
+    pub fn share_calls(&self, members: usize) {
+        let share =
+            self.calls_per_second.map(|n| Arc::new(RateLimiter::direct(Quota::per_second(shared_calls(n, members)))));
+        *self.calls.write().unwrap_or_else(|p| p.into_inner()) = share;
     }
 
     /// Pauses every call of this app for `d` (extends, never shortens, a running pause).

@@ -17,6 +17,7 @@ mod apps;
 pub mod decide;
 mod failure;
 mod getui_tasks;
+mod membership;
 mod runner;
 mod scheduler;
 mod send;
@@ -70,6 +71,8 @@ pub(crate) struct Context {
     metrics: Arc<Metrics>,
     policy: RetryPolicy,
     shutdown: CancellationToken,
+    /// Daemons sending from this store now (1 on sled), kept by the membership loop.
+    members: Arc<membership::Members>,
 }
 
 /// A running campaign as the shards see it.
@@ -79,10 +82,10 @@ pub(crate) struct CampaignRun {
     request_key: RequestKey,
     spec: CampaignSpec,
     app: Arc<AppSender>,
-    /// The campaign's `speed` bucket; `None` when unlimited.
-    speed: Option<DefaultDirectRateLimiter>,
-    /// Most recipients per upstream call: the endpoint's limit, or the speed burst if smaller.
-    part_size: usize,
+    /// The campaign's whole pacing plan (speed, burst, part size).
+    plan: PartPlan,
+    /// This daemon's share of it, for the number of daemons it was made for.
+    pacing: std::sync::RwLock<Arc<Pacing>>,
     list_taskid: OnceLock<String>,
     /// The app task of an app campaign already pushed (a schedule Getui held).
     app_taskid: Option<String>,
@@ -101,7 +104,6 @@ impl CampaignRun {
     fn new(rec: &CampaignRecord, store: StoreIdentity, app: Arc<AppSender>, parent: &CancellationToken) -> CampaignRun {
         let spec = rec.spec.clone();
         let plan = PartPlan::new(spec.mode, spec.settings.speed);
-        let speed = plan.speed.map(|(rate, burst)| RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)));
         let list_taskid = OnceLock::new();
         if let Some(t) = &rec.list_taskid {
             let _ = list_taskid.set(t.clone());
@@ -117,8 +119,8 @@ impl CampaignRun {
             request_key: rec.request_key(store),
             spec,
             app,
-            speed,
-            part_size: plan.part_size,
+            plan,
+            pacing: std::sync::RwLock::new(Arc::new(Pacing::new(plan, 1))),
             list_taskid,
             app_taskid: rec.app_taskid.clone(),
             getui,
@@ -126,6 +128,18 @@ impl CampaignRun {
             outstanding: AtomicUsize::new(0),
             drained: Notify::new(),
         }
+    }
+
+    /// This daemon's pacing for `members` daemons sending together: made again when the
+    /// number changed (the new bucket starts full, which the divided burst keeps small).
+    fn pacing(&self, members: usize) -> Arc<Pacing> {
+        let current = self.pacing.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if current.members == members {
+            return current;
+        }
+        let fresh = Arc::new(Pacing::new(self.plan, members));
+        *self.pacing.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        fresh
     }
 
     /// One recipient's SMS parameters, when the campaign texts and they use its `${vars}`
@@ -147,6 +161,23 @@ impl CampaignRun {
             }
             notified.await;
         }
+    }
+}
+
+/// A campaign's bucket and part size on this daemon, for a number of daemons sharing it.
+pub(crate) struct Pacing {
+    members: usize,
+    /// The `speed` bucket; `None` when unlimited.
+    limiter: Option<DefaultDirectRateLimiter>,
+    /// Most recipients per upstream call: the endpoint's limit, or the burst if smaller.
+    part_size: usize,
+}
+
+impl Pacing {
+    fn new(plan: PartPlan, members: usize) -> Pacing {
+        let share = plan.shared(members);
+        let limiter = share.speed.map(|(rate, burst)| RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)));
+        Pacing { members, limiter, part_size: share.part_size }
     }
 }
 
@@ -182,7 +213,8 @@ impl Dispatcher {
         shutdown: CancellationToken,
     ) -> Dispatcher {
         let apps = apps.into_iter().map(|a| (a.name.clone(), a)).collect();
-        let ctx = Context { store, apps, metrics, policy: settings.retry.clone(), shutdown };
+        let members = Arc::new(membership::Members::new());
+        let ctx = Context { store, apps, metrics, policy: settings.retry.clone(), shutdown, members };
         Dispatcher { ctx: Arc::new(ctx), settings, wake: Arc::new(Notify::new()) }
     }
 
@@ -213,6 +245,7 @@ impl Dispatcher {
             .map(|_| tokio::spawn(shard::shard_loop(self.ctx.clone(), rx.clone())))
             .collect();
         let texting = tokio::spawn(texting::texting_loop(self.ctx.clone()));
+        let membership = tokio::spawn(membership::heartbeat_loop(self.ctx.clone()));
         let mut scheduler = Scheduler::new(self.ctx.clone(), tx);
         loop {
             scheduler.tick().await;
@@ -228,6 +261,7 @@ impl Dispatcher {
             let _ = s.await;
         }
         let _ = texting.await;
+        let _ = membership.await;
         drop(rx);
         scheduler.stop_all().await;
     }

@@ -237,6 +237,7 @@ mod tests {
             metrics: metrics.clone(),
             policy: RetryPolicy::default(),
             shutdown: CancellationToken::new(),
+            members: Arc::new(super::super::membership::Members::new()),
         };
         let (tx, _rx) = mpsc::channel(4);
         let mut scheduler = Scheduler::new(Arc::new(ctx), tx);

@@ -114,7 +114,8 @@ pub(super) async fn pace(ctx: &Context, run: &CampaignRun, n: usize, index: usiz
     if !parts::may_start(index, run.stop.is_cancelled()) {
         return false;
     }
-    let Some(limiter) = &run.speed else { return true };
+    let pacing = run.pacing(ctx.members.live());
+    let Some(limiter) = &pacing.limiter else { return true };
     let Some(n) = NonZeroU32::new(n as u32) else { return true };
     let started = Instant::now();
     let stopped = async {
@@ -164,7 +165,8 @@ pub(super) async fn send_list(
     let ids: Vec<String> = (0..chunk.len()).map(|i| chunk.cid(i).to_string()).collect();
     let mut sent = Sent::new(run);
     let mut marked = false;
-    for (i, part) in parts::cut(&ids, run.part_size) {
+    let part_size = run.pacing(ctx.members.live()).part_size;
+    for (i, part) in parts::cut(&ids, part_size) {
         if !pace(ctx, run, part.len(), i).await {
             return None;
         }
@@ -249,8 +251,9 @@ pub(super) async fn send_batch(
     // Each part takes its messages out of the list, so none is copied.
     let mut rest = messages.into_iter().peekable();
     let mut index = 0;
+    let part_size = run.pacing(ctx.members.live()).part_size;
     while rest.peek().is_some() {
-        let part: Vec<_> = rest.by_ref().take(run.part_size.max(1)).collect();
+        let part: Vec<_> = rest.by_ref().take(part_size.max(1)).collect();
         let part_len = part.len();
         if !pace(ctx, run, part_len, index).await {
             return None;

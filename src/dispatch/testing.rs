@@ -36,5 +36,6 @@ pub(super) async fn fixture(policy: RetryPolicy) -> (tempfile::TempDir, Context,
     let shutdown = CancellationToken::new();
     let run = CampaignRun::new(&rec, store.identity(), app.clone(), &shutdown);
     let apps = HashMap::from([("main".to_owned(), app)]);
-    (dir, Context { store, apps, metrics, policy, shutdown }, run)
+    let members = Arc::new(super::membership::Members::new());
+    (dir, Context { store, apps, metrics, policy, shutdown, members }, run)
 }

@@ -31,7 +31,8 @@ pub(super) async fn send_users(
         return Some(counts);
     };
     let mut marked = false;
-    for (i, part) in parts::cut(&users, parts::wecom_part_size(run.part_size)) {
+    let part_size = run.pacing(ctx.members.live()).part_size;
+    for (i, part) in parts::cut(&users, parts::wecom_part_size(part_size)) {
         if !pace(ctx, run, part.len(), i).await {
             return None;
         }

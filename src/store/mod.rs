@@ -446,4 +446,8 @@ pub trait Store: Send + Sync + 'static {
     fn note_receipts(&self, app: &str, marks: Vec<(ReceiptKey, u8)>) -> StoreFuture<'_, Vec<u8>>;
     /// The receipt bits of each (taskid, cid) of `app` (0: none).
     fn receipt_marks(&self, app: &str, keys: Vec<ReceiptKey>) -> StoreFuture<'_, Vec<u8>>;
+    /// Notes daemon `member` alive at `now_ms` and answers how many daemons were heard from
+    /// recently, this one included: the group that shares speeds and call budgets (1 on sled,
+    /// whose store belongs to one daemon).
+    fn heartbeat(&self, member: &str, now_ms: i64) -> StoreFuture<'_, usize>;
 }

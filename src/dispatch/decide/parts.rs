@@ -31,6 +31,29 @@ impl PartPlan {
     }
 }
 
+impl PartPlan {
+    /// This daemon's share of the plan when `members` daemons send the campaign together: the
+    /// rate and the burst divided among them (rounded up), so the group together stays within
+    /// the campaign's speed plus one burst in any second. Parts shrink to the smaller burst.
+    pub fn shared(self, members: usize) -> PartPlan {
+        let n = u32::try_from(members.max(1)).unwrap_or(u32::MAX);
+        match self.speed {
+            Some((rate, burst)) if n > 1 => {
+                let rate = NonZeroU32::new(rate.get().div_ceil(n)).unwrap_or(NonZeroU32::MIN);
+                let burst = NonZeroU32::new(burst.get().div_ceil(n)).unwrap_or(NonZeroU32::MIN);
+                PartPlan { speed: Some((rate, burst)), part_size: burst.get() as usize }
+            }
+            _ => self,
+        }
+    }
+}
+
+/// An app's call budget (`calls_per_second`) shared among `members` daemons (rounded up).
+pub fn shared_calls(calls_per_second: NonZeroU32, members: usize) -> NonZeroU32 {
+    let n = u32::try_from(members.max(1)).unwrap_or(u32::MAX);
+    NonZeroU32::new(calls_per_second.get().div_ceil(n)).unwrap_or(NonZeroU32::MIN)
+}
+
 /// The parts of a chunk's `items`, in order, each with its index: at most `part_size` items
 /// each, all full but the last.
 pub fn cut<T>(items: &[T], part_size: usize) -> impl Iterator<Item = (usize, &[T])> {
@@ -71,6 +94,21 @@ mod tests {
 
     fn nz(n: u32) -> NonZeroU32 {
         NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+    }
+
+    #[test]
+    fn three_daemons_share_a_speed_and_its_burst_so_the_group_stays_within_speed_plus_one_burst() {
+        let whole = PartPlan::new(Mode::List, Some(20_000));
+        assert_eq!(whole.speed, Some((nz(20_000), nz(1_000))));
+        let share = whole.shared(3);
+        assert_eq!(share, PartPlan { speed: Some((nz(6_667), nz(334))), part_size: 334 });
+        let (rate, burst) = share.speed.unwrap_or((nz(1), nz(1)));
+        // In any second one bucket lets through at most its rate plus its burst.
+        assert!(3 * (rate.get() + burst.get()) <= 20_000 + 1_000 + 3);
+        assert_eq!(whole.shared(1), whole);
+        assert_eq!(PartPlan::new(Mode::List, None).shared(3), PartPlan::new(Mode::List, None));
+        assert_eq!(PartPlan::new(Mode::List, Some(2)).shared(3).speed, Some((nz(1), nz(1))), "never zero");
+        assert_eq!(shared_calls(nz(1_000), 3), nz(334));
     }
 
     #[test]

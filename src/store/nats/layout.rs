@@ -4,8 +4,8 @@
 use crate::domain::CampaignState;
 
 /// The KV buckets, by what they hold (the bucket is `{prefix}_{name}`).
-pub(super) const BUCKETS: [&str; 11] =
-    [META, CAMPAIGNS, INDEX, DONE, INFLIGHT, SUPPRESSED, DELIVERIES, BINDINGS, TEXTING, SERIALS, RECEIPTS];
+pub(super) const BUCKETS: [&str; 12] =
+    [META, CAMPAIGNS, INDEX, DONE, INFLIGHT, SUPPRESSED, DELIVERIES, BINDINGS, TEXTING, SERIALS, RECEIPTS, MEMBERS];
 /// `identity` (created once: the first daemon wins) and `next_id` (the id counter, CAS'd).
 pub(super) const META: &str = "meta";
 /// `rec.{id}` → the campaign record (`codec::encode_named`), revision-checked on every change.
@@ -31,6 +31,9 @@ pub(super) const TEXTING: &str = "texting";
 pub(super) const SERIALS: &str = "serials";
 /// SMS fallback: `{hex app}.{hex taskid}.{hex cid}` → receipt bits.
 pub(super) const RECEIPTS: &str = "receipts";
+/// `{member id}` → its last heartbeat (8 bytes, big-endian ms); entries age out after
+/// `MEMBER_TTL`, so the keys are the live daemons.
+pub(super) const MEMBERS: &str = "members";
 
 /// The prefix and the names made from it.
 #[derive(Debug, Clone)]

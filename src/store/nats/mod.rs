@@ -123,6 +123,10 @@ const SUPPRESSION_LOOKUPS: usize = 32;
 /// How long a callback delivery is remembered at most (the API's window is a day).
 const DELIVERY_MAX_AGE: Duration = Duration::from_secs(2 * 86_400);
 
+/// How long a daemon counts as alive after its last heartbeat: a dead daemon's share of the
+/// group's speeds and call budgets returns to the others within this plus one heartbeat.
+pub const MEMBER_TTL: Duration = Duration::from_secs(5);
+
 /// Any NATS error, as a store failure.
 pub(crate) fn nats_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(format!("nats: {e}"))
@@ -145,6 +149,7 @@ pub struct NatsStore {
     texting: kv::Store,
     serials: kv::Store,
     receipts: kv::Store,
+    members: kv::Store,
     identity: StoreIdentity,
 }
 
@@ -191,8 +196,8 @@ impl NatsStore {
         for what in layout::BUCKETS {
             buckets.push(open_bucket(&js, &names, what, settings.replicas).await?);
         }
-        let [meta, campaigns, index, done, inflight, suppressed, deliveries, bindings, texting, serials, receipts]: [kv::Store;
-            11] =
+        let [meta, campaigns, index, done, inflight, suppressed, deliveries, bindings, texting, serials, receipts, members]: [kv::Store;
+            12] =
             buckets.try_into().map_err(|_| StoreError::Db("bucket list".into()))?;
         let identity = load_identity(&meta).await?;
         let store = NatsStore {
@@ -211,6 +216,7 @@ impl NatsStore {
             texting,
             serials,
             receipts,
+            members,
             identity,
         };
         store.reindex().await?;
@@ -479,7 +485,11 @@ async fn open_bucket(
     if let Ok(existing) = js.get_key_value(&bucket).await {
         return Ok(existing);
     }
-    let max_age = if what == layout::DELIVERIES { DELIVERY_MAX_AGE } else { Duration::ZERO };
+    let max_age = match what {
+        layout::DELIVERIES => DELIVERY_MAX_AGE,
+        layout::MEMBERS => MEMBER_TTL,
+        _ => Duration::ZERO,
+    };
     js.get_or_create_stream(stream::Config {
         name: format!("KV_{bucket}"),
         description: Some(format!("campaignd {what}")),
@@ -1046,5 +1056,13 @@ impl Store for NatsStore {
     fn receipt_marks(&self, app: &str, keys: Vec<ReceiptKey>) -> StoreFuture<'_, Vec<u8>> {
         let app = app.to_owned();
         Box::pin(async move { self.read_receipts(&app, keys).await })
+    }
+
+    fn heartbeat(&self, member: &str, now_ms: i64) -> StoreFuture<'_, usize> {
+        let key = hex::encode(member);
+        Box::pin(async move {
+            self.members.put(&key, Bytes::copy_from_slice(&now_ms.to_be_bytes())).await.map_err(nats_err)?;
+            Ok(keys(&self.members, ">", SCAN_MAX).await?.len().max(1))
+        })
     }
 }
