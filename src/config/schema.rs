@@ -124,6 +124,14 @@ pub struct NatsConfig {
     /// never goes in the file.
     #[serde(default)]
     pub credentials_env: Option<String>,
+    /// How long a daemon's lease on a chunk lasts unless renewed (the ack wait): a daemon that
+    /// dies mid-send leaves its chunks to the others after this long. 1000..=600000 ms.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+}
+
+fn default_lease_ms() -> u64 {
+    crate::dispatch::DEFAULT_LEASE_MS
 }
 
 fn default_stream_prefix() -> String {

@@ -36,5 +36,6 @@ pub(super) async fn fixture(policy: RetryPolicy) -> (tempfile::TempDir, Context,
     let shutdown = CancellationToken::new();
     let run = CampaignRun::new(&rec, store.identity(), app.clone(), &shutdown);
     let apps = HashMap::from([("main".to_owned(), app)]);
-    (dir, Context { store, apps, metrics, policy, shutdown }, run)
+    let (member, lease) = ("test-member".to_owned(), Duration::from_secs(30));
+    (dir, Context { store, apps, metrics, policy, shutdown, member, lease }, run)
 }
