@@ -12,9 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiSettings, ApiState};
 use crate::config::{Channel, Config, ConfigError, StoreBackend};
-use crate::dispatch::{
-    new_member_id, AppSender, DispatchSettings, Dispatcher, RetryPolicy, SmsGateway, Upstream, DEFAULT_LEASE_MS,
-};
+use crate::dispatch::{new_member_id, AppSender, DispatchSettings, Dispatcher, RetryPolicy, SmsGateway, Upstream};
 use crate::metrics::{Metrics, UpstreamObserver};
 use crate::seal::SealKey;
 use crate::serve::ConnectionLimits;
@@ -181,7 +179,7 @@ impl Daemon {
         let store = OpenStore::open(config, env).await?;
         let shutdown = CancellationToken::new();
         let d = &config.dispatch;
-        let lease_ms = config.store.nats.as_ref().map_or(DEFAULT_LEASE_MS, |n| n.lease_ms);
+        let lease_ms = config.store.nats.as_ref().map_or(crate::config::DEFAULT_LEASE_MS, |n| n.lease_ms);
         let settings = DispatchSettings {
             shards: d.shards,
             poll_interval: Duration::from_millis(d.poll_interval_ms),

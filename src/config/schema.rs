@@ -130,8 +130,12 @@ pub struct NatsConfig {
     pub lease_ms: u64,
 }
 
+/// Default of `store.nats.lease_ms`: a dead daemon's chunks return after half a minute, and a
+/// live one renews its leases every 10 s, so only a NATS stall that long costs it a lease.
+pub const DEFAULT_LEASE_MS: u64 = 30_000;
+
 fn default_lease_ms() -> u64 {
-    crate::dispatch::DEFAULT_LEASE_MS
+    DEFAULT_LEASE_MS
 }
 
 fn default_stream_prefix() -> String {

@@ -66,9 +66,6 @@ pub struct DispatchSettings {
     pub lease: Duration,
 }
 
-/// Default of `store.nats.lease_ms`.
-pub const DEFAULT_LEASE_MS: u64 = 30_000;
-
 /// A fresh random member id: 6 bytes in hex, made at each start, so a restarted daemon never
 /// mistakes a lease of its previous life for its own.
 pub fn new_member_id() -> String {
@@ -89,7 +86,7 @@ impl Default for DispatchSettings {
             poll_interval: Duration::from_millis(200),
             retry: RetryPolicy::default(),
             member: new_member_id(),
-            lease: Duration::from_millis(DEFAULT_LEASE_MS),
+            lease: Duration::from_millis(crate::config::DEFAULT_LEASE_MS),
         }
     }
 }

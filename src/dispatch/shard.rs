@@ -71,7 +71,10 @@ async fn send_leased(ctx: &Context, work: &Work) {
 async fn take_lease(ctx: &Context, work: &Work) -> bool {
     let (id, seq) = (work.run.id, work.seq);
     match ctx.store.lease_chunk(id, seq, &ctx.member, lease_ms(ctx)).await {
-        Ok(LeaseOutcome::Taken) => true,
+        Ok(LeaseOutcome::Taken) => {
+            tracing::trace!(campaign = id, seq, member = %ctx.member, "leased a chunk");
+            true
+        }
         Ok(LeaseOutcome::TakenOver) => {
             tracing::warn!(
                 campaign = id,
@@ -181,5 +184,55 @@ async fn send_chunk(ctx: &Context, run: &CampaignRun, seq: u64, chunk: &Chunk) -
         (Upstream::Wecom(client), _) => wecom::send_users(ctx, run, client, seq, chunk).await.map(Sent::counts),
         (Upstream::Getui(client), Mode::BatchSingle) => send::send_batch(ctx, run, client, seq, chunk).await,
         (Upstream::Getui(client), _) => send::send_list(ctx, run, client, seq, chunk).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::fixture;
+    use super::*;
+    use crate::dispatch::RetryPolicy;
+    use crate::domain::{Action, Replay, ResultName};
+    use crate::store::UploadCommit;
+
+    /// A running campaign with one committed chunk of three recipients, marked in flight (a
+    /// holder died mid-send), under `replay`.
+    async fn marked(replay: Replay) -> (tempfile::TempDir, Context, Work) {
+        let (dir, ctx, mut run) = fixture(RetryPolicy::default()).await;
+        run.spec.settings.replay = replay;
+        let chunk = Chunk { cids: vec![7; 48], ..Chunk::default() };
+        ctx.store.stage_chunk(run.id, 0, chunk.clone()).await.expect("a staged chunk");
+        let commit = UploadCommit { first_seq: 0, chunks: 1, recipients: 3, duplicates: 0, rejected: 0 };
+        ctx.store.commit_upload(run.id, commit).await.expect("a committed upload");
+        ctx.store.change(run.id, Change::Act(Action::Start, 2)).await.expect("started");
+        ctx.store.mark_inflight(run.id, 0).await.expect("a mark");
+        let work = Work::hand_out(&Arc::new(run), 0, chunk).expect("handed out");
+        (dir, ctx, work)
+    }
+
+    #[tokio::test]
+    async fn at_least_once_counts_a_chunk_left_in_flight_replayed_before_sending_it_again() {
+        let (_dir, ctx, work) = marked(Replay::AtLeastOnce).await;
+        assert!(settle_replay(&ctx, &work).await, "to be sent again");
+        let rec = ctx.store.get(work.run.id).await.unwrap().unwrap();
+        assert_eq!(rec.replayed, 3);
+        assert_eq!(ctx.store.pending_chunks(work.run.id, 0, 9).await.unwrap().len(), 1, "still pending");
+    }
+
+    #[tokio::test]
+    async fn at_most_once_acknowledges_a_chunk_left_in_flight_as_skipped() {
+        let (_dir, ctx, work) = marked(Replay::AtMostOnce).await;
+        assert!(!settle_replay(&ctx, &work).await, "not sent");
+        ctx.store.flush().await.unwrap();
+        let p = ctx.store.progress(work.run.id).await.unwrap();
+        assert_eq!(p.counts.get(ResultName::SkippedAfterCrash), 3);
+        assert_eq!(ctx.store.get(work.run.id).await.unwrap().unwrap().replayed, 0);
+    }
+
+    #[tokio::test]
+    async fn an_unmarked_chunk_is_sent_with_nothing_counted() {
+        let (_dir, ctx, run) = fixture(RetryPolicy::default()).await;
+        let work = Work::hand_out(&Arc::new(run), 0, Chunk::default()).expect("handed out");
+        assert!(settle_replay(&ctx, &work).await);
     }
 }
