@@ -124,8 +124,10 @@ pub(crate) struct CampaignRun {
     stop: CancellationToken,
     outstanding: AtomicUsize,
     drained: Notify,
-    /// The chunks handed to this process's shards and not yet settled, so that a later pass
-    /// of the feed does not hand one out twice.
+    /// The chunks handed to this process's shards and not yet settled. A pass of the feed
+    /// starts only once the previous one drained, so no chunk is handed out twice today; this
+    /// keeps it so, because on sled (every lease `Taken`) a chunk handed to two shards would
+    /// be sent twice.
     handed: std::sync::Mutex<HashSet<u64>>,
     /// The campaign has `sms_fallback` and its app an SMS gateway: the shards keep each
     /// recipient's push answer for the texting.

@@ -670,10 +670,10 @@ impl NatsStore {
 
     async fn acknowledge(&self, ack: Ack) -> Result<(), StoreError> {
         let Versioned { rec, .. } = self.read_existing(ack.campaign).await?;
-        if ack.seq < rec.folded {
-            return Ok(()); // a late duplicate acknowledgement
-        }
         let key = seq_key(ack.campaign, ack.seq);
+        if ack.seq < rec.folded {
+            return remove(&self.leases, &key).await; // a late duplicate acknowledgement
+        }
         // Tombstone first: a crash after it but before the purge still counts the chunk once.
         match self.done.create(&key, encode_compact(&ack.counts)?.into()).await {
             Ok(_) => {}
