@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiSettings, ApiState};
 use crate::config::{Channel, Config, ConfigError, StoreBackend};
-use crate::dispatch::{AppSender, DispatchSettings, Dispatcher, RetryPolicy, SmsGateway, Upstream};
+use crate::dispatch::{new_member_id, AppSender, DispatchSettings, Dispatcher, RetryPolicy, SmsGateway, Upstream};
 use crate::metrics::{Metrics, UpstreamObserver};
 use crate::seal::SealKey;
 use crate::serve::ConnectionLimits;
@@ -179,10 +179,14 @@ impl Daemon {
         let store = OpenStore::open(config, env).await?;
         let shutdown = CancellationToken::new();
         let d = &config.dispatch;
+        let lease_ms = config.store.nats.as_ref().map_or(crate::config::DEFAULT_LEASE_MS, |n| n.lease_ms);
         let settings = DispatchSettings {
             shards: d.shards,
             poll_interval: Duration::from_millis(d.poll_interval_ms),
             retry: RetryPolicy { max_attempts: d.max_attempts, ..RetryPolicy::default() },
+            // Fresh at every start: the holder name of this daemon's chunk leases.
+            member: new_member_id(),
+            lease: Duration::from_millis(lease_ms),
         };
         let dyn_store: Arc<dyn Store> = store.shared();
         let dispatcher = Dispatcher::new(dyn_store.clone(), apps, metrics.clone(), settings, shutdown.clone());

@@ -13,8 +13,8 @@ use campaignd::domain::texting::SmsTally;
 use campaignd::domain::CompactCid;
 use campaignd::domain::{Action, CampaignSpec, CampaignState, Counts, ResultName};
 use campaignd::store::{
-    Ack, Change, Chunk, CidPage, DeliveryWindow, NatsStore, PageQuery, PhoneBinding, ReceiptKey, SledStore, Store,
-    StoreError, StoreSettings, Suppression, TextingEntry, UploadCommit,
+    Ack, Change, Chunk, CidPage, DeliveryWindow, LeaseOutcome, NatsStore, PageQuery, PhoneBinding, ReceiptKey,
+    SledStore, Store, StoreError, StoreSettings, Suppression, TextingEntry, UploadCommit,
 };
 use common::{all_bytes, list_campaign, NatsServer};
 
@@ -111,6 +111,7 @@ on_both_backends!(
     texting_states_are_kept_once_found_when_due_and_finished_into_the_tally,
     sms_serials_are_taken_once_and_receipt_bits_accumulate,
     heartbeats_count_the_daemons_heard_from_lately,
+    chunk_leases_go_to_one_holder_and_return_when_they_expire,
 );
 
 /// The directory whose files hold the backend's bytes.
@@ -450,6 +451,44 @@ async fn inflight_marks_and_identity_survive_a_reopen(backend: &Backend) {
     assert_eq!(store.inflight_chunks(id).await.unwrap(), [2], "an ack clears its mark");
     let other = store.create(spec(), 3).await.unwrap();
     assert!(other.id > id, "ids keep growing across a reopen");
+    backend.close(store).await;
+}
+
+async fn chunk_leases_go_to_one_holder_and_return_when_they_expire(backend: &Backend) {
+    use LeaseOutcome::{Held, Taken, TakenOver};
+    let store = backend.open().await;
+    let other = backend.second(&store).await;
+    let id = uploaded(&*store, 3, 1).await;
+    store.change(id, Change::Act(Action::Start, 2)).await.unwrap();
+    assert!(!store.chunk_inflight(id, 1).await.unwrap());
+    store.mark_inflight(id, 1).await.unwrap();
+    assert!(other.chunk_inflight(id, 1).await.unwrap(), "the mark is seen through every handle");
+    let shared = matches!(backend, Backend::Nats(_));
+    assert_eq!(store.lease_chunk(id, 0, "a", 60_000).await.unwrap(), Taken);
+    if !shared {
+        // One process per sled store: every lease is the caller's.
+        assert_eq!(other.lease_chunk(id, 0, "b", 60_000).await.unwrap(), Taken);
+        backend.close(store).await;
+        return;
+    }
+    assert_eq!(other.lease_chunk(id, 0, "b", 60_000).await.unwrap(), Held, "a live lease is held");
+    assert_eq!(store.lease_chunk(id, 0, "a", 60_000).await.unwrap(), Taken, "its holder renews it");
+    other.release_chunk(id, 0, "b").await.unwrap();
+    assert_eq!(other.lease_chunk(id, 0, "b", 60_000).await.unwrap(), Held, "only the holder releases");
+    store.release_chunk(id, 0, "a").await.unwrap();
+    assert_eq!(other.lease_chunk(id, 0, "b", 60_000).await.unwrap(), Taken, "a released lease is free");
+    // A holder that stops renewing (died) loses the chunk once the lease expires.
+    assert_eq!(store.lease_chunk(id, 1, "a", 1).await.unwrap(), Taken);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(other.lease_chunk(id, 1, "b", 60_000).await.unwrap(), TakenOver);
+    assert_eq!(store.lease_chunk(id, 1, "a", 60_000).await.unwrap(), Held);
+    // The acknowledgement frees the lease along with the mark, and a daemon that read the
+    // chunk as pending before learns that it is done.
+    other.ack(Ack { campaign: id, seq: 1, counts: online(1) }).await.unwrap();
+    assert!(!store.chunk_inflight(id, 1).await.unwrap());
+    assert_eq!(store.lease_chunk(id, 1, "a", 60_000).await.unwrap(), LeaseOutcome::Done);
+    other.ack(Ack { campaign: id, seq: 0, counts: online(1) }).await.unwrap();
+    assert_eq!(store.lease_chunk(id, 0, "a", 60_000).await.unwrap(), LeaseOutcome::Done, "folded, too");
     backend.close(store).await;
 }
 

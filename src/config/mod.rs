@@ -110,6 +110,7 @@ mod tests {
         let cfg = parse(&nats("[store.nats]\nurl = \"nats://127.0.0.1:4222, nats://127.0.0.1:4223\"\n")).unwrap();
         let n = cfg.store.nats.as_ref().unwrap();
         assert_eq!((cfg.store.backend, n.stream_prefix.as_str(), n.replicas), (StoreBackend::Nats, "campaignd", 1));
+        assert_eq!(n.lease_ms, 30_000, "the ack wait defaults to 30 s");
         assert_eq!(cfg.nats_credentials(|_| None).unwrap(), None);
         for (table, key) in [
             ("", "store.nats.url"),
@@ -118,6 +119,8 @@ mod tests {
             ("[store.nats]\nurl = \"nats://a:4222\"\nstream_prefix = \"a.b\"\n", "store.nats.stream_prefix"),
             ("[store.nats]\nurl = \"nats://a:4222\"\nstream_prefix = \"\"\n", "store.nats.stream_prefix"),
             ("[store.nats]\nurl = \"nats://user:pw@a:4222\"\n", "store.nats.url"),
+            ("[store.nats]\nurl = \"nats://a:4222\"\nlease_ms = 999\n", "store.nats.lease_ms"),
+            ("[store.nats]\nurl = \"nats://a:4222\"\nlease_ms = 600001\n", "store.nats.lease_ms"),
         ] {
             let err = parse(&nats(table)).unwrap_err().to_string();
             assert!(err.contains(key), "{table:?}: {err}");

@@ -124,6 +124,18 @@ pub struct NatsConfig {
     /// never goes in the file.
     #[serde(default)]
     pub credentials_env: Option<String>,
+    /// How long a daemon's lease on a chunk lasts unless renewed (the ack wait): a daemon that
+    /// dies mid-send leaves its chunks to the others after this long. 1000..=600000 ms.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+}
+
+/// Default of `store.nats.lease_ms`: a dead daemon's chunks return after half a minute, and a
+/// live one renews its leases every 10 s, so only a NATS stall that long costs it a lease.
+pub const DEFAULT_LEASE_MS: u64 = 30_000;
+
+fn default_lease_ms() -> u64 {
+    DEFAULT_LEASE_MS
 }
 
 fn default_stream_prefix() -> String {

@@ -6,6 +6,11 @@ use super::schema::{
 };
 use super::schema::{DEV_API_TOKEN, MAX_RECIPIENTS_LIMIT, MAX_RETENTION_DAYS};
 use super::{invalid, ConfigError};
+
+/// Bounds of `store.nats.lease_ms`: a lease shorter than a second is renewed faster than a KV
+/// round trip is sure to take; one over ten minutes leaves a dead daemon's chunks that long.
+const MIN_LEASE_MS: u64 = 1_000;
+const MAX_LEASE_MS: u64 = 600_000;
 use crate::dev::{DEV_MASTER_SECRET, DEV_WECOM_AES_KEY, DEV_WECOM_CALLBACK_TOKEN, DEV_WECOM_SECRET};
 
 // The SMS section's rules (issue 13), imported apart so the lines above stay as they were.
@@ -134,6 +139,12 @@ impl Config {
         }
         if !matches!(nats.replicas, 1 | 3) {
             return Err(invalid("store.nats.replicas", format!("{} must be 1 or 3", nats.replicas)));
+        }
+        if !(MIN_LEASE_MS..=MAX_LEASE_MS).contains(&nats.lease_ms) {
+            return Err(invalid(
+                "store.nats.lease_ms",
+                format!("{} must be {MIN_LEASE_MS} to {MAX_LEASE_MS} (ms)", nats.lease_ms),
+            ));
         }
         if nats.credentials_env.as_deref().is_some_and(|v| v.trim().is_empty()) {
             return Err(invalid("store.nats.credentials_env", "name an environment variable, or leave it out"));

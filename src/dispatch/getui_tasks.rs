@@ -19,8 +19,13 @@ pub(super) async fn ensure_list_task(ctx: &Context, run: &CampaignRun, client: &
     };
     let msg = run.getui.list_message(rid.as_str());
     match send::call(ctx, run, || client.create_list_message(&msg)).await {
+        // Several daemons may start the campaign together: the store keeps the first task
+        // stored, and every daemon sends through that one.
         Outcome::Done(taskid) => match ctx.store.change(run.id, Change::SetListTask(taskid.clone())).await {
-            Ok(_) => run.list_taskid.set(taskid).is_ok() || run.list_taskid.get().is_some(),
+            Ok(rec) => {
+                let stored = rec.list_taskid.unwrap_or(taskid);
+                run.list_taskid.set(stored).is_ok() || run.list_taskid.get().is_some()
+            }
             Err(e) => {
                 tracing::error!(campaign = run.id, error = %e, "cannot store the list task");
                 false

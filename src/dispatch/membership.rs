@@ -21,21 +21,16 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// This daemon's member id and the group's size as last read.
 pub(crate) struct Members {
-    /// Random, made at start: tells this daemon's heartbeat from the others'.
+    /// This daemon's member id: tells its heartbeat from the others'.
     id: String,
     live: AtomicUsize,
 }
 
 impl Members {
-    pub(super) fn new() -> Members {
-        let mut b = [0u8; 6];
-        // Without a random source every daemon would need a configured name; fall back to the
-        // clock and the process id, unique enough among a handful of daemons.
-        if getrandom::fill(&mut b).is_err() {
-            b[..4].copy_from_slice(&std::process::id().to_be_bytes());
-            b[4..].copy_from_slice(&(now_ms() as u16).to_be_bytes());
-        }
-        Members { id: hex::encode(b), live: AtomicUsize::new(1) }
+    /// The group as this daemon, named `id` (its member id, also its leases' holder), first sees
+    /// it: alone.
+    pub(super) fn new(id: String) -> Members {
+        Members { id, live: AtomicUsize::new(1) }
     }
 
     /// Daemons sending from this store now (at least 1: this one).
@@ -47,7 +42,6 @@ impl Members {
 /// Notes this daemon alive every second and keeps the group's size (and the apps' shares of
 /// their call budgets) up to date, until the daemon stops.
 pub(super) async fn heartbeat_loop(ctx: Arc<Context>) {
-    tracing::info!(member = %ctx.members.id, "this daemon's member id");
     loop {
         match ctx.store.heartbeat(&ctx.members.id, now_ms()).await {
             Ok(n) => {

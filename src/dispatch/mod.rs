@@ -8,6 +8,11 @@
 //! `shard` (lease, send, acknowledge), `send` and `wecom` (one chunk through each channel),
 //! `failure` (upstream errors as the core reads them), `apps` and `app_tasks`.
 //!
+//! Several daemons on one shared store (NATS) share a running campaign's chunks through chunk
+//! leases: every daemon's runner feeds every pending chunk, and a shard sends a chunk only
+//! once it holds its lease (see `shard`); a lease that expired because its holder died is
+//! taken over, and the campaign's replay policy decides about a chunk it left in flight.
+//!
 //! Ownership and shutdown: [`Dispatcher::run`] owns the scheduler, the runners and the shards.
 //! Cancelling its token stops leasing; a shard finishes the call it is in (or abandons a retry
 //! wait), acknowledges what it got, and exits; unsent chunks simply stay pending in the store.
@@ -27,7 +32,7 @@ mod testing;
 mod texting;
 mod wecom;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -56,11 +61,34 @@ pub struct DispatchSettings {
     pub poll_interval: Duration,
     /// Retry limits and backoff.
     pub retry: RetryPolicy,
+    /// This daemon's name among the daemons sharing a store: the holder of its chunk leases.
+    pub member: String,
+    /// How long a chunk lease lasts unless renewed (the ack wait, `store.nats.lease_ms`).
+    pub lease: Duration,
+}
+
+/// A fresh random member id: 6 bytes in hex, made at each start, so a restarted daemon never
+/// mistakes a lease of its previous life for its own.
+pub fn new_member_id() -> String {
+    let mut b = [0u8; 6];
+    if getrandom::fill(&mut b).is_err() {
+        // No random source: the process id and the time still differ between daemons.
+        let t = now_ms().to_be_bytes();
+        let pid = std::process::id().to_be_bytes();
+        b = [pid[2], pid[3], t[4], t[5], t[6], t[7]];
+    }
+    hex::encode(b)
 }
 
 impl Default for DispatchSettings {
     fn default() -> Self {
-        DispatchSettings { shards: 8, poll_interval: Duration::from_millis(200), retry: RetryPolicy::default() }
+        DispatchSettings {
+            shards: 8,
+            poll_interval: Duration::from_millis(200),
+            retry: RetryPolicy::default(),
+            member: new_member_id(),
+            lease: Duration::from_millis(crate::config::DEFAULT_LEASE_MS),
+        }
     }
 }
 
@@ -73,6 +101,10 @@ pub(crate) struct Context {
     shutdown: CancellationToken,
     /// Daemons sending from this store now (1 on sled), kept by the membership loop.
     members: Arc<membership::Members>,
+    /// The holder name of this daemon's chunk leases.
+    member: String,
+    /// How long a chunk lease lasts unless renewed.
+    lease: Duration,
 }
 
 /// A running campaign as the shards see it.
@@ -95,6 +127,11 @@ pub(crate) struct CampaignRun {
     stop: CancellationToken,
     outstanding: AtomicUsize,
     drained: Notify,
+    /// The chunks handed to this process's shards and not yet settled. A pass of the feed
+    /// starts only once the previous one drained, so no chunk is handed out twice today; this
+    /// keeps it so, because on sled (every lease `Taken`) a chunk handed to two shards would
+    /// be sent twice.
+    handed: std::sync::Mutex<HashSet<u64>>,
     /// The campaign has `sms_fallback` and its app an SMS gateway: the shards keep each
     /// recipient's push answer for the texting.
     texting: bool,
@@ -127,6 +164,7 @@ impl CampaignRun {
             stop: parent.child_token(),
             outstanding: AtomicUsize::new(0),
             drained: Notify::new(),
+            handed: std::sync::Mutex::new(HashSet::new()),
         }
     }
 
@@ -189,8 +227,21 @@ struct Work {
     chunk: Chunk,
 }
 
+impl Work {
+    /// Hands chunk `seq` out, counting it outstanding; `None` when this process holds it
+    /// already (handed out by an earlier pass and not settled).
+    fn hand_out(run: &Arc<CampaignRun>, seq: u64, chunk: Chunk) -> Option<Work> {
+        if !run.handed.lock().unwrap_or_else(|p| p.into_inner()).insert(seq) {
+            return None;
+        }
+        run.outstanding.fetch_add(1, Ordering::AcqRel);
+        Some(Work { run: run.clone(), seq, chunk })
+    }
+}
+
 impl Drop for Work {
     fn drop(&mut self) {
+        self.run.handed.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.seq);
         self.run.outstanding.fetch_sub(1, Ordering::AcqRel);
         self.run.drained.notify_waiters();
     }
@@ -213,8 +264,18 @@ impl Dispatcher {
         shutdown: CancellationToken,
     ) -> Dispatcher {
         let apps = apps.into_iter().map(|a| (a.name.clone(), a)).collect();
-        let members = Arc::new(membership::Members::new());
-        let ctx = Context { store, apps, metrics, policy: settings.retry.clone(), shutdown, members };
+        tracing::info!(member = %settings.member, lease_ms = settings.lease.as_millis() as u64, "dispatcher member id");
+        let members = Arc::new(membership::Members::new(settings.member.clone()));
+        let ctx = Context {
+            store,
+            apps,
+            metrics,
+            policy: settings.retry.clone(),
+            shutdown,
+            member: settings.member.clone(),
+            lease: settings.lease,
+            members,
+        };
         Dispatcher { ctx: Arc::new(ctx), settings, wake: Arc::new(Notify::new()) }
     }
 

@@ -1,24 +1,26 @@
 //! One campaign's runner: it prepares the campaign by mode (the list task, or the one app
-//! push), settles the chunks a crash left in flight, then feeds the pending chunks to the
-//! shards in seq order and waits until every chunk it handed out is settled.
+//! push), then feeds the pending chunks to the shards in seq order, pass after pass, until
+//! none is pending or the run stops.
+//!
+//! One pass is not enough when daemons share the store: a chunk another daemon holds is
+//! skipped by the shard (its lease is held) and stays pending; it is acknowledged by its
+//! holder, or, if the holder died, its lease expires and a later pass sends it. Crash replay
+//! of list chunks left in flight is decided per chunk when its lease is taken (`shard`).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::decide::replay::{self, InflightChunk};
-use super::{getui_tasks, shard, CampaignRun, Context, Upstream, Work};
+use super::{getui_tasks, CampaignRun, Context, Upstream, Work};
 use crate::domain::Mode;
-use crate::store::Change;
+
+/// Pause between passes that left chunks pending (held by other daemons): short next to a
+/// lease, so a chunk whose holder died is picked up soon after its lease expires.
+const PASS_PAUSE: Duration = Duration::from_millis(500);
 
 /// Drives one campaign: prepares it by mode, then feeds its chunks to the shards.
-pub(super) async fn run_campaign(
-    ctx: Arc<Context>,
-    run: Arc<CampaignRun>,
-    tx: mpsc::Sender<Work>,
-    first_in_process: bool,
-) {
+pub(super) async fn run_campaign(ctx: Arc<Context>, run: Arc<CampaignRun>, tx: mpsc::Sender<Work>) {
     match run.spec.mode {
         Mode::App => return getui_tasks::run_app_push(&ctx, &run).await,
         Mode::List => {
@@ -27,17 +29,36 @@ pub(super) async fn run_campaign(
                     return;
                 }
             }
-            if first_in_process {
-                settle_inflight(&ctx, &run).await;
-            }
         }
         Mode::BatchSingle | Mode::Auto => {}
     }
-    feed(&ctx, &run, &tx).await;
-    run.wait_drained().await;
+    loop {
+        feed(&ctx, &run, &tx).await;
+        run.wait_drained().await;
+        if run.stop.is_cancelled() || !still_pending(&ctx, &run).await {
+            return;
+        }
+        tokio::select! {
+            _ = run.stop.cancelled() => return,
+            _ = tokio::time::sleep(PASS_PAUSE) => {}
+        }
+    }
 }
 
-/// Hands every pending chunk to the shards, in order, until none is left or the run stops.
+/// Whether any chunk of the campaign is still unacknowledged (a store error counts as "no":
+/// the scheduler starts the runner again at its next pass).
+async fn still_pending(ctx: &Context, run: &CampaignRun) -> bool {
+    match ctx.store.pending_chunks(run.id, 0, 1).await {
+        Ok(b) => !b.is_empty(),
+        Err(e) => {
+            tracing::error!(campaign = run.id, error = %e, "cannot read chunks");
+            false
+        }
+    }
+}
+
+/// One pass: hands every pending chunk not already handed out to the shards, in order, until
+/// none is left or the run stops.
 async fn feed(ctx: &Context, run: &Arc<CampaignRun>, tx: &mpsc::Sender<Work>) {
     let mut cursor = 0;
     loop {
@@ -56,43 +77,11 @@ async fn feed(ctx: &Context, run: &Arc<CampaignRun>, tx: &mpsc::Sender<Work>) {
         }
         for (seq, chunk) in batch {
             cursor = seq + 1;
-            run.outstanding.fetch_add(1, Ordering::AcqRel);
-            let work = Work { run: run.clone(), seq, chunk };
+            let Some(work) = Work::hand_out(run, seq, chunk) else { continue };
             tokio::select! {
                 _ = run.stop.cancelled() => return, // `work` is dropped: released
                 sent = tx.send(work) => if sent.is_err() { return },
             }
-        }
-    }
-}
-
-/// List chunks that were in flight when the daemon last died: send again (at-least-once,
-/// counted as replayed) or record them as skipped (at-most-once), as [`replay::settle`] says.
-async fn settle_inflight(ctx: &Context, run: &CampaignRun) {
-    let seqs = match ctx.store.inflight_chunks(run.id).await {
-        Ok(s) if !s.is_empty() => s,
-        _ => return,
-    };
-    let mut inflight = Vec::with_capacity(seqs.len());
-    for seq in seqs {
-        let Ok(found) = ctx.store.pending_chunks(run.id, seq, 1).await else {
-            continue;
-        };
-        // Acknowledged after all (the ack landed, the in-flight mark did not clear): settled.
-        let Some((_, chunk)) = found.into_iter().find(|(s, _)| *s == seq) else {
-            continue;
-        };
-        inflight.push(InflightChunk { seq, recipients: chunk.len() as u64 });
-    }
-    let plan = replay::settle(&inflight, run.spec.settings.replay);
-    for (seq, counts) in plan.skipped {
-        shard::acknowledge(ctx, run, seq, counts).await;
-    }
-    if plan.replayed > 0 {
-        let replayed = plan.replayed;
-        tracing::warn!(campaign = run.id, replayed, "re-sending list chunks that were in flight at the last stop");
-        if let Err(e) = ctx.store.change(run.id, Change::AddReplayed(replayed)).await {
-            tracing::error!(campaign = run.id, error = %e, "cannot record replayed recipients");
         }
     }
 }
@@ -132,6 +121,22 @@ mod tests {
         let expected: Vec<u64> = (0..40).filter(|s| *s != 17).collect();
         assert_eq!(seqs, expected, "in order, the acknowledged one left out");
         run.wait_drained().await;
+    }
+
+    #[tokio::test]
+    async fn a_pass_skips_the_chunks_this_process_still_holds() {
+        let (_dir, ctx, run) = with_chunks(5).await;
+        let (tx, mut rx) = mpsc::channel(64);
+        let held = Work::hand_out(&run, 2, Chunk::default()).expect("chunk 2 handed out");
+        feed(&ctx, &run, &tx).await;
+        let mut seqs = Vec::new();
+        while let Ok(work) = rx.try_recv() {
+            seqs.push(work.seq);
+        }
+        assert_eq!(seqs, [0, 1, 3, 4], "chunk 2 is with a shard already");
+        drop(held);
+        feed(&ctx, &run, &tx).await;
+        assert_eq!(rx.try_recv().map(|w| w.seq).ok(), Some(0), "settled chunks are handed out again");
     }
 
     #[tokio::test]

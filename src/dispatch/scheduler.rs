@@ -18,7 +18,6 @@ use crate::store::{CampaignRecord, Change, PageQuery};
 pub(super) struct Scheduler {
     ctx: Arc<Context>,
     runs: HashMap<u64, (Arc<CampaignRun>, tokio::task::JoinHandle<()>)>,
-    replay_checked: HashSet<u64>,
     tx: mpsc::Sender<Work>,
     follow_ups: app_tasks::FollowUps,
     gauges: Gauges,
@@ -83,7 +82,6 @@ impl Scheduler {
         Scheduler {
             ctx,
             runs: HashMap::new(),
-            replay_checked: HashSet::new(),
             tx,
             follow_ups: Default::default(),
             gauges: Gauges::default(),
@@ -192,8 +190,7 @@ impl Scheduler {
             return;
         };
         let run = Arc::new(CampaignRun::new(rec, self.ctx.store.identity(), app, &self.ctx.shutdown));
-        let first_in_process = self.replay_checked.insert(rec.id);
-        let task = tokio::spawn(runner::run_campaign(self.ctx.clone(), run.clone(), self.tx.clone(), first_in_process));
+        let task = tokio::spawn(runner::run_campaign(self.ctx.clone(), run.clone(), self.tx.clone()));
         tracing::info!(campaign = rec.id, mode = ?rec.spec.mode, "campaign running");
         self.runs.insert(rec.id, (run, task));
     }
@@ -237,7 +234,9 @@ mod tests {
             metrics: metrics.clone(),
             policy: RetryPolicy::default(),
             shutdown: CancellationToken::new(),
-            members: Arc::new(super::super::membership::Members::new()),
+            members: Arc::new(super::super::membership::Members::new("test-member".into())),
+            member: "test-member".into(),
+            lease: std::time::Duration::from_secs(30),
         };
         let (tx, _rx) = mpsc::channel(4);
         let mut scheduler = Scheduler::new(Arc::new(ctx), tx);

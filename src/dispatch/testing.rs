@@ -36,6 +36,7 @@ pub(super) async fn fixture(policy: RetryPolicy) -> (tempfile::TempDir, Context,
     let shutdown = CancellationToken::new();
     let run = CampaignRun::new(&rec, store.identity(), app.clone(), &shutdown);
     let apps = HashMap::from([("main".to_owned(), app)]);
-    let members = Arc::new(super::membership::Members::new());
-    (dir, Context { store, apps, metrics, policy, shutdown, members }, run)
+    let (member, lease) = ("test-member".to_owned(), Duration::from_secs(30));
+    let members = Arc::new(super::membership::Members::new(member.clone()));
+    (dir, Context { store, apps, metrics, policy, shutdown, member, lease, members }, run)
 }

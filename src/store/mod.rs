@@ -349,6 +349,21 @@ pub struct BindOutcome {
     pub changed: bool,
 }
 
+/// What [`Store::lease_chunk`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// Nobody held the chunk (or the caller already did): it is the caller's now.
+    Taken,
+    /// Another holder's lease had expired: it may have died mid-send. The chunk is the
+    /// caller's now; if it is marked in flight, the replay policy decides.
+    TakenOver,
+    /// Another holder's lease is live: leave the chunk alone.
+    Held,
+    /// The chunk was acknowledged since the caller read it as pending (its holder finished
+    /// it and freed the lease): nothing to send.
+    Done,
+}
+
 /// The durable store used by the API and the dispatcher.
 pub trait Store: Send + Sync + 'static {
     /// The store's random identity, made when it was created (see [`StoreIdentity`]).
@@ -367,6 +382,15 @@ pub trait Store: Send + Sync + 'static {
     fn discard_upload(&self, id: u64, first_seq: u64, chunks: u64) -> StoreFuture<'_, ()>;
     /// Durably notes that a list chunk is about to be sent (for the replay policy).
     fn mark_inflight(&self, id: u64, seq: u64) -> StoreFuture<'_, ()>;
+    /// Whether a chunk is marked in flight (maybe sent, never acknowledged).
+    fn chunk_inflight(&self, id: u64, seq: u64) -> StoreFuture<'_, bool>;
+    /// Leases a chunk to `holder` for `ttl_ms` (the ack wait), so that of several daemons
+    /// sharing the store only one sends it at a time. Taking it again as the same holder
+    /// renews the lease. A single-process store answers `Taken` always.
+    fn lease_chunk(&self, id: u64, seq: u64, holder: &str, ttl_ms: u64) -> StoreFuture<'_, LeaseOutcome>;
+    /// Gives a chunk's lease back if `holder` still has it (an acknowledgement releases it
+    /// too).
+    fn release_chunk(&self, id: u64, seq: u64, holder: &str) -> StoreFuture<'_, ()>;
     /// Durably records a sent chunk's results.
     fn ack(&self, ack: Ack) -> StoreFuture<'_, ()>;
     /// Waits until every earlier write is on disk.

@@ -66,7 +66,10 @@ pub(super) fn apply_change(rec: &mut CampaignRecord, change: Change) -> Result<b
             return Ok(enter(rec, CampaignState::Running, now));
         }
         Change::Begin(_) => return Err(conflict(rec, "begin")),
-        Change::SetListTask(t) => rec.list_taskid = Some(t),
+        // The first list task stored wins: daemons starting one campaign together all adopt it.
+        Change::SetListTask(t) => {
+            rec.list_taskid.get_or_insert(t);
+        }
         Change::SetAppTask(t, now) => {
             rec.app_taskid = Some(t);
             let s = &rec.spec.settings;

@@ -18,7 +18,7 @@ use super::{
     Ack, CampaignPage, CampaignRecord, Change, Chunk, CidPage, PageQuery, Progress, Store, StoreError, StoreFuture,
     Suppression, UploadCommit,
 };
-use super::{BindOutcome, PhoneBinding};
+use super::{BindOutcome, LeaseOutcome, PhoneBinding};
 use super::{ReceiptKey, TextingEntry};
 use crate::domain::texting::SmsTally;
 use crate::domain::{CampaignSpec, CampaignState, CompactCid, StoreIdentity};
@@ -335,6 +335,20 @@ impl Store for SledStore {
 
     fn mark_inflight(&self, id: u64, seq: u64) -> StoreFuture<'_, ()> {
         self.send(move |reply| Command::Inflight { id, seq, reply })
+    }
+
+    fn chunk_inflight(&self, id: u64, seq: u64) -> StoreFuture<'_, bool> {
+        self.read(move |t| t.inflight.contains_key(chunk_key(id, seq)).map_err(db_err))
+    }
+
+    /// One process owns a sled store, and its runner hands each chunk to one shard at a
+    /// time: there is nobody to share with.
+    fn lease_chunk(&self, _id: u64, _seq: u64, _holder: &str, _ttl_ms: u64) -> StoreFuture<'_, LeaseOutcome> {
+        Box::pin(async { Ok(LeaseOutcome::Taken) })
+    }
+
+    fn release_chunk(&self, _id: u64, _seq: u64, _holder: &str) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
     }
 
     fn ack(&self, ack: Ack) -> StoreFuture<'_, ()> {

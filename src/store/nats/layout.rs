@@ -4,8 +4,8 @@
 use crate::domain::CampaignState;
 
 /// The KV buckets, by what they hold (the bucket is `{prefix}_{name}`).
-pub(super) const BUCKETS: [&str; 12] =
-    [META, CAMPAIGNS, INDEX, DONE, INFLIGHT, SUPPRESSED, DELIVERIES, BINDINGS, TEXTING, SERIALS, RECEIPTS, MEMBERS];
+pub(super) const BUCKETS: [&str; 13] =
+    [META, CAMPAIGNS, INDEX, DONE, INFLIGHT, SUPPRESSED, DELIVERIES, BINDINGS, TEXTING, SERIALS, RECEIPTS, MEMBERS, LEASES];
 /// `identity` (created once: the first daemon wins) and `next_id` (the id counter, CAS'd).
 pub(super) const META: &str = "meta";
 /// `rec.{id}` → the campaign record (`codec::encode_named`), revision-checked on every change.
@@ -34,6 +34,10 @@ pub(super) const RECEIPTS: &str = "receipts";
 /// `{member id}` → its last heartbeat (8 bytes, big-endian ms); entries age out after
 /// `MEMBER_TTL`, so the keys are the live daemons.
 pub(super) const MEMBERS: &str = "members";
+
+/// `{id}.{seq}` → `expiry ms ‖ member id`: which daemon sends the chunk, until when (see
+/// `leases`).
+pub(super) const LEASES: &str = "leases";
 
 /// The prefix and the names made from it.
 #[derive(Debug, Clone)]
@@ -95,7 +99,7 @@ pub(super) fn parse_index_key(key: &str) -> Option<(CampaignState, u64)> {
     Some((state, id.parse().ok()?))
 }
 
-/// `{id}.{seq}`: a chunk's key in the `done` and `inflight` buckets.
+/// `{id}.{seq}`: a chunk's key in the `done`, `inflight` and `leases` buckets.
 pub(super) fn seq_key(id: u64, seq: u64) -> String {
     format!("{id}.{seq}")
 }

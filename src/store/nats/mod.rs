@@ -28,15 +28,20 @@
 //!
 //!   Why not the work-queue stream with one durable pull consumer per campaign: the
 //!   `Store` trait reads chunks by sequence (`pending_chunks(from_seq)`, `committed_cids`)
-//!   and the dispatcher owns leasing and retries today. Messages addressed by subject keep
-//!   every trait method exact now; the pull consumer (redelivery after an ack wait) belongs
-//!   with the multi-daemon dispatch step, on this same stream.
+//!   and the dispatcher owns leasing and retries. Messages addressed by subject keep every
+//!   trait method exact; the ack wait and redelivery a pull consumer would give are done by
+//!   the chunk leases in `P_leases` instead, which also tell a takeover (the holder died)
+//!   from a first send.
 //! - KV `P_done`: `{id}.{seq}` → the acknowledged chunk's counts (a tombstone), created with
 //!   `create` so a second acknowledgement of one chunk counts nothing. The chunk's subjects are
 //!   purged next; tombstones are folded, in order, into the record (revision-checked) and then
 //!   deleted, as sled's are. `pending_chunks` skips any chunk with a tombstone, so a daemon
 //!   dying between the tombstone and the purge does not send it twice.
 //! - KV `P_inflight`: `{id}.{seq}`, the list chunks about to be sent; they outlive a restart.
+//! - KV `P_leases`: `{id}.{seq}` → `expiry ms ‖ member id`, the chunk leases that let several
+//!   daemons share a running campaign (see `leases`): a shard takes a chunk's lease before
+//!   sending it and the acknowledgement removes it; a dead daemon's lease expires after
+//!   `store.nats.lease_ms` (the ack wait) and another daemon takes the chunk over.
 //! - KV `P_bindings`: cid↔phone bindings, `c.{hex app}.{cid}` → `pn_md5 ‖ sealed number` and
 //!   `p.{hex app}.{hex pn_md5}` → cid (16 bytes). KV has no multi-key transaction, so a bind
 //!   writes the reverse entry first and removes what it displaced after; a read trusts a cid
@@ -56,6 +61,7 @@
 //! first asks for account info in a shape nats-server 2.9 (Debian bookworm's) cannot answer.
 
 mod layout;
+mod leases;
 mod scan;
 mod texting;
 
@@ -75,8 +81,8 @@ use self::scan::{keys, remove, values};
 use super::bindings::{cid_value, parse_cid_bytes, split_cid_value, BindKey};
 use super::codec::{decode, encode_compact, encode_named, StoredCids};
 use super::{
-    rules, Ack, BindOutcome, CampaignPage, CampaignRecord, Change, Chunk, CidPage, DeliveryWindow, PageQuery,
-    PhoneBinding, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit,
+    rules, Ack, BindOutcome, CampaignPage, CampaignRecord, Change, Chunk, CidPage, DeliveryWindow, LeaseOutcome,
+    PageQuery, PhoneBinding, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit,
 };
 use super::{ReceiptKey, TextingEntry};
 use crate::clock::now_ms;
@@ -150,6 +156,7 @@ pub struct NatsStore {
     serials: kv::Store,
     receipts: kv::Store,
     members: kv::Store,
+    leases: kv::Store,
     identity: StoreIdentity,
 }
 
@@ -196,8 +203,8 @@ impl NatsStore {
         for what in layout::BUCKETS {
             buckets.push(open_bucket(&js, &names, what, settings.replicas).await?);
         }
-        let [meta, campaigns, index, done, inflight, suppressed, deliveries, bindings, texting, serials, receipts, members]: [kv::Store;
-            12] =
+        let [meta, campaigns, index, done, inflight, suppressed, deliveries, bindings, texting, serials, receipts, members, leases]: [kv::Store;
+            13] =
             buckets.try_into().map_err(|_| StoreError::Db("bucket list".into()))?;
         let identity = load_identity(&meta).await?;
         let store = NatsStore {
@@ -217,6 +224,7 @@ impl NatsStore {
             serials,
             receipts,
             members,
+            leases,
             identity,
         };
         store.reindex().await?;
@@ -323,11 +331,23 @@ impl NatsStore {
         Ok(())
     }
 
-    /// Everything a campaign holds besides its record: chunks, tombstones, in-flight marks.
+    /// Whether chunk `seq` was acknowledged. The acknowledgement writes the tombstone before
+    /// it frees the lease, so a lease just taken sees it; the tombstone is read before the
+    /// record because folding advances the record first and deletes the tombstone after.
+    async fn acknowledged(&self, id: u64, seq: u64) -> Result<bool, StoreError> {
+        if self.done.get(seq_key(id, seq)).await.map_err(nats_err)?.is_some() {
+            return Ok(true);
+        }
+        Ok(self.read(id).await?.is_none_or(|v| seq < v.rec.folded))
+    }
+
+    /// Everything a campaign holds besides its record: chunks, tombstones, in-flight marks,
+    /// leases.
     async fn remove_contents(&self, id: u64) -> Result<(), StoreError> {
         self.purge_chunks(self.names.campaign_chunks(id)).await?;
         self.purge_keys(&self.done, &format!("{id}.*")).await?;
-        self.purge_keys(&self.inflight, &format!("{id}.*")).await
+        self.purge_keys(&self.inflight, &format!("{id}.*")).await?;
+        self.purge_keys(&self.leases, &format!("{id}.*")).await
     }
 
     async fn binding(&self, app: &str, key: &BindKey) -> Result<Option<Bytes>, StoreError> {
@@ -660,18 +680,20 @@ impl NatsStore {
 
     async fn acknowledge(&self, ack: Ack) -> Result<(), StoreError> {
         let Versioned { rec, .. } = self.read_existing(ack.campaign).await?;
-        if ack.seq < rec.folded {
-            return Ok(()); // a late duplicate acknowledgement
-        }
         let key = seq_key(ack.campaign, ack.seq);
+        if ack.seq < rec.folded {
+            return remove(&self.leases, &key).await; // a late duplicate acknowledgement
+        }
         // Tombstone first: a crash after it but before the purge still counts the chunk once.
         match self.done.create(&key, encode_compact(&ack.counts)?.into()).await {
             Ok(_) => {}
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(()),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return remove(&self.leases, &key).await,
             Err(e) => return Err(nats_err(e)),
         }
         self.purge_chunks(self.names.chunk_parts(ack.campaign, ack.seq)).await?;
         remove(&self.inflight, &key).await?;
+        // The chunk is done: whoever held it, nobody needs the lease any more.
+        remove(&self.leases, &key).await?;
         self.fold(ack.campaign).await
     }
 
@@ -808,6 +830,27 @@ impl Store for NatsStore {
 
     fn mark_inflight(&self, id: u64, seq: u64) -> StoreFuture<'_, ()> {
         Box::pin(async move { self.inflight.put(seq_key(id, seq), Bytes::new()).await.map_err(nats_err).map(drop) })
+    }
+
+    fn chunk_inflight(&self, id: u64, seq: u64) -> StoreFuture<'_, bool> {
+        Box::pin(async move { Ok(self.inflight.get(seq_key(id, seq)).await.map_err(nats_err)?.is_some()) })
+    }
+
+    fn lease_chunk(&self, id: u64, seq: u64, holder: &str, ttl_ms: u64) -> StoreFuture<'_, LeaseOutcome> {
+        let holder = holder.to_owned();
+        Box::pin(async move {
+            let outcome = leases::take(&self.leases, id, seq, &holder, now_ms(), ttl_ms).await?;
+            if outcome == LeaseOutcome::Held || !self.acknowledged(id, seq).await? {
+                return Ok(outcome);
+            }
+            remove(&self.leases, &seq_key(id, seq)).await?;
+            Ok(LeaseOutcome::Done)
+        })
+    }
+
+    fn release_chunk(&self, id: u64, seq: u64, holder: &str) -> StoreFuture<'_, ()> {
+        let holder = holder.to_owned();
+        Box::pin(async move { leases::release(&self.leases, id, seq, &holder).await })
     }
 
     fn ack(&self, ack: Ack) -> StoreFuture<'_, ()> {

@@ -1,0 +1,265 @@
+//! Three daemons, one NATS store: campaigns created, uploaded and started through different
+//! daemons are shared by all three (chunk leases), a pause through one stops every daemon
+//! within a second, and a daemon SIGKILLed at a random point mid-campaign leaves its chunks
+//! to the other two once its leases expire. The simulator (in this process) outlives the
+//! kill; its ledger proves nobody was lost, batch_single reached everyone exactly once, and
+//! list duplicates stay within the `replayed` the report counts. Without `nats-server` on PATH
+//! the test says it was skipped; under `CI=true` it fails instead.
+//!
+//! Rerun a failing kill point with `MULTI_SEED=<seed>` (printed); `MULTI_LOG` sets the
+//! daemons' `RUST_LOG` (default `warn`).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use campaignd::client::ApiClient;
+use campaignd::domain::CompactCid;
+use campaignd::protocol::CampaignView;
+use campaignd::secret::Secret;
+use campaignd::simulator::{Limits, RunningSimulator, SimConfig};
+use common::{
+    batch_campaign, cid, config_text, get_text, list_campaign, ndjson_range, start_sim, NatsServer, DEV_TOKEN,
+};
+
+const BATCH: u64 = 300_000;
+const BATCH_FROM: u64 = 1_000_000;
+const LIST: u64 = 30_000;
+/// Short, so the killed daemon's chunks return within the test's time.
+const LEASE_MS: u64 = 3_000;
+/// Per daemon (rate limits are not shared yet): slow enough that the list campaign is still
+/// running when it is paused and when a daemon is killed, and below a chunk (1,000), so each
+/// list chunk goes in two calls with a wait between them: a daemon killed then leaves it in
+/// flight, and its replay is counted by whoever takes it over.
+const LIST_SPEED: u32 = 600;
+
+/// A daemon child process, killed (by its own process id) when dropped.
+struct Daemon {
+    name: &'static str,
+    child: Child,
+    base: String,
+    api: ApiClient,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts daemon `name` on its own port, on the shared NATS store under prefix `multi`.
+fn start_daemon(name: &'static str, dir: &Path, sim: &RunningSimulator, nats_url: &str) -> Daemon {
+    let port = free_port();
+    let store = format!(
+        "retention_days = 30\nbackend = \"nats\"\n[store.nats]\nurl = \"{nats_url}\"\nstream_prefix = \"multi\"\nlease_ms = {LEASE_MS}\n"
+    );
+    let text =
+        config_text(&sim.getui_base_url(), &dir.join(format!("store-{name}")), &[("retention_days = 30\n", &store)])
+            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
+            // Shards waiting on the slow list's speed bucket must leave some for the batch.
+            .replace("shards = 8\n", "shards = 16\n");
+    let config = dir.join(format!("campaignd-{name}.toml"));
+    std::fs::write(&config, text).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_campaignd"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", std::env::var("MULTI_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn daemon");
+    let base = format!("http://127.0.0.1:{port}");
+    let api = ApiClient::new(&base, Secret::new(DEV_TOKEN)).unwrap();
+    Daemon { name, child, base, api }
+}
+
+async fn wait_healthy(d: &Daemon) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while d.api.list().await.is_err() {
+        assert!(Instant::now() < deadline, "daemon {} did not come up", d.name);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Recipients this daemon has a result for, all campaigns: the sum of its
+/// `campaignd_recipients_total` series (0 when unreachable).
+async fn recipients_sent(d: &Daemon) -> f64 {
+    let text = get_text(&format!("{}/metrics", d.base)).await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("campaignd_recipients_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// What every daemon must agree on about a campaign.
+fn summary(v: &CampaignView) -> (String, u64, u64) {
+    (v.state.clone(), v.recipients.total, v.progress.replayed)
+}
+
+/// Asserts that every daemon answers the same state, totals and replays for campaign `id`
+/// (read twice if they differ: a change may land between two reads).
+async fn agree(daemons: &[&Daemon], id: &str) -> CampaignView {
+    for attempt in 0.. {
+        let mut views = Vec::new();
+        for d in daemons {
+            views.push(d.api.campaign(id).await.unwrap());
+        }
+        let first = summary(&views[0]);
+        if views.iter().all(|v| summary(v) == first) {
+            return views.swap_remove(0);
+        }
+        assert!(attempt < 20, "daemons disagree about {id}: {:?}", views.iter().map(summary).collect::<Vec<_>>());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    unreachable!()
+}
+
+fn list_deliveries(sim: &RunningSimulator) -> u64 {
+    sim.ledger().summary().by_endpoint.get("push_list_cid").copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_share_campaigns_and_survive_the_loss_of_one() {
+    let Some(nats) = NatsServer::start_or_skip("the three-daemon test") else { return };
+    let seed = std::env::var("MULTI_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("three-daemon test seed {seed} (rerun with MULTI_SEED={seed})");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let began = Instant::now();
+
+    let sim = start_sim(SimConfig { limits: Limits::unlimited(), ..SimConfig::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemons: Vec<Daemon> =
+        ["A", "B", "C"].into_iter().map(|n| start_daemon(n, dir.path(), &sim, &nats.url())).collect();
+    for d in &daemons {
+        wait_healthy(d).await;
+    }
+    eprintln!("three daemons up after {:?}", began.elapsed());
+
+    // Created through A, uploaded through B, started through C.
+    let batch = daemons[0].api.create(&batch_campaign("multi-batch")).await.unwrap().id;
+    let list = daemons[0].api.create(&list_campaign("multi-list", Some(LIST_SPEED))).await.unwrap().id;
+    let t = Instant::now();
+    let up = daemons[1].api.upload(&batch, "application/x-ndjson", ndjson_range(BATCH_FROM, BATCH)).await.unwrap();
+    assert_eq!(up.accepted, BATCH);
+    let ids: String = (0..LIST).map(|i| format!("{}\n", cid(i))).collect();
+    let up = daemons[1].api.upload(&list, "text/plain", ids).await.unwrap();
+    assert_eq!(up.accepted, LIST);
+    eprintln!("uploaded {BATCH} + {LIST} recipients through B in {:?}", t.elapsed());
+    {
+        let all: Vec<&Daemon> = daemons.iter().collect();
+        assert_eq!(agree(&all, &batch).await.recipients.total, BATCH);
+        assert_eq!(agree(&all, &list).await.state, "draft");
+    }
+    let sending = Instant::now();
+    daemons[2].api.act(&batch, "start").await.unwrap();
+    daemons[2].api.act(&list, "start").await.unwrap();
+    {
+        let all: Vec<&Daemon> = daemons.iter().collect();
+        assert_eq!(agree(&all, &list).await.state, "running");
+    }
+
+    // A pause through A stops the list campaign on every daemon within a second (in-flight
+    // calls finish), and every daemon says so; a resume through B goes on.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    daemons[0].api.act(&list, "pause").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let at_pause = list_deliveries(&sim);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(list_deliveries(&sim), at_pause, "list pushes went on more than a second after the pause");
+    {
+        let all: Vec<&Daemon> = daemons.iter().collect();
+        assert_eq!(agree(&all, &list).await.state, "paused");
+    }
+    eprintln!("paused for 2 s with {at_pause} list deliveries, none after the first second");
+    daemons[1].api.act(&list, "resume").await.unwrap();
+
+    // SIGKILL one daemon at a random point, once every daemon runs the list campaign again
+    // (its shards then hold list chunks, some in flight, whose leases the others take over).
+    let victim = rng.usize(..3);
+    let after = Duration::from_millis(rng.u64(1_000..3_000));
+    tokio::time::sleep(after).await;
+    let mut sent_before_kill = Vec::new();
+    for d in &daemons {
+        sent_before_kill.push(recipients_sent(d).await);
+    }
+    let ledger_at_kill = sim.ledger().summary();
+    daemons[victim].child.kill().unwrap(); // SIGKILL
+    daemons[victim].child.wait().unwrap();
+    let killed_at = Instant::now();
+    eprintln!(
+        "killed daemon {} {after:?} after the resume ({:?} after the start); recipients sent per daemon {sent_before_kill:?}; ledger {} deliveries",
+        daemons[victim].name,
+        sending.elapsed(),
+        ledger_at_kill.deliveries
+    );
+    assert!(ledger_at_kill.deliveries < BATCH + LIST, "everything was sent before the kill: not a mid-campaign kill");
+    let dead = daemons.remove(victim);
+
+    // The other two finish.
+    let survivors: Vec<&Daemon> = daemons.iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let (b, l) = loop {
+        let b = survivors[0].api.campaign(&batch).await.unwrap();
+        let l = survivors[0].api.campaign(&list).await.unwrap();
+        if b.state == "completed" && l.state == "completed" {
+            break (b, l);
+        }
+        assert!(Instant::now() < deadline, "campaigns did not finish: {b:#?} {l:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("both completed {:?} after the start, {:?} after the kill", sending.elapsed(), killed_at.elapsed());
+    agree(&survivors, &batch).await;
+    agree(&survivors, &list).await;
+    for id in [&batch, &list] {
+        let (r0, r1) = (survivors[0].api.report(id).await.unwrap(), survivors[1].api.report(id).await.unwrap());
+        let key = |r: &campaignd::protocol::ReportView| (r.results.clone(), r.delivered, r.failed, r.duration_seconds);
+        assert_eq!(key(&r0), key(&r1), "the survivors' reports of {id} differ");
+    }
+    assert_eq!(b.progress.results.values().sum::<u64>(), BATCH, "{b:#?}");
+    assert_eq!(l.progress.results.values().sum::<u64>(), LIST, "{l:#?}");
+
+    let ledger = sim.ledger();
+    for i in BATCH_FROM..BATCH_FROM + BATCH {
+        let n = ledger.count(&CompactCid::parse(&cid(i)).unwrap());
+        assert_eq!(n, 1, "batch recipient {i} delivered {n} times");
+    }
+    let mut list_duplicates = 0;
+    for i in 0..LIST {
+        let n = ledger.count(&CompactCid::parse(&cid(i)).unwrap());
+        assert!(n >= 1, "list recipient {i} was lost");
+        list_duplicates += u64::from(n - 1);
+    }
+    let skipped = l.progress.results.get("skipped_after_crash").copied().unwrap_or(0);
+    eprintln!(
+        "list duplicates {list_duplicates}, replayed {}, skipped {skipped}; ledger {:?}",
+        l.progress.replayed,
+        ledger.summary()
+    );
+    assert!(
+        list_duplicates <= l.progress.replayed,
+        "{list_duplicates} duplicates but only {} replayed",
+        l.progress.replayed
+    );
+
+    // More than one daemon sent: the victim's count before the kill, the others' at the end.
+    let mut sent = Vec::new();
+    for (i, before) in sent_before_kill.iter().enumerate() {
+        if i == victim {
+            sent.push(*before);
+        } else {
+            let d = &daemons[if i < victim { i } else { i - 1 }];
+            sent.push(recipients_sent(d).await);
+        }
+    }
+    eprintln!("recipients with a result per daemon (A, B, C): {sent:?}; whole test {:?}", began.elapsed());
+    assert!(sent.iter().filter(|n| **n > 0.0).count() >= 2, "only one daemon sent: {sent:?}");
+    drop(dead);
+    drop(daemons);
+    drop(nats);
+}
