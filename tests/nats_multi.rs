@@ -21,7 +21,8 @@ use campaignd::protocol::CampaignView;
 use campaignd::secret::Secret;
 use campaignd::simulator::{Limits, RunningSimulator, SimConfig};
 use common::{
-    batch_campaign, cid, config_text, get_text, list_campaign, ndjson_range, start_sim, NatsServer, DEV_TOKEN,
+    batch_campaign, cid, config_text, free_port, get_text, list_campaign, ndjson_range, start_sim, NatsServer,
+    DEV_TOKEN,
 };
 
 const BATCH: u64 = 300_000;
@@ -29,11 +30,12 @@ const BATCH_FROM: u64 = 1_000_000;
 const LIST: u64 = 30_000;
 /// Short, so the killed daemon's chunks return within the test's time.
 const LEASE_MS: u64 = 3_000;
-/// Per daemon (rate limits are not shared yet): slow enough that the list campaign is still
-/// running when it is paused and when a daemon is killed, and below a chunk (1,000), so each
-/// list chunk goes in two calls with a wait between them: a daemon killed then leaves it in
-/// flight, and its replay is counted by whoever takes it over.
-const LIST_SPEED: u32 = 600;
+/// The group's total (each of three daemons sends a third, 600/s, with a third of the burst):
+/// slow enough that the list campaign is still running when it is paused and when a daemon is
+/// killed, and each daemon's burst (334) is below a chunk (1,000), so each list chunk goes in
+/// several calls with waits between them: a daemon killed then leaves it in flight, and its
+/// replay is counted by whoever takes it over.
+const LIST_SPEED: u32 = 1_800;
 
 /// A daemon child process, killed (by its own process id) when dropped.
 struct Daemon {
@@ -48,10 +50,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Starts daemon `name` on its own port, on the shared NATS store under prefix `multi`.
@@ -262,4 +260,54 @@ async fn three_daemons_share_campaigns_and_survive_the_loss_of_one() {
     drop(dead);
     drop(daemons);
     drop(nats);
+}
+
+/// The group's limit for the rate test, and the burst one bucket of that speed has.
+const GROUP_SPEED: u32 = 3_000;
+const GROUP_BURST: u64 = 1_000;
+const RATE_LIST: u64 = 30_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_together_keep_a_campaigns_speed_as_a_total() {
+    let Some(nats) = NatsServer::start_or_skip("the three-daemon rate test") else { return };
+    let sim = start_sim(SimConfig { limits: Limits::unlimited(), ..SimConfig::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemons: Vec<Daemon> =
+        ["A", "B", "C"].into_iter().map(|n| start_daemon(n, dir.path(), &sim, &nats.url())).collect();
+    for d in &daemons {
+        wait_healthy(d).await;
+    }
+    // Every daemon has heard the others' heartbeats (one a second) before the start.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let id = daemons[0].api.create(&list_campaign("group-rate", Some(GROUP_SPEED))).await.unwrap().id;
+    let ids: String = (0..RATE_LIST).map(|i| format!("{}\n", cid(5_000_000 + i))).collect();
+    daemons[0].api.upload(&id, "text/plain", ids).await.unwrap();
+    let started = Instant::now();
+    daemons[0].api.act(&id, "start").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if daemons[0].api.campaign(&id).await.unwrap().state == "completed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the campaign did not finish in 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let timeline = sim.ledger().timeline();
+    let busiest = timeline.iter().copied().max().unwrap_or(0);
+    let mut sent = Vec::new();
+    for d in &daemons {
+        sent.push(recipients_sent(d).await);
+    }
+    eprintln!("{RATE_LIST} at {GROUP_SPEED}/s by three daemons in {secs:.1} s; busiest second {busiest}; per daemon {sent:?}; timeline {timeline:?}");
+    assert!(
+        busiest <= u64::from(GROUP_SPEED) + GROUP_BURST,
+        "a second of {busiest} deliveries: over the group's limit"
+    );
+    assert!(sent.iter().all(|n| *n > 0.0), "every daemon sent: {sent:?}");
+    // Not three times the speed: at a third each the whole takes about RATE_LIST / GROUP_SPEED.
+    assert!(
+        secs >= (RATE_LIST / u64::from(GROUP_SPEED)) as f64 * 0.8,
+        "finished in {secs:.1} s: faster than the limit"
+    );
 }

@@ -118,6 +118,9 @@ pub(crate) struct CampaignRun {
     plan: PartPlan,
     /// This daemon's share of it, for the number of daemons it was made for.
     pacing: std::sync::RwLock<Arc<Pacing>>,
+    /// Chunks this daemon may hold leased at once: a few for a paced campaign (more would only
+    /// wait for the bucket while other daemons have nothing to send), unbounded otherwise.
+    lease_slots: tokio::sync::Semaphore,
     list_taskid: OnceLock<String>,
     /// The app task of an app campaign already pushed (a schedule Getui held).
     app_taskid: Option<String>,
@@ -158,6 +161,11 @@ impl CampaignRun {
             app,
             plan,
             pacing: std::sync::RwLock::new(Arc::new(Pacing::new(plan, 1))),
+            lease_slots: tokio::sync::Semaphore::new(if plan.speed.is_some() {
+                PACED_CHUNKS_LEASED
+            } else {
+                tokio::sync::Semaphore::MAX_PERMITS
+            }),
             list_taskid,
             app_taskid: rec.app_taskid.clone(),
             getui,
@@ -201,6 +209,9 @@ impl CampaignRun {
         }
     }
 }
+
+/// Chunks of a paced campaign one daemon holds leased at once: one being sent and one ready.
+const PACED_CHUNKS_LEASED: usize = 2;
 
 /// A campaign's bucket and part size on this daemon, for a number of daemons sharing it.
 pub(crate) struct Pacing {

@@ -30,6 +30,16 @@ pub(super) async fn shard_loop(ctx: Arc<Context>, rx: Arc<Mutex<mpsc::Receiver<W
         if work.run.stop.is_cancelled() {
             continue; // paused or cancelled before it was sent: released
         }
+        // A paced campaign's chunks are leased a few at a time, so the chunks this daemon
+        // cannot send yet stay free for the other daemons' shares of the speed.
+        let _pacing_slot = tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            _ = work.run.stop.cancelled() => continue,
+            slot = work.run.lease_slots.acquire() => match slot {
+                Ok(slot) => slot,
+                Err(_) => continue,
+            },
+        };
         if !take_lease(&ctx, &work).await {
             continue; // another daemon sends it; it stays pending until acknowledged
         }

@@ -4,8 +4,10 @@
 use crate::domain::CampaignState;
 
 /// The KV buckets, by what they hold (the bucket is `{prefix}_{name}`).
-pub(super) const BUCKETS: [&str; 13] =
-    [META, CAMPAIGNS, INDEX, DONE, INFLIGHT, SUPPRESSED, DELIVERIES, BINDINGS, TEXTING, SERIALS, RECEIPTS, MEMBERS, LEASES];
+pub(super) const BUCKETS: [&str; 13] = [
+    META, CAMPAIGNS, INDEX, DONE, INFLIGHT, SUPPRESSED, DELIVERIES, BINDINGS, TEXTING, SERIALS, RECEIPTS, MEMBERS,
+    LEASES,
+];
 /// `identity` (created once: the first daemon wins) and `next_id` (the id counter, CAS'd).
 pub(super) const META: &str = "meta";
 /// `rec.{id}` → the campaign record (`codec::encode_named`), revision-checked on every change.
