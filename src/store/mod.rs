@@ -15,6 +15,7 @@ pub(crate) mod bindings;
 mod codec;
 mod deliveries;
 pub mod nats;
+mod patient;
 mod rules;
 mod sled_store;
 mod sled_texting;
@@ -32,6 +33,7 @@ use crate::domain::texting::SmsTally;
 use crate::domain::{Action, CampaignSpec, CampaignState, CompactCid, Counts, RequestKey, StoreIdentity};
 
 pub use nats::{NatsSettings, NatsStore};
+pub use patient::PatientStore;
 pub use sled_store::{read_identity_file, SledStore, StoreSettings};
 pub use texting::{ReceiptKey, TextingEntry};
 
@@ -446,4 +448,10 @@ pub trait Store: Send + Sync + 'static {
     fn note_receipts(&self, app: &str, marks: Vec<(ReceiptKey, u8)>) -> StoreFuture<'_, Vec<u8>>;
     /// The receipt bits of each (taskid, cid) of `app` (0: none).
     fn receipt_marks(&self, app: &str, keys: Vec<ReceiptKey>) -> StoreFuture<'_, Vec<u8>>;
+    /// Whether the store can be used right now, answered quickly (a few seconds at most):
+    /// `Unavailable` while the NATS connection is down or JetStream does not answer. An
+    /// embedded store is always there, hence the default.
+    fn health(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
 }

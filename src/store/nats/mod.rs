@@ -55,6 +55,7 @@
 //! streams are created with the settings `create_key_value` would use, by hand: that call
 //! first asks for account info in a shape nats-server 2.9 (Debian bookworm's) cannot answer.
 
+mod health;
 mod layout;
 mod scan;
 mod texting;
@@ -146,6 +147,8 @@ pub struct NatsStore {
     serials: kv::Store,
     receipts: kv::Store,
     identity: StoreIdentity,
+    /// The seed URLs, for the messages of [`StoreError::Unavailable`].
+    url: String,
 }
 
 /// A record with the revision it was read at.
@@ -212,6 +215,7 @@ impl NatsStore {
             serials,
             receipts,
             identity,
+            url: settings.url.clone(),
         };
         store.reindex().await?;
         Ok(Arc::new(store))
@@ -657,7 +661,10 @@ impl NatsStore {
         // Tombstone first: a crash after it but before the purge still counts the chunk once.
         match self.done.create(&key, encode_compact(&ack.counts)?.into()).await {
             Ok(_) => {}
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(()),
+            // Counted once already; the rest is done again, as an earlier attempt may have
+            // stopped after the tombstone (NATS lost mid-ack) and the purge and fold are
+            // idempotent.
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
             Err(e) => return Err(nats_err(e)),
         }
         self.purge_chunks(self.names.chunk_parts(ack.campaign, ack.seq)).await?;
@@ -1046,5 +1053,8 @@ impl Store for NatsStore {
     fn receipt_marks(&self, app: &str, keys: Vec<ReceiptKey>) -> StoreFuture<'_, Vec<u8>> {
         let app = app.to_owned();
         Box::pin(async move { self.read_receipts(&app, keys).await })
+    }
+    fn health(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.check_health())
     }
 }
