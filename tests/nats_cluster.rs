@@ -3,7 +3,7 @@
 //! keeps two of its three copies, a majority, so JetStream elects new leaders where it must
 //! and dispatch goes on: both campaigns complete with nobody lost, no batch recipient sent
 //! twice, and list duplicates no more than the campaign's `replayed`. The node killed is the
-//! JetStream meta leader, the loss that makes the cluster elect the most. Without
+//! one the daemon is connected to: its client must reconnect to another seed as well. Without
 //! `nats-server` on PATH the test says it was skipped; under `CI=true` it fails.
 
 mod common;
@@ -58,9 +58,12 @@ async fn losing_one_node_of_three_mid_campaign_loses_nobody() {
         }
     })
     .await;
+    // The node the daemon is connected to: its client must move to another, and the streams
+    // that node led elect new leaders.
     let leader = cluster.agreed_leader().expect("the cluster has a meta leader");
+    let victim = cluster.serving("campaignd").expect("the daemon is connected to a node");
     let at_kill = ledger.summary().deliveries;
-    cluster.kill(&leader);
+    cluster.kill(&victim);
     let killed = Instant::now();
 
     // Dispatch goes on: deliveries grow again after the loss (not only once it is repaired).
@@ -99,7 +102,8 @@ async fn losing_one_node_of_three_mid_campaign_loses_nobody() {
     }
     assert!(duplicates <= l.progress.replayed, "{duplicates} list duplicates, {} replayed", l.progress.replayed);
     eprintln!(
-        "cluster: uploads took {uploaded:?}; killed {leader} at {at_kill} of {total} delivered; both completed \
+        "cluster: uploads took {uploaded:?}; killed {victim} (meta leader: {leader}) at {at_kill} of {total} \
+         delivered; both completed \
          {finished_after_kill:?} later; batch 0 duplicates, list {duplicates} duplicates, {} replayed; \
          {} repeats dropped by request id; whole test {:?}",
         l.progress.replayed,

@@ -65,7 +65,11 @@ async fn losing_nats_mid_campaign_pauses_dispatch_which_resumes_by_itself_with_n
     tokio::time::sleep(Duration::from_secs(2)).await;
     let paused =
         settled("the ledger while NATS is down", Duration::from_secs(20), || async { Some(delivered().await) }).await;
+    let cpu_before = cpu_seconds();
     stays("the ledger while NATS is down", &paused, Duration::from_secs(3), delivered).await;
+    // Waiting, not spinning: daemon and simulator (this process) nearly idle meanwhile.
+    let cpu_paused = cpu_seconds() - cpu_before;
+    assert!(cpu_paused < 1.0, "{cpu_paused:.2} CPU seconds in 3 s of outage: something spins");
     assert!(paused < LIST, "killed mid-campaign: {paused} of {LIST} delivered");
     let down_for = killed.elapsed();
 
@@ -91,9 +95,21 @@ async fn losing_nats_mid_campaign_pauses_dispatch_which_resumes_by_itself_with_n
     }
     assert!(duplicates <= v.progress.replayed, "{duplicates} duplicates, {} replayed", v.progress.replayed);
     eprintln!(
-        "outage: readyz 503 after {not_ready_after:?}; paused at {paused} of {LIST} for {down_for:?}; ready again \
+        "outage: readyz 503 after {not_ready_after:?}; paused at {paused} of {LIST} for {down_for:?} \
+         ({cpu_paused:.2} CPU s in 3 s of it); ready again \
          {ready_again_after:?} after the restart; completed with {duplicates} duplicates, {} replayed",
         v.progress.replayed
     );
     app.stop().await;
+}
+
+/// CPU seconds this process (the test, the daemon and the simulator) has used, from
+/// `/proc/self/stat` (utime + stime, in the kernel's fixed 100 ticks a second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of the file; the first after the name is field 3.
+    let ticks: u64 = fields.get(11..13).unwrap_or_default().iter().filter_map(|f| f.parse::<u64>().ok()).sum();
+    ticks as f64 / 100.0
 }

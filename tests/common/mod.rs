@@ -645,6 +645,18 @@ impl NatsCluster {
         leaders.all(|l| l.as_deref() == Some(first.as_str())).then_some(first)
     }
 
+    /// The live node a client named `client` (its `ConnectOptions::name`) is connected to,
+    /// from each node's `/connz`.
+    pub fn serving(&self, client: &str) -> Option<String> {
+        let mut live = self.nodes.iter().filter(|n| n.child.is_some());
+        live.find(|n| {
+            let connz = monitoring(n.monitor, "/connz").unwrap_or_default();
+            let conns = connz["connections"].as_array().cloned().unwrap_or_default();
+            conns.iter().any(|c| c["name"] == client)
+        })
+        .map(|n| n.name.clone())
+    }
+
     /// Kills node `name` with SIGKILL and reaps it.
     pub fn kill(&mut self, name: &str) {
         let node = self.nodes.iter_mut().find(|n| n.name == name).expect("a node of that name");
@@ -669,16 +681,20 @@ impl Drop for NatsCluster {
 /// The meta leader a server's `/jsz` names (`meta_cluster.leader`), if it answers within 2 s
 /// and names one.
 fn jsz_leader(monitor: u16) -> Option<String> {
+    let v = monitoring(monitor, "/jsz")?;
+    v["meta_cluster"]["leader"].as_str().filter(|l| !l.is_empty()).map(str::to_owned)
+}
+
+/// A monitoring endpoint's JSON, if the server answers within 2 s.
+fn monitoring(monitor: u16, path: &str) -> Option<serde_json::Value> {
     use std::io::{Read, Write};
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], monitor));
     let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    conn.write_all(b"GET /jsz HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).ok()?;
     let mut text = String::new();
     conn.read_to_string(&mut text).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    v["meta_cluster"]["leader"].as_str().filter(|l| !l.is_empty()).map(str::to_owned)
+    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
 }
 
 /// Every file under `dir`, read whole: what a test searches for data that must not be on disk.

@@ -874,6 +874,11 @@ impl Store for NatsStore {
                 Ok(out.len() < max)
             })
             .await?;
+            if out.is_empty() && rec.folded < rec.chunk_count {
+                // Nothing left to send, not all folded: an acknowledgement cut short after its
+                // tombstone (NATS lost) may have left tombstones no later ack would fold.
+                self.fold(id).await?;
+            }
             Ok(out)
         })
     }
