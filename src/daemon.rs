@@ -16,7 +16,7 @@ use crate::dispatch::{new_member_id, AppSender, DispatchSettings, Dispatcher, Re
 use crate::metrics::{Metrics, UpstreamObserver};
 use crate::seal::SealKey;
 use crate::serve::ConnectionLimits;
-use crate::store::{NatsSettings, NatsStore, SledStore, Store, StoreError, StoreSettings};
+use crate::store::{NatsSettings, NatsStore, PatientStore, SledStore, Store, StoreError, StoreSettings};
 use crate::upstream::getui::GetuiClient;
 use crate::upstream::http::ClientBuildError;
 use crate::upstream::sms::{SmsClientBuildError, TencentSmsClient};
@@ -79,6 +79,10 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), DaemonError
     Ok((listener, bound))
 }
 
+/// Longest one dispatcher call waits for a lost NATS to come back before it fails as it would
+/// have at once (see `store::PatientStore`); shutdown ends the wait sooner.
+const NATS_OUTAGE_PATIENCE: Duration = Duration::from_secs(3600);
+
 /// The opened store, of the backend `store.backend` names.
 enum OpenStore {
     Sled(Arc<SledStore>),
@@ -114,6 +118,15 @@ impl OpenStore {
         match self {
             OpenStore::Sled(s) => s.clone(),
             OpenStore::Nats(s) => s.clone(),
+        }
+    }
+
+    /// The store as the dispatcher uses it: on NATS, its calls wait out an outage (up to
+    /// [`NATS_OUTAGE_PATIENCE`]), which pauses dispatch until NATS is back.
+    fn for_dispatch(&self, shutdown: &CancellationToken) -> Arc<dyn Store> {
+        match self {
+            OpenStore::Sled(s) => s.clone(),
+            OpenStore::Nats(s) => PatientStore::wrap(s.clone(), NATS_OUTAGE_PATIENCE, shutdown.clone()),
         }
     }
 
@@ -189,7 +202,8 @@ impl Daemon {
             lease: Duration::from_millis(lease_ms),
         };
         let dyn_store: Arc<dyn Store> = store.shared();
-        let dispatcher = Dispatcher::new(dyn_store.clone(), apps, metrics.clone(), settings, shutdown.clone());
+        let dispatcher =
+            Dispatcher::new(store.for_dispatch(&shutdown), apps, metrics.clone(), settings, shutdown.clone());
         let channels: HashMap<String, Channel> =
             config.apps.iter().map(|(name, app)| (name.clone(), app.channel)).collect();
         let api = Arc::new(

@@ -146,6 +146,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(id) => ApiError::not_found(format!("no campaign {id}")),
             StoreError::Conflict { state, message } => ApiError::conflict(state, message),
+            // NATS lost while running: the client may try again once it is back.
+            e @ StoreError::Unavailable { .. } => ApiError::unavailable(e.to_string()),
             other => ApiError::internal(other),
         }
     }

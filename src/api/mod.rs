@@ -278,9 +278,14 @@ async fn route(
     }
 }
 
-/// Ready when the store answers a read: one lookup of a campaign id that is never given out
-/// (ids start at 1), so the answer takes the same time however many campaigns the store holds.
+/// Ready when the store says it is usable (NATS connected and answering, within a couple of
+/// seconds) and answers a read: one lookup of a campaign id that is never given out (ids
+/// start at 1), so the answer takes the same time however many campaigns the store holds.
+/// Not ready: 503 `{"ready": false, "error": ...}`, naming the problem.
 async fn ready(state: &ApiState) -> Result<Response<Full<Bytes>>, ApiError> {
+    if let Err(e) = state.store.health().await {
+        return json(503, &serde_json::json!({"ready": false, "error": e.to_string()}));
+    }
     state.store.get(0).await.map_err(ApiError::internal)?;
     json(200, &serde_json::json!({"ready": true, "store_identity": state.store.identity().to_string()}))
 }

@@ -15,6 +15,7 @@ pub(crate) mod bindings;
 mod codec;
 mod deliveries;
 pub mod nats;
+mod patient;
 mod rules;
 mod sled_store;
 mod sled_texting;
@@ -32,6 +33,7 @@ use crate::domain::texting::SmsTally;
 use crate::domain::{Action, CampaignSpec, CampaignState, CompactCid, Counts, RequestKey, StoreIdentity};
 
 pub use nats::{NatsSettings, NatsStore};
+pub use patient::PatientStore;
 pub use sled_store::{read_identity_file, SledStore, StoreSettings};
 pub use texting::{ReceiptKey, TextingEntry};
 
@@ -474,4 +476,10 @@ pub trait Store: Send + Sync + 'static {
     /// recently, this one included: the group that shares speeds and call budgets (1 on sled,
     /// whose store belongs to one daemon).
     fn heartbeat(&self, member: &str, now_ms: i64) -> StoreFuture<'_, usize>;
+    /// Whether the store can be used right now, answered quickly (a few seconds at most):
+    /// `Unavailable` while the NATS connection is down or JetStream does not answer. An
+    /// embedded store is always there, hence the default.
+    fn health(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
 }

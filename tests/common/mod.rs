@@ -383,6 +383,25 @@ impl TestApp {
     pub async fn wait_final(&self, id: &str, secs: u64) -> CampaignView {
         self.wait_for(id, secs, |v| matches!(v.state.as_str(), "completed" | "cancelled" | "failed")).await
     }
+
+    /// Like [`TestApp::wait_final`], but a status call that fails (the store briefly
+    /// unavailable: NATS lost, a cluster electing leaders) reads as "not yet".
+    pub async fn wait_final_through_outages(&self, id: &str, secs: u64) -> CampaignView {
+        let final_state = |v: &CampaignView| matches!(v.state.as_str(), "completed" | "cancelled" | "failed");
+        eventually(&format!("campaign {id} to finish"), Duration::from_secs(secs), || async {
+            match self.api.campaign(id).await {
+                Ok(v) if final_state(&v) => Ok(v),
+                Ok(v) => Err(format!("{} with {:?}", v.state, v.progress.results)),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await
+    }
+
+    /// `/readyz`'s status and body; `None` when nothing answered.
+    pub async fn readyz(&self) -> Option<(u16, serde_json::Value)> {
+        try_raw("GET", &format!("http://{}/readyz", self.addr), None, serde_json::Value::Null).await.ok()
+    }
 }
 
 impl Drop for TestApp {
@@ -557,28 +576,32 @@ impl NatsServer {
     /// Starts a server and waits (up to 20 s) until it says it is ready.
     pub fn start() -> NatsServer {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = dir.path().join("nats.log");
-        let child = std::process::Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.path().join("js"))
-            .arg("-l")
-            .arg(&log)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        let server = NatsServer { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("Server is ready") {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "nats-server did not get ready in 20 s: {text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let port = free_port();
+        let child = spawn_nats(&NatsServer::args(port, dir.path()), &dir.path().join("nats.log"), 0);
+        NatsServer { child, port, dir }
+    }
+
+    /// The command line of a standalone server on `port` with its storage under `dir`.
+    fn args(port: u16, dir: &std::path::Path) -> Vec<String> {
+        let js = dir.join("js").display().to_string();
+        let log = dir.join("nats.log").display().to_string();
+        ["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd", &js, "-l", &log].map(str::to_owned).to_vec()
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and reaps it. Its port and storage
+    /// stay, for [`NatsServer::restart`].
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and storage directory (after
+    /// [`NatsServer::kill`]) and waits, up to 20 s, until it says it is ready. Its log is
+    /// appended to, so readiness is a new "Server is ready" line.
+    pub fn restart(&mut self) {
+        let log = self.dir.path().join("nats.log");
+        let seen = ready_lines(&log);
+        self.child = spawn_nats(&NatsServer::args(self.port, self.dir.path()), &log, seen);
     }
 
     /// The server's URL.
@@ -602,6 +625,178 @@ impl Drop for NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How many times the server logging to `log` said it was ready.
+fn ready_lines(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log).unwrap_or_default().matches("Server is ready").count()
+}
+
+/// Spawns `nats-server args` (its log at `log`, which held `seen` ready lines before) and
+/// waits up to 20 s for one more "Server is ready" line.
+fn spawn_nats(args: &[String], log: &std::path::Path, seen: usize) -> std::process::Child {
+    let mut child = std::process::Command::new("nats-server")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ready_lines(log) <= seen {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("nats-server did not get ready in 20 s: {}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+// ---------------------------------------------------------------------------------------------
+// A JetStream cluster: `nats-server` processes on loopback ports, routed to each other, each
+// with its own storage directory; killed when dropped.
+
+/// One server of a [`NatsCluster`].
+pub struct ClusterNode {
+    /// `n1`, `n2`, …: its `server_name`, as `/jsz` names the meta leader.
+    pub name: String,
+    /// Client port.
+    pub port: u16,
+    /// Monitoring port (`/jsz`).
+    pub monitor: u16,
+    /// `None` once killed.
+    child: Option<std::process::Child>,
+}
+
+/// A running JetStream cluster named `c` on 127.0.0.1.
+pub struct NatsCluster {
+    pub nodes: Vec<ClusterNode>,
+    pub dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    /// Starts `n` servers, or answers `None` after saying why the caller skips (no
+    /// `nats-server` on PATH; under `CI=true` that fails instead).
+    pub fn start_or_skip(what: &str, n: usize) -> Option<NatsCluster> {
+        if !on_path("nats-server") {
+            assert!(std::env::var("CI").is_err(), "CI must have nats-server: .ci/run installs Debian's nats-server");
+            eprintln!("SKIPPED {what}: nats-server not installed (apt-get install nats-server)");
+            return None;
+        }
+        Some(NatsCluster::start(n))
+    }
+
+    /// Starts `n` servers routed to each other and waits (up to 30 s) until all of them name
+    /// the same JetStream meta leader: before that, creating a replicated stream fails.
+    pub fn start(n: usize) -> NatsCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
+        let routes: Vec<String> = ports.iter().map(|(_, route, _)| format!("nats://127.0.0.1:{route}")).collect();
+        let mut cluster = NatsCluster { nodes: Vec::new(), dir };
+        for (i, (port, route, monitor)) in ports.iter().enumerate() {
+            let name = format!("n{}", i + 1);
+            let others: Vec<&str> =
+                routes.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.as_str()).collect();
+            let base = cluster.dir.path();
+            let log = base.join(format!("{name}.log"));
+            let args: Vec<String> = [
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-m",
+                &monitor.to_string(),
+                "--server_name",
+                &name,
+                "--cluster_name",
+                "c",
+                "--cluster",
+                &format!("nats://127.0.0.1:{route}"),
+                "--routes",
+                &others.join(","),
+                "-sd",
+                &base.join(&name).display().to_string(),
+                "-l",
+                &log.display().to_string(),
+            ]
+            .map(str::to_owned)
+            .to_vec();
+            let child = spawn_nats(&args, &log, 0);
+            cluster.nodes.push(ClusterNode { name, port: *port, monitor: *monitor, child: Some(child) });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cluster.agreed_leader().is_none() {
+            assert!(Instant::now() < deadline, "the JetStream cluster elected no meta leader in 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    /// Every node's client URL, comma-separated (killed ones too: seeds are configuration).
+    pub fn urls(&self) -> String {
+        self.nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The meta leader every live node names, when they agree.
+    pub fn agreed_leader(&self) -> Option<String> {
+        let mut leaders = self.nodes.iter().filter(|n| n.child.is_some()).map(|n| jsz_leader(n.monitor));
+        let first = leaders.next()??;
+        leaders.all(|l| l.as_deref() == Some(first.as_str())).then_some(first)
+    }
+
+    /// The live node a client named `client` (its `ConnectOptions::name`) is connected to,
+    /// from each node's `/connz`.
+    pub fn serving(&self, client: &str) -> Option<String> {
+        let mut live = self.nodes.iter().filter(|n| n.child.is_some());
+        live.find(|n| {
+            let connz = monitoring(n.monitor, "/connz").unwrap_or_default();
+            let conns = connz["connections"].as_array().cloned().unwrap_or_default();
+            conns.iter().any(|c| c["name"] == client)
+        })
+        .map(|n| n.name.clone())
+    }
+
+    /// Kills node `name` with SIGKILL and reaps it.
+    pub fn kill(&mut self, name: &str) {
+        let node = self.nodes.iter_mut().find(|n| n.name == name).expect("a node of that name");
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// The meta leader a server's `/jsz` names (`meta_cluster.leader`), if it answers within 2 s
+/// and names one.
+fn jsz_leader(monitor: u16) -> Option<String> {
+    let v = monitoring(monitor, "/jsz")?;
+    v["meta_cluster"]["leader"].as_str().filter(|l| !l.is_empty()).map(str::to_owned)
+}
+
+/// A monitoring endpoint's JSON, if the server answers within 2 s.
+fn monitoring(monitor: u16, path: &str) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], monitor));
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
 }
 
 /// Every file under `dir`, read whole: what a test searches for data that must not be on disk.

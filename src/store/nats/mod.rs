@@ -60,6 +60,7 @@
 //! streams are created with the settings `create_key_value` would use, by hand: that call
 //! first asks for account info in a shape nats-server 2.9 (Debian bookworm's) cannot answer.
 
+mod health;
 mod layout;
 mod leases;
 mod scan;
@@ -158,6 +159,8 @@ pub struct NatsStore {
     members: kv::Store,
     leases: kv::Store,
     identity: StoreIdentity,
+    /// The seed URLs, for the messages of [`StoreError::Unavailable`].
+    url: String,
 }
 
 /// A record with the revision it was read at.
@@ -226,6 +229,7 @@ impl NatsStore {
             members,
             leases,
             identity,
+            url: settings.url.clone(),
         };
         store.reindex().await?;
         Ok(Arc::new(store))
@@ -687,7 +691,10 @@ impl NatsStore {
         // Tombstone first: a crash after it but before the purge still counts the chunk once.
         match self.done.create(&key, encode_compact(&ack.counts)?.into()).await {
             Ok(_) => {}
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return remove(&self.leases, &key).await,
+            // Counted once already; the rest is done again, as an earlier attempt may have
+            // stopped after the tombstone (NATS lost mid-ack) and the purge and fold are
+            // idempotent.
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
             Err(e) => return Err(nats_err(e)),
         }
         self.purge_chunks(self.names.chunk_parts(ack.campaign, ack.seq)).await?;
@@ -920,6 +927,11 @@ impl Store for NatsStore {
                 Ok(out.len() < max)
             })
             .await?;
+            if out.is_empty() && rec.folded < rec.chunk_count {
+                // Nothing left to send, not all folded: an acknowledgement cut short after its
+                // tombstone (NATS lost) may have left tombstones no later ack would fold.
+                self.fold(id).await?;
+            }
             Ok(out)
         })
     }
@@ -1107,5 +1119,9 @@ impl Store for NatsStore {
             self.members.put(&key, Bytes::copy_from_slice(&now_ms.to_be_bytes())).await.map_err(nats_err)?;
             Ok(keys(&self.members, ">", SCAN_MAX).await?.len().max(1))
         })
+    }
+
+    fn health(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.check_health())
     }
 }
