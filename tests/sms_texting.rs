@@ -157,6 +157,34 @@ async fn the_texted_set_is_exactly_the_bound_recipients_the_push_did_not_reach()
     app.stop().await;
 }
 
+/// The same on the NATS backend: texting states, receipts' bits, serials and the texting lease
+/// live in JetStream KV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn texting_works_the_same_on_the_nats_backend() {
+    const N: u64 = 600;
+    let Some(nats) = common::NatsServer::start_or_skip("texting on NATS") else { return };
+    let store = format!(
+        "retention_days = 30\nbackend = \"nats\"\n[store.nats]\nurl = \"{}\"\nstream_prefix = \"texting\"\n",
+        nats.url()
+    );
+    let app = spawn_app_with(sim_config(FaultProfile::clean()), &[NO_WINDOW, ("retention_days = 30\n", &store)]).await;
+    let bound = || (0..N).filter(|n| n % 2 == 0);
+    import(&app.api, bound()).await;
+    let id = app.create(campaign("texting-nats", 300, "at_most_once", "会员")).await;
+    app.api.upload(&id, "application/x-ndjson", ndjson_range(0, N)).await.unwrap();
+    app.api.act(&id, "start").await.unwrap();
+    app.wait_final(&id, 60).await;
+    wait_settled(&app, N, 60).await;
+    let expected: BTreeSet<u64> = bound().filter(|n| !online(*n)).collect();
+    let texted: BTreeSet<u64> = texts(&app.sim, bound()).into_iter().filter(|(_, c)| *c > 0).map(|(n, _)| n).collect();
+    assert_eq!(texted, expected, "texted = bound ∧ not reached");
+    let sms = app.api.report(&id).await.unwrap().sms.expect("an sms section");
+    assert_eq!(sms.sms_sent, expected.len() as u64, "{sms:?}");
+    let no_binding = sms.sms_skipped.get("no_binding").copied().unwrap_or(0);
+    assert_eq!(sms.reached + sms.sms_sent + no_binding, N, "every recipient has one outcome: {sms:?}");
+    app.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // SIGKILL while texting: the daemon as a child process, the simulators in this process.
 

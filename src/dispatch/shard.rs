@@ -169,7 +169,7 @@ async fn release(ctx: &Context, run: &CampaignRun, seq: u64) {
     }
 }
 
-fn lease_ms(ctx: &Context) -> u64 {
+pub(super) fn lease_ms(ctx: &Context) -> u64 {
     u64::try_from(ctx.lease.as_millis()).unwrap_or(u64::MAX)
 }
 

@@ -14,13 +14,13 @@ use futures_util::StreamExt;
 
 use super::decide::retry::backoff;
 use super::decide::texting::{plan, NumberResult, PlanFacts, PlannedCall, PushAnswer, TextingPlan, TextingState};
-use super::{AppSender, CampaignRun, Context, SmsGateway};
+use super::{shard, AppSender, CampaignRun, Context, SmsGateway};
 use crate::clock::now_ms;
 use crate::domain::sms::SmsFallback;
 use crate::domain::texting::SmsTally;
 use crate::domain::{CompactCid, Replay};
 use crate::seal::aad;
-use crate::store::{CampaignRecord, ReceiptKey, StoreError, TextingEntry};
+use crate::store::{CampaignRecord, LeaseOutcome, ReceiptKey, StoreError, TextingEntry};
 use crate::upstream::sms::{number_outcome, NumberOutcome, SendSms, SmsError};
 use crate::upstream::{AnswerClass, ProviderError};
 use crate::wire::tencent_sms::codes::CodeClass;
@@ -85,8 +85,27 @@ pub(super) async fn texting_loop(ctx: std::sync::Arc<Context>) {
     }
 }
 
-/// Moves one due chunk's texting as far as it can go now.
-async fn text_chunk(ctx: &Context, mut entry: TextingEntry) -> Result<(), StoreError> {
+/// Sets a texting's lease apart from its chunk's push lease (same campaign and seq).
+const TEXTING_LEASE: u64 = 1 << 63;
+
+/// Moves one due chunk's texting as far as it can go now, under a lease so that of several
+/// daemons one texts it: a call marked in flight is then either this daemon's own from before
+/// a restart or a dead daemon's (its lease expired), never one still under way elsewhere.
+async fn text_chunk(ctx: &Context, entry: TextingEntry) -> Result<(), StoreError> {
+    let (campaign, lease_seq) = (entry.campaign, entry.seq | TEXTING_LEASE);
+    // `Done` here only means the campaign is gone, which the texting itself handles.
+    if ctx.store.lease_chunk(campaign, lease_seq, &ctx.member, shard::lease_ms(ctx)).await? == LeaseOutcome::Held {
+        return Ok(());
+    }
+    let result = text_leased(ctx, entry).await;
+    if let Err(e) = ctx.store.release_chunk(campaign, lease_seq, &ctx.member).await {
+        tracing::debug!(campaign, error = %e, "cannot give a texting lease back; it expires");
+    }
+    result
+}
+
+/// [`text_chunk`] once the lease is this daemon's.
+async fn text_leased(ctx: &Context, mut entry: TextingEntry) -> Result<(), StoreError> {
     let Some(rec) = ctx.store.get(entry.campaign).await? else {
         return ctx.store.texting_finish(entry, SmsTally::default()).await; // deleted meanwhile
     };
@@ -178,6 +197,12 @@ async fn send_calls(
         if stopped(ctx, rec.id).await? {
             plan.stop();
             return save(ctx, entry, plan).await;
+        }
+        // The lease is renewed before each call, so it never runs out while a call is out.
+        let lease_seq = entry.seq | TEXTING_LEASE;
+        match ctx.store.lease_chunk(rec.id, lease_seq, &ctx.member, shard::lease_ms(ctx)).await? {
+            LeaseOutcome::Taken | LeaseOutcome::TakenOver => {}
+            LeaseOutcome::Held | LeaseOutcome::Done => return Ok(()),
         }
         let call = plan.calls[plan.next].clone();
         let (numbers, unreadable) = open_numbers(gateway, &app.name, &call);
