@@ -107,6 +107,13 @@ pub(crate) struct Context {
     lease: Duration,
 }
 
+impl Context {
+    /// The chunk lease's time, ms (`store.nats.lease_ms`).
+    fn lease_ms(&self) -> u64 {
+        u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 /// A running campaign as the shards see it.
 pub(crate) struct CampaignRun {
     id: u64,

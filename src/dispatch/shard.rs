@@ -80,7 +80,7 @@ async fn send_leased(ctx: &Context, work: &Work) {
 /// cannot say (a later pass tries again).
 async fn take_lease(ctx: &Context, work: &Work) -> bool {
     let (id, seq) = (work.run.id, work.seq);
-    match ctx.store.lease_chunk(id, seq, &ctx.member, lease_ms(ctx)).await {
+    match ctx.store.lease_chunk(id, seq, &ctx.member, ctx.lease_ms()).await {
         Ok(LeaseOutcome::Taken) => {
             tracing::trace!(campaign = id, seq, member = %ctx.member, "leased a chunk");
             true
@@ -148,7 +148,7 @@ async fn under_lease<T>(ctx: &Context, run: &CampaignRun, seq: u64, send: impl F
 async fn keep_lease(ctx: &Context, run: &CampaignRun, seq: u64) -> Infallible {
     loop {
         tokio::time::sleep(ctx.lease / 3).await;
-        match ctx.store.lease_chunk(run.id, seq, &ctx.member, lease_ms(ctx)).await {
+        match ctx.store.lease_chunk(run.id, seq, &ctx.member, ctx.lease_ms()).await {
             Ok(LeaseOutcome::Taken | LeaseOutcome::TakenOver) => {}
             Ok(LeaseOutcome::Held | LeaseOutcome::Done) => {
                 tracing::warn!(
@@ -167,10 +167,6 @@ async fn release(ctx: &Context, run: &CampaignRun, seq: u64) {
     if let Err(e) = ctx.store.release_chunk(run.id, seq, &ctx.member).await {
         tracing::warn!(campaign = run.id, seq, error = %e, "cannot release a chunk's lease; it returns when it expires");
     }
-}
-
-pub(super) fn lease_ms(ctx: &Context) -> u64 {
-    u64::try_from(ctx.lease.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Counts a settled chunk's results in the metrics and records them in the store.

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 
 use super::decide::retry::backoff;
 use super::decide::texting::{plan, NumberResult, PlanFacts, PlannedCall, PushAnswer, TextingPlan, TextingState};
-use super::{shard, AppSender, CampaignRun, Context, SmsGateway};
+use super::{AppSender, CampaignRun, Context, SmsGateway};
 use crate::clock::now_ms;
 use crate::domain::sms::SmsFallback;
 use crate::domain::texting::SmsTally;
@@ -94,7 +94,7 @@ const TEXTING_LEASE: u64 = 1 << 63;
 async fn text_chunk(ctx: &Context, entry: TextingEntry) -> Result<(), StoreError> {
     let (campaign, lease_seq) = (entry.campaign, entry.seq | TEXTING_LEASE);
     // `Done` here only means the campaign is gone, which the texting itself handles.
-    if ctx.store.lease_chunk(campaign, lease_seq, &ctx.member, shard::lease_ms(ctx)).await? == LeaseOutcome::Held {
+    if ctx.store.lease_chunk(campaign, lease_seq, &ctx.member, ctx.lease_ms()).await? == LeaseOutcome::Held {
         return Ok(());
     }
     let result = text_leased(ctx, entry).await;
@@ -200,7 +200,7 @@ async fn send_calls(
         }
         // The lease is renewed before each call, so it never runs out while a call is out.
         let lease_seq = entry.seq | TEXTING_LEASE;
-        match ctx.store.lease_chunk(rec.id, lease_seq, &ctx.member, shard::lease_ms(ctx)).await? {
+        match ctx.store.lease_chunk(rec.id, lease_seq, &ctx.member, ctx.lease_ms()).await? {
             LeaseOutcome::Taken | LeaseOutcome::TakenOver => {}
             LeaseOutcome::Held | LeaseOutcome::Done => return Ok(()),
         }
