@@ -143,3 +143,41 @@ impl AppSender {
         self.paused_until_ms.fetch_max(until, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::secret::Secret;
+    use crate::upstream::http::PoolSettings;
+    use crate::upstream::sms::TencentSmsSettings;
+
+    fn gateway(window: Option<SendWindow>) -> SmsGateway {
+        let settings = TencentSmsSettings {
+            base_url: "http://127.0.0.1:9".into(),
+            secret_id: "AKIDexample".into(),
+            secret_key: Secret::new("very-secret-key"),
+            sdk_app_id: "1400006666".into(),
+            region: "ap-guangzhou".into(),
+            request_timeout: Duration::from_secs(1),
+            pool: PoolSettings::default(),
+        };
+        let client = TencentSmsClient::new(settings).expect("a client");
+        SmsGateway::new(client, "s".into(), HashMap::new(), window, None)
+    }
+
+    #[test]
+    fn a_gateway_that_refused_a_call_for_its_window_holds_texts_a_minute() {
+        let g = gateway(None);
+        let now = 1_800_000_000;
+        assert!(g.window_open(now), "notification texts: no window");
+        g.refused_for_window(now);
+        assert!(!g.window_open(now + 59), "held after the gateway's refusal, not tried every pass");
+        assert!(g.window_open(now + 60));
+        // 08:00–22:00 Beijing: 1_800_000_000 is 2027-01-15 08:00 UTC, 16:00 in Beijing.
+        let marketing = gateway(Some(SendWindow::default()));
+        assert!(marketing.window_open(now));
+        assert!(!marketing.window_open(now + 7 * 3_600), "23:00 in Beijing");
+    }
+}
