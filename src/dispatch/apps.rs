@@ -146,24 +146,11 @@ impl AppSender {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::secret::Secret;
-    use crate::upstream::http::PoolSettings;
-    use crate::upstream::sms::TencentSmsSettings;
+    use crate::upstream::sms::client::test_settings;
 
     fn gateway(window: Option<SendWindow>) -> SmsGateway {
-        let settings = TencentSmsSettings {
-            base_url: "http://127.0.0.1:9".into(),
-            secret_id: "AKIDexample".into(),
-            secret_key: Secret::new("very-secret-key"),
-            sdk_app_id: "1400006666".into(),
-            region: "ap-guangzhou".into(),
-            request_timeout: Duration::from_secs(1),
-            pool: PoolSettings::default(),
-        };
-        let client = TencentSmsClient::new(settings).expect("a client");
+        let client = TencentSmsClient::new(test_settings("http://127.0.0.1:9")).expect("a client");
         SmsGateway::new(client, "s".into(), HashMap::new(), window, None)
     }
 

@@ -173,23 +173,27 @@ fn check_request(request: &SendSms) -> Result<(), SmsError> {
     Ok(())
 }
 
+/// Settings of a client for unit tests elsewhere in the crate: made-up credentials, a 1 s
+/// timeout, sending to `base_url`.
+#[cfg(test)]
+pub(crate) fn test_settings(base_url: &str) -> TencentSmsSettings {
+    TencentSmsSettings {
+        base_url: base_url.into(),
+        secret_id: "AKIDexample".into(),
+        secret_key: crate::secret::Secret::new("very-secret-key"),
+        sdk_app_id: "1400006666".into(),
+        region: "ap-guangzhou".into(),
+        request_timeout: std::time::Duration::from_secs(1),
+        pool: crate::config::PoolSettings::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PoolSettings;
-    use crate::secret::Secret;
-    use std::time::Duration;
 
     fn settings(base_url: &str) -> TencentSmsSettings {
-        TencentSmsSettings {
-            base_url: base_url.into(),
-            secret_id: "AKIDexample".into(),
-            secret_key: Secret::new("very-secret-key"),
-            sdk_app_id: "1400006666".into(),
-            region: "ap-guangzhou".into(),
-            request_timeout: Duration::from_secs(1),
-            pool: PoolSettings::default(),
-        }
+        test_settings(base_url)
     }
 
     #[test]
