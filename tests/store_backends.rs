@@ -614,9 +614,17 @@ async fn nats_handles_opened_together_share_one_identity_and_never_reuse_an_id()
     let Some(server) = NatsServer::start_or_skip("the shared identity and id counter check") else { return };
     let check = async {
         let settings = server.settings("together");
-        let (a, b) = tokio::join!(NatsStore::open(&settings), NatsStore::open(&settings));
+        // Four at once, as daemons started together race to create the streams and buckets.
+        let (a, b, c, d) = tokio::join!(
+            NatsStore::open(&settings),
+            NatsStore::open(&settings),
+            NatsStore::open(&settings),
+            NatsStore::open(&settings)
+        );
         let (a, b) = (a.expect("first handle"), b.expect("second handle"));
+        let (c, d) = (c.expect("third handle"), d.expect("fourth handle"));
         assert_eq!(a.identity(), b.identity(), "one identity for the shared store");
+        assert_eq!((c.identity(), d.identity()), (a.identity(), a.identity()));
         let create_many = |store: Arc<NatsStore>| {
             tokio::spawn(async move {
                 let mut ids = Vec::new();

@@ -191,7 +191,7 @@ impl NatsStore {
             .map_err(|e| unavailable(&e))?;
         let js = jetstream::new(client.clone());
         let names = Names::new(&settings.stream_prefix);
-        let chunks = js
+        let created = js
             .get_or_create_stream(stream::Config {
                 name: names.chunk_stream(),
                 subjects: vec![names.chunk_subjects()],
@@ -200,8 +200,14 @@ impl NatsStore {
                 storage: stream::StorageType::File,
                 ..Default::default()
             })
-            .await
-            .map_err(|e| unavailable(&format!("JetStream is not enabled or not answering: {e}")))?;
+            .await;
+        let chunks = match created {
+            Ok(stream) => stream,
+            // Another daemon starting at once may have made it first (see `open_bucket`).
+            Err(e) => made_by_another(|| js.get_stream(names.chunk_stream()))
+                .await
+                .ok_or_else(|| unavailable(&format!("JetStream is not enabled or not answering: {e}")))?,
+        };
         let mut buckets = Vec::new();
         for what in layout::BUCKETS {
             buckets.push(open_bucket(&js, &names, what, settings.replicas).await?);
@@ -514,27 +520,48 @@ async fn open_bucket(
         layout::MEMBERS => MEMBER_TTL,
         _ => Duration::ZERO,
     };
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{bucket}"),
-        description: Some(format!("campaignd {what}")),
-        subjects: vec![format!("$KV.{bucket}.>")],
-        max_messages_per_subject: 1,
-        max_bytes: -1,
-        max_messages: -1,
-        max_message_size: -1,
-        max_age,
-        storage: stream::StorageType::File,
-        allow_rollup: true,
-        deny_delete: true,
-        deny_purge: false,
-        allow_direct: true,
-        num_replicas: replicas,
-        discard: stream::DiscardPolicy::New,
-        ..Default::default()
-    })
-    .await
-    .map_err(nats_err)?;
+    let created = js
+        .get_or_create_stream(stream::Config {
+            name: format!("KV_{bucket}"),
+            description: Some(format!("campaignd {what}")),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            max_bytes: -1,
+            max_messages: -1,
+            max_message_size: -1,
+            max_age,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            deny_purge: false,
+            allow_direct: true,
+            num_replicas: replicas,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        })
+        .await;
+    if let Err(e) = created {
+        // Daemons starting together race to create it: the loser's create is refused (e.g.
+        // "subjects overlap") although the bucket now exists.
+        return made_by_another(|| js.get_key_value(&bucket)).await.ok_or_else(|| nats_err(e));
+    }
     js.get_key_value(&bucket).await.map_err(nats_err)
+}
+
+/// What `get` finds after a create lost a race to another opener: tried a few times, as the
+/// winner's stream may take a moment to show.
+async fn made_by_another<T, E, F, Fut>(mut get: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    for _ in 0..20 {
+        if let Ok(found) = get().await {
+            return Some(found);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }
 
 /// Reads the store identity, or makes it: of daemons starting together, the first `create`
