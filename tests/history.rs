@@ -87,7 +87,18 @@ impl Running {
 
 /// Removes the index trees, leaving the layout the previous version wrote.
 fn strip_to_previous_layout(dir: &Path) {
-    let db = sled::Config::new().path(dir).open().unwrap();
+    // The stopped daemon's sled flusher may hold the file lock a moment longer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let db = loop {
+        match sled::Config::new().path(dir).open() {
+            Ok(db) => break db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("waiting for the store's lock: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("cannot open {}: {e}", dir.display()),
+        }
+    };
     for tree in ["active", "finished"] {
         db.drop_tree(tree).unwrap();
     }

@@ -955,8 +955,10 @@ mod tests {
             ids
         };
         {
-            // The previous version's layout: no index trees at all.
-            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            // The previous version's layout: no index trees at all. `open_db` waits for the
+            // closed store's background flusher to let go of the file lock.
+            let settings = StoreSettings { path: dir.path().to_path_buf(), cache_bytes: 8 << 20 };
+            let db = open_db(&settings).unwrap();
             db.drop_tree("active").unwrap();
             db.drop_tree("finished").unwrap();
             db.flush().unwrap();
