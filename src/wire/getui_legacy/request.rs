@@ -218,3 +218,148 @@ pub struct StopTaskRequest {
     /// The list or app task.
     pub content_id: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeOwned;
+
+    use super::*;
+
+    fn parse<T: DeserializeOwned>(json: &str) -> T {
+        match serde_json::from_str(json) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}: {json}"),
+        }
+    }
+
+    // Request lines of the wire capture (clientData shortened: it is decoded elsewhere).
+    const SINGLE: &str = r#"{"requestId": "1b60fd8e-ed8f-11f1-99f5-02fc00000001", "action": "pushMessageToSingleAction", "appkey": "AK_test", "clientData": "Cg==", "transmissionContent": "hello-\u900f\u4f20", "isOffline": true, "offlineExpireTime": 43200000, "pushNetWorkType": 0, "appId": "AID_test", "clientId": "cid-A", "alias": "", "type": 2, "pushType": "TransmissionMsg", "version": "4.1.1.2", "authToken": "tok-123"}"#;
+    const CONNECT: &str = r#"{"action": "connect", "appkey": "AK_test", "timeStamp": 1796133432132, "sign": "19df44b7e2cc2e9ec88b01c2bd1d9faf", "version": "4.1.1.2"}"#;
+    const CONTENT_LIST: &str = r#"{"taskGroupName": "group-1", "action": "getContentIdAction", "appkey": "AK_test", "clientData": "Cg==", "transmissionContent": "tc", "isOffline": true, "offlineExpireTime": 3600000, "pushNetWorkType": 0, "pushType": "NotifyMsg", "type": 2, "contentType": 1, "version": "4.1.1.2", "authToken": "tok-123"}"#;
+    const CONTENT_APP: &str = r#"{"taskGroupName": "grp-app", "action": "getContentIdAction", "appkey": "AK_test", "clientData": "Cg==", "transmissionContent": "hello-\u900f\u4f20", "isOffline": true, "offlineExpireTime": 600000, "pushNetWorkType": 0, "pushType": "TransmissionMsg", "type": 2, "conditions": [{"key": "phoneType", "values": ["ANDROID"], "optType": 0}, {"key": "region", "values": ["\u6d59\u6c5f", "33010000"], "optType": 1}, {"key": "tag", "values": ["haha"], "optType": 2}], "speed": 100, "contentType": 2, "appIdList": ["AID_test"], "pushTime": "203001011200", "version": "4.1.1.2", "authToken": "tok-123"}"#;
+    const CONTENT_APP_OLD: &str = r#"{"action": "getContentIdAction", "appkey": "AK_test", "clientData": "Cg==", "transmissionContent": "tc", "isOffline": false, "offlineExpireTime": 0, "pushNetWorkType": 0, "pushType": "NotifyMsg", "type": 2, "phoneTypeList": ["IOS"], "provinceList": ["\u6d59\u6c5f"], "tagList": ["t1"], "speed": 0, "contentType": 2, "appIdList": ["AID_test"], "version": "4.1.1.2", "authToken": "tok-123"}"#;
+    const LIST: &str = r#"{"action": "pushMessageToListAction", "appkey": "AK_test", "contentId": "OSL-0001_3", "needDetails": "true", "async": false, "appId": "AID_test", "clientIdList": ["cid-1", "cid-2"], "aliasList": ["alias-3"], "type": 2, "version": "4.1.1.2", "authToken": "tok-123"}"#;
+    const APP: &str = r#"{"action": "pushMessageToAppAction", "appkey": "AK_test", "contentId": "OSA-0001_4", "type": 2, "version": "4.1.1.2", "authToken": "tok-123"}"#;
+    const BATCH: &str = r#"{"requestId": "1babb3ba-ed8f-11f1-99f5-02fc00000001", "appkey": "AK_test", "action": "pushMessageToSingleBatchAction", "serialize": "pb", "async": false, "singleDatas": "CgA=", "version": "4.1.1.2", "authToken": "tok-123"}"#;
+    const BIND: &str = r#"{"action": "bind_cid_pn", "appId": "AID_test", "appkey": "AK_test", "cidpnlist": {"cid-B": "0cc175b9c0f1b6a831c399e269772661", "cid-A": "e10adc3949ba59abbe56e057f20f883e"}, "version": "4.1.1.2", "authToken": "tok-123"}"#;
+    const UNBIND: &str = r#"{"action": "unbind_cid_pn", "appId": "AID_test", "appkey": "AK_test", "cids": ["cid-A", "cid-B"], "version": "4.1.1.2", "authToken": "tok-123"}"#;
+    const STOP_SMS: &str = r#"{"action": "stop_sms", "appId": "AID_test", "appkey": "AK_test", "taskId": "OSA-0001_x", "version": "4.1.1.2", "authToken": "tok-123"}"#;
+    const STOP_TASK: &str = r#"{"action": "stopTaskAction", "appkey": "AK_test", "contentId": "OSL-0001_x", "version": "4.1.1.2", "authToken": "tok-123"}"#;
+
+    #[test]
+    fn envelope_reads_every_capture_line_and_both_token_spellings() {
+        for json in [SINGLE, CONTENT_LIST, CONTENT_APP, LIST, APP, BATCH, BIND, UNBIND, STOP_SMS, STOP_TASK] {
+            let e: Envelope = parse(json);
+            assert_eq!((e.appkey.as_str(), e.auth_token.as_deref()), ("AK_test", Some("tok-123")), "{json}");
+        }
+        let discovery: Envelope = parse(r#"{"action": "getOSPushDomailUrlListAction", "appkey": "AK_test"}"#);
+        assert_eq!((discovery.action.as_str(), discovery.auth_token), ("getOSPushDomailUrlListAction", None));
+        let close: Envelope = parse(r#"{"action":"close","appkey":"AK_test","version":"4.1.1.2","authtoken":"t"}"#);
+        assert_eq!(close.auth_token.as_deref(), Some("t"));
+        let fresh: Envelope = parse(r#"{"action":"x","appkey":"AK_test","authToken":""}"#);
+        assert_eq!(fresh.auth_token.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn connect_takes_a_number_or_a_numeric_string() {
+        let c: Connect = parse(CONNECT);
+        assert_eq!(
+            (c.appkey.as_str(), c.time_stamp, c.sign.as_str()),
+            ("AK_test", 1796133432132, "19df44b7e2cc2e9ec88b01c2bd1d9faf")
+        );
+        let php: Connect = parse(r#"{"action":"connect","appkey":"AK_test","timeStamp":"1796133432132","sign":"s"}"#);
+        assert_eq!(php.time_stamp, 1796133432132);
+        assert!(serde_json::from_str::<Connect>(r#"{"appkey":"a","timeStamp":"soon","sign":"s"}"#).is_err());
+    }
+
+    #[test]
+    fn single_push_of_capture_1() {
+        let s: SingleRequest = parse(SINGLE);
+        assert_eq!(s.request_id.as_deref(), Some("1b60fd8e-ed8f-11f1-99f5-02fc00000001"));
+        assert_eq!((s.app_id.as_str(), s.client_id.as_str(), s.alias.as_str()), ("AID_test", "cid-A", ""));
+        let want = PushFields {
+            client_data: "Cg==".into(),
+            transmission_content: "hello-透传".into(),
+            is_offline: Some(true),
+            offline_expire_time: Some(43200000),
+            push_network_type: 0,
+            push_type: "TransmissionMsg".into(),
+        };
+        assert_eq!(s.push, want);
+    }
+
+    #[test]
+    fn content_id_requests_for_list_and_app() {
+        let list: ContentIdRequest = parse(CONTENT_LIST);
+        assert_eq!((list.content_type, list.task_group_name.as_deref()), (1, Some("group-1")));
+        assert_eq!((list.push.push_type.as_str(), list.push.offline_expire_time), ("NotifyMsg", Some(3600000)));
+        assert!(list.conditions.is_empty() && list.app_id_list.is_empty() && list.push_time.is_none());
+        let app: ContentIdRequest = parse(CONTENT_APP);
+        assert_eq!((app.content_type, app.speed, app.push_time.as_deref()), (2, Some(100), Some("203001011200")));
+        assert_eq!(app.app_id_list, ["AID_test"]);
+        let region = &app.conditions[1];
+        assert_eq!(
+            (region.key.as_str(), region.values.clone(), region.opt_type),
+            ("region", vec!["浙江".into(), "33010000".into()], 1)
+        );
+        let old: ContentIdRequest = parse(CONTENT_APP_OLD);
+        assert_eq!(
+            (old.phone_type_list.clone(), old.province_list.clone(), old.tag_list.clone()),
+            (vec!["IOS".into()], vec!["浙江".into()], vec!["t1".into()])
+        );
+        assert_eq!((old.push.is_offline, old.speed, old.task_group_name), (Some(false), Some(0), None));
+    }
+
+    #[test]
+    fn list_app_batch_task_requests() {
+        let l: ListRequest = parse(LIST);
+        assert!(l.need_details && !l.is_async);
+        assert_eq!((l.content_id.as_str(), l.app_id.as_str()), ("OSL-0001_3", "AID_test"));
+        assert_eq!((l.client_id_list.len(), l.alias_list.clone()), (2, vec!["alias-3".to_owned()]));
+        assert_eq!(parse::<AppPushRequest>(APP).content_id, "OSA-0001_4");
+        let b: BatchRequest = parse(BATCH);
+        assert_eq!((b.serialize.as_deref(), b.is_async, b.single_datas.as_str()), (Some("pb"), false, "CgA="));
+        assert_eq!(parse::<CidsRequest>(UNBIND).cids, ["cid-A", "cid-B"]);
+        let t: TaskRequest = parse(STOP_SMS);
+        assert_eq!((t.app_id.as_str(), t.task_id.as_str()), ("AID_test", "OSA-0001_x"));
+        assert_eq!(parse::<StopTaskRequest>(STOP_TASK).content_id, "OSL-0001_x");
+    }
+
+    /// Per-cid answers follow the caller's order, which serde_json's map would sort away.
+    #[test]
+    fn cidpnlist_keeps_its_order() {
+        let b: BindRequest = parse(BIND);
+        let cids: Vec<&str> = b.cidpnlist.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(cids, ["cid-B", "cid-A"]);
+        assert_eq!(b.cidpnlist[1].1, "e10adc3949ba59abbe56e057f20f883e");
+        assert!(parse::<BindRequest>(r#"{"appId":"a","cidpnlist":null}"#).cidpnlist.is_empty());
+        assert!(serde_json::from_str::<BindRequest>(r#"{"appId":"a","cidpnlist":{"c":5}}"#).is_err());
+    }
+
+    #[test]
+    fn booleans_and_numbers_in_every_spelling() {
+        for (text, want) in [("true", true), ("\"true\"", true), ("\"TRUE\"", true), ("\"1\"", true), ("1", true)]
+            .into_iter()
+            .chain([("false", false), ("\"false\"", false), ("\"0\"", false), ("0", false), ("null", false)])
+        {
+            let l: ListRequest = parse(&format!(r#"{{"contentId":"c","needDetails":{text},"async":{text}}}"#));
+            assert_eq!((l.need_details, l.is_async), (want, want), "{text}");
+        }
+        assert!(serde_json::from_str::<ListRequest>(r#"{"contentId":"c","needDetails":"maybe"}"#).is_err());
+        // Flattened fields too: numbers as strings, booleans as strings, nulls, absent fields.
+        let s: SingleRequest = parse(
+            r#"{"appId":"a","clientId":"c","clientData":"x","isOffline":"1","offlineExpireTime":"7200000","pushNetWorkType":"1","alias":null}"#,
+        );
+        assert_eq!(
+            (s.push.is_offline, s.push.offline_expire_time, s.push.push_network_type),
+            (Some(true), Some(7200000), 1)
+        );
+        assert_eq!((s.alias.as_str(), s.push.transmission_content.as_str(), s.request_id), ("", "", None));
+        let bare: SingleRequest = parse(r#"{"clientData":"x"}"#);
+        assert_eq!((bare.push.is_offline, bare.push.offline_expire_time), (None, None));
+        let c: ContentIdRequest = parse(
+            r#"{"contentType":"2","speed":"50","conditions":[{"key":"tag","values":["a"],"optType":"2"}],"tagList":null}"#,
+        );
+        assert_eq!((c.content_type, c.speed, c.conditions[0].opt_type, c.tag_list.len()), (2, Some(50), 2, 0));
+    }
+}

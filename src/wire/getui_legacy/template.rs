@@ -349,3 +349,241 @@ fn read_sms(s: &SmsInfo) -> Result<LegacySms, LegacyError> {
     }
     Ok(LegacySms { template_id, vars, applink_url, offline_send_ms: s.offline_sendtime.unwrap_or(0) })
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use prost::Message;
+
+    use super::*;
+    use crate::wire::getui_legacy::decode_client_data;
+    use crate::wire::getui_legacy::proto::{AppStartUp, Button, InnerFiled, PushInfo, SmsContentEntry};
+
+    fn action(id: i32, ty: Type, next: Option<i32>) -> ActionChain {
+        ActionChain { action_id: Some(id), r#type: Some(ty as i32), next, ..Default::default() }
+    }
+
+    fn startapp(autostart: bool) -> ActionChain {
+        ActionChain {
+            appid: Some(String::new()),
+            appstartupid: Some(AppStartUp { android: Some("".into()), symbia: Some("".into()), ios: Some("".into()) }),
+            autostart: Some(autostart),
+            failed_action: Some(100),
+            ..action(10030, Type::Startapp, Some(100))
+        }
+    }
+
+    /// The notification action of capture #5 (title T, text X, all flags true, four fields).
+    fn notification_action() -> ActionChain {
+        let field = |k: &str, v: &str, t: i32| InnerFiled { key: Some(k.into()), val: Some(v.into()), r#type: Some(t) };
+        ActionChain {
+            logo: Some("".into()),
+            logo_url: Some("".into()),
+            title: Some("T".into()),
+            text: Some("X".into()),
+            clearable: Some(true),
+            ring: Some(true),
+            buzz: Some(true),
+            field: vec![
+                field("notifyStyle", "0", 1),
+                field("channel", "Default", 0),
+                field("channelName", "Default", 0),
+                field("channelLevel", "3", 1),
+            ],
+            ..action(10000, Type::Notification, Some(10010))
+        }
+    }
+
+    /// A `Transparent` as the Python SDK fills it, with `chain` and `template_id`.
+    fn transparent(template_id: i32, chain: Vec<ActionChain>) -> Transparent {
+        Transparent {
+            id: Some("".into()),
+            action: Some("pushmessage".into()),
+            task_id: Some("".into()),
+            app_key: Some("AK_test".into()),
+            app_id: Some("AID_test".into()),
+            message_id: Some("".into()),
+            push_info: Some(PushInfo { invalid_apn: Some(true), invalid_mpn: Some(true), ..Default::default() }),
+            action_chain: chain,
+            condition: vec!["".into()],
+            template_id: Some(template_id),
+            ..Default::default()
+        }
+    }
+
+    /// Through the wire: protobuf, base64, the capped decoder, then the template reader.
+    fn wire_read(t: &Transparent, tc: &str) -> Result<LegacyTemplate, LegacyError> {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(t.encode_to_vec());
+        read_template(&decode_client_data(&b64)?, tc)
+    }
+
+    fn notification_chain(then: ActionChain) -> Vec<ActionChain> {
+        vec![
+            action(1, Type::Goto, Some(10000)),
+            notification_action(),
+            action(10010, Type::Goto, Some(then.action_id.unwrap_or_default())),
+            then,
+            action(100, Type::Eoa, None),
+        ]
+    }
+
+    fn looks_tx() -> LegacyLooks {
+        LegacyLooks {
+            title: "T".into(),
+            text: "X".into(),
+            ring: true,
+            vibrate: true,
+            clearable: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn notification_of_capture_5_starts_the_app() {
+        let t = wire_read(&transparent(0, notification_chain(startapp(true))), "tc").unwrap();
+        assert_eq!(t.kind, LegacyKind::Notification { looks: looks_tx(), click: LegacyClick::StartApp });
+        assert_eq!(
+            (t.transmission_content.as_str(), t.app_key.as_str(), t.app_id.as_str()),
+            ("tc", "AK_test", "AID_test")
+        );
+        assert_eq!((t.apns_json, t.display_ms, t.sms), (None, None, None));
+    }
+
+    #[test]
+    fn link_opens_its_url() {
+        let web = ActionChain { url: Some("https://example.com/x".into()), ..action(10040, Type::Startweb, Some(100)) };
+        let t = wire_read(&transparent(1, notification_chain(web)), "").unwrap();
+        assert_eq!(
+            t.kind,
+            LegacyKind::Notification { looks: looks_tx(), click: LegacyClick::Url("https://example.com/x".into()) }
+        );
+    }
+
+    /// The chain of the Python SDK's NotyPopLoadTemplate: notification → popup → appdownload.
+    #[test]
+    fn noty_pop_load_reads_popup_and_download() {
+        let button = |text: &str, next: i32| Button { text: Some(text.into()), next: Some(next) };
+        let popup = ActionChain {
+            title: Some("pt".into()),
+            text: Some("pc".into()),
+            img: Some("https://img/p.png".into()),
+            buttons: vec![button("下载", 10040), button("取消", 100)],
+            ..action(10020, Type::Popup, Some(6))
+        };
+        let download = ActionChain {
+            name: Some("App".into()),
+            url: Some("https://dl/app.apk".into()),
+            logo: Some("dl.png".into()),
+            auto_install: Some(true),
+            autostart: Some(false),
+            appstartupid: Some(AppStartUp::default()),
+            ..action(10040, Type::Appdownload, Some(6))
+        };
+        let mut chain = notification_chain(popup);
+        chain.insert(4, download);
+        let t = wire_read(&transparent(2, chain), "").unwrap();
+        let LegacyKind::PopupDownload { looks, popup } = t.kind else { panic!("not a popup: {:?}", t.kind) };
+        assert_eq!(looks, looks_tx());
+        assert_eq!(
+            popup,
+            LegacyPopup {
+                title: "pt".into(),
+                content: "pc".into(),
+                image: "https://img/p.png".into(),
+                buttons: ["下载".into(), "取消".into()],
+                download_title: "App".into(),
+                download_url: "https://dl/app.apk".into(),
+                download_logo: "dl.png".into(),
+                auto_install: true,
+                auto_start: false,
+            }
+        );
+    }
+
+    #[test]
+    fn revoke_names_the_old_task() {
+        let revoke = ActionChain {
+            stype: Some("terminatetask".into()),
+            taskid: Some("OSS-0531_RZBMR2SwQj66QmqOy86".into()),
+            field: vec![InnerFiled { key: Some("force".into()), val: Some("false".into()), r#type: Some(5) }],
+            ..action(1, Type::Mmsinbox2, Some(100))
+        };
+        let t = wire_read(&transparent(8, vec![revoke, action(100, Type::Eoa, None)]), "").unwrap();
+        assert_eq!(t.kind, LegacyKind::Revoke { task_id: "OSS-0531_RZBMR2SwQj66QmqOy86".into() });
+    }
+
+    #[test]
+    fn transmission_keeps_auto_start_and_the_display_window() {
+        let mut t =
+            transparent(4, vec![action(1, Type::Goto, Some(10030)), startapp(true), action(100, Type::Eoa, None)]);
+        t.condition = vec!["".into(), "duration=1796133432132-1796137032132".into()];
+        let read = wire_read(&t, "hello").unwrap();
+        assert_eq!(read.kind, LegacyKind::Transmission { auto_start: true });
+        assert_eq!(read.display_ms, Some((1796133432132, 1796137032132)));
+        t.condition = vec!["duration=5-x".into()];
+        assert_eq!(wire_read(&t, "").unwrap_err().result(), "Error");
+        t.condition = vec!["duration=9-5".into()];
+        assert!(matches!(wire_read(&t, ""), Err(LegacyError::Template(_))));
+    }
+
+    #[test]
+    fn apn_template_needs_apn_json_and_others_keep_it() {
+        let mut t = transparent(5, vec![]);
+        assert!(matches!(wire_read(&t, ""), Err(LegacyError::Template(_))));
+        t.push_info =
+            Some(PushInfo { invalid_apn: Some(false), apn_json: Some(r#"{"aps":{}}"#.into()), ..Default::default() });
+        let read = wire_read(&t, "").unwrap();
+        assert_eq!(
+            (read.kind, read.apns_json.as_deref()),
+            (LegacyKind::Transmission { auto_start: false }, Some(r#"{"aps":{}}"#))
+        );
+        // invalidAPN true means "no APNs payload", whatever apnJson holds.
+        t.push_info = Some(PushInfo { invalid_apn: Some(true), apn_json: Some("{}".into()), ..Default::default() });
+        assert!(wire_read(&t, "").is_err());
+    }
+
+    #[test]
+    fn start_activity_broken_chains_and_mismatched_ids_are_refused() {
+        let tx = vec![action(1, Type::Goto, Some(10030)), startapp(false), action(100, Type::Eoa, None)];
+        assert!(matches!(wire_read(&transparent(7, tx.clone()), ""), Err(LegacyError::Unsupported(_))));
+        // A Transmission chain claiming to be a Notification.
+        assert!(matches!(wire_read(&transparent(0, tx.clone()), ""), Err(LegacyError::Template(_))));
+        // A Goto loop ends with an error, not a hang.
+        let looped = vec![action(1, Type::Goto, Some(2)), action(2, Type::Goto, Some(1))];
+        assert!(matches!(wire_read(&transparent(4, looped), ""), Err(LegacyError::Template(_))));
+        // A link to a missing action, and no chain at all.
+        assert!(wire_read(&transparent(4, vec![action(1, Type::Goto, Some(10030))]), "").is_err());
+        assert!(wire_read(&transparent(4, vec![]), "").is_err());
+        // An action type outside the schema.
+        let mut odd = action(1, Type::Goto, Some(2));
+        odd.r#type = Some(99);
+        assert!(wire_read(&transparent(4, vec![odd]), "").is_err());
+    }
+
+    /// Capture #4: AppLink entries come first and are not template variables.
+    #[test]
+    fn applink_entries_leave_the_vars() {
+        let entry = |k: &str, v: &str| SmsContentEntry { key: Some(k.into()), value: Some(v.into()) };
+        let mut t =
+            transparent(4, vec![action(1, Type::Goto, Some(10030)), startapp(false), action(100, Type::Eoa, None)]);
+        t.sms_info = Some(SmsInfo {
+            sms_template_id: Some("10000".into()),
+            sms_content: vec![
+                entry("applinkIdentification", "1"),
+                entry("url", "https://example.com/a?n=pl&p="),
+                entry("name", "张三"),
+                entry("money", "12"),
+            ],
+            offline_sendtime: Some(60000),
+            sms_send_duration: Some(0),
+            sms_checked: Some(false),
+            sms_checked_error_msg: None,
+        });
+        let sms = wire_read(&t, "").unwrap().sms.unwrap();
+        assert_eq!(sms.vars, vec![("name".into(), "张三".into()), ("money".into(), "12".into())]);
+        assert_eq!(sms.applink_url.as_deref(), Some("https://example.com/a?n=pl&p="));
+        assert_eq!((sms.template_id.as_str(), sms.offline_send_ms), ("10000", 60000));
+        t.sms_info = Some(SmsInfo { sms_template_id: Some(" ".into()), ..Default::default() });
+        assert!(matches!(wire_read(&t, ""), Err(LegacyError::Template(_))));
+    }
+}
