@@ -14,8 +14,8 @@ use crate::clock::now_ms;
 use crate::domain::campaign::{CreateCampaign, Validation};
 use crate::domain::{Action, CampaignSpec, CampaignState, FieldError, Mode};
 use crate::protocol::{
-    CampaignList, CampaignView, GroupReportView, LegacyView, ProgressView, RecipientTotals, ReportView, SmsFallbackView, SmsView,
-    UpstreamCounts,
+    CampaignList, CampaignView, GroupReportView, LegacyView, ProgressView, RecipientTotals, ReportView,
+    SmsFallbackView, SmsView, UpstreamCounts,
 };
 use crate::store::{CampaignRecord, Change, PageQuery, Progress};
 

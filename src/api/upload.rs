@@ -237,9 +237,10 @@ pub(super) async fn upload_recipients(
     recipients: Vec<Recipient>,
 ) -> Result<UploadView, ApiError> {
     let id = rec.id;
-    let _busy = state.uploads.begin(id).map_err(|_| {
-        ApiError::conflict(rec.state, format!("an upload to campaign {id} is already in progress"))
-    })?;
+    let _busy = state
+        .uploads
+        .begin(id)
+        .map_err(|_| ApiError::conflict(rec.state, format!("an upload to campaign {id} is already in progress")))?;
     let seen = take_filter(state, id, rec.chunk_count).await.map_err(|b| match b {
         Broken::Stopping => stopping_error(id),
         Broken::Body(e) | Broken::Store(e) => e,

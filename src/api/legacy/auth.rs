@@ -40,7 +40,7 @@ pub(super) fn connect(ingress: &LegacyIngress, call: &Call) -> Result<Value, Ref
 
 /// The app whose valid token the call carries.
 pub(super) fn verify<'a>(ingress: &'a LegacyIngress, envelope: &Envelope) -> Result<&'a LegacyApp, Refusal> {
-    let appkey = envelope.appkey.as_deref().unwrap_or_default();
+    let appkey = envelope.appkey.as_str();
     let app = ingress
         .apps
         .get(appkey)
@@ -81,6 +81,7 @@ mod tests {
     fn app(secret: &str) -> LegacyApp {
         LegacyApp {
             name: "main".into(),
+            app_key: "AK_test".into(),
             app_id: "AID".into(),
             master_secret: Secret::new(secret),
             sms_vars: Default::default(),

@@ -48,7 +48,10 @@ fn pn_md5(pn: &str) -> Result<String, BindRefusal> {
         return Err(BindRefusal { code: BindCode::PhoneEmpty, reason: "pn is empty".into() });
     }
     if pn.len() != 32 || !pn.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(BindRefusal { code: BindCode::Other, reason: "pn must be md5(phone number), 32 hex digits".into() });
+        return Err(BindRefusal {
+            code: BindCode::Other,
+            reason: "pn must be md5(phone number), 32 hex digits".into(),
+        });
     }
     Ok(pn.to_ascii_lowercase())
 }

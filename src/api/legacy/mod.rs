@@ -70,6 +70,8 @@ pub struct LegacyIngress {
 pub struct LegacyApp {
     /// The app's name in the configuration.
     pub name: String,
+    /// Its AppKey.
+    pub app_key: String,
     /// Its AppId.
     pub app_id: String,
     /// Its MasterSecret: checks `connect` signs and signs the tokens.
@@ -123,7 +125,8 @@ pub(super) struct Call {
 impl Call {
     /// The body as the request type of its action.
     fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, Refusal> {
-        serde_json::from_slice(&self.body).map_err(|e| Refusal::new("Error", format!("bad {} body: {e}", self.action())))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Refusal::new("Error", format!("bad {} body: {e}", self.action())))
     }
 
     fn action(&self) -> &str {
@@ -258,10 +261,8 @@ impl Cx<'_> {
 fn reply(answer: &Value) -> Response<Full<Bytes>> {
     let body = serde_json::to_vec(answer).unwrap_or_else(|_| br#"{"result":"Error"}"#.to_vec());
     let mut resp = Response::new(Full::new(Bytes::from(body)));
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json;charset=UTF-8"),
-    );
+    resp.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json;charset=UTF-8"));
     resp
 }
 

@@ -241,7 +241,7 @@ async fn wait_sent(cx: &Cx<'_>, rec: CampaignRecord) -> Result<(CampaignRecord, 
     let mut rec = rec;
     loop {
         let progress = cx.state.store.progress(rec.id).await?;
-        if let Some((name, _)) = progress.counts.0.iter().find(|(_, n)| *n > 0) {
+        if let Some((name, _)) = progress.counts.0.iter().find(|(_, n)| **n > 0) {
             let sent = if name.is_success() { Sent::Status(name.as_str()) } else { Sent::Failed(name.as_str()) };
             return Ok((rec, sent));
         }

@@ -63,7 +63,10 @@ pub(super) async fn delete_schedule(cx: &Cx<'_>, req: TaskRequest) -> Result<Val
         return Err(Refusal::new("TaskNotScheduled", format!("task {} has no pushTime", req.task_id)));
     };
     if !matches!(rec.state, CampaignState::Draft | CampaignState::Scheduled) {
-        return Err(Refusal::new("Error", format!("task {} is {}, no longer scheduled", req.task_id, rec.state.as_str())));
+        return Err(Refusal::new(
+            "Error",
+            format!("task {} is {}, no longer scheduled", req.task_id, rec.state.as_str()),
+        ));
     }
     if at - now_ms() < DELETE_CUTOFF_MS {
         return Err(Refusal::new("Error", "the task fires within one minute and can no longer be deleted"));
