@@ -522,3 +522,57 @@ async fn batch_campaign(
     let rec = fill_and_start(cx, rec, recipients).await?;
     Ok(legacy_id(&rec))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(cid: u8, message: serde_json::Value) -> Ready {
+        let message: MessageTemplate = serde_json::from_value(message).unwrap();
+        let mut blank = message.clone();
+        blank.texts_mut().into_iter().for_each(String::clear);
+        Ready {
+            recipient: Recipient { cid: CompactCid([cid; 16]), vars: Vec::new(), user: None },
+            shape: serde_json::to_string(&blank).unwrap(),
+            message,
+            settings: CreateSettings::default(),
+            sms: None,
+        }
+    }
+
+    #[test]
+    fn a_merged_message_gives_each_recipient_its_own_texts() {
+        let items = [
+            ready(1, json!({"notification": {"title": "Sale", "body": "Hi ${name}, one", "click_type": "url", "url": "https://a"}})),
+            ready(2, json!({"notification": {"title": "Sale", "body": "two", "click_type": "url", "url": "https://a"}})),
+            ready(3, json!({"notification": {"title": "Sale", "body": "三", "click_type": "url", "url": "https://a"}})),
+        ];
+        let refs: Vec<&Ready> = items.iter().collect();
+        let (message, recipients) = merged(&refs);
+        let n = message.notification.as_ref().unwrap();
+        assert_eq!((n.title.as_str(), n.url.as_deref()), ("Sale", Some("https://a")), "shared texts stay");
+        assert_eq!(message.variables().len(), 1, "only the body differs");
+        for (item, r) in items.iter().zip(&recipients) {
+            let vars = |name: &str| r.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let copy = message.personalize(&vars);
+            // A `${name}` in a legacy text is text, not a variable: values are not substituted again.
+            assert_eq!(copy.notification.unwrap().body, item.message.notification.as_ref().unwrap().body);
+            assert_eq!(r.cid, item.recipient.cid);
+        }
+    }
+
+    #[test]
+    fn a_cid_met_again_within_a_shape_opens_another_group() {
+        let t = |cid, text: &str| ("".to_owned(), Ok(ready(cid, json!({"transmission": text}))));
+        let items = vec![
+            t(1, "a"),
+            t(2, "b"),
+            ("".to_owned(), Err(Refusal::new("Error", "bad"))),
+            t(1, "c"),
+            ("".to_owned(), Ok(ready(4, json!({"notification": {"title": "x", "body": "y"}})))),
+            t(3, "d"),
+        ];
+        let groups: Vec<Vec<usize>> = group_items(&items).into_iter().map(|g| g.items).collect();
+        assert_eq!(groups, [vec![0, 1, 5], vec![3], vec![4]]);
+    }
+}
