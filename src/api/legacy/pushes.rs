@@ -543,8 +543,14 @@ mod tests {
     #[test]
     fn a_merged_message_gives_each_recipient_its_own_texts() {
         let items = [
-            ready(1, json!({"notification": {"title": "Sale", "body": "Hi ${name}, one", "click_type": "url", "url": "https://a"}})),
-            ready(2, json!({"notification": {"title": "Sale", "body": "two", "click_type": "url", "url": "https://a"}})),
+            ready(
+                1,
+                json!({"notification": {"title": "Sale", "body": "Hi ${name}, one", "click_type": "url", "url": "https://a"}}),
+            ),
+            ready(
+                2,
+                json!({"notification": {"title": "Sale", "body": "two", "click_type": "url", "url": "https://a"}}),
+            ),
             ready(3, json!({"notification": {"title": "Sale", "body": "三", "click_type": "url", "url": "https://a"}})),
         ];
         let refs: Vec<&Ready> = items.iter().collect();
