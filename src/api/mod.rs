@@ -7,6 +7,7 @@ mod bindings;
 mod campaigns;
 pub mod error;
 mod legacy;
+pub mod openapi;
 mod sms_callbacks;
 mod suppressions;
 mod upload;
@@ -257,6 +258,8 @@ async fn route(
         (_, ["getui", _, "receipts"] | ["sms", _, "status"] | ["apiex.htm"] | ["serviceex"]) => {
             return Err(ApiError::method_not_allowed())
         }
+        // The API's description is public: a client needs it before it has a token.
+        (&Method::GET, ["v1", "openapi.json"]) => return Ok(openapi::serve()),
         (_, ["v1", ..]) if !state.authorized(&req) => return Err(ApiError::unauthorized()),
         _ => {}
     }
@@ -283,7 +286,8 @@ async fn route(
         // Every other method on a known path is a 405; `campaigns, ..` covers `sms/stop` too.
         (
             _,
-            ["v1", "campaigns", ..]
+            ["v1", "openapi.json"]
+            | ["v1", "campaigns", ..]
             | ["v1", "groups", ..]
             | ["v1", "apps", _, "suppressions", ..]
             | ["v1", "apps", _, "cid-pn", ..],
