@@ -283,7 +283,8 @@ async fn route(
         (&Method::GET, ["v1", "apps", app, "suppressions", user]) => suppressions::show(state, app, user).await,
         (&Method::PUT, ["v1", "apps", app, "suppressions", user]) => suppressions::add(state, app, user).await,
         (&Method::DELETE, ["v1", "apps", app, "suppressions", user]) => suppressions::remove(state, app, user).await,
-        // Every other method on a known path is a 405; `campaigns, ..` covers `sms/stop` too.
+        // Every other method on a known path is a 405 naming the methods it takes (RFC 9110
+        // wants `Allow`); `campaigns, ..` covers `sms/stop` too. A path no operation has is a 404.
         (
             _,
             ["v1", "openapi.json"]
@@ -291,7 +292,14 @@ async fn route(
             | ["v1", "groups", ..]
             | ["v1", "apps", _, "suppressions", ..]
             | ["v1", "apps", _, "cid-pn", ..],
-        ) => Err(ApiError::method_not_allowed()),
+        ) => match openapi::allowed_methods(path) {
+            Some(allow) => {
+                let mut resp = ApiError::method_not_allowed().into_response();
+                resp.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static(allow));
+                Ok(resp)
+            }
+            None => Err(ApiError::not_found(format!("no such path: {path}"))),
+        },
         _ => Err(ApiError::not_found(format!("no such path: {path}"))),
     }
 }

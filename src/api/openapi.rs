@@ -20,6 +20,33 @@ pub(super) fn serve() -> Response<Full<Bytes>> {
     json_response(200, DOCUMENT.as_bytes().to_vec())
 }
 
+/// The methods the document gives the `/v1` path `path` (its segments matched against each
+/// path template, a `{param}` standing for any one segment), as an `Allow` header value such as
+/// `DELETE, GET`; `None` when no documented path matches. The router answers its 405s with it,
+/// and the tests keep the document equal to the router, so it lists what the router takes.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    static TEMPLATES: std::sync::OnceLock<Vec<(Vec<String>, String)>> = std::sync::OnceLock::new();
+    let templates = TEMPLATES.get_or_init(|| {
+        let doc: serde_json::Value = serde_json::from_str(DOCUMENT).unwrap_or_default();
+        let mut by_path: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+        for (method, path) in documented_operations(&doc) {
+            by_path.entry(path).or_default().push(method);
+        }
+        by_path
+            .into_iter()
+            .map(|(path, methods)| (path.trim_matches('/').split('/').map(str::to_owned).collect(), methods.join(", ")))
+            .collect()
+    });
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    templates
+        .iter()
+        .find(|(template, _)| {
+            template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| t.starts_with('{') || t == s)
+        })
+        .map(|(_, methods)| methods.as_str())
+}
+
 /// The `(METHOD, /v1/path/{param})` pairs that the match arms of `route` in `source` (the text
 /// of `src/api/mod.rs`) answer. An arm `(&Method::POST, ["v1", "campaigns", id, "start"])`
 /// gives `("POST", "/v1/campaigns/{id}/start")`; a binding of alternatives
@@ -156,6 +183,16 @@ fn after() { (&Method::GET, ["v1", "elsewhere"]) }
                 ("POST", "/v1/things/{id}/stop"),
             ])
         );
+    }
+
+    #[test]
+    fn a_405_names_the_documented_methods_of_the_path() {
+        assert_eq!(allowed_methods("/v1/campaigns"), Some("GET, POST"));
+        assert_eq!(allowed_methods("/v1/campaigns/7/"), Some("DELETE, GET"));
+        assert_eq!(allowed_methods("/v1/campaigns/7/start"), Some("POST"));
+        assert_eq!(allowed_methods("/v1/apps/main/cid-pn"), Some("DELETE, GET, PUT"));
+        assert_eq!(allowed_methods("/v1/campaigns/7/nope"), None);
+        assert_eq!(allowed_methods("/v1/campaigns/7/sms"), None);
     }
 
     #[test]
