@@ -256,7 +256,9 @@ async fn route(
         (&Method::POST, ["sms", app, "status"]) => return sms_callbacks::status_reports(state, app, req).await,
         (&Method::POST, ["apiex.htm"] | ["serviceex"]) => return legacy::handle(state, req).await,
         (_, ["getui", _, "receipts"] | ["sms", _, "status"] | ["apiex.htm"] | ["serviceex"]) => {
-            return Err(ApiError::method_not_allowed())
+            let mut resp = ApiError::method_not_allowed().into_response();
+            resp.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("POST"));
+            return Ok(resp);
         }
         // The API's description is public: a client needs it before it has a token.
         (&Method::GET, ["v1", "openapi.json"]) => return Ok(openapi::serve()),
