@@ -124,6 +124,17 @@ fn request_for(
 }
 
 fn sms_fallback(cx: &Cx<'_>, sms: &LegacySms) -> Result<crate::domain::sms::SmsFallback, FieldError> {
+    let configured = cx.state.sms.get(&cx.app.name).is_some_and(|f| f.templates.contains_key(&sms.template_id));
+    if !configured {
+        // The seed's wording for an unknown template is 模板不存在.
+        return Err(FieldError::new(
+            "smsInfo.smsTemplateId",
+            format!(
+                "template {:?} does not exist (模板不存在): configure it in [[apps.{}.sms.templates]]",
+                sms.template_id, cx.app.name
+            ),
+        ));
+    }
     sms_fallback_of(sms, cx.app.sms_vars.get(&sms.template_id).map(Vec::as_slice))
 }
 
