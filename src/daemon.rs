@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiSettings, ApiState};
+use crate::api::{self, ApiSettings, ApiState, LegacyApp, LegacyIngress};
 use crate::config::{Channel, Config, ConfigError, StoreBackend};
 use crate::dispatch::{new_member_id, AppSender, DispatchSettings, Dispatcher, RetryPolicy, SmsGateway, Upstream};
 use crate::metrics::{Metrics, UpstreamObserver};
@@ -157,6 +157,40 @@ pub struct Daemon {
     retention_days: u32,
 }
 
+/// The legacy SDK ingress of the configuration, answering host discovery with `public_url`
+/// or, by default, the address of the listener that serves it.
+fn legacy_ingress(config: &Config, serving: SocketAddr, apps: HashMap<String, LegacyApp>) -> LegacyIngress {
+    let l = &config.legacy;
+    LegacyIngress {
+        public_url: l
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{serving}"))
+            .trim_end_matches('/')
+            .to_owned(),
+        token_ttl: Duration::from_secs(l.token_ttl_s),
+        connect_skew: Duration::from_secs(l.connect_skew_s),
+        single_wait: Duration::from_millis(l.single_wait_ms),
+        apps,
+    }
+}
+
+/// One Getui app as the legacy SDK knows it, with its SMS templates' legacy variable names.
+fn legacy_app(config: &Config, name: &str, settings: &crate::config::GetuiSettings) -> LegacyApp {
+    let templates = config.apps.get(name).and_then(|a| a.sms.as_ref()).map(|s| s.templates.as_slice()).unwrap_or(&[]);
+    LegacyApp {
+        name: name.to_owned(),
+        app_key: settings.app_key.clone(),
+        app_id: settings.app_id.clone(),
+        master_secret: settings.master_secret.clone(),
+        sms_vars: templates
+            .iter()
+            .filter(|t| !t.legacy_vars.is_empty())
+            .map(|t| (t.id.clone(), t.legacy_vars.clone()))
+            .collect(),
+    }
+}
+
 impl Daemon {
     /// Opens the store, builds the clients and binds the listener (port 0 picks a free port).
     /// Secrets are read through `env`.
@@ -167,13 +201,16 @@ impl Daemon {
         let mut apps = Vec::new();
         let mut agents = Vec::new();
         let mut receipt_secrets = HashMap::new();
+        let mut legacy_apps = HashMap::new();
         for (name, app) in &config.apps {
             let upstream = match app.channel {
                 Channel::Getui => {
                     let observer = Arc::new(UpstreamObserver::new(name, metrics.clone()));
                     let settings = config.getui_settings_with_env(name, env)?;
-                    // Receipt lines are signed with the same AppId and MasterSecret.
+                    // Receipt lines are signed with the same AppId and MasterSecret, and the
+                    // legacy SDK authenticates with the AppKey and MasterSecret.
                     receipt_secrets.insert(name.clone(), (settings.app_id.clone(), settings.master_secret.clone()));
+                    legacy_apps.insert(settings.app_key.clone(), legacy_app(config, name, &settings));
                     Upstream::Getui(GetuiClient::with_observer(settings, Some(observer))?)
                 }
                 Channel::Wecom => {
@@ -204,6 +241,12 @@ impl Daemon {
         let dyn_store: Arc<dyn Store> = store.shared();
         let dispatcher =
             Dispatcher::new(store.for_dispatch(&shutdown), apps, metrics.clone(), settings, shutdown.clone());
+        let (listener, addr) = bind(config.server.listen).await?;
+        let callback = match config.server.callback_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let legacy = legacy_ingress(config, callback.as_ref().map_or(addr, |(_, a)| *a), legacy_apps);
         let channels: HashMap<String, Channel> =
             config.apps.iter().map(|(name, app)| (name.clone(), app.channel)).collect();
         let api = Arc::new(
@@ -223,13 +266,9 @@ impl Daemon {
             .with_body_timeout(Duration::from_millis(config.server.body_timeout_ms))
             .with_seal_key(seal_key)
             .with_sms(config.sms_facts())
-            .with_receipt_secrets(receipt_secrets),
+            .with_receipt_secrets(receipt_secrets)
+            .with_legacy(legacy),
         );
-        let (listener, addr) = bind(config.server.listen).await?;
-        let callback = match config.server.callback_listen {
-            Some(addr) => Some(bind(addr).await?),
-            None => None,
-        };
         let limits = ConnectionLimits {
             max_connections: config.server.max_connections,
             idle_timeout: Some(Duration::from_millis(config.server.idle_timeout_ms)),

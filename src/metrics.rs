@@ -60,6 +60,9 @@ pub struct Metrics {
     /// Getui receipt lines, by app and kind (`arrival`, `shown`, `clicked`, `custom`, `other`,
     /// or `refused_<why>` for a line refused).
     pub receipts_total: IntCounterVec,
+    /// Calls of the legacy Getui SDK ingress (`/apiex.htm`), by action (the protocol's action
+    /// names, `other` for the rest) and the legacy result string answered.
+    pub legacy_requests_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -153,6 +156,14 @@ impl Metrics {
                 &["app", "kind"],
             )
             .expect("valid metric"),
+            legacy_requests_total: IntCounterVec::new(
+                Opts::new(
+                    "legacy_requests_total",
+                    "Calls of the legacy Getui SDK ingress (/apiex.htm), by action and the legacy result answered.",
+                ),
+                &["action", "result"],
+            )
+            .expect("valid metric"),
             registry,
         };
         m.register_all();
@@ -161,7 +172,8 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
+            Box::new(self.legacy_requests_total.clone()),
             Box::new(self.sms_total.clone()),
             Box::new(self.receipts_total.clone()),
             Box::new(self.recipients_total.clone()),

@@ -19,6 +19,13 @@ pub struct CampaignView {
     pub channel: String,
     /// Send mode (`list`, `batch_single`, `app`).
     pub mode: String,
+    /// Who made it: `v1` (this API) or `legacy` (the legacy Getui SDK ingress, `/apiex.htm`).
+    #[serde(default)]
+    pub origin: String,
+    /// Legacy campaigns: the SDK call (`single`, `content`, `list`, `app`, `batch`) and, for a
+    /// list part, its task's campaign id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<LegacyView>,
     /// Lifecycle state.
     pub state: String,
     /// RFC 3339.
@@ -279,4 +286,16 @@ pub struct BindImportView {
     pub bad_lines: u64,
     /// The first refused lines and why.
     pub first_bad: Vec<RejectedLine>,
+}
+
+/// How a legacy SDK call made a campaign (`CampaignView::legacy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyView {
+    /// The SDK call.
+    pub call: String,
+    /// The legacy id the SDK was given (`OSS-…`, `OSL-…`, `OSA-…`, `OSB-…`).
+    pub legacy_id: String,
+    /// A list part: the campaign id of its task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }

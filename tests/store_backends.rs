@@ -112,6 +112,8 @@ on_both_backends!(
     sms_serials_are_taken_once_and_receipt_bits_accumulate,
     heartbeats_count_the_daemons_heard_from_lately,
     chunk_leases_go_to_one_holder_and_return_when_they_expire,
+    claims_tie_a_key_to_the_first_campaign_for_good,
+    a_phone_is_found_by_its_md5,
 );
 
 /// The directory whose files hold the backend's bytes.
@@ -528,6 +530,35 @@ async fn callback_deliveries_are_noted_once(backend: &Backend) {
     assert!(store.delivery_noted("staff:msg:li:1").await.unwrap());
     assert!(!store.delivery_noted("staff:msg:li:2").await.unwrap());
     assert!(store.first_delivery("staff:msg:li:1", 1_000 + 60_001, window).await.unwrap(), "outside the window");
+    backend.close(store).await;
+}
+
+async fn claims_tie_a_key_to_the_first_campaign_for_good(backend: &Backend) {
+    let store = backend.open().await;
+    assert_eq!(store.claimed("legacy:req-1").await.unwrap(), None);
+    assert_eq!(store.claim("legacy:req-1", 7).await.unwrap(), 7);
+    assert_eq!(store.claim("legacy:req-1", 8).await.unwrap(), 7, "a second claim gets the first campaign");
+    assert_eq!(store.claim("legacy:req-2 with spaces/and.dots", 9).await.unwrap(), 9);
+    backend.close(store).await;
+    let store = backend.open().await;
+    assert_eq!(store.claimed("legacy:req-1").await.unwrap(), Some(7), "claims survive a reopen");
+    assert_eq!(store.claim("legacy:req-1", 10).await.unwrap(), 7);
+    assert_eq!(store.claimed("legacy:req-2 with spaces/and.dots").await.unwrap(), Some(9));
+    backend.close(store).await;
+}
+
+async fn a_phone_is_found_by_its_md5(backend: &Backend) {
+    let store = backend.open().await;
+    let pn = |c: char| c.to_string().repeat(32);
+    let cid = |n: u8| CompactCid([n; 16]);
+    let binding = |n: u8, md5: String, sealed: Vec<u8>| PhoneBinding { cid: cid(n), sealed, pn_md5: md5 };
+    store.bind_phones("a", vec![binding(1, pn('a'), vec![1, 2, 3]), binding(2, pn('b'), Vec::new())]).await.unwrap();
+    assert_eq!(store.binding_of_pn("a", &pn('a')).await.unwrap(), Some((cid(1), vec![1, 2, 3])));
+    assert_eq!(store.binding_of_pn("a", &pn('b')).await.unwrap(), Some((cid(2), Vec::new())), "md5 only");
+    assert_eq!(store.binding_of_pn("a", &pn('c')).await.unwrap(), None);
+    assert_eq!(store.binding_of_pn("b", &pn('a')).await.unwrap(), None, "per app");
+    let found = store.bindings_of("a", vec![cid(2), cid(3)]).await.unwrap();
+    assert_eq!(found, [Some((pn('b'), Vec::new())), None]);
     backend.close(store).await;
 }
 

@@ -36,7 +36,7 @@ pub const IMPORT_BATCH: usize = 2000;
 const REPORTED_BAD_LINES: usize = 20;
 
 /// The app must be a configured Getui app (cids are Getui's) and a seal key configured.
-fn checked<'s>(state: &'s ApiState, app: &str) -> Result<&'s SealKey, ApiError> {
+pub(super) fn checked<'s>(state: &'s ApiState, app: &str) -> Result<&'s SealKey, ApiError> {
     match state.apps.get(app) {
         Some(Channel::Getui) => {}
         Some(_) => {
@@ -55,7 +55,7 @@ fn checked<'s>(state: &'s ApiState, app: &str) -> Result<&'s SealKey, ApiError> 
 }
 
 /// The canonical 32-digit form of a cid (what the seal's associated data names).
-fn cid_text(cid: &CompactCid) -> String {
+pub(super) fn cid_text(cid: &CompactCid) -> String {
     let mut buf = [0u8; 32];
     cid.encode(&mut buf).to_owned()
 }

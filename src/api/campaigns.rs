@@ -12,10 +12,10 @@ use hyper::{Request, Response};
 use super::{json, ApiError, ApiState};
 use crate::clock::now_ms;
 use crate::domain::campaign::{CreateCampaign, Validation};
-use crate::domain::{Action, CampaignState, Mode};
+use crate::domain::{Action, CampaignSpec, CampaignState, FieldError, Mode};
 use crate::protocol::{
-    CampaignList, CampaignView, GroupReportView, ProgressView, RecipientTotals, ReportView, SmsFallbackView, SmsView,
-    UpstreamCounts,
+    CampaignList, CampaignView, GroupReportView, LegacyView, ProgressView, RecipientTotals, ReportView,
+    SmsFallbackView, SmsView, UpstreamCounts,
 };
 use crate::store::{CampaignRecord, Change, PageQuery, Progress};
 
@@ -33,19 +33,21 @@ pub(super) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Ans
             ApiError::too_large(format!("a campaign definition is at most {MAX_CREATE_BYTES} bytes"))
         }
     })?;
-    let request = parse_create(&body)?;
-    let spec = {
-        let rules = Validation {
-            app_channel: &|app| state.apps.get(app).copied(),
-            now_ms: now_ms(),
-            horizon_ms: state.settings.schedule_horizon_ms,
-            app_sms: &|app| state.sms.get(app),
-        };
-        request.validate(&rules)?
-    };
+    let spec = validate(state, parse_create(&body)?)?;
     let rec = state.store.create(spec, now_ms()).await?;
     tracing::info!(campaign = rec.id, name = rec.spec.name, mode = ?rec.spec.mode, "campaign created");
     json(201, &view(state, &rec).await?)
+}
+
+/// Validates a create request against the configured apps and SMS gateways, now.
+pub(super) fn validate(state: &ApiState, request: CreateCampaign) -> Result<CampaignSpec, FieldError> {
+    let rules = Validation {
+        app_channel: &|app| state.apps.get(app).copied(),
+        now_ms: now_ms(),
+        horizon_ms: state.settings.schedule_horizon_ms,
+        app_sms: &|app| state.sms.get(app),
+    };
+    request.validate(&rules)
 }
 
 /// Parses a create body; errors name the field (`settings.speed`) or say the JSON is broken.
@@ -127,7 +129,7 @@ pub(super) async fn show(state: &Arc<ApiState>, id: u64) -> Answer {
     json(200, &view(state, &get(state, id).await?).await?)
 }
 
-async fn get(state: &ApiState, id: u64) -> Result<CampaignRecord, ApiError> {
+pub(super) async fn get(state: &ApiState, id: u64) -> Result<CampaignRecord, ApiError> {
     state
         .store
         .get(id)
@@ -164,6 +166,12 @@ pub(super) async fn act(state: &Arc<ApiState>, id: u64, action: &str) -> Answer 
         "resume" => Action::Resume,
         _ => Action::Cancel,
     };
+    let rec = change_state(state, id, action).await?;
+    json(200, &view(state, &rec).await?)
+}
+
+/// Starts, pauses, resumes or cancels a campaign and wakes the dispatcher.
+pub(super) async fn change_state(state: &ApiState, id: u64, action: Action) -> Result<CampaignRecord, ApiError> {
     if action == Action::Start && state.uploads.in_progress(id) {
         let rec = get(state, id).await?;
         return Err(ApiError::conflict(rec.state, "an upload to this campaign is still in progress"));
@@ -174,7 +182,7 @@ pub(super) async fn act(state: &Arc<ApiState>, id: u64, action: &str) -> Answer 
     }
     state.wake_dispatcher.notify_one();
     tracing::info!(campaign = id, action = action.as_str(), state = rec.state.as_str(), "campaign state changed");
-    json(200, &view(state, &rec).await?)
+    Ok(rec)
 }
 
 pub(super) async fn report(state: &Arc<ApiState>, id: u64) -> Answer {
@@ -272,6 +280,12 @@ fn view_with(state: &ApiState, rec: &CampaignRecord, progress: &Progress) -> Cam
             Mode::App => "app",
         }
         .into(),
+        origin: if rec.spec.legacy.is_some() { "legacy" } else { "v1" }.into(),
+        legacy: rec.spec.legacy.as_ref().map(|l| LegacyView {
+            call: l.call.clone(),
+            legacy_id: l.legacy_id(rec.id),
+            task: l.task.map(|t| t.to_string()),
+        }),
         state: rec.state.as_str().into(),
         created_at: rfc3339(rec.created_ms),
         started_at: rec.started_ms.map(rfc3339),
@@ -335,7 +349,7 @@ fn sms_view(rec: &CampaignRecord) -> Option<SmsView> {
 }
 
 /// The campaign's push result in the words of Getui's scheduled-task query.
-fn send_result(rec: &CampaignRecord) -> &'static str {
+pub(super) fn send_result(rec: &CampaignRecord) -> &'static str {
     let s = &rec.spec.settings;
     match rec.state {
         CampaignState::Scheduled if s.upstream_schedule && rec.app_taskid.is_some() => "scheduled_upstream",

@@ -6,6 +6,7 @@
 mod bindings;
 mod campaigns;
 pub mod error;
+mod legacy;
 mod sms_callbacks;
 mod suppressions;
 mod upload;
@@ -26,6 +27,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+pub use legacy::{LegacyApp, LegacyIngress};
 
 use crate::config::Channel;
 use crate::domain::sms::AppSmsFacts;
@@ -72,6 +74,8 @@ pub struct ApiState {
     shutdown: CancellationToken,
     /// Seals phone numbers of cid↔phone bindings; `None`: bindings are refused (503).
     seal_key: Option<crate::seal::SealKey>,
+    /// The legacy Getui SDK ingress; `None` answers its paths 404.
+    legacy: Option<LegacyIngress>,
 }
 
 /// Default of [`ApiState::with_body_timeout`] (`server.body_timeout_ms`).
@@ -105,7 +109,14 @@ impl ApiState {
             shutdown: CancellationToken::new(),
             body_timeout: DEFAULT_BODY_TIMEOUT,
             seal_key: None,
+            legacy: None,
         }
+    }
+
+    /// Serves the legacy Getui SDK protocol at `/apiex.htm` and `/serviceex`.
+    pub fn with_legacy(mut self, legacy: LegacyIngress) -> ApiState {
+        self.legacy = Some(legacy);
+        self
     }
 
     /// Sets the apps' SMS gateways (`Config::sms_facts`); without them every
@@ -167,8 +178,8 @@ pub enum Face {
     All,
     /// `/v1`, `/metrics` and the probes, without the vendor callbacks.
     Control,
-    /// The vendor callbacks (WeCom's, Getui's receipts, Tencent's SMS status reports) and
-    /// `/healthz` only.
+    /// The vendor callbacks (WeCom's, Getui's receipts, Tencent's SMS status reports), the
+    /// legacy SDK ingress (it faces the SDKs' hosts, like the callbacks) and `/healthz` only.
     Callback,
 }
 
@@ -193,7 +204,7 @@ pub async fn handle_on(face: Face, state: Arc<ApiState>, req: Request<Incoming>,
 fn serves(face: Face, path: &str) -> bool {
     let callback = matches!(
         path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice(),
-        ["wecom", _, "callback"] | ["getui", _, "receipts"] | ["sms", _, "status"]
+        ["wecom", _, "callback"] | ["getui", _, "receipts"] | ["sms", _, "status"] | ["apiex.htm"] | ["serviceex"]
     );
     match face {
         Face::All => true,
@@ -242,7 +253,10 @@ async fn route(
         (_, ["wecom", agent, "callback"]) => return wecom::callback(state, agent, req).await,
         (&Method::POST, ["getui", app, "receipts"]) => return sms_callbacks::receipts(state, app, req).await,
         (&Method::POST, ["sms", app, "status"]) => return sms_callbacks::status_reports(state, app, req).await,
-        (_, ["getui", _, "receipts"] | ["sms", _, "status"]) => return Err(ApiError::method_not_allowed()),
+        (&Method::POST, ["apiex.htm"] | ["serviceex"]) => return legacy::handle(state, req).await,
+        (_, ["getui", _, "receipts"] | ["sms", _, "status"] | ["apiex.htm"] | ["serviceex"]) => {
+            return Err(ApiError::method_not_allowed())
+        }
         (_, ["v1", ..]) if !state.authorized(&req) => return Err(ApiError::unauthorized()),
         _ => {}
     }

@@ -229,6 +229,54 @@ pub(super) async fn upload(
     outcome
 }
 
+/// Adds recipients already parsed (the legacy ingress's targets) to draft `rec`, as an upload
+/// of those lines would: duplicates dropped, staged and committed at once or not at all.
+pub(super) async fn upload_recipients(
+    state: &ApiState,
+    rec: &CampaignRecord,
+    recipients: Vec<Recipient>,
+) -> Result<UploadView, ApiError> {
+    let id = rec.id;
+    let _busy = state
+        .uploads
+        .begin(id)
+        .map_err(|_| ApiError::conflict(rec.state, format!("an upload to campaign {id} is already in progress")))?;
+    let seen = take_filter(state, id, rec.chunk_count).await.map_err(|b| match b {
+        Broken::Stopping => stopping_error(id),
+        Broken::Body(e) | Broken::Store(e) => e,
+    })?;
+    let chunk_size = if rec.spec.mode == Mode::BatchSingle {
+        state.settings.chunk_size.min(MAX_BATCH_MESSAGES)
+    } else {
+        state.settings.chunk_size
+    };
+    let mut job = Job::new(state, id, rec.chunk_count, chunk_size, rec.spec.mode == Mode::BatchSingle, seen);
+    job.room = state.settings.max_recipients.saturating_sub(rec.recipients);
+    let mut outcome = Ok(());
+    for r in recipients {
+        job.line += 1;
+        outcome = job.add(r).await;
+        if outcome.is_err() {
+            break;
+        }
+    }
+    let outcome = match outcome {
+        Ok(()) => job.finish().await,
+        Err(b) => Err(b),
+    };
+    let broken = match outcome {
+        Ok(view) => return Ok(view),
+        Err(broken) => broken,
+    };
+    if let Err(d) = state.store.discard_upload(id, job.first_seq, job.staged).await {
+        tracing::error!(campaign = id, error = %d, "cannot remove the chunks of a refused upload");
+    }
+    Err(match broken {
+        Broken::Body(e) | Broken::Store(e) => e,
+        Broken::Stopping => stopping_error(id),
+    })
+}
+
 /// Reads, stages and commits the body of an upload to draft `rec`; on any refusal, removes
 /// what was staged.
 async fn upload_body(
@@ -288,7 +336,7 @@ fn format_of(req: &Request<Incoming>) -> Result<Format, ApiError> {
 /// Takes the campaign's duplicate filter, rebuilding it from the store when it is not in memory
 /// (after a restart, a failed upload or a long idle time). The committed cids are read a page
 /// at a time, so the rebuild holds one page however large the campaign.
-async fn take_filter(state: &Arc<ApiState>, id: u64, committed: u64) -> Result<Fingerprints, Broken> {
+async fn take_filter(state: &ApiState, id: u64, committed: u64) -> Result<Fingerprints, Broken> {
     if let Some(f) = state.uploads.take(id) {
         return Ok(f);
     }

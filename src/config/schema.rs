@@ -27,6 +27,54 @@ pub struct Config {
     pub log: LogConfig,
     /// Apps by name; the name is what campaigns and metric labels use.
     pub apps: BTreeMap<String, AppConfig>,
+    /// The legacy Getui SDK ingress (`POST /apiex.htm`).
+    #[serde(default)]
+    pub legacy: LegacyConfig,
+}
+
+/// `[legacy]`: how the legacy Getui SDK ingress answers. It is always served; SDKs authenticate
+/// with a Getui app's AppKey and MasterSecret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyConfig {
+    /// Base URL at which SDKs reach this daemon (e.g. `https://push.example.com`); host discovery
+    /// answers `{public_url}/apiex.htm`. Default: `http://` and the address of the listener
+    /// serving the ingress (`server.callback_listen` when set, else `server.listen`).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Lifetime of a `connect` token, s; an SDK whose token ran out connects again.
+    #[serde(default = "default_legacy_token_ttl_s")]
+    pub token_ttl_s: u64,
+    /// Largest difference between a `connect` call's timestamp and this machine's clock, s.
+    #[serde(default = "default_legacy_connect_skew_s")]
+    pub connect_skew_s: u64,
+    /// How long `pushMessageToSingle` waits for its push to be sent before answering
+    /// `successed_async` (it is sent all the same), ms.
+    #[serde(default = "default_legacy_single_wait_ms")]
+    pub single_wait_ms: u64,
+}
+
+impl Default for LegacyConfig {
+    fn default() -> Self {
+        LegacyConfig {
+            public_url: None,
+            token_ttl_s: default_legacy_token_ttl_s(),
+            connect_skew_s: default_legacy_connect_skew_s(),
+            single_wait_ms: default_legacy_single_wait_ms(),
+        }
+    }
+}
+
+fn default_legacy_token_ttl_s() -> u64 {
+    86_400
+}
+
+fn default_legacy_connect_skew_s() -> u64 {
+    600
+}
+
+fn default_legacy_single_wait_ms() -> u64 {
+    30_000
 }
 
 /// `[server]`.
@@ -317,6 +365,11 @@ pub struct SmsTemplateConfig {
     pub id: String,
     /// Its approved text with numbered placeholders `{1}`, `{2}`…, without the signature.
     pub text: String,
+    /// The legacy SDK's variable names for `{1}`, `{2}`, … in order (its `smsContent` is a map
+    /// of names to values, e.g. `["name", "money"]`); legacy pushes naming a template without
+    /// them get `smsResult: error`.
+    #[serde(default)]
+    pub legacy_vars: Vec<String>,
 }
 
 fn default_sms_region() -> String {

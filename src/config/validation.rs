@@ -26,12 +26,39 @@ impl Config {
         }
         self.validate_sections()?;
         self.server.validate()?;
+        self.validate_legacy()?;
         if self.apps.is_empty() {
             return Err(invalid("apps", "define at least one app, e.g. [apps.main]"));
         }
         for (name, app) in &self.apps {
             validate_app_name(name)?;
             app.validate(name)?;
+        }
+        Ok(())
+    }
+
+    fn validate_legacy(&self) -> Result<(), ConfigError> {
+        let l = &self.legacy;
+        if let Some(url) = &l.public_url {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.bytes().all(|b| b.is_ascii_graphic())
+                && !url.ends_with("/apiex.htm");
+            if !ok {
+                return Err(invalid(
+                    "legacy.public_url",
+                    "must be the http(s) base URL SDKs reach this daemon at, without /apiex.htm, e.g. \
+                     https://push.example.com",
+                ));
+            }
+        }
+        if !(60..=30 * 86_400).contains(&l.token_ttl_s) {
+            return Err(invalid("legacy.token_ttl_s", "must be within 60..=2592000 seconds"));
+        }
+        if !(1..=86_400).contains(&l.connect_skew_s) {
+            return Err(invalid("legacy.connect_skew_s", "must be within 1..=86400 seconds"));
+        }
+        if !(100..=600_000).contains(&l.single_wait_ms) {
+            return Err(invalid("legacy.single_wait_ms", "must be within 100..=600000 ms"));
         }
         Ok(())
     }
@@ -329,6 +356,15 @@ impl SmsAppConfig {
                         "with the signature 【{}】 and no values it is already {chars} characters; a fallback \
                          text must fit in {SINGLE_SEGMENT_CHARS}",
                         self.sign_name
+                    ),
+                ));
+            }
+            if !t.legacy_vars.is_empty() && t.legacy_vars.len() != params {
+                return Err(invalid(
+                    format!("{at}.legacy_vars"),
+                    format!(
+                        "names {} variables but the text has {params} placeholders: give one name per {{n}}, in order",
+                        t.legacy_vars.len()
                     ),
                 ));
             }

@@ -152,6 +152,41 @@ pub struct CampaignSpec {
     pub settings: CampaignSettings,
     /// App campaigns only.
     pub audience: Option<AppAudience>,
+    /// Set when the legacy SDK ingress made the campaign (issue 14); never written otherwise,
+    /// so records of `/v1` campaigns keep the bytes older versions wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<LegacyOrigin>,
+}
+
+/// Which legacy SDK call made a campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyOrigin {
+    /// `single`, `content` (a `getContentId` task), `list` (one `pushMessageToList` call's
+    /// part of a task), `app` or `batch`.
+    pub call: String,
+    /// A list part: the campaign of its task (`getContentId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<u64>,
+}
+
+impl LegacyOrigin {
+    /// The id the legacy SDK was given for campaign `id`: `OSS-` a single push, `OSL-` a list
+    /// task (its parts answer with their task's), `OSA-` an app push, `OSB-` a batch's group.
+    pub fn legacy_id(&self, id: u64) -> String {
+        match self.call.as_str() {
+            "single" => format!("OSS-{id}"),
+            "content" | "list" => format!("OSL-{}", self.task.unwrap_or(id)),
+            "app" => format!("OSA-{id}"),
+            _ => format!("OSB-{id}"),
+        }
+    }
+}
+
+/// The campaign id inside a legacy id (`OSA-12` → 12), whatever its prefix.
+pub fn parse_legacy_id(s: &str) -> Option<u64> {
+    let (prefix, id) = s.split_once('-')?;
+    matches!(prefix, "OSS" | "OSL" | "OSA" | "OSB").then_some(())?;
+    id.parse().ok()
 }
 
 /// The lifecycle state of a campaign.
@@ -398,7 +433,16 @@ impl CreateCampaign {
         if let Some(fallback) = &settings.sms_fallback {
             check_sms_fallback(fallback, &self.app, mode, self.settings.offline, settings.ttl_ms, v)?;
         }
-        Ok(CampaignSpec { name: self.name, app: self.app, channel, mode, message: self.message, settings, audience })
+        Ok(CampaignSpec {
+            name: self.name,
+            app: self.app,
+            channel,
+            mode,
+            message: self.message,
+            settings,
+            audience,
+            legacy: None,
+        })
     }
 
     /// WeCom campaigns: one application message to an uploaded list of member ids.
@@ -429,6 +473,7 @@ impl CreateCampaign {
             message: self.message,
             settings,
             audience: None,
+            legacy: None,
         })
     }
 }

@@ -7,6 +7,7 @@
 pub mod campaign;
 pub mod fingerprints;
 pub(crate) mod ids;
+pub mod legacy;
 pub mod message;
 pub mod outcome;
 pub mod phone;

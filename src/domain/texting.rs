@@ -23,6 +23,9 @@ pub enum SkipReason {
     Stopped,
     /// The bound number no longer opens with the store's key (a key change), or is invalid.
     Unreadable,
+    /// The cid was bound through the legacy SDK, which sends only md5(phone), and no binding
+    /// imported with the real number matched it: there is no number to text.
+    NoNumber,
 }
 
 impl SkipReason {
@@ -34,6 +37,7 @@ impl SkipReason {
             SkipReason::TooLong => "too_long",
             SkipReason::Stopped => "stopped",
             SkipReason::Unreadable => "unreadable_binding",
+            SkipReason::NoNumber => "no_number",
         }
     }
 }

@@ -448,8 +448,23 @@ pub trait Store: Send + Sync + 'static {
     fn bind_phones(&self, app: &str, pairs: Vec<PhoneBinding>) -> StoreFuture<'_, Vec<BindOutcome>>;
     /// Unbinds each cid of `app`, durably; true for each that was bound.
     fn unbind_phones(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<bool>>;
+    /// The binding of each cid of `app`, in order (`None`: not bound): the phone's md5 and its
+    /// sealed number (empty for a legacy md5-only binding).
+    fn bindings_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<(String, Vec<u8>)>>>;
     /// The sealed number bound to each cid of `app`, in order (`None`: not bound).
-    fn phones_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>>;
+    fn phones_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+        let found = self.bindings_of(app, cids);
+        Box::pin(async move { Ok(found.await?.into_iter().map(|b| b.map(|(_, sealed)| sealed)).collect()) })
+    }
+    /// Which cid of `app` holds the phone whose md5 is `pn_md5` (lowercase hex), with its
+    /// sealed number: how a legacy binding, which carries only the md5, finds a real number.
+    fn binding_of_pn(&self, app: &str, pn_md5: &str) -> StoreFuture<'_, Option<(CompactCid, Vec<u8>)>>;
+    /// Ties the idempotency key `key` (a legacy SDK request id, …) to campaign `id` unless it
+    /// is tied already, durably; answers the campaign it is tied to. Of two daemons claiming
+    /// one key at once, one wins and both get its campaign.
+    fn claim(&self, key: &str, id: u64) -> StoreFuture<'_, u64>;
+    /// The campaign `key` is tied to, if any.
+    fn claimed(&self, key: &str) -> StoreFuture<'_, Option<u64>>;
     /// SMS fallback: durably keeps a chunk's texting state unless one is kept for that chunk
     /// already (a chunk sent again after a crash must not reset a texting under way). True
     /// when written.

@@ -198,9 +198,19 @@ impl Store for PatientStore {
         Box::pin(async move { self.patiently("delivery_noted", || self.inner.delivery_noted(&key)).await })
     }
 
-    fn phones_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+    fn bindings_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<(String, Vec<u8>)>>> {
         let app = app.to_owned();
-        Box::pin(async move { self.patiently("phones_of", || self.inner.phones_of(&app, cids.clone())).await })
+        Box::pin(async move { self.patiently("bindings_of", || self.inner.bindings_of(&app, cids.clone())).await })
+    }
+
+    fn binding_of_pn(&self, app: &str, pn_md5: &str) -> StoreFuture<'_, Option<(CompactCid, Vec<u8>)>> {
+        let (app, pn_md5) = (app.to_owned(), pn_md5.to_owned());
+        Box::pin(async move { self.patiently("binding_of_pn", || self.inner.binding_of_pn(&app, &pn_md5)).await })
+    }
+
+    fn claimed(&self, key: &str) -> StoreFuture<'_, Option<u64>> {
+        let key = key.to_owned();
+        Box::pin(async move { self.patiently("claimed", || self.inner.claimed(&key)).await })
     }
 
     fn chunk_inflight(&self, id: u64, seq: u64) -> StoreFuture<'_, bool> {
@@ -280,6 +290,10 @@ impl Store for PatientStore {
 
     fn first_delivery(&self, key: &str, now_ms: i64, window: DeliveryWindow) -> StoreFuture<'_, bool> {
         self.inner.first_delivery(key, now_ms, window)
+    }
+
+    fn claim(&self, key: &str, id: u64) -> StoreFuture<'_, u64> {
+        self.inner.claim(key, id)
     }
 
     fn bind_phones(&self, app: &str, pairs: Vec<PhoneBinding>) -> StoreFuture<'_, Vec<BindOutcome>> {
@@ -396,7 +410,10 @@ mod tests {
             delivery_noted(key: &str) -> bool;
             bind_phones(app: &str, pairs: Vec<PhoneBinding>) -> Vec<BindOutcome>;
             unbind_phones(app: &str, cids: Vec<CompactCid>) -> Vec<bool>;
-            phones_of(app: &str, cids: Vec<CompactCid>) -> Vec<Option<Vec<u8>>>;
+            bindings_of(app: &str, cids: Vec<CompactCid>) -> Vec<Option<(String, Vec<u8>)>>;
+            binding_of_pn(app: &str, pn_md5: &str) -> Option<(CompactCid, Vec<u8>)>;
+            claim(key: &str, id: u64) -> u64;
+            claimed(key: &str) -> Option<u64>;
             texting_stage(entry: TextingEntry) -> bool;
             texting_due(now_ms: i64, max: usize) -> Vec<TextingEntry>;
             texting_save(entry: TextingEntry) -> u64;

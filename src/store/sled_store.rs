@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use super::bindings::{plan_binds, split_cid_value, BindKey};
+use super::bindings::{parse_cid_bytes, plan_binds, split_cid_value, BindKey};
 use super::codec::{chunk_key, decode, parse_chunk_key, Chunks, StoredCids};
 use super::deliveries::Deliveries;
 use super::sled_texting::TextingTrees;
@@ -56,6 +56,14 @@ pub struct SledStore {
     bind_lock: Arc<Mutex<()>>,
     /// WeCom callback deliveries already handled (bounded; see [`super::DeliveryWindow`]).
     deliveries: Deliveries,
+    /// Idempotency keys (`Store::claim`): key → campaign id (8 bytes, big-endian).
+    claims: sled::Tree,
+}
+
+/// The campaign id of a claim's value.
+fn claim_id(v: &[u8]) -> Result<u64, StoreError> {
+    let id: [u8; 8] = v.try_into().map_err(|_| StoreError::Codec("a claim is not a campaign id".into()))?;
+    Ok(u64::from_be_bytes(id))
 }
 
 fn db_err(e: sled::Error) -> StoreError {
@@ -150,6 +158,7 @@ impl SledStore {
         let open = |name: &str| db.open_tree(name).map_err(db_err);
         let suppressed = open("suppressed")?;
         let bindings = open("bindings")?;
+        let claims = open("claims")?;
         let identity = load_identity(&open("meta")?, &settings.path)?;
         let deliveries = Deliveries::open(&db)?;
         let trees = Trees {
@@ -183,6 +192,7 @@ impl SledStore {
             bindings,
             bind_lock: Arc::new(Mutex::new(())),
             deliveries,
+            claims,
         }))
     }
 
@@ -515,16 +525,46 @@ impl Store for SledStore {
         })
     }
 
-    fn phones_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+    fn bindings_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<(String, Vec<u8>)>>> {
         let (app, tree) = (app.to_owned(), self.bindings.clone());
         blocking(move || {
             cids.iter()
                 .map(|cid| match tree.get(binding_key(&app, &BindKey::Cid(*cid))).map_err(db_err)? {
-                    Some(v) => Ok(Some(split_cid_value(&v)?.1.to_vec())),
+                    Some(v) => split_cid_value(&v).map(|(md5, sealed)| Some((md5.to_owned(), sealed.to_vec()))),
                     None => Ok(None),
                 })
                 .collect()
         })
+    }
+
+    fn binding_of_pn(&self, app: &str, pn_md5: &str) -> StoreFuture<'_, Option<(CompactCid, Vec<u8>)>> {
+        let (app, tree, key) = (app.to_owned(), self.bindings.clone(), BindKey::Pn(pn_md5.to_owned()));
+        blocking(move || {
+            let Some(owner) = tree.get(binding_key(&app, &key)).map_err(db_err)? else { return Ok(None) };
+            let owner = parse_cid_bytes(&owner)?;
+            match tree.get(binding_key(&app, &BindKey::Cid(owner))).map_err(db_err)? {
+                Some(v) => Ok(Some((owner, split_cid_value(&v)?.1.to_vec()))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn claim(&self, key: &str, id: u64) -> StoreFuture<'_, u64> {
+        let (tree, key) = (self.claims.clone(), key.as_bytes().to_vec());
+        blocking(move || {
+            let winner =
+                match tree.compare_and_swap(&key, None::<&[u8]>, Some(&id.to_be_bytes()[..])).map_err(db_err)? {
+                    Ok(()) => id,
+                    Err(taken) => taken.current.as_deref().map_or(Ok(id), claim_id)?,
+                };
+            tree.flush().map_err(db_err)?;
+            Ok(winner)
+        })
+    }
+
+    fn claimed(&self, key: &str) -> StoreFuture<'_, Option<u64>> {
+        let (tree, key) = (self.claims.clone(), key.as_bytes().to_vec());
+        blocking(move || tree.get(key).map_err(db_err)?.as_deref().map(claim_id).transpose())
     }
 
     fn texting_stage(&self, entry: TextingEntry) -> StoreFuture<'_, bool> {

@@ -4,5 +4,6 @@
 //! these types.
 
 pub mod getui;
+pub mod getui_legacy;
 pub mod tencent_sms;
 pub mod wecom;

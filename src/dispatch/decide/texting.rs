@@ -161,6 +161,9 @@ pub fn plan(state: &TextingState, facts: &PlanFacts<'_>) -> TextingPlan {
             tally.skip(SkipReason::Reached, 1);
         } else if facts.stopped {
             tally.skip(SkipReason::Stopped, 1);
+        } else if number.as_ref().is_some_and(|sealed| sealed.is_empty()) {
+            // A legacy md5-only binding: the store keeps no sealed number for it.
+            tally.skip(SkipReason::NoNumber, 1);
         } else if let Some(sealed) = number {
             let params = if p.params.is_empty() { facts.fallback.params.clone() } else { p.params.clone() };
             if check_length(&render_text(facts.sign_name, facts.template_text, &params)).is_err() {
@@ -343,6 +346,28 @@ mod tests {
         assert_eq!(plan.tally.clicked, 1);
         assert_eq!(plan.tally.skipped["no_binding"], 1);
         assert_eq!(plan.tally.skipped["too_long"], 1);
+    }
+
+    #[test]
+    fn an_md5_only_binding_is_skipped_as_no_number() {
+        let (state, receipts) = ten();
+        // Recipient 6 was bound through the legacy SDK: a binding without a sealed number.
+        let numbers: Vec<_> =
+            numbers(&state).into_iter().map(|n| if n == Some(vec![6]) { Some(Vec::new()) } else { n }).collect();
+        let f = fallback(&["9"]);
+        let facts = PlanFacts {
+            fallback: &f,
+            template_text: "code {1}",
+            sign_name: "s",
+            stopped: false,
+            receipts: &receipts,
+            numbers: &numbers,
+        };
+        let plan = plan(&state, &facts);
+        let texted: Vec<u8> = plan.calls.iter().flat_map(|c| c.numbers.iter().map(|n| n.cid[0])).collect();
+        assert_eq!(texted, [7, 8]);
+        assert_eq!(plan.tally.skipped["no_number"], 1);
+        assert_eq!(plan.tally.skipped["no_binding"], 1);
     }
 
     #[test]

@@ -8,7 +8,9 @@ pub(super) const BUCKETS: [&str; 13] = [
     META, CAMPAIGNS, INDEX, DONE, INFLIGHT, SUPPRESSED, DELIVERIES, BINDINGS, TEXTING, SERIALS, RECEIPTS, MEMBERS,
     LEASES,
 ];
-/// `identity` (created once: the first daemon wins) and `next_id` (the id counter, CAS'd).
+/// `identity` (created once: the first daemon wins), `next_id` (the id counter, CAS'd) and
+/// `claim.{hex key}` → campaign id (8 bytes, big-endian), the idempotency keys of
+/// `Store::claim`, created once.
 pub(super) const META: &str = "meta";
 /// `rec.{id}` → the campaign record (`codec::encode_named`), revision-checked on every change.
 pub(super) const CAMPAIGNS: &str = "campaigns";
@@ -153,4 +155,9 @@ mod tests {
         assert_eq!(suppression_user(&suppression_key("staff", "LiLei")).as_deref(), Some("lilei"));
         assert_eq!(Names::new("cd").chunk_part(1, 2, 0), "cd.chunk.1.2.0");
     }
+}
+
+/// The `META` key of an idempotency claim (hex keeps any key within NATS's key alphabet).
+pub(super) fn claim_key(key: &str) -> String {
+    format!("claim.{}", hex::encode(key))
 }

@@ -374,6 +374,14 @@ impl NatsStore {
         }
     }
 
+    /// The campaign a claim key (already in its `layout::claim_key` form) is tied to.
+    async fn claimed_at(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let Some(v) = self.meta.get(key).await.map_err(nats_err)? else { return Ok(None) };
+        let id: [u8; 8] =
+            v.as_ref().try_into().map_err(|_| StoreError::Codec("a claim is not a campaign id".into()))?;
+        Ok(Some(u64::from_be_bytes(id)))
+    }
+
     /// One pair of a bind: reverse entry, then the cid record, then what it displaced.
     async fn bind_one(&self, app: &str, pair: PhoneBinding) -> Result<BindOutcome, StoreError> {
         let current = self.bound_record(app, pair.cid).await?;
@@ -1093,15 +1101,40 @@ impl Store for NatsStore {
         })
     }
 
-    fn phones_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+    fn bindings_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<(String, Vec<u8>)>>> {
         let app = app.to_owned();
         Box::pin(async move {
             let mut out = Vec::with_capacity(cids.len());
             for cid in cids {
-                out.push(self.bound_record(&app, cid).await?.map(|(_, sealed)| sealed));
+                out.push(self.bound_record(&app, cid).await?);
             }
             Ok(out)
         })
+    }
+
+    fn binding_of_pn(&self, app: &str, pn_md5: &str) -> StoreFuture<'_, Option<(CompactCid, Vec<u8>)>> {
+        let (app, key) = (app.to_owned(), BindKey::Pn(pn_md5.to_owned()));
+        Box::pin(async move {
+            let Some(owner) = self.binding(&app, &key).await? else { return Ok(None) };
+            let owner = parse_cid_bytes(&owner)?;
+            Ok(self.bound_record(&app, owner).await?.map(|(_, sealed)| (owner, sealed)))
+        })
+    }
+
+    fn claim(&self, key: &str, id: u64) -> StoreFuture<'_, u64> {
+        let key = layout::claim_key(key);
+        Box::pin(async move {
+            match self.meta.create(&key, Bytes::copy_from_slice(&id.to_be_bytes())).await {
+                Ok(_) => Ok(id),
+                // Taken already (or just now by another daemon): the winner's campaign.
+                Err(e) => self.claimed_at(&key).await?.ok_or_else(|| nats_err(e)),
+            }
+        })
+    }
+
+    fn claimed(&self, key: &str) -> StoreFuture<'_, Option<u64>> {
+        let key = layout::claim_key(key);
+        Box::pin(async move { self.claimed_at(&key).await })
     }
 
     fn texting_stage(&self, entry: TextingEntry) -> StoreFuture<'_, bool> {
