@@ -8,12 +8,15 @@ city OR list && NOT tag && phoneType. Two pushes:
 
 Each must answer result ok with a contentId (getContentIdAction, then pushMessageToAppAction).
 
-Env: HOST APPKEY MASTERSECRET APPID, PUSH_AHEAD_S (default 300).
+Env: HOST APPKEY MASTERSECRET APPID, PUSH_AHEAD_S (default 300) and PUSH_AT_LEAST_S (default
+5): pushTime is PUSH_AHEAD_S ahead rounded down to the minute, a minute later if that is not
+PUSH_AT_LEAST_S away. The harness gives 60 and 20, so that it sees the scheduled push fire.
 """
 
 import os
 
-from legacy_common import APPID, beijing_push_time, client, emit, expect, expect_ok, transmission_template
+from legacy_common import (APPID, beijing_push_time, client, emit, expect, expect_ok, finish,
+                           transmission_template)
 
 CITIES = ["33010000", "51010000", "上海"]  # Hangzhou, Chengdu (city codes), Shanghai (by name)
 NOT_TAGS = ["tagtest"]
@@ -42,9 +45,10 @@ def app_message(push_time, speed):
 
 def main():
     ahead = int(os.environ.get("PUSH_AHEAD_S", "300"))
+    at_least = int(os.environ.get("PUSH_AT_LEAST_S", "5"))
     push = client()
 
-    push_time, at_ms = beijing_push_time(ahead)
+    push_time, at_ms = beijing_push_time(ahead, at_least)
     scheduled = push.pushMessageToApp(app_message(push_time, 100), "legacy-app-scheduled")
     emit("push_app_scheduled", scheduled, pushTime=push_time, pushTimeMs=at_ms, speed=100)
     expect_ok("push_app_scheduled", scheduled, "contentId")
@@ -57,3 +61,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    finish()

@@ -7,8 +7,8 @@ which re-sends the identical body (same requestId): both answers must be ok, wit
 Env: HOST APPKEY MASTERSECRET APPID, CIDS_FILE (one cid a line).
 """
 
-from legacy_common import (APPKEY, PUSH_STATUSES, cids_from_env, client, emit, expect, expect_ok, target,
-                           transmission_template)
+from legacy_common import (APPKEY, QUEUED_STATUSES, cids_from_env, client, emit, expect, expect_ok, finish,
+                           target, transmission_template)
 
 
 def check(step, answer, n):
@@ -20,7 +20,7 @@ def check(step, answer, n):
     for seq, item in info.items():
         expect(isinstance(item, dict) and item.get("result") == "ok" and item.get("taskId"),
                "%s: item %s is %r" % (step, seq, item))
-        expect(item.get("status") in PUSH_STATUSES, "%s: item %s has status %r" % (step, seq, item.get("status")))
+        expect(item.get("status") in QUEUED_STATUSES, "%s: item %s has status %r" % (step, seq, item.get("status")))
 
 
 def summary(answer):
@@ -68,3 +68,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    finish()

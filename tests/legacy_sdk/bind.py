@@ -10,7 +10,7 @@ At the end CID1 is unbound and CID2 stays bound.
 
 import hashlib
 
-from legacy_common import APPID, client, emit, expect, setting
+from legacy_common import APPID, client, emit, expect, finish, setting
 
 
 def md5(text):
@@ -66,3 +66,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    finish()

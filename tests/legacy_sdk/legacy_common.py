@@ -1,5 +1,7 @@
 """What every scenario script shares: the settings from the environment, the SDK client, and
-JSON-lines output (one line per SDK answer, read by tests/legacy_sdk.rs).
+JSON-lines output (one line per SDK answer, read by tests/legacy_sdk.rs). Exit status: 0 all
+answers as promised; 1 an answer broke the protocol (the script stops there); 2 the scenario
+completed but some answer deviated from the vendor's documentation (DEVIATION lines).
 
 Environment (set by the harness; the same names work by hand):
   HOST          the daemon's legacy URL, e.g. http://127.0.0.1:18999/apiex.htm
@@ -49,6 +51,22 @@ def fail(why):
     sys.exit(1)
 
 
+DEVIATIONS = []
+
+
+def deviate(why):
+    """Notes an answer that differs from the vendor's documentation in a way the SDK itself
+    survives; the scenario goes on, and `finish` exits 2 (the harness reports it as a failure
+    after its own ledger checks)."""
+    DEVIATIONS.append(why)
+    print(json.dumps({"step": "DEVIATION", "why": why}, ensure_ascii=False), flush=True)
+
+
+def finish():
+    """Exits 2 when any answer deviated, else 0."""
+    sys.exit(2 if DEVIATIONS else 0)
+
+
 def expect(condition, why):
     if not condition:
         fail(why)
@@ -63,6 +81,10 @@ def expect_ok(step, answer, *keys):
 
 
 PUSH_STATUSES = ("successed_online", "successed_offline", "successed_ignore")
+# A list or batch push is answered once its targets are durably recorded, before they are
+# sent (paced): each target's status then is successed_async, a value of the protocol's
+# PushResult.EPushResult (the SDK's descriptor).
+QUEUED_STATUSES = PUSH_STATUSES + ("successed_async",)
 
 
 def client():
@@ -120,12 +142,15 @@ def cids_from_env(name):
         return [line.strip() for line in f if line.strip()]
 
 
-def beijing_push_time(seconds_from_now):
+def beijing_push_time(seconds_from_now, at_least_s=5):
     """`pushTime` (yyyyMMddHHmm, Beijing time as Getui reads it) `seconds_from_now` ahead,
-    rounded down to the minute; and that instant in ms since the epoch."""
+    rounded down to the minute but at least `at_least_s` ahead (a minute later otherwise);
+    and that instant in ms since the epoch."""
     import datetime
 
     tz = datetime.timezone(datetime.timedelta(hours=8))
-    at = datetime.datetime.now(tz) + datetime.timedelta(seconds=seconds_from_now)
-    at = at.replace(second=0, microsecond=0)
+    now = datetime.datetime.now(tz)
+    at = (now + datetime.timedelta(seconds=seconds_from_now)).replace(second=0, microsecond=0)
+    if (at - now).total_seconds() < at_least_s:
+        at += datetime.timedelta(minutes=1)
     return at.strftime("%Y%m%d%H%M"), int(at.timestamp() * 1000)

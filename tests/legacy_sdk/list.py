@@ -7,8 +7,8 @@ Env: HOST APPKEY MASTERSECRET APPID, CIDS_FILE (one cid a line), GROUP (task gro
 
 import os
 
-from legacy_common import (PUSH_STATUSES, cids_from_env, client, emit, expect, expect_ok, link_template,
-                           setting, target)
+from legacy_common import (QUEUED_STATUSES, cids_from_env, client, emit, expect, expect_ok, finish,
+                           link_template, setting, target)
 
 # The SDK reads this at each pushMessageToList (GtConfig.isPushListNeedDetails: "needDetails",
 # else the old "gexin_pushList_needDetails"); it is sent as the string "true".
@@ -51,11 +51,12 @@ def main():
         expect(isinstance(details, dict), "needDetails is on but the answer has no details map: %r" % summary)
         expect(set(details) == set(part), "details name %d cids, the call sent %d (or other ones)"
                % (len(details), len(part)))
-        bad = [s for s in details.values() if s not in PUSH_STATUSES]
-        expect(not bad, "details hold statuses outside %r: %r" % (PUSH_STATUSES, bad[:5]))
+        bad = [s for s in details.values() if s not in QUEUED_STATUSES]
+        expect(not bad, "details hold statuses outside %r: %r" % (QUEUED_STATUSES, bad[:5]))
         sent += len(part)
     emit("done", {"cids": sent, "contentId": content_id})
 
 
 if __name__ == "__main__":
     main()
+    finish()

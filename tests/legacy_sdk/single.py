@@ -7,7 +7,7 @@ Env: HOST APPKEY MASTERSECRET APPID, CID (the recipient).
 
 import uuid
 
-from legacy_common import (APPID, PUSH_STATUSES, client, emit, expect, expect_ok, setting, target,
+from legacy_common import (APPID, PUSH_STATUSES, client, emit, expect, expect_ok, finish, setting, target,
                            transmission_template)
 
 
@@ -39,3 +39,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    finish()

@@ -11,7 +11,8 @@ Env: HOST APPKEY MASTERSECRET APPID, CID, PHONE, OFFLINE_MS (default 3000).
 import hashlib
 import os
 
-from legacy_common import APPID, PUSH_STATUSES, client, emit, expect, expect_ok, setting, target, transmission_template
+from legacy_common import (APPID, PUSH_STATUSES, client, emit, expect, expect_ok, finish, setting, target,
+                           transmission_template)
 
 
 def main():
@@ -53,3 +54,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    finish()
