@@ -99,12 +99,16 @@ struct ScriptRun {
 fn run_blocking(
     sdk: &Sdk,
     script: &str,
+    args: &[String],
     host: &str,
     env: &[(String, String)],
     limit: Duration,
     dir: &Path,
 ) -> ScriptRun {
-    let stem = script.trim_end_matches(".py");
+    let stem = std::iter::once(script.trim_end_matches(".py"))
+        .chain(args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("-");
     let (out_path, err_path) = (dir.join(format!("{stem}.out")), dir.join(format!("{stem}.err")));
     let pythonpath = match std::env::var_os("PYTHONPATH") {
         Some(p) if !p.is_empty() => {
@@ -116,6 +120,7 @@ fn run_blocking(
     };
     let mut cmd = Command::new(&sdk.python);
     cmd.arg(sdk.scripts.join(script))
+        .args(args)
         .current_dir(dir)
         .env("PYTHONPATH", pythonpath)
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -189,6 +194,20 @@ impl Legacy {
         panic!("ten ephemeral ports in a row began with 80 or 443");
     }
 
+    /// Like [`Legacy::start`], on a fixed free port, so that [`TestApp::restart`] brings the
+    /// daemon back where the SDK's host list points.
+    async fn start_on_fixed_port(sdk: Sdk, sim: SimConfig) -> Legacy {
+        let port = (0..100)
+            .map(|_| common::free_port())
+            .find(|p| !mangled_by_sdk(&format!("http://127.0.0.1:{p}/")))
+            .expect("a free port the SDK's host pool leaves alone");
+        let listen = format!("listen = \"127.0.0.1:{port}\"");
+        let app = spawn_app_with(sim, &[("listen = \"127.0.0.1:0\"", &listen)]).await;
+        let host = format!("http://{}/apiex.htm", app.addr);
+        let (dir, deviations) = (tempfile::tempdir().unwrap(), Default::default());
+        Legacy { app, host, sdk, dir, deviations }
+    }
+
     fn sim(&self) -> &RunningSimulator {
         &self.app.sim
     }
@@ -198,11 +217,17 @@ impl Legacy {
     /// outlives `limit`. Exit 2 (answers deviated from the vendor's documentation, the
     /// scenario completed) is kept for [`Legacy::finish`], so the ledger checks still run.
     async fn run(&self, script: &str, env: &[(&str, String)], limit: Duration) -> Vec<Value> {
+        self.run_args(script, &[], env, limit).await
+    }
+
+    /// [`Legacy::run`] with command-line arguments.
+    async fn run_args(&self, script: &str, args: &[&str], env: &[(&str, String)], limit: Duration) -> Vec<Value> {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         let (python, scripts) = (self.sdk.python.clone(), self.sdk.scripts.clone());
         let (host, dir, name) = (self.host.clone(), self.dir.path().to_path_buf(), script.to_owned());
         let run = tokio::task::spawn_blocking(move || {
-            run_blocking(&Sdk { python, scripts }, &name, &host, &env, limit, &dir)
+            run_blocking(&Sdk { python, scripts }, &name, &args, &host, &env, limit, &dir)
         })
         .await
         .unwrap();
@@ -597,6 +622,38 @@ async fn batch_of_300_submitted_and_retried_reaches_each_cid_once() {
     println!("[ledger batch] {once} of {} cids reached exactly once after the retry", cids.len());
     assert_eq!((summary.unique_cids, summary.duplicates, summary.deliveries), (300, 0, 300));
     assert_eq!(once, 300);
+    t.finish();
+}
+
+/// The vendor's retries after a daemon restart (same store, same port): pushMessageToSingle
+/// with its requestId and BatchImpl.retry() get the taskIds of before, and nothing is sent
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_and_batch_retried_after_a_daemon_restart_are_not_sent_again() {
+    let Some(sdk) = sdk("restart") else { return };
+    let mut t = Legacy::start_on_fixed_port(sdk, unlimited()).await;
+    let single = cid(60_000);
+    let cids: Vec<String> = (60_001..60_051).map(cid).collect();
+    let env = [
+        ("CID", single.clone()),
+        ("CIDS_FILE", t.cids_file("restart.cids", &cids)),
+        ("STATE_FILE", t.dir.path().join("restart.json").display().to_string()),
+    ];
+    t.run_args("restart.py", &["first"], &env, Duration::from_secs(90)).await;
+    let before = ledger_reaching(t.sim(), 51, 60).await;
+    println!("[ledger restart] before the restart {}", serde_json::to_string(&before).unwrap());
+    assert_eq!((before.unique_cids, before.duplicates), (51, 0), "{before:?}");
+    let campaigns = t.campaigns().await.len();
+
+    let addr = t.app.addr;
+    t.app.restart().await;
+    assert_eq!(t.app.addr, addr, "the daemon is back on its port");
+    t.run_args("restart.py", &["again"], &env, Duration::from_secs(90)).await;
+    let after = settled_ledger(t.sim(), "the ledger after the retries", 10).await;
+    println!("[ledger restart] after the retries {}", serde_json::to_string(&after).unwrap());
+    assert_eq!((after.unique_cids, after.deliveries, after.duplicates), (51, 51, 0), "{after:?}");
+    assert_eq!(t.sim().ledger().count(&compact(&single)), 1);
+    assert_eq!(t.campaigns().await.len(), campaigns, "the retries made no new campaign");
     t.finish();
 }
 
