@@ -159,7 +159,16 @@ pub struct Daemon {
 
 /// The legacy SDK ingress of the configuration, answering host discovery with `public_url`
 /// or, by default, the address of the listener that serves it.
-fn legacy_ingress(config: &Config, serving: SocketAddr, apps: HashMap<String, LegacyApp>) -> LegacyIngress {
+fn legacy_ingress(
+    config: &Config,
+    serving: SocketAddr,
+    apps: HashMap<String, LegacyApp>,
+    metrics: &Metrics,
+) -> LegacyIngress {
+    // The series of the dashboard's panel exist from the start, at 0.
+    for result in ["success", "sign_error"] {
+        metrics.legacy_requests_total.with_label_values(&["connect", result]);
+    }
     let l = &config.legacy;
     LegacyIngress {
         public_url: l
@@ -246,7 +255,7 @@ impl Daemon {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
-        let legacy = legacy_ingress(config, callback.as_ref().map_or(addr, |(_, a)| *a), legacy_apps);
+        let legacy = legacy_ingress(config, callback.as_ref().map_or(addr, |(_, a)| *a), legacy_apps, &metrics);
         let channels: HashMap<String, Channel> =
             config.apps.iter().map(|(name, app)| (name.clone(), app.channel)).collect();
         let api = Arc::new(

@@ -230,6 +230,11 @@ pub(super) async fn query(state: &Arc<ApiState>, app: &str, query: Option<&str>)
                 for ((i, cid), sealed) in at.into_iter().zip(compact).zip(found) {
                     rets[i] = match sealed {
                         None => not_bound(&rets[i].cid),
+                        // Bound through the legacy SDK, which sends md5(phone) only.
+                        Some(sealed) if sealed.is_empty() => BindRet {
+                            reason: Some("bound by md5 only (legacy SDK): no number to text".into()),
+                            ..ok(&rets[i].cid)
+                        },
                         Some(sealed) => match open_masked(key, app, &cid, &sealed) {
                             Some(masked) => BindRet { pn: Some(masked), ..ok(&rets[i].cid) },
                             None => refused(

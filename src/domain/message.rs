@@ -440,6 +440,33 @@ impl MessageTemplate {
         v
     }
 
+    /// The text fields that may hold `${...}` variables (those [`Self::variables`] reads), in
+    /// a fixed order, for changing them in place: the legacy ingress turns the texts in which
+    /// the messages of a batch differ into variables, so that one `batch_single` campaign
+    /// sends them all.
+    pub fn texts_mut(&mut self) -> Vec<&mut String> {
+        let mut v: Vec<&mut String> = Vec::new();
+        if let Some(n) = &mut self.notification {
+            v.extend([&mut n.title, &mut n.body]);
+            v.extend(n.url.as_mut());
+            v.extend(n.payload.as_mut());
+            v.extend(n.transmission_content.as_mut());
+        }
+        if let Some(l) = &mut self.link {
+            v.extend([&mut l.title, &mut l.body, &mut l.url]);
+        }
+        if let Some(p) = &mut self.popup_download {
+            v.extend([&mut p.title, &mut p.body, &mut p.popup_title, &mut p.popup_content]);
+            v.push(&mut p.download_url);
+        }
+        if let Some(i) = &mut self.ios {
+            v.extend(i.title.as_mut());
+            v.extend(i.body.as_mut());
+        }
+        v.extend(self.transmission.as_mut());
+        v
+    }
+
     /// Which of the four kinds the template is, or `None` unless exactly one is set.
     pub fn kind(&self) -> Option<&'static str> {
         let kinds = [
@@ -687,6 +714,21 @@ mod tests {
 
     fn note(body: &str) -> MessageTemplate {
         template(serde_json::json!({"notification": {"title": "Sale", "body": body}}))
+    }
+
+    #[test]
+    fn texts_mut_reaches_every_text_that_variables_reads() {
+        let mut m = template(serde_json::json!({
+            "notification": {"title": "a", "body": "b", "click_type": "url", "url": "c", "transmission_content": "d"},
+            "ios": {"title": "e", "body": "f"}
+        }));
+        for (i, t) in m.texts_mut().into_iter().enumerate() {
+            *t = format!("${{v{i}}}");
+        }
+        let names: Vec<String> = m.variables().into_iter().collect();
+        assert_eq!(names, ["v0", "v1", "v2", "v3", "v4", "v5"]);
+        let mut t = template(serde_json::json!({"transmission": "x"}));
+        assert_eq!(t.texts_mut().len(), t.texts().len());
     }
 
     #[test]

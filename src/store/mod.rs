@@ -366,6 +366,10 @@ pub enum LeaseOutcome {
     Done,
 }
 
+/// A binding as stored: the phone's md5 and its sealed number (empty for a legacy md5-only
+/// binding).
+pub type StoredBinding = (String, Vec<u8>);
+
 /// The durable store used by the API and the dispatcher.
 pub trait Store: Send + Sync + 'static {
     /// The store's random identity, made when it was created (see [`StoreIdentity`]).
@@ -450,7 +454,7 @@ pub trait Store: Send + Sync + 'static {
     fn unbind_phones(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<bool>>;
     /// The binding of each cid of `app`, in order (`None`: not bound): the phone's md5 and its
     /// sealed number (empty for a legacy md5-only binding).
-    fn bindings_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<(String, Vec<u8>)>>>;
+    fn bindings_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<StoredBinding>>>;
     /// The sealed number bound to each cid of `app`, in order (`None`: not bound).
     fn phones_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
         let found = self.bindings_of(app, cids);

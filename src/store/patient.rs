@@ -29,7 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Ack, BindOutcome, CampaignPage, CampaignRecord, Change, Chunk, CidPage, DeliveryWindow, LeaseOutcome, PageQuery,
-    PhoneBinding, Progress, ReceiptKey, Store, StoreError, StoreFuture, Suppression, TextingEntry, UploadCommit,
+    PhoneBinding, Progress, ReceiptKey, Store, StoreError, StoreFuture, StoredBinding, Suppression, TextingEntry,
+    UploadCommit,
 };
 use crate::domain::texting::SmsTally;
 use crate::domain::{CampaignSpec, CampaignState, CompactCid, StoreIdentity};
@@ -198,7 +199,7 @@ impl Store for PatientStore {
         Box::pin(async move { self.patiently("delivery_noted", || self.inner.delivery_noted(&key)).await })
     }
 
-    fn bindings_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<(String, Vec<u8>)>>> {
+    fn bindings_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<StoredBinding>>> {
         let app = app.to_owned();
         Box::pin(async move { self.patiently("bindings_of", || self.inner.bindings_of(&app, cids.clone())).await })
     }
@@ -410,7 +411,7 @@ mod tests {
             delivery_noted(key: &str) -> bool;
             bind_phones(app: &str, pairs: Vec<PhoneBinding>) -> Vec<BindOutcome>;
             unbind_phones(app: &str, cids: Vec<CompactCid>) -> Vec<bool>;
-            bindings_of(app: &str, cids: Vec<CompactCid>) -> Vec<Option<(String, Vec<u8>)>>;
+            bindings_of(app: &str, cids: Vec<CompactCid>) -> Vec<Option<StoredBinding>>;
             binding_of_pn(app: &str, pn_md5: &str) -> Option<(CompactCid, Vec<u8>)>;
             claim(key: &str, id: u64) -> u64;
             claimed(key: &str) -> Option<u64>;

@@ -18,7 +18,7 @@ use super::{
     Ack, CampaignPage, CampaignRecord, Change, Chunk, CidPage, PageQuery, Progress, Store, StoreError, StoreFuture,
     Suppression, UploadCommit,
 };
-use super::{BindOutcome, LeaseOutcome, PhoneBinding};
+use super::{BindOutcome, LeaseOutcome, PhoneBinding, StoredBinding};
 use super::{ReceiptKey, TextingEntry};
 use crate::domain::texting::SmsTally;
 use crate::domain::{CampaignSpec, CampaignState, CompactCid, StoreIdentity};
@@ -525,7 +525,7 @@ impl Store for SledStore {
         })
     }
 
-    fn bindings_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<(String, Vec<u8>)>>> {
+    fn bindings_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<StoredBinding>>> {
         let (app, tree) = (app.to_owned(), self.bindings.clone());
         blocking(move || {
             cids.iter()

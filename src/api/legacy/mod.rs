@@ -257,9 +257,41 @@ impl Cx<'_> {
     }
 }
 
+/// An answer as written: like the value, but a batch's `info` keyed by seqId in numeric order
+/// (serde_json's map would write "0", "1", "10", "100", "2", …).
+struct InOrder<'a>(&'a Value);
+
+impl serde::Serialize for InOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(top) = self.0 else { return self.0.serialize(s) };
+        let mut map = s.serialize_map(Some(top.len()))?;
+        for (k, v) in top {
+            match v {
+                Value::Object(info) if k == "info" => {
+                    let mut entries: Vec<(&String, &Value)> = info.iter().collect();
+                    entries.sort_by_key(|(seq, _)| (seq.parse::<i64>().ok(), seq.len()));
+                    map.serialize_entry(k, &Entries(entries))?;
+                }
+                v => map.serialize_entry(k, v)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// Map entries written in the order given.
+struct Entries<'a>(Vec<(&'a String, &'a Value)>);
+
+impl serde::Serialize for Entries<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().copied())
+    }
+}
+
 /// HTTP 200 with the answer as JSON (plain JSON only: the Python SDK `eval`s answers).
 fn reply(answer: &Value) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(answer).unwrap_or_else(|_| br#"{"result":"Error"}"#.to_vec());
+    let body = serde_json::to_vec(&InOrder(answer)).unwrap_or_else(|_| br#"{"result":"Error"}"#.to_vec());
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     resp.headers_mut()
         .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json;charset=UTF-8"));
@@ -269,6 +301,22 @@ fn reply(answer: &Value) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_info_is_written_in_seq_order() {
+        let mut info = serde_json::Map::new();
+        for seq in [0, 1, 2, 10, 100, 11] {
+            info.insert(seq.to_string(), json!({"result": "ok"}));
+        }
+        let answer = json!({"result": "ok", "info": info});
+        let written = String::from_utf8(serde_json::to_vec(&InOrder(&answer)).unwrap()).unwrap();
+        let order: Vec<usize> = ["\"0\"", "\"1\"", "\"2\"", "\"10\"", "\"11\"", "\"100\""]
+            .iter()
+            .map(|k| written.find(k).unwrap())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{written}");
+        assert_eq!(serde_json::from_str::<Value>(&written).unwrap(), answer);
+    }
 
     #[test]
     fn labels_come_from_closed_sets() {

@@ -19,10 +19,11 @@ use super::{Cx, Refusal};
 use crate::api::campaigns::{change_state, get, validate};
 use crate::api::upload::upload_recipients;
 use crate::clock::now_ms;
-use crate::domain::campaign::{parse_legacy_id, CreateCampaign, LegacyOrigin};
+use crate::domain::campaign::{parse_legacy_id, CreateCampaign, CreateSettings, LegacyOrigin};
 use crate::domain::legacy::{audience_of, content_settings_of, message_of, settings_of, sms_fallback_of};
+use crate::domain::message::MessageTemplate;
 use crate::domain::recipient::{parse_text_line, Recipient};
-use crate::domain::{Action, CampaignSpec, CampaignState, FieldError, Mode};
+use crate::domain::{Action, CampaignSpec, CampaignState, CompactCid, FieldError, Mode};
 use crate::store::CampaignRecord;
 use crate::wire::getui::MAX_LIST_CIDS;
 use crate::wire::getui_legacy::request::{
@@ -74,17 +75,15 @@ fn template_of(cx: &Cx<'_>, push: &PushFields) -> Result<LegacyTemplate, Refusal
     Ok(t)
 }
 
-/// A campaign request for a legacy message, validated as `/v1` validates: with its SMS fallback
-/// when that is valid, else without it (noted).
+/// A campaign request for a legacy message (its `message` set), validated as `/v1` validates:
+/// with the SMS fallback of `sms` when that is valid, else without it (noted).
 fn spec_of(
     cx: &Cx<'_>,
     mut request: CreateCampaign,
-    t: &LegacyTemplate,
+    sms: Option<&LegacySms>,
     origin: LegacyOrigin,
 ) -> Result<(CampaignSpec, SmsNote), Refusal> {
-    let refused = |e: FieldError| Refusal::new("Error", format!("{}: {}", e.field, e.message));
-    request.message = message_of(t).map_err(refused)?;
-    let note = match &t.sms {
+    let note = match sms {
         None => SmsNote::None,
         Some(sms) => match sms_fallback(cx, sms) {
             Ok(f) => {
@@ -106,11 +105,29 @@ fn spec_of(
     Ok((spec, note))
 }
 
+/// A field error as a legacy refusal.
+fn refused(e: FieldError) -> Refusal {
+    Refusal::new("Error", format!("{}: {}", e.field, e.message))
+}
+
+/// A campaign request with the message of `t`.
+fn request_for(
+    cx: &Cx<'_>,
+    name: String,
+    mode: Mode,
+    settings: CreateSettings,
+    t: &LegacyTemplate,
+) -> Result<CreateCampaign, Refusal> {
+    let mut r = request(cx, name, mode, settings);
+    r.message = message_of(t).map_err(refused)?;
+    Ok(r)
+}
+
 fn sms_fallback(cx: &Cx<'_>, sms: &LegacySms) -> Result<crate::domain::sms::SmsFallback, FieldError> {
     sms_fallback_of(sms, cx.app.sms_vars.get(&sms.template_id).map(Vec::as_slice))
 }
 
-fn request(cx: &Cx<'_>, name: String, mode: Mode, settings: crate::domain::campaign::CreateSettings) -> CreateCampaign {
+fn request(cx: &Cx<'_>, name: String, mode: Mode, settings: CreateSettings) -> CreateCampaign {
     CreateCampaign {
         name,
         app: cx.app.name.clone(),
@@ -197,8 +214,8 @@ pub(super) async fn single(cx: &Cx<'_>, req: SingleRequest) -> Result<Value, Ref
     let recipient = single_target(&req)?;
     let t = template_of(cx, &req.push)?;
     let name = format!("legacy single to {}", req.client_id.trim());
-    let (spec, note) =
-        spec_of(cx, request(cx, name, Mode::BatchSingle, settings_of(&req.push, &t)), &t, origin("single", None))?;
+    let r = request_for(cx, name, Mode::BatchSingle, settings_of(&req.push, &t), &t)?;
+    let (spec, note) = spec_of(cx, r, t.sms.as_ref(), origin("single", None))?;
     let key = key_of(cx, "single", req.request_id.as_deref())?;
     let rec = claimed_or_made(cx, key, spec).await?;
     let rec = fill_and_start(cx, rec, vec![recipient]).await?;
@@ -271,12 +288,12 @@ pub(super) async fn content(cx: &Cx<'_>, req: ContentIdRequest) -> Result<Value,
         if !req.app_id_list.is_empty() && !req.app_id_list.contains(&cx.app.app_id) {
             return Err(Refusal::new("AppidError", "appIdList does not name this AppKey's AppId"));
         }
-        let mut r = request(cx, format!("legacy app push{label}"), Mode::App, settings);
-        let audience = audience_of(&req).map_err(|e| Refusal::new("Error", format!("{}: {}", e.field, e.message)))?;
-        r.audience = Some(audience);
-        spec_of(cx, r, &t, origin("app", None))?
+        let mut r = request_for(cx, format!("legacy app push{label}"), Mode::App, settings, &t)?;
+        r.audience = Some(audience_of(&req).map_err(refused)?);
+        spec_of(cx, r, t.sms.as_ref(), origin("app", None))?
     } else {
-        spec_of(cx, request(cx, format!("legacy list task{label}"), Mode::List, settings), &t, origin("content", None))?
+        let r = request_for(cx, format!("legacy list task{label}"), Mode::List, settings, &t)?;
+        spec_of(cx, r, t.sms.as_ref(), origin("content", None))?
     };
     let rec = cx.state.store.create(spec, now_ms()).await?;
     tracing::info!(campaign = rec.id, app = cx.app.name, "legacy task created");
@@ -362,90 +379,206 @@ pub(super) async fn app(cx: &Cx<'_>, req: AppPushRequest) -> Result<Value, Refus
     Ok(json!({"result": "ok", "contentId": legacy_id(&rec)}))
 }
 
-/// One batch item as read.
-struct Item {
-    seq: String,
-    outcome: Result<(Recipient, usize), Refusal>,
+/// One batch item, read and checked on its own as a campaign of its own would be.
+struct Ready {
+    recipient: Recipient,
+    message: MessageTemplate,
+    settings: CreateSettings,
+    sms: Option<LegacySms>,
+    /// Everything but the texts: items of one shape can share a campaign.
+    shape: String,
 }
 
-/// A batch's items of one message: one campaign.
+/// Items of one shape, in order, each cid at most once: one campaign.
 struct Group {
-    push: PushFields,
     items: Vec<usize>,
 }
 
-/// `pushMessageToSingleBatchAction`: one `batch_single` campaign per distinct message of the
-/// batch; answers per seqId once they are recorded. `retry()` resends the same body, which
-/// finds the campaigns its `requestId` made.
+/// `pushMessageToSingleBatchAction`: the items become as few `batch_single` campaigns as
+/// their messages allow (texts that differ become per-recipient variables); answers per
+/// seqId once they are recorded. `retry()` resends the same body, which finds the campaigns
+/// its `requestId` made.
 pub(super) async fn batch(cx: &Cx<'_>, req: BatchRequest) -> Result<Value, Refusal> {
     let batch = decode_single_datas(&req.single_datas)?;
-    let id = req.request_id.as_deref().or(batch.batch_id.as_deref());
-    let key = key_of(cx, "batch", id)?;
-    let (items, groups) = read_items(cx, &batch.batch_item);
-    let mut answers: Vec<Option<Value>> = vec![None; items.len()];
-    for (n, group) in groups.iter().enumerate() {
-        let recipients: Vec<Recipient> =
-            group.items.iter().filter_map(|i| items[*i].outcome.as_ref().ok().map(|(r, _)| r.clone())).collect();
-        let made = batch_group(cx, key.as_ref().map(|k| format!("{k}:{n}")), group, recipients).await;
-        for i in &group.items {
-            answers[*i] = Some(match &made {
-                Ok(rec) => json!({"result": "ok", "taskId": legacy_id(rec), "status": ASYNC}),
+    let key = key_of(cx, "batch", req.request_id.as_deref().or(batch.batch_id.as_deref()))?;
+    let items: Vec<(String, Result<Ready, Refusal>)> = batch
+        .batch_item
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (item.seq_id.unwrap_or(i as i32).to_string(), read_item(cx, item)))
+        .collect();
+    let mut answers: Vec<Value> =
+        items.iter().map(|(_, r)| r.as_ref().err().map_or(Value::Null, Refusal::answer)).collect();
+    for (n, group) in group_items(&items).into_iter().enumerate() {
+        let ready: Vec<&Ready> = group.items.iter().filter_map(|i| items[*i].1.as_ref().ok()).collect();
+        let key = key.as_ref().map(|k| format!("{k}:{n}"));
+        for (at, made) in group.items.iter().zip(send_group(cx, key, &ready).await) {
+            answers[*at] = match made {
+                Ok(task_id) => json!({"result": "ok", "taskId": task_id, "status": ASYNC}),
                 Err(r) => r.answer(),
-            });
+            };
         }
     }
-    let mut info = Map::new();
-    for (item, answer) in items.iter().zip(answers) {
-        let answer = match (&item.outcome, answer) {
-            (Err(r), _) => r.answer(),
-            (Ok(_), Some(a)) => a,
-            (Ok(_), None) => json!({"result": "OtherError"}),
-        };
-        info.insert(item.seq.clone(), answer);
-    }
+    let info: Map<String, Value> = items.into_iter().map(|(seq, _)| seq).zip(answers).collect();
     Ok(json!({"result": "ok", "info": info}))
 }
 
-/// Reads every item, grouping those of one message (same clientData and push settings) in
-/// the order they first appear.
-fn read_items(cx: &Cx<'_>, raw: &[crate::wire::getui_legacy::proto::SingleBatchItem]) -> (Vec<Item>, Vec<Group>) {
-    let mut groups: Vec<Group> = Vec::new();
-    let mut by_message: HashMap<String, usize> = HashMap::new();
-    let mut items = Vec::with_capacity(raw.len());
-    for (i, item) in raw.iter().enumerate() {
-        let seq = item.seq_id.unwrap_or(i as i32).to_string();
-        let outcome = parse_batch_item(item).map_err(Refusal::from).and_then(|single| {
-            cx.check_app_id(Some(&single.app_id))?;
-            let recipient = single_target(&single)?;
-            let p = &single.push;
-            let message = format!(
-                "{}\0{}\0{:?}\0{:?}\0{}",
-                p.client_data, p.transmission_content, p.is_offline, p.offline_expire_time, p.push_network_type
-            );
-            let next = groups.len();
-            let group = *by_message.entry(message).or_insert(next);
-            if group == next {
-                groups.push(Group { push: single.push.clone(), items: Vec::new() });
-            }
-            groups[group].items.push(i);
-            Ok((recipient, group))
-        });
-        items.push(Item { seq, outcome });
-    }
-    (items, groups)
+fn read_item(cx: &Cx<'_>, item: &crate::wire::getui_legacy::proto::SingleBatchItem) -> Result<Ready, Refusal> {
+    let single = parse_batch_item(item)?;
+    cx.check_app_id(Some(&single.app_id))?;
+    let recipient = single_target(&single)?;
+    let t = template_of(cx, &single.push)?;
+    let message = message_of(&t).map_err(refused)?;
+    let settings = settings_of(&single.push, &t);
+    let mut r = request(cx, "legacy batch item".into(), Mode::BatchSingle, settings.clone());
+    r.message = message.clone();
+    spec_of(cx, r, t.sms.as_ref(), origin("batch", None))?;
+    let mut blank = message.clone();
+    blank.texts_mut().into_iter().for_each(String::clear);
+    let shape = serde_json::to_string(&(&blank, &settings)).unwrap_or_default() + &format!("{:?}", t.sms);
+    Ok(Ready { recipient, message, settings, sms: t.sms, shape })
 }
 
-/// Makes (or finds, by its key) and starts the campaign of one group.
-async fn batch_group(
+/// Groups the good items by shape, in the order they first appear; a cid met again within a
+/// shape opens another group, so nobody is dropped as a duplicate.
+fn group_items(items: &[(String, Result<Ready, Refusal>)]) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut by_key: HashMap<(String, usize), usize> = HashMap::new();
+    let mut seen: HashMap<(String, CompactCid), usize> = HashMap::new();
+    for (i, (_, item)) in items.iter().enumerate() {
+        let Ok(r) = item else { continue };
+        let nth = seen.entry((r.shape.clone(), r.recipient.cid)).or_insert(0);
+        let key = (r.shape.clone(), *nth);
+        *nth += 1;
+        let next = groups.len();
+        let g = *by_key.entry(key).or_insert(next);
+        if g == next {
+            groups.push(Group { items: Vec::new() });
+        }
+        groups[g].items.push(i);
+    }
+    groups
+}
+
+/// The variable that carries text field `j` of a batch's messages.
+fn text_var(j: usize) -> String {
+    format!("legacy_text_{j:02}")
+}
+
+/// One message for items of one shape: the texts they share stay, the others become
+/// variables that each recipient carries.
+fn merged(items: &[&Ready]) -> (MessageTemplate, Vec<Recipient>) {
+    let texts: Vec<Vec<String>> =
+        items.iter().map(|r| r.message.clone().texts_mut().into_iter().map(|t| t.clone()).collect()).collect();
+    let first = &texts[0];
+    let differing: Vec<usize> = (0..first.len()).filter(|j| texts.iter().any(|t| t.get(*j) != first.get(*j))).collect();
+    let mut message = items[0].message.clone();
+    for (j, slot) in message.texts_mut().into_iter().enumerate() {
+        if differing.contains(&j) {
+            *slot = format!("${{{}}}", text_var(j));
+        }
+    }
+    let recipients = items
+        .iter()
+        .zip(&texts)
+        .map(|(r, t)| {
+            let mut vars: Vec<(String, String)> = differing.iter().map(|j| (text_var(*j), t[*j].clone())).collect();
+            vars.sort();
+            Recipient { cid: r.recipient.cid, vars, user: None }
+        })
+        .collect();
+    (message, recipients)
+}
+
+/// Sends items of one shape as one campaign (made or found by `key`); when the merged
+/// message does not validate (a text turned variable where none may be), each item alone.
+/// Answers the taskId, or the refusal, of each item.
+async fn send_group(cx: &Cx<'_>, key: Option<String>, items: &[&Ready]) -> Vec<Result<String, Refusal>> {
+    let (message, recipients) = merged(items);
+    match batch_campaign(cx, key.clone(), items[0], message, recipients).await {
+        Ok(task_id) => return items.iter().map(|_| Ok(task_id.clone())).collect(),
+        Err(e) if items.len() == 1 => return vec![Err(e)],
+        Err(_) => {}
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, r) in items.iter().enumerate() {
+        let key = key.as_ref().map(|k| format!("{k}.{i}"));
+        out.push(batch_campaign(cx, key, r, r.message.clone(), vec![r.recipient.clone()]).await);
+    }
+    out
+}
+
+async fn batch_campaign(
     cx: &Cx<'_>,
     key: Option<String>,
-    group: &Group,
+    first: &Ready,
+    message: MessageTemplate,
     recipients: Vec<Recipient>,
-) -> Result<CampaignRecord, Refusal> {
-    let t = template_of(cx, &group.push)?;
-    let name = format!("legacy batch of {}", recipients.len());
-    let r = request(cx, name, Mode::BatchSingle, settings_of(&group.push, &t));
-    let (spec, _) = spec_of(cx, r, &t, origin("batch", None))?;
+) -> Result<String, Refusal> {
+    let mut r = request(cx, format!("legacy batch of {}", recipients.len()), Mode::BatchSingle, first.settings.clone());
+    r.message = message;
+    let (spec, _) = spec_of(cx, r, first.sms.as_ref(), origin("batch", None))?;
     let rec = claimed_or_made(cx, key, spec).await?;
-    fill_and_start(cx, rec, recipients).await
+    let rec = fill_and_start(cx, rec, recipients).await?;
+    Ok(legacy_id(&rec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(cid: u8, message: serde_json::Value) -> Ready {
+        let message: MessageTemplate = serde_json::from_value(message).unwrap();
+        let mut blank = message.clone();
+        blank.texts_mut().into_iter().for_each(String::clear);
+        Ready {
+            recipient: Recipient { cid: CompactCid([cid; 16]), vars: Vec::new(), user: None },
+            shape: serde_json::to_string(&blank).unwrap(),
+            message,
+            settings: CreateSettings::default(),
+            sms: None,
+        }
+    }
+
+    #[test]
+    fn a_merged_message_gives_each_recipient_its_own_texts() {
+        let items = [
+            ready(
+                1,
+                json!({"notification": {"title": "Sale", "body": "Hi ${name}, one", "click_type": "url", "url": "https://a"}}),
+            ),
+            ready(
+                2,
+                json!({"notification": {"title": "Sale", "body": "two", "click_type": "url", "url": "https://a"}}),
+            ),
+            ready(3, json!({"notification": {"title": "Sale", "body": "三", "click_type": "url", "url": "https://a"}})),
+        ];
+        let refs: Vec<&Ready> = items.iter().collect();
+        let (message, recipients) = merged(&refs);
+        let n = message.notification.as_ref().unwrap();
+        assert_eq!((n.title.as_str(), n.url.as_deref()), ("Sale", Some("https://a")), "shared texts stay");
+        assert_eq!(message.variables().len(), 1, "only the body differs");
+        for (item, r) in items.iter().zip(&recipients) {
+            let vars = |name: &str| r.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let copy = message.personalize(&vars);
+            // A `${name}` in a legacy text is text, not a variable: values are not substituted again.
+            assert_eq!(copy.notification.unwrap().body, item.message.notification.as_ref().unwrap().body);
+            assert_eq!(r.cid, item.recipient.cid);
+        }
+    }
+
+    #[test]
+    fn a_cid_met_again_within_a_shape_opens_another_group() {
+        let t = |cid, text: &str| ("".to_owned(), Ok(ready(cid, json!({"transmission": text}))));
+        let items = vec![
+            t(1, "a"),
+            t(2, "b"),
+            ("".to_owned(), Err(Refusal::new("Error", "bad"))),
+            t(1, "c"),
+            ("".to_owned(), Ok(ready(4, json!({"notification": {"title": "x", "body": "y"}})))),
+            t(3, "d"),
+        ];
+        let groups: Vec<Vec<usize>> = group_items(&items).into_iter().map(|g| g.items).collect();
+        assert_eq!(groups, [vec![0, 1, 5], vec![3], vec![4]]);
+    }
 }

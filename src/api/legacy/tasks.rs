@@ -44,7 +44,13 @@ pub(super) async fn schedule(cx: &Cx<'_>, req: TaskRequest) -> Result<Value, Ref
     let Some(at) = rec.spec.settings.schedule_at_ms else {
         return Err(Refusal::new("TaskNotScheduled", format!("task {} has no pushTime", req.task_id)));
     };
-    let content = serde_json::to_string(&rec.spec.message).unwrap_or_default();
+    // v2's query answers the transmission content; a notification shows its text instead.
+    let m = &rec.spec.message;
+    let content = m
+        .transmission
+        .clone()
+        .or_else(|| m.notification.as_ref().map(|n| n.body.clone()))
+        .unwrap_or_else(|| serde_json::to_string(m).unwrap_or_default());
     Ok(json!({
         "result": "ok",
         "taskId": req.task_id,

@@ -143,6 +143,11 @@ pub(super) fn delivery_key(key: &str) -> String {
     }
 }
 
+/// The `META` key of an idempotency claim (hex keeps any key within NATS's key alphabet).
+pub(super) fn claim_key(key: &str) -> String {
+    format!("claim.{}", hex::encode(key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,9 +160,4 @@ mod tests {
         assert_eq!(suppression_user(&suppression_key("staff", "LiLei")).as_deref(), Some("lilei"));
         assert_eq!(Names::new("cd").chunk_part(1, 2, 0), "cd.chunk.1.2.0");
     }
-}
-
-/// The `META` key of an idempotency claim (hex keeps any key within NATS's key alphabet).
-pub(super) fn claim_key(key: &str) -> String {
-    format!("claim.{}", hex::encode(key))
 }

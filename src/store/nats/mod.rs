@@ -85,7 +85,7 @@ use super::{
     rules, Ack, BindOutcome, CampaignPage, CampaignRecord, Change, Chunk, CidPage, DeliveryWindow, LeaseOutcome,
     PageQuery, PhoneBinding, Progress, Store, StoreError, StoreFuture, Suppression, UploadCommit,
 };
-use super::{ReceiptKey, TextingEntry};
+use super::{ReceiptKey, StoredBinding, TextingEntry};
 use crate::clock::now_ms;
 use crate::domain::texting::SmsTally;
 use crate::domain::CompactCid;
@@ -1101,7 +1101,7 @@ impl Store for NatsStore {
         })
     }
 
-    fn bindings_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<(String, Vec<u8>)>>> {
+    fn bindings_of(&self, app: &str, cids: Vec<CompactCid>) -> StoreFuture<'_, Vec<Option<StoredBinding>>> {
         let app = app.to_owned();
         Box::pin(async move {
             let mut out = Vec::with_capacity(cids.len());

@@ -1,5 +1,5 @@
 //! The JSON bodies the legacy SDKs POST, one struct per action (reference §1.5 and the wire
-//! capture). Every struct tolerates the spellings of all SDKs (see [`super::lenient`]) and
+//! capture). Every struct tolerates the spellings of all SDKs (see the `lenient` module) and
 //! ignores fields it does not need (`version`, `type`, …).
 
 use serde::Deserialize;

@@ -131,12 +131,16 @@ mod ids {
     pub const REVOKE: i32 = 8;
 }
 
+/// Stands for an absent `templateId` (no SDK template uses −1).
+const NO_TEMPLATE_ID: i32 = -1;
+
 /// Most actions followed from actionId 1: the SDK's longest chain has 6, and a loop must end.
 const MAX_STEPS: usize = 16;
 
 /// Rebuilds the template of `t`; `transmission_content` is the request's JSON field.
 pub fn read_template(t: &Transparent, transmission_content: &str) -> Result<LegacyTemplate, LegacyError> {
-    let template_id = t.template_id.unwrap_or(ids::TRANSMISSION);
+    // Without a templateId (hand-made clients) the chain alone says what the template is.
+    let template_id = t.template_id.unwrap_or(NO_TEMPLATE_ID);
     if template_id == ids::START_ACTIVITY {
         return Err(LegacyError::Unsupported(
             "StartActivityTemplate (templateId 7) opens an Android activity by intent; use a Notification \
@@ -154,7 +158,9 @@ pub fn read_template(t: &Transparent, transmission_content: &str) -> Result<Lega
     } else {
         Chain::new(&t.action_chain)?.kind()?
     };
-    check_template_id(template_id, &kind)?;
+    if template_id != NO_TEMPLATE_ID {
+        check_template_id(template_id, &kind)?;
+    }
     Ok(LegacyTemplate {
         kind,
         transmission_content: transmission_content.to_owned(),
@@ -548,6 +554,10 @@ mod tests {
         assert!(matches!(wire_read(&transparent(7, tx.clone()), ""), Err(LegacyError::Unsupported(_))));
         // A Transmission chain claiming to be a Notification.
         assert!(matches!(wire_read(&transparent(0, tx.clone()), ""), Err(LegacyError::Template(_))));
+        // Without templateId the chain decides.
+        let mut anonymous = transparent(0, notification_chain(startapp(false)));
+        anonymous.template_id = None;
+        assert!(matches!(wire_read(&anonymous, "").unwrap().kind, LegacyKind::Notification { .. }));
         // A Goto loop ends with an error, not a hang.
         let looped = vec![action(1, Type::Goto, Some(2)), action(2, Type::Goto, Some(1))];
         assert!(matches!(wire_read(&transparent(4, looped), ""), Err(LegacyError::Template(_))));
