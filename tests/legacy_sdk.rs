@@ -622,6 +622,23 @@ async fn batch_of_300_submitted_and_retried_reaches_each_cid_once() {
     println!("[ledger batch] {once} of {} cids reached exactly once after the retry", cids.len());
     assert_eq!((summary.unique_cids, summary.duplicates, summary.deliveries), (300, 0, 300));
     assert_eq!(once, 300);
+
+    // Each cid got its own message's payload (batch.py sends {"legacy":"batch","n":i} to the
+    // i-th cid), as far as the simulator's last batch call shows.
+    let (status, body) = sim_json(t.sim(), "last/push/single/batch/cid").await;
+    assert_eq!(status, 200, "{body}");
+    let msgs = body["msg_list"].as_array().unwrap_or_else(|| panic!("msg_list in {body}"));
+    let mut wrong = Vec::new();
+    for m in msgs {
+        let to = m["audience"]["cid"][0].as_str().unwrap_or_default();
+        let n = cids.iter().position(|c| c == to).unwrap_or_else(|| panic!("{to} is not one of the batch's cids"));
+        let payload = m["push_message"]["transmission"].as_str().unwrap_or_default();
+        if payload != format!("{{\"legacy\":\"batch\",\"n\":{n}}}") {
+            wrong.push(format!("{to} (item {n}) got {payload:?}"));
+        }
+    }
+    println!("[sim batch] last batch call: {} messages, {} with another item's payload", msgs.len(), wrong.len());
+    assert!(wrong.is_empty(), "payloads went to the wrong cids: {wrong:?}");
     t.finish();
 }
 

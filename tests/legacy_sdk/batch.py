@@ -32,8 +32,9 @@ def summary(answer):
     for item in info.values():
         s = item.get("status") if isinstance(item, dict) else repr(item)
         statuses[s] = statuses.get(s, 0) + 1
+    task_ids = {item.get("taskId") for item in info.values() if isinstance(item, dict)}
     short = dict(answer)
-    short["info"] = {"items": len(info), "statuses": statuses,
+    short["info"] = {"items": len(info), "statuses": statuses, "distinctTaskIds": len(task_ids),
                      "first": {k: info[k] for k in sorted(info, key=lambda k: int(k) if k.isdigit() else -1)[:2]}}
     return short
 
