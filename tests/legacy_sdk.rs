@@ -741,24 +741,34 @@ async fn sms_info_of_a_single_push_texts_the_offline_bound_number_once() {
         ..SimConfig::default()
     };
     let t = Legacy::start(sdk, sim, &[NO_WINDOW]).await;
-    // A device the simulator reports offline, not coming back.
-    let mut offline = None;
-    for n in 40_000..40_200 {
+    // Two devices the simulator reports offline, not coming back.
+    let mut offline = Vec::new();
+    for n in 40_000..40_400 {
         let (_, view) = sim_json(t.sim(), &format!("device/{}", cid(n))).await;
         if view["status"] == "successed_offline" && view["returns_after_ms"].is_null() {
-            offline = Some((cid(n), view));
+            println!("[sim sms] device {}", serde_json::to_string(&view).unwrap());
+            offline.push(cid(n));
+        }
+        if offline.len() == 2 {
             break;
         }
     }
-    let (target, view) = offline.expect("an offline device among 200 cids");
-    println!("[sim sms] device {}", serde_json::to_string(&view).unwrap());
-    let phone = "13800138000";
-    let (status, body) = api(&t.app, "PUT", "/v1/apps/main/cid-pn", Some(object(&[(&target, phone)]))).await;
+    let [target, other] = <[String; 2]>::try_from(offline).expect("two offline devices among 400 cids");
+    let (phone, phone2) = ("13800138000", "13800138001");
+    let (status, body) =
+        api(&t.app, "PUT", "/v1/apps/main/cid-pn", Some(object(&[(&target, phone), (&other, phone2)]))).await;
     assert_eq!(status, 200, "{body}");
 
-    let env = [("CID", target.clone()), ("PHONE", phone.to_owned()), ("OFFLINE_MS", "3000".to_owned())];
+    let env = [
+        ("CID", target.clone()),
+        ("PHONE", phone.to_owned()),
+        ("OFFLINE_MS", "3000".to_owned()),
+        ("CID2", other.clone()),
+        ("PHONE2", phone2.to_owned()),
+    ];
     let lines = t.run("sms.py", &env, Duration::from_secs(90)).await;
     assert_eq!(answer(&lines, "push_single_sms")["answer"]["smsResult"], "accept");
+    assert_eq!(answer(&lines, "push_single_sms_unknown_template")["answer"]["smsResult"], "error");
 
     let sms = t.sim().sms_ledger().clone();
     let texts = settled("the text to +8613800138000", Duration::from_secs(60), || {
@@ -777,6 +787,10 @@ async fn sms_info_of_a_single_push_texts_the_offline_bound_number_once() {
     stays("one text", &1, Duration::from_secs(2), || async { sms.texts_of("+8613800138000").count }).await;
     let push = t.sim().ledger().count(&compact(&target));
     assert_eq!(push, 1, "the push reached the simulated Getui once");
+    // The unknown template: the push went out all the same, and nobody was texted for it.
+    assert_eq!(t.sim().ledger().count(&compact(&other)), 1, "the push with a bad SMS template went out");
+    assert_eq!(sms.texts_of("+8613800138001").count, 0, "no text for an unknown template");
+    assert_eq!(sms.summary().messages, 1, "one text in all");
     t.finish();
 }
 

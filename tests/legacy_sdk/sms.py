@@ -5,7 +5,11 @@ number through campaignd's /v1 API first), then a TransmissionTemplate with an S
 isApplink = False: quirk 4, the SDK defaults it to True and then demands a url) pushed to the
 cid. The answer must be result ok with smsResult accept.
 
-Env: HOST APPKEY MASTERSECRET APPID, CID, PHONE, OFFLINE_MS (default 3000).
+With CID2 and PHONE2 set, a second push to CID2 names an SMS template that does not exist
+(9999999): per the vendor's page, the push goes out all the same and the answer says
+smsResult error with an smsResultMsg.
+
+Env: HOST APPKEY MASTERSECRET APPID, CID, PHONE, OFFLINE_MS (default 3000); CID2, PHONE2.
 """
 
 import hashlib
@@ -50,6 +54,27 @@ def main():
     expect(answer.get("status") in PUSH_STATUSES, "push_single_sms: status %r" % answer.get("status"))
     expect(answer.get("smsResult") == "accept",
            "push_single_sms: smsResult %r (%r), expected accept" % (answer.get("smsResult"), answer.get("smsResultMsg")))
+
+    cid2, phone2 = os.environ.get("CID2"), os.environ.get("PHONE2")
+    if not cid2 or not phone2:
+        return
+    bound = push.bindCidPn(APPID, {cid2: hashlib.md5(phone2.encode()).hexdigest()})
+    emit("bind_2", bound)
+    expect([str(r.get("code")) for r in bound.get("batchRet", [])] == ["0"], "bind_2: %r" % (bound,))
+    unknown = SmsMessage()
+    unknown.setSmsTemplateId("9999999")
+    unknown.setSmsContent({"name": "李四", "money": "3"})
+    unknown.setOfflineSendtime(offline_ms)
+    unknown.isApplink = False  # quirk 4
+    template2 = transmission_template('{"legacy":"sms-unknown-template"}')
+    template2.setSmsInfo(unknown)
+    message.data = template2
+    answer = push.pushMessageToSingle(message, target(cid2))
+    emit("push_single_sms_unknown_template", answer, smsTemplateId="9999999")
+    expect_ok("push_single_sms_unknown_template", answer, "taskId")
+    expect(answer.get("smsResult") == "error" and answer.get("smsResultMsg"),
+           "push_single_sms_unknown_template: smsResult %r (%r), expected error with a message"
+           % (answer.get("smsResult"), answer.get("smsResultMsg")))
 
 
 if __name__ == "__main__":
