@@ -10,6 +10,11 @@
 //!
 //! A last test sends bad input over raw HTTP (no SDK): each is answered 200 with a legacy
 //! `result` string, nothing is stored and the daemon stays healthy.
+//!
+//! The whole file takes about a minute: the app scenario waits for its scheduled push (the
+//! next whole minute at least 20 s away) to fire. Every script runs under a deadline and is
+//! killed past it; daemon ports that the SDK's host pool would mangle (`:80…`, `:443…`,
+//! getui-legacy-and-sms.md §1.9 quirk 7) are not used.
 
 mod common;
 
