@@ -159,7 +159,7 @@ struct CidList {
 }
 
 /// Checks a list of cids: the answers of the bad ones, and the good ones with their places.
-fn judge_cids(cids: &[String]) -> (Vec<BindRet>, Vec<(usize, CompactCid)>) {
+pub(super) fn judge_cids(cids: &[String]) -> (Vec<BindRet>, Vec<(usize, CompactCid)>) {
     let mut rets = Vec::with_capacity(cids.len());
     let mut valid = Vec::new();
     for (i, cid) in cids.iter().enumerate() {

@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 
 use super::{Cx, Refusal};
-use crate::api::bindings::{checked, cid_text};
+use crate::api::bindings::{checked, cid_text, judge_cids};
 use crate::domain::sms::{check_call_size, check_cid, BindCode, BindRefusal};
 use crate::domain::CompactCid;
 use crate::seal::{aad, SealKey};
@@ -17,8 +17,8 @@ use crate::store::PhoneBinding;
 use crate::wire::getui_legacy::request::{BindRequest, CidsRequest};
 
 /// One `batchRet` entry, with the code as the seed writes it (a string).
-fn ret(cid: &str, code: BindCode, reason: Option<String>) -> Value {
-    let mut v = json!({"cid": cid, "code": (code as u8).to_string()});
+fn ret(cid: &str, code: u8, reason: Option<String>) -> Value {
+    let mut v = json!({"cid": cid, "code": code.to_string()});
     if let Some(r) = reason {
         v["msg"] = json!(r);
     }
@@ -26,7 +26,7 @@ fn ret(cid: &str, code: BindCode, reason: Option<String>) -> Value {
 }
 
 fn refused(cid: &str, r: BindRefusal) -> Value {
-    ret(cid, r.code, Some(r.reason))
+    ret(cid, r.code.code(), Some(r.reason))
 }
 
 fn answer(batch_ret: Vec<Value>) -> Value {
@@ -70,7 +70,7 @@ pub(super) async fn bind(cx: &Cx<'_>, req: BindRequest) -> Result<Value, Refusal
             Ok((c, md5)) => {
                 let sealed = resolve(cx, key, c, &md5).await?;
                 pairs.push((i, PhoneBinding { cid: c, sealed, pn_md5: md5 }));
-                rets.push(ret(cid, BindCode::Ok, None));
+                rets.push(ret(cid, BindCode::Ok.code(), None));
             }
         }
     }
@@ -80,7 +80,7 @@ pub(super) async fn bind(cx: &Cx<'_>, req: BindRequest) -> Result<Value, Refusal
             tracing::error!(app = cx.app.name, error = %e, "cannot store legacy cid-phone bindings");
             for i in at {
                 let cid = rets[i]["cid"].as_str().unwrap_or_default().to_owned();
-                rets[i] = ret(&cid, BindCode::Other, Some("the store failed; try again".into()));
+                rets[i] = ret(&cid, BindCode::Other.code(), Some("the store failed; try again".into()));
             }
         }
     }
@@ -103,12 +103,8 @@ async fn resolve(cx: &Cx<'_>, key: &SealKey, cid: CompactCid, md5: &str) -> Resu
 
 /// `unbind_cid_pn`: `cids`, at most 50; 7 for a cid that was not bound.
 pub(super) async fn unbind(cx: &Cx<'_>, req: CidsRequest) -> Result<Value, Refusal> {
-    cx.check_app_id(Some(&req.app_id))?;
-    seal_key(cx)?;
-    size(req.cids.len())?;
-    let (mut rets, valid) = judge(&req.cids);
-    if !valid.is_empty() {
-        let (at, cids): (Vec<usize>, Vec<CompactCid>) = valid.into_iter().unzip();
+    let Judged { mut rets, at, cids } = judged(cx, &req)?;
+    if !cids.is_empty() {
         let done = cx.state.store.unbind_phones(&cx.app.name, cids).await?;
         for (i, was_bound) in at.into_iter().zip(done) {
             if !was_bound {
@@ -121,12 +117,8 @@ pub(super) async fn unbind(cx: &Cx<'_>, req: CidsRequest) -> Result<Value, Refus
 
 /// `query_cid_pn`: `cids`, at most 50; the md5 of each bound cid's phone as `pn`, else 7.
 pub(super) async fn query(cx: &Cx<'_>, req: CidsRequest) -> Result<Value, Refusal> {
-    cx.check_app_id(Some(&req.app_id))?;
-    seal_key(cx)?;
-    size(req.cids.len())?;
-    let (mut rets, valid) = judge(&req.cids);
-    if !valid.is_empty() {
-        let (at, cids): (Vec<usize>, Vec<CompactCid>) = valid.into_iter().unzip();
+    let Judged { mut rets, at, cids } = judged(cx, &req)?;
+    if !cids.is_empty() {
         let found = cx.state.store.bindings_of(&cx.app.name, cids).await?;
         for (i, binding) in at.into_iter().zip(found) {
             rets[i] = match binding {
@@ -138,24 +130,26 @@ pub(super) async fn query(cx: &Cx<'_>, req: CidsRequest) -> Result<Value, Refusa
     Ok(answer(rets))
 }
 
-fn not_bound(cid: &str) -> Value {
-    ret(cid, BindCode::NotBound, Some("no phone number is bound to this cid".into()))
+/// An unbind or query call checked: the answers so far (malformed cids refused, the rest 0)
+/// and the well-formed cids with their places.
+struct Judged {
+    rets: Vec<Value>,
+    at: Vec<usize>,
+    cids: Vec<CompactCid>,
 }
 
-/// The answers of the malformed cids, and the good ones with their places.
-fn judge(cids: &[String]) -> (Vec<Value>, Vec<(usize, CompactCid)>) {
-    let mut rets = Vec::with_capacity(cids.len());
-    let mut valid = Vec::new();
-    for (i, cid) in cids.iter().enumerate() {
-        match check_cid(cid) {
-            Err(r) => rets.push(refused(cid, r)),
-            Ok(c) => {
-                valid.push((i, c));
-                rets.push(ret(cid, BindCode::Ok, None));
-            }
-        }
-    }
-    (rets, valid)
+fn judged(cx: &Cx<'_>, req: &CidsRequest) -> Result<Judged, Refusal> {
+    cx.check_app_id(Some(&req.app_id))?;
+    seal_key(cx)?;
+    size(req.cids.len())?;
+    let (rets, valid) = judge_cids(&req.cids);
+    let rets = rets.iter().map(|r| ret(&r.cid, r.code, r.reason.clone())).collect();
+    let (at, cids) = valid.into_iter().unzip();
+    Ok(Judged { rets, at, cids })
+}
+
+fn not_bound(cid: &str) -> Value {
+    ret(cid, BindCode::NotBound.code(), Some("no phone number is bound to this cid".into()))
 }
 
 #[cfg(test)]

@@ -325,22 +325,21 @@ mod tests {
         state.unanswered().iter().map(|c| (c.0[0] != 5).then(|| vec![c.0[0]])).collect()
     }
 
+    /// The plan of [`ten`] with `numbers`, and the first cid byte of each number texted.
+    fn plan_of_ten(state: &TextingState, receipts: &[u8], numbers: &[Option<Vec<u8>>]) -> (TextingPlan, Vec<u8>) {
+        let f = fallback(&["9"]);
+        let facts =
+            PlanFacts { fallback: &f, template_text: "code {1}", sign_name: "s", stopped: false, receipts, numbers };
+        let plan = plan(state, &facts);
+        let texted = plan.calls.iter().flat_map(|c| c.numbers.iter().map(|n| n.cid[0])).collect();
+        (plan, texted)
+    }
+
     #[test]
     fn the_plan_texts_exactly_the_bound_unreached_recipients() {
         let (state, receipts) = ten();
         assert_eq!(state.taskids, ["RASS_a", "RASS_b"]);
-        let numbers = numbers(&state);
-        let f = fallback(&["9"]);
-        let facts = PlanFacts {
-            fallback: &f,
-            template_text: "code {1}",
-            sign_name: "s",
-            stopped: false,
-            receipts: &receipts,
-            numbers: &numbers,
-        };
-        let plan = plan(&state, &facts);
-        let texted: Vec<u8> = plan.calls.iter().flat_map(|c| c.numbers.iter().map(|n| n.cid[0])).collect();
+        let (plan, texted) = plan_of_ten(&state, &receipts, &numbers(&state));
         assert_eq!(texted, [6, 7, 8]);
         assert_eq!(plan.tally.reached, 5, "3 online, 2 by receipt");
         assert_eq!(plan.tally.clicked, 1);
@@ -354,17 +353,7 @@ mod tests {
         // Recipient 6 was bound through the legacy SDK: a binding without a sealed number.
         let numbers: Vec<_> =
             numbers(&state).into_iter().map(|n| if n == Some(vec![6]) { Some(Vec::new()) } else { n }).collect();
-        let f = fallback(&["9"]);
-        let facts = PlanFacts {
-            fallback: &f,
-            template_text: "code {1}",
-            sign_name: "s",
-            stopped: false,
-            receipts: &receipts,
-            numbers: &numbers,
-        };
-        let plan = plan(&state, &facts);
-        let texted: Vec<u8> = plan.calls.iter().flat_map(|c| c.numbers.iter().map(|n| n.cid[0])).collect();
+        let (plan, texted) = plan_of_ten(&state, &receipts, &numbers);
         assert_eq!(texted, [7, 8]);
         assert_eq!(plan.tally.skipped["no_number"], 1);
         assert_eq!(plan.tally.skipped["no_binding"], 1);
