@@ -7,6 +7,7 @@ mod bindings;
 mod campaigns;
 pub mod error;
 mod legacy;
+pub mod openapi;
 mod sms_callbacks;
 mod suppressions;
 mod upload;
@@ -255,8 +256,12 @@ async fn route(
         (&Method::POST, ["sms", app, "status"]) => return sms_callbacks::status_reports(state, app, req).await,
         (&Method::POST, ["apiex.htm"] | ["serviceex"]) => return legacy::handle(state, req).await,
         (_, ["getui", _, "receipts"] | ["sms", _, "status"] | ["apiex.htm"] | ["serviceex"]) => {
-            return Err(ApiError::method_not_allowed())
+            let mut resp = ApiError::method_not_allowed().into_response();
+            resp.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("POST"));
+            return Ok(resp);
         }
+        // The API's description is public: a client needs it before it has a token.
+        (&Method::GET, ["v1", "openapi.json"]) => return Ok(openapi::serve()),
         (_, ["v1", ..]) if !state.authorized(&req) => return Err(ApiError::unauthorized()),
         _ => {}
     }
@@ -280,14 +285,23 @@ async fn route(
         (&Method::GET, ["v1", "apps", app, "suppressions", user]) => suppressions::show(state, app, user).await,
         (&Method::PUT, ["v1", "apps", app, "suppressions", user]) => suppressions::add(state, app, user).await,
         (&Method::DELETE, ["v1", "apps", app, "suppressions", user]) => suppressions::remove(state, app, user).await,
-        // Every other method on a known path is a 405; `campaigns, ..` covers `sms/stop` too.
+        // Every other method on a known path is a 405 naming the methods it takes (RFC 9110
+        // wants `Allow`); `campaigns, ..` covers `sms/stop` too. A path no operation has is a 404.
         (
             _,
-            ["v1", "campaigns", ..]
+            ["v1", "openapi.json"]
+            | ["v1", "campaigns", ..]
             | ["v1", "groups", ..]
             | ["v1", "apps", _, "suppressions", ..]
             | ["v1", "apps", _, "cid-pn", ..],
-        ) => Err(ApiError::method_not_allowed()),
+        ) => match openapi::allowed_methods(path) {
+            Some(allow) => {
+                let mut resp = ApiError::method_not_allowed().into_response();
+                resp.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static(allow));
+                Ok(resp)
+            }
+            None => Err(ApiError::not_found(format!("no such path: {path}"))),
+        },
         _ => Err(ApiError::not_found(format!("no such path: {path}"))),
     }
 }
