@@ -398,6 +398,15 @@ impl Import<'_> {
 
     async fn line(&mut self, raw: &[u8]) -> Result<(), ApiError> {
         self.view.lines += 1;
+        let cap = self.state.settings.max_stream_lines();
+        if self.view.lines > cap {
+            self.view.lines -= 1;
+            self.flush().await?;
+            return Err(ApiError::too_large(format!(
+                "an import takes at most {cap} lines (twice dispatch.max_recipients); {}: send the rest in another call",
+                self.kept()
+            )));
+        }
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let Ok(text) = std::str::from_utf8(raw) else {
             self.bad("not UTF-8".into());

@@ -49,6 +49,15 @@ pub struct ApiSettings {
     pub max_recipients: u64,
 }
 
+impl ApiSettings {
+    /// Most lines one streamed body (an upload, a binding import) may hold, blank, duplicate
+    /// and refused lines included: twice `dispatch.max_recipients`, and a thousand more. A body
+    /// streamed forever is cut there instead of running for good.
+    pub fn max_stream_lines(&self) -> u64 {
+        self.max_recipients.saturating_mul(2).saturating_add(1000)
+    }
+}
+
 /// What the handlers share.
 pub struct ApiState {
     store: Arc<dyn Store>,

@@ -460,6 +460,13 @@ impl<'a> Job<'a> {
 
     async fn take_line(&mut self, raw: &[u8], format: Format) -> Result<(), Broken> {
         self.line += 1;
+        let cap = self.state.settings.max_stream_lines();
+        if self.line > cap {
+            return Err(Broken::Body(ApiError::too_large(format!(
+                "the upload has more than {cap} lines (twice dispatch.max_recipients, blank, duplicate and refused \
+                 lines included); nothing of it was kept: remove the duplicates or split the list"
+            ))));
+        }
         if raw.len() > MAX_LINE_BYTES {
             self.line -= 1;
             return Err(self.too_long());

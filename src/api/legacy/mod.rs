@@ -157,7 +157,10 @@ fn action_label(action: &str) -> &'static str {
 /// A result string as a metric label: every result the ingress answers is one of a fixed set,
 /// but a label must never take a value from outside it.
 fn result_label(result: &str) -> &'static str {
-    const KNOWN: [&str; 24] = [
+    const KNOWN: [&str; 27] = [
+        "data_too_big",
+        "TooFrequent",
+        "TaskIdHasBeanCanceled",
         "ok",
         "success",
         "0",
