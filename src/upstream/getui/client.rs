@@ -462,6 +462,53 @@ fn parse_answer<T: DeserializeOwned>(
     }
 }
 
+/// The fuzzing entry (`fuzz/fuzz_targets/upstream_answers.rs`): reads an upstream answer
+/// (`status`, `body`) as the client reads the answer of one endpoint, picked by `endpoint`, and
+/// does with it what the client and the dispatcher do next: expiry of a token, host switch of a
+/// 301, per-cid statuses of a push, and the error's class, result and metric label. No I/O.
+/// A hostile or broken Getui must get an error here, never a panic.
+pub fn decode_answer_for_fuzzing(endpoint: u8, status: u16, body: &[u8]) {
+    fn judge<T>(r: Result<Answer<T>, GetuiError>, then: impl FnOnce(T)) {
+        match r {
+            Ok(Answer::Data(d)) => then(d),
+            Ok(Answer::Redirect(hosts)) => {
+                let bases: Vec<Arc<str>> = hosts
+                    .host_list
+                    .iter()
+                    .flat_map(|g| g.domain_list.iter())
+                    .map(|d| app_base(d, crate::dev::DEV_APP_ID))
+                    .collect();
+                std::hint::black_box(bases);
+            }
+            Err(e) => {
+                std::hint::black_box((e.class(), e.result(), e.code_label(), e.failed_at(), e.maybe_delivered()));
+                std::hint::black_box((e.suggested_backoff(), e.to_string()));
+            }
+        }
+    }
+    const EP: &str = "fuzz";
+    match endpoint % 6 {
+        0 => judge(parse_answer::<AuthData>(EP, status, body), |d| {
+            std::hint::black_box(d.expire_time.parse::<u64>().ok());
+        }),
+        1 => judge(parse_answer::<Option<TaskCidStatus>>(EP, status, body), |d| {
+            let o = outcome(d);
+            std::hint::black_box(o.statuses().count());
+            std::hint::black_box(o.status_of("0123456789abcdef0123456789abcdef"));
+        }),
+        2 => judge(parse_answer::<TaskIdData>(EP, status, body), |d| {
+            std::hint::black_box(path_segment(&d.taskid));
+        }),
+        3 => judge(parse_answer::<std::collections::BTreeMap<String, ScheduleTaskInfo>>(EP, status, body), |d| {
+            std::hint::black_box(d.len());
+        }),
+        4 => judge(parse_answer::<ReportData>(EP, status, body), |d| {
+            std::hint::black_box(d.len());
+        }),
+        _ => judge(parse_answer::<()>(EP, status, body), |()| {}),
+    }
+}
+
 fn outcome(tasks: Option<TaskCidStatus>) -> PushOutcome {
     PushOutcome { tasks: tasks.unwrap_or_default() }
 }
@@ -519,5 +566,22 @@ mod tests {
         assert_eq!(path_segment("春季"), "%E6%98%A5%E5%AD%A3");
         assert_eq!(path_segment("a/b"), "a%2Fb");
         assert_eq!(&*app_base("https://h/v2/", "app"), "https://h/v2/app");
+    }
+
+    #[test]
+    fn the_fuzzing_entry_reads_every_endpoint_and_hostile_bodies() {
+        let bodies: [&[u8]; 5] = [
+            br#"{"code":0,"msg":"","data":{"expire_time":"x","token":"t"}}"#,
+            br#"{"code":301,"msg":"","data":{"host_list":[{"domain_list":["h"]}]}}"#,
+            br#"{"code":0,"msg":"","data":{"t":{"c":"successed_online"}}}"#,
+            br#"{"code":-1,"msg":"\ud800"}"#,
+            b"\xff\x00",
+        ];
+        for endpoint in 0..6 {
+            for body in bodies {
+                decode_answer_for_fuzzing(endpoint, 200, body);
+                decode_answer_for_fuzzing(endpoint, 0, body);
+            }
+        }
     }
 }

@@ -157,6 +157,34 @@ fn parse_answer(status: u16, body: &[u8]) -> Result<SendSmsAnswer, SmsError> {
     }
 }
 
+/// The fuzzing entry (`fuzz/fuzz_targets/receipts_sms.rs`): reads a `SendSms` answer
+/// (`status`, `body`) as [`TencentSmsClient::send_sms`] does and classifies what it says: each
+/// number's outcome, or the error's class, result and metric label. No I/O. A hostile or broken
+/// gateway must get an error, never a panic.
+pub fn decode_answer_for_fuzzing(status: u16, body: &[u8]) {
+    let judged = parse_answer(status, body).and_then(|answer| {
+        let response = answer.response;
+        if let Some(error) = response.error {
+            return Err(SmsError::Api { code: error.code, message: error.message, request_id: response.request_id });
+        }
+        if response.send_status_set.is_empty() {
+            return Err(SmsError::Decode { reason: "neither SendStatusSet nor Error in the answer".into() });
+        }
+        Ok(response.send_status_set)
+    });
+    match judged {
+        Ok(statuses) => {
+            for s in &statuses {
+                std::hint::black_box((s.is_ok(), super::number_outcome(s), super::error::code_label_for(&s.code)));
+            }
+        }
+        Err(e) => {
+            std::hint::black_box((e.class(), e.result(), e.code_label(), e.failed_at(), e.maybe_delivered()));
+            std::hint::black_box((e.code_class(), e.to_string()));
+        }
+    }
+}
+
 /// Refuses what the gateway would refuse whole, so such a request is never sent.
 fn check_request(request: &SendSms) -> Result<(), SmsError> {
     let n = request.phone_number_set.len();
@@ -235,5 +263,19 @@ mod tests {
         );
         assert!(TencentSmsClient::new(settings("not a url")).is_err());
         assert!(TencentSmsClient::new(settings("ftp://x/")).is_err());
+    }
+
+    #[test]
+    fn the_fuzzing_entry_reads_hostile_answers() {
+        let bodies: [&[u8]; 4] = [
+            br#"{"Response":{"SendStatusSet":[{"Code":"Ok","Fee":4294967295},{"Code":""}],"RequestId":"r"}}"#,
+            br#"{"Response":{"Error":{"Code":"LimitExceeded.PhoneNumberDailyLimit"},"RequestId":"r"}}"#,
+            br#"{"Response":{}}"#,
+            b"[",
+        ];
+        for body in bodies {
+            decode_answer_for_fuzzing(200, body);
+            decode_answer_for_fuzzing(500, body);
+        }
     }
 }

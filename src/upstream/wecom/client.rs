@@ -298,6 +298,35 @@ fn outcome(users: &[&str], answer: &SendAnswer) -> SendOutcome {
     SendOutcome { invalid_users, msgid: answer.msgid.clone().filter(|m| !m.is_empty()) }
 }
 
+/// The fuzzing entry (`fuzz/fuzz_targets/upstream_answers.rs`): reads an upstream answer
+/// (`status`, `body`) as the client reads the answer of `gettoken` (even `endpoint`) or
+/// `message/send` (odd), and does with it what the client does next: the token's checks and
+/// lifetime, the errcode, the skipped members mapped back to `users`, and the error's class,
+/// result and metric label. No I/O. A hostile or broken WeCom must get an error, never a panic.
+pub fn decode_answer_for_fuzzing(endpoint: u8, status: u16, body: &[u8], users: &[&str]) {
+    let judged = if endpoint % 2 == 0 {
+        parse_answer::<TokenAnswer>(GETTOKEN, status, body).and_then(|a| {
+            check_errcode(GETTOKEN, a.errcode, &a.errmsg)?;
+            if a.access_token.is_empty() || a.expires_in == 0 {
+                return Err(WecomError::Decode { endpoint: GETTOKEN, reason: "no token".into() });
+            }
+            let token = CachedToken::new(a.access_token, Duration::from_secs(a.expires_in.min(86_400)), Instant::now());
+            std::hint::black_box(token.is_fresh(Instant::now()));
+            Ok(())
+        })
+    } else {
+        parse_answer::<SendAnswer>(MESSAGE_SEND, status, body)
+            .and_then(|a| check_errcode(MESSAGE_SEND, a.errcode, &a.errmsg).map(|()| a))
+            .map(|a| {
+                std::hint::black_box(outcome(users, &a));
+            })
+    };
+    if let Err(e) = judged {
+        std::hint::black_box((e.class(), e.result(), e.code_label(), e.failed_at(), e.maybe_delivered()));
+        std::hint::black_box(e.to_string());
+    }
+}
+
 fn invalid(reason: String) -> WecomError {
     invalid_at(MESSAGE_SEND, reason)
 }
@@ -377,5 +406,21 @@ mod tests {
         let client = WecomClient::new(settings).unwrap();
         let shown = format!("{client:?}");
         assert!(shown.contains("wwcorp") && !shown.contains("very-secret-value"), "{shown}");
+    }
+
+    #[test]
+    fn the_fuzzing_entry_reads_both_endpoints_and_hostile_bodies() {
+        let bodies: [&[u8]; 4] = [
+            br#"{"errcode":0,"access_token":"t","expires_in":18446744073709551615}"#,
+            br#"{"errcode":0,"invaliduser":"||LILEI|","unlicenseduser":"|","msgid":""}"#,
+            br#"{"errcode":42001}"#,
+            b"not json",
+        ];
+        for endpoint in 0..2 {
+            for body in bodies {
+                decode_answer_for_fuzzing(endpoint, 200, body, &["LiLei", "x"]);
+                decode_answer_for_fuzzing(endpoint, 502, body, &[]);
+            }
+        }
     }
 }
