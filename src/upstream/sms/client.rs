@@ -109,15 +109,7 @@ impl TencentSmsClient {
     async fn send_unobserved(&self, request: &SendSms) -> Result<Vec<SendStatus>, SmsError> {
         check_request(request)?;
         let body = serde_json::to_vec(request).map_err(|e| SmsError::Invalid { reason: e.to_string() })?;
-        let answer = self.post(ACTION_SEND_SMS, body, crate::clock::now_s()).await?;
-        let response = answer.response;
-        if let Some(error) = response.error {
-            return Err(SmsError::Api { code: error.code, message: error.message, request_id: response.request_id });
-        }
-        if response.send_status_set.is_empty() {
-            return Err(SmsError::Decode { reason: "neither SendStatusSet nor Error in the answer".into() });
-        }
-        Ok(response.send_status_set)
+        statuses_of(self.post(ACTION_SEND_SMS, body, crate::clock::now_s()).await?)
     }
 
     /// Signs and posts one action's JSON body at Unix second `timestamp`.
@@ -157,21 +149,24 @@ fn parse_answer(status: u16, body: &[u8]) -> Result<SendSmsAnswer, SmsError> {
     }
 }
 
+/// A `SendSms` answer's per-number statuses, or the error it carries.
+fn statuses_of(answer: SendSmsAnswer) -> Result<Vec<SendStatus>, SmsError> {
+    let response = answer.response;
+    if let Some(error) = response.error {
+        return Err(SmsError::Api { code: error.code, message: error.message, request_id: response.request_id });
+    }
+    if response.send_status_set.is_empty() {
+        return Err(SmsError::Decode { reason: "neither SendStatusSet nor Error in the answer".into() });
+    }
+    Ok(response.send_status_set)
+}
+
 /// The fuzzing entry (`fuzz/fuzz_targets/receipts_sms.rs`): reads a `SendSms` answer
 /// (`status`, `body`) as [`TencentSmsClient::send_sms`] does and classifies what it says: each
 /// number's outcome, or the error's class, result and metric label. No I/O. A hostile or broken
 /// gateway must get an error, never a panic.
 pub fn decode_answer_for_fuzzing(status: u16, body: &[u8]) {
-    let judged = parse_answer(status, body).and_then(|answer| {
-        let response = answer.response;
-        if let Some(error) = response.error {
-            return Err(SmsError::Api { code: error.code, message: error.message, request_id: response.request_id });
-        }
-        if response.send_status_set.is_empty() {
-            return Err(SmsError::Decode { reason: "neither SendStatusSet nor Error in the answer".into() });
-        }
-        Ok(response.send_status_set)
-    });
+    let judged = parse_answer(status, body).and_then(statuses_of);
     match judged {
         Ok(statuses) => {
             for s in &statuses {
