@@ -19,6 +19,8 @@ use campaignd::secret::Secret;
 use campaignd::simulator::LedgerSummary;
 use clap::{Parser, ValueEnum};
 
+mod ceiling;
+
 /// Load-test a daemon and simulator with one campaign of N recipients.
 #[derive(Debug, Parser)]
 #[command(name = "loadtest", about, long_about = None)]
@@ -65,6 +67,26 @@ struct Args {
     /// A running NATS server with JetStream (e.g. nats://127.0.0.1:4222) for --backend nats.
     #[arg(long)]
     nats_url: Option<String>,
+    /// Recipients of the raw-ceiling run that follows the campaign: the load test sends
+    /// pre-built 1000-cid `/push/list/cid` bodies straight to the simulator (default: as many as
+    /// the campaign, at most 2,000,000; 0 skips it).
+    #[arg(long)]
+    ceiling_recipients: Option<u64>,
+    /// Keep-alive connections of the raw-ceiling run (default: the daemon's shards).
+    #[arg(long)]
+    ceiling_connections: Option<usize>,
+    /// Restart the daemon (SIGTERM, then start it again on the same store) once this share of
+    /// the recipients has been delivered, and report how long the new process took to its next
+    /// upstream call (`restart_to_next_call_ms`). Sled and one daemon only.
+    #[arg(long, value_parser = parse_share)]
+    restart_at: Option<f64>,
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
+        _ => Err(format!("{s:?} is not a share between 0 and 1 (e.g. 0.3)")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -107,87 +129,203 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The processes under test.
+struct Fleet {
+    /// The daemons this run started, with the config each was started from (stopped first).
+    daemons: Vec<(Reaped, std::path::PathBuf)>,
+    /// The simulator and NATS server, if this run started them: held to be reaped on drop.
+    _helpers: Vec<Reaped>,
+    daemon_url: String,
+    sim_url: String,
+    /// Every daemon process to measure (given by --daemon-pid when the daemon is not ours).
+    daemon_pids: Vec<u32>,
+    sim_pid: Option<u32>,
+    bin: Option<std::path::PathBuf>,
+}
+
+impl Fleet {
+    fn start(args: &Args, dir: &std::path::Path) -> anyhow::Result<Fleet> {
+        if let (Some(d), Some(s)) = (&args.daemon, &args.simulator) {
+            return Ok(Fleet {
+                daemons: Vec::new(),
+                _helpers: Vec::new(),
+                daemon_url: d.clone(),
+                sim_url: s.clone(),
+                daemon_pids: args.daemon_pid.into_iter().collect(),
+                sim_pid: None,
+                bin: None,
+            });
+        }
+        let bin = match &args.campaignd {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?.with_file_name("campaignd"),
+        };
+        let mut helpers = Vec::new();
+        let (sim, sim_url) = start_simulator(&bin, &args.profile)?;
+        let sim_pid = Some(sim.0.id());
+        helpers.push(sim);
+        let store = match args.backend {
+            Backend::Sled => Store::Sled,
+            Backend::Nats => Store::Nats(match &args.nats_url {
+                Some(url) => url.clone(),
+                None => {
+                    let (server, url) = start_nats(dir)?;
+                    helpers.push(server);
+                    url
+                }
+            }),
+        };
+        let mut daemons = Vec::new();
+        let mut urls = Vec::new();
+        for n in 0..args.daemons {
+            let (config, url) = write_config(&dir.join(format!("d{n}")), &sim_url, args.shards, &store)?;
+            daemons.push((spawn_daemon(&bin, &config)?, config));
+            urls.push(url);
+        }
+        let daemon_pids = daemons.iter().map(|(d, _)| d.0.id()).collect();
+        Ok(Fleet {
+            daemons,
+            _helpers: helpers,
+            daemon_url: urls.swap_remove(0),
+            sim_url,
+            daemon_pids,
+            sim_pid,
+            bin: Some(bin),
+        })
+    }
+
+    /// CPU seconds of every daemon process so far.
+    fn daemon_cpu(&self) -> Option<f64> {
+        let per: Vec<f64> = self.daemon_pids.iter().filter_map(|p| cpu_seconds(*p)).collect();
+        (!per.is_empty()).then(|| per.iter().sum())
+    }
+
+    fn sim_cpu(&self) -> Option<f64> {
+        self.sim_pid.and_then(cpu_seconds)
+    }
+
+    /// Stops the first daemon with SIGTERM and starts it again on the same store. Returns the
+    /// CPU seconds and peak RSS (MB) the stopped process had used.
+    fn restart_first_daemon(&mut self) -> anyhow::Result<(f64, Option<u64>)> {
+        let bin = self.bin.clone().context("--restart-at needs a daemon this run starts")?;
+        let (old, config) = self.daemons.first_mut().context("--restart-at needs a daemon this run starts")?;
+        let pid = old.0.id();
+        let (cpu, rss) = (cpu_seconds(pid).unwrap_or(0.0), peak_rss_mb(pid));
+        // SAFETY: kill(2) on the PID of our own child, which has not been waited for yet.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        old.0.wait()?;
+        *old = spawn_daemon(&bin, config)?;
+        self.daemon_pids[0] = old.0.id();
+        Ok((cpu, rss))
+    }
+}
+
+/// Daemon CPU, simulator CPU and wall-clock time at one instant.
+#[derive(Clone, Copy)]
+struct Mark {
+    at: Instant,
+    daemon_cpu: Option<f64>,
+    sim_cpu: Option<f64>,
+}
+
+impl Mark {
+    fn now(fleet: &Fleet, retired_cpu: f64) -> Mark {
+        Mark { at: Instant::now(), daemon_cpu: fleet.daemon_cpu().map(|c| c + retired_cpu), sim_cpu: fleet.sim_cpu() }
+    }
+
+    /// Microseconds of daemon CPU per unit between `self` and `later`.
+    fn daemon_us_per(&self, later: &Mark, units: u64) -> Option<f64> {
+        Some(round2((later.daemon_cpu? - self.daemon_cpu?) * 1e6 / units.max(1) as f64))
+    }
+
+    fn sim_us_per(&self, later: &Mark, units: u64) -> Option<f64> {
+        Some(round2((later.sim_cpu? - self.sim_cpu?) * 1e6 / units.max(1) as f64))
+    }
+}
+
 async fn run(args: Args) -> anyhow::Result<bool> {
-    let dir = tempfile::tempdir()?;
-    let mut children = Vec::new();
     if args.daemons > 1 && args.backend == Backend::Sled {
         bail!("--daemons {} needs --backend nats: a sled store belongs to one daemon", args.daemons);
     }
-    let (daemon_url, sim_url, pids) = match (&args.daemon, &args.simulator) {
-        (Some(d), Some(s)) => (d.clone(), s.clone(), args.daemon_pid.into_iter().collect()),
-        _ => {
-            let bin = match &args.campaignd {
-                Some(p) => p.clone(),
-                None => std::env::current_exe()?.with_file_name("campaignd"),
-            };
-            let (sim, sim_url) = start_simulator(&bin, &args.profile)?;
-            children.push(sim);
-            let store = match args.backend {
-                Backend::Sled => Store::Sled,
-                Backend::Nats => Store::Nats(match &args.nats_url {
-                    Some(url) => url.clone(),
-                    None => {
-                        let (server, url) = start_nats(dir.path())?;
-                        children.push(server);
-                        url
-                    }
-                }),
-            };
-            let mut urls = Vec::new();
-            let mut pids = Vec::new();
-            for n in 0..args.daemons {
-                let (daemon, url) =
-                    start_daemon(&bin, &dir.path().join(format!("d{n}")), &sim_url, args.shards, &store)?;
-                pids.push(daemon.0.id());
-                children.push(daemon);
-                urls.push(url);
-            }
-            (urls.swap_remove(0), sim_url, pids)
-        }
-    };
-    let api =
-        ApiClient::new(&daemon_url, Secret::new(std::env::var("CAMPAIGND_TOKEN").unwrap_or(DEV_API_TOKEN.into())))?;
+    if args.restart_at.is_some() && (args.daemons > 1 || args.daemon.is_some()) {
+        bail!("--restart-at restarts the one daemon this run starts: drop --daemons/--daemon");
+    }
+    let dir = tempfile::tempdir()?;
+    let mut fleet = Fleet::start(&args, dir.path())?;
+    let api = ApiClient::new(
+        &fleet.daemon_url,
+        Secret::new(std::env::var("CAMPAIGND_TOKEN").unwrap_or(DEV_API_TOKEN.into())),
+    )?;
     wait_ready(&api).await?;
-    let before = ledger(&sim_url).await?;
+    let before = ledger(&fleet.sim_url).await?;
     let body = campaign_body(args.mode, args.speed);
     let id = api.create(&body).await?.id;
     // Disjoint cid ranges per run, so repeated runs against one simulator do not collide.
     let base = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64) << 20;
-    let upload_started = Instant::now();
+    let ready = Mark::now(&fleet, 0.0);
     upload(&api, &id, args.mode, args.ids, base, args.recipients).await?;
-    let upload_secs = upload_started.elapsed().as_secs_f64();
-    let started = Instant::now();
+    let uploaded = Mark::now(&fleet, 0.0);
+    let timeline_start = timeline(&fleet.sim_url).await?.len();
     api.act(&id, "start").await?;
+    let mut retired_cpu = 0.0;
+    let mut retired_rss = None;
+    let mut restart_ms = None;
     let view = loop {
+        if let (Some(share), None) = (args.restart_at, restart_ms) {
+            let delivered = ledger(&fleet.sim_url).await?.deliveries - before.deliveries;
+            if delivered as f64 >= share * args.recipients as f64 {
+                let (cpu, rss) = fleet.restart_first_daemon()?;
+                retired_cpu += cpu;
+                retired_rss = rss;
+                restart_ms = Some(time_to_next_delivery(&fleet.sim_url).await?);
+                wait_ready(&api).await?;
+            }
+        }
         let v = api.campaign(&id).await?;
         if matches!(v.state.as_str(), "completed" | "cancelled" | "failed") {
             break v;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(if args.restart_at.is_some() { 20 } else { 100 })).await;
     };
-    let dispatch_secs = started.elapsed().as_secs_f64();
-    let metrics = metrics_text(&daemon_url).await.unwrap_or_default();
-    let peak_rss_mb = pids.iter().filter_map(|p| peak_rss_mb(*p)).max();
-    let per_daemon_cpu: Vec<f64> = pids.iter().filter_map(|p| cpu_seconds(*p)).collect();
-    let daemon_cpu = (!per_daemon_cpu.is_empty()).then(|| per_daemon_cpu.iter().sum::<f64>());
-    let after = ledger(&sim_url).await?;
+    let dispatched = Mark::now(&fleet, retired_cpu);
+    let metrics = metrics_text(&fleet.daemon_url).await.unwrap_or_default();
+    let per_second = timeline(&fleet.sim_url).await?;
+    let peak_rss_mb = fleet.daemon_pids.iter().filter_map(|p| peak_rss_mb(*p)).chain(retired_rss).max();
+    let per_daemon_cpu: Vec<f64> = fleet.daemon_pids.iter().filter_map(|p| cpu_seconds(*p)).collect();
+    let after = ledger(&fleet.sim_url).await?;
     let unique = after.unique_cids - before.unique_cids;
     let duplicates = after.duplicates - before.duplicates;
     let lost = args.recipients.saturating_sub(unique);
+    let ceiling = run_ceiling(&args, &fleet, base).await?;
+    let n = args.recipients;
+    let upload_secs = (uploaded.at - ready.at).as_secs_f64();
+    let dispatch_secs = (dispatched.at - uploaded.at).as_secs_f64();
+    let dispatch_rate = n as f64 / dispatch_secs;
+    let pacing = args.speed.map(|s| pacing(&per_second[timeline_start.saturating_sub(1)..], s));
     let summary = serde_json::json!({
-        "recipients": args.recipients,
+        "recipients": n,
         "mode": match args.mode { Mode::List => "list", Mode::BatchSingle => "batch_single" },
         "state": view.state,
         "seconds": round(upload_secs + dispatch_secs),
         "ids": match args.ids { Ids::Random => "random", Ids::Sequential => "sequential" },
         "upload_seconds": round(upload_secs),
-        "upload_ids_per_sec": round(args.recipients as f64 / upload_secs),
-        "dispatch_recipients_per_sec": round(args.recipients as f64 / dispatch_secs),
+        "upload_ids_per_sec": round(n as f64 / upload_secs),
+        "upload_cpu_us_per_id": ready.daemon_us_per(&uploaded, n),
+        "dispatch_recipients_per_sec": round(dispatch_rate),
+        "dispatch_cpu_us_per_recipient": uploaded.daemon_us_per(&dispatched, n),
+        "sim_cpu_us_per_recipient": uploaded.sim_us_per(&dispatched, n),
+        "raw_ceiling_recipients_per_sec": ceiling.as_ref().map(|c| round(c.0.recipients_per_sec())),
+        "raw_ceiling_sim_cpu_us_per_recipient": ceiling.as_ref().and_then(|c| c.1),
+        "ceiling_ratio": ceiling.as_ref().map(|c| (dispatch_rate / c.0.recipients_per_sec() * 1000.0).round() / 1000.0),
+        "speed": args.speed,
+        "rate_max_1s": pacing.map(|p| p.0),
+        "rate_mean_error_pct": pacing.map(|p| p.1),
+        "restart_to_next_call_ms": restart_ms,
         "p50_chunk_ms": quantile_ms(&metrics, 0.50),
         "p99_chunk_ms": quantile_ms(&metrics, 0.99),
         "peak_rss_mb": peak_rss_mb,
-        "daemon_cpu_seconds": daemon_cpu.map(|c| (c * 1000.0).round() / 1000.0),
-        "daemon_cpu_us_per_recipient": daemon_cpu.map(|c| round(c * 1e6 / args.recipients.max(1) as f64)),
+        "daemon_cpu_seconds": dispatched.daemon_cpu.map(|c| (c * 1000.0).round() / 1000.0),
+        "daemon_cpu_us_per_recipient": dispatched.daemon_cpu.map(|c| round2(c * 1e6 / n.max(1) as f64)),
         "lost": lost,
         "duplicates": duplicates,
         "replayed": view.progress.replayed,
@@ -196,10 +334,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "backend": match args.backend { Backend::Sled => "sled", Backend::Nats => "nats" },
         "daemons": args.daemons,
         "per_daemon_cpu_seconds": per_daemon_cpu.iter().map(|c| (c * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
-        "per_daemon_cpu_us_per_recipient": per_daemon_cpu.iter().map(|c| round(c * 1e6 / args.recipients.max(1) as f64)).collect::<Vec<_>>(),
+        "per_daemon_cpu_us_per_recipient": per_daemon_cpu.iter().map(|c| round(c * 1e6 / n.max(1) as f64)).collect::<Vec<_>>(),
     });
     println!("{summary}");
-    drop(children);
+    drop(fleet);
     if duplicates > view.progress.replayed {
         eprintln!(
             "loadtest: {duplicates} duplicate deliveries but the report counts {} replayed",
@@ -209,8 +347,61 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     Ok(lost == 0 && duplicates <= view.progress.replayed && view.state == "completed")
 }
 
+/// The raw-ceiling run and the simulator CPU it cost per recipient.
+async fn run_ceiling(args: &Args, fleet: &Fleet, base: u64) -> anyhow::Result<Option<(ceiling::Ceiling, Option<f64>)>> {
+    let n = args.ceiling_recipients.unwrap_or(args.recipients.min(2_000_000));
+    if n == 0 {
+        return Ok(None);
+    }
+    let connections = args.ceiling_connections.unwrap_or(args.shards);
+    // Past the campaign's range, so the ceiling's cids are new to the simulator too.
+    let first = base + args.recipients;
+    let encode = move |i: u64, out: &mut [u8; 32]| match args.ids {
+        Ids::Random => encode_cid(first + i, out),
+        Ids::Sequential => encode_sequential_cid(first + i, out),
+    };
+    let sim_before = fleet.sim_cpu();
+    let c = ceiling::measure(&fleet.sim_url, connections, n, encode).await?;
+    let sim_us = sim_before.zip(fleet.sim_cpu()).map(|(a, b)| round2((b - a) * 1e6 / n as f64));
+    Ok(Some((c, sim_us)))
+}
+
+/// The highest one-second count and the error of the mean rate against `speed`, in percent,
+/// over the seconds a campaign sent in. The first and the last sending second are partial, so
+/// the mean is taken between them (or over all of them when there are fewer than three).
+fn pacing(per_second: &[u64], speed: u32) -> (u64, f64) {
+    let sending: Vec<u64> = {
+        let first = per_second.iter().position(|&c| c > 0).unwrap_or(0);
+        let last = per_second.iter().rposition(|&c| c > 0).unwrap_or(0);
+        per_second.get(first..=last).unwrap_or_default().to_vec()
+    };
+    let max = sending.iter().copied().max().unwrap_or(0);
+    let whole = if sending.len() >= 3 { &sending[1..sending.len() - 1] } else { &sending[..] };
+    let mean = whole.iter().sum::<u64>() as f64 / whole.len().max(1) as f64;
+    (max, round((mean - f64::from(speed)) * 100.0 / f64::from(speed.max(1))))
+}
+
+/// Milliseconds until the simulator's ledger next grows.
+async fn time_to_next_delivery(sim_url: &str) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let from = ledger(sim_url).await?.deliveries;
+    let deadline = started + Duration::from_secs(60);
+    while ledger(sim_url).await?.deliveries == from {
+        if Instant::now() > deadline {
+            bail!("the restarted daemon made no upstream call within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(round(started.elapsed().as_secs_f64() * 1000.0))
+}
+
 fn round(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
+}
+
+/// Per-unit CPU figures are compared against targets of tenths of a microsecond.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 fn campaign_body(mode: Mode, speed: Option<u32>) -> serde_json::Value {
@@ -338,13 +529,14 @@ fn start_nats(dir: &std::path::Path) -> anyhow::Result<(Reaped, String)> {
     Ok((Reaped(child), url))
 }
 
-fn start_daemon(
-    bin: &std::path::Path,
+/// Writes a daemon's configuration under `dir` (the shipped one, pointed at the simulator and
+/// a free port) and returns its path and the daemon's URL.
+fn write_config(
     dir: &std::path::Path,
     sim_url: &str,
     shards: usize,
     store: &Store,
-) -> anyhow::Result<(Reaped, String)> {
+) -> anyhow::Result<(std::path::PathBuf, String)> {
     std::fs::create_dir_all(dir)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let shipped = include_str!("../config/campaignd.toml");
@@ -363,15 +555,19 @@ fn start_daemon(
     };
     let config = dir.join("campaignd.toml");
     std::fs::write(&config, text)?;
+    Ok((config, format!("http://127.0.0.1:{port}")))
+}
+
+fn spawn_daemon(bin: &std::path::Path, config: &std::path::Path) -> anyhow::Result<Reaped> {
     let child = Command::new(bin)
         .args(["serve", "--config"])
-        .arg(&config)
+        .arg(config)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;
-    Ok((Reaped(child), format!("http://127.0.0.1:{port}")))
+    Ok(Reaped(child))
 }
 
 async fn wait_ready(api: &ApiClient) -> anyhow::Result<()> {
@@ -395,6 +591,15 @@ async fn get_text(url: &str) -> anyhow::Result<String> {
 async fn ledger(sim_url: &str) -> anyhow::Result<LedgerSummary> {
     let text = get_text(&format!("{sim_url}/_sim/ledger")).await?;
     serde_json::from_str(&text).context("the simulator's ledger is unreadable")
+}
+
+async fn timeline(sim_url: &str) -> anyhow::Result<Vec<u64>> {
+    #[derive(serde::Deserialize)]
+    struct Timeline {
+        per_second: Vec<u64>,
+    }
+    let text = get_text(&format!("{sim_url}/_sim/timeline")).await?;
+    Ok(serde_json::from_str::<Timeline>(&text).context("the simulator's timeline is unreadable")?.per_second)
 }
 
 async fn metrics_text(daemon_url: &str) -> anyhow::Result<String> {
