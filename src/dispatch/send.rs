@@ -11,7 +11,7 @@ use super::decide::texting::PushAnswer;
 use super::failure::described;
 use super::{CampaignRun, Context};
 use crate::domain::{CompactCid, Counts, RequestId, ResultName};
-use crate::render::getui::{batch, list_cid_push};
+use crate::render::getui::batch;
 use crate::store::{Change, Chunk};
 use crate::upstream::getui::GetuiClient;
 use crate::upstream::ProviderError;
@@ -162,27 +162,31 @@ pub(super) async fn send_list(
     chunk: &Chunk,
 ) -> Option<Sent> {
     let taskid = run.list_taskid.get()?;
-    let ids: Vec<String> = (0..chunk.len()).map(|i| chunk.cid(i).to_string()).collect();
+    let cids: Vec<[u8; 16]> = (0..chunk.len()).map(|i| chunk.cid(i).0).collect();
     let mut sent = Sent::new(run);
     let mut marked = false;
     let part_size = run.pacing(ctx.members.live()).part_size;
-    for (i, part) in parts::cut(&ids, part_size) {
+    for (i, part) in parts::cut(&cids, part_size) {
         if !pace(ctx, run, part.len(), i).await {
             return None;
         }
         if !mark_inflight(ctx, run, seq, &mut marked).await {
             return None;
         }
-        let push = list_cid_push(taskid, part);
         // `/push/list/cid` takes no request_id: nothing upstream recognises a repeat.
         let guard = RepeatGuard::Unguarded { recipients: part.len() as u64 };
-        let results = match call_guarded(ctx, run, guard, || client.push_list_cid(&push)).await {
-            Outcome::Done(outcome) => answers::list_in_order(part.iter().map(String::as_str), &outcome.tasks),
-            Outcome::GaveUp(r) => vec![r; part.len()],
+        match call_guarded(ctx, run, guard, || client.push_list_cids(taskid, part)).await {
+            Outcome::Done(statuses) => {
+                for (cid, r) in part.iter().zip(answers::list_in_order(part, &statuses)) {
+                    sent.push(|| Some(CompactCid(*cid)), r, taskid, Vec::new());
+                }
+            }
+            Outcome::GaveUp(r) => {
+                for cid in part {
+                    sent.push(|| Some(CompactCid(*cid)), r, taskid, Vec::new());
+                }
+            }
             Outcome::Abandoned => return None,
-        };
-        for (cid, r) in part.iter().zip(results) {
-            sent.push(|| CompactCid::parse(cid), r, taskid, Vec::new());
         }
     }
     Some(sent)

@@ -12,26 +12,12 @@ pub struct CompactCid(pub [u8; 16]);
 impl CompactCid {
     /// Parses a cid; `None` when it is not exactly 32 lowercase hex digits.
     pub fn parse(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.len() != 32 {
-            return None;
-        }
-        let mut out = [0u8; 16];
-        for (i, pair) in b.chunks_exact(2).enumerate() {
-            out[i] = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
-        }
-        Some(CompactCid(out))
+        crate::wire::getui::compact::parse_cid_hex(s.as_bytes()).map(CompactCid)
     }
 
     /// Writes the 32-digit form into `buf` and returns it as a string slice.
     pub fn encode<'b>(&self, buf: &'b mut [u8; 32]) -> &'b str {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for (i, byte) in self.0.iter().enumerate() {
-            buf[2 * i] = DIGITS[usize::from(byte >> 4)];
-            buf[2 * i + 1] = DIGITS[usize::from(byte & 0x0f)];
-        }
-        // Every byte written above is an ASCII hex digit.
-        std::str::from_utf8(buf).unwrap_or_default()
+        crate::wire::getui::compact::encode_cid_hex(&self.0, buf)
     }
 
     /// A cheap, well-spread 64-bit number derived from the cid, for deterministic choices.
@@ -51,14 +37,6 @@ impl fmt::Display for CompactCid {
 impl fmt::Debug for CompactCid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CompactCid({self})")
-    }
-}
-
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
     }
 }
 

@@ -347,8 +347,12 @@ impl Store for SledStore {
         self.send(move |reply| Command::Inflight { id, seq, reply })
     }
 
+    /// Read on the caller's thread: the in-flight tree holds a mark per chunk being sent (a
+    /// few per shard), so it stays in sled's cache and the lookup never waits for the disk,
+    /// while a hop to the blocking pool cost more than the lookup, once per chunk.
     fn chunk_inflight(&self, id: u64, seq: u64) -> StoreFuture<'_, bool> {
-        self.read(move |t| t.inflight.contains_key(chunk_key(id, seq)).map_err(db_err))
+        let marked = self.trees.inflight.contains_key(chunk_key(id, seq)).map_err(db_err);
+        Box::pin(async move { marked })
     }
 
     /// One process owns a sled store, and its runner hands each chunk to one shard at a

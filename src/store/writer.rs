@@ -3,7 +3,11 @@
 //! Every write goes through here, fed over a bounded crossbeam channel, so writes to one
 //! campaign never race and no sled call sits on an async worker. Commands that arrive together
 //! are applied together and made durable by one flush (group commit); only then are their
-//! callers answered. No sled batch or transaction is used: they take a process-wide lock.
+//! callers answered. A batch of nothing but staged chunks is answered unflushed: a staged
+//! chunk counts for nothing until its upload's commit, whose flush makes it durable with it
+//! (and sled writes every flush through a thread pool that wakes all its threads, so a flush
+//! per staged chunk was most of an upload's store cost). No sled batch or transaction is
+//! used: they take a process-wide lock.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -165,6 +169,7 @@ impl Writer {
             let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
             let mut touched = HashSet::new();
             let mut stop = false;
+            let durable = batch.iter().any(|cmd| !matches!(cmd, Command::Stage { .. }));
             for cmd in batch {
                 stop |= matches!(cmd, Command::Shutdown { .. });
                 pending.push(self.apply(cmd, &mut touched));
@@ -175,7 +180,7 @@ impl Writer {
                     failure = Some(e);
                 }
             }
-            if failure.is_none() {
+            if failure.is_none() && durable {
                 failure = self.trees.db.flush().err().map(db_err);
             }
             if let Some(e) = &failure {

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::domain::{Counts, ResultName};
+use crate::wire::getui::compact::{CidStatuses, StatusWord};
 use crate::wire::getui::TaskCidStatus;
 
 /// A recipient's result from the status Getui answered for it; one the answer left out was
@@ -56,9 +57,24 @@ pub fn batch_with_tasks<'t, 'a>(
     .collect()
 }
 
-/// One result per cid of a list push, in order, as [`tally_list`] counts them.
-pub fn list_in_order<'a>(cids: impl Iterator<Item = &'a str>, tasks: &TaskCidStatus) -> Vec<ResultName> {
-    cids.map(|cid| status_result(tasks.values().find_map(|m| m.get(cid)).map(String::as_str))).collect()
+/// One result per cid of a list push, in order, as [`tally_list`] counts them, from the
+/// answer read into raw cids.
+pub fn list_in_order<'a>(
+    cids: &'a [[u8; 16]],
+    statuses: &'a CidStatuses,
+) -> impl Iterator<Item = ResultName> + 'a {
+    cids.iter().map(|cid| word_result(statuses.get(cid).map(|(_, word)| word)))
+}
+
+/// [`status_result`] of a status word already read.
+pub fn word_result(word: Option<&StatusWord>) -> ResultName {
+    match word {
+        Some(StatusWord::SuccessedOnline) => ResultName::SuccessedOnline,
+        Some(StatusWord::SuccessedOffline) => ResultName::SuccessedOffline,
+        Some(StatusWord::SuccessedIgnore) => ResultName::SuccessedIgnore,
+        Some(StatusWord::Other(_)) => ResultName::SuccessedUnknown,
+        None => ResultName::TargetInvalid,
+    }
 }
 
 /// Counts each WeCom member of a send `sent`, or `invaliduser` when the answer listed it
@@ -159,5 +175,37 @@ mod tests {
         let sendable = unsuppressed(&mut counts, &users, vec![false, true, false, true]);
         assert_eq!(sendable, ["a", "c"]);
         assert_eq!(counts.get(ResultName::Suppressed), 2);
+    }
+
+    #[test]
+    fn a_list_answer_read_into_raw_cids_gives_the_results_the_string_reading_gives() {
+        let hex = |n: u8| format!("{n:02x}{}", "0".repeat(30));
+        let raw = |n: u8| crate::wire::getui::compact::parse_cid_hex(hex(n).as_bytes()).unwrap();
+        let data = serde_json::json!({
+            "t2": {hex(1): "successed_online", hex(2): "successed_online"},
+            "t1": {hex(1): "successed_offline", hex(3): "something_new", hex(4): "successed_ignore"},
+        });
+        let tasks: TaskCidStatus = serde_json::from_value(data.clone()).unwrap();
+        let compact: CidStatuses = serde_json::from_value(data).unwrap();
+        let ids: Vec<String> = (1..=5).map(hex).collect();
+        let raws: Vec<[u8; 16]> = (1..=5).map(raw).collect();
+        let mut by_strings = Counts::default();
+        tally_list(&mut by_strings, ids.iter().map(String::as_str), &tasks);
+        let mut by_raw = Counts::default();
+        let results: Vec<ResultName> = list_in_order(&raws, &compact).collect();
+        for r in &results {
+            by_raw.add(*r, 1);
+        }
+        assert_eq!(by_raw, by_strings);
+        assert_eq!(
+            results,
+            [
+                ResultName::SuccessedOffline,
+                ResultName::SuccessedOnline,
+                ResultName::SuccessedUnknown,
+                ResultName::SuccessedIgnore,
+                ResultName::TargetInvalid
+            ]
+        );
     }
 }

@@ -23,6 +23,7 @@ use crate::upstream::http::{build_client, ClientBuildError, HttpClient};
 use crate::upstream::http::{exchange, read_lock, write_lock};
 use crate::upstream::{CodeLabel, ProviderError};
 use crate::wire::getui::auth::{sign, Token};
+use crate::wire::getui::compact::{CidStatuses, CompactListCidPush};
 use crate::wire::getui::{
     AllPush, AuthData, AuthRequest, BatchPush, HostListData, ListCidPush, ListMessage, RawEnvelope, ReportData,
     ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush, TaskCidStatus, TaskIdData,
@@ -219,6 +220,18 @@ impl GetuiClient {
             return Err(invalid(EP, format!("cid must hold 1..={} ids, got {n}", crate::wire::getui::MAX_LIST_CIDS)));
         }
         self.post::<Option<TaskCidStatus>>(EP, "/push/list/cid", push).await.map(outcome)
+    }
+
+    /// `POST /push/list/cid` with the cids as raw bytes: the body is written straight from them
+    /// and the answer's statuses read straight into them (what the dispatcher's list path uses).
+    pub async fn push_list_cids(&self, taskid: &str, cids: &[[u8; 16]]) -> Result<CidStatuses, GetuiError> {
+        const EP: &str = "POST /push/list/cid";
+        let n = cids.len();
+        if n == 0 || n > crate::wire::getui::MAX_LIST_CIDS {
+            return Err(invalid(EP, format!("cid must hold 1..={} ids, got {n}", crate::wire::getui::MAX_LIST_CIDS)));
+        }
+        let push = CompactListCidPush { cids, taskid, is_async: false };
+        self.post::<Option<CidStatuses>>(EP, "/push/list/cid", &push).await.map(Option::unwrap_or_default)
     }
 
     /// `POST /push/all`: the whole app; returns the taskid.
@@ -495,6 +508,17 @@ pub fn decode_answer_for_fuzzing(endpoint: u8, status: u16, body: &[u8]) {
             let o = outcome(d);
             std::hint::black_box(o.statuses().count());
             std::hint::black_box(o.status_of("0123456789abcdef0123456789abcdef"));
+            // The compact reading of the same answer must give every cid the same status.
+            if let Ok(Answer::Data(compact)) = parse_answer::<Option<CidStatuses>>(EP, status, body) {
+                let compact = compact.unwrap_or_default();
+                for (_, cid, _) in o.statuses() {
+                    if let Some(raw) = crate::wire::getui::compact::parse_cid_hex(cid.as_bytes()) {
+                        let word = compact.get(&raw).map(|(_, w)| w.as_str().to_owned());
+                        let plain = o.tasks.values().find_map(|m| m.get(cid)).cloned();
+                        assert_eq!(word, plain, "the compact and the map readings disagree on {cid}");
+                    }
+                }
+            }
         }),
         2 => judge(parse_answer::<TaskIdData>(EP, status, body), |d| {
             std::hint::black_box(path_segment(&d.taskid));

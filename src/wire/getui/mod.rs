@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod checks;
+pub mod compact;
 pub mod receipt;
 pub mod regions;
 

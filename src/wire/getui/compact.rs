@@ -1,0 +1,334 @@
+//! Cids as 16 raw bytes on the wire: a list push body written straight from them, and the
+//! per-cid statuses of a push answer read straight into them. A 1000-cid list call then costs
+//! no `String` per cid in either direction, and looking a cid up is a binary search.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+
+/// Digit values of the 256 byte values; 0xff for a byte that is not a lowercase hex digit.
+const DIGIT_VALUES: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Reads 32 lowercase hex digits as 16 bytes; `None` for anything else.
+pub fn parse_cid_hex(s: &[u8]) -> Option<[u8; 16]> {
+    let digits: &[u8; 32] = s.try_into().ok()?;
+    let mut out = [0u8; 16];
+    let mut bad = 0u8;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let (hi, lo) = (DIGIT_VALUES[usize::from(pair[0])], DIGIT_VALUES[usize::from(pair[1])]);
+        bad |= hi | lo;
+        *byte = (hi << 4) | (lo & 0x0f);
+    }
+    // Every digit value is below 16, so any 0xff marker leaves its high bits set.
+    (bad & 0xf0 == 0).then_some(out)
+}
+
+/// Writes the 32 lowercase hex digits of `cid` into `buf` and returns them.
+pub fn encode_cid_hex<'b>(cid: &[u8; 16], buf: &'b mut [u8; 32]) -> &'b str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in buf.chunks_exact_mut(2).zip(cid) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
+    // Every byte written above is an ASCII hex digit.
+    std::str::from_utf8(buf).unwrap_or_default()
+}
+
+/// The body of `/push/list/cid` (the fields of [`super::ListCidPush`], in its order), with
+/// the cids given as raw bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactListCidPush<'a> {
+    /// Recipients, 1 to [`super::MAX_LIST_CIDS`].
+    pub cids: &'a [[u8; 16]],
+    /// The task created by `/push/list/message`.
+    pub taskid: &'a str,
+    /// Answer at once without per-cid details.
+    pub is_async: bool,
+}
+
+impl Serialize for CompactListCidPush<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("audience", &CompactAudience(self.cids))?;
+        map.serialize_entry("taskid", self.taskid)?;
+        map.serialize_entry("is_async", &self.is_async)?;
+        map.end()
+    }
+}
+
+struct CompactAudience<'a>(&'a [[u8; 16]]);
+
+impl Serialize for CompactAudience<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("cid", &CompactCids(self.0))?;
+        map.end()
+    }
+}
+
+struct CompactCids<'a>(&'a [[u8; 16]]);
+
+impl Serialize for CompactCids<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        let mut buf = [0u8; 32];
+        for cid in self.0 {
+            seq.serialize_element(encode_cid_hex(cid, &mut buf))?;
+        }
+        seq.end()
+    }
+}
+
+/// A per-cid status word of a push answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusWord {
+    /// `successed_online`.
+    SuccessedOnline,
+    /// `successed_offline`.
+    SuccessedOffline,
+    /// `successed_ignore`.
+    SuccessedIgnore,
+    /// A word this daemon does not know.
+    Other(Box<str>),
+}
+
+impl StatusWord {
+    fn read(s: &str) -> StatusWord {
+        match s {
+            "successed_online" => StatusWord::SuccessedOnline,
+            "successed_offline" => StatusWord::SuccessedOffline,
+            "successed_ignore" => StatusWord::SuccessedIgnore,
+            other => StatusWord::Other(other.into()),
+        }
+    }
+
+    /// The word as it travels.
+    pub fn as_str(&self) -> &str {
+        match self {
+            StatusWord::SuccessedOnline => "successed_online",
+            StatusWord::SuccessedOffline => "successed_offline",
+            StatusWord::SuccessedIgnore => "successed_ignore",
+            StatusWord::Other(s) => s,
+        }
+    }
+}
+
+/// `data` of a push answer (taskid → cid → status) with its cids as raw bytes. Keys that are
+/// not 32 lowercase hex digits are left out: no cid this daemon sends could match them. As in
+/// a map, a repeated key keeps its last value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CidStatuses {
+    /// Sorted by taskid; each task's statuses sorted by cid.
+    tasks: Vec<(String, Vec<([u8; 16], StatusWord)>)>,
+}
+
+impl CidStatuses {
+    /// The status of `cid` and the task that gave it: the first task, in taskid order,
+    /// that names it.
+    pub fn get(&self, cid: &[u8; 16]) -> Option<(&str, &StatusWord)> {
+        self.tasks.iter().find_map(|(task, statuses)| {
+            let at = statuses.binary_search_by(|(c, _)| c.cmp(cid)).ok()?;
+            Some((task.as_str(), &statuses[at].1))
+        })
+    }
+
+    /// Statuses held, over every task.
+    pub fn len(&self) -> usize {
+        self.tasks.iter().map(|(_, s)| s.len()).sum()
+    }
+
+    /// True when the answer named no cid.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Sorts by key and keeps the last of each run of equal keys (the value a map would keep).
+fn sorted_last_wins<K: Ord, V>(mut pairs: Vec<(K, V)>) -> Vec<(K, V)> {
+    pairs.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal keys stay in arrival order
+    let mut out: Vec<(K, V)> = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        match out.last_mut() {
+            Some(last) if last.0 == pair.0 => *last = pair,
+            _ => out.push(pair),
+        }
+    }
+    out
+}
+
+impl<'de> Deserialize<'de> for CidStatuses {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Tasks;
+        impl<'de> Visitor<'de> for Tasks {
+            type Value = CidStatuses;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of taskid to a map of cid to status")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CidStatuses, A::Error> {
+                let mut tasks = Vec::new();
+                while let Some(task) = map.next_key::<Text<'de>>()? {
+                    tasks.push((task.0.into_owned(), map.next_value::<TaskStatuses>()?.0));
+                }
+                Ok(CidStatuses { tasks: sorted_last_wins(tasks) })
+            }
+        }
+        d.deserialize_map(Tasks)
+    }
+}
+
+/// One task's cid → status map.
+struct TaskStatuses(Vec<([u8; 16], StatusWord)>);
+
+impl<'de> Deserialize<'de> for TaskStatuses {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Statuses;
+        impl<'de> Visitor<'de> for Statuses {
+            type Value = TaskStatuses;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of cid to status")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TaskStatuses, A::Error> {
+                let mut statuses = Vec::with_capacity(map.size_hint().unwrap_or(0).min(super::MAX_LIST_CIDS));
+                while let Some(cid) = map.next_key::<Text<'de>>()? {
+                    match parse_cid_hex(cid.0.as_bytes()) {
+                        Some(cid) => statuses.push((cid, StatusWord::read(&map.next_value::<Text<'de>>()?.0))),
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(TaskStatuses(sorted_last_wins(statuses)))
+            }
+        }
+        d.deserialize_map(Statuses)
+    }
+}
+
+/// A string borrowed from the input when it holds no escapes, owned otherwise.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cid(n: u8) -> [u8; 16] {
+        let mut c = [0u8; 16];
+        c[0] = n.wrapping_mul(37);
+        c[15] = n;
+        c
+    }
+
+    fn hex(c: &[u8; 16]) -> String {
+        encode_cid_hex(c, &mut [0u8; 32]).to_owned()
+    }
+
+    #[test]
+    fn hex_round_trips_and_only_lowercase_digits_parse() {
+        for n in [0u8, 1, 0x7f, 0xff] {
+            let c = cid(n);
+            assert_eq!(parse_cid_hex(hex(&c).as_bytes()), Some(c));
+        }
+        let good = "0123456789abcdef0123456789abcdef";
+        assert!(parse_cid_hex(good.as_bytes()).is_some());
+        for bad in [&good.to_uppercase()[..], &good[1..], "0123456789abcdef0123456789abcdeg", "", "g"] {
+            assert_eq!(parse_cid_hex(bad.as_bytes()), None, "{bad:?}");
+        }
+        let mut with_space = good.as_bytes().to_vec();
+        with_space[7] = b' ';
+        assert_eq!(parse_cid_hex(&with_space), None);
+    }
+
+    #[test]
+    fn the_compact_list_push_is_the_list_push_byte_for_byte() {
+        let cids = [cid(1), cid(2), cid(3)];
+        let compact = CompactListCidPush { cids: &cids, taskid: "RASL_1", is_async: false };
+        let strings: Vec<String> = cids.iter().map(hex).collect();
+        let plain = crate::wire::getui::ListCidPush {
+            audience: crate::wire::getui::CidAudience { cid: strings.iter().map(|s| s.as_str().into()).collect() },
+            taskid: "RASL_1".into(),
+            is_async: false,
+        };
+        assert_eq!(serde_json::to_vec(&compact).unwrap(), serde_json::to_vec(&plain).unwrap());
+    }
+
+    #[test]
+    fn statuses_read_into_raw_cids_and_the_first_task_in_taskid_order_wins() {
+        let (a, b, c) = (cid(1), cid(2), cid(3));
+        let data = json!({
+            "t2": {hex(&a): "successed_online", hex(&b): "successed_online"},
+            "t1": {hex(&a): "successed_offline", "not-a-cid": "successed_online", hex(&c): "something_new"},
+        });
+        let s: CidStatuses = serde_json::from_value(data).unwrap();
+        assert_eq!(s.get(&a), Some(("t1", &StatusWord::SuccessedOffline)));
+        assert_eq!(s.get(&b), Some(("t2", &StatusWord::SuccessedOnline)));
+        assert_eq!(s.get(&c), Some(("t1", &StatusWord::Other("something_new".into()))));
+        assert_eq!(s.get(&cid(4)), None);
+        assert_eq!(s.len(), 4, "the key that is no cid is left out");
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_last_value_as_a_map_would() {
+        let k = hex(&cid(9));
+        let text = format!(r#"{{"t":{{"{k}":"successed_offline","{k}":"successed_ignore"}}}}"#);
+        let s: CidStatuses = serde_json::from_str(&text).unwrap();
+        let map: crate::wire::getui::TaskCidStatus = serde_json::from_str(&text).unwrap();
+        assert_eq!(map["t"][&k], "successed_ignore");
+        assert_eq!(s.get(&cid(9)).map(|(_, w)| w.as_str()), Some("successed_ignore"));
+    }
+
+    #[test]
+    fn escaped_keys_and_words_are_read_too() {
+        let k = hex(&cid(5));
+        let escaped: String = k.chars().map(|ch| format!("\\u{:04x}", ch as u32)).collect();
+        let text = format!(r#"{{"t\u0031":{{"{escaped}":"successed_\u006fnline"}}}}"#);
+        let s: CidStatuses = serde_json::from_str(&text).unwrap();
+        assert_eq!(s.get(&cid(5)), Some(("t1", &StatusWord::SuccessedOnline)));
+    }
+
+    #[test]
+    fn shapes_that_are_not_maps_are_errors_not_panics() {
+        for bad in ["[]", "1", r#"{"t": []}"#, r#"{"t": {"0123456789abcdef0123456789abcdef": 1}}"#, r#"{"t": null}"#] {
+            assert!(serde_json::from_str::<CidStatuses>(bad).is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<CidStatuses>("{}").unwrap().is_empty());
+    }
+}
