@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cid, list_campaign, spawn_app, DEV_TOKEN};
+use campaignd::simulator::{Limits, SimConfig};
+use common::{cid, list_campaign, spawn_app, spawn_app_with, DEV_TOKEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One raw HTTP/1.1 exchange (no client normalises the path on the way): the status, the
@@ -246,16 +247,23 @@ async fn a_browser_signs_in_creates_uploads_starts_watches_pauses_and_compares()
     let Some(python) = browser("a_browser_signs_in_creates_uploads_starts_watches_pauses_and_compares") else {
         return;
     };
-    let app = spawn_app().await;
+    // Chunks of 100, so the slow campaign below shows progress within seconds.
+    let sim = SimConfig { limits: Limits::unlimited(), ..SimConfig::default() };
+    let app = spawn_app_with(sim, &[("chunk_size = 1000", "chunk_size = 100")]).await;
     let base = format!("http://{}", app.addr);
 
-    // The other campaign of the group, made through the API and started slowly, so the browser
-    // can pause and resume it while it runs.
-    let mut slow = list_campaign("春季促销 B（对照组）", Some(20));
+    // Drafts enough for a second page of ten.
+    for n in 0..10 {
+        let mut draft = list_campaign(&format!("草稿 {n}"), None);
+        draft["settings"] = serde_json::json!({});
+        app.create(draft).await;
+    }
+    // The other campaign of the group, a slow one made through the API, which the browser
+    // starts (after the first one is done), pauses and resumes while it runs.
+    let mut slow = list_campaign("春季促销 B（对照组）", Some(50));
     slow["settings"]["group"] = "spring-ab".into();
     let slow_id = app.create(slow).await;
     app.upload_range(&slow_id, 1_000_000, 3000).await;
-    app.api.act(&slow_id, "start").await.expect("the slow campaign starts");
 
     // The file the browser uploads: 10,000 lines, one of them a duplicate and one not a cid.
     let work = tempfile::tempdir().expect("a work folder");

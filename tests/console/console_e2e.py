@@ -6,7 +6,7 @@ Environment (set by tests/console.rs; the same names work by hand against `campa
   CONSOLE_URL          the console, e.g. http://127.0.0.1:8780/console/
   CONSOLE_TOKEN        an API token of that daemon
   CONSOLE_UPLOAD_FILE  a 10,000-line recipients file (one duplicate, one bad line)
-  CONSOLE_SLOW_ID      a running campaign to pause and resume (group CONSOLE_GROUP)
+  CONSOLE_SLOW_ID      a slow draft with recipients to start, pause and resume (group CONSOLE_GROUP)
   CONSOLE_GROUP        the task group both campaigns share
   CONSOLE_SCREENSHOTS  folder for one PNG per page
   CONSOLE_TIMEOUT      seconds for the whole script (every wait is bounded by it too)
@@ -59,9 +59,22 @@ def wait(driver, step, what, condition, at_most=20):
 
 
 def shot(driver, name):
+    """A PNG of the whole page: the window grows to the page's height (at most 2400 px) for it."""
     path = os.path.join(SHOTS, name + ".png")
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    grown = min(max(height + 140, size["height"]), 2400)
+    if grown != size["height"]:
+        driver.set_window_size(size["width"], grown)
+        time.sleep(0.2)
     driver.save_screenshot(path)
+    if grown != size["height"]:
+        driver.set_window_size(size["width"], size["height"])
     return path
+
+
+def one_line(text):
+    return " | ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def text_of(driver, css):
@@ -162,6 +175,18 @@ def run(driver):
     if unlabelled:
         fail("create", "controls without a label: %s" % unlabelled)
     say("create", "form has %d controls, every one labelled" % len(labelled))
+    # Schedules are typed in Beijing time and echoed in local time (set by script: the
+    # datetime-local widget's keystrokes depend on the browser's locale).
+    driver.execute_script(
+        "const s = document.getElementById('schedule'); s.value = '2030-01-02T09:30';"
+        "s.dispatchEvent(new Event('input'));"
+    )
+    say("create", "schedule 2030-01-02 09:30 -> %r" % text_of(driver, "#schedule-echo"))
+    if "2030-01-02 09:30 Beijing" not in text_of(driver, "#schedule-echo") or "local" not in text_of(driver, "#schedule-echo"):
+        fail("create", "the schedule echo")
+    driver.execute_script(
+        "const s = document.getElementById('schedule'); s.value = ''; s.dispatchEvent(new Event('input'));"
+    )
     name.send_keys("春季促销 A")
     Select(driver.find_element(By.ID, "mode")).select_by_value("list")
     driver.find_element(By.ID, "n-title").send_keys("x" * 51)
@@ -230,10 +255,12 @@ def run(driver):
     say("results", "bar chart with %d bars; buttons now %s" % (bars, buttons(driver)))
     shot(driver, "completed")
 
-    # 5. Pause and resume the other, running campaign.
+    # 5. Start the other (slow) campaign, pause it and resume it.
     go(driver, "#/campaigns/" + SLOW_ID)
+    wait_state(driver, "pause", ["draft"], 20)
+    driver.find_element(By.ID, "action-start").click()
     wait_state(driver, "pause", ["running"], 20)
-    say("pause", "campaign %s running, buttons %s" % (SLOW_ID, buttons(driver)))
+    say("pause", "campaign %s started: running, buttons %s" % (SLOW_ID, buttons(driver)))
     driver.find_element(By.ID, "action-pause").click()
     wait_state(driver, "pause", ["paused"], 20)
     b = buttons(driver)
@@ -262,11 +289,36 @@ def run(driver):
         lambda d: [tr.get_attribute("data-state") for tr in d.find_elements(By.CSS_SELECTOR, "table.campaigns tbody tr")]
         == ["completed"],
     )
-    say("list", "filter state=completed -> %s" % text_of(driver, "table.campaigns tbody tr"))
+    say("list", "filter state=completed -> %s" % one_line(text_of(driver, "table.campaigns tbody tr")))
+    Select(driver.find_element(By.ID, "state-filter")).select_by_value("")
+    wait(driver, "pages", "the per-page choice", EC.element_to_be_clickable((By.ID, "per-page")))
+    Select(driver.find_element(By.ID, "per-page")).select_by_value("10")
+
+    def page_ids(d):
+        return [tr.get_attribute("data-id") for tr in d.find_elements(By.CSS_SELECTOR, "table.campaigns tbody tr")]
+
+    wait(driver, "pages", "a first page of 10", lambda d: len(page_ids(d)) == 10 and d.find_element(By.ID, "next-page").is_enabled())
+    first = page_ids(driver)
+    driver.find_element(By.ID, "next-page").click()
+    wait(driver, "pages", "a second page", lambda d: page_ids(d) and page_ids(d)[0] not in first)
+    second = page_ids(driver)
+    say("pages", "10 a page: first %s, next %s" % (first, second))
+    driver.find_element(By.ID, "prev-page").click()
+    wait(driver, "pages", "the first page again", lambda d: page_ids(d) == first)
+    say("pages", "previous -> the first page again")
 
     # 7. The group: both campaigns side by side with their result shares.
     go(driver, "#/groups/" + GROUP)
     wait(driver, "group", "two campaigns side by side", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#group-charts > section")) == 2)
+
+    def both_have_results(d):
+        return all(
+            len(section.find_elements(By.CSS_SELECTOR, "svg rect")) > 0
+            and any(not t.text.startswith("0 ") for t in section.find_elements(By.CSS_SELECTOR, "svg text.chart-value"))
+            for section in d.find_elements(By.CSS_SELECTOR, "#group-charts > section")
+        )
+
+    wait(driver, "group", "results of both campaigns (the page refreshes every 3 s)", both_have_results, 30)
     head = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#group-table thead th")]
     say("group", "columns %s" % head[1:])
     for tr in driver.find_elements(By.CSS_SELECTOR, "#group-table tbody tr"):

@@ -22,15 +22,24 @@ export function say(text) {
   flash.hidden = !text;
 }
 
+/** A path segment of the hash, decoded; a malformed escape stays as it is. */
+function decoded(segment) {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 const ROUTES = [
   [/^\/?$/, () => ['campaigns', list, {}]],
   [/^\/campaigns$/, () => ['campaigns', list, {}]],
   [/^\/new$/, () => ['new', create, {}]],
   [/^\/campaigns\/(\d+)$/, (m) => ['campaign', campaign, { id: m[1] }]],
   [/^\/groups$/, () => ['groups', group, {}]],
-  [/^\/groups\/([^/]+)$/, (m) => ['group', group, { group: decodeURIComponent(m[1]) }]],
+  [/^\/groups\/([^/]+)$/, (m) => ['group', group, { group: decoded(m[1]) }]],
   [/^\/suppressions$/, () => ['suppressions', suppressions, {}]],
-  [/^\/suppressions\/([^/]+)$/, (m) => ['suppressions', suppressions, { app: decodeURIComponent(m[1]) }]],
+  [/^\/suppressions\/([^/]+)$/, (m) => ['suppressions', suppressions, { app: decoded(m[1]) }]],
 ];
 
 function route() {

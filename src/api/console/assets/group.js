@@ -33,14 +33,20 @@ export function render(view, params, go) {
     replace(body, h('p', { class: 'muted card' }, 'Campaigns created with the same task group are compared here.'));
     return null;
   }
+  let lastSeen = null;
   const load = async () => {
     let report;
     try {
       report = await api('GET', `/groups/${seg(group)}/report`);
     } catch (err) {
+      lastSeen = null;
       replace(body, h('p', { class: 'error card' }, `No report for group ${group}: ${err.message}`));
       return;
     }
+    // Unchanged data leaves the page alone, so keyboard focus inside it stays put.
+    const seen = JSON.stringify(report);
+    if (seen === lastSeen) return;
+    lastSeen = seen;
     const reports = report.campaigns;
     const codes = sortedResults(report.results).map(([code]) => code);
     const totalOf = (r) => Object.values(r.results).reduce((a, v) => a + v, 0);

@@ -58,6 +58,7 @@ export function render(view, params, go) {
   const next = h('button', { type: 'button', id: 'next-page', disabled: true }, 'Next →');
   const updated = h('p', { class: 'muted', id: 'list-updated', 'aria-live': 'off' });
   let nextAfter = null;
+  let lastSeen = null;
   prev.addEventListener('click', () => {
     const bk = back.slice();
     const target = bk.pop() || '';
@@ -93,11 +94,17 @@ export function render(view, params, go) {
     try {
       page = await api('GET', `/campaigns?${q}`);
     } catch (err) {
+      lastSeen = null;
       replace(body, h('p', { class: 'error' }, `Could not list campaigns: ${err.message}`));
       return;
     }
     nextAfter = page.next_after;
     next.disabled = !nextAfter;
+    updated.textContent = `Refreshed ${new Date().toLocaleTimeString()} (every ${REFRESH_MS / 1000} s)`;
+    // Unchanged data leaves the table alone, so keyboard focus inside it stays put.
+    const seen = JSON.stringify(page);
+    if (seen === lastSeen) return;
+    lastSeen = seen;
     if (page.campaigns.length === 0) {
       replace(body, h('p', { class: 'muted' }, stateFilter ? `No ${stateFilter} campaigns here.` : 'No campaigns yet.'));
     } else {
@@ -118,7 +125,6 @@ export function render(view, params, go) {
       );
       replace(body, table(['Id', 'Name', 'App', 'Mode', 'State', 'Progress', 'Rate', 'ETA', 'Group'], rows, { class: 'campaigns' }));
     }
-    updated.textContent = `Refreshed ${new Date().toLocaleTimeString()} (every ${REFRESH_MS / 1000} s)`;
   };
   return every(REFRESH_MS, load);
 }
