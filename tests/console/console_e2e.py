@@ -337,7 +337,26 @@ def run(driver):
     wait(driver, "suppress", "lisi gone", lambda d: not d.find_elements(By.CSS_SELECTOR, "#supp-table tr[data-user='lisi']"))
     say("suppress", "removed: %r" % text_of(driver, "#supp-status"))
 
-    # 9. Phone width: the page itself does not scroll sideways (wide tables scroll in place).
+    # 9. An app campaign through the form: another message kind, and audience conditions.
+    go(driver, "#/new")
+    wait(driver, "create-app", "the form", EC.element_to_be_clickable((By.ID, "name"))).send_keys("浙江安卓用户")
+    Select(driver.find_element(By.ID, "mode")).select_by_value("app")
+    Select(driver.find_element(By.ID, "kind")).select_by_value("transmission")
+    driver.find_element(By.ID, "t-content").send_keys('{"k":1}')
+    driver.find_element(By.ID, "add-condition").click()
+    driver.find_element(By.ID, "cond-0-values").send_keys("android")
+    driver.find_element(By.ID, "add-condition").click()
+    Select(driver.find_element(By.ID, "cond-1-key")).select_by_value("region")
+    driver.find_element(By.ID, "cond-1-values").send_keys("浙江，上海")
+    driver.find_element(By.ID, "wifi-only").click()
+    driver.find_element(By.ID, "create-submit").click()
+    wait(driver, "create-app", "the campaign page", lambda d: text_of(d, "#campaign-title").startswith("浙江安卓用户"))
+    facts = one_line(text_of(driver, "#campaign-facts"))
+    if "app" not in facts or "transmission" not in facts or driver.find_elements(By.ID, "upload-form"):
+        fail("create-app", "facts %r, upload form %s" % (facts, bool(driver.find_elements(By.ID, "upload-form"))))
+    say("create-app", "app campaign created (no upload form): %s" % facts)
+
+    # 10. Phone width: the page itself does not scroll sideways (wide tables scroll in place).
     driver.set_window_size(390, 844)
     for route, name in [("#/campaigns", "phone-list"), ("#/campaigns/" + made_id, "phone-campaign")]:
         go(driver, route)
@@ -351,7 +370,7 @@ def run(driver):
         shot(driver, name)
     driver.set_window_size(1280, 900)
 
-    # 10. No third-party request, no CSP violation, no script error.
+    # 11. No third-party request, no CSP violation, no script error.
     others = set()
     for entry in driver.get_log("performance"):
         if '"Network.requestWillBeSent"' in entry["message"]:
@@ -370,6 +389,12 @@ def run(driver):
     if problems:
         fail("console-log", "browser errors: %s" % problems)
     say("console-log", "no CSP violation or script error in the browser log")
+
+    # 12. A token that stops working mid-session: the tab signs out and says why.
+    driver.execute_script("sessionStorage.setItem('campaignd.console.token', 'revoked-token-0123456789')")
+    go(driver, "#/campaigns?state=draft")
+    wait(driver, "revoked", "the sign-in form and a 401 message", lambda d: d.find_elements(By.ID, "token") and "401" in text_of(d, "#flash"))
+    say("revoked", "refused token mid-session -> %r" % text_of(driver, "#flash"))
 
 
 if __name__ == "__main__":
