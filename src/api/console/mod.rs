@@ -173,6 +173,19 @@ mod tests {
     }
 
     #[test]
+    fn scripts_never_turn_strings_into_markup_or_code_nor_name_another_origin() {
+        for asset in ASSETS.iter().filter(|a| a.content_type == JS) {
+            let text = std::str::from_utf8(asset.body).unwrap_or_default();
+            for sink in [".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"] {
+                assert!(!text.contains(sink), "{}: uses {sink}", asset.name);
+            }
+            // The SVG namespace is a name, not a request.
+            let origins = text.replace("http://www.w3.org/2000/svg", "");
+            assert!(!origins.contains("http://") && !origins.contains("https://"), "{}: another origin", asset.name);
+        }
+    }
+
+    #[test]
     fn no_page_carries_inline_script_or_style() {
         for asset in ASSETS.iter().filter(|a| a.content_type == HTML) {
             let text = std::str::from_utf8(asset.body).unwrap_or_default();
