@@ -5,6 +5,7 @@
 
 mod bindings;
 mod campaigns;
+mod console;
 pub mod error;
 mod legacy;
 pub mod openapi;
@@ -269,6 +270,8 @@ async fn route(
             resp.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("POST"));
             return Ok(resp);
         }
+        // The console's files are public, like the document: the pages ask for the token.
+        (_, ["console", ..]) => return Ok(console::serve(&method, path, req.headers())),
         // The API's description is public: a client needs it before it has a token.
         (&Method::GET, ["v1", "openapi.json"]) => return Ok(openapi::serve()),
         (_, ["v1", ..]) if !state.authorized(&req) => return Err(ApiError::unauthorized()),
