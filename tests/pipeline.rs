@@ -149,6 +149,25 @@ async fn speed_is_never_exceeded_in_any_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_campaign_holds_no_shards_a_fast_one_needs() {
+    // Small chunks give the slow campaign many of them to wait with.
+    let sim = SimConfig { limits: Limits::unlimited(), ..SimConfig::default() };
+    let app = spawn_app_with(sim, &[("chunk_size = 1000", "chunk_size = 100")]).await;
+    let slow = app.create(list_campaign("slow", Some(20))).await;
+    app.upload_range(&slow, 0, 2_000).await;
+    app.api.act(&slow, "start").await.unwrap();
+    let fast = app.create(list_campaign("fast", None)).await;
+    app.upload_range(&fast, 10_000, 5_000).await;
+    app.api.act(&fast, "start").await.unwrap();
+    let done = app.wait_final(&fast, 60).await;
+    assert_eq!((done.state.as_str(), done.progress.sent), ("completed", 5_000));
+    let slow_view = app.api.campaign(&slow).await.unwrap();
+    assert_eq!(slow_view.state, "running", "the slow one (100 s at 20/s) is still sending at its own pace");
+    app.api.act(&slow, "cancel").await.unwrap();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaigns_complete_with_nobody_lost_under_faults() {
     // 5xx, dropped connections (before and after delivery), rate-limit bursts, 3-second tokens.
     let profile = FaultProfile::by_name("chaos").unwrap();

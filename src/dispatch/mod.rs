@@ -125,9 +125,10 @@ pub(crate) struct CampaignRun {
     plan: PartPlan,
     /// This daemon's share of it, for the number of daemons it was made for.
     pacing: std::sync::RwLock<Arc<Pacing>>,
-    /// Chunks this daemon may hold leased at once: a few for a paced campaign (more would only
-    /// wait for the bucket while other daemons have nothing to send), unbounded otherwise.
-    lease_slots: tokio::sync::Semaphore,
+    /// A paced campaign's chunks this daemon holds handed out at once (`None`: unpaced, no
+    /// bound). More would only wait for the bucket, in shards other campaigns need and with
+    /// chunks other daemons could send.
+    lease_slots: Option<Arc<tokio::sync::Semaphore>>,
     list_taskid: OnceLock<String>,
     /// The app task of an app campaign already pushed (a schedule Getui held).
     app_taskid: Option<String>,
@@ -168,11 +169,7 @@ impl CampaignRun {
             app,
             plan,
             pacing: std::sync::RwLock::new(Arc::new(Pacing::new(plan, 1))),
-            lease_slots: tokio::sync::Semaphore::new(if plan.speed.is_some() {
-                PACED_CHUNKS_LEASED
-            } else {
-                tokio::sync::Semaphore::MAX_PERMITS
-            }),
+            lease_slots: plan.speed.is_some().then(|| Arc::new(tokio::sync::Semaphore::new(PACED_CHUNKS_LEASED))),
             list_taskid,
             app_taskid: rec.app_taskid.clone(),
             getui,
@@ -201,6 +198,16 @@ impl CampaignRun {
         match &self.spec.settings.sms_fallback {
             Some(f) if self.texting && f.has_variables() => f.params_for(vars),
             _ => Vec::new(),
+        }
+    }
+
+    /// Waits until one more of the campaign's chunks may be handed out: at once for an
+    /// unpaced campaign; for a paced one, once fewer than [`PACED_CHUNKS_LEASED`] are out. The
+    /// slot goes with the chunk and is freed when it settles.
+    async fn admit(&self) -> Option<Option<tokio::sync::OwnedSemaphorePermit>> {
+        match &self.lease_slots {
+            None => Some(None),
+            Some(slots) => slots.clone().acquire_owned().await.ok().map(Some),
         }
     }
 
@@ -238,22 +245,29 @@ impl Pacing {
 }
 
 /// A chunk handed to a shard. Dropping it, sent or not, releases the campaign's count of
-/// outstanding chunks, so a runner can tell when everything it handed out is settled.
+/// outstanding chunks, so a runner can tell when everything it handed out is settled, and
+/// frees its slot of a paced campaign's ([`CampaignRun::admit`]).
 struct Work {
     run: Arc<CampaignRun>,
     seq: u64,
     chunk: Chunk,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Work {
     /// Hands chunk `seq` out, counting it outstanding; `None` when this process holds it
     /// already (handed out by an earlier pass and not settled).
-    fn hand_out(run: &Arc<CampaignRun>, seq: u64, chunk: Chunk) -> Option<Work> {
+    fn hand_out(
+        run: &Arc<CampaignRun>,
+        seq: u64,
+        chunk: Chunk,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Option<Work> {
         if !run.handed.lock().unwrap_or_else(|p| p.into_inner()).insert(seq) {
             return None;
         }
         run.outstanding.fetch_add(1, Ordering::AcqRel);
-        Some(Work { run: run.clone(), seq, chunk })
+        Some(Work { run: run.clone(), seq, chunk, _slot: slot })
     }
 }
 

@@ -77,7 +77,15 @@ async fn feed(ctx: &Context, run: &Arc<CampaignRun>, tx: &mpsc::Sender<Work>) {
         }
         for (seq, chunk) in batch {
             cursor = seq + 1;
-            let Some(work) = Work::hand_out(run, seq, chunk) else { continue };
+            // A paced campaign waits here, not in a shard: the shards stay free for the others.
+            let slot = tokio::select! {
+                _ = run.stop.cancelled() => return,
+                slot = run.admit() => match slot {
+                    Some(slot) => slot,
+                    None => return,
+                },
+            };
+            let Some(work) = Work::hand_out(run, seq, chunk, slot) else { continue };
             tokio::select! {
                 _ = run.stop.cancelled() => return, // `work` is dropped: released
                 sent = tx.send(work) => if sent.is_err() { return },
@@ -124,10 +132,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_paced_campaign_has_two_chunks_out_at_a_time_so_it_never_holds_more_shards() {
+        let (dir, ctx, run) = with_chunks(6).await;
+        let mut rec = ctx.store.get(run.id).await.unwrap().unwrap();
+        rec.spec.settings.speed = Some(50);
+        let paced = Arc::new(CampaignRun::new(&rec, ctx.store.identity(), run.app.clone(), &ctx.shutdown));
+        let (tx, mut rx) = mpsc::channel(64);
+        let feeding = tokio::spawn({
+            let (ctx, paced) = (Arc::new(ctx), paced.clone());
+            async move { feed(&ctx, &paced, &tx).await }
+        });
+        let first = rx.recv().await.expect("a first chunk");
+        let second = rx.recv().await.expect("a second chunk");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(rx.try_recv().is_err(), "a third chunk waits while two are out, in the feed and not in a shard");
+        drop(first);
+        let third = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.expect("in time");
+        assert_eq!(third.map(|w| w.seq), Some(2), "a settled chunk frees its slot for the next");
+        assert_eq!(second.seq, 1);
+        paced.stop.cancel();
+        feeding.await.expect("the feed ends at the stop");
+        drop(dir);
+    }
+
+    #[tokio::test]
     async fn a_pass_skips_the_chunks_this_process_still_holds() {
         let (_dir, ctx, run) = with_chunks(5).await;
         let (tx, mut rx) = mpsc::channel(64);
-        let held = Work::hand_out(&run, 2, Chunk::default()).expect("chunk 2 handed out");
+        let held = Work::hand_out(&run, 2, Chunk::default(), None).expect("chunk 2 handed out");
         feed(&ctx, &run, &tx).await;
         let mut seqs = Vec::new();
         while let Ok(work) = rx.try_recv() {

@@ -30,16 +30,6 @@ pub(super) async fn shard_loop(ctx: Arc<Context>, rx: Arc<Mutex<mpsc::Receiver<W
         if work.run.stop.is_cancelled() {
             continue; // paused or cancelled before it was sent: released
         }
-        // A paced campaign's chunks are leased a few at a time, so the chunks this daemon
-        // cannot send yet stay free for the other daemons' shares of the speed.
-        let _pacing_slot = tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
-            _ = work.run.stop.cancelled() => continue,
-            slot = work.run.lease_slots.acquire() => match slot {
-                Ok(slot) => slot,
-                Err(_) => continue,
-            },
-        };
         if !take_lease(&ctx, &work).await {
             continue; // another daemon sends it; it stays pending until acknowledged
         }
@@ -212,7 +202,7 @@ mod tests {
         ctx.store.commit_upload(run.id, commit).await.expect("a committed upload");
         ctx.store.change(run.id, Change::Act(Action::Start, 2)).await.expect("started");
         ctx.store.mark_inflight(run.id, 0).await.expect("a mark");
-        let work = Work::hand_out(&Arc::new(run), 0, chunk).expect("handed out");
+        let work = Work::hand_out(&Arc::new(run), 0, chunk, None).expect("handed out");
         (dir, ctx, work)
     }
 
@@ -238,7 +228,7 @@ mod tests {
     #[tokio::test]
     async fn an_unmarked_chunk_is_sent_with_nothing_counted() {
         let (_dir, ctx, run) = fixture(RetryPolicy::default()).await;
-        let work = Work::hand_out(&Arc::new(run), 0, Chunk::default()).expect("handed out");
+        let work = Work::hand_out(&Arc::new(run), 0, Chunk::default(), None).expect("handed out");
         assert!(settle_replay(&ctx, &work).await);
     }
 }

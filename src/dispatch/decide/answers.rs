@@ -59,10 +59,7 @@ pub fn batch_with_tasks<'t, 'a>(
 
 /// One result per cid of a list push, in order, as [`tally_list`] counts them, from the
 /// answer read into raw cids.
-pub fn list_in_order<'a>(
-    cids: &'a [[u8; 16]],
-    statuses: &'a CidStatuses,
-) -> impl Iterator<Item = ResultName> + 'a {
+pub fn list_in_order<'a>(cids: &'a [[u8; 16]], statuses: &'a CidStatuses) -> impl Iterator<Item = ResultName> + 'a {
     cids.iter().map(|cid| word_result(statuses.get(cid).map(|(_, word)| word)))
 }
 
