@@ -135,8 +135,11 @@ impl StatusWord {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CidStatuses {
     /// Sorted by taskid; each task's statuses sorted by cid.
-    tasks: Vec<(String, Vec<([u8; 16], StatusWord)>)>,
+    tasks: Vec<(String, Statuses)>,
 }
+
+/// One task's statuses, sorted by cid.
+type Statuses = Vec<([u8; 16], StatusWord)>;
 
 impl CidStatuses {
     /// The status of `cid` and the task that gave it: the first task, in taskid order,
@@ -193,7 +196,7 @@ impl<'de> Deserialize<'de> for CidStatuses {
 }
 
 /// One task's cid → status map.
-struct TaskStatuses(Vec<([u8; 16], StatusWord)>);
+struct TaskStatuses(Statuses);
 
 impl<'de> Deserialize<'de> for TaskStatuses {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
