@@ -236,48 +236,54 @@ pub(super) async fn send_batch(
     chunk: &Chunk,
 ) -> Option<Sent> {
     let mut sent = Sent::new(run);
-    let mut messages = Vec::with_capacity(chunk.len());
-    // The SMS parameters of each admitted message, in order, when the campaign texts.
-    let mut sms_params = Vec::new();
+    // Each admitted message with its recipient and, when the campaign texts, its SMS parameters.
+    let mut admitted = Vec::with_capacity(chunk.len());
+    let mut hex = [0u8; 32];
     for i in 0..chunk.len() {
         let vars = chunk.vars_of(i);
         let lookup = |k: &str| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
         let msg = run.getui.message(&lookup);
+        let cid = chunk.cid(i);
         match parts::admit(msg.fits(), || RequestId::derive(&run.request_key, seq, i as u8)) {
             Ok(rid) => {
-                sms_params.push(run.sms_params(&lookup));
-                messages.push(run.getui.single(rid.into_string().into(), chunk.cid(i).to_string().into(), msg))
+                let message =
+                    run.getui.single(rid.into_string().into(), String::from(cid.encode(&mut hex)).into(), msg);
+                admitted.push(((cid, run.sms_params(&lookup)), message));
             }
-            Err(result) => sent.push(|| Some(chunk.cid(i)), result, "", run.sms_params(&lookup)),
+            Err(result) => sent.push(|| Some(cid), result, "", run.sms_params(&lookup)),
         }
     }
-    let mut sms_params = sms_params.into_iter();
     // Each part takes its messages out of the list, so none is copied.
-    let mut rest = messages.into_iter().peekable();
+    let mut rest = admitted.into_iter().peekable();
     let mut index = 0;
     let part_size = run.pacing(ctx.members.live()).part_size;
     while rest.peek().is_some() {
-        let part: Vec<_> = rest.by_ref().take(part_size.max(1)).collect();
-        let part_len = part.len();
-        if !pace(ctx, run, part_len, index).await {
+        let (recipients, messages): (Vec<_>, Vec<_>) = rest.by_ref().take(part_size.max(1)).unzip();
+        if !pace(ctx, run, messages.len(), index).await {
             return None;
         }
         index += 1;
-        let batch = batch(part);
-        let cids = || batch.msg_list.iter().map(|m| m.audience.cid.first().map_or("", |c| c.as_ref()));
+        let batch = batch(messages);
         // Every message carries its request_id and Getui drops a repeat of one, so a retry
         // after a lost answer delivers nothing twice and needs no counting.
-        let results = match call(ctx, run, || client.push_single_batch_cid(&batch)).await {
-            // One result per message, in the order the messages were added.
-            Outcome::Done(outcome) => answers::batch_with_tasks(&outcome.tasks, cids())
-                .into_iter()
-                .map(|(r, t)| (r, t.unwrap_or("").to_owned()))
-                .collect(),
-            Outcome::GaveUp(r) => vec![(r, String::new()); part_len],
+        match call(ctx, run, || client.push_single_batch_cids(&batch)).await {
+            // The answer is keyed by taskid, in no useful order: each message's result is
+            // looked up by its recipient, in the order the messages were added.
+            Outcome::Done(statuses) => {
+                for (cid, params) in recipients {
+                    let (result, taskid) = match statuses.get(&cid.0) {
+                        Some((taskid, word)) => (answers::word_result(Some(word)), taskid),
+                        None => (answers::word_result(None), ""),
+                    };
+                    sent.push(|| Some(cid), result, taskid, params);
+                }
+            }
+            Outcome::GaveUp(r) => {
+                for (cid, params) in recipients {
+                    sent.push(|| Some(cid), r, "", params);
+                }
+            }
             Outcome::Abandoned => return None,
-        };
-        for (cid, (r, taskid)) in cids().zip(results) {
-            sent.push(|| CompactCid::parse(cid), r, &taskid, sms_params.next().unwrap_or_default());
         }
     }
     Some(sent)

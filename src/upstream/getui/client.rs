@@ -196,15 +196,15 @@ impl GetuiClient {
 
     /// `POST /push/single/batch/cid`: at most 200 messages, each with its own request_id.
     pub async fn push_single_batch_cid(&self, batch: &BatchPush<'_>) -> Result<PushOutcome, GetuiError> {
-        const EP: &str = "POST /push/single/batch/cid";
-        let n = batch.msg_list.len();
-        if n == 0 || n > crate::wire::getui::MAX_BATCH_MESSAGES {
-            return Err(invalid(
-                EP,
-                format!("msg_list must hold 1..={} messages, got {n}", crate::wire::getui::MAX_BATCH_MESSAGES),
-            ));
-        }
-        self.post::<Option<TaskCidStatus>>(EP, "/push/single/batch/cid", batch).await.map(outcome)
+        check_batch(batch)?;
+        self.post::<Option<TaskCidStatus>>(BATCH_EP, "/push/single/batch/cid", batch).await.map(outcome)
+    }
+
+    /// `POST /push/single/batch/cid` with the answer's statuses read straight into raw cids
+    /// (what the dispatcher's batch path uses).
+    pub async fn push_single_batch_cids(&self, batch: &BatchPush<'_>) -> Result<CidStatuses, GetuiError> {
+        check_batch(batch)?;
+        self.post::<Option<CidStatuses>>(BATCH_EP, "/push/single/batch/cid", batch).await.map(Option::unwrap_or_default)
     }
 
     /// `POST /push/list/message`: creates a list task's content; returns its taskid.
@@ -531,6 +531,17 @@ pub fn decode_answer_for_fuzzing(endpoint: u8, status: u16, body: &[u8]) {
         }),
         _ => judge(parse_answer::<()>(EP, status, body), |()| {}),
     }
+}
+
+const BATCH_EP: &str = "POST /push/single/batch/cid";
+
+fn check_batch(batch: &BatchPush<'_>) -> Result<(), GetuiError> {
+    let n = batch.msg_list.len();
+    let max = crate::wire::getui::MAX_BATCH_MESSAGES;
+    if n == 0 || n > max {
+        return Err(invalid(BATCH_EP, format!("msg_list must hold 1..={max} messages, got {n}")));
+    }
+    Ok(())
 }
 
 fn outcome(tasks: Option<TaskCidStatus>) -> PushOutcome {

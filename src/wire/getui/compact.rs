@@ -132,33 +132,35 @@ impl StatusWord {
 /// `data` of a push answer (taskid → cid → status) with its cids as raw bytes. Keys that are
 /// not 32 lowercase hex digits are left out: no cid this daemon sends could match them. As in
 /// a map, a repeated key keeps its last value.
+///
+/// One sorted index serves both answer shapes: a list answer (one task, 1000 cids) and a
+/// batch answer (200 tasks of one cid each) are each a binary search per cid.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CidStatuses {
-    /// Sorted by taskid; each task's statuses sorted by cid.
-    tasks: Vec<(String, Statuses)>,
+    /// The answer's taskids, sorted.
+    tasks: Vec<String>,
+    /// Every status: cid, the index of its task in `tasks`, and the word; sorted by cid, then
+    /// task, one entry per (cid, task).
+    entries: Vec<([u8; 16], u32, StatusWord)>,
 }
-
-/// One task's statuses, sorted by cid.
-type Statuses = Vec<([u8; 16], StatusWord)>;
 
 impl CidStatuses {
     /// The status of `cid` and the task that gave it: the first task, in taskid order,
     /// that names it.
     pub fn get(&self, cid: &[u8; 16]) -> Option<(&str, &StatusWord)> {
-        self.tasks.iter().find_map(|(task, statuses)| {
-            let at = statuses.binary_search_by(|(c, _)| c.cmp(cid)).ok()?;
-            Some((task.as_str(), &statuses[at].1))
-        })
+        let at = self.entries.partition_point(|(c, _, _)| c < cid);
+        let (c, task, word) = self.entries.get(at)?;
+        (c == cid).then(|| (self.tasks.get(*task as usize).map_or("", String::as_str), word))
     }
 
     /// Statuses held, over every task.
     pub fn len(&self) -> usize {
-        self.tasks.iter().map(|(_, s)| s.len()).sum()
+        self.entries.len()
     }
 
     /// True when the answer named no cid.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.entries.is_empty()
     }
 }
 
@@ -188,20 +190,37 @@ impl<'de> Deserialize<'de> for CidStatuses {
                 while let Some(task) = map.next_key::<Text<'de>>()? {
                     tasks.push((task.0.into_owned(), map.next_value::<TaskStatuses>()?.0));
                 }
-                Ok(CidStatuses { tasks: sorted_last_wins(tasks) })
+                Ok(index(sorted_last_wins(tasks)))
             }
         }
         d.deserialize_map(Tasks)
     }
 }
 
+/// The flat index of tasks already sorted by taskid (each task's statuses sorted by cid).
+fn index(tasks: Vec<(String, Statuses)>) -> CidStatuses {
+    let mut entries = Vec::with_capacity(tasks.iter().map(|(_, s)| s.len()).sum());
+    let mut names = Vec::with_capacity(tasks.len());
+    for (task, (name, statuses)) in tasks.into_iter().enumerate() {
+        let task = u32::try_from(task).unwrap_or(u32::MAX);
+        entries.extend(statuses.into_iter().map(|(cid, word)| (cid, task, word)));
+        names.push(name);
+    }
+    // Stable, and tasks were added in taskid order: each cid's first entry is its first task.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    CidStatuses { tasks: names, entries }
+}
+
+/// One task's statuses, sorted by cid.
+type Statuses = Vec<([u8; 16], StatusWord)>;
+
 /// One task's cid → status map.
 struct TaskStatuses(Statuses);
 
 impl<'de> Deserialize<'de> for TaskStatuses {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Statuses;
-        impl<'de> Visitor<'de> for Statuses {
+        struct StatusMap;
+        impl<'de> Visitor<'de> for StatusMap {
             type Value = TaskStatuses;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a map of cid to status")
@@ -219,7 +238,7 @@ impl<'de> Deserialize<'de> for TaskStatuses {
                 Ok(TaskStatuses(sorted_last_wins(statuses)))
             }
         }
-        d.deserialize_map(Statuses)
+        d.deserialize_map(StatusMap)
     }
 }
 
@@ -306,6 +325,17 @@ mod tests {
         assert_eq!(s.get(&c), Some(("t1", &StatusWord::Other("something_new".into()))));
         assert_eq!(s.get(&cid(4)), None);
         assert_eq!(s.len(), 4, "the key that is no cid is left out");
+    }
+
+    #[test]
+    fn a_batch_answer_of_one_task_per_cid_finds_each_cid_with_its_task() {
+        let data: serde_json::Map<String, serde_json::Value> =
+            (0..200u8).map(|n| (format!("RASS_{n:03}"), json!({hex(&cid(n)): "successed_offline"}))).collect();
+        let s: CidStatuses = serde_json::from_value(serde_json::Value::Object(data)).unwrap();
+        assert_eq!(s.len(), 200);
+        for n in (0..200u8).rev() {
+            assert_eq!(s.get(&cid(n)), Some((format!("RASS_{n:03}").as_str(), &StatusWord::SuccessedOffline)));
+        }
     }
 
     #[test]
