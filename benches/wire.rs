@@ -1,12 +1,16 @@
 //! Encoding and decoding the two bulk Getui bodies (a 1000-cid list push and a 200-message
-//! batch), rendering a batch's 200 personal copies from a campaign, and one WeCom callback
-//! delivery: verify, decrypt, parse, seal the passive reply.
+//! batch), reading the answer of a 1000-cid list push (as a map of strings and as the
+//! dispatcher reads it, into raw cids), rendering a batch's 200 personal copies from a
+//! campaign, and one WeCom callback delivery: verify, decrypt, parse, seal the passive reply.
 //!
 //! Run: `cargo bench --bench wire`.
 
 use campaignd::domain::CampaignSpec;
 use campaignd::render::getui::{batch, GetuiRenderer};
-use campaignd::wire::getui::{BatchPush, CidAudience, ListCidPush, Notification, Push, PushMessage, Settings};
+use campaignd::wire::getui::compact::{parse_cid_hex, CidStatuses, CompactListCidPush};
+use campaignd::wire::getui::{
+    BatchPush, CidAudience, ListCidPush, Notification, Push, PushMessage, Settings, TaskCidStatus,
+};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 fn cids(n: u64) -> Vec<String> {
@@ -61,6 +65,57 @@ fn list_push(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    let raw: Vec<[u8; 16]> = ids.iter().filter_map(|s| parse_cid_hex(s.as_bytes())).collect();
+    g.bench_function("encode_from_raw_cids_through_strings", |b| {
+        let mut buf = Vec::with_capacity(encoded.len());
+        b.iter(|| {
+            buf.clear();
+            let mut hex = [0u8; 32];
+            let strings: Vec<String> =
+                raw.iter().map(|c| campaignd::wire::getui::compact::encode_cid_hex(c, &mut hex).to_owned()).collect();
+            let push = ListCidPush {
+                audience: CidAudience { cid: strings.iter().map(|s| s.as_str().into()).collect() },
+                taskid: "RASL-0000000001".into(),
+                is_async: false,
+            };
+            serde_json::to_writer(&mut buf, &push).unwrap();
+            buf.len()
+        })
+    });
+    g.bench_function("encode_from_raw_cids", |b| {
+        let mut buf = Vec::with_capacity(encoded.len());
+        b.iter(|| {
+            buf.clear();
+            let push = CompactListCidPush { cids: &raw, taskid: "RASL-0000000001", is_async: false };
+            serde_json::to_writer(&mut buf, &push).unwrap();
+            buf.len()
+        })
+    });
+    g.finish();
+}
+
+/// The `data` of a synchronous 1000-cid list answer, read and looked up cid by cid.
+fn list_answer(c: &mut Criterion) {
+    let ids = cids(1000);
+    let words = ["successed_online", "successed_offline", "successed_ignore"];
+    let statuses: serde_json::Map<String, serde_json::Value> =
+        ids.iter().enumerate().map(|(i, id)| (id.clone(), words[i % 3].into())).collect();
+    let data = serde_json::to_vec(&serde_json::json!({"RASL-0000000001": statuses})).unwrap();
+    let raw: Vec<[u8; 16]> = ids.iter().filter_map(|s| parse_cid_hex(s.as_bytes())).collect();
+    let mut g = c.benchmark_group("list_answer_1000_cids");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("read_as_string_map_and_look_up", |b| {
+        b.iter(|| {
+            let map: TaskCidStatus = serde_json::from_slice(&data).unwrap();
+            ids.iter().filter(|id| map.values().find_map(|m| m.get(id.as_str())).is_some()).count()
+        })
+    });
+    g.bench_function("read_as_raw_cids_and_look_up", |b| {
+        b.iter(|| {
+            let answer: CidStatuses = serde_json::from_slice(&data).unwrap();
+            raw.iter().filter(|cid| answer.get(cid).is_some()).count()
+        })
     });
     g.finish();
 }
@@ -180,5 +235,5 @@ fn wecom_callback(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, list_push, batch_push, render_batch, wecom_callback);
+criterion_group!(benches, list_push, list_answer, batch_push, render_batch, wecom_callback);
 criterion_main!(benches);
