@@ -207,7 +207,7 @@ fn index(tasks: Vec<(String, Statuses)>) -> CidStatuses {
         names.push(name);
     }
     // Stable, and tasks were added in taskid order: each cid's first entry is its first task.
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.sort_by_key(|e| e.0);
     CidStatuses { tasks: names, entries }
 }
 
