@@ -19,7 +19,7 @@ import time
 from urllib.parse import urlparse
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -51,8 +51,12 @@ def left(at_most):
 
 
 def wait(driver, step, what, condition, at_most=20):
+    # Pages that refresh themselves replace their elements; one read between two renders is
+    # stale, and the next poll reads the new ones.
     try:
-        return WebDriverWait(driver, left(at_most), poll_frequency=0.1).until(condition)
+        return WebDriverWait(
+            driver, left(at_most), poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(condition)
     except TimeoutException:
         shot(driver, "failed-" + step)
         fail(step, "timed out waiting for " + what)
