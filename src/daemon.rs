@@ -274,6 +274,7 @@ impl Daemon {
             )
             .with_body_timeout(Duration::from_millis(config.server.body_timeout_ms))
             .with_seal_key(seal_key)
+            .with_upload_spill_dir(upload_spill_dir(&config.store.path))
             .with_sms(config.sms_facts())
             .with_receipt_secrets(receipt_secrets)
             .with_legacy(legacy),
@@ -332,4 +333,10 @@ impl Daemon {
         tracing::info!("stopped cleanly");
         Ok(())
     }
+}
+
+/// Where uploads spill their cids for the duplicate check: inside the store's directory, on
+/// the same disk (sled leaves files it does not know alone, as it does the identity file).
+fn upload_spill_dir(store: &std::path::Path) -> std::path::PathBuf {
+    store.join("upload-spill")
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use campaignd::client::{channel_body, ApiClient, ClientError};
 use common::{batch_campaign, cid, list_campaign, spawn_app, spawn_app_with, TestApp};
+use campaignd::store::{SledStore, Store, StoreSettings};
 
 fn api_err(e: ClientError) -> (u16, String, String) {
     match e {
@@ -352,4 +353,45 @@ fn rss_returns_near_its_baseline_after_uploads_of_heavy_vars() {
         );
         drop(daemon);
     });
+}
+
+/// Duplicates are taken out of the staged chunks when the upload ends: what is committed is
+/// every first occurrence, in upload order, with its own variables, repacked into full chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_are_taken_out_and_the_chunks_repacked_with_the_first_occurrences_vars() {
+    let mut app = spawn_app().await;
+    let id = app.create(batch_campaign("repacked")).await;
+    let line = |i: u64, tag: &str| format!("{{\"cid\":\"{}\",\"vars\":{{\"name\":\"{tag}{i}\",\"code\":{i}}}}}\n", cid(i));
+    // 3000 recipients; after every third comes a repeat of an earlier one (or of itself).
+    let mut body = String::new();
+    for i in 0..3000u64 {
+        body += &line(i, "first");
+        if i % 3 == 0 {
+            body += &line(i / 2, "repeat");
+        }
+    }
+    let up = app.api.upload(&id, "application/x-ndjson", body).await.unwrap();
+    assert_eq!((up.accepted, up.duplicates, up.campaign_total), (3000, 1000, 3000), "{up:?}");
+    // A second upload overlapping the first: only its new half is kept.
+    let up = app.api.upload(&id, "application/x-ndjson", (2500..3500).map(|i| line(i, "first")).collect::<String>()).await;
+    let up = up.unwrap();
+    assert_eq!((up.accepted, up.duplicates, up.campaign_total), (500, 500, 3500), "{up:?}");
+    app.stop_within(Duration::from_secs(10)).await;
+
+    let store = SledStore::open(&StoreSettings { path: app.store_dir.path().to_path_buf(), cache_bytes: 8 << 20 }).unwrap();
+    let id: u64 = id.parse().unwrap();
+    let chunks = store.pending_chunks(id, 0, 1000).await.unwrap();
+    let sizes: Vec<usize> = chunks.iter().map(|(_, c)| c.len()).collect();
+    let full = sizes[0];
+    assert!(sizes[..sizes.len() - 1].iter().all(|n| *n == full), "no chunk left short by duplicates: {sizes:?}");
+    let mut n = 0u64;
+    for (_, chunk) in &chunks {
+        for i in 0..chunk.len() {
+            assert_eq!(chunk.cid(i).to_string(), cid(n));
+            let name = chunk.vars_of(i).iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str());
+            assert_eq!(name, Some(format!("first{n}").as_str()), "recipient {n} keeps its first line's vars");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 3500);
 }

@@ -6,6 +6,7 @@
 mod bindings;
 mod campaigns;
 mod console;
+mod dedup;
 pub mod error;
 mod legacy;
 pub mod openapi;
@@ -115,13 +116,20 @@ impl ApiState {
             receipt_secrets: HashMap::new(),
             wake_dispatcher,
             settings: ApiSettings { chunk_size, ..settings },
-            uploads: upload::Uploads::default(),
+            uploads: upload::Uploads::new(std::env::temp_dir().join("campaignd-upload-spill")),
             rates: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             body_timeout: DEFAULT_BODY_TIMEOUT,
             seal_key: None,
             legacy: None,
         }
+    }
+
+    /// Writes upload spills and duplicate indexes under `dir` (the daemon uses a directory
+    /// beside its store; the default is one under the system's temporary directory).
+    pub fn with_upload_spill_dir(mut self, dir: std::path::PathBuf) -> ApiState {
+        self.uploads = upload::Uploads::new(dir);
+        self
     }
 
     /// Serves the legacy Getui SDK protocol at `/apiex.htm` and `/serviceex`.

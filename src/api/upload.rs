@@ -5,12 +5,16 @@
 //! on its own (reported with its number); a broken body (not UTF-8, a line too long, no final
 //! line end, a dropped connection) refuses the whole upload and the staged chunks are removed,
 //! so nothing of it is kept. So does the daemon's shutdown, so a long upload never holds up a
-//! stop. Duplicates are dropped by a per-campaign [`FingerprintSet`] (about 8 bytes a
-//! recipient), kept between uploads only while the draft is in use and rebuilt from the store,
-//! page by page, when it is needed again.
+//! stop. Duplicates are found when the body has ended, by [`dedup`](super::dedup): every staged
+//! cid is spilled to disk as it comes, and the check sorts the spill a partition at a time
+//! against the draft's index of committed cids. Chunks holding a duplicate are then rewritten
+//! without it (repacked in place, so no chunk is left short by them) before the commit. The
+//! index is kept between uploads while the draft is in use and rebuilt from the store, page by
+//! page, when it is needed again.
 //!
 //! What an upload holds in memory is bounded whatever its size: one chunk (staged early once
-//! its variables pass [`CHUNK_VARS_BYTES`]), one line, and the filter.
+//! its variables pass [`CHUNK_VARS_BYTES`]), one line, the spill's write buffers, and at its end
+//! one partition of the spill and a bit per line.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -22,10 +26,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
+use super::dedup::{self, DraftIndex, IndexBuilder, Settled, Spill, SpillRoot};
 use super::{json, ApiError, ApiState};
-use crate::domain::fingerprints::FingerprintSet;
 use crate::domain::recipient::{parse_ndjson_line, parse_text_line, parse_user_line, Recipient};
-use crate::domain::CompactCid;
 use crate::domain::{CampaignState, Mode};
 use crate::protocol::{RejectedLine, UploadView};
 use crate::store::{CampaignRecord, Chunk, UploadCommit};
@@ -39,36 +42,47 @@ const REPORTED_REJECTS: usize = 20;
 /// fewer recipients than a full chunk, so the upload's own memory stays small. (How the store
 /// keeps long chunk values out of sled's blobs is its own business: it stores them in parts.)
 pub const CHUNK_VARS_BYTES: usize = 48 * 1024;
-/// How long a draft's duplicate filter stays in memory after its last upload.
+/// How long a draft's duplicate index is kept after its last upload.
 const FILTER_IDLE: Duration = Duration::from_secs(300);
-/// Most filters kept between uploads (each is 1.5 MB or more); the least recently used go first.
+/// Most indexes kept between uploads (on disk: 16 bytes a recipient); the least recently used
+/// go first.
 const MAX_KEPT_FILTERS: usize = 16;
-/// How often idle filters are looked for.
+/// How often idle indexes are looked for.
 const FILTER_SWEEP_EVERY: Duration = Duration::from_secs(30);
-/// Stored bytes read per page while rebuilding a filter.
+/// Stored bytes read per page while rebuilding an index.
 const REBUILD_PAGE_BYTES: usize = 1 << 20;
 
-type Fingerprints = FingerprintSet;
-
-/// Uploads in progress and the duplicate filters of draft campaigns.
-#[derive(Default)]
+/// Uploads in progress and the duplicate indexes of draft campaigns.
 pub(super) struct Uploads {
+    /// Where spills and indexes are written.
+    spill_root: Arc<SpillRoot>,
     /// Campaigns with an upload in progress, and when it began.
     busy: Mutex<HashMap<u64, Instant>>,
-    /// Filters of draft campaigns between uploads. An upload takes its campaign's filter out
+    /// Indexes of draft campaigns between uploads. An upload takes its campaign's index out
     /// and puts it back only if it commits: a failed upload's additions vanish with it, and the
-    /// filter is rebuilt from the committed chunks next time. Idle ones are dropped
+    /// index is rebuilt from the committed chunks next time. Idle ones are dropped
     /// ([`FILTER_IDLE`], [`MAX_KEPT_FILTERS`]) and rebuilt the same way.
     seen: Mutex<HashMap<u64, KeptFilter>>,
 }
 
-/// A filter between uploads, and when it was last put back.
+/// An index between uploads, the chunk count of the draft it describes, and when it was last
+/// put back.
 struct KeptFilter {
-    filter: Fingerprints,
+    filter: DraftIndex,
+    chunk_count: u64,
     last_used: Instant,
 }
 
 impl Uploads {
+    /// Spills and indexes under `spill_dir`.
+    pub(super) fn new(spill_dir: std::path::PathBuf) -> Uploads {
+        Uploads {
+            spill_root: Arc::new(SpillRoot::new(spill_dir)),
+            busy: Mutex::default(),
+            seen: Mutex::default(),
+        }
+    }
+
     pub(super) fn in_progress(&self, id: u64) -> bool {
         self.busy.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id)
     }
@@ -78,15 +92,18 @@ impl Uploads {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
     }
 
-    /// Takes a campaign's kept filter, if it is in memory.
-    fn take(&self, id: u64) -> Option<Fingerprints> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&id).map(|k| k.filter)
+    /// Takes a campaign's kept index if it describes the draft's `chunk_count` chunks (another
+    /// daemon sharing the store may have committed since).
+    fn take(&self, id: u64, chunk_count: u64) -> Option<DraftIndex> {
+        let kept = self.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&id)?;
+        (kept.chunk_count == chunk_count).then_some(kept.filter)
     }
 
-    /// Keeps a committed upload's filter for the next upload to the same draft.
-    fn keep(&self, id: u64, filter: Fingerprints, now: Instant) {
+    /// Keeps a committed upload's index, describing the draft's `chunk_count` chunks, for the
+    /// next upload to the same draft.
+    fn keep(&self, id: u64, filter: DraftIndex, chunk_count: u64, now: Instant) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.insert(id, KeptFilter { filter, last_used: now });
+        seen.insert(id, KeptFilter { filter, chunk_count, last_used: now });
         evict(&mut seen, now);
     }
 
@@ -95,7 +112,7 @@ impl Uploads {
         evict(&mut self.seen.lock().unwrap_or_else(|p| p.into_inner()), now);
     }
 
-    /// Filters in memory: kept between uploads or held by an upload in progress.
+    /// Indexes held: kept between uploads or held by an upload in progress.
     fn filters_in_memory(&self) -> usize {
         let kept = self.seen.lock().unwrap_or_else(|p| p.into_inner()).len();
         kept + self.busy.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -241,17 +258,7 @@ pub(super) async fn upload_recipients(
         .uploads
         .begin(id)
         .map_err(|_| ApiError::conflict(rec.state, format!("an upload to campaign {id} is already in progress")))?;
-    let seen = take_filter(state, id, rec.chunk_count).await.map_err(|b| match b {
-        Broken::Stopping => stopping_error(id),
-        Broken::Body(e) | Broken::Store(e) => e,
-    })?;
-    let chunk_size = if rec.spec.mode == Mode::BatchSingle {
-        state.settings.chunk_size.min(MAX_BATCH_MESSAGES)
-    } else {
-        state.settings.chunk_size
-    };
-    let mut job = Job::new(state, id, rec.chunk_count, chunk_size, rec.spec.mode == Mode::BatchSingle, seen);
-    job.room = state.settings.max_recipients.saturating_sub(rec.recipients);
+    let mut job = Job::start(state, rec).await.map_err(|b| b.into_error(id))?;
     let mut outcome = Ok(());
     for r in recipients {
         job.line += 1;
@@ -264,17 +271,22 @@ pub(super) async fn upload_recipients(
         Ok(()) => job.finish().await,
         Err(b) => Err(b),
     };
-    let broken = match outcome {
-        Ok(view) => return Ok(view),
-        Err(broken) => broken,
-    };
-    if let Err(d) = state.store.discard_upload(id, job.first_seq, job.staged).await {
-        tracing::error!(campaign = id, error = %d, "cannot remove the chunks of a refused upload");
+    match outcome {
+        Ok(view) => Ok(view),
+        Err(broken) => {
+            job.discard().await;
+            Err(broken.into_error(id))
+        }
     }
-    Err(match broken {
-        Broken::Body(e) | Broken::Store(e) => e,
-        Broken::Stopping => stopping_error(id),
-    })
+}
+
+impl Broken {
+    fn into_error(self, id: u64) -> ApiError {
+        match self {
+            Broken::Body(e) | Broken::Store(e) => e,
+            Broken::Stopping => stopping_error(id),
+        }
+    }
 }
 
 /// Reads, stages and commits the body of an upload to draft `rec`; on any refusal, removes
@@ -286,19 +298,8 @@ async fn upload_body(
     format: Format,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let id = rec.id;
-    let seen = match take_filter(state, id, rec.chunk_count).await {
-        Ok(seen) => seen,
-        Err(Broken::Stopping) => return Err(stopping_error(id)),
-        Err(Broken::Body(e) | Broken::Store(e)) => return Err(e),
-    };
-    let chunk_size = if rec.spec.mode == Mode::BatchSingle {
-        state.settings.chunk_size.min(MAX_BATCH_MESSAGES)
-    } else {
-        state.settings.chunk_size
-    };
-    let mut job = Job::new(state, id, rec.chunk_count, chunk_size, rec.spec.mode == Mode::BatchSingle, seen);
+    let mut job = Job::start(state, rec).await.map_err(|b| b.into_error(id))?;
     job.members = rec.spec.channel == crate::domain::Channel::Wecom;
-    job.room = state.settings.max_recipients.saturating_sub(rec.recipients);
     let outcome = job.read(req.into_body(), format).await;
     let outcome = match outcome {
         Ok(()) => job.finish().await,
@@ -307,16 +308,11 @@ async fn upload_body(
     match outcome {
         Ok(view) => json(200, &view),
         Err(broken) => {
-            if let Err(d) = state.store.discard_upload(id, job.first_seq, job.staged).await {
-                tracing::error!(campaign = id, error = %d, "cannot remove the chunks of a refused upload");
+            job.discard().await;
+            if matches!(broken, Broken::Stopping) {
+                tracing::warn!(campaign = id, lines = job.line, "upload stopped by the daemon's shutdown");
             }
-            match broken {
-                Broken::Body(e) | Broken::Store(e) => Err(e),
-                Broken::Stopping => {
-                    tracing::warn!(campaign = id, lines = job.line, "upload stopped by the daemon's shutdown");
-                    Err(stopping_error(id))
-                }
-            }
+            Err(broken.into_error(id))
         }
     }
 }
@@ -333,29 +329,87 @@ fn format_of(req: &Request<Incoming>) -> Result<Format, ApiError> {
     }
 }
 
-/// Takes the campaign's duplicate filter, rebuilding it from the store when it is not in memory
-/// (after a restart, a failed upload or a long idle time). The committed cids are read a page
-/// at a time, so the rebuild holds one page however large the campaign.
-async fn take_filter(state: &ApiState, id: u64, committed: u64) -> Result<Fingerprints, Broken> {
-    if let Some(f) = state.uploads.take(id) {
-        return Ok(f);
+/// The error of a spill or index file that could not be written or read.
+fn spill_error(root: &SpillRoot, e: std::io::Error) -> Broken {
+    Broken::Store(ApiError::unavailable(format!(
+        "the upload's duplicate check could not use its files under {}: {e}; nothing of the upload was kept: \
+         make room or fix the directory's permissions, then send the list again",
+        root.parent().display()
+    )))
+}
+
+/// Runs blocking spill work off the async workers.
+async fn blocking<T: Send + 'static>(
+    root: &SpillRoot,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, Broken> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(spill_error(root, e)),
+        Err(e) => Err(Broken::Store(ApiError::internal(e))),
     }
-    let mut set = Fingerprints::default();
-    let mut next = (committed > 0).then_some(0);
+}
+
+/// Takes the campaign's duplicate index, rebuilding it from the store when it is not kept or
+/// describes another chunk count (after a restart, a failed upload, a long idle time or another
+/// daemon's upload). The committed cids are read a page at a time into a spill, so the rebuild
+/// holds one page however large the campaign.
+async fn take_index(state: &ApiState, id: u64, committed: u64) -> Result<DraftIndex, Broken> {
+    if let Some(index) = state.uploads.take(id, committed) {
+        return Ok(index);
+    }
+    let root = &state.uploads.spill_root;
+    if committed == 0 {
+        return Ok(DraftIndex::default());
+    }
+    let mut builder = IndexBuilder::new(root).map_err(|e| spill_error(root, e))?;
+    let mut next = Some(0);
     while let Some(from) = next {
         if state.shutdown.is_cancelled() {
             return Err(Broken::Stopping);
         }
         let page =
             state.store.committed_cids(id, from, REBUILD_PAGE_BYTES).await.map_err(|e| Broken::Store(e.into()))?;
-        for cid in page.cids.chunks_exact(16) {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(cid);
-            set.insert(&CompactCid(b));
-        }
+        builder.feed(&page.cids).map_err(|e| spill_error(root, e))?;
         next = page.next;
     }
-    Ok(set)
+    blocking(root, move || builder.finish()).await
+}
+
+/// A chunk being filled, and the rule that says when it is full.
+struct ChunkFill {
+    chunk: Chunk,
+    /// Bytes of variables in `chunk`.
+    vars_bytes: usize,
+    size: usize,
+}
+
+impl ChunkFill {
+    fn new(size: usize) -> ChunkFill {
+        ChunkFill { chunk: Chunk::default(), vars_bytes: 0, size }
+    }
+
+    fn push(&mut self, cid: &[u8], vars: Option<Vec<(String, String)>>, user: Option<String>) {
+        self.chunk.cids.extend_from_slice(cid);
+        if let Some(vars) = vars {
+            self.vars_bytes += vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+            self.chunk.vars.push(vars);
+        }
+        if let Some(user) = user {
+            self.chunk.users.push(user);
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.chunk.len() >= self.size || self.vars_bytes >= CHUNK_VARS_BYTES
+    }
+
+    fn take(&mut self) -> Chunk {
+        self.vars_bytes = 0;
+        let mut next = Chunk::default();
+        next.cids.reserve(self.size * 16);
+        std::mem::replace(&mut self.chunk, next)
+    }
 }
 
 /// One upload's running state.
@@ -363,51 +417,60 @@ struct Job<'a> {
     state: &'a ApiState,
     id: u64,
     first_seq: u64,
+    /// Chunks staged (and to discard if the upload is refused).
     staged: u64,
-    chunk_size: usize,
     keep_vars: bool,
-    /// WeCom campaign: lines are member ids.
+    /// WeCom campaigns: lines are member ids.
     members: bool,
-    chunk: Chunk,
-    /// Bytes of variables in `chunk`.
-    chunk_vars_bytes: usize,
+    fill: ChunkFill,
+    /// The ordinal of the first recipient of each staged chunk.
+    chunk_starts: Vec<u32>,
     /// Recipients the campaign may still take under `dispatch.max_recipients`.
     room: u64,
-    seen: Fingerprints,
+    index: DraftIndex,
+    spill: Option<Spill>,
     line: u64,
-    accepted: u64,
     duplicates: u64,
     rejected: u64,
     first_rejected: Vec<RejectedLine>,
 }
 
 impl<'a> Job<'a> {
-    fn new(
-        state: &'a ApiState,
-        id: u64,
-        first_seq: u64,
-        chunk_size: usize,
-        keep_vars: bool,
-        seen: Fingerprints,
-    ) -> Self {
-        Job {
+    /// Begins an upload to draft `rec`.
+    async fn start(state: &'a ApiState, rec: &CampaignRecord) -> Result<Job<'a>, Broken> {
+        let index = take_index(state, rec.id, rec.chunk_count).await?;
+        let root = &state.uploads.spill_root;
+        let spill = Spill::new(root).map_err(|e| spill_error(root, e))?;
+        let batch = rec.spec.mode == Mode::BatchSingle;
+        let chunk_size = if batch { state.settings.chunk_size.min(MAX_BATCH_MESSAGES) } else { state.settings.chunk_size };
+        Ok(Job {
             state,
-            id,
-            first_seq,
+            id: rec.id,
+            first_seq: rec.chunk_count,
             staged: 0,
-            chunk_size,
-            keep_vars,
+            keep_vars: batch,
             members: false,
-            chunk: Chunk::default(),
-            chunk_vars_bytes: 0,
-            room: u64::MAX,
-            seen,
+            fill: ChunkFill::new(chunk_size),
+            chunk_starts: Vec::new(),
+            room: state.settings.max_recipients.saturating_sub(rec.recipients),
+            index,
+            spill: Some(spill),
             line: 0,
-            accepted: 0,
             duplicates: 0,
             rejected: 0,
             first_rejected: Vec::new(),
+        })
+    }
+
+    /// Removes what a refused upload staged.
+    async fn discard(&self) {
+        if let Err(d) = self.state.store.discard_upload(self.id, self.first_seq, self.staged).await {
+            tracing::error!(campaign = self.id, error = %d, "cannot remove the chunks of a refused upload");
         }
+    }
+
+    fn root(&self) -> &'a SpillRoot {
+        &self.state.uploads.spill_root
     }
 
     /// Reads the body to its end, cutting lines across frame boundaries.
@@ -496,75 +559,131 @@ impl<'a> Job<'a> {
         }
     }
 
+    /// Stages `r` and spills its cid; whether it is a duplicate is found at the end.
     async fn add(&mut self, r: Recipient) -> Result<(), Broken> {
-        if !self.seen.insert(&r.cid) {
-            self.duplicates += 1;
-            return Ok(());
+        let root = self.root();
+        let spill = self.spill.as_mut().ok_or_else(|| Broken::Store(ApiError::internal("the upload has ended")))?;
+        let ordinal = spill.push(&r.cid.0).map_err(|e| spill_error(root, e))?;
+        if self.fill.chunk.is_empty() {
+            self.chunk_starts.push(ordinal);
         }
-        if self.accepted >= self.room {
-            return Err(self.over_cap()); // the whole upload goes, and its filter with it
-        }
-        self.accepted += 1;
-        self.chunk.cids.extend_from_slice(&r.cid.0);
-        if self.keep_vars {
-            self.chunk_vars_bytes += r.vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-            self.chunk.vars.push(r.vars);
-        }
-        if let Some(user) = r.user {
-            self.chunk.users.push(user);
-        }
-        if self.chunk.len() >= self.chunk_size || self.chunk_vars_bytes >= CHUNK_VARS_BYTES {
+        self.fill.push(&r.cid.0, self.keep_vars.then_some(r.vars), r.user);
+        if self.fill.is_full() {
             self.stage().await?;
         }
         Ok(())
     }
 
-    fn over_cap(&self) -> Broken {
+    fn over_cap(&self, new: u64) -> Broken {
         let max = self.state.settings.max_recipients;
         Broken::Body(ApiError::too_large(format!(
-            "line {} would take campaign {} past dispatch.max_recipients = {max} recipients; nothing of this \
-             upload was kept: split the list over several campaigns",
-            self.line, self.id
+            "the upload's {new} new recipients would take campaign {} past dispatch.max_recipients = {max} \
+             recipients (it has room for {}); nothing of this upload was kept: split the list over several \
+             campaigns",
+            self.id, self.room
         )))
     }
 
     async fn stage(&mut self) -> Result<(), Broken> {
-        let chunk = std::mem::take(&mut self.chunk);
-        self.chunk_vars_bytes = 0;
-        self.chunk.cids.reserve(self.chunk_size * 16);
+        let chunk = self.fill.take();
         let seq = self.first_seq + self.staged;
         self.staged += 1; // counted before the write so a failure discards it too
         self.state.store.stage_chunk(self.id, seq, chunk).await.map_err(|e| Broken::Store(e.into()))
     }
 
     async fn finish(&mut self) -> Result<UploadView, Broken> {
-        if !self.chunk.is_empty() {
+        if !self.fill.chunk.is_empty() {
             self.stage().await?;
+        }
+        let spill = self.spill.take().ok_or_else(|| Broken::Store(ApiError::internal("the upload has ended")))?;
+        let index = std::mem::take(&mut self.index);
+        let (index, settled) = blocking(self.root(), move || dedup::settle(spill, &index).map(|s| (index, s))).await?;
+        if settled.new > self.room {
+            return Err(self.over_cap(settled.new));
+        }
+        self.duplicates = settled.duplicate_count;
+        if let Some(first) = settled.first_duplicate() {
+            self.drop_duplicates(&settled, first).await?;
         }
         let commit = UploadCommit {
             first_seq: self.first_seq,
             chunks: self.staged,
-            recipients: self.accepted,
+            recipients: settled.new,
             duplicates: self.duplicates,
             rejected: self.rejected,
         };
         let rec = self.state.store.commit_upload(self.id, commit).await.map_err(|e| Broken::Store(e.into()))?;
-        let seen = std::mem::take(&mut self.seen);
-        self.state.uploads.keep(self.id, seen, Instant::now());
+        self.keep_index(index, settled, rec.chunk_count).await;
         tracing::info!(
             campaign = self.id,
-            accepted = self.accepted,
+            accepted = commit.recipients,
             duplicates = self.duplicates,
             rejected = self.rejected,
             "upload committed"
         );
         Ok(UploadView {
-            accepted: self.accepted,
+            accepted: commit.recipients,
             duplicates: self.duplicates,
             rejected: self.rejected,
             first_rejected: std::mem::take(&mut self.first_rejected),
             campaign_total: rec.recipients,
         })
+    }
+
+    /// Adds the committed upload's cids to the draft's index and keeps it for the next upload.
+    /// The upload is committed whatever happens here: an index that cannot be written is
+    /// dropped, and rebuilt from the store next time.
+    async fn keep_index(&self, mut index: DraftIndex, settled: Settled, chunk_count: u64) {
+        let root = Arc::clone(&self.state.uploads.spill_root);
+        let added = blocking(&root.clone(), move || index.add(&root, settled.new_cids).map(|()| index)).await;
+        match added {
+            Ok(index) => self.state.uploads.keep(self.id, index, chunk_count, Instant::now()),
+            Err(_) => tracing::warn!(campaign = self.id, "the upload's duplicate index could not be kept"),
+        }
+    }
+
+    /// Rewrites the staged chunks from the one holding ordinal `first` on without the
+    /// duplicates, repacked with the staging rule. A repacked chunk is never written over a
+    /// staged chunk not yet read: dropping recipients only lets each chunk end later in the
+    /// upload, so the j-th chunk written always ends at or after the j-th chunk read.
+    async fn drop_duplicates(&mut self, settled: &Settled, first: u32) -> Result<(), Broken> {
+        let from = self.chunk_starts.partition_point(|s| *s <= first) - 1;
+        let mut fill = ChunkFill::new(self.fill.size);
+        let mut written = from as u64;
+        for k in from..self.staged as usize {
+            let seq = self.first_seq + k as u64;
+            let staged = self.state.store.staged_chunk(self.id, seq).await.map_err(|e| Broken::Store(e.into()))?;
+            let mut chunk = staged.ok_or_else(|| {
+                Broken::Store(ApiError::internal(format!("staged chunk {seq} of campaign {} is missing", self.id)))
+            })?;
+            let start = self.chunk_starts[k];
+            for i in 0..chunk.len() {
+                if settled.is_duplicate(start + i as u32) {
+                    continue;
+                }
+                let vars = self.keep_vars.then(|| chunk.vars.get_mut(i).map(std::mem::take).unwrap_or_default());
+                let user = chunk.users.get_mut(i).map(std::mem::take);
+                fill.push(&chunk.cids[i * 16..i * 16 + 16], vars, user);
+                if fill.is_full() {
+                    self.restage(written, fill.take()).await?;
+                    written += 1;
+                }
+            }
+        }
+        if !fill.chunk.is_empty() {
+            self.restage(written, fill.take()).await?;
+            written += 1;
+        }
+        let (id, end) = (self.id, self.first_seq + self.staged);
+        let tail = self.first_seq + written;
+        self.state.store.discard_upload(id, tail, end - tail).await.map_err(|e| Broken::Store(e.into()))?;
+        self.staged = written;
+        Ok(())
+    }
+
+    async fn restage(&self, k: u64, chunk: Chunk) -> Result<(), Broken> {
+        let seq = self.first_seq + k;
+        self.state.store.stage_chunk(self.id, seq, chunk).await.map_err(|e| Broken::Store(e.into()))
     }
 }
 
@@ -576,25 +695,22 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn filter_of(n: u8) -> Fingerprints {
-        let mut f = Fingerprints::default();
-        f.insert(&CompactCid([n; 16]));
-        f
+    fn uploads() -> Uploads {
+        Uploads::new(std::env::temp_dir().join(format!("campaignd-upload-test-{}", fastrand::u64(..))))
     }
 
     #[test]
-    fn idle_filters_are_dropped_and_their_number_is_capped() {
-        let uploads = Uploads::default();
+    fn idle_indexes_are_dropped_and_their_number_is_capped() {
+        let uploads = uploads();
         let start = Instant::now();
         for id in 0..(MAX_KEPT_FILTERS as u64 + 4) {
-            uploads.keep(id, filter_of(id as u8), start + Duration::from_secs(id));
+            uploads.keep(id, DraftIndex::default(), id, start + Duration::from_secs(id));
         }
         assert_eq!(uploads.filters_in_memory(), MAX_KEPT_FILTERS, "the least recently used go beyond the cap");
-        assert!(uploads.take(0).is_none() && uploads.take(3).is_none(), "the oldest went first");
+        assert!(uploads.take(0, 0).is_none() && uploads.take(3, 3).is_none(), "the oldest went first");
         let newest = MAX_KEPT_FILTERS as u64 + 3;
-        let kept = uploads.take(newest).expect("the newest is kept");
-        assert!(kept.contains(&CompactCid([newest as u8; 16])));
-        uploads.keep(newest, kept, start + Duration::from_secs(newest));
+        let kept = uploads.take(newest, newest).expect("the newest is kept");
+        uploads.keep(newest, kept, newest, start + Duration::from_secs(newest));
 
         uploads.sweep(start + FILTER_IDLE + Duration::from_secs(newest - 1));
         assert_eq!(uploads.filters_in_memory(), 1, "only the one used within FILTER_IDLE stays");
@@ -603,8 +719,16 @@ mod tests {
     }
 
     #[test]
+    fn an_index_of_another_chunk_count_is_not_taken() {
+        let uploads = uploads();
+        uploads.keep(7, DraftIndex::default(), 10, Instant::now());
+        assert!(uploads.take(7, 11).is_none(), "another daemon committed since: rebuild");
+        assert_eq!(uploads.filters_in_memory(), 0, "the stale index is dropped");
+    }
+
+    #[test]
     fn uploads_in_progress_count_as_filters_in_memory() {
-        let uploads = Uploads::default();
+        let uploads = uploads();
         let busy = uploads.begin(7).expect("not busy yet");
         assert_eq!(uploads.filters_in_memory(), 1);
         drop(busy);

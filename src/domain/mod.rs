@@ -5,7 +5,6 @@
 //! [`CampaignSpec`] means the value already obeys the rules.
 
 pub mod campaign;
-pub mod fingerprints;
 pub(crate) mod ids;
 pub mod legacy;
 pub mod message;

@@ -384,6 +384,9 @@ pub trait Store: Send + Sync + 'static {
     fn stage_chunk(&self, id: u64, seq: u64, chunk: Chunk) -> StoreFuture<'_, ()>;
     /// Makes staged chunks part of the campaign, durably.
     fn commit_upload(&self, id: u64, commit: UploadCommit) -> StoreFuture<'_, CampaignRecord>;
+    /// A staged chunk of an upload in progress (`None` if nothing is staged at `seq`), read
+    /// back when the upload's duplicates are taken out at its end.
+    fn staged_chunk(&self, id: u64, seq: u64) -> StoreFuture<'_, Option<Chunk>>;
     /// Removes staged chunks of a failed upload.
     fn discard_upload(&self, id: u64, first_seq: u64, chunks: u64) -> StoreFuture<'_, ()>;
     /// Durably notes that a list chunk is about to be sent (for the replay policy).

@@ -269,6 +269,10 @@ impl Store for PatientStore {
         self.inner.commit_upload(id, commit)
     }
 
+    fn staged_chunk(&self, id: u64, seq: u64) -> StoreFuture<'_, Option<Chunk>> {
+        Box::pin(self.patiently("staged_chunk", move || self.inner.staged_chunk(id, seq)))
+    }
+
     fn discard_upload(&self, id: u64, first_seq: u64, chunks: u64) -> StoreFuture<'_, ()> {
         self.inner.discard_upload(id, first_seq, chunks)
     }
@@ -391,6 +395,7 @@ mod tests {
             stage_chunk(id: u64, seq: u64, chunk: Chunk) -> ();
             commit_upload(id: u64, commit: UploadCommit) -> CampaignRecord;
             discard_upload(id: u64, first_seq: u64, chunks: u64) -> ();
+            staged_chunk(id: u64, seq: u64) -> Option<Chunk>;
             mark_inflight(id: u64, seq: u64) -> ();
             ack(ack: Ack) -> ();
             flush() -> ();

@@ -339,6 +339,10 @@ impl Store for SledStore {
         self.send(move |reply| Command::Commit { id, commit, reply })
     }
 
+    fn staged_chunk(&self, id: u64, seq: u64) -> StoreFuture<'_, Option<Chunk>> {
+        self.read(move |t| staged_chunk(t, id, seq))
+    }
+
     fn discard_upload(&self, id: u64, first_seq: u64, chunks: u64) -> StoreFuture<'_, ()> {
         self.send(move |reply| Command::Discard { id, first_seq, chunks, reply })
     }
@@ -667,6 +671,18 @@ fn pending_chunks(t: &Trees, id: u64, from_seq: u64, max: usize) -> Result<Vec<(
         out.push((seq, decode(&v)?));
     }
     Ok(out)
+}
+
+/// Chunk `seq` of `id` if it is staged (at or past the committed count).
+fn staged_chunk(t: &Trees, id: u64, seq: u64) -> Result<Option<Chunk>, StoreError> {
+    let rec = get_record(t, id)?.ok_or(StoreError::NotFound(id))?;
+    if seq < rec.chunk_count {
+        return Ok(None);
+    }
+    match Chunks::new(t.chunks.range(chunk_key(id, seq)..chunk_key(id, seq + 1))).next() {
+        Some(item) => Ok(Some(decode(&item?.1)?)),
+        None => Ok(None),
+    }
 }
 
 /// Reads committed chunks of `id` from `from_seq` until `max_bytes` of stored values (at least

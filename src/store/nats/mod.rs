@@ -866,6 +866,16 @@ impl Store for NatsStore {
         Box::pin(self.commit(id, commit))
     }
 
+    fn staged_chunk(&self, id: u64, seq: u64) -> StoreFuture<'_, Option<Chunk>> {
+        Box::pin(async move {
+            let Versioned { rec, .. } = self.read_existing(id).await?;
+            if seq < rec.chunk_count {
+                return Ok(None);
+            }
+            self.read_chunk(id, seq).await?.map(|v| decode(&v)).transpose()
+        })
+    }
+
     fn discard_upload(&self, id: u64, first_seq: u64, chunks: u64) -> StoreFuture<'_, ()> {
         Box::pin(self.discard(id, first_seq, chunks))
     }

@@ -1,0 +1,547 @@
+//! The upload's duplicate check: exact, and in memory bounded by a fraction of one upload
+//! whatever the size of the campaign.
+//!
+//! While an upload streams in, every recipient it stages is also appended (its cid and its
+//! ordinal in the upload) to one of [`PARTS`] spill files, chosen by a keyed hash of the cid.
+//! When the body has ended, [`settle`] takes the partitions one at a time: sorts it, marks each
+//! cid's later occurrences as duplicates, and looks the first ones up in the draft's
+//! [`DraftIndex`] (the cids of its committed uploads, as sorted runs split the same way). What
+//! is left is the upload's new cids, written as a new run. Runs of similar size are merged, so
+//! a draft of n recipients built by many uploads holds O(log n) runs and each cid is rewritten
+//! O(log n) times; a small upload to a large draft looks its cids up by binary search in the
+//! runs instead of reading them.
+//!
+//! Partitions are chosen by SipHash with a key drawn for each process, so no shape of input
+//! (sorted ids, shared prefixes) fills one partition: settling holds about a 64th of the upload.
+//! The files live in a directory of this process, locked while it runs; directories left by
+//! processes that stopped are removed by the next one. An index describes the draft only as this
+//! process last committed it: the caller keeps it beside the draft's chunk count and rebuilds it
+//! from the store when the count moved (another daemon's upload) or the index is gone (restart,
+//! eviction).
+
+use std::fs::{self, File};
+use std::hash::{BuildHasher, RandomState};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Partitions of a spill and of each run.
+pub const PARTS: usize = 64;
+/// Bytes of one spilled entry: the cid and its ordinal in the upload.
+const ENTRY: usize = 20;
+/// Bytes of one run entry: a cid.
+const CID: usize = 16;
+/// Write buffer of each spill partition.
+const PART_BUFFER: usize = 16 * 1024;
+/// A run partition up to this many times longer than the cids looked up in it is read through;
+/// a longer one is binary-searched, one read per step.
+const SCAN_RATIO: u64 = 16;
+
+/// The directory of this process's spill files, and the partitioning key.
+pub struct SpillRoot {
+    parent: PathBuf,
+    key: RandomState,
+    opened: Mutex<Option<Arc<OwnDir>>>,
+    next_name: AtomicU64,
+}
+
+/// This process's directory under the parent, locked while the process runs.
+struct OwnDir {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl SpillRoot {
+    /// Spills under `parent` (created on first use).
+    pub fn new(parent: impl Into<PathBuf>) -> SpillRoot {
+        SpillRoot {
+            parent: parent.into(),
+            key: RandomState::new(),
+            opened: Mutex::new(None),
+            next_name: AtomicU64::new(0),
+        }
+    }
+
+    /// The parent directory, for error messages.
+    pub fn parent(&self) -> &Path {
+        &self.parent
+    }
+
+    /// The partition of `cid`.
+    fn part_of(&self, cid: &[u8; CID]) -> usize {
+        (self.key.hash_one(u128::from_be_bytes(*cid)) >> 58) as usize
+    }
+
+    /// A new, empty directory of this process for one spill or run.
+    fn fresh_dir(&self, what: &str) -> io::Result<PathBuf> {
+        let own = self.own_dir()?;
+        let n = self.next_name.fetch_add(1, Ordering::Relaxed);
+        let dir = own.path.join(format!("{what}-{n}"));
+        fs::create_dir(&dir)?;
+        Ok(dir)
+    }
+
+    /// Opens this process's directory on first use, removing those of stopped processes.
+    fn own_dir(&self) -> io::Result<Arc<OwnDir>> {
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(own) = opened.as_ref() {
+            return Ok(Arc::clone(own));
+        }
+        fs::create_dir_all(&self.parent)?;
+        remove_abandoned(&self.parent);
+        let path = self.parent.join(format!("{}-{:016x}", std::process::id(), fastrand::u64(..)));
+        fs::create_dir(&path)?;
+        let lock = File::create(path.join("lock"))?;
+        lock.try_lock().map_err(|e| io::Error::other(format!("cannot lock {}: {e}", path.display())))?;
+        let own = Arc::new(OwnDir { path, _lock: lock });
+        *opened = Some(Arc::clone(&own));
+        Ok(own)
+    }
+}
+
+impl Drop for OwnDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Removes the directories under `parent` whose lock nobody holds: their process stopped.
+fn remove_abandoned(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let abandoned = match File::open(dir.join("lock")) {
+            Ok(lock) => lock.try_lock().is_ok(),
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        };
+        if abandoned && dir.is_dir() {
+            if let Err(e) = fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove an abandoned upload spill");
+            }
+        }
+    }
+}
+
+/// One upload's cids, partitioned on disk as they come. Its files go when it is dropped.
+pub struct Spill {
+    root: Arc<SpillRoot>,
+    dir: PathBuf,
+    parts: Vec<BufWriter<File>>,
+    written: u32,
+}
+
+impl Spill {
+    pub fn new(root: &Arc<SpillRoot>) -> io::Result<Spill> {
+        let dir = root.fresh_dir("upload")?;
+        let parts = (0..PARTS)
+            .map(|p| Ok(BufWriter::with_capacity(PART_BUFFER, File::create(dir.join(format!("{p}")))?)))
+            .collect::<io::Result<_>>()?;
+        Ok(Spill { root: Arc::clone(root), dir, parts, written: 0 })
+    }
+
+    /// Notes `cid` as the next recipient; answers its ordinal in the upload.
+    pub fn push(&mut self, cid: &[u8; CID]) -> io::Result<u32> {
+        let ordinal = self.written;
+        let mut entry = [0u8; ENTRY];
+        entry[..CID].copy_from_slice(cid);
+        entry[CID..].copy_from_slice(&ordinal.to_le_bytes());
+        self.parts[self.root.part_of(cid)].write_all(&entry)?;
+        self.written = ordinal
+            .checked_add(1)
+            .ok_or_else(|| io::Error::other("an upload cannot hold more than 2³² recipients"))?;
+        Ok(ordinal)
+    }
+
+    /// Reads partition `p` back (the writers must have been flushed).
+    fn read_part(&self, p: usize) -> io::Result<Vec<(u128, u32)>> {
+        let bytes = fs::read(self.dir.join(format!("{p}")))?;
+        Ok(bytes
+            .chunks_exact(ENTRY)
+            .map(|e| {
+                let mut cid = [0u8; CID];
+                cid.copy_from_slice(&e[..CID]);
+                let mut ord = [0u8; 4];
+                ord.copy_from_slice(&e[CID..]);
+                (u128::from_be_bytes(cid), u32::from_le_bytes(ord))
+            })
+            .collect())
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One sorted run of cids, in [`PARTS`] files. Its files go when it is dropped.
+struct Run {
+    dir: PathBuf,
+    lens: Vec<u64>,
+}
+
+impl Run {
+    fn total(&self) -> u64 {
+        self.lens.iter().sum()
+    }
+
+    fn part_path(&self, p: usize) -> PathBuf {
+        self.dir.join(format!("{p}"))
+    }
+
+    /// Keeps the `sorted` cids of partition `p` that this run does not hold, handing the
+    /// ordinals of the others to `held`.
+    fn keep_absent(&self, p: usize, sorted: &mut Vec<(u128, u32)>, held: &mut impl FnMut(u32)) -> io::Result<()> {
+        let len = self.lens[p];
+        if len == 0 || sorted.is_empty() {
+            return Ok(());
+        }
+        let file = File::open(self.part_path(p))?;
+        if len <= SCAN_RATIO * sorted.len() as u64 {
+            let mut cids = CidReader::new(file);
+            let mut next = cids.next();
+            sorted.retain(|(cid, ord)| {
+                while matches!(next, Ok(Some(c)) if c < *cid) {
+                    next = cids.next();
+                }
+                let found = matches!(next, Ok(Some(c)) if c == *cid);
+                if found {
+                    held(*ord);
+                }
+                !found
+            });
+            return next.map(drop);
+        }
+        let mut failure = None;
+        sorted.retain(|(cid, ord)| match holds(&file, len, *cid) {
+            Ok(true) => {
+                held(*ord);
+                false
+            }
+            Ok(false) => true,
+            Err(e) => {
+                failure = Some(e);
+                true
+            }
+        });
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Binary search for `cid` in a sorted file of `len` cids.
+fn holds(file: &File, len: u64, cid: u128) -> io::Result<bool> {
+    let (mut lo, mut hi) = (0u64, len);
+    let mut buf = [0u8; CID];
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        file.read_exact_at(&mut buf, mid * CID as u64)?;
+        match u128::from_be_bytes(buf).cmp(&cid) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return Ok(true),
+        }
+    }
+    Ok(false)
+}
+
+/// Reads a sorted run file one cid at a time.
+struct CidReader {
+    inner: BufReader<File>,
+}
+
+impl CidReader {
+    fn new(file: File) -> CidReader {
+        CidReader { inner: BufReader::with_capacity(64 * 1024, file) }
+    }
+
+    fn next(&mut self) -> io::Result<Option<u128>> {
+        let mut buf = [0u8; CID];
+        match self.inner.read_exact(&mut buf) {
+            Ok(()) => Ok(Some(u128::from_be_bytes(buf))),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Writes one run, partition by partition.
+struct RunWriter {
+    dir: PathBuf,
+    lens: Vec<u64>,
+}
+
+impl RunWriter {
+    fn new(root: &SpillRoot) -> io::Result<RunWriter> {
+        Ok(RunWriter { dir: root.fresh_dir("run")?, lens: Vec::with_capacity(PARTS) })
+    }
+
+    /// Writes the next partition from sorted cids.
+    fn part(&mut self, cids: impl Iterator<Item = u128>) -> io::Result<()> {
+        let path = self.dir.join(format!("{}", self.lens.len()));
+        let mut out = BufWriter::with_capacity(64 * 1024, File::create(path)?);
+        let mut n = 0u64;
+        for cid in cids {
+            out.write_all(&cid.to_be_bytes())?;
+            n += 1;
+        }
+        out.flush()?;
+        self.lens.push(n);
+        Ok(())
+    }
+
+    fn finish(self) -> Run {
+        Run { dir: self.dir, lens: self.lens }
+    }
+}
+
+/// The cids of a draft's committed uploads, as sorted runs.
+#[derive(Default)]
+pub struct DraftIndex {
+    runs: Vec<Run>,
+}
+
+impl DraftIndex {
+    /// Cids held.
+    #[cfg(test)]
+    fn len(&self) -> u64 {
+        self.runs.iter().map(Run::total).sum()
+    }
+
+    /// Adds a committed upload's new cids, then merges the newest runs while the last is at
+    /// least half the size of the one before (so sizes at least double down the list).
+    pub fn add(&mut self, root: &SpillRoot, fresh: NewCids) -> io::Result<()> {
+        self.runs.push(fresh.0);
+        while let [.., older, newer] = self.runs.as_slice() {
+            if newer.total() * 2 < older.total() {
+                break;
+            }
+            let merged = merge(root, older, newer)?;
+            self.runs.truncate(self.runs.len() - 2);
+            self.runs.push(merged);
+        }
+        Ok(())
+    }
+}
+
+/// Merges two runs with no cid in common.
+fn merge(root: &SpillRoot, a: &Run, b: &Run) -> io::Result<Run> {
+    let mut out = RunWriter::new(root)?;
+    for p in 0..PARTS {
+        let mut left = CidReader::new(File::open(a.part_path(p))?);
+        let mut right = CidReader::new(File::open(b.part_path(p))?);
+        let (mut l, mut r) = (left.next()?, right.next()?);
+        let mut merged = Vec::with_capacity((a.lens[p] + b.lens[p]) as usize);
+        loop {
+            match (l, r) {
+                (Some(x), Some(y)) if x <= y => {
+                    merged.push(x);
+                    l = left.next()?;
+                }
+                (_, Some(y)) => {
+                    merged.push(y);
+                    r = right.next()?;
+                }
+                (Some(x), None) => {
+                    merged.push(x);
+                    l = left.next()?;
+                }
+                (None, None) => break,
+            }
+        }
+        out.part(merged.into_iter())?;
+    }
+    Ok(out.finish())
+}
+
+/// An upload's cids that neither it (earlier) nor the draft held: a run to add to the draft's
+/// index once the upload is committed.
+pub struct NewCids(Run);
+
+/// What [`settle`] found.
+pub struct Settled {
+    /// One bit per ordinal: set for a duplicate.
+    pub duplicates: Vec<u64>,
+    pub duplicate_count: u64,
+    /// Recipients that are new to the draft.
+    pub new: u64,
+    pub new_cids: NewCids,
+}
+
+impl Settled {
+    pub fn is_duplicate(&self, ordinal: u32) -> bool {
+        let i = ordinal as usize;
+        self.duplicates.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
+    }
+
+    /// The first ordinal marked a duplicate.
+    pub fn first_duplicate(&self) -> Option<u32> {
+        let (i, w) = self.duplicates.iter().enumerate().find(|(_, w)| **w != 0)?;
+        Some((i * 64) as u32 + w.trailing_zeros())
+    }
+}
+
+/// Finds the duplicates of `spill`: later occurrences within it, and cids `index` holds.
+/// Blocking: file I/O and a sort of one partition at a time.
+pub fn settle(mut spill: Spill, index: &DraftIndex) -> io::Result<Settled> {
+    for part in &mut spill.parts {
+        part.flush()?;
+    }
+    let mut duplicates = vec![0u64; (spill.written as usize).div_ceil(64)];
+    let mut duplicate_count = 0u64;
+    let mut out = RunWriter::new(&spill.root)?;
+    for p in 0..PARTS {
+        let mut entries = spill.read_part(p)?;
+        entries.sort_unstable();
+        let mut first = Vec::with_capacity(entries.len());
+        for (i, &(cid, ord)) in entries.iter().enumerate() {
+            if i > 0 && entries[i - 1].0 == cid {
+                duplicates[ord as usize / 64] |= 1 << (ord % 64);
+                duplicate_count += 1;
+            } else {
+                first.push((cid, ord));
+            }
+        }
+        drop(entries);
+        for run in &index.runs {
+            run.keep_absent(p, &mut first, &mut |ord| {
+                duplicates[ord as usize / 64] |= 1 << (ord % 64);
+                duplicate_count += 1;
+            })?;
+        }
+        out.part(first.into_iter().map(|(cid, _)| cid))?;
+    }
+    let run = out.finish();
+    Ok(Settled { duplicates, duplicate_count, new: run.total(), new_cids: NewCids(run) })
+}
+
+/// Builds a draft's index from its committed cids (16 bytes each, back to back), fed a page at
+/// a time.
+pub struct IndexBuilder {
+    spill: Spill,
+}
+
+impl IndexBuilder {
+    pub fn new(root: &Arc<SpillRoot>) -> io::Result<IndexBuilder> {
+        Ok(IndexBuilder { spill: Spill::new(root)? })
+    }
+
+    pub fn feed(&mut self, cids: &[u8]) -> io::Result<()> {
+        for c in cids.chunks_exact(CID) {
+            let mut cid = [0u8; CID];
+            cid.copy_from_slice(c);
+            self.spill.push(&cid)?;
+        }
+        Ok(())
+    }
+
+    /// The index (blocking: sorts the partitions).
+    pub fn finish(self) -> io::Result<DraftIndex> {
+        let root = Arc::clone(&self.spill.root);
+        let settled = settle(self.spill, &DraftIndex::default())?;
+        let mut index = DraftIndex::default();
+        index.add(&root, settled.new_cids)?;
+        Ok(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn root() -> Arc<SpillRoot> {
+        Arc::new(SpillRoot::new(std::env::temp_dir().join(format!("campaignd-dedup-test-{}", fastrand::u64(..)))))
+    }
+
+    fn cid(n: u64) -> [u8; 16] {
+        u128::from(n).to_be_bytes() // sequential ids: the shape that would pile into one bucket
+    }
+
+    /// Settles one upload of `ids` against `index` and adds it; answers the duplicate flags.
+    fn upload(root: &Arc<SpillRoot>, index: &mut DraftIndex, ids: &[u64]) -> Vec<bool> {
+        let mut spill = Spill::new(root).unwrap();
+        for (i, n) in ids.iter().enumerate() {
+            assert_eq!(spill.push(&cid(*n)).unwrap(), i as u32);
+        }
+        let settled = settle(spill, index).unwrap();
+        let flags: Vec<bool> = (0..ids.len() as u32).map(|o| settled.is_duplicate(o)).collect();
+        assert_eq!(settled.duplicate_count, flags.iter().filter(|d| **d).count() as u64);
+        assert_eq!(settled.new + settled.duplicate_count, ids.len() as u64);
+        index.add(root, settled.new_cids).unwrap();
+        flags
+    }
+
+    /// The reference: a cid is a duplicate if the draft or this upload (earlier) held it.
+    fn expected(held: &mut HashSet<u64>, ids: &[u64]) -> Vec<bool> {
+        ids.iter().map(|n| !held.insert(*n)).collect()
+    }
+
+    #[test]
+    fn uploads_of_any_size_find_exactly_the_later_occurrences() {
+        let root = root();
+        let mut index = DraftIndex::default();
+        let mut held = HashSet::new();
+        let mut rng = fastrand::Rng::with_seed(15);
+        // Large then small uploads: both the read-through and the binary-search lookups run,
+        // and the runs are merged along the way.
+        for size in [20_000usize, 5_000, 3, 40_000, 1, 700, 100, 10_000] {
+            let ids: Vec<u64> = (0..size).map(|_| rng.u64(0..60_000)).collect();
+            assert_eq!(upload(&root, &mut index, &ids), expected(&mut held, &ids), "upload of {size}");
+            assert_eq!(index.len(), held.len() as u64);
+            assert!(index.runs.len() <= 8, "runs are merged: {}", index.runs.len());
+        }
+    }
+
+    #[test]
+    fn an_index_built_from_the_store_finds_what_it_holds() {
+        let root = root();
+        let mut builder = IndexBuilder::new(&root).unwrap();
+        let committed: Vec<u8> = (0..5000u64).flat_map(cid).collect();
+        builder.feed(&committed[..16 * 2000]).unwrap();
+        builder.feed(&committed[16 * 2000..]).unwrap();
+        let mut index = builder.finish().unwrap();
+        assert_eq!(index.len(), 5000);
+        let flags = upload(&root, &mut index, &[4999, 5000, 5000, 1]);
+        assert_eq!(flags, [true, false, true, true]);
+    }
+
+    #[test]
+    fn sequential_ids_spread_over_all_partitions() {
+        let root = root();
+        let mut per_part = [0u32; PARTS];
+        for n in 0..64_000u64 {
+            per_part[root.part_of(&cid(n))] += 1;
+        }
+        // 1000 a partition on average; a random spread keeps every one within about ±15%.
+        assert!(per_part.iter().all(|c| (800..1200).contains(c)), "{per_part:?}");
+    }
+
+    #[test]
+    fn files_go_with_their_owners_and_abandoned_directories_with_the_next_process() {
+        let root = root();
+        let spill = Spill::new(&root).unwrap();
+        let own = root.own_dir().unwrap().path.clone();
+        assert_eq!(fs::read_dir(&own).unwrap().count(), 2, "the lock and one spill");
+        drop(spill);
+        assert_eq!(fs::read_dir(&own).unwrap().count(), 1, "a dropped spill leaves nothing");
+
+        // A directory whose process stopped (nobody holds its lock) and one without a lock.
+        let stopped = root.parent().join("1-stopped");
+        fs::create_dir_all(stopped.join("upload-0")).unwrap();
+        File::create(stopped.join("lock")).unwrap();
+        fs::create_dir_all(root.parent().join("2-unlocked")).unwrap();
+        let next = SpillRoot::new(root.parent());
+        let next_own = next.own_dir().unwrap().path.clone();
+        assert!(!stopped.exists() && !root.parent().join("2-unlocked").exists());
+        assert!(own.exists(), "a running process's directory stays");
+        assert!(next_own.exists());
+    }
+}
