@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use campaignd::client::{channel_body, ApiClient, ClientError};
-use common::{batch_campaign, cid, list_campaign, spawn_app, spawn_app_with, TestApp};
 use campaignd::store::{SledStore, Store, StoreSettings};
+use common::{batch_campaign, cid, list_campaign, spawn_app, spawn_app_with, TestApp};
 
 fn api_err(e: ClientError) -> (u16, String, String) {
     match e {
@@ -361,7 +361,8 @@ fn rss_returns_near_its_baseline_after_uploads_of_heavy_vars() {
 async fn duplicates_are_taken_out_and_the_chunks_repacked_with_the_first_occurrences_vars() {
     let mut app = spawn_app().await;
     let id = app.create(batch_campaign("repacked")).await;
-    let line = |i: u64, tag: &str| format!("{{\"cid\":\"{}\",\"vars\":{{\"name\":\"{tag}{i}\",\"code\":{i}}}}}\n", cid(i));
+    let line =
+        |i: u64, tag: &str| format!("{{\"cid\":\"{}\",\"vars\":{{\"name\":\"{tag}{i}\",\"code\":{i}}}}}\n", cid(i));
     // 3000 recipients; after every third comes a repeat of an earlier one (or of itself).
     let mut body = String::new();
     for i in 0..3000u64 {
@@ -373,12 +374,14 @@ async fn duplicates_are_taken_out_and_the_chunks_repacked_with_the_first_occurre
     let up = app.api.upload(&id, "application/x-ndjson", body).await.unwrap();
     assert_eq!((up.accepted, up.duplicates, up.campaign_total), (3000, 1000, 3000), "{up:?}");
     // A second upload overlapping the first: only its new half is kept.
-    let up = app.api.upload(&id, "application/x-ndjson", (2500..3500).map(|i| line(i, "first")).collect::<String>()).await;
+    let up =
+        app.api.upload(&id, "application/x-ndjson", (2500..3500).map(|i| line(i, "first")).collect::<String>()).await;
     let up = up.unwrap();
     assert_eq!((up.accepted, up.duplicates, up.campaign_total), (500, 500, 3500), "{up:?}");
     app.stop_within(Duration::from_secs(10)).await;
 
-    let store = SledStore::open(&StoreSettings { path: app.store_dir.path().to_path_buf(), cache_bytes: 8 << 20 }).unwrap();
+    let store =
+        SledStore::open(&StoreSettings { path: app.store_dir.path().to_path_buf(), cache_bytes: 8 << 20 }).unwrap();
     let id: u64 = id.parse().unwrap();
     let chunks = store.pending_chunks(id, 0, 1000).await.unwrap();
     let sizes: Vec<usize> = chunks.iter().map(|(_, c)| c.len()).collect();

@@ -124,6 +124,24 @@ fn remove_abandoned(parent: &Path) {
     }
 }
 
+/// A spilled entry: the cid, then the ordinal, both big-endian.
+#[derive(Clone, Copy)]
+struct Entry([u8; ENTRY]);
+
+impl Entry {
+    fn cid(&self) -> u128 {
+        let mut b = [0u8; CID];
+        b.copy_from_slice(&self.0[..CID]);
+        u128::from_be_bytes(b)
+    }
+
+    fn ordinal(&self) -> u32 {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&self.0[CID..]);
+        u32::from_be_bytes(b)
+    }
+}
+
 /// One upload's cids, partitioned on disk as they come. Its files go when it is dropped.
 pub struct Spill {
     root: Arc<SpillRoot>,
@@ -146,27 +164,23 @@ impl Spill {
         let ordinal = self.written;
         let mut entry = [0u8; ENTRY];
         entry[..CID].copy_from_slice(cid);
-        entry[CID..].copy_from_slice(&ordinal.to_le_bytes());
+        entry[CID..].copy_from_slice(&ordinal.to_be_bytes());
         self.parts[self.root.part_of(cid)].write_all(&entry)?;
-        self.written = ordinal
-            .checked_add(1)
-            .ok_or_else(|| io::Error::other("an upload cannot hold more than 2³² recipients"))?;
+        self.written =
+            ordinal.checked_add(1).ok_or_else(|| io::Error::other("an upload cannot hold more than 2³² recipients"))?;
         Ok(ordinal)
     }
 
-    /// Reads partition `p` back (the writers must have been flushed).
-    fn read_part(&self, p: usize) -> io::Result<Vec<(u128, u32)>> {
-        let bytes = fs::read(self.dir.join(format!("{p}")))?;
-        Ok(bytes
-            .chunks_exact(ENTRY)
-            .map(|e| {
-                let mut cid = [0u8; CID];
-                cid.copy_from_slice(&e[..CID]);
-                let mut ord = [0u8; 4];
-                ord.copy_from_slice(&e[CID..]);
-                (u128::from_be_bytes(cid), u32::from_le_bytes(ord))
-            })
-            .collect())
+    /// Reads partition `p` back (the writers must have been flushed), 20 bytes an entry.
+    fn read_part(&self, p: usize) -> io::Result<Vec<Entry>> {
+        let file = File::open(self.dir.join(format!("{p}")))?;
+        let n = file.metadata()?.len() as usize / ENTRY;
+        let mut reader = BufReader::with_capacity(64 * 1024, file);
+        let mut entries = vec![Entry([0; ENTRY]); n];
+        for e in &mut entries {
+            reader.read_exact(&mut e.0)?;
+        }
+        Ok(entries)
     }
 }
 
@@ -193,7 +207,7 @@ impl Run {
 
     /// Keeps the `sorted` cids of partition `p` that this run does not hold, handing the
     /// ordinals of the others to `held`.
-    fn keep_absent(&self, p: usize, sorted: &mut Vec<(u128, u32)>, held: &mut impl FnMut(u32)) -> io::Result<()> {
+    fn keep_absent(&self, p: usize, sorted: &mut Vec<Entry>, held: &mut impl FnMut(u32)) -> io::Result<()> {
         let len = self.lens[p];
         if len == 0 || sorted.is_empty() {
             return Ok(());
@@ -202,22 +216,23 @@ impl Run {
         if len <= SCAN_RATIO * sorted.len() as u64 {
             let mut cids = CidReader::new(file);
             let mut next = cids.next();
-            sorted.retain(|(cid, ord)| {
-                while matches!(next, Ok(Some(c)) if c < *cid) {
+            sorted.retain(|e| {
+                let cid = e.cid();
+                while matches!(next, Ok(Some(c)) if c < cid) {
                     next = cids.next();
                 }
-                let found = matches!(next, Ok(Some(c)) if c == *cid);
+                let found = matches!(next, Ok(Some(c)) if c == cid);
                 if found {
-                    held(*ord);
+                    held(e.ordinal());
                 }
                 !found
             });
             return next.map(drop);
         }
         let mut failure = None;
-        sorted.retain(|(cid, ord)| match holds(&file, len, *cid) {
+        sorted.retain(|e| match holds(&file, len, e.cid()) {
             Ok(true) => {
-                held(*ord);
+                held(e.ordinal());
                 false
             }
             Ok(false) => true,
@@ -398,25 +413,25 @@ pub fn settle(mut spill: Spill, index: &DraftIndex) -> io::Result<Settled> {
     let mut duplicate_count = 0u64;
     let mut out = RunWriter::new(&spill.root)?;
     for p in 0..PARTS {
-        let mut entries = spill.read_part(p)?;
-        entries.sort_unstable();
-        let mut first = Vec::with_capacity(entries.len());
-        for (i, &(cid, ord)) in entries.iter().enumerate() {
-            if i > 0 && entries[i - 1].0 == cid {
+        let mut first = spill.read_part(p)?;
+        first.sort_unstable_by_key(|e| (e.cid(), e.ordinal()));
+        // Of equal cids, the first (lowest ordinal) stays.
+        first.dedup_by(|later, earlier| {
+            let same = later.cid() == earlier.cid();
+            if same {
+                let ord = later.ordinal();
                 duplicates[ord as usize / 64] |= 1 << (ord % 64);
                 duplicate_count += 1;
-            } else {
-                first.push((cid, ord));
             }
-        }
-        drop(entries);
+            same
+        });
         for run in &index.runs {
             run.keep_absent(p, &mut first, &mut |ord| {
                 duplicates[ord as usize / 64] |= 1 << (ord % 64);
                 duplicate_count += 1;
             })?;
         }
-        out.part(first.into_iter().map(|(cid, _)| cid))?;
+        out.part(first.iter().map(Entry::cid))?;
     }
     let run = out.finish();
     Ok(Settled { duplicates, duplicate_count, new: run.total(), new_cids: NewCids(run) })

@@ -76,11 +76,7 @@ struct KeptFilter {
 impl Uploads {
     /// Spills and indexes under `spill_dir`.
     pub(super) fn new(spill_dir: std::path::PathBuf) -> Uploads {
-        Uploads {
-            spill_root: Arc::new(SpillRoot::new(spill_dir)),
-            busy: Mutex::default(),
-            seen: Mutex::default(),
-        }
+        Uploads { spill_root: Arc::new(SpillRoot::new(spill_dir)), busy: Mutex::default(), seen: Mutex::default() }
     }
 
     pub(super) fn in_progress(&self, id: u64) -> bool {
@@ -442,7 +438,8 @@ impl<'a> Job<'a> {
         let root = &state.uploads.spill_root;
         let spill = Spill::new(root).map_err(|e| spill_error(root, e))?;
         let batch = rec.spec.mode == Mode::BatchSingle;
-        let chunk_size = if batch { state.settings.chunk_size.min(MAX_BATCH_MESSAGES) } else { state.settings.chunk_size };
+        let chunk_size =
+            if batch { state.settings.chunk_size.min(MAX_BATCH_MESSAGES) } else { state.settings.chunk_size };
         Ok(Job {
             state,
             id: rec.id,

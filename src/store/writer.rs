@@ -26,6 +26,11 @@ use crate::domain::{CampaignSpec, CampaignState, Counts};
 
 /// Most commands applied under one flush.
 const GROUP_COMMIT_MAX: usize = 512;
+/// Staged chunk bytes written without a flush before one is made anyway. Staged chunks need no
+/// flush of their own (the commit makes them durable), but sled keeps what it has not written
+/// out in memory: without this bound a fast upload piles up half a second of chunks (sled's
+/// own flush interval), which was the peak memory of a 10M-recipient run.
+const STAGED_UNFLUSHED_MAX: usize = 2 << 20;
 
 /// A write request and where to send its answer.
 pub(super) enum Command {
@@ -79,6 +84,8 @@ pub(super) struct Writer {
     acked: HashMap<u64, u64>,
     live: LiveMap,
     census: CensusCell,
+    /// Bytes of staged chunks written since the last flush.
+    staged_unflushed: usize,
 }
 
 /// A reply to send once the batch is durable.
@@ -91,8 +98,15 @@ fn db_err(e: sled::Error) -> StoreError {
 impl Writer {
     /// Loads every campaign and repairs what a crash may have left half-done.
     pub(super) fn recover(trees: Trees, live: LiveMap, census: CensusCell) -> Result<Writer, StoreError> {
-        let mut w =
-            Writer { trees, records: HashMap::new(), unfolded: HashMap::new(), acked: HashMap::new(), live, census };
+        let mut w = Writer {
+            trees,
+            records: HashMap::new(),
+            unfolded: HashMap::new(),
+            acked: HashMap::new(),
+            live,
+            census,
+            staged_unflushed: 0,
+        };
         for item in w.trees.campaigns.iter() {
             let (_, v) = item.map_err(db_err)?;
             let rec: CampaignRecord = decode(&v)?;
@@ -169,10 +183,14 @@ impl Writer {
             let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
             let mut touched = HashSet::new();
             let mut stop = false;
-            let durable = batch.iter().any(|cmd| !matches!(cmd, Command::Stage { .. }));
+            let mut durable = batch.iter().any(|cmd| !matches!(cmd, Command::Stage { .. }));
             for cmd in batch {
                 stop |= matches!(cmd, Command::Shutdown { .. });
                 pending.push(self.apply(cmd, &mut touched));
+            }
+            durable |= self.staged_unflushed >= STAGED_UNFLUSHED_MAX;
+            if durable {
+                self.staged_unflushed = 0;
             }
             let mut failure = None;
             for id in touched {
@@ -337,6 +355,7 @@ impl Writer {
         // Nothing of an earlier value for this seq may remain between or after the new parts.
         self.remove_chunk(id, seq)?;
         let value = encode_compact(chunk)?;
+        self.staged_unflushed += value.len();
         for (key, piece) in chunk_entries(id, seq, &value) {
             self.trees.chunks.insert(key, piece).map_err(db_err)?;
         }
