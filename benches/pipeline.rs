@@ -1,5 +1,5 @@
-//! The daemon's own hot paths: chunk encoding, the sled store, governor pacing, and a whole
-//! campaign through the in-process simulator.
+//! The daemon's own hot paths: chunk encoding, the sled store, the upload's duplicate check,
+//! governor pacing, and a whole campaign through the in-process simulator.
 //!
 //! Run: `cargo bench --bench pipeline`.
 
@@ -204,5 +204,36 @@ fn end_to_end(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codec, store, pacing, end_to_end);
+/// The upload's duplicate check: spilling an upload's cids and settling them, into an empty
+/// draft and, for a small upload, against a large draft's index (binary search in its runs).
+fn duplicate_check(c: &mut Criterion) {
+    use campaignd::api::dedup::{settle, DraftIndex, IndexBuilder, Spill, SpillRoot};
+    let dir = tempfile::tempdir().unwrap();
+    let root = Arc::new(SpillRoot::new(dir.path().join("spill")));
+    let cid = |i: u64| (u128::from(i)).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835).to_be_bytes();
+    let spill_of = |ids: std::ops::Range<u64>| {
+        let mut spill = Spill::new(&root);
+        for i in ids {
+            spill.push(&cid(i)).unwrap();
+        }
+        spill
+    };
+    let mut g = c.benchmark_group("duplicate_check");
+    g.throughput(Throughput::Elements(200_000));
+    g.bench_function("spill_and_settle_200k_into_an_empty_draft", |b| {
+        let empty = DraftIndex::default();
+        b.iter(|| settle(spill_of(0..200_000), &empty).unwrap().new)
+    });
+    let mut builder = IndexBuilder::new(&root);
+    let held: Vec<u8> = (0..1_000_000u64).flat_map(cid).collect();
+    builder.feed(&held).unwrap();
+    let big = builder.finish().unwrap();
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("spill_and_settle_1000_against_a_1m_draft", |b| {
+        b.iter(|| settle(spill_of(999_500..1_000_500), &big).unwrap().duplicate_count)
+    });
+    g.finish();
+}
+
+criterion_group!(benches, codec, store, duplicate_check, pacing, end_to_end);
 criterion_main!(benches);

@@ -52,7 +52,7 @@ pub struct Metrics {
     pub wecom_callbacks_total: IntCounterVec,
     /// Bytes the store takes on disk.
     pub store_size_bytes: IntGauge,
-    /// Draft campaigns whose upload duplicate filter is in memory.
+    /// Draft campaigns whose upload duplicate index is held (in use, or kept on disk).
     pub upload_filters: IntGauge,
     /// SMS fallback: recipients per second-channel outcome, by app and result (`sent`,
     /// `delivered`, `failed`, `maybe_sent`, `replayed`, `skipped_<reason>`).
@@ -138,8 +138,8 @@ impl Metrics {
             store_size_bytes: IntGauge::new("store_size_bytes", "Bytes the on-disk store takes.").expect("valid metric"),
             upload_filters: IntGauge::new(
                 "upload_filters",
-                "Draft campaigns whose upload duplicate filter (1.5 MB + 8 bytes a recipient) is held in memory: \
-                 in use by an upload, or kept a few minutes for the next one.",
+                "Draft campaigns whose upload duplicate index (on disk, 16 bytes a recipient) is held: in use by \
+                 an upload, or kept a few minutes for the next one.",
             )
             .expect("valid metric"),
             sms_total: IntCounterVec::new(

@@ -378,6 +378,10 @@ async fn duplicates_are_taken_out_and_the_chunks_repacked_with_the_first_occurre
         app.api.upload(&id, "application/x-ndjson", (2500..3500).map(|i| line(i, "first")).collect::<String>()).await;
     let up = up.unwrap();
     assert_eq!((up.accepted, up.duplicates, up.campaign_total), (500, 500, 3500), "{up:?}");
+    // Nothing but duplicates: every staged chunk goes again.
+    let up = app.api.upload(&id, "application/x-ndjson", (0..1000).map(|i| line(i, "again")).collect::<String>()).await;
+    let up = up.unwrap();
+    assert_eq!((up.accepted, up.duplicates, up.campaign_total), (0, 1000, 3500), "{up:?}");
     app.stop_within(Duration::from_secs(10)).await;
 
     let store =

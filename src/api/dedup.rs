@@ -21,7 +21,7 @@
 
 use std::fs::{self, File};
 use std::hash::{BuildHasher, RandomState};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +35,9 @@ const ENTRY: usize = 20;
 const CID: usize = 16;
 /// Write buffer of each spill partition.
 const PART_BUFFER: usize = 16 * 1024;
+/// Entries a spill holds in memory (1.3 MB) before it goes to disk: a small upload writes no
+/// spill file.
+const HELD_MAX: usize = 64 * 1024;
 /// A run partition up to this many times longer than the cids looked up in it is read through;
 /// a longer one is binary-searched, one read per step.
 const SCAN_RATIO: u64 = 16;
@@ -50,6 +53,7 @@ pub struct SpillRoot {
 /// This process's directory under the parent, locked while the process runs.
 struct OwnDir {
     path: PathBuf,
+    lock_path: PathBuf,
     _lock: File,
 }
 
@@ -74,16 +78,23 @@ impl SpillRoot {
         (self.key.hash_one(u128::from_be_bytes(*cid)) >> 58) as usize
     }
 
-    /// A new, empty directory of this process for one spill or run.
+    /// A new, empty directory of this process for one spill.
     fn fresh_dir(&self, what: &str) -> io::Result<PathBuf> {
-        let own = self.own_dir()?;
-        let n = self.next_name.fetch_add(1, Ordering::Relaxed);
-        let dir = own.path.join(format!("{what}-{n}"));
+        let dir = self.fresh_file(what)?;
         fs::create_dir(&dir)?;
         Ok(dir)
     }
 
-    /// Opens this process's directory on first use, removing those of stopped processes.
+    /// A new name in this process's directory.
+    fn fresh_file(&self, what: &str) -> io::Result<PathBuf> {
+        let own = self.own_dir()?;
+        let n = self.next_name.fetch_add(1, Ordering::Relaxed);
+        Ok(own.path.join(format!("{what}-{n}")))
+    }
+
+    /// Opens this process's directory on first use, removing those of stopped processes. Its
+    /// lock file (`NAME.lock` beside it) is made and locked before the directory exists, so a
+    /// directory whose lock file is missing or free belongs to nobody.
     fn own_dir(&self) -> io::Result<Arc<OwnDir>> {
         let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(own) = opened.as_ref() {
@@ -91,11 +102,13 @@ impl SpillRoot {
         }
         fs::create_dir_all(&self.parent)?;
         remove_abandoned(&self.parent);
-        let path = self.parent.join(format!("{}-{:016x}", std::process::id(), fastrand::u64(..)));
+        let name = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
+        let lock_path = self.parent.join(format!("{name}.lock"));
+        let lock = File::create(&lock_path)?;
+        lock.try_lock().map_err(|e| io::Error::other(format!("cannot lock {}: {e}", lock_path.display())))?;
+        let path = self.parent.join(name);
         fs::create_dir(&path)?;
-        let lock = File::create(path.join("lock"))?;
-        lock.try_lock().map_err(|e| io::Error::other(format!("cannot lock {}: {e}", path.display())))?;
-        let own = Arc::new(OwnDir { path, _lock: lock });
+        let own = Arc::new(OwnDir { path, lock_path, _lock: lock });
         *opened = Some(Arc::clone(&own));
         Ok(own)
     }
@@ -104,23 +117,31 @@ impl SpillRoot {
 impl Drop for OwnDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.path);
+        let _ = fs::remove_file(&self.lock_path);
     }
 }
 
-/// Removes the directories under `parent` whose lock nobody holds: their process stopped.
+/// Removes the directories under `parent` whose process stopped: their lock file is free or
+/// gone.
 fn remove_abandoned(parent: &Path) {
     let Ok(entries) = fs::read_dir(parent) else { return };
     for entry in entries.flatten() {
         let dir = entry.path();
-        let abandoned = match File::open(dir.join("lock")) {
-            Ok(lock) => lock.try_lock().is_ok(),
-            Err(e) => e.kind() == io::ErrorKind::NotFound,
-        };
-        if abandoned && dir.is_dir() {
-            if let Err(e) = fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove an abandoned upload spill");
-            }
+        if !dir.is_dir() {
+            continue;
         }
+        let lock_path = dir.with_extension("lock");
+        let held = match File::open(&lock_path) {
+            Ok(lock) => lock.try_lock().is_err(),
+            Err(_) => false,
+        };
+        if held {
+            continue;
+        }
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove an abandoned upload spill");
+        }
+        let _ = fs::remove_file(&lock_path);
     }
 }
 
@@ -142,33 +163,34 @@ impl Entry {
     }
 }
 
-/// One upload's cids, partitioned on disk as they come. Its files go when it is dropped.
+/// One upload's cids: held in memory while the upload is small, partitioned on disk once it
+/// passes [`HELD_MAX`]. Its files go when it is dropped.
 pub struct Spill {
     root: Arc<SpillRoot>,
-    dir: PathBuf,
-    parts: Vec<BufWriter<File>>,
+    held: Vec<Entry>,
+    files: Option<SpillFiles>,
     written: u32,
 }
 
-impl Spill {
-    pub fn new(root: &Arc<SpillRoot>) -> io::Result<Spill> {
+/// The partition files of a spill that outgrew memory.
+struct SpillFiles {
+    dir: PathBuf,
+    parts: Vec<BufWriter<File>>,
+}
+
+impl SpillFiles {
+    fn create(root: &SpillRoot) -> io::Result<SpillFiles> {
         let dir = root.fresh_dir("upload")?;
         let parts = (0..PARTS)
             .map(|p| Ok(BufWriter::with_capacity(PART_BUFFER, File::create(dir.join(format!("{p}")))?)))
-            .collect::<io::Result<_>>()?;
-        Ok(Spill { root: Arc::clone(root), dir, parts, written: 0 })
-    }
-
-    /// Notes `cid` as the next recipient; answers its ordinal in the upload.
-    pub fn push(&mut self, cid: &[u8; CID]) -> io::Result<u32> {
-        let ordinal = self.written;
-        let mut entry = [0u8; ENTRY];
-        entry[..CID].copy_from_slice(cid);
-        entry[CID..].copy_from_slice(&ordinal.to_be_bytes());
-        self.parts[self.root.part_of(cid)].write_all(&entry)?;
-        self.written =
-            ordinal.checked_add(1).ok_or_else(|| io::Error::other("an upload cannot hold more than 2³² recipients"))?;
-        Ok(ordinal)
+            .collect::<io::Result<_>>();
+        match parts {
+            Ok(parts) => Ok(SpillFiles { dir, parts }),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
     }
 
     /// Reads partition `p` back (the writers must have been flushed), 20 bytes an entry.
@@ -184,37 +206,98 @@ impl Spill {
     }
 }
 
-impl Drop for Spill {
+impl Drop for SpillFiles {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
-/// One sorted run of cids, in [`PARTS`] files. Its files go when it is dropped.
+impl Spill {
+    /// An empty spill under `root`.
+    pub fn new(root: &Arc<SpillRoot>) -> Spill {
+        Spill { root: Arc::clone(root), held: Vec::new(), files: None, written: 0 }
+    }
+
+    /// Notes `cid` as the next recipient; answers its ordinal in the upload.
+    pub fn push(&mut self, cid: &[u8; CID]) -> io::Result<u32> {
+        let ordinal = self.written;
+        let mut entry = Entry([0u8; ENTRY]);
+        entry.0[..CID].copy_from_slice(cid);
+        entry.0[CID..].copy_from_slice(&ordinal.to_be_bytes());
+        match &mut self.files {
+            Some(files) => files.parts[self.root.part_of(cid)].write_all(&entry.0)?,
+            None if self.held.len() < HELD_MAX => self.held.push(entry),
+            None => {
+                let mut files = SpillFiles::create(&self.root)?;
+                for e in std::mem::take(&mut self.held).iter().chain([&entry]) {
+                    files.parts[self.root.part_of(&e.cid().to_be_bytes())].write_all(&e.0)?;
+                }
+                self.files = Some(files);
+            }
+        }
+        self.written =
+            ordinal.checked_add(1).ok_or_else(|| io::Error::other("an upload cannot hold more than 2³² recipients"))?;
+        Ok(ordinal)
+    }
+
+    /// The entries of each partition in turn, unsorted.
+    fn partitions(mut self) -> io::Result<impl Iterator<Item = io::Result<Vec<Entry>>>> {
+        if let Some(files) = &mut self.files {
+            for part in &mut files.parts {
+                part.flush()?;
+            }
+        }
+        let mut held = std::mem::take(&mut self.held);
+        let root = Arc::clone(&self.root);
+        held.sort_by_cached_key(|e| root.part_of(&e.cid().to_be_bytes()));
+        let mut held = held.into_iter().peekable();
+        Ok((0..PARTS).map(move |p| match &self.files {
+            Some(files) => files.read_part(p),
+            None => {
+                let mut part = Vec::new();
+                while let Some(e) = held.next_if(|e| root.part_of(&e.cid().to_be_bytes()) == p) {
+                    part.push(e);
+                }
+                Ok(part)
+            }
+        }))
+    }
+}
+
+/// One sorted run of cids: one file, partition after partition. It goes when dropped.
 struct Run {
-    dir: PathBuf,
-    lens: Vec<u64>,
+    path: PathBuf,
+    /// Where each partition starts, in cids, and where the last ends.
+    bounds: Vec<u64>,
 }
 
 impl Run {
     fn total(&self) -> u64 {
-        self.lens.iter().sum()
+        self.bounds.last().copied().unwrap_or(0)
     }
 
-    fn part_path(&self, p: usize) -> PathBuf {
-        self.dir.join(format!("{p}"))
+    /// The first cid of partition `p` and how many it holds.
+    fn part(&self, p: usize) -> (u64, u64) {
+        (self.bounds[p], self.bounds[p + 1] - self.bounds[p])
+    }
+
+    /// Reads partition `p` in order.
+    fn reader(&self, p: usize) -> io::Result<CidReader> {
+        let (start, len) = self.part(p);
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(start * CID as u64))?;
+        Ok(CidReader { inner: BufReader::with_capacity(64 * 1024, file).take(len * CID as u64) })
     }
 
     /// Keeps the `sorted` cids of partition `p` that this run does not hold, handing the
     /// ordinals of the others to `held`.
     fn keep_absent(&self, p: usize, sorted: &mut Vec<Entry>, held: &mut impl FnMut(u32)) -> io::Result<()> {
-        let len = self.lens[p];
+        let (start, len) = self.part(p);
         if len == 0 || sorted.is_empty() {
             return Ok(());
         }
-        let file = File::open(self.part_path(p))?;
         if len <= SCAN_RATIO * sorted.len() as u64 {
-            let mut cids = CidReader::new(file);
+            let mut cids = self.reader(p)?;
             let mut next = cids.next();
             sorted.retain(|e| {
                 let cid = e.cid();
@@ -229,8 +312,9 @@ impl Run {
             });
             return next.map(drop);
         }
+        let file = File::open(&self.path)?;
         let mut failure = None;
-        sorted.retain(|e| match holds(&file, len, e.cid()) {
+        sorted.retain(|e| match holds(&file, start, len, e.cid()) {
             Ok(true) => {
                 held(e.ordinal());
                 false
@@ -247,17 +331,17 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
+        let _ = fs::remove_file(&self.path);
     }
 }
 
-/// Binary search for `cid` in a sorted file of `len` cids.
-fn holds(file: &File, len: u64, cid: u128) -> io::Result<bool> {
+/// Binary search for `cid` among the `len` sorted cids of a file from cid `start` on.
+fn holds(file: &File, start: u64, len: u64, cid: u128) -> io::Result<bool> {
     let (mut lo, mut hi) = (0u64, len);
     let mut buf = [0u8; CID];
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        file.read_exact_at(&mut buf, mid * CID as u64)?;
+        file.read_exact_at(&mut buf, (start + mid) * CID as u64)?;
         match u128::from_be_bytes(buf).cmp(&cid) {
             std::cmp::Ordering::Less => lo = mid + 1,
             std::cmp::Ordering::Greater => hi = mid,
@@ -267,16 +351,12 @@ fn holds(file: &File, len: u64, cid: u128) -> io::Result<bool> {
     Ok(false)
 }
 
-/// Reads a sorted run file one cid at a time.
+/// Reads one partition of a run one cid at a time.
 struct CidReader {
-    inner: BufReader<File>,
+    inner: io::Take<BufReader<File>>,
 }
 
 impl CidReader {
-    fn new(file: File) -> CidReader {
-        CidReader { inner: BufReader::with_capacity(64 * 1024, file) }
-    }
-
     fn next(&mut self) -> io::Result<Option<u128>> {
         let mut buf = [0u8; CID];
         match self.inner.read_exact(&mut buf) {
@@ -289,31 +369,34 @@ impl CidReader {
 
 /// Writes one run, partition by partition.
 struct RunWriter {
-    dir: PathBuf,
-    lens: Vec<u64>,
+    path: PathBuf,
+    out: BufWriter<File>,
+    bounds: Vec<u64>,
 }
 
 impl RunWriter {
     fn new(root: &SpillRoot) -> io::Result<RunWriter> {
-        Ok(RunWriter { dir: root.fresh_dir("run")?, lens: Vec::with_capacity(PARTS) })
+        let path = root.fresh_file("run")?;
+        let out = BufWriter::with_capacity(64 * 1024, File::create(&path)?);
+        let mut bounds = Vec::with_capacity(PARTS + 1);
+        bounds.push(0);
+        Ok(RunWriter { path, out, bounds })
     }
 
     /// Writes the next partition from sorted cids.
     fn part(&mut self, cids: impl Iterator<Item = u128>) -> io::Result<()> {
-        let path = self.dir.join(format!("{}", self.lens.len()));
-        let mut out = BufWriter::with_capacity(64 * 1024, File::create(path)?);
-        let mut n = 0u64;
+        let mut end = self.bounds.last().copied().unwrap_or(0);
         for cid in cids {
-            out.write_all(&cid.to_be_bytes())?;
-            n += 1;
+            self.out.write_all(&cid.to_be_bytes())?;
+            end += 1;
         }
-        out.flush()?;
-        self.lens.push(n);
+        self.bounds.push(end);
         Ok(())
     }
 
-    fn finish(self) -> Run {
-        Run { dir: self.dir, lens: self.lens }
+    fn finish(mut self) -> io::Result<Run> {
+        self.out.flush()?;
+        Ok(Run { path: self.path, bounds: self.bounds })
     }
 }
 
@@ -350,10 +433,9 @@ impl DraftIndex {
 fn merge(root: &SpillRoot, a: &Run, b: &Run) -> io::Result<Run> {
     let mut out = RunWriter::new(root)?;
     for p in 0..PARTS {
-        let mut left = CidReader::new(File::open(a.part_path(p))?);
-        let mut right = CidReader::new(File::open(b.part_path(p))?);
+        let (mut left, mut right) = (a.reader(p)?, b.reader(p)?);
         let (mut l, mut r) = (left.next()?, right.next()?);
-        let mut merged = Vec::with_capacity((a.lens[p] + b.lens[p]) as usize);
+        let mut merged = Vec::with_capacity((a.part(p).1 + b.part(p).1) as usize);
         loop {
             match (l, r) {
                 (Some(x), Some(y)) if x <= y => {
@@ -373,7 +455,7 @@ fn merge(root: &SpillRoot, a: &Run, b: &Run) -> io::Result<Run> {
         }
         out.part(merged.into_iter())?;
     }
-    Ok(out.finish())
+    out.finish()
 }
 
 /// An upload's cids that neither it (earlier) nor the draft held: a run to add to the draft's
@@ -384,13 +466,16 @@ pub struct NewCids(Run);
 pub struct Settled {
     /// One bit per ordinal: set for a duplicate.
     pub duplicates: Vec<u64>,
+    /// Ordinals marked.
     pub duplicate_count: u64,
     /// Recipients that are new to the draft.
     pub new: u64,
+    /// The new cids, for the draft's index.
     pub new_cids: NewCids,
 }
 
 impl Settled {
+    /// True if the recipient of `ordinal` is a duplicate.
     pub fn is_duplicate(&self, ordinal: u32) -> bool {
         let i = ordinal as usize;
         self.duplicates.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
@@ -405,15 +490,12 @@ impl Settled {
 
 /// Finds the duplicates of `spill`: later occurrences within it, and cids `index` holds.
 /// Blocking: file I/O and a sort of one partition at a time.
-pub fn settle(mut spill: Spill, index: &DraftIndex) -> io::Result<Settled> {
-    for part in &mut spill.parts {
-        part.flush()?;
-    }
+pub fn settle(spill: Spill, index: &DraftIndex) -> io::Result<Settled> {
     let mut duplicates = vec![0u64; (spill.written as usize).div_ceil(64)];
     let mut duplicate_count = 0u64;
     let mut out = RunWriter::new(&spill.root)?;
-    for p in 0..PARTS {
-        let mut first = spill.read_part(p)?;
+    for (p, part) in spill.partitions()?.enumerate() {
+        let mut first = part?;
         first.sort_unstable_by_key(|e| (e.cid(), e.ordinal()));
         // Of equal cids, the first (lowest ordinal) stays.
         first.dedup_by(|later, earlier| {
@@ -433,7 +515,7 @@ pub fn settle(mut spill: Spill, index: &DraftIndex) -> io::Result<Settled> {
         }
         out.part(first.iter().map(Entry::cid))?;
     }
-    let run = out.finish();
+    let run = out.finish()?;
     Ok(Settled { duplicates, duplicate_count, new: run.total(), new_cids: NewCids(run) })
 }
 
@@ -444,10 +526,12 @@ pub struct IndexBuilder {
 }
 
 impl IndexBuilder {
-    pub fn new(root: &Arc<SpillRoot>) -> io::Result<IndexBuilder> {
-        Ok(IndexBuilder { spill: Spill::new(root)? })
+    /// An empty index under `root`.
+    pub fn new(root: &Arc<SpillRoot>) -> IndexBuilder {
+        IndexBuilder { spill: Spill::new(root) }
     }
 
+    /// Adds a page of cids.
     pub fn feed(&mut self, cids: &[u8]) -> io::Result<()> {
         for c in cids.chunks_exact(CID) {
             let mut cid = [0u8; CID];
@@ -482,7 +566,7 @@ mod tests {
 
     /// Settles one upload of `ids` against `index` and adds it; answers the duplicate flags.
     fn upload(root: &Arc<SpillRoot>, index: &mut DraftIndex, ids: &[u64]) -> Vec<bool> {
-        let mut spill = Spill::new(root).unwrap();
+        let mut spill = Spill::new(root);
         for (i, n) in ids.iter().enumerate() {
             assert_eq!(spill.push(&cid(*n)).unwrap(), i as u32);
         }
@@ -507,8 +591,9 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(15);
         // Large then small uploads: both the read-through and the binary-search lookups run,
         // and the runs are merged along the way.
-        for size in [20_000usize, 5_000, 3, 40_000, 1, 700, 100, 10_000] {
-            let ids: Vec<u64> = (0..size).map(|_| rng.u64(0..60_000)).collect();
+        // The first spills to disk (over HELD_MAX), the others stay in memory.
+        for size in [150_000usize, 5_000, 3, 40_000, 1, 700, 100, 10_000] {
+            let ids: Vec<u64> = (0..size).map(|_| rng.u64(0..200_000)).collect();
             assert_eq!(upload(&root, &mut index, &ids), expected(&mut held, &ids), "upload of {size}");
             assert_eq!(index.len(), held.len() as u64);
             assert!(index.runs.len() <= 8, "runs are merged: {}", index.runs.len());
@@ -518,7 +603,7 @@ mod tests {
     #[test]
     fn an_index_built_from_the_store_finds_what_it_holds() {
         let root = root();
-        let mut builder = IndexBuilder::new(&root).unwrap();
+        let mut builder = IndexBuilder::new(&root);
         let committed: Vec<u8> = (0..5000u64).flat_map(cid).collect();
         builder.feed(&committed[..16 * 2000]).unwrap();
         builder.feed(&committed[16 * 2000..]).unwrap();
@@ -542,21 +627,27 @@ mod tests {
     #[test]
     fn files_go_with_their_owners_and_abandoned_directories_with_the_next_process() {
         let root = root();
-        let spill = Spill::new(&root).unwrap();
+        let mut spill = Spill::new(&root);
+        for n in 0..=HELD_MAX as u64 {
+            spill.push(&cid(n)).unwrap();
+        }
         let own = root.own_dir().unwrap().path.clone();
-        assert_eq!(fs::read_dir(&own).unwrap().count(), 2, "the lock and one spill");
+        assert_eq!(fs::read_dir(&own).unwrap().count(), 1, "a spill past HELD_MAX is on disk");
         drop(spill);
-        assert_eq!(fs::read_dir(&own).unwrap().count(), 1, "a dropped spill leaves nothing");
+        assert_eq!(fs::read_dir(&own).unwrap().count(), 0, "a dropped spill leaves nothing");
 
         // A directory whose process stopped (nobody holds its lock) and one without a lock.
         let stopped = root.parent().join("1-stopped");
         fs::create_dir_all(stopped.join("upload-0")).unwrap();
-        File::create(stopped.join("lock")).unwrap();
+        File::create(root.parent().join("1-stopped.lock")).unwrap();
         fs::create_dir_all(root.parent().join("2-unlocked")).unwrap();
         let next = SpillRoot::new(root.parent());
         let next_own = next.own_dir().unwrap().path.clone();
-        assert!(!stopped.exists() && !root.parent().join("2-unlocked").exists());
+        assert!(!stopped.exists() && !root.parent().join("1-stopped.lock").exists());
+        assert!(!root.parent().join("2-unlocked").exists());
         assert!(own.exists(), "a running process's directory stays");
         assert!(next_own.exists());
+        drop(next);
+        assert!(!next_own.exists() && !next_own.with_extension("lock").exists(), "a process cleans up after itself");
     }
 }

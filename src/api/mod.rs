@@ -6,7 +6,7 @@
 mod bindings;
 mod campaigns;
 mod console;
-mod dedup;
+pub mod dedup;
 pub mod error;
 mod legacy;
 pub mod openapi;

@@ -358,7 +358,7 @@ async fn take_index(state: &ApiState, id: u64, committed: u64) -> Result<DraftIn
     if committed == 0 {
         return Ok(DraftIndex::default());
     }
-    let mut builder = IndexBuilder::new(root).map_err(|e| spill_error(root, e))?;
+    let mut builder = IndexBuilder::new(root);
     let mut next = Some(0);
     while let Some(from) = next {
         if state.shutdown.is_cancelled() {
@@ -435,8 +435,7 @@ impl<'a> Job<'a> {
     /// Begins an upload to draft `rec`.
     async fn start(state: &'a ApiState, rec: &CampaignRecord) -> Result<Job<'a>, Broken> {
         let index = take_index(state, rec.id, rec.chunk_count).await?;
-        let root = &state.uploads.spill_root;
-        let spill = Spill::new(root).map_err(|e| spill_error(root, e))?;
+        let spill = Spill::new(&state.uploads.spill_root);
         let batch = rec.spec.mode == Mode::BatchSingle;
         let chunk_size =
             if batch { state.settings.chunk_size.min(MAX_BATCH_MESSAGES) } else { state.settings.chunk_size };
@@ -644,7 +643,7 @@ impl<'a> Job<'a> {
     /// staged chunk not yet read: dropping recipients only lets each chunk end later in the
     /// upload, so the j-th chunk written always ends at or after the j-th chunk read.
     async fn drop_duplicates(&mut self, settled: &Settled, first: u32) -> Result<(), Broken> {
-        let from = self.chunk_starts.partition_point(|s| *s <= first) - 1;
+        let from = self.chunk_starts.partition_point(|s| *s <= first).saturating_sub(1);
         let mut fill = ChunkFill::new(self.fill.size);
         let mut written = from as u64;
         for k in from..self.staged as usize {

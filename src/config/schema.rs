@@ -195,7 +195,7 @@ fn default_replicas() -> usize {
 }
 
 fn default_cache_mb() -> u64 {
-    64
+    16
 }
 
 fn default_retention_days() -> u32 {
