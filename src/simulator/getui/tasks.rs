@@ -86,7 +86,7 @@ impl Delivered {
         self.received += u64::from(status != "successed_ignore");
         let online = status == "successed_online";
         self.displayed += u64::from(online);
-        self.clicked += u64::from(online && cid.spread() % 10 == 0);
+        self.clicked += u64::from(online && cid.spread().is_multiple_of(10));
     }
 }
 

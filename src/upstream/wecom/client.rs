@@ -304,7 +304,7 @@ fn outcome(users: &[&str], answer: &SendAnswer) -> SendOutcome {
 /// lifetime, the errcode, the skipped members mapped back to `users`, and the error's class,
 /// result and metric label. No I/O. A hostile or broken WeCom must get an error, never a panic.
 pub fn decode_answer_for_fuzzing(endpoint: u8, status: u16, body: &[u8], users: &[&str]) {
-    let judged = if endpoint % 2 == 0 {
+    let judged = if endpoint.is_multiple_of(2) {
         parse_answer::<TokenAnswer>(GETTOKEN, status, body).and_then(|a| {
             check_errcode(GETTOKEN, a.errcode, &a.errmsg)?;
             if a.access_token.is_empty() || a.expires_in == 0 {
