@@ -230,7 +230,7 @@ fn duplicate_check(c: &mut Criterion) {
     let big = builder.finish().unwrap();
     g.throughput(Throughput::Elements(1000));
     g.bench_function("spill_and_settle_1000_against_a_1m_draft", |b| {
-        b.iter(|| settle(spill_of(999_500..1_000_500), &big).unwrap().duplicate_count)
+        b.iter(|| settle(spill_of(999_500..1_000_500), &big).unwrap().duplicates.count())
     });
     g.finish();
 }

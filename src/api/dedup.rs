@@ -74,8 +74,8 @@ impl SpillRoot {
     }
 
     /// The partition of `cid`.
-    fn part_of(&self, cid: &[u8; CID]) -> usize {
-        (self.key.hash_one(u128::from_be_bytes(*cid)) >> 58) as usize
+    fn part_of(&self, cid: u128) -> usize {
+        (self.key.hash_one(cid) >> 58) as usize
     }
 
     /// A new, empty directory of this process for one spill.
@@ -225,12 +225,12 @@ impl Spill {
         entry.0[..CID].copy_from_slice(cid);
         entry.0[CID..].copy_from_slice(&ordinal.to_be_bytes());
         match &mut self.files {
-            Some(files) => files.parts[self.root.part_of(cid)].write_all(&entry.0)?,
+            Some(files) => files.parts[self.root.part_of(entry.cid())].write_all(&entry.0)?,
             None if self.held.len() < HELD_MAX => self.held.push(entry),
             None => {
                 let mut files = SpillFiles::create(&self.root)?;
                 for e in std::mem::take(&mut self.held).iter().chain([&entry]) {
-                    files.parts[self.root.part_of(&e.cid().to_be_bytes())].write_all(&e.0)?;
+                    files.parts[self.root.part_of(e.cid())].write_all(&e.0)?;
                 }
                 self.files = Some(files);
             }
@@ -249,13 +249,13 @@ impl Spill {
         }
         let mut held = std::mem::take(&mut self.held);
         let root = Arc::clone(&self.root);
-        held.sort_by_cached_key(|e| root.part_of(&e.cid().to_be_bytes()));
+        held.sort_by_cached_key(|e| root.part_of(e.cid()));
         let mut held = held.into_iter().peekable();
         Ok((0..PARTS).map(move |p| match &self.files {
             Some(files) => files.read_part(p),
             None => {
                 let mut part = Vec::new();
-                while let Some(e) = held.next_if(|e| root.part_of(&e.cid().to_be_bytes()) == p) {
+                while let Some(e) = held.next_if(|e| root.part_of(e.cid()) == p) {
                     part.push(e);
                 }
                 Ok(part)
@@ -462,37 +462,54 @@ fn merge(root: &SpillRoot, a: &Run, b: &Run) -> io::Result<Run> {
 /// index once the upload is committed.
 pub struct NewCids(Run);
 
+/// The ordinals of an upload found to be duplicates: a bit each.
+pub struct DuplicateMarks {
+    bits: Vec<u64>,
+    count: u64,
+}
+
+impl DuplicateMarks {
+    fn new(ordinals: u32) -> DuplicateMarks {
+        DuplicateMarks { bits: vec![0; (ordinals as usize).div_ceil(64)], count: 0 }
+    }
+
+    fn mark(&mut self, ordinal: u32) {
+        self.bits[ordinal as usize / 64] |= 1 << (ordinal % 64);
+        self.count += 1;
+    }
+
+    /// True if the recipient of `ordinal` is a duplicate.
+    pub fn contains(&self, ordinal: u32) -> bool {
+        let i = ordinal as usize;
+        self.bits.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
+    }
+
+    /// Duplicates marked.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The first ordinal marked.
+    pub fn first(&self) -> Option<u32> {
+        let (i, w) = self.bits.iter().enumerate().find(|(_, w)| **w != 0)?;
+        Some((i * 64) as u32 + w.trailing_zeros())
+    }
+}
+
 /// What [`settle`] found.
 pub struct Settled {
-    /// One bit per ordinal: set for a duplicate.
-    pub duplicates: Vec<u64>,
-    /// Ordinals marked.
-    pub duplicate_count: u64,
+    /// The upload's duplicates.
+    pub duplicates: DuplicateMarks,
     /// Recipients that are new to the draft.
     pub new: u64,
     /// The new cids, for the draft's index.
     pub new_cids: NewCids,
 }
 
-impl Settled {
-    /// True if the recipient of `ordinal` is a duplicate.
-    pub fn is_duplicate(&self, ordinal: u32) -> bool {
-        let i = ordinal as usize;
-        self.duplicates.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
-    }
-
-    /// The first ordinal marked a duplicate.
-    pub fn first_duplicate(&self) -> Option<u32> {
-        let (i, w) = self.duplicates.iter().enumerate().find(|(_, w)| **w != 0)?;
-        Some((i * 64) as u32 + w.trailing_zeros())
-    }
-}
-
 /// Finds the duplicates of `spill`: later occurrences within it, and cids `index` holds.
 /// Blocking: file I/O and a sort of one partition at a time.
 pub fn settle(spill: Spill, index: &DraftIndex) -> io::Result<Settled> {
-    let mut duplicates = vec![0u64; (spill.written as usize).div_ceil(64)];
-    let mut duplicate_count = 0u64;
+    let mut duplicates = DuplicateMarks::new(spill.written);
     let mut out = RunWriter::new(&spill.root)?;
     for (p, part) in spill.partitions()?.enumerate() {
         let mut first = part?;
@@ -501,22 +518,17 @@ pub fn settle(spill: Spill, index: &DraftIndex) -> io::Result<Settled> {
         first.dedup_by(|later, earlier| {
             let same = later.cid() == earlier.cid();
             if same {
-                let ord = later.ordinal();
-                duplicates[ord as usize / 64] |= 1 << (ord % 64);
-                duplicate_count += 1;
+                duplicates.mark(later.ordinal());
             }
             same
         });
         for run in &index.runs {
-            run.keep_absent(p, &mut first, &mut |ord| {
-                duplicates[ord as usize / 64] |= 1 << (ord % 64);
-                duplicate_count += 1;
-            })?;
+            run.keep_absent(p, &mut first, &mut |ord| duplicates.mark(ord))?;
         }
         out.part(first.iter().map(Entry::cid))?;
     }
     let run = out.finish()?;
-    Ok(Settled { duplicates, duplicate_count, new: run.total(), new_cids: NewCids(run) })
+    Ok(Settled { duplicates, new: run.total(), new_cids: NewCids(run) })
 }
 
 /// Builds a draft's index from its committed cids (16 bytes each, back to back), fed a page at
@@ -571,9 +583,9 @@ mod tests {
             assert_eq!(spill.push(&cid(*n)).unwrap(), i as u32);
         }
         let settled = settle(spill, index).unwrap();
-        let flags: Vec<bool> = (0..ids.len() as u32).map(|o| settled.is_duplicate(o)).collect();
-        assert_eq!(settled.duplicate_count, flags.iter().filter(|d| **d).count() as u64);
-        assert_eq!(settled.new + settled.duplicate_count, ids.len() as u64);
+        let flags: Vec<bool> = (0..ids.len() as u32).map(|o| settled.duplicates.contains(o)).collect();
+        assert_eq!(settled.duplicates.count(), flags.iter().filter(|d| **d).count() as u64);
+        assert_eq!(settled.new + settled.duplicates.count(), ids.len() as u64);
         index.add(root, settled.new_cids).unwrap();
         flags
     }
@@ -618,7 +630,7 @@ mod tests {
         let root = root();
         let mut per_part = [0u32; PARTS];
         for n in 0..64_000u64 {
-            per_part[root.part_of(&cid(n))] += 1;
+            per_part[root.part_of(u128::from(n))] += 1;
         }
         // 1000 a partition on average; a random spread keeps every one well within ±20%.
         assert!(per_part.iter().all(|c| (800..1200).contains(c)), "{per_part:?}");

@@ -26,7 +26,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
-use super::dedup::{self, DraftIndex, IndexBuilder, Settled, Spill, SpillRoot};
+use super::dedup::{self, DraftIndex, DuplicateMarks, IndexBuilder, Settled, Spill, SpillRoot};
 use super::{json, ApiError, ApiState};
 use crate::domain::recipient::{parse_ndjson_line, parse_text_line, parse_user_line, Recipient};
 use crate::domain::{CampaignState, Mode};
@@ -597,9 +597,9 @@ impl<'a> Job<'a> {
         if settled.new > self.room {
             return Err(self.over_cap(settled.new));
         }
-        self.duplicates = settled.duplicate_count;
-        if let Some(first) = settled.first_duplicate() {
-            self.drop_duplicates(&settled, first).await?;
+        self.duplicates = settled.duplicates.count();
+        if let Some(first) = settled.duplicates.first() {
+            self.drop_duplicates(&settled.duplicates, first).await?;
         }
         let commit = UploadCommit {
             first_seq: self.first_seq,
@@ -642,7 +642,7 @@ impl<'a> Job<'a> {
     /// duplicates, repacked with the staging rule. A repacked chunk is never written over a
     /// staged chunk not yet read: dropping recipients only lets each chunk end later in the
     /// upload, so the j-th chunk written always ends at or after the j-th chunk read.
-    async fn drop_duplicates(&mut self, settled: &Settled, first: u32) -> Result<(), Broken> {
+    async fn drop_duplicates(&mut self, duplicates: &DuplicateMarks, first: u32) -> Result<(), Broken> {
         let from = self.chunk_starts.partition_point(|s| *s <= first).saturating_sub(1);
         let mut fill = ChunkFill::new(self.fill.size);
         let mut written = from as u64;
@@ -654,7 +654,7 @@ impl<'a> Job<'a> {
             })?;
             let start = self.chunk_starts[k];
             for i in 0..chunk.len() {
-                if settled.is_duplicate(start + i as u32) {
+                if duplicates.contains(start + i as u32) {
                     continue;
                 }
                 let vars = self.keep_vars.then(|| chunk.vars.get_mut(i).map(std::mem::take).unwrap_or_default());
