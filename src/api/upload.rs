@@ -65,12 +65,27 @@ pub(super) struct Uploads {
     seen: Mutex<HashMap<u64, KeptFilter>>,
 }
 
-/// An index between uploads, the chunk count of the draft it describes, and when it was last
-/// put back.
+/// An index between uploads, the draft it describes, and when it was last put back.
 struct KeptFilter {
     filter: DraftIndex,
-    chunk_count: u64,
+    draft: DraftVersion,
     last_used: Instant,
+}
+
+/// Which draft, as of which commit, an index describes: the campaign's creation time tells a
+/// draft from another that reuses its id in a fresh or restored store, and the chunk and
+/// recipient counts tell whether anyone (another daemon sharing the store) committed since.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct DraftVersion {
+    created_ms: i64,
+    chunk_count: u64,
+    recipients: u64,
+}
+
+impl DraftVersion {
+    fn of(rec: &CampaignRecord) -> DraftVersion {
+        DraftVersion { created_ms: rec.created_ms, chunk_count: rec.chunk_count, recipients: rec.recipients }
+    }
 }
 
 impl Uploads {
@@ -88,18 +103,16 @@ impl Uploads {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
     }
 
-    /// Takes a campaign's kept index if it describes the draft's `chunk_count` chunks (another
-    /// daemon sharing the store may have committed since).
-    fn take(&self, id: u64, chunk_count: u64) -> Option<DraftIndex> {
+    /// Takes a campaign's kept index if it describes `draft` as it is now.
+    fn take(&self, id: u64, draft: DraftVersion) -> Option<DraftIndex> {
         let kept = self.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&id)?;
-        (kept.chunk_count == chunk_count).then_some(kept.filter)
+        (kept.draft == draft).then_some(kept.filter)
     }
 
-    /// Keeps a committed upload's index, describing the draft's `chunk_count` chunks, for the
-    /// next upload to the same draft.
-    fn keep(&self, id: u64, filter: DraftIndex, chunk_count: u64, now: Instant) {
+    /// Keeps a committed upload's index, describing `draft`, for the next upload to it.
+    fn keep(&self, id: u64, filter: DraftIndex, draft: DraftVersion, now: Instant) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.insert(id, KeptFilter { filter, chunk_count, last_used: now });
+        seen.insert(id, KeptFilter { filter, draft, last_used: now });
         evict(&mut seen, now);
     }
 
@@ -346,16 +359,17 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Takes the campaign's duplicate index, rebuilding it from the store when it is not kept or
-/// describes another chunk count (after a restart, a failed upload, a long idle time or another
-/// daemon's upload). The committed cids are read a page at a time into a spill, so the rebuild
+/// Takes the draft's duplicate index, rebuilding it from the store when it is not kept or
+/// describes the draft as it no longer is (after a restart, a failed upload, a long idle time,
+/// another daemon's upload, or a fresh store reusing the id). The committed cids are read a page at a time into a spill, so the rebuild
 /// holds one page however large the campaign.
-async fn take_index(state: &ApiState, id: u64, committed: u64) -> Result<DraftIndex, Broken> {
-    if let Some(index) = state.uploads.take(id, committed) {
+async fn take_index(state: &ApiState, rec: &CampaignRecord) -> Result<DraftIndex, Broken> {
+    let id = rec.id;
+    if let Some(index) = state.uploads.take(id, DraftVersion::of(rec)) {
         return Ok(index);
     }
     let root = &state.uploads.spill_root;
-    if committed == 0 {
+    if rec.chunk_count == 0 {
         return Ok(DraftIndex::default());
     }
     let mut builder = IndexBuilder::new(root);
@@ -434,7 +448,7 @@ struct Job<'a> {
 impl<'a> Job<'a> {
     /// Begins an upload to draft `rec`.
     async fn start(state: &'a ApiState, rec: &CampaignRecord) -> Result<Job<'a>, Broken> {
-        let index = take_index(state, rec.id, rec.chunk_count).await?;
+        let index = take_index(state, rec).await?;
         let spill = Spill::new(&state.uploads.spill_root);
         let batch = rec.spec.mode == Mode::BatchSingle;
         let chunk_size =
@@ -609,7 +623,7 @@ impl<'a> Job<'a> {
             rejected: self.rejected,
         };
         let rec = self.state.store.commit_upload(self.id, commit).await.map_err(|e| Broken::Store(e.into()))?;
-        self.keep_index(index, settled, rec.chunk_count).await;
+        self.keep_index(index, settled, DraftVersion::of(&rec)).await;
         tracing::info!(
             campaign = self.id,
             accepted = commit.recipients,
@@ -629,11 +643,11 @@ impl<'a> Job<'a> {
     /// Adds the committed upload's cids to the draft's index and keeps it for the next upload.
     /// The upload is committed whatever happens here: an index that cannot be written is
     /// dropped, and rebuilt from the store next time.
-    async fn keep_index(&self, mut index: DraftIndex, settled: Settled, chunk_count: u64) {
+    async fn keep_index(&self, mut index: DraftIndex, settled: Settled, draft: DraftVersion) {
         let root = Arc::clone(&self.state.uploads.spill_root);
         let added = blocking(&root.clone(), move || index.add(&root, settled.new_cids).map(|()| index)).await;
         match added {
-            Ok(index) => self.state.uploads.keep(self.id, index, chunk_count, Instant::now()),
+            Ok(index) => self.state.uploads.keep(self.id, index, draft, Instant::now()),
             Err(_) => tracing::warn!(campaign = self.id, "the upload's duplicate index could not be kept"),
         }
     }
@@ -691,6 +705,11 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    /// A draft created at time 0 holding `chunks` chunks.
+    fn draft(chunks: u64) -> DraftVersion {
+        DraftVersion { created_ms: 0, chunk_count: chunks, recipients: chunks * 1000 }
+    }
+
     fn uploads() -> Uploads {
         Uploads::new(std::env::temp_dir().join(format!("campaignd-upload-test-{}", fastrand::u64(..))))
     }
@@ -700,13 +719,13 @@ mod tests {
         let uploads = uploads();
         let start = Instant::now();
         for id in 0..(MAX_KEPT_FILTERS as u64 + 4) {
-            uploads.keep(id, DraftIndex::default(), id, start + Duration::from_secs(id));
+            uploads.keep(id, DraftIndex::default(), draft(id), start + Duration::from_secs(id));
         }
         assert_eq!(uploads.filters_in_memory(), MAX_KEPT_FILTERS, "the least recently used go beyond the cap");
-        assert!(uploads.take(0, 0).is_none() && uploads.take(3, 3).is_none(), "the oldest went first");
+        assert!(uploads.take(0, draft(0)).is_none() && uploads.take(3, draft(3)).is_none(), "the oldest went first");
         let newest = MAX_KEPT_FILTERS as u64 + 3;
-        let kept = uploads.take(newest, newest).expect("the newest is kept");
-        uploads.keep(newest, kept, newest, start + Duration::from_secs(newest));
+        let kept = uploads.take(newest, draft(newest)).expect("the newest is kept");
+        uploads.keep(newest, kept, draft(newest), start + Duration::from_secs(newest));
 
         uploads.sweep(start + FILTER_IDLE + Duration::from_secs(newest - 1));
         assert_eq!(uploads.filters_in_memory(), 1, "only the one used within FILTER_IDLE stays");
@@ -717,9 +736,19 @@ mod tests {
     #[test]
     fn an_index_of_another_chunk_count_is_not_taken() {
         let uploads = uploads();
-        uploads.keep(7, DraftIndex::default(), 10, Instant::now());
-        assert!(uploads.take(7, 11).is_none(), "another daemon committed since: rebuild");
+        uploads.keep(7, DraftIndex::default(), draft(10), Instant::now());
+        assert!(uploads.take(7, draft(11)).is_none(), "another daemon committed since: rebuild");
         assert_eq!(uploads.filters_in_memory(), 0, "the stale index is dropped");
+    }
+
+    #[test]
+    fn an_index_of_another_draft_under_the_same_id_is_not_taken() {
+        let uploads = uploads();
+        uploads.keep(7, DraftIndex::default(), draft(10), Instant::now());
+        let reused = DraftVersion { created_ms: 1, ..draft(10) }; // a fresh store's campaign 7
+        assert!(uploads.take(7, reused).is_none());
+        uploads.keep(7, DraftIndex::default(), draft(10), Instant::now());
+        assert!(uploads.take(7, draft(10)).is_some(), "the same draft, unchanged, takes it");
     }
 
     #[test]
