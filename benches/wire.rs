@@ -84,12 +84,9 @@ fn list_push(c: &mut Criterion) {
         })
     });
     g.bench_function("encode_from_raw_cids", |b| {
-        let mut buf = Vec::with_capacity(encoded.len());
         b.iter(|| {
-            buf.clear();
             let push = CompactListCidPush { cids: &raw, taskid: "RASL-0000000001", is_async: false };
-            serde_json::to_writer(&mut buf, &push).unwrap();
-            buf.len()
+            push.to_json().unwrap().len()
         })
     });
     g.finish();

@@ -25,8 +25,8 @@ use crate::upstream::{CodeLabel, ProviderError};
 use crate::wire::getui::auth::{sign, Token};
 use crate::wire::getui::compact::{CidStatuses, CompactListCidPush};
 use crate::wire::getui::{
-    AllPush, AuthData, AuthRequest, BatchPush, HostListData, ListCidPush, ListMessage, RawEnvelope, ReportData,
-    ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush, TaskCidStatus, TaskIdData,
+    AllPush, AuthData, AuthRequest, BatchPush, DataEnvelope, HostListData, ListCidPush, ListMessage, RawEnvelope,
+    ReportData, ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush, TaskCidStatus, TaskIdData,
 };
 
 /// Per-cid delivery status reported by a push.
@@ -231,7 +231,10 @@ impl GetuiClient {
             return Err(invalid(EP, format!("cid must hold 1..={} ids, got {n}", crate::wire::getui::MAX_LIST_CIDS)));
         }
         let push = CompactListCidPush { cids, taskid, is_async: false };
-        self.post::<Option<CidStatuses>>(EP, "/push/list/cid", &push).await.map(Option::unwrap_or_default)
+        let body = push.to_json().map_err(|e| invalid(EP, e.to_string()))?;
+        self.call::<Option<CidStatuses>>(EP, Method::POST, "/push/list/cid", Some(Bytes::from(body)))
+            .await
+            .map(Option::unwrap_or_default)
     }
 
     /// `POST /push/all`: the whole app; returns the taskid.
@@ -461,6 +464,9 @@ fn parse_answer<T: DeserializeOwned>(
     status: u16,
     body: &[u8],
 ) -> Result<Answer<T>, GetuiError> {
+    if let Ok(DataEnvelope { code: 0, data: Some(data) }) = serde_json::from_slice(body) {
+        return Ok(Answer::Data(data));
+    }
     let env: RawEnvelope = match serde_json::from_slice(body) {
         Ok(env) => env,
         Err(_) if status != 200 => return Err(GetuiError::Http { endpoint, status }),
@@ -593,6 +599,25 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(redirect, Answer::Redirect(h) if h.host_list[0].domain_list[0] == "https://b.example/v2/"));
+    }
+
+    #[test]
+    fn answers_the_one_pass_read_does_not_take_are_read_as_before() {
+        // Code 0 with the data first, or with no data or null data where `T` allows it.
+        let late: Answer<TaskIdData> = parse_answer("x", 200, br#"{"data":{"taskid":"t2"},"code":0}"#).unwrap();
+        assert!(matches!(late, Answer::Data(d) if d.taskid == "t2"));
+        for body in [&br#"{"code":0,"msg":"","data":null}"#[..], br#"{"code":0}"#] {
+            let none: Answer<Option<CidStatuses>> = parse_answer("x", 200, body).unwrap();
+            assert!(matches!(none, Answer::Data(None)));
+        }
+        // Code 0 whose data has the wrong shape stays a decode error, not another code.
+        let err = parse_answer::<TaskIdData>("x", 200, br#"{"code":0,"data":{"taskid":7}}"#).err().unwrap();
+        assert!(matches!(err, GetuiError::Decode { .. }), "{err:?}");
+        // An error code whose data happens to parse as `T` is still that error.
+        let err = parse_answer::<Option<TaskIdData>>("x", 200, br#"{"code":20001,"msg":"bad","data":{"taskid":"t"}}"#)
+            .err()
+            .unwrap();
+        assert!(matches!(err, GetuiError::Api { code: 20001, .. }), "{err:?}");
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Cids as 16 raw bytes on the wire: a list push body written straight from them, and the
 //! per-cid statuses of a push answer read straight into them. A 1000-cid list call then costs
-//! no `String` per cid in either direction, and looking a cid up is a binary search.
+//! no `String` per cid in either direction, and looking a cid up is a binary search over
+//! `u128` keys (one compare per step, where 16-byte arrays compare through `memcmp`).
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// Digit values of the 256 byte values; 0xff for a byte that is not a lowercase hex digit.
 const DIGIT_VALUES: [u8; 256] = {
@@ -62,36 +62,26 @@ pub struct CompactListCidPush<'a> {
     pub is_async: bool,
 }
 
-impl Serialize for CompactListCidPush<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(3))?;
-        map.serialize_entry("audience", &CompactAudience(self.cids))?;
-        map.serialize_entry("taskid", self.taskid)?;
-        map.serialize_entry("is_async", &self.is_async)?;
-        map.end()
-    }
-}
-
-struct CompactAudience<'a>(&'a [[u8; 16]]);
-
-impl Serialize for CompactAudience<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(1))?;
-        map.serialize_entry("cid", &CompactCids(self.0))?;
-        map.end()
-    }
-}
-
-struct CompactCids<'a>(&'a [[u8; 16]]);
-
-impl Serialize for CompactCids<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+impl CompactListCidPush<'_> {
+    /// The body as compact JSON. The cids are written as they are: hex digits need no
+    /// escaping, so passing them through serde_json's escaper (a table lookup per byte) would
+    /// only spend time; the taskid, which could hold anything, goes through it.
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut out = Vec::with_capacity(64 + self.taskid.len() + self.cids.len() * 35);
+        out.extend_from_slice(br#"{"audience":{"cid":["#);
         let mut buf = [0u8; 32];
-        for cid in self.0 {
-            seq.serialize_element(encode_cid_hex(cid, &mut buf))?;
+        for (i, cid) in self.cids.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(encode_cid_hex(cid, &mut buf).as_bytes());
+            out.push(b'"');
         }
-        seq.end()
+        out.extend_from_slice(br#"]},"taskid":"#);
+        serde_json::to_writer(&mut out, self.taskid)?;
+        out.extend_from_slice(if self.is_async { br#","is_async":true}"# } else { br#","is_async":false}"# });
+        Ok(out)
     }
 }
 
@@ -139,18 +129,20 @@ impl StatusWord {
 pub struct CidStatuses {
     /// The answer's taskids, sorted.
     tasks: Vec<String>,
-    /// Every status: cid, the index of its task in `tasks`, and the word; sorted by cid, then
-    /// task, one entry per (cid, task).
-    entries: Vec<([u8; 16], u32, StatusWord)>,
+    /// Every status: cid (its bytes as a big-endian `u128`, which orders as the bytes do), the
+    /// index of its task in `tasks`, and the word; sorted by cid, then task, one entry per
+    /// (cid, task).
+    entries: Vec<(u128, u32, StatusWord)>,
 }
 
 impl CidStatuses {
     /// The status of `cid` and the task that gave it: the first task, in taskid order,
     /// that names it.
     pub fn get(&self, cid: &[u8; 16]) -> Option<(&str, &StatusWord)> {
-        let at = self.entries.partition_point(|(c, _, _)| c < cid);
+        let cid = u128::from_be_bytes(*cid);
+        let at = self.entries.partition_point(|(c, _, _)| *c < cid);
         let (c, task, word) = self.entries.get(at)?;
-        (c == cid).then(|| (self.tasks.get(*task as usize).map_or("", String::as_str), word))
+        (*c == cid).then(|| (self.tasks.get(*task as usize).map_or("", String::as_str), word))
     }
 
     /// Statuses held, over every task.
@@ -211,8 +203,8 @@ fn index(tasks: Vec<(String, Statuses)>) -> CidStatuses {
     CidStatuses { tasks: names, entries }
 }
 
-/// One task's statuses, sorted by cid.
-type Statuses = Vec<([u8; 16], StatusWord)>;
+/// One task's statuses, sorted by cid (as a big-endian `u128`).
+type Statuses = Vec<(u128, StatusWord)>;
 
 /// One task's cid → status map.
 struct TaskStatuses(Statuses);
@@ -229,7 +221,8 @@ impl<'de> Deserialize<'de> for TaskStatuses {
                 let mut statuses = Vec::with_capacity(map.size_hint().unwrap_or(0).min(super::MAX_LIST_CIDS));
                 while let Some(cid) = map.next_key::<Text<'de>>()? {
                     match parse_cid_hex(cid.0.as_bytes()) {
-                        Some(cid) => statuses.push((cid, StatusWord::read(&map.next_value::<Text<'de>>()?.0))),
+                        Some(cid) => statuses
+                            .push((u128::from_be_bytes(cid), StatusWord::read(&map.next_value::<Text<'de>>()?.0))),
                         None => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -302,14 +295,18 @@ mod tests {
     #[test]
     fn the_compact_list_push_is_the_list_push_byte_for_byte() {
         let cids = [cid(1), cid(2), cid(3)];
-        let compact = CompactListCidPush { cids: &cids, taskid: "RASL_1", is_async: false };
         let strings: Vec<String> = cids.iter().map(hex).collect();
-        let plain = crate::wire::getui::ListCidPush {
-            audience: crate::wire::getui::CidAudience { cid: strings.iter().map(|s| s.as_str().into()).collect() },
-            taskid: "RASL_1".into(),
-            is_async: false,
-        };
-        assert_eq!(serde_json::to_vec(&compact).unwrap(), serde_json::to_vec(&plain).unwrap());
+        for (n, taskid, is_async) in [(3, "RASL_1", false), (1, "RASL_1", true), (2, "odd \"task\"\n\u{1}", false)] {
+            let compact = CompactListCidPush { cids: &cids[..n], taskid, is_async };
+            let plain = crate::wire::getui::ListCidPush {
+                audience: crate::wire::getui::CidAudience {
+                    cid: strings[..n].iter().map(|s| s.as_str().into()).collect(),
+                },
+                taskid: taskid.into(),
+                is_async,
+            };
+            assert_eq!(compact.to_json().unwrap(), serde_json::to_vec(&plain).unwrap(), "{taskid:?} {is_async}");
+        }
     }
 
     #[test]
