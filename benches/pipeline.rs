@@ -1,5 +1,5 @@
-//! The daemon's own hot paths: chunk encoding, the sled store, the upload's duplicate check,
-//! governor pacing, and a whole campaign through the in-process simulator.
+//! The daemon's own hot paths: chunk encoding, the sled store, the upload's duplicate check and
+//! line parsing, governor pacing, and a whole campaign through the in-process simulator.
 //!
 //! Run: `cargo bench --bench pipeline`.
 
@@ -235,5 +235,22 @@ fn duplicate_check(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codec, store, duplicate_check, pacing, end_to_end);
+/// Upload line parsing: 1000 plain-text lines, and 1000 NDJSON lines with two variables.
+fn upload_lines(c: &mut Criterion) {
+    use campaignd::domain::recipient::{parse_ndjson_line, parse_text_line};
+    let hex = |i: u128| format!("{:032x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+    let text: Vec<String> = (0..1000u128).map(hex).collect();
+    let ndjson: Vec<String> = (0..1000u128)
+        .map(|i| format!(r#"{{"cid":"{}","vars":{{"name":"user{i}","code":"C{i:08}"}}}}"#, hex(i)))
+        .collect();
+    let mut g = c.benchmark_group("upload_lines_1000");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("text", |b| b.iter(|| text.iter().filter(|l| parse_text_line(l).is_ok()).count()));
+    g.bench_function("ndjson_two_vars", |b| {
+        b.iter(|| ndjson.iter().map(|l| parse_ndjson_line(l).map_or(0, |r| r.vars.len())).sum::<usize>())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, codec, store, duplicate_check, upload_lines, pacing, end_to_end);
 criterion_main!(benches);

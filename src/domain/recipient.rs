@@ -1,7 +1,9 @@
 //! Recipients as uploaded: one line each, plain text (a cid) or NDJSON (`{"cid", "vars"}`).
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::fmt;
 
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::CompactCid;
@@ -60,11 +62,99 @@ pub fn parse_text_line(line: &str) -> Result<Recipient, String> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NdjsonLine {
-    cid: Option<String>,
-    alias: Option<String>,
+struct NdjsonLine<'a> {
+    #[serde(borrow)]
+    cid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    alias: Option<Cow<'a, str>>,
     #[serde(default)]
-    vars: BTreeMap<String, serde_json::Value>,
+    vars: Vars,
+}
+
+/// `vars` as written: each name with its value as text, `None` for a value that is no string,
+/// number or boolean (so the error can name it). Read straight into a list: a map of JSON
+/// values would allocate a tree node and a `Value` per variable only to be taken apart.
+#[derive(Default)]
+struct Vars(Vec<(String, Option<String>)>);
+
+impl<'de> Deserialize<'de> for Vars {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct VarsVisitor;
+        impl<'de> Visitor<'de> for VarsVisitor {
+            type Value = Vars;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of variable names to values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vars, A::Error> {
+                let mut vars = Vec::with_capacity(map.size_hint().unwrap_or(0).min(MAX_VARS));
+                while let Some(name) = map.next_key::<String>()? {
+                    vars.push((name, map.next_value::<Scalar>()?.0));
+                }
+                Ok(Vars(vars))
+            }
+        }
+        d.deserialize_map(VarsVisitor)
+    }
+}
+
+/// A variable's value as text, as JSON writes it; `None` for null, an array or an object.
+struct Scalar(Option<String>);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(Some(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar(Some(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(Some(v.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(Some(v.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(Some(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                // Written as serde_json writes a number it read.
+                Ok(Scalar(serde_json::Number::from_f64(v).map(|n| n.to_string())))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar(None))
+            }
+        }
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// Sorts vars by name and keeps the last value of a repeated name, as a JSON map read into a
+/// sorted map would.
+fn by_name_last_wins(mut vars: Vec<(String, Option<String>)>) -> Vec<(String, Option<String>)> {
+    vars.sort_by(|a, b| a.0.cmp(&b.0)); // stable: a repeated name keeps its written order
+    let mut out: Vec<(String, Option<String>)> = Vec::with_capacity(vars.len());
+    for var in vars {
+        match out.last_mut() {
+            Some(last) if last.0 == var.0 => *last = var,
+            _ => out.push(var),
+        }
+    }
+    out
 }
 
 /// Parses an NDJSON line: `{"cid": "...", "vars": {"name": "Li"}}`.
@@ -77,17 +167,15 @@ pub fn parse_ndjson_line(line: &str) -> Result<Recipient, String> {
         (Some(_), Some(_)) => return Err("give either cid or alias, not both".into()),
         (None, None) => return Err("missing \"cid\"".into()),
     };
-    if parsed.vars.len() > MAX_VARS {
+    let named = by_name_last_wins(parsed.vars.0);
+    if named.len() > MAX_VARS {
         return Err(format!("more than {MAX_VARS} vars"));
     }
-    let mut vars = Vec::with_capacity(parsed.vars.len());
+    let mut vars = Vec::with_capacity(named.len());
     let mut bytes = 0usize;
-    for (k, v) in parsed.vars {
-        let value = match v {
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::Bool(b) => b.to_string(),
-            _ => return Err(format!("var {k:?} must be a string, number or boolean")),
+    for (k, v) in named {
+        let Some(value) = v else {
+            return Err(format!("var {k:?} must be a string, number or boolean"));
         };
         if value.chars().count() > MAX_VAR_CHARS {
             return Err(format!("var {k:?} is longer than {MAX_VAR_CHARS} characters"));
@@ -147,6 +235,39 @@ mod tests {
         assert!(parse_ndjson_line("[1,2]").is_err());
         assert!(parse_ndjson_line(&format!(r#"{{"cid":"{CID}","vars":{{"a":[1]}}}}"#)).is_err());
         assert!(parse_ndjson_line(r#"{"alias":"bob"}"#).unwrap_err().contains("alias"));
+    }
+
+    /// What `vars` meant when they were read as a sorted map of JSON values.
+    fn vars_as_a_map_of_values(line: &str) -> Result<Vec<(String, String)>, String> {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let map: std::collections::BTreeMap<String, serde_json::Value> =
+            serde_json::from_value(v["vars"].clone()).unwrap_or_default();
+        map.into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k, s)),
+                serde_json::Value::Number(n) => Ok((k, n.to_string())),
+                serde_json::Value::Bool(b) => Ok((k, b.to_string())),
+                _ => Err(format!("var {k:?} must be a string, number or boolean")),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vars_read_as_a_list_mean_what_a_sorted_map_of_json_values_meant() {
+        for vars in [
+            r#"{"b":"2","a":"1"}"#,
+            r#"{"n":"first","n":"last","a":0}"#,
+            r#"{"i":-17,"u":18446744073709551615,"f":1.5,"e":1e21,"z":-0.0,"t":true,"x":false}"#,
+            r#"{"\u006e\u0061me":"L\u00ed \"Lei\"","名":"李"}"#,
+            r#"{"ok":"1","bad":null}"#,
+            r#"{"ok":"1","bad":[1,{"a":2}]}"#,
+            r#"{"bad":{"a":[]},"ok":"1"}"#,
+            r#"{}"#,
+        ] {
+            let line = format!(r#"{{"cid":"{CID}","vars":{vars}}}"#);
+            let read = parse_ndjson_line(&line).map(|r| r.vars);
+            assert_eq!(read, vars_as_a_map_of_values(&line), "{vars}");
+        }
     }
 
     #[test]
