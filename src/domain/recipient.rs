@@ -7,6 +7,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::CompactCid;
+use crate::wire::json_object::sorted_last_wins;
 
 /// Most variables one recipient may carry.
 pub const MAX_VARS: usize = 32;
@@ -143,20 +144,6 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
-/// Sorts vars by name and keeps the last value of a repeated name, as a JSON map read into a
-/// sorted map would.
-fn by_name_last_wins(mut vars: Vec<(String, Option<String>)>) -> Vec<(String, Option<String>)> {
-    vars.sort_by(|a, b| a.0.cmp(&b.0)); // stable: a repeated name keeps its written order
-    let mut out: Vec<(String, Option<String>)> = Vec::with_capacity(vars.len());
-    for var in vars {
-        match out.last_mut() {
-            Some(last) if last.0 == var.0 => *last = var,
-            _ => out.push(var),
-        }
-    }
-    out
-}
-
 /// Parses an NDJSON line: `{"cid": "...", "vars": {"name": "Li"}}`.
 pub fn parse_ndjson_line(line: &str) -> Result<Recipient, String> {
     let parsed: NdjsonLine =
@@ -167,7 +154,7 @@ pub fn parse_ndjson_line(line: &str) -> Result<Recipient, String> {
         (Some(_), Some(_)) => return Err("give either cid or alias, not both".into()),
         (None, None) => return Err("missing \"cid\"".into()),
     };
-    let named = by_name_last_wins(parsed.vars.0);
+    let named = sorted_last_wins(parsed.vars.0);
     if named.len() > MAX_VARS {
         return Err(format!("more than {MAX_VARS} vars"));
     }

@@ -5,5 +5,6 @@
 
 pub mod getui;
 pub mod getui_legacy;
+pub mod json_object;
 pub mod tencent_sms;
 pub mod wecom;

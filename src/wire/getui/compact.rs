@@ -9,6 +9,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
+use crate::wire::json_object::sorted_last_wins;
+
 /// Digit values of the 256 byte values; 0xff for a byte that is not a lowercase hex digit.
 const DIGIT_VALUES: [u8; 256] = {
     let mut t = [0xffu8; 256];
@@ -154,19 +156,6 @@ impl CidStatuses {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
-}
-
-/// Sorts by key and keeps the last of each run of equal keys (the value a map would keep).
-fn sorted_last_wins<K: Ord, V>(mut pairs: Vec<(K, V)>) -> Vec<(K, V)> {
-    pairs.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal keys stay in arrival order
-    let mut out: Vec<(K, V)> = Vec::with_capacity(pairs.len());
-    for pair in pairs {
-        match out.last_mut() {
-            Some(last) if last.0 == pair.0 => *last = pair,
-            _ => out.push(pair),
-        }
-    }
-    out
 }
 
 impl<'de> Deserialize<'de> for CidStatuses {
