@@ -23,7 +23,7 @@ fn chunk(n: usize, vars: bool) -> Chunk {
                 .map(|i| vec![("name".to_owned(), format!("user{i}")), ("code".to_owned(), format!("C{i:08}"))])
                 .collect()
         } else {
-            Vec::new()
+            Default::default()
         },
         users: Vec::new(),
     }

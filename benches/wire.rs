@@ -179,7 +179,7 @@ fn render_batch(c: &mut Criterion) {
                 .zip(&vars)
                 .enumerate()
                 .filter_map(|(i, (cid, v))| {
-                    let lookup = |k: &str| v.iter().find(|(n, _)| n == k).map(|(_, x)| x.clone());
+                    let lookup = |k: &str| v.iter().find(|(n, _)| n == k).map(|(_, x)| x.as_str());
                     let msg = renderer.message(&lookup);
                     msg.fits().then(|| renderer.single(format!("req-{i:010}").into(), cid.as_str().into(), msg))
                 })

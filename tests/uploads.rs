@@ -395,7 +395,7 @@ async fn duplicates_are_taken_out_and_the_chunks_repacked_with_the_first_occurre
     for (_, chunk) in &chunks {
         for i in 0..chunk.len() {
             assert_eq!(chunk.cid(i).to_string(), cid(n));
-            let name = chunk.vars_of(i).iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str());
+            let name = chunk.vars_of(i).get("name");
             assert_eq!(name, Some(format!("first{n}").as_str()), "recipient {n} keeps its first line's vars");
             n += 1;
         }

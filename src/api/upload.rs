@@ -389,20 +389,18 @@ async fn take_index(state: &ApiState, rec: &CampaignRecord) -> Result<DraftIndex
 /// A chunk being filled, and the rule that says when it is full.
 struct ChunkFill {
     chunk: Chunk,
-    /// Bytes of variables in `chunk`.
-    vars_bytes: usize,
     size: usize,
 }
 
 impl ChunkFill {
     fn new(size: usize) -> ChunkFill {
-        ChunkFill { chunk: Chunk::default(), vars_bytes: 0, size }
+        ChunkFill { chunk: Chunk::default(), size }
     }
 
-    fn push(&mut self, cid: &[u8], vars: Option<Vec<(String, String)>>, user: Option<String>) {
+    /// Adds a recipient: its cid, its variables when the campaign keeps them, its member id.
+    fn push<'v>(&mut self, cid: &[u8], vars: Option<impl Iterator<Item = (&'v str, &'v str)>>, user: Option<String>) {
         self.chunk.cids.extend_from_slice(cid);
         if let Some(vars) = vars {
-            self.vars_bytes += vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
             self.chunk.vars.push(vars);
         }
         if let Some(user) = user {
@@ -411,11 +409,10 @@ impl ChunkFill {
     }
 
     fn is_full(&self) -> bool {
-        self.chunk.len() >= self.size || self.vars_bytes >= CHUNK_VARS_BYTES
+        self.chunk.len() >= self.size || self.chunk.vars.text_bytes() >= CHUNK_VARS_BYTES
     }
 
     fn take(&mut self) -> Chunk {
-        self.vars_bytes = 0;
         let mut next = Chunk::default();
         next.cids.reserve(self.size * 16);
         std::mem::replace(&mut self.chunk, next)
@@ -577,7 +574,8 @@ impl<'a> Job<'a> {
         if self.fill.chunk.is_empty() {
             self.chunk_starts.push(ordinal);
         }
-        self.fill.push(&r.cid.0, self.keep_vars.then_some(r.vars), r.user);
+        let vars = self.keep_vars.then(|| r.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        self.fill.push(&r.cid.0, vars, r.user);
         if self.fill.is_full() {
             self.stage().await?;
         }
@@ -671,8 +669,8 @@ impl<'a> Job<'a> {
                 if duplicates.contains(start + i as u32) {
                     continue;
                 }
-                let vars = self.keep_vars.then(|| chunk.vars.get_mut(i).map(std::mem::take).unwrap_or_default());
                 let user = chunk.users.get_mut(i).map(std::mem::take);
+                let vars = self.keep_vars.then(|| chunk.vars_of(i).iter());
                 fill.push(&chunk.cids[i * 16..i * 16 + 16], vars, user);
                 if fill.is_full() {
                     self.restage(written, fill.take()).await?;

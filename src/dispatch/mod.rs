@@ -194,7 +194,7 @@ impl CampaignRun {
 
     /// One recipient's SMS parameters, when the campaign texts and they use its `${vars}`
     /// (otherwise the campaign's own are used when the texts are due).
-    fn sms_params(&self, vars: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    fn sms_params<'v>(&self, vars: &dyn Fn(&str) -> Option<&'v str>) -> Vec<String> {
         match &self.spec.settings.sms_fallback {
             Some(f) if self.texting && f.has_variables() => f.params_for(vars),
             _ => Vec::new(),

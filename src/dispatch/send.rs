@@ -241,7 +241,7 @@ pub(super) async fn send_batch(
     let mut hex = [0u8; 32];
     for i in 0..chunk.len() {
         let vars = chunk.vars_of(i);
-        let lookup = |k: &str| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
+        let lookup = |k: &str| vars.get(k);
         let msg = run.getui.message(&lookup);
         let cid = chunk.cid(i);
         match parts::admit(msg.fits(), || RequestId::derive(&run.request_key, seq, i as u8)) {

@@ -484,7 +484,7 @@ impl MessageTemplate {
     }
 
     /// One recipient's copy; an unknown variable becomes the empty string.
-    pub fn personalize(&self, vars: &dyn Fn(&str) -> Option<String>) -> MessageCopy {
+    pub fn personalize<'v>(&self, vars: &dyn Fn(&str) -> Option<&'v str>) -> MessageCopy {
         let r = |s: &str| substitute(s, vars);
         let notification = if let Some(n) = &self.notification {
             Some(notification_copy(n, &r))
@@ -541,7 +541,7 @@ impl MessageTemplate {
         self.check_unsendable()?;
         // Variables render as a placeholder so that a `${name}`-only title is not "empty";
         // each recipient's copy is checked again when it is sent.
-        let plain = self.personalize(&|_| Some("x".into()));
+        let plain = self.personalize(&|_| Some("x"));
         let checked = match (&plain.notification, &plain.transmission) {
             (Some(n), _) => checks::check_notification_fields(&n.fields()),
             (None, Some(t)) => checks::check_transmission(t),
@@ -680,7 +680,7 @@ fn apns_json(i: &ApnsTemplate, r: &dyn Fn(&str) -> String) -> serde_json::Value 
 }
 
 /// Replaces every `${name}` in `text` with the variable's value.
-pub fn substitute(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
+pub fn substitute<'v>(text: &str, vars: &dyn Fn(&str) -> Option<&'v str>) -> String {
     if !text.contains("${") {
         return text.to_owned();
     }
@@ -691,7 +691,7 @@ pub fn substitute(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
         let after = &rest[start + 2..];
         match after.find('}') {
             Some(end) => {
-                out.push_str(&vars(&after[..end]).unwrap_or_default());
+                out.push_str(vars(&after[..end]).unwrap_or_default());
                 rest = &after[end + 1..];
             }
             None => {

@@ -195,7 +195,7 @@ impl SmsFallback {
 
     /// The parameters for one recipient, `${var}`s replaced by `vars` (unknown ones by nothing,
     /// as in push messages).
-    pub fn params_for(&self, vars: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    pub fn params_for<'v>(&self, vars: &dyn Fn(&str) -> Option<&'v str>) -> Vec<String> {
         self.params.iter().map(|p| substitute(p, vars)).collect()
     }
 }
@@ -699,7 +699,7 @@ mod tests {
     fn params_for_a_recipient_fill_its_variables() {
         let s = fallback("2000", &["${name}", "${money}元"], 1);
         assert!(s.has_variables());
-        let vars = |k: &str| (k == "name").then(|| "王五".to_owned());
+        let vars = |k: &str| (k == "name").then_some("王五");
         assert_eq!(s.params_for(&vars), ["王五", "元"]);
         assert!(!fallback("3000", &[], 1).has_variables());
     }

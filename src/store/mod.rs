@@ -12,6 +12,7 @@
 //! stay flat however large the campaign.
 
 pub(crate) mod bindings;
+mod chunk_vars;
 mod codec;
 mod deliveries;
 pub mod nats;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::texting::SmsTally;
 use crate::domain::{Action, CampaignSpec, CampaignState, CompactCid, Counts, RequestKey, StoreIdentity};
 
+pub use chunk_vars::{ChunkVars, RecipientVars};
 pub use nats::{NatsSettings, NatsStore};
 pub use patient::PatientStore;
 pub use sled_store::{read_identity_file, SledStore, StoreSettings};
@@ -188,7 +190,7 @@ pub struct Chunk {
     pub cids: Vec<u8>,
     /// Empty, or one list of `(name, value)` per recipient.
     #[serde(default)]
-    pub vars: Vec<Vec<(String, String)>>,
+    pub vars: ChunkVars,
     /// WeCom campaigns: the member ids; `cids` then holds their fingerprints (for the
     /// upload duplicate filter).
     #[serde(default)]
@@ -214,8 +216,8 @@ impl Chunk {
     }
 
     /// The `i`-th recipient's variables.
-    pub fn vars_of(&self, i: usize) -> &[(String, String)] {
-        self.vars.get(i).map(Vec::as_slice).unwrap_or(&[])
+    pub fn vars_of(&self, i: usize) -> RecipientVars<'_> {
+        self.vars.of(i)
     }
 }
 

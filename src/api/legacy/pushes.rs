@@ -570,7 +570,7 @@ mod tests {
         assert_eq!((n.title.as_str(), n.url.as_deref()), ("Sale", Some("https://a")), "shared texts stay");
         assert_eq!(message.variables().len(), 1, "only the body differs");
         for (item, r) in items.iter().zip(&recipients) {
-            let vars = |name: &str| r.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let vars = |name: &str| r.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
             let copy = message.personalize(&vars);
             // A `${name}` in a legacy text is text, not a variable: values are not substituted again.
             assert_eq!(copy.notification.unwrap().body, item.message.notification.as_ref().unwrap().body);
