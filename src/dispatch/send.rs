@@ -4,6 +4,8 @@ use std::future::Future;
 use std::num::NonZeroU32;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::decide::answers;
 use super::decide::call::{CallPlan, Retry};
 use super::decide::parts;
@@ -11,10 +13,10 @@ use super::decide::texting::PushAnswer;
 use super::failure::described;
 use super::{CampaignRun, Context};
 use crate::domain::{CompactCid, Counts, RequestId, ResultName};
-use crate::render::getui::batch;
 use crate::store::{Change, Chunk};
 use crate::upstream::getui::GetuiClient;
 use crate::upstream::ProviderError;
+use crate::wire::getui::compact::BatchBody;
 
 pub(super) use super::decide::call::RepeatGuard;
 
@@ -236,37 +238,17 @@ pub(super) async fn send_batch(
     chunk: &Chunk,
 ) -> Option<Sent> {
     let mut sent = Sent::new(run);
-    // Each admitted message with its recipient and, when the campaign texts, its SMS parameters.
-    let mut admitted = Vec::with_capacity(chunk.len());
-    let mut hex = [0u8; 32];
-    for i in 0..chunk.len() {
-        let vars = chunk.vars_of(i);
-        let lookup = |k: &str| vars.get(k);
-        let msg = run.getui.message(&lookup);
-        let cid = chunk.cid(i);
-        match parts::admit(msg.fits(), || RequestId::derive(&run.request_key, seq, i as u8)) {
-            Ok(rid) => {
-                let message =
-                    run.getui.single(rid.into_string().into(), String::from(cid.encode(&mut hex)).into(), msg);
-                admitted.push(((cid, run.sms_params(&lookup)), message));
-            }
-            Err(result) => sent.push(|| Some(cid), result, "", run.sms_params(&lookup)),
-        }
-    }
-    // Each part takes its messages out of the list, so none is copied.
-    let mut rest = admitted.into_iter().peekable();
-    let mut index = 0;
-    let part_size = run.pacing(ctx.members.live()).part_size;
-    while rest.peek().is_some() {
-        let (recipients, messages): (Vec<_>, Vec<_>) = rest.by_ref().take(part_size.max(1)).unzip();
-        if !pace(ctx, run, messages.len(), index).await {
+    let part_size = run.pacing(ctx.members.live()).part_size.max(1);
+    let parts = batch_parts(run, seq, chunk, part_size, &mut sent);
+    for (index, part) in parts.into_iter().enumerate() {
+        let BatchPart { body, recipients } = part;
+        if !pace(ctx, run, recipients.len(), index).await {
             return None;
         }
-        index += 1;
-        let batch = batch(messages);
+        let (n, body) = (body.len(), Bytes::from(body.into_json()));
         // Every message carries its request_id and Getui drops a repeat of one, so a retry
         // after a lost answer delivers nothing twice and needs no counting.
-        match call(ctx, run, || client.push_single_batch_cids(&batch)).await {
+        match call(ctx, run, || client.push_single_batch_json(body.clone(), n)).await {
             // The answer is keyed by taskid, in no useful order: each message's result is
             // looked up by its recipient, in the order the messages were added.
             Outcome::Done(statuses) => {
@@ -287,6 +269,48 @@ pub(super) async fn send_batch(
         }
     }
     Some(sent)
+}
+
+/// One call's worth of a batch_single chunk: its body, written as each copy is made, and
+/// each message's recipient with, when the campaign texts, its SMS parameters.
+struct BatchPart {
+    body: BatchBody,
+    recipients: Vec<(CompactCid, Vec<String>)>,
+}
+
+/// Renders each recipient's copy into the body of its part (`part_size` messages a call). A
+/// recipient whose copy cannot be sent (it outgrows a limit, its request id does not derive)
+/// is counted in `sent` at once.
+fn batch_parts(run: &CampaignRun, seq: u64, chunk: &Chunk, part_size: usize, sent: &mut Sent) -> Vec<BatchPart> {
+    let mut parts: Vec<BatchPart> = Vec::with_capacity(chunk.len().div_ceil(part_size));
+    for i in 0..chunk.len() {
+        let vars = chunk.vars_of(i);
+        let lookup = |k: &str| vars.get(k);
+        let msg = run.getui.message(&lookup);
+        let cid = chunk.cid(i);
+        let admitted = parts::admit(msg.fits(), || RequestId::derive(&run.request_key, seq, i as u8));
+        let rid = match admitted {
+            Ok(rid) => rid,
+            Err(result) => {
+                sent.push(|| Some(cid), result, "", run.sms_params(&lookup));
+                continue;
+            }
+        };
+        if parts.last().is_none_or(|p| p.body.len() >= part_size) {
+            parts.push(BatchPart { body: BatchBody::default(), recipients: Vec::with_capacity(part_size) });
+        }
+        let Some(part) = parts.last_mut() else { continue };
+        match run.getui.write_single(&mut part.body, rid.as_str(), &cid.0, &msg) {
+            Ok(()) => part.recipients.push((cid, run.sms_params(&lookup))),
+            Err(e) => {
+                tracing::error!(campaign = run.id, error = %e, "cannot write a message into its batch");
+                sent.push(|| Some(cid), ResultName::Failed, "", run.sms_params(&lookup));
+            }
+        }
+    }
+    // A part whose only message could not be written has nothing to send.
+    parts.retain(|p| !p.body.is_empty());
+    parts
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::domain::campaign::{AudienceCondition, NetworkType, TagMatch};
 use crate::domain::message::{json_len, MessageTemplate, NotificationCopy, MAX_APNS_BYTES};
 use crate::domain::CampaignSpec;
 use crate::wire::getui::checks;
+use crate::wire::getui::compact::{BatchBody, BatchMessage};
 use crate::wire::getui::{
     AllAudience, AllPush, BatchPush, CidAudience, Condition, ListCidPush, ListMessage, Notification, OptType, Push,
     PushMessage, Settings, SingleCidPush, TagAudience, TagPush,
@@ -115,6 +116,25 @@ impl GetuiRenderer {
             push_message: message.push_message,
             push_channel: message.push_channel,
         }
+    }
+
+    /// Appends `message` to `cid` to a `/push/single/batch/cid` body: the element
+    /// [`Self::single`] makes, written without being built.
+    pub fn write_single(
+        &self,
+        body: &mut BatchBody,
+        request_id: &str,
+        cid: &[u8; 16],
+        message: &GetuiMessage,
+    ) -> Result<(), serde_json::Error> {
+        body.push(&BatchMessage {
+            request_id,
+            cid,
+            group_name: self.group_name.as_deref(),
+            settings: self.settings.as_ref(),
+            push_message: &message.push_message,
+            push_channel: message.push_channel.as_ref(),
+        })
     }
 
     /// `/push/list/message`: the content of the campaign's list task.

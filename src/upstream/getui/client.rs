@@ -207,6 +207,19 @@ impl GetuiClient {
         self.post::<Option<CidStatuses>>(BATCH_EP, "/push/single/batch/cid", batch).await.map(Option::unwrap_or_default)
     }
 
+    /// `POST /push/single/batch/cid` of a finished body written message by message (a
+    /// [`crate::wire::getui::compact::BatchBody`]) holding `messages` messages; answered as
+    /// [`Self::push_single_batch_cids`].
+    pub async fn push_single_batch_json(&self, body: Bytes, messages: usize) -> Result<CidStatuses, GetuiError> {
+        let max = crate::wire::getui::MAX_BATCH_MESSAGES;
+        if messages == 0 || messages > max {
+            return Err(invalid(BATCH_EP, format!("msg_list must hold 1..={max} messages, got {messages}")));
+        }
+        self.call::<Option<CidStatuses>>(BATCH_EP, Method::POST, "/push/single/batch/cid", Some(body))
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
     /// `POST /push/list/message`: creates a list task's content; returns its taskid.
     pub async fn create_list_message(&self, msg: &ListMessage<'_>) -> Result<String, GetuiError> {
         self.post::<TaskIdData>("POST /push/list/message", "/push/list/message", msg).await.map(|d| d.taskid)

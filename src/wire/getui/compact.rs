@@ -87,6 +87,93 @@ impl CompactListCidPush<'_> {
     }
 }
 
+/// The body of `/push/single/batch/cid` written one message at a time, so that no message is
+/// kept as a value between being made and being sent (what the dispatcher's batch path uses).
+/// The bytes are those serde_json writes for the same [`super::BatchPush`] with `is_async`
+/// false: the fields of each [`super::SingleCidPush`] in its order, the cid as 32 hex digits.
+#[derive(Debug, Clone)]
+pub struct BatchBody {
+    out: Vec<u8>,
+    messages: usize,
+}
+
+/// One message of a [`BatchBody`], borrowed from its maker.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchMessage<'a> {
+    /// Idempotency key.
+    pub request_id: &'a str,
+    /// The recipient.
+    pub cid: &'a [u8; 16],
+    /// Task group.
+    pub group_name: Option<&'a str>,
+    /// Delivery settings.
+    pub settings: Option<&'a super::Settings>,
+    /// The Getui-channel message.
+    pub push_message: &'a super::PushMessage,
+    /// Vendor-channel messages.
+    pub push_channel: Option<&'a serde_json::Value>,
+}
+
+impl Default for BatchBody {
+    fn default() -> Self {
+        BatchBody { out: br#"{"is_async":false,"msg_list":["#.to_vec(), messages: 0 }
+    }
+}
+
+impl BatchBody {
+    /// Appends `m`. On an error nothing of it is kept.
+    pub fn push(&mut self, m: &BatchMessage<'_>) -> Result<(), serde_json::Error> {
+        let before = self.out.len();
+        let written = self.write(m);
+        match written {
+            Ok(()) => self.messages += 1,
+            Err(_) => self.out.truncate(before),
+        }
+        written
+    }
+
+    fn write(&mut self, m: &BatchMessage<'_>) -> Result<(), serde_json::Error> {
+        let out = &mut self.out;
+        out.extend_from_slice(if self.messages == 0 { br#"{"request_id":"# } else { br#",{"request_id":"# });
+        serde_json::to_writer(&mut *out, m.request_id)?;
+        if let Some(group) = m.group_name {
+            out.extend_from_slice(br#","group_name":"#);
+            serde_json::to_writer(&mut *out, group)?;
+        }
+        out.extend_from_slice(br#","audience":{"cid":[""#);
+        out.extend_from_slice(encode_cid_hex(m.cid, &mut [0u8; 32]).as_bytes());
+        out.extend_from_slice(br#""]}"#);
+        if let Some(settings) = m.settings {
+            out.extend_from_slice(br#","settings":"#);
+            serde_json::to_writer(&mut *out, settings)?;
+        }
+        out.extend_from_slice(br#","push_message":"#);
+        serde_json::to_writer(&mut *out, m.push_message)?;
+        if let Some(channel) = m.push_channel {
+            out.extend_from_slice(br#","push_channel":"#);
+            serde_json::to_writer(&mut *out, channel)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// Messages written.
+    pub fn len(&self) -> usize {
+        self.messages
+    }
+
+    /// True when no message was written.
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+
+    /// The finished body.
+    pub fn into_json(mut self) -> Vec<u8> {
+        self.out.extend_from_slice(b"]}");
+        self.out
+    }
+}
+
 /// A per-cid status word of a push answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusWord {
@@ -296,6 +383,57 @@ mod tests {
             };
             assert_eq!(compact.to_json().unwrap(), serde_json::to_vec(&plain).unwrap(), "{taskid:?} {is_async}");
         }
+    }
+
+    #[test]
+    fn a_batch_body_written_message_by_message_is_what_serde_writes_for_the_batch() {
+        use crate::wire::getui::{BatchPush, CidAudience, Notification, Push, PushMessage, Settings};
+        let cids: Vec<[u8; 16]> = (1..=3).map(cid).collect();
+        let message = |title: &str| PushMessage {
+            notification: Some(Notification {
+                title: title.into(),
+                body: "b \"q\" \u{1}".into(),
+                click_type: "startapp".into(),
+                ..Notification::default()
+            }),
+            ..PushMessage::default()
+        };
+        let settings = Settings { ttl: Some(7_200_000), ..Settings::default() };
+        let channel = json!({"ios": {"type": "notify", "aps": {"alert": {"title": "t"}}}});
+        // Every optional field present in one message and absent in another.
+        let shapes = [
+            (Some("spring_2026"), Some(&settings), Some(&channel)),
+            (None, None, None),
+            (Some("g\"x"), None, Some(&channel)),
+        ];
+        let messages: Vec<PushMessage> = ["Hi 李", "t\n2", ""].iter().map(|t| message(t)).collect();
+        let mut body = BatchBody::default();
+        let mut plain = BatchPush { is_async: false, msg_list: Vec::new() };
+        for (i, ((group, settings, channel), msg)) in shapes.iter().zip(&messages).enumerate() {
+            let rid = format!("req-\"{i:010}");
+            body.push(&BatchMessage {
+                request_id: &rid,
+                cid: &cids[i],
+                group_name: *group,
+                settings: *settings,
+                push_message: msg,
+                push_channel: *channel,
+            })
+            .unwrap();
+            plain.msg_list.push(Push {
+                request_id: rid.clone().into(),
+                group_name: group.map(str::to_owned),
+                audience: CidAudience { cid: vec![hex(&cids[i]).into()] },
+                settings: settings.cloned(),
+                push_message: msg.clone(),
+                push_channel: channel.cloned(),
+            });
+        }
+        assert_eq!(body.len(), 3);
+        assert_eq!(
+            String::from_utf8(body.into_json()).unwrap(),
+            serde_json::to_string(&plain).unwrap()
+        );
     }
 
     #[test]
