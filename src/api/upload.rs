@@ -260,7 +260,7 @@ pub(super) async fn upload(
 pub(super) async fn upload_recipients(
     state: &ApiState,
     rec: &CampaignRecord,
-    recipients: Vec<Recipient>,
+    recipients: Vec<Recipient<'static>>,
 ) -> Result<UploadView, ApiError> {
     let id = rec.id;
     let _busy = state
@@ -567,14 +567,14 @@ impl<'a> Job<'a> {
     }
 
     /// Stages `r` and spills its cid; whether it is a duplicate is found at the end.
-    async fn add(&mut self, r: Recipient) -> Result<(), Broken> {
+    async fn add(&mut self, r: Recipient<'_>) -> Result<(), Broken> {
         let root = self.root();
         let spill = self.spill.as_mut().ok_or_else(|| Broken::Store(ApiError::internal("the upload has ended")))?;
         let ordinal = spill.push(&r.cid.0).map_err(|e| spill_error(root, e))?;
         if self.fill.chunk.is_empty() {
             self.chunk_starts.push(ordinal);
         }
-        let vars = self.keep_vars.then(|| r.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let vars = self.keep_vars.then(|| r.vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
         self.fill.push(&r.cid.0, vars, r.user);
         if self.fill.is_full() {
             self.stage().await?;

@@ -7,7 +7,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::CompactCid;
-use crate::wire::json_object::sorted_last_wins;
+use crate::wire::json_object::{sorted_last_wins, Text};
 
 /// Most variables one recipient may carry.
 pub const MAX_VARS: usize = 32;
@@ -17,13 +17,14 @@ pub const MAX_VAR_CHARS: usize = 1024;
 /// what a chunk of recipients weighs in memory and on disk whatever the upload holds.
 pub const MAX_VARS_BYTES: usize = 4096;
 
-/// One parsed recipient.
+/// One parsed recipient; its variables borrow from the line where they can (a name or value
+/// without escapes), so a line costs no string of its own on its way into a chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
+pub struct Recipient<'a> {
     /// The device; for a WeCom member, the fingerprint of the member id.
     pub cid: CompactCid,
     /// Template variables, sorted by name.
-    pub vars: Vec<(String, String)>,
+    pub vars: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// The WeCom member id, for WeCom campaigns.
     pub user: Option<String>,
 }
@@ -48,7 +49,7 @@ pub fn parse_user(s: &str) -> Result<String, String> {
 
 /// Parses a line of a WeCom campaign's upload: a member id. Ids compare case-insensitively,
 /// so the duplicate filter sees `LiLei` and `lilei` as one member.
-pub fn parse_user_line(line: &str) -> Result<Recipient, String> {
+pub fn parse_user_line(line: &str) -> Result<Recipient<'static>, String> {
     let user = parse_user(line)?;
     let digest = <sha2::Sha256 as sha2::Digest>::digest(user.to_lowercase().as_bytes());
     let mut fingerprint = [0u8; 16];
@@ -57,7 +58,7 @@ pub fn parse_user_line(line: &str) -> Result<Recipient, String> {
 }
 
 /// Parses a plain-text line: a cid (32 hex digits; upper case is folded to lower case).
-pub fn parse_text_line(line: &str) -> Result<Recipient, String> {
+pub fn parse_text_line(line: &str) -> Result<Recipient<'static>, String> {
     Ok(Recipient { cid: parse_cid(line.trim())?, vars: Vec::new(), user: None })
 }
 
@@ -68,28 +69,28 @@ struct NdjsonLine<'a> {
     cid: Option<Cow<'a, str>>,
     #[serde(borrow)]
     alias: Option<Cow<'a, str>>,
-    #[serde(default)]
-    vars: Vars,
+    #[serde(default, borrow)]
+    vars: Vars<'a>,
 }
 
 /// `vars` as written: each name with its value as text, `None` for a value that is no string,
 /// number or boolean (so the error can name it). Read straight into a list: a map of JSON
 /// values would allocate a tree node and a `Value` per variable only to be taken apart.
 #[derive(Default)]
-struct Vars(Vec<(String, Option<String>)>);
+struct Vars<'a>(Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>);
 
-impl<'de> Deserialize<'de> for Vars {
+impl<'de: 'a, 'a> Deserialize<'de> for Vars<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct VarsVisitor;
         impl<'de> Visitor<'de> for VarsVisitor {
-            type Value = Vars;
+            type Value = Vars<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a map of variable names to values")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vars, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vars<'de>, A::Error> {
                 let mut vars = Vec::with_capacity(map.size_hint().unwrap_or(0).min(MAX_VARS));
-                while let Some(name) = map.next_key::<String>()? {
-                    vars.push((name, map.next_value::<Scalar>()?.0));
+                while let Some(name) = map.next_key::<Text<'de>>()? {
+                    vars.push((name.0, map.next_value::<Scalar<'de>>()?.0));
                 }
                 Ok(Vars(vars))
             }
@@ -98,44 +99,48 @@ impl<'de> Deserialize<'de> for Vars {
     }
 }
 
-/// A variable's value as text, as JSON writes it; `None` for null, an array or an object.
-struct Scalar(Option<String>);
+/// A variable's value as text, as JSON writes it, borrowed from the line when it holds no
+/// escapes; `None` for null, an array or an object.
+struct Scalar<'a>(Option<Cow<'a, str>>);
 
-impl<'de> Deserialize<'de> for Scalar {
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct ScalarVisitor;
         impl<'de> Visitor<'de> for ScalarVisitor {
-            type Value = Scalar;
+            type Value = Scalar<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON value")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v.to_owned())))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar(Some(Cow::Borrowed(v))))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v)))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar(Some(Cow::Owned(v.to_owned()))))
             }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v.to_string())))
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar<'de>, E> {
+                Ok(Scalar(Some(Cow::Owned(v))))
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v.to_string())))
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar<'de>, E> {
+                Ok(Scalar(Some(v.to_string().into())))
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v.to_string())))
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar(Some(v.to_string().into())))
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar(Some(v.to_string().into())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar<'de>, E> {
                 // Written as serde_json writes a number it read.
-                Ok(Scalar(serde_json::Number::from_f64(v).map(|n| n.to_string())))
+                Ok(Scalar(serde_json::Number::from_f64(v).map(|n| n.to_string().into())))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
                 Ok(Scalar(None))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Scalar(None))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Scalar(None))
             }
@@ -145,7 +150,7 @@ impl<'de> Deserialize<'de> for Scalar {
 }
 
 /// Parses an NDJSON line: `{"cid": "...", "vars": {"name": "Li"}}`.
-pub fn parse_ndjson_line(line: &str) -> Result<Recipient, String> {
+pub fn parse_ndjson_line(line: &str) -> Result<Recipient<'_>, String> {
     let parsed: NdjsonLine =
         serde_json::from_str(line).map_err(|e| format!("not a JSON object of cid and vars: {e}"))?;
     let cid = match (parsed.cid, parsed.alias) {
@@ -216,12 +221,28 @@ mod tests {
 
     #[test]
     fn ndjson_lines() {
-        let r = parse_ndjson_line(&format!(r#"{{"cid":"{CID}","vars":{{"name":"Li","n":3}}}}"#)).unwrap();
-        assert_eq!(r.vars, vec![("n".to_owned(), "3".to_owned()), ("name".to_owned(), "Li".to_owned())]);
+        let line = format!(r#"{{"cid":"{CID}","vars":{{"name":"Li","n":3}}}}"#);
+        let r = parse_ndjson_line(&line).unwrap();
+        assert_eq!(owned(r.vars), vec![("n".to_owned(), "3".to_owned()), ("name".to_owned(), "Li".to_owned())]);
         assert!(parse_ndjson_line(r#"{"vars":{}}"#).unwrap_err().contains("missing"));
         assert!(parse_ndjson_line("[1,2]").is_err());
         assert!(parse_ndjson_line(&format!(r#"{{"cid":"{CID}","vars":{{"a":[1]}}}}"#)).is_err());
         assert!(parse_ndjson_line(r#"{"alias":"bob"}"#).unwrap_err().contains("alias"));
+    }
+
+    fn owned(vars: Vec<(Cow<'_, str>, Cow<'_, str>)>) -> Vec<(String, String)> {
+        vars.into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    }
+
+    #[test]
+    fn names_and_values_without_escapes_borrow_from_the_line() {
+        let line = format!(r#"{{"cid":"{CID}","vars":{{"name":"Li","n\u0061me2":"L\u00ed","n":3}}}}"#);
+        let r = parse_ndjson_line(&line).unwrap();
+        let borrowed: Vec<(bool, bool)> =
+            r.vars.iter().map(|(k, v)| (matches!(k, Cow::Borrowed(_)), matches!(v, Cow::Borrowed(_)))).collect();
+        // Sorted: n (a number, written out), name, name2 (escaped name and value).
+        assert_eq!(borrowed, [(true, false), (true, true), (false, false)]);
+        assert_eq!(owned(r.vars)[2], ("name2".to_owned(), "Lí".to_owned()));
     }
 
     /// What `vars` meant when they were read as a sorted map of JSON values.
@@ -252,7 +273,7 @@ mod tests {
             r#"{}"#,
         ] {
             let line = format!(r#"{{"cid":"{CID}","vars":{vars}}}"#);
-            let read = parse_ndjson_line(&line).map(|r| r.vars);
+            let read = parse_ndjson_line(&line).map(|r| owned(r.vars));
             assert_eq!(read, vars_as_a_map_of_values(&line), "{vars}");
         }
     }

@@ -9,6 +9,7 @@
 //! a repeated call finds it — on any daemon, after a restart — instead of making another; and
 //! within a campaign every recipient keeps its v2 `request_id`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -197,7 +198,7 @@ async fn existing(cx: &Cx<'_>, id: u64) -> Result<CampaignRecord, Refusal> {
 async fn fill_and_start(
     cx: &Cx<'_>,
     mut rec: CampaignRecord,
-    recipients: Vec<Recipient>,
+    recipients: Vec<Recipient<'static>>,
 ) -> Result<CampaignRecord, Refusal> {
     if rec.state == CampaignState::Draft && rec.recipients == 0 && !recipients.is_empty() {
         if let Err(e) = upload_recipients(cx.state, &rec, recipients).await {
@@ -241,7 +242,7 @@ pub(super) async fn single(cx: &Cx<'_>, req: SingleRequest) -> Result<Value, Ref
     Ok(answer)
 }
 
-fn single_target(req: &SingleRequest) -> Result<Recipient, Refusal> {
+fn single_target(req: &SingleRequest) -> Result<Recipient<'static>, Refusal> {
     let cid = req.client_id.trim();
     if cid.is_empty() {
         return Err(if req.alias.trim().is_empty() {
@@ -392,7 +393,7 @@ pub(super) async fn app(cx: &Cx<'_>, req: AppPushRequest) -> Result<Value, Refus
 
 /// One batch item, read and checked on its own as a campaign of its own would be.
 struct Ready {
-    recipient: Recipient,
+    recipient: Recipient<'static>,
     message: MessageTemplate,
     settings: CreateSettings,
     sms: Option<LegacySms>,
@@ -478,7 +479,7 @@ fn text_var(j: usize) -> String {
 
 /// One message for items of one shape: the texts they share stay, the others become
 /// variables that each recipient carries.
-fn merged(items: &[&Ready]) -> (MessageTemplate, Vec<Recipient>) {
+fn merged(items: &[&Ready]) -> (MessageTemplate, Vec<Recipient<'static>>) {
     let texts: Vec<Vec<String>> =
         items.iter().map(|r| r.message.clone().texts_mut().into_iter().map(|t| t.clone()).collect()).collect();
     let first = &texts[0];
@@ -493,7 +494,8 @@ fn merged(items: &[&Ready]) -> (MessageTemplate, Vec<Recipient>) {
         .iter()
         .zip(&texts)
         .map(|(r, t)| {
-            let mut vars: Vec<(String, String)> = differing.iter().map(|j| (text_var(*j), t[*j].clone())).collect();
+            let mut vars: Vec<(Cow<'static, str>, Cow<'static, str>)> =
+                differing.iter().map(|j| (text_var(*j).into(), t[*j].clone().into())).collect();
             vars.sort();
             Recipient { cid: r.recipient.cid, vars, user: None }
         })
@@ -524,7 +526,7 @@ async fn batch_campaign(
     key: Option<String>,
     first: &Ready,
     message: MessageTemplate,
-    recipients: Vec<Recipient>,
+    recipients: Vec<Recipient<'static>>,
 ) -> Result<String, Refusal> {
     let mut r = request(cx, format!("legacy batch of {}", recipients.len()), Mode::BatchSingle, first.settings.clone());
     r.message = message;
@@ -570,7 +572,7 @@ mod tests {
         assert_eq!((n.title.as_str(), n.url.as_deref()), ("Sale", Some("https://a")), "shared texts stay");
         assert_eq!(message.variables().len(), 1, "only the body differs");
         for (item, r) in items.iter().zip(&recipients) {
-            let vars = |name: &str| r.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+            let vars = |name: &str| r.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_ref());
             let copy = message.personalize(&vars);
             // A `${name}` in a legacy text is text, not a variable: values are not substituted again.
             assert_eq!(copy.notification.unwrap().body, item.message.notification.as_ref().unwrap().body);

@@ -3,13 +3,12 @@
 //! no `String` per cid in either direction, and looking a cid up is a binary search over
 //! `u128` keys (one compare per step, where 16-byte arrays compare through `memcmp`).
 
-use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::wire::json_object::sorted_last_wins;
+use crate::wire::json_object::{sorted_last_wins, Text};
 
 /// Digit values of the 256 byte values; 0xff for a byte that is not a lowercase hex digit.
 const DIGIT_VALUES: [u8; 256] = {
@@ -311,31 +310,6 @@ impl<'de> Deserialize<'de> for TaskStatuses {
     }
 }
 
-/// A string borrowed from the input when it holds no escapes, owned otherwise.
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> Visitor<'de> for TextVisitor {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(TextVisitor)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,10 +404,7 @@ mod tests {
             });
         }
         assert_eq!(body.len(), 3);
-        assert_eq!(
-            String::from_utf8(body.into_json()).unwrap(),
-            serde_json::to_string(&plain).unwrap()
-        );
+        assert_eq!(String::from_utf8(body.into_json()).unwrap(), serde_json::to_string(&plain).unwrap());
     }
 
     #[test]
