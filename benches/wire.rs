@@ -1,13 +1,14 @@
 //! Encoding and decoding the two bulk Getui bodies (a 1000-cid list push and a 200-message
 //! batch), reading the answer of a 1000-cid list push (as a map of strings and as the
 //! dispatcher reads it, into raw cids), rendering a batch's 200 personal copies from a
-//! campaign, and one WeCom callback delivery: verify, decrypt, parse, seal the passive reply.
+//! campaign (built as values, and written straight into the body as the dispatcher does), and one WeCom callback delivery: verify, decrypt, parse, seal the passive reply.
 //!
 //! Run: `cargo bench --bench wire`.
 
 use campaignd::domain::CampaignSpec;
 use campaignd::render::getui::{batch, GetuiRenderer};
-use campaignd::wire::getui::compact::{parse_cid_hex, CidStatuses, CompactListCidPush};
+use campaignd::store::ChunkVars;
+use campaignd::wire::getui::compact::{parse_cid_hex, BatchBody, CidStatuses, CompactListCidPush};
 use campaignd::wire::getui::{
     BatchPush, CidAudience, ListCidPush, Notification, Push, PushMessage, Settings, TaskCidStatus,
 };
@@ -185,6 +186,24 @@ fn render_batch(c: &mut Criterion) {
                 })
                 .collect();
             batch(pushes).msg_list.len()
+        })
+    });
+    // What the dispatcher does since stop 24: each copy is written into the call's body as it is
+    // made, from borrowed variables, with no SingleCidPush built in between.
+    let raw: Vec<[u8; 16]> = ids.iter().filter_map(|s| parse_cid_hex(s.as_bytes())).collect();
+    let chunk_vars: ChunkVars = vars.iter().cloned().collect();
+    g.bench_function("render_check_write_body", |b| {
+        b.iter(|| {
+            let mut body = BatchBody::default();
+            for (i, cid) in raw.iter().enumerate() {
+                let v = chunk_vars.of(i);
+                let lookup = |k: &str| v.get(k);
+                let msg = renderer.message(&lookup);
+                if msg.fits() {
+                    renderer.write_single(&mut body, &format!("req-{i:010}"), cid, &msg).unwrap();
+                }
+            }
+            body.into_json().len()
         })
     });
     g.finish();
