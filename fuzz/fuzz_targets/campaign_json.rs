@@ -1,7 +1,8 @@
 //! Campaign JSON (`POST /v1/campaigns`): the body is deserialized into `CreateCampaign` as
 //! `api::campaigns` does (serde_path_to_error, nothing after the object), validated against
 //! apps like the shipped configuration's (a Getui app `main` with an SMS gateway, a WeCom app
-//! `staff`), and a valid Getui campaign is rendered into its request bodies.
+//! `staff`), and a valid Getui campaign is rendered into its request bodies (a copy written
+//! into a batch body as the dispatcher writes it, among them).
 #![no_main]
 
 use campaignd::dev::{DEV_SMS_SIGN_NAME, DEV_SMS_TEMPLATES};
@@ -9,6 +10,7 @@ use campaignd::domain::campaign::{CampaignSpec, CreateCampaign, Validation, SCHE
 use campaignd::domain::sms::AppSmsFacts;
 use campaignd::domain::Channel;
 use campaignd::render::getui::{AppPush, GetuiRenderer};
+use campaignd::wire::getui::compact::BatchBody;
 use libfuzzer_sys::fuzz_target;
 
 /// A fixed "now" (2026-01-01T00:00:00Z), so a schedule's validity does not depend on the clock.
@@ -42,7 +44,19 @@ fuzz_target!(|data: &[u8]| {
 fn use_spec(spec: &CampaignSpec) {
     if spec.channel == Channel::Getui {
         let r = GetuiRenderer::new(spec);
-        let message = r.message(&|name| Some(format!("<{name}>")));
+        let values: Vec<(String, String)> = spec
+            .message
+            .variables()
+            .into_iter()
+            .map(|name| {
+                let value = format!("<{name}>");
+                (name, value)
+            })
+            .collect();
+        let message = r.message(&|name| values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()));
+        let mut body = BatchBody::default();
+        let _ = r.write_single(&mut body, "req-1", &[0x5a; 16], &message);
+        let _ = body.into_json();
         let single = r.single("req-1".into(), "0123456789abcdef0123456789abcdef".into(), message);
         let _ = serde_json::to_vec(&single);
         let _ = serde_json::to_vec(&r.list_message("req-2"));

@@ -200,16 +200,9 @@ impl GetuiClient {
         self.post::<Option<TaskCidStatus>>(BATCH_EP, "/push/single/batch/cid", batch).await.map(outcome)
     }
 
-    /// `POST /push/single/batch/cid` with the answer's statuses read straight into raw cids
-    /// (what the dispatcher's batch path uses).
-    pub async fn push_single_batch_cids(&self, batch: &BatchPush<'_>) -> Result<CidStatuses, GetuiError> {
-        check_batch(batch)?;
-        self.post::<Option<CidStatuses>>(BATCH_EP, "/push/single/batch/cid", batch).await.map(Option::unwrap_or_default)
-    }
-
     /// `POST /push/single/batch/cid` of a finished body written message by message (a
-    /// [`crate::wire::getui::compact::BatchBody`]) holding `messages` messages; answered as
-    /// [`Self::push_single_batch_cids`].
+    /// [`crate::wire::getui::compact::BatchBody`]) holding `messages` messages, with the
+    /// answer's statuses read straight into raw cids (what the dispatcher's batch path uses).
     pub async fn push_single_batch_json(&self, body: Bytes, messages: usize) -> Result<CidStatuses, GetuiError> {
         let max = crate::wire::getui::MAX_BATCH_MESSAGES;
         if messages == 0 || messages > max {
