@@ -52,6 +52,8 @@ pub struct Metrics {
     pub wecom_callbacks_total: IntCounterVec,
     /// Bytes the store takes on disk.
     pub store_size_bytes: IntGauge,
+    /// The group's backlog in chunks (see [`crate::store::Store::queued_chunk_messages`]).
+    pub queued_chunks: IntGauge,
     /// Draft campaigns whose upload duplicate index is held (in use, or kept on disk).
     pub upload_filters: IntGauge,
     /// SMS fallback: recipients per second-channel outcome, by app and result (`sent`,
@@ -136,6 +138,12 @@ impl Metrics {
             )
             .expect("valid metric"),
             store_size_bytes: IntGauge::new("store_size_bytes", "Bytes the on-disk store takes.").expect("valid metric"),
+            queued_chunks: IntGauge::new(
+                "queued_chunks",
+                "Chunks committed and not yet acknowledged: on NATS the messages in the JetStream chunk stream \
+                 (the group's backlog, the same on every daemon); on sled those of the campaigns not finished.",
+            )
+            .expect("valid metric"),
             upload_filters: IntGauge::new(
                 "upload_filters",
                 "Draft campaigns whose upload duplicate index (on disk, 16 bytes a recipient) is held: in use by \
@@ -172,7 +180,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 17] = [
             Box::new(self.legacy_requests_total.clone()),
             Box::new(self.sms_total.clone()),
             Box::new(self.receipts_total.clone()),
@@ -185,6 +193,7 @@ impl Metrics {
             Box::new(self.rate_limited_seconds_total.clone()),
             Box::new(self.chunks_inflight.clone()),
             Box::new(self.store_size_bytes.clone()),
+            Box::new(self.queued_chunks.clone()),
             Box::new(self.chunk_duration_seconds.clone()),
             Box::new(self.campaign_progress_ratio.clone()),
             Box::new(self.wecom_callbacks_total.clone()),

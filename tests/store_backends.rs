@@ -408,6 +408,10 @@ async fn pending_chunks_come_in_order_and_acks_fold_into_progress(backend: &Back
     let id = uploaded(&*store, 5, 2).await;
     store.change(id, Change::Act(Action::Start, 2)).await.unwrap();
     let seqs = |v: Vec<(u64, Chunk)>| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    // NATS counts the chunk messages waiting in its stream (the backlog metric); sled leaves
+    // the count to the dispatcher.
+    let queued = store.queued_chunk_messages().await.unwrap();
+    assert!(matches!(queued, None | Some(5)), "{queued:?}");
     assert_eq!(seqs(store.pending_chunks(id, 0, 2).await.unwrap()), [0, 1]);
     assert_eq!(seqs(store.pending_chunks(id, 3, 10).await.unwrap()), [3, 4]);
     // Out of order: chunk 1 is acknowledged first; it waits for chunk 0 to be folded.
@@ -429,6 +433,7 @@ async fn pending_chunks_come_in_order_and_acks_fold_into_progress(backend: &Back
     let p = store.progress(id).await.unwrap();
     assert_eq!((p.counts.total(), p.acked_chunks), (10, 5));
     assert!(store.pending_chunks(id, 0, 10).await.unwrap().is_empty());
+    assert_eq!(store.queued_chunk_messages().await.unwrap().unwrap_or(0), 0, "none left in the stream");
     assert!(active_ids(&*store).await.is_empty());
     assert_eq!(census_of(&*store, CampaignState::Completed).await, 1);
     assert!(matches!(store.pending_chunks(9_999, 0, 1).await, Err(StoreError::NotFound(9_999))));

@@ -4,11 +4,14 @@
 //!
 //! One pass is not enough when daemons share the store: a chunk another daemon holds is
 //! skipped by the shard (its lease is held) and stays pending; it is acknowledged by its
-//! holder, or, if the holder died, its lease expires and a later pass sends it. Crash replay
-//! of list chunks left in flight is decided per chunk when its lease is taken (`shard`).
+//! holder, or, if the holder died, its lease expires and a later pass sends it. A pass that
+//! has run for a lease time starts over from the first pending chunk, so such a chunk goes
+//! out about a lease time after its holder died, not only once the rest of a long campaign
+//! was sent. Crash replay of list chunks left in flight is decided per chunk when its lease
+//! is taken (`shard`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -61,9 +64,16 @@ async fn still_pending(ctx: &Context, run: &CampaignRun) -> bool {
 /// none is left or the run stops.
 async fn feed(ctx: &Context, run: &Arc<CampaignRun>, tx: &mpsc::Sender<Work>) {
     let mut cursor = 0;
+    let mut from_start = Instant::now();
     loop {
         if run.stop.is_cancelled() {
             return;
+        }
+        if from_start.elapsed() >= ctx.lease {
+            // Chunks this daemon handed out are skipped by `hand_out`; those held by others are
+            // skipped by the shard, unless their lease ran out.
+            cursor = 0;
+            from_start = Instant::now();
         }
         let batch = match ctx.store.pending_chunks(run.id, cursor, 16).await {
             Ok(b) => b,

@@ -44,8 +44,11 @@ impl Gauges {
             Err(e) => tracing::warn!(error = %e, "cannot count campaigns"),
         }
         let mut progress = Vec::with_capacity(active.len());
+        let mut unacked_chunks = 0;
         for r in active {
-            let done = ctx.store.progress(r.id).await.map(|p| p.counts.total()).unwrap_or(0);
+            let (done, acked) =
+                ctx.store.progress(r.id).await.map(|p| (p.counts.total(), p.acked_chunks)).unwrap_or((0, 0));
+            unacked_chunks += r.chunk_count.saturating_sub(acked);
             let (id, app, state, recipients) = (r.id, r.spec.app.as_str(), r.state, r.recipients);
             progress.push(CampaignProgress { id, app, state, recipients, done });
         }
@@ -73,6 +76,11 @@ impl Gauges {
         }
         if let Ok(bytes) = ctx.store.size_on_disk().await {
             m.store_size_bytes.set(bytes as i64);
+        }
+        match ctx.store.queued_chunk_messages().await {
+            Ok(Some(n)) => m.queued_chunks.set(n as i64),
+            Ok(None) => m.queued_chunks.set(unacked_chunks as i64),
+            Err(e) => tracing::debug!(error = %e, "cannot count the queued chunks"),
         }
     }
 }

@@ -432,6 +432,10 @@ pub trait Store: Send + Sync + 'static {
     fn progress(&self, id: u64) -> StoreFuture<'_, Progress>;
     /// Bytes the store takes on disk.
     fn size_on_disk(&self) -> StoreFuture<'_, u64>;
+    /// The chunk messages the store itself counts as waiting, when it keeps such a count: on
+    /// NATS, the messages in the JetStream chunk stream (what a consumer would report as
+    /// pending); `None` on sled, whose backlog the dispatcher sums from the campaigns' progress.
+    fn queued_chunk_messages(&self) -> StoreFuture<'_, Option<u64>>;
     /// Puts `user` on `app`'s suppression list (`Some`) or takes them off (`None`), durably.
     /// User ids compare case-insensitively, as WeCom's do. True when something changed.
     fn set_suppression(&self, app: &str, user: &str, entry: Option<Suppression>) -> StoreFuture<'_, bool>;

@@ -285,6 +285,10 @@ impl Store for PatientStore {
         self.inner.size_on_disk()
     }
 
+    fn queued_chunk_messages(&self) -> StoreFuture<'_, Option<u64>> {
+        self.inner.queued_chunk_messages()
+    }
+
     fn set_suppression(&self, app: &str, user: &str, entry: Option<Suppression>) -> StoreFuture<'_, bool> {
         self.inner.set_suppression(app, user, entry)
     }
@@ -408,6 +412,7 @@ mod tests {
             committed_cids(id: u64, from_seq: u64, max_bytes: usize) -> CidPage;
             inflight_chunks(id: u64) -> Vec<u64>;
             size_on_disk() -> u64;
+            queued_chunk_messages() -> Option<u64>;
             set_suppression(app: &str, user: &str, entry: Option<Suppression>) -> bool;
             suppression(app: &str, user: &str) -> Option<Suppression>;
             suppressed_among(app: &str, users: Vec<String>) -> Vec<bool>;

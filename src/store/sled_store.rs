@@ -417,6 +417,10 @@ impl Store for SledStore {
         Box::pin(std::future::ready(Ok(p)))
     }
 
+    fn queued_chunk_messages(&self) -> StoreFuture<'_, Option<u64>> {
+        Box::pin(async { Ok(None) })
+    }
+
     fn size_on_disk(&self) -> StoreFuture<'_, u64> {
         // sled walks its files for this.
         self.read(|t| t.db.size_on_disk().map_err(db_err))

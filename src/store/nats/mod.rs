@@ -56,7 +56,8 @@
 //! Keys are removed by purging their subject (no delete marker), except a deleted campaign's
 //! record, which goes by `purge_expect_revision` so a change made meanwhile stops the delete.
 //! Every write returns once JetStream has acknowledged it (stored; on R3, by a majority), so
-//! `flush` only flushes the connection. `size_on_disk` adds up the streams' bytes. The KV
+//! `flush` only flushes the connection. `size_on_disk` adds up the streams' bytes;
+//! `queued_chunk_messages` is the chunk stream's message count (the backlog metric). The KV
 //! streams are created with the settings `create_key_value` would use, by hand: that call
 //! first asks for account info in a shape nats-server 2.9 (Debian bookworm's) cannot answer.
 
@@ -493,15 +494,17 @@ impl NatsStore {
         if from_seq >= rec.chunk_count || rec.state == CampaignState::Cancelled {
             return Ok(());
         }
-        let acked = self.tombstones(rec.id).await?;
         for seq in from_seq..rec.chunk_count {
-            if acked.contains_key(&seq) {
+            let Some(value) = self.read_chunk(rec.id, seq).await? else { continue };
+            // An acknowledgement purges the chunk after its tombstone, so a chunk still here
+            // has none unless its acknowledgement was cut short: one lookup for the chunks
+            // found, not a read of every tombstone per page (their number grows while a chunk
+            // before them is out, e.g. with a daemon that died, until its lease expires).
+            if self.done.get(seq_key(rec.id, seq)).await.map_err(nats_err)?.is_some() {
                 continue;
             }
-            if let Some(value) = self.read_chunk(rec.id, seq).await? {
-                if !take(seq, value)? {
-                    break;
-                }
+            if !take(seq, value)? {
+                break;
             }
         }
         Ok(())
@@ -736,7 +739,24 @@ impl NatsStore {
         remove(&self.inflight, &key).await?;
         // The chunk is done: whoever held it, nobody needs the lease any more.
         remove(&self.leases, &key).await?;
-        self.fold(ack.campaign).await
+        if self.frontier_acknowledged(ack.campaign).await? {
+            self.fold(ack.campaign).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the first chunk not yet folded has its tombstone, so a fold would advance.
+    /// Otherwise a chunk before this one is still out (on another daemon, or on a dead one
+    /// until its lease expires) and folding would read every tombstone to find the same gap:
+    /// a cost per acknowledgement growing with the gap. Whoever writes the tombstone that
+    /// closes the gap folds the lot; each acknowledgement checks after writing its own, so of
+    /// two racing ones the later sees both.
+    async fn frontier_acknowledged(&self, id: u64) -> Result<bool, StoreError> {
+        let Versioned { rec, .. } = self.read_existing(id).await?;
+        if rec.folded >= rec.chunk_count {
+            return Ok(true); // nothing left to fold but stale tombstones, which a fold removes
+        }
+        Ok(self.done.get(seq_key(id, rec.folded)).await.map_err(nats_err)?.is_some())
     }
 
     async fn page(&self, q: PageQuery) -> Result<CampaignPage, StoreError> {
@@ -1015,6 +1035,14 @@ impl Store for NatsStore {
 
     fn size_on_disk(&self) -> StoreFuture<'_, u64> {
         Box::pin(self.bytes_stored())
+    }
+
+    fn queued_chunk_messages(&self) -> StoreFuture<'_, Option<u64>> {
+        Box::pin(async move {
+            let name = self.names.chunk_stream();
+            let info = self.js.get_stream(&name).await.map_err(nats_err)?.get_info().await.map_err(nats_err)?;
+            Ok(Some(info.state.messages))
+        })
     }
 
     fn set_suppression(&self, app: &str, user: &str, entry: Option<Suppression>) -> StoreFuture<'_, bool> {
