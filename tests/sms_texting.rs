@@ -1,7 +1,9 @@
 //! SMS fallback's texting through a real daemon, the simulated Getui and the simulated Tencent
 //! Cloud SMS gateway over loopback (issue 13 point 4): the texted set is exactly the bound
-//! recipients the push did not reach, and a daemon killed with SIGKILL while texting texts
-//! nobody twice under `at_most_once` and only counted duplicates under `at_least_once`.
+//! recipients the push did not reach, the gateway's delivery reports mark each text delivered
+//! or failed once, `sms/stop` before the texts are due skips them all, and a daemon killed
+//! with SIGKILL while texting texts nobody twice under `at_most_once` and only counted
+//! duplicates under `at_least_once`.
 
 mod common;
 
@@ -12,8 +14,8 @@ use bytes::Bytes;
 use campaignd::client::{channel_body, ApiClient};
 use campaignd::domain::CompactCid;
 use campaignd::simulator::{
-    arrives_after, clicks, plain_status, FaultProfile, Limits, ReceiptSimConfig, RunningSimulator, SimConfig,
-    SmsSimConfig, StatusShares,
+    arrives_after, clicks, plain_status, report_fails, FaultProfile, Limits, ReceiptSimConfig, ReportSettings,
+    RunningSimulator, SimConfig, SmsSimConfig, StatusShares,
 };
 use common::{
     child_config, cid, free_port, ndjson_range, spawn_app_with, start_sim, wait_healthy, ChildDaemon, TestApp,
@@ -70,12 +72,15 @@ async fn import(api: &ApiClient, ns: impl Iterator<Item = u64>) {
     api.import_phones(APP, "application/x-ndjson", chunked).await.expect("bindings imported");
 }
 
-/// The sum of `campaignd_sms_total{app="main"}` over every per-recipient outcome (`replayed`
-/// counts resends, not recipients).
+/// The sum of `campaignd_sms_total{app="main"}` over every per-recipient outcome of the texting
+/// (`replayed` counts resends, not recipients; `delivered` and `failed` are counted again by
+/// the delivery reports of texts already counted `sent`, and no test here has a text refused
+/// at send time).
 fn settled_recipients(metrics: &str) -> u64 {
+    let outcome = |l: &str| ["replayed", "delivered", "\"failed\""].iter().all(|r| !l.contains(r));
     metrics
         .lines()
-        .filter(|l| l.starts_with("campaignd_sms_total{") && l.contains("app=\"main\"") && !l.contains("replayed"))
+        .filter(|l| l.starts_with("campaignd_sms_total{") && l.contains("app=\"main\"") && outcome(l))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }
@@ -107,13 +112,22 @@ fn texts(sim: &RunningSimulator, ns: impl Iterator<Item = u64>) -> Vec<(u64, u64
 async fn the_texted_set_is_exactly_the_bound_recipients_the_push_did_not_reach() {
     const N: u64 = 2_000;
     const AFTER_MS: u64 = 1_500;
-    // The simulator posts receipts to the daemon, so the daemon's port is chosen first.
+    /// Share of texts the simulated gateway reports undelivered.
+    const FAIL_BP: u16 = 2_000;
+    // The simulator posts receipts and delivery reports to the daemon, so the daemon's port is
+    // chosen first.
     let port = free_port();
     let mut sim = sim_config(FaultProfile::clean());
     sim.receipts = ReceiptSimConfig {
         url: Some(format!("http://127.0.0.1:{port}/getui/main/receipts")),
         return_spread: Duration::from_millis(300),
         ..ReceiptSimConfig::default()
+    };
+    sim.sms.reports = ReportSettings {
+        url: Some(format!("http://127.0.0.1:{port}/sms/main/status")),
+        delay: Duration::from_millis(200),
+        fail_bp: FAIL_BP,
+        ..ReportSettings::default()
     };
     let receipts = sim.receipts.clone();
     let listen = format!("listen = \"127.0.0.1:{port}\"");
@@ -154,6 +168,49 @@ async fn the_texted_set_is_exactly_the_bound_recipients_the_push_did_not_reach()
     let first = *expected.iter().next().expect("someone was texted");
     let got = app.sim.sms_ledger().texts_of(&e164(first)).texts;
     assert_eq!(got, [format!("【campaignd】您好user{first}，您有一条未读消息：新品上架。打开App查看，回TD退订")]);
+
+    // Tencent's delivery reports, posted by the simulated gateway, mark each text once:
+    // delivered, or failed under the report's errmsg; the numbers it fails are known up front.
+    let failing = expected.iter().filter(|n| report_fails(&e164(**n), FAIL_BP)).count() as u64;
+    assert!(failing > 0 && failing < expected.len() as u64, "{failing} of {} fail", expected.len());
+    let sms = common::eventually("every text reported", Duration::from_secs(30), || async {
+        let sms = app.api.report(&id).await.unwrap().sms.expect("an sms section");
+        if sms.sms_delivered + sms.sms_failed.values().sum::<u64>() >= sms.sms_sent {
+            Ok(sms)
+        } else {
+            Err(sms)
+        }
+    })
+    .await;
+    assert_eq!(sms.sms_delivered, expected.len() as u64 - failing, "{sms:?}");
+    assert_eq!(sms.sms_failed.get("UNDELIV").copied(), Some(failing), "{sms:?}");
+    let metrics = app.metrics_text().await;
+    assert_eq!(metric_of(&metrics, "delivered"), expected.len() as u64 - failing);
+    assert_eq!(app.sim.sms_ledger().summary().reports_delivered, expected.len() as u64, "each report posted once");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_stop_before_the_texts_are_due_skips_them_all() {
+    const N: u64 = 600;
+    let app = spawn_app_with(sim_config(FaultProfile::clean()), &[NO_WINDOW]).await;
+    let bound = || (0..N).filter(|n| n % 2 == 0);
+    import(&app.api, bound()).await;
+    // Due 10 s after the push: ample time to stop them first.
+    let id = app.create(campaign("stopped", 10_000, "at_least_once", "会员")).await;
+    app.api.upload(&id, "application/x-ndjson", ndjson_range(0, N)).await.unwrap();
+    app.api.act(&id, "start").await.unwrap();
+    app.wait_final(&id, 60).await;
+    let stopped = app.api.act(&id, "sms/stop").await.expect("sms/stop answers the campaign");
+    assert_eq!(stopped.sms.as_ref().map(|s| s.stopped), Some(true), "{stopped:?}");
+    wait_settled(&app, N, 60).await;
+    // Everyone the push did not reach is skipped as stopped, bound or not: the stop is decided
+    // before the bindings are looked at.
+    let unreached = (0..N).filter(|n| !online(*n)).count() as u64;
+    let sms = app.api.report(&id).await.unwrap().sms.expect("an sms section");
+    assert_eq!(sms.sms_skipped.get("stopped").copied(), Some(unreached), "{sms:?}");
+    assert_eq!(sms.sms_sent, 0, "{sms:?}");
+    assert_eq!(app.sim.sms_ledger().summary().messages, 0, "nobody texted");
     app.stop().await;
 }
 

@@ -211,11 +211,23 @@ async fn send_calls(
         }
         plan.begin_call();
         save(ctx, entry, plan).await?;
+        let mut pause = None;
         match send_call(ctx, gateway, rec, &call.params, numbers, plan).await {
             CallEnd::Answered { results, resent } => {
-                let serials = plan.answered(results, resent || resumed);
-                if !serials.is_empty() {
-                    ctx.store.note_sms_serials(&app.name, rec.id, serials).await?;
+                let kept = plan.answered(results, resent || resumed);
+                if !kept.serials.is_empty() {
+                    ctx.store.note_sms_serials(&app.name, rec.id, kept.serials).await?;
+                }
+                if kept.window {
+                    tracing::warn!(
+                        campaign = rec.id,
+                        "the SMS gateway refused numbers outside its marketing window; they wait"
+                    );
+                    gateway.refused_for_window(now_ms() / 1000);
+                } else if kept.again > 0 {
+                    // Refused for now: planned again at the plan's end, sent after a pause.
+                    let retries = plan.calls.last().map_or(1, |c| u32::from(c.retries));
+                    pause = Some(backoff(ctx.policy.base, ctx.policy.cap, retries, fastrand::f64()));
                 }
             }
             CallEnd::Failed(code) => plan.call_failed(code.as_deref()),
@@ -227,6 +239,12 @@ async fn send_calls(
         // Only the first call after a restart can be the one that was in flight.
         resumed = false;
         save(ctx, entry, plan).await?;
+        if let Some(wait) = pause {
+            tokio::select! {
+                _ = ctx.shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
     }
     Ok(())
 }
@@ -331,8 +349,9 @@ fn results(numbers: &[String], statuses: Vec<crate::upstream::sms::SendStatus>) 
     for s in statuses {
         let r = match number_outcome(&s) {
             NumberOutcome::Sent { serial_no, .. } => NumberResult::Sent(serial_no),
-            NumberOutcome::WaitForWindow => NumberResult::Failed(s.code.clone()),
-            NumberOutcome::Retry { code } | NumberOutcome::Final { code, .. } => NumberResult::Failed(code),
+            NumberOutcome::WaitForWindow => NumberResult::Window(s.code.clone()),
+            NumberOutcome::Retry { code } => NumberResult::Later(code),
+            NumberOutcome::Final { code, .. } => NumberResult::Failed(code),
         };
         by_number.insert(s.phone_number.clone(), r);
     }

@@ -32,7 +32,7 @@ pub use getui::receipts::{
 };
 pub use ledger::{Ledger, LedgerSummary};
 pub use limits::Limits;
-pub use sms::{PhoneTexts, ReportSettings, SmsLedger, SmsLedgerSummary, SmsSimConfig};
+pub use sms::{report_fails, PhoneTexts, ReportSettings, SmsLedger, SmsLedgerSummary, SmsSimConfig};
 pub use wecom::{
     CallbackAnswer, CallbackPlayer, Delivery, Inbound, PlayerError, Signing, WecomLedgerSummary, WecomSimConfig,
 };

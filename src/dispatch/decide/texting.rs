@@ -53,7 +53,19 @@ pub struct PlannedCall {
     pub params: Vec<String>,
     /// ≤ [`MAX_NUMBERS_PER_CALL`] numbers.
     pub numbers: Vec<SealedNumber>,
+    /// How many times these numbers were refused for now and planned again (0 for a first
+    /// call; absent from the stored bytes then, so states kept before it read the same).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u8,
 }
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+/// How many times a number the gateway refused for now (a hiccup of its own, not a refusal of
+/// the number) is planned again before its code counts as a failure.
+pub const MAX_NUMBER_RETRIES: u8 = 3;
 
 /// The calls of a chunk and how far they got.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,7 +190,7 @@ pub fn plan(state: &TextingState, facts: &PlanFacts<'_>) -> TextingPlan {
     let mut calls = Vec::new();
     for (params, numbers) in groups {
         for part in numbers.chunks(MAX_NUMBERS_PER_CALL) {
-            calls.push(PlannedCall { params: params.clone(), numbers: part.to_vec() });
+            calls.push(PlannedCall { params: params.clone(), numbers: part.to_vec(), retries: 0 });
         }
     }
     TextingPlan { calls, next: 0, inflight: false, tally }
@@ -189,8 +201,25 @@ pub fn plan(state: &TextingState, facts: &PlanFacts<'_>) -> TextingPlan {
 pub enum NumberResult {
     /// Accepted, with its serial number (the delivery report's `sid`).
     Sent(String),
-    /// Not sent, with the gateway's code.
+    /// Not sent for now, with the gateway's code: an error of the gateway's own or its rate
+    /// limit. Surely not sent, so the number is planned again (up to [`MAX_NUMBER_RETRIES`]).
+    Later(String),
+    /// Not sent because the marketing window is closed: planned again, however often, to go
+    /// once it opens.
+    Window(String),
+    /// Not sent, for good, with the gateway's code.
     Failed(String),
+}
+
+/// What [`TextingPlan::answered`] made of an answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerKept {
+    /// The serial numbers of the accepted texts.
+    pub serials: Vec<String>,
+    /// Numbers planned again in a call at the end of the plan.
+    pub again: usize,
+    /// Some number was refused for the marketing window.
+    pub window: bool,
 }
 
 impl TextingPlan {
@@ -232,27 +261,54 @@ impl TextingPlan {
         self.inflight = true;
     }
 
-    /// Keeps the answer of call `next` (one result per number, in order) and moves on;
-    /// answers the serial numbers of the accepted texts. `resent`: the call went out before and
-    /// its answer was lost; the gateway then refuses the same text to the same number within
-    /// 30 s, which means the first one went out, so such a number counts as sent.
-    pub fn answered(&mut self, results: Vec<NumberResult>, resent: bool) -> Vec<String> {
-        let mut serials = Vec::new();
-        for r in results {
+    /// Keeps the answer of call `next` (one result per number of the call, in order) and moves
+    /// on. `resent`: the call went out before and its answer was lost; the gateway then refuses
+    /// the same text to the same number within 30 s, which means the first one went out, so
+    /// such a number counts as sent. Numbers refused for now go into a new call at the end of
+    /// the plan, which is stored before anything else is sent, so each is still texted once.
+    pub fn answered(&mut self, results: Vec<NumberResult>, resent: bool) -> AnswerKept {
+        let mut kept = AnswerKept::default();
+        let (params, retries) = match self.calls.get(self.next) {
+            Some(c) => (c.params.clone(), c.retries),
+            None => (Vec::new(), 0),
+        };
+        let mut again = Vec::new();
+        for (i, r) in results.into_iter().enumerate() {
+            let number = self.calls.get(self.next).and_then(|c| c.numbers.get(i));
             match r {
                 NumberResult::Sent(sid) => {
                     self.tally.sent += 1;
-                    serials.push(sid);
+                    kept.serials.push(sid);
                 }
                 NumberResult::Failed(code) if resent && code == PHONE_NUMBER_THIRTY_SECOND_LIMIT => {
                     self.tally.sent += 1
                 }
+                NumberResult::Window(code) => match number {
+                    Some(n) => {
+                        kept.window = true;
+                        again.push((n.clone(), retries));
+                    }
+                    None => self.tally.fail(&code, 1),
+                },
+                NumberResult::Later(code) => match number {
+                    Some(n) if retries < MAX_NUMBER_RETRIES => again.push((n.clone(), retries + 1)),
+                    _ => self.tally.fail(&code, 1),
+                },
                 NumberResult::Failed(code) => self.tally.fail(&code, 1),
             }
         }
+        kept.again = again.len();
+        // One call per retry count, in the order the numbers came.
+        let mut by_retries: BTreeMap<u8, Vec<SealedNumber>> = BTreeMap::new();
+        for (n, r) in again {
+            by_retries.entry(r).or_default().push(n);
+        }
+        for (retries, numbers) in by_retries {
+            self.calls.push(PlannedCall { params: params.clone(), numbers, retries });
+        }
         self.inflight = false;
         self.next += 1;
-        serials
+        kept
     }
 
     /// Call `next` failed for good without being sent (or, `at_most_once`, maybe sent: `code`
@@ -386,8 +442,11 @@ mod tests {
     }
 
     fn two_calls() -> TextingPlan {
-        let call =
-            |n: u8| PlannedCall { params: vec![], numbers: vec![SealedNumber { cid: [n; 16], sealed: vec![n] }; 3] };
+        let call = |n: u8| PlannedCall {
+            params: vec![],
+            numbers: vec![SealedNumber { cid: [n; 16], sealed: vec![n] }; 3],
+            retries: 0,
+        };
         TextingPlan { calls: vec![call(1), call(2)], ..TextingPlan::default() }
     }
 
@@ -418,7 +477,7 @@ mod tests {
             ],
             false,
         );
-        assert_eq!(serials, ["s1", "s2"]);
+        assert_eq!(serials.serials, ["s1", "s2"]);
         assert_eq!((p.tally.sent, p.next, p.inflight), (2, 1, false));
         p.stop();
         assert!(p.is_done());
@@ -434,6 +493,55 @@ mod tests {
         assert_eq!((p.tally.sent, p.tally.failed.len()), (3, 0), "the first sending went out");
         p.answered(vec![repeat(), repeat(), repeat()], false);
         assert_eq!(p.tally.failed[PHONE_NUMBER_THIRTY_SECOND_LIMIT], 3, "a first sending refused is a failure");
+    }
+
+    #[test]
+    fn numbers_refused_for_now_are_planned_again_a_few_times_then_fail() {
+        let mut p = two_calls();
+        p.calls[0].numbers = (1..=3u8).map(|n| SealedNumber { cid: [n; 16], sealed: vec![n] }).collect();
+        let later = || NumberResult::Later("InternalError.Timeout".into());
+        let kept = p.answered(vec![NumberResult::Sent("s1".into()), later(), later()], false);
+        assert_eq!((kept.again, kept.window, p.calls.len(), p.next), (2, false, 3, 1));
+        let again = &p.calls[2];
+        assert_eq!((again.retries, again.numbers.iter().map(|n| n.cid[0]).collect::<Vec<_>>()), (1, vec![2, 3]));
+        p.answered(vec![later(), later(), later()], false); // call 1: planned again too
+        for _ in 0..20 {
+            if p.is_done() {
+                break;
+            }
+            let n = p.calls[p.next].numbers.len();
+            p.answered(vec![later(); n], false);
+        }
+        assert!(p.is_done(), "{p:?}");
+        assert_eq!(p.tally.sent, 1);
+        assert_eq!(p.tally.failed["InternalError.Timeout"], 5, "each number tried 1 + {MAX_NUMBER_RETRIES} times");
+        assert_eq!(p.calls.iter().map(|c| c.numbers.len()).sum::<usize>(), 6 + 5 * 3, "every retry was a call");
+    }
+
+    #[test]
+    fn numbers_refused_for_the_window_wait_however_often_without_spending_retries() {
+        let mut p = two_calls();
+        let window = || NumberResult::Window("FailedOperation.MarketingSendTimeConstraint".into());
+        for round in 0..10 {
+            let n = p.calls[p.next].numbers.len();
+            let kept = p.answered(vec![window(); n], false);
+            assert!(kept.window && kept.again == n, "round {round}");
+        }
+        let n = p.calls[p.next].numbers.len();
+        assert_eq!(p.calls[p.next].retries, 0);
+        p.answered(vec![NumberResult::Sent("s".into()); n], false);
+        assert_eq!((p.tally.sent, p.tally.failed.len()), (3, 0));
+    }
+
+    #[test]
+    fn a_first_call_is_stored_without_the_retry_count() {
+        let first = two_calls().calls[0].clone();
+        let named = rmp_serde::to_vec_named(&first).expect("encodes");
+        assert!(!named.windows(7).any(|w| w == b"retries"), "a first call keeps the bytes it had");
+        let again = PlannedCall { retries: 2, ..first };
+        let back: PlannedCall =
+            rmp_serde::from_slice(&rmp_serde::to_vec_named(&again).expect("encodes")).expect("decodes");
+        assert_eq!(back.retries, 2);
     }
 
     #[test]

@@ -66,7 +66,7 @@ use crate::wire::tencent_sms::{
     SESSION_CONTEXT_LIMIT_BYTES,
 };
 pub use ledger::{PhoneTexts, SmsLedger, SmsLedgerSummary};
-pub use reports::ReportSettings;
+pub use reports::{fails as report_fails, ReportSettings};
 
 /// Largest request body read (200 numbers and a few parameters are a few KiB).
 const MAX_BODY_BYTES: usize = 256 * 1024;
