@@ -137,6 +137,8 @@ struct Fleet {
     /// The simulator and NATS server, if this run started them: held to be reaped on drop.
     _helpers: Vec<Reaped>,
     daemon_url: String,
+    /// Every daemon's API address, `daemon_url` first.
+    daemon_urls: Vec<String>,
     sim_url: String,
     /// Every daemon process to measure (given by --daemon-pid when the daemon is not ours).
     daemon_pids: Vec<u32>,
@@ -151,6 +153,7 @@ impl Fleet {
                 daemons: Vec::new(),
                 _helpers: Vec::new(),
                 daemon_url: d.clone(),
+                daemon_urls: vec![d.clone()],
                 sim_url: s.clone(),
                 daemon_pids: args.daemon_pid.into_iter().collect(),
                 sim_pid: None,
@@ -187,7 +190,8 @@ impl Fleet {
         Ok(Fleet {
             daemons,
             _helpers: helpers,
-            daemon_url: urls.swap_remove(0),
+            daemon_url: urls[0].clone(),
+            daemon_urls: urls,
             sim_url,
             daemon_pids,
             sim_pid,
@@ -199,6 +203,11 @@ impl Fleet {
     fn daemon_cpu(&self) -> Option<f64> {
         let per: Vec<f64> = self.daemon_pids.iter().filter_map(|p| cpu_seconds(*p)).collect();
         (!per.is_empty()).then(|| per.iter().sum())
+    }
+
+    /// CPU seconds of each daemon process so far, in start order.
+    fn each_daemon_cpu(&self) -> Vec<Option<f64>> {
+        self.daemon_pids.iter().map(|p| cpu_seconds(*p)).collect()
     }
 
     fn sim_cpu(&self) -> Option<f64> {
@@ -266,6 +275,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let ready = Mark::now(&fleet, 0.0);
     upload(&api, &id, args.mode, args.ids, base, args.recipients).await?;
     let uploaded = Mark::now(&fleet, 0.0);
+    let each_at_upload = fleet.each_daemon_cpu();
     let timeline_start = timeline(&fleet.sim_url).await?.len();
     api.act(&id, "start").await?;
     let mut retired_cpu = 0.0;
@@ -293,6 +303,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let per_second = timeline(&fleet.sim_url).await?;
     let peak_rss_mb = fleet.daemon_pids.iter().filter_map(|p| peak_rss_mb(*p)).chain(retired_rss).max();
     let per_daemon_cpu: Vec<f64> = fleet.daemon_pids.iter().filter_map(|p| cpu_seconds(*p)).collect();
+    let each = per_daemon_dispatch(&fleet, &each_at_upload, restart_ms.is_some()).await;
     let after = ledger(&fleet.sim_url).await?;
     let unique = after.unique_cids - before.unique_cids;
     let duplicates = after.duplicates - before.duplicates;
@@ -341,6 +352,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "daemons": args.daemons,
         "per_daemon_cpu_seconds": per_daemon_cpu.iter().map(|c| (c * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
         "per_daemon_cpu_us_per_recipient": per_daemon_cpu.iter().map(|c| round(c * 1e6 / n.max(1) as f64)).collect::<Vec<_>>(),
+        "per_daemon_recipients": each.iter().map(|d| d.recipients).collect::<Vec<_>>(),
+        "per_daemon_dispatch_cpu_seconds": each.iter().map(|d| d.cpu.map(|c| (c * 1000.0).round() / 1000.0)).collect::<Vec<_>>(),
+        "per_daemon_dispatch_cpu_us_per_recipient": each.iter().map(DaemonShare::us_per_recipient).collect::<Vec<_>>(),
     });
     println!("{summary}");
     drop(fleet);
@@ -351,6 +365,42 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         );
     }
     Ok(lost == 0 && duplicates <= view.progress.replayed && view.state == "completed")
+}
+
+/// One daemon's part of the dispatch phase.
+struct DaemonShare {
+    /// Recipients it has a result for (the sum of its `campaignd_recipients_total`).
+    recipients: Option<u64>,
+    /// CPU seconds it used from the end of the upload to the end of the campaign.
+    cpu: Option<f64>,
+}
+
+impl DaemonShare {
+    /// Its dispatch CPU per recipient it sent itself: how scaling is judged.
+    fn us_per_recipient(&self) -> Option<f64> {
+        let n = self.recipients.filter(|n| *n > 0)?;
+        Some(round2(self.cpu? * 1e6 / n as f64))
+    }
+}
+
+/// Each daemon's dispatch share (CPU unknown for a daemon restarted meanwhile).
+async fn per_daemon_dispatch(fleet: &Fleet, at_upload: &[Option<f64>], restarted: bool) -> Vec<DaemonShare> {
+    let now = fleet.each_daemon_cpu();
+    let mut shares = Vec::new();
+    for (i, url) in fleet.daemon_urls.iter().enumerate() {
+        let text = metrics_text(url).await.unwrap_or_default();
+        let sent: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("campaignd_recipients_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        let cpu = match (now.get(i).copied().flatten(), at_upload.get(i).copied().flatten()) {
+            (Some(end), Some(start)) if !(restarted && i == 0) => Some(end - start),
+            _ => None,
+        };
+        shares.push(DaemonShare { recipients: (!text.is_empty()).then_some(sent as u64), cpu });
+    }
+    shares
 }
 
 /// The raw-ceiling run and the simulator CPU it cost per recipient.
