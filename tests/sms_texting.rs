@@ -186,6 +186,7 @@ async fn the_texted_set_is_exactly_the_bound_recipients_the_push_did_not_reach()
     assert_eq!(sms.sms_failed.get("UNDELIV").copied(), Some(failing), "{sms:?}");
     let metrics = app.metrics_text().await;
     assert_eq!(metric_of(&metrics, "delivered"), expected.len() as u64 - failing);
+    assert!(bound().all(|n| !metrics.contains(&phone(n))), "a phone number in the metrics");
     assert_eq!(app.sim.sms_ledger().summary().reports_delivered, expected.len() as u64, "each report posted once");
     app.stop().await;
 }
