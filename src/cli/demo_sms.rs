@@ -40,6 +40,7 @@ pub(super) async fn run_sms(
     chunk_size: u64,
     cid: impl Fn(u64) -> String,
 ) -> anyhow::Result<()> {
+    receipts_drained(sim).await?;
     let recipients = FIRST..FIRST + RECIPIENTS;
     bind(api, recipients.clone().filter(|i| bound(*i - FIRST)).map(|i| (cid(i), phone(i)))).await?;
     let campaign = api
@@ -87,6 +88,27 @@ pub(super) async fn run_sms(
         texted.len()
     );
     Ok(())
+}
+
+/// Waits until the simulator has posted the receipts of the campaigns before this act. It
+/// holds at most `queue` lines waiting and drops the rest, as a real sender would, and the
+/// million-recipient campaign before this act fills it: the act's own receipts, which decide
+/// who is texted, must find room.
+async fn receipts_drained(sim: &RunningSimulator) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats = sim.receipt_stats();
+        if stats.queued == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the simulator still holds {} receipt lines after a minute: is the daemon taking them?",
+                stats.queued
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Imports the bindings as NDJSON, as a real list would be.

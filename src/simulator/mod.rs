@@ -195,8 +195,9 @@ impl Simulator {
         let addr = self.addr;
         let ledger = self.ledger();
         let sms_ledger = self.sms_ledger();
+        let getui = self.getui.clone();
         let task = tokio::spawn(self.run(token.clone()));
-        RunningSimulator { addr, ledger, sms_ledger, token, task: Some(task) }
+        RunningSimulator { addr, ledger, sms_ledger, getui, token, task: Some(task) }
     }
 }
 
@@ -205,6 +206,7 @@ pub struct RunningSimulator {
     addr: SocketAddr,
     ledger: Arc<Ledger>,
     sms_ledger: Arc<SmsLedger>,
+    getui: Arc<getui::GetuiSim>,
     token: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -238,6 +240,11 @@ impl RunningSimulator {
     /// The SMS gateway's ledger.
     pub fn sms_ledger(&self) -> &Arc<SmsLedger> {
         &self.sms_ledger
+    }
+
+    /// The Getui receipt poster's counters (`GET /_sim/receipts`).
+    pub fn receipt_stats(&self) -> ReceiptStats {
+        self.getui.receipt_stats()
     }
 
     /// Stops serving and waits for in-flight requests.

@@ -134,6 +134,11 @@ impl GetuiSim {
         self.ledger.clone()
     }
 
+    /// The receipt poster's counters.
+    pub(super) fn receipt_stats(&self) -> receipts::ReceiptStats {
+        self.receipts.stats()
+    }
+
     /// Starts posting receipts (when a receipt URL is configured) until `shutdown`.
     pub(super) fn start_receipts(&self, shutdown: tokio_util::sync::CancellationToken) {
         self.receipts.start(shutdown);
