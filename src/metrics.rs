@@ -52,7 +52,7 @@ pub struct Metrics {
     pub wecom_callbacks_total: IntCounterVec,
     /// Bytes the store takes on disk.
     pub store_size_bytes: IntGauge,
-    /// The group's backlog in chunks (see [`crate::store::Store::queued_chunk_messages`]).
+    /// The group's backlog in chunks, as the store counts it (`Store::queued_chunk_messages`).
     pub queued_chunks: IntGauge,
     /// Draft campaigns whose upload duplicate index is held (in use, or kept on disk).
     pub upload_filters: IntGauge,
