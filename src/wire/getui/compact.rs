@@ -1,9 +1,11 @@
 //! Cids as 16 raw bytes on the wire: a list push body written straight from them, and the
 //! per-cid statuses of a push answer read straight into them. A 1000-cid list call then costs
-//! no `String` per cid in either direction, and looking a cid up is a binary search over
-//! `u128` keys (one compare per step, where 16-byte arrays compare through `memcmp`).
+//! no `String` per cid in either direction, and looking a cid up is one probe of a hash table
+//! keyed by the cid as a `u128`.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -211,36 +213,33 @@ impl StatusWord {
 /// not 32 lowercase hex digits are left out: no cid this daemon sends could match them. As in
 /// a map, a repeated key keeps its last value.
 ///
-/// One sorted index serves both answer shapes: a list answer (one task, 1000 cids) and a
-/// batch answer (200 tasks of one cid each) are each a binary search per cid.
+/// One table serves both answer shapes: a list answer (one task, 1000 cids) and a batch
+/// answer (200 tasks of one cid each) are each one probe per cid.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CidStatuses {
     /// The answer's taskids, sorted.
     tasks: Vec<String>,
-    /// Every status: cid (its bytes as a big-endian `u128`, which orders as the bytes do), the
-    /// index of its task in `tasks`, and the word; sorted by cid, then task, one entry per
-    /// (cid, task).
-    entries: Vec<(u128, u32, StatusWord)>,
+    /// Each cid (its bytes as a big-endian `u128`) with the index in `tasks` of the first task,
+    /// in taskid order, that names it, and that task's word for it.
+    by_cid: HashMap<u128, (u32, StatusWord), CidHash>,
 }
 
 impl CidStatuses {
     /// The status of `cid` and the task that gave it: the first task, in taskid order,
     /// that names it.
     pub fn get(&self, cid: &[u8; 16]) -> Option<(&str, &StatusWord)> {
-        let cid = u128::from_be_bytes(*cid);
-        let at = self.entries.partition_point(|(c, _, _)| *c < cid);
-        let (c, task, word) = self.entries.get(at)?;
-        (*c == cid).then(|| (self.tasks.get(*task as usize).map_or("", String::as_str), word))
+        let (task, word) = self.by_cid.get(&u128::from_be_bytes(*cid))?;
+        Some((self.tasks.get(*task as usize).map_or("", String::as_str), word))
     }
 
-    /// Statuses held, over every task.
+    /// Cids with a status, over every task.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.by_cid.len()
     }
 
     /// True when the answer named no cid.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.by_cid.is_empty()
     }
 }
 
@@ -264,21 +263,69 @@ impl<'de> Deserialize<'de> for CidStatuses {
     }
 }
 
-/// The flat index of tasks already sorted by taskid (each task's statuses sorted by cid).
+/// The table of tasks already sorted by taskid (each task's statuses in the answer's order).
 fn index(tasks: Vec<(String, Statuses)>) -> CidStatuses {
-    let mut entries = Vec::with_capacity(tasks.iter().map(|(_, s)| s.len()).sum());
+    let mut by_cid = HashMap::with_capacity_and_hasher(tasks.iter().map(|(_, s)| s.len()).sum(), CidHash);
     let mut names = Vec::with_capacity(tasks.len());
     for (task, (name, statuses)) in tasks.into_iter().enumerate() {
         let task = u32::try_from(task).unwrap_or(u32::MAX);
-        entries.extend(statuses.into_iter().map(|(cid, word)| (cid, task, word)));
+        for (cid, word) in statuses {
+            match by_cid.entry(cid) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((task, word));
+                }
+                // Within a task the last value wins, as in a map; an earlier task (taskid
+                // order) keeps the cid.
+                std::collections::hash_map::Entry::Occupied(mut o) if o.get().0 == task => {
+                    o.get_mut().1 = word;
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {}
+            }
+        }
         names.push(name);
     }
-    // Stable, and tasks were added in taskid order: each cid's first entry is its first task.
-    entries.sort_by_key(|e| e.0);
-    CidStatuses { tasks: names, entries }
+    CidStatuses { tasks: names, by_cid }
 }
 
-/// One task's statuses, sorted by cid (as a big-endian `u128`).
+/// Hashes a cid by mixing both halves of its `u128` (SplitMix64's finalizer): cids are random,
+/// or sequential in hand-made lists, and either spreads over the table. The keys come from the
+/// answers to our own requests, so no seed guards against chosen collisions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct CidHash;
+
+impl BuildHasher for CidHash {
+    type Hasher = CidHasher;
+    fn build_hasher(&self) -> CidHasher {
+        CidHasher(0)
+    }
+}
+
+/// The hasher [`CidHash`] builds; it expects one `u128` (any other input is folded in too).
+struct CidHasher(u64);
+
+impl Hasher for CidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = mix(self.0 ^ u64::from_le_bytes(word));
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = mix(self.0 ^ mix(n as u64 ^ mix((n >> 64) as u64)));
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// One task's statuses (cid as a big-endian `u128`), in the answer's order.
 type Statuses = Vec<(u128, StatusWord)>;
 
 /// One task's cid → status map.
@@ -303,7 +350,7 @@ impl<'de> Deserialize<'de> for TaskStatuses {
                         }
                     }
                 }
-                Ok(TaskStatuses(sorted_last_wins(statuses)))
+                Ok(TaskStatuses(statuses))
             }
         }
         d.deserialize_map(StatusMap)
@@ -419,7 +466,7 @@ mod tests {
         assert_eq!(s.get(&b), Some(("t2", &StatusWord::SuccessedOnline)));
         assert_eq!(s.get(&c), Some(("t1", &StatusWord::Other("something_new".into()))));
         assert_eq!(s.get(&cid(4)), None);
-        assert_eq!(s.len(), 4, "the key that is no cid is left out");
+        assert_eq!(s.len(), 3, "cids with a status: a once, and the key that is no cid left out");
     }
 
     #[test]
