@@ -402,7 +402,10 @@ pub trait Store: Send + Sync + 'static {
     /// Gives a chunk's lease back if `holder` still has it (an acknowledgement releases it
     /// too).
     fn release_chunk(&self, id: u64, seq: u64, holder: &str) -> StoreFuture<'_, ()>;
-    /// Durably records a sent chunk's results.
+    /// Records a sent chunk's results. A store may make them durable a little later than it
+    /// answers (sled: within 16 acknowledgements or 50 ms); a crash before that leaves the chunk
+    /// as a crash before the acknowledgement would (in flight, or pending), and an
+    /// acknowledgement that completes its campaign is durable when answered.
     fn ack(&self, ack: Ack) -> StoreFuture<'_, ()>;
     /// Waits until every earlier write is on disk.
     fn flush(&self) -> StoreFuture<'_, ()>;

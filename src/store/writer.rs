@@ -3,15 +3,24 @@
 //! Every write goes through here, fed over a bounded crossbeam channel, so writes to one
 //! campaign never race and no sled call sits on an async worker. Commands that arrive together
 //! are applied together and made durable by one flush (group commit); only then are their
-//! callers answered. A batch of nothing but staged chunks is answered unflushed: a staged
-//! chunk counts for nothing until its upload's commit, whose flush makes it durable with it
-//! (and sled writes every flush through a thread pool that wakes all its threads, so a flush
-//! per staged chunk was most of an upload's store cost). No sled batch or transaction is
-//! used: they take a process-wide lock.
+//! callers answered. sled writes every flush through a thread pool that wakes all its threads,
+//! so two kinds of command do not ask for a flush of their own:
+//! - a staged chunk counts for nothing until its upload's commit, whose flush makes it durable
+//!   with it;
+//! - an acknowledgement becomes durable with the next flush: the next list chunk's in-flight
+//!   mark (which must be durable before its call leaves), a state change, the 16th
+//!   acknowledgement, or 50 ms at the latest. A crash before then leaves the chunk as a crash
+//!   between the call and its acknowledgement leaves it: a list chunk marked in flight, settled
+//!   by the replay policy; a batch_single chunk pending, its messages sent again under the same
+//!   request ids, which Getui drops as repeats. An acknowledgement that finishes its campaign
+//!   is flushed before it is answered, so a campaign seen completed stays completed.
+//!
+//! No sled batch or transaction is used: they take a process-wide lock.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
+use crossbeam_channel::RecvTimeoutError;
 use tokio::sync::oneshot;
 
 use super::codec::{chunk_entries, chunk_key, decode, encode_compact, encode_named, parse_chunk_key};
@@ -31,6 +40,13 @@ const GROUP_COMMIT_MAX: usize = 512;
 /// out in memory: without this bound a fast upload piles up half a second of chunks (sled's
 /// own flush interval), which was the peak memory of a 10M-recipient run.
 const STAGED_UNFLUSHED_MAX: usize = 2 << 20;
+
+/// Acknowledgements applied without a flush before one is made anyway, and the longest one
+/// waits for it. They bound what a crash can undo: the chunks re-sent after it (list chunks
+/// counted in `replayed`, batch_single messages dropped by Getui as repeats of their request
+/// ids), while a flush serves 16 chunks' acknowledgements instead of one.
+const ACKS_UNFLUSHED_MAX: usize = 16;
+const ACK_FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A write request and where to send its answer.
 pub(super) enum Command {
@@ -86,6 +102,8 @@ pub(super) struct Writer {
     census: CensusCell,
     /// Bytes of staged chunks written since the last flush.
     staged_unflushed: usize,
+    /// Acknowledgements applied since the last flush.
+    acks_unflushed: usize,
 }
 
 /// A reply to send once the batch is durable.
@@ -106,6 +124,7 @@ impl Writer {
             live,
             census,
             staged_unflushed: 0,
+            acks_unflushed: 0,
         };
         for item in w.trees.campaigns.iter() {
             let (_, v) = item.map_err(db_err)?;
@@ -172,43 +191,73 @@ impl Writer {
 
     /// Serves commands until Shutdown or until every sender is gone.
     pub(super) fn run(mut self, rx: crossbeam_channel::Receiver<Command>) {
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            while batch.len() < GROUP_COMMIT_MAX {
-                match rx.try_recv() {
-                    Ok(c) => batch.push(c),
-                    Err(_) => break,
+        loop {
+            let first = if self.acks_unflushed == 0 {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                rx.recv_timeout(ACK_FLUSH_DELAY)
+            };
+            let stop = match first {
+                Ok(first) => self.write_batch(gather(&rx, first)),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.flush_acks();
+                    false
                 }
-            }
-            let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
-            let mut touched = HashSet::new();
-            let mut stop = false;
-            let mut durable = batch.iter().any(|cmd| !matches!(cmd, Command::Stage { .. }));
-            for cmd in batch {
-                stop |= matches!(cmd, Command::Shutdown { .. });
-                pending.push(self.apply(cmd, &mut touched));
-            }
-            durable |= self.staged_unflushed >= STAGED_UNFLUSHED_MAX;
-            if durable {
-                self.staged_unflushed = 0;
-            }
-            let mut failure = None;
-            for id in touched {
-                if let Err(e) = self.fold(id) {
-                    failure = Some(e);
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush_acks();
+                    true
                 }
-            }
-            if failure.is_none() && durable {
-                failure = self.trees.db.flush().err().map(db_err);
-            }
-            if let Some(e) = &failure {
-                tracing::error!(error = %e, "store write failed");
-            }
-            for p in pending {
-                p(failure.as_ref());
-            }
+            };
             if stop {
                 break;
+            }
+        }
+    }
+
+    /// Applies a batch, flushes it if any command asks for that (see the module's comment),
+    /// and answers its commands. True when it held a Shutdown.
+    fn write_batch(&mut self, batch: Vec<Command>) -> bool {
+        let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
+        let mut touched = HashSet::new();
+        let mut stop = false;
+        let mut durable = batch.iter().any(asks_for_flush);
+        for cmd in batch {
+            stop |= matches!(cmd, Command::Shutdown { .. });
+            self.acks_unflushed += usize::from(matches!(cmd, Command::Ack { .. }));
+            pending.push(self.apply(cmd, &mut touched));
+        }
+        durable |= self.staged_unflushed >= STAGED_UNFLUSHED_MAX || self.acks_unflushed >= ACKS_UNFLUSHED_MAX;
+        let mut failure = None;
+        for id in touched {
+            match self.fold(id) {
+                Ok(state_changed) => durable |= state_changed,
+                Err(e) => failure = Some(e),
+            }
+        }
+        if failure.is_none() && durable {
+            failure = self.flush().err();
+        }
+        if let Some(e) = &failure {
+            tracing::error!(error = %e, "store write failed");
+        }
+        for p in pending {
+            p(failure.as_ref());
+        }
+        stop
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.staged_unflushed = 0;
+        self.acks_unflushed = 0;
+        self.trees.db.flush().map(|_| ()).map_err(db_err)
+    }
+
+    /// Makes the acknowledgements already answered durable; a failure can only be logged, and
+    /// leaves their chunks marked in flight or pending, to be sent again after a restart.
+    fn flush_acks(&mut self) {
+        if self.acks_unflushed > 0 {
+            if let Err(e) = self.flush() {
+                tracing::error!(error = %e, "cannot flush acknowledgements; their chunks go again after a restart");
             }
         }
     }
@@ -398,11 +447,12 @@ impl Writer {
 
     /// Folds the contiguous run of acknowledged chunks into the campaign's counters, deletes
     /// their tombstones, completes the campaign when nothing is left, and publishes progress.
-    fn fold(&mut self, id: u64) -> Result<(), StoreError> {
+    /// True when the campaign's state changed (it completed).
+    fn fold(&mut self, id: u64) -> Result<bool, StoreError> {
         let Some(mut rec) = self.records.get(&id).cloned() else {
-            return Ok(());
+            return Ok(false);
         };
-        let before = rec.folded;
+        let (before, state_before) = (rec.folded, rec.state);
         let changed = rules::fold(&mut rec, self.unfolded.entry(id).or_default(), now_ms());
         if changed {
             self.save(&rec)?;
@@ -411,7 +461,7 @@ impl Writer {
             }
         }
         self.publish(id);
-        Ok(())
+        Ok(rec.state != state_before)
     }
 
     fn publish(&self, id: u64) {
@@ -480,6 +530,24 @@ fn reconcile(tree: &sled::Tree, wanted: &HashSet<Vec<u8>>) -> Result<(), StoreEr
 }
 
 /// Wraps a result so it is sent after the batch's flush, or replaced by the flush's error.
+/// `first` and whatever else is waiting, up to [`GROUP_COMMIT_MAX`] commands.
+fn gather(rx: &crossbeam_channel::Receiver<Command>, first: Command) -> Vec<Command> {
+    let mut batch = vec![first];
+    while batch.len() < GROUP_COMMIT_MAX {
+        match rx.try_recv() {
+            Ok(c) => batch.push(c),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// Whether a command's caller must wait for a flush (see the module's comment for the two
+/// that need not).
+fn asks_for_flush(cmd: &Command) -> bool {
+    !matches!(cmd, Command::Stage { .. } | Command::Ack { .. })
+}
+
 fn later<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Pending {
     Box::new(move |flush_err: Option<&StoreError>| {
         let result = match (result, flush_err) {
