@@ -1,6 +1,6 @@
 //! Encoding and decoding the two bulk Getui bodies (a 1000-cid list push and a 200-message
 //! batch), reading the answer of a 1000-cid list push (as a map of strings and as the
-//! dispatcher reads it, into raw cids), rendering a batch's 200 personal copies from a
+//! dispatcher reads it, into raw cids) and of a 200-message batch, rendering a batch's 200 personal copies from a
 //! campaign (built as values, and written straight into the body as the dispatcher does), and one WeCom callback delivery: verify, decrypt, parse, seal the passive reply.
 //!
 //! Run: `cargo bench --bench wire`.
@@ -109,6 +109,26 @@ fn list_answer(c: &mut Criterion) {
             ids.iter().filter(|id| map.values().find_map(|m| m.get(id.as_str())).is_some()).count()
         })
     });
+    g.bench_function("read_as_raw_cids_and_look_up", |b| {
+        b.iter(|| {
+            let answer: CidStatuses = serde_json::from_slice(&data).unwrap();
+            raw.iter().filter(|cid| answer.get(cid).is_some()).count()
+        })
+    });
+    g.finish();
+}
+
+fn batch_answer(c: &mut Criterion) {
+    let ids = cids(200);
+    let tasks: serde_json::Map<String, serde_json::Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (format!("RASS_1202_{i:04}_a3f0c9e1b2d4"), serde_json::json!({id: "successed_offline"})))
+        .collect();
+    let data = serde_json::to_vec(&tasks).unwrap();
+    let raw: Vec<[u8; 16]> = ids.iter().filter_map(|s| parse_cid_hex(s.as_bytes())).collect();
+    let mut g = c.benchmark_group("batch_answer_200_tasks");
+    g.throughput(Throughput::Elements(200));
     g.bench_function("read_as_raw_cids_and_look_up", |b| {
         b.iter(|| {
             let answer: CidStatuses = serde_json::from_slice(&data).unwrap();
@@ -251,5 +271,5 @@ fn wecom_callback(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, list_push, list_answer, batch_push, render_batch, wecom_callback);
+criterion_group!(benches, list_push, list_answer, batch_answer, batch_push, render_batch, wecom_callback);
 criterion_main!(benches);

@@ -12,7 +12,7 @@ use super::decide::parts;
 use super::decide::texting::PushAnswer;
 use super::failure::described;
 use super::{CampaignRun, Context};
-use crate::domain::{CompactCid, Counts, RequestId, ResultName};
+use crate::domain::{CompactCid, Counts, ResultName};
 use crate::store::{Change, Chunk};
 use crate::upstream::getui::GetuiClient;
 use crate::upstream::ProviderError;
@@ -283,12 +283,13 @@ struct BatchPart {
 /// is counted in `sent` at once.
 fn batch_parts(run: &CampaignRun, seq: u64, chunk: &Chunk, part_size: usize, sent: &mut Sent) -> Vec<BatchPart> {
     let mut parts: Vec<BatchPart> = Vec::with_capacity(chunk.len().div_ceil(part_size));
+    let ids = run.request_key.chunk_ids(seq);
     for i in 0..chunk.len() {
         let vars = chunk.vars_of(i);
         let lookup = |k: &str| vars.get(k);
         let msg = run.getui.message(&lookup);
         let cid = chunk.cid(i);
-        let admitted = parts::admit(msg.fits(), || RequestId::derive(&run.request_key, seq, i as u8));
+        let admitted = parts::admit(msg.fits(), || ids.as_ref().map(|ids| ids.id(i as u8)));
         let rid = match admitted {
             Ok(rid) => rid,
             Err(result) => {

@@ -92,7 +92,7 @@ impl RequestId {
     /// inputs always give the same id, so a retry or a replay after a crash sends exactly the
     /// same id and the upstream drops the repeat.
     pub fn derive(key: &RequestKey, chunk: u64, index: u8) -> Result<Self, RequestIdError> {
-        key.derive(chunk, index)
+        Ok(key.chunk_ids(chunk)?.id(index))
     }
 
     /// The id as sent.
@@ -183,30 +183,84 @@ fn base32_lower(bytes: &[u8; 20]) -> String {
     s
 }
 
+/// The request ids of one chunk's messages. They differ only in their last two characters
+/// (the message's index), so the rest is encoded once per chunk rather than once per message.
+#[derive(Clone, Debug)]
+pub struct ChunkRequestIds {
+    /// The id of message 0.
+    first: String,
+    /// How the index is written into the last two characters.
+    tail: IndexTail,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum IndexTail {
+    /// Two hex digits.
+    Hex,
+    /// The last 10 bits of base 32: the two low bits of the chunk's last byte, then the index.
+    Base32 { chunk_low_bits: u8 },
+}
+
+impl ChunkRequestIds {
+    /// The id of message `index`: the same as [`RequestId::derive`] gives.
+    pub fn id(&self, index: u8) -> RequestId {
+        const BASE32: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let i = usize::from(index);
+        let tail = match self.tail {
+            IndexTail::Hex => [HEX[i >> 4], HEX[i & 0x0f]],
+            IndexTail::Base32 { chunk_low_bits } => {
+                [BASE32[usize::from(chunk_low_bits) << 3 | i >> 5], BASE32[i & 0x1f]]
+            }
+        };
+        let mut id = self.first.clone().into_bytes();
+        let at = id.len() - 2;
+        id[at..].copy_from_slice(&tail);
+        // The tail is ASCII, replacing two ASCII characters.
+        RequestId(String::from_utf8(id).unwrap_or_default())
+    }
+}
+
 impl RequestKey {
     /// Largest campaign number a keyed id holds (40 bits).
     pub const MAX_CAMPAIGN: u64 = (1 << 40) - 1;
     /// Largest salt (24 bits).
     pub const MAX_SALT: u32 = (1 << 24) - 1;
 
-    fn derive(&self, chunk: u64, index: u8) -> Result<RequestId, RequestIdError> {
+    /// The request ids of chunk `chunk`'s messages.
+    pub fn chunk_ids(&self, chunk: u64) -> Result<ChunkRequestIds, RequestIdError> {
         match *self {
-            RequestKey::Legacy { campaign } => legacy_id(campaign, chunk, index),
+            RequestKey::Legacy { campaign } => {
+                Ok(ChunkRequestIds { first: legacy_id(campaign, chunk, 0)?.0, tail: IndexTail::Hex })
+            }
             RequestKey::Keyed { store, campaign, salt } => {
-                if campaign > Self::MAX_CAMPAIGN || chunk > RequestId::MAX_CHUNK {
-                    return Err(RequestIdError::TooLarge { campaign, chunk });
-                }
-                // store 6 ‖ campaign 5 ‖ salt 3 ‖ chunk 5 ‖ index 1, all big-endian.
-                let mut b = [0u8; 20];
-                b[..6].copy_from_slice(store.as_bytes());
-                b[6..11].copy_from_slice(&campaign.to_be_bytes()[3..]);
-                b[11..14].copy_from_slice(&(salt & Self::MAX_SALT).to_be_bytes()[1..]);
-                b[14..19].copy_from_slice(&chunk.to_be_bytes()[3..]);
-                b[19] = index;
-                Ok(RequestId(base32_lower(&b)))
+                let bytes = keyed_bytes(store, campaign, salt, chunk, 0)?;
+                let chunk_low_bits = bytes[18] & 0x03;
+                Ok(ChunkRequestIds { first: base32_lower(&bytes), tail: IndexTail::Base32 { chunk_low_bits } })
             }
         }
     }
+}
+
+/// The 20 bytes a keyed id encodes: store 6 ‖ campaign 5 ‖ salt 3 ‖ chunk 5 ‖ index 1, all
+/// big-endian.
+fn keyed_bytes(
+    store: StoreIdentity,
+    campaign: u64,
+    salt: u32,
+    chunk: u64,
+    index: u8,
+) -> Result<[u8; 20], RequestIdError> {
+    if campaign > RequestKey::MAX_CAMPAIGN || chunk > RequestId::MAX_CHUNK {
+        return Err(RequestIdError::TooLarge { campaign, chunk });
+    }
+    let mut b = [0u8; 20];
+    b[..6].copy_from_slice(store.as_bytes());
+    b[6..11].copy_from_slice(&campaign.to_be_bytes()[3..]);
+    b[11..14].copy_from_slice(&(salt & RequestKey::MAX_SALT).to_be_bytes()[1..]);
+    b[14..19].copy_from_slice(&chunk.to_be_bytes()[3..]);
+    b[19] = index;
+    Ok(b)
 }
 
 /// The form used before stores had an identity: `cccccccccccc-kkkkkkkkkk-ii`, 26 hex characters.
@@ -274,6 +328,20 @@ mod tests {
         let too_big = keyed(1, RequestKey::MAX_CAMPAIGN + 1, 0);
         assert!(matches!(RequestId::derive(&too_big, 0, 0), Err(RequestIdError::TooLarge { .. })));
         assert!(matches!(RequestId::derive(&k, RequestId::MAX_CHUNK + 1, 0), Err(RequestIdError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn a_chunks_ids_are_the_whole_encoding_of_each_messages_bytes() {
+        let key = StoreIdentity([9, 2, 3, 4, 5, 6]);
+        for chunk in [0, 1, 2, 3, 0x1234_5677, RequestId::MAX_CHUNK] {
+            let ids = keyed(9, 77, 0x00ab_cdef).chunk_ids(chunk).unwrap();
+            let legacy = RequestKey::Legacy { campaign: 77 }.chunk_ids(chunk).unwrap();
+            for index in 0..=255u8 {
+                let whole = keyed_bytes(key, 77, 0x00ab_cdef, chunk, index).unwrap();
+                assert_eq!(ids.id(index).as_str(), base32_lower(&whole), "chunk {chunk} index {index}");
+                assert_eq!(legacy.id(index), legacy_id(77, chunk, index).unwrap(), "chunk {chunk} index {index}");
+            }
+        }
     }
 
     #[test]

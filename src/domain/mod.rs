@@ -15,7 +15,7 @@ pub mod sms;
 pub mod texting;
 
 pub use campaign::{Action, CampaignSpec, CampaignState, Mode, Replay};
-pub use ids::{CompactCid, RequestId, RequestIdError, RequestKey, StoreIdentity};
+pub use ids::{ChunkRequestIds, CompactCid, RequestId, RequestIdError, RequestKey, StoreIdentity};
 pub use outcome::{Counts, ResultName};
 pub use phone::{PhoneError, PhoneNumber};
 

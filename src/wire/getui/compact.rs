@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::wire::json_object::{sorted_last_wins, Text};
+use crate::wire::json_object::Text;
 
 /// Digit values of the 256 byte values; 0xff for a byte that is not a lowercase hex digit.
 const DIGIT_VALUES: [u8; 256] = {
@@ -42,12 +42,22 @@ pub fn parse_cid_hex(s: &[u8]) -> Option<[u8; 16]> {
     (bad & 0xf0 == 0).then_some(out)
 }
 
+/// The two lowercase hex digits of each of the 256 byte values.
+const DIGIT_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [DIGITS[i >> 4], DIGITS[i & 0x0f]];
+        i += 1;
+    }
+    t
+};
+
 /// Writes the 32 lowercase hex digits of `cid` into `buf` and returns them.
 pub fn encode_cid_hex<'b>(cid: &[u8; 16], buf: &'b mut [u8; 32]) -> &'b str {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (pair, byte) in buf.chunks_exact_mut(2).zip(cid) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        pair.copy_from_slice(&DIGIT_PAIRS[usize::from(*byte)]);
     }
     // Every byte written above is an ASCII hex digit.
     std::str::from_utf8(buf).unwrap_or_default()
@@ -189,12 +199,12 @@ pub enum StatusWord {
 }
 
 impl StatusWord {
-    fn read(s: &str) -> StatusWord {
+    fn read(s: &[u8]) -> StatusWord {
         match s {
-            "successed_online" => StatusWord::SuccessedOnline,
-            "successed_offline" => StatusWord::SuccessedOffline,
-            "successed_ignore" => StatusWord::SuccessedIgnore,
-            other => StatusWord::Other(other.into()),
+            b"successed_online" => StatusWord::SuccessedOnline,
+            b"successed_offline" => StatusWord::SuccessedOffline,
+            b"successed_ignore" => StatusWord::SuccessedIgnore,
+            other => StatusWord::Other(String::from_utf8_lossy(other).into()),
         }
     }
 
@@ -211,16 +221,20 @@ impl StatusWord {
 
 /// `data` of a push answer (taskid → cid → status) with its cids as raw bytes. Keys that are
 /// not 32 lowercase hex digits are left out: no cid this daemon sends could match them. As in
-/// a map, a repeated key keeps its last value.
+/// a map, a repeated key keeps its last value (a repeated taskid, its last task).
 ///
 /// One table serves both answer shapes: a list answer (one task, 1000 cids) and a batch
-/// answer (200 tasks of one cid each) are each one probe per cid.
+/// answer (200 tasks of one cid each) are each one probe per cid. The answer is read into one
+/// list of (task, cid, status) and one string of taskids, so a batch answer costs no
+/// allocation per task.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CidStatuses {
-    /// The answer's taskids, sorted.
-    tasks: Vec<String>,
-    /// Each cid (its bytes as a big-endian `u128`) with the index in `tasks` of the first task,
-    /// in taskid order, that names it, and that task's word for it.
+    /// The answer's taskids in taskid order, one after another.
+    task_names: String,
+    /// Where each taskid of `task_names` ends.
+    task_ends: Vec<usize>,
+    /// Each cid (its bytes as a big-endian `u128`) with the rank, in taskid order, of the first
+    /// task that names it, and that task's word for it.
     by_cid: HashMap<u128, (u32, StatusWord), CidHash>,
 }
 
@@ -228,8 +242,11 @@ impl CidStatuses {
     /// The status of `cid` and the task that gave it: the first task, in taskid order,
     /// that names it.
     pub fn get(&self, cid: &[u8; 16]) -> Option<(&str, &StatusWord)> {
-        let (task, word) = self.by_cid.get(&u128::from_be_bytes(*cid))?;
-        Some((self.tasks.get(*task as usize).map_or("", String::as_str), word))
+        let (rank, word) = self.by_cid.get(&u128::from_be_bytes(*cid))?;
+        let rank = *rank as usize;
+        let start = rank.checked_sub(1).and_then(|r| self.task_ends.get(r)).copied().unwrap_or(0);
+        let end = self.task_ends.get(rank).copied().unwrap_or(start);
+        Some((self.task_names.get(start..end).unwrap_or(""), word))
     }
 
     /// Cids with a status, over every task.
@@ -252,39 +269,55 @@ impl<'de> Deserialize<'de> for CidStatuses {
                 f.write_str("a map of taskid to a map of cid to status")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CidStatuses, A::Error> {
-                let mut tasks = Vec::new();
+                let mut names: Vec<Text<'de>> = Vec::new();
+                let mut entries = Vec::new();
                 while let Some(task) = map.next_key::<Text<'de>>()? {
-                    tasks.push((task.0.into_owned(), map.next_value::<TaskStatuses>()?.0));
+                    let task_index = u32::try_from(names.len()).unwrap_or(u32::MAX);
+                    map.next_value_seed(TaskEntries { task_index, entries: &mut entries })?;
+                    names.push(task);
                 }
-                Ok(index(sorted_last_wins(tasks)))
+                Ok(index(&names, entries))
             }
         }
         d.deserialize_map(Tasks)
     }
 }
 
-/// The table of tasks already sorted by taskid (each task's statuses in the answer's order).
-fn index(tasks: Vec<(String, Statuses)>) -> CidStatuses {
-    let mut by_cid = HashMap::with_capacity_and_hasher(tasks.iter().map(|(_, s)| s.len()).sum(), CidHash);
-    let mut names = Vec::with_capacity(tasks.len());
-    for (task, (name, statuses)) in tasks.into_iter().enumerate() {
-        let task = u32::try_from(task).unwrap_or(u32::MAX);
-        for (cid, word) in statuses {
-            match by_cid.entry(cid) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert((task, word));
-                }
-                // Within a task the last value wins, as in a map; an earlier task (taskid
-                // order) keeps the cid.
-                std::collections::hash_map::Entry::Occupied(mut o) if o.get().0 == task => {
-                    o.get_mut().1 = word;
-                }
-                std::collections::hash_map::Entry::Occupied(_) => {}
-            }
+/// One (task, cid, status) of an answer: the task as its index in the answer's order.
+type Entry = (u32, u128, StatusWord);
+
+/// The table of an answer's tasks (in the answer's order) and their entries.
+fn index(names: &[Text<'_>], entries: Vec<Entry>) -> CidStatuses {
+    // Rank the tasks in taskid order; of a repeated taskid only the last task counts, as in a
+    // map.
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by(|a, b| names[*a].0.cmp(&names[*b].0)); // stable: a repeat stays after
+    let mut rank: Vec<Option<u32>> = vec![None; names.len()];
+    let (mut task_names, mut task_ends) = (String::new(), Vec::with_capacity(names.len()));
+    for (at, &task) in order.iter().enumerate() {
+        if order.get(at + 1).is_some_and(|&next| names[next].0 == names[task].0) {
+            continue; // a later task of the same taskid replaces this one
         }
-        names.push(name);
+        rank[task] = u32::try_from(task_ends.len()).ok();
+        task_names.push_str(&names[task].0);
+        task_ends.push(task_names.len());
     }
-    CidStatuses { tasks: names, by_cid }
+    let mut by_cid = HashMap::with_capacity_and_hasher(entries.len(), CidHash);
+    for (task, cid, word) in entries {
+        let Some(Some(rank)) = rank.get(task as usize).copied() else { continue };
+        match by_cid.entry(cid) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((rank, word));
+            }
+            // Within a task the last value wins (entries are in the answer's order), and an
+            // earlier task in taskid order takes the cid from a later one.
+            std::collections::hash_map::Entry::Occupied(mut o) if rank <= o.get().0 => {
+                *o.get_mut() = (rank, word);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {}
+        }
+    }
+    CidStatuses { task_names, task_ends, by_cid }
 }
 
 /// Hashes a cid by mixing both halves of its `u128` (SplitMix64's finalizer): cids are random,
@@ -325,35 +358,71 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// One task's statuses (cid as a big-endian `u128`), in the answer's order.
-type Statuses = Vec<(u128, StatusWord)>;
+/// One task's cid → status map, read into the answer's list of entries.
+struct TaskEntries<'e> {
+    task_index: u32,
+    entries: &'e mut Vec<Entry>,
+}
 
-/// One task's cid → status map.
-struct TaskStatuses(Statuses);
+impl<'de> DeserializeSeed<'de> for TaskEntries<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
 
-impl<'de> Deserialize<'de> for TaskStatuses {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct StatusMap;
-        impl<'de> Visitor<'de> for StatusMap {
-            type Value = TaskStatuses;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of cid to status")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TaskStatuses, A::Error> {
-                let mut statuses = Vec::with_capacity(map.size_hint().unwrap_or(0).min(super::MAX_LIST_CIDS));
-                while let Some(cid) = map.next_key::<Text<'de>>()? {
-                    match parse_cid_hex(cid.0.as_bytes()) {
-                        Some(cid) => statuses
-                            .push((u128::from_be_bytes(cid), StatusWord::read(&map.next_value::<Text<'de>>()?.0))),
-                        None => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
+impl<'de> Visitor<'de> for TaskEntries<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of cid to status")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(CidKey(cid)) = map.next_key()? {
+            match cid {
+                Some(cid) => self.entries.push((self.task_index, cid, map.next_value::<Word>()?.0)),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
                 }
-                Ok(TaskStatuses(statuses))
             }
         }
-        d.deserialize_map(StatusMap)
+        Ok(())
+    }
+}
+
+/// A status map's key: the cid as a big-endian `u128`, or `None` for a key that is not 32
+/// lowercase hex digits.
+struct CidKey(Option<u128>);
+
+impl<'de> Deserialize<'de> for CidKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_bytes(StringBytes("a cid", |b: &[u8]| CidKey(parse_cid_hex(b).map(u128::from_be_bytes))))
+    }
+}
+
+/// A status map's value.
+struct Word(StatusWord);
+
+impl<'de> Deserialize<'de> for Word {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_bytes(StringBytes("a status word", |b: &[u8]| Word(StatusWord::read(b))))
+    }
+}
+
+/// Visits a JSON string as its bytes. Asked for bytes, serde_json hands a string's bytes
+/// (unescaped) without checking them as UTF-8, a check neither a hex cid nor a known status
+/// word needs; its other deserializers hand a `str`, read the same way.
+struct StringBytes<F>(&'static str, F);
+
+impl<'de, T, F: FnOnce(&[u8]) -> T> Visitor<'de> for StringBytes<F> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<T, E> {
+        Ok((self.1)(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        Ok((self.1)(v.as_bytes()))
     }
 }
 
@@ -488,6 +557,18 @@ mod tests {
         let map: crate::wire::getui::TaskCidStatus = serde_json::from_str(&text).unwrap();
         assert_eq!(map["t"][&k], "successed_ignore");
         assert_eq!(s.get(&cid(9)).map(|(_, w)| w.as_str()), Some("successed_ignore"));
+    }
+
+    #[test]
+    fn a_repeated_taskid_keeps_its_last_task_as_a_map_would() {
+        let (a, b) = (hex(&cid(1)), hex(&cid(2)));
+        let text = format!(
+            r#"{{"t2":{{"{a}":"successed_online","{b}":"successed_online"}},"t3":{{"{b}":"successed_ignore"}},"t2":{{"{a}":"successed_offline"}}}}"#
+        );
+        let s: CidStatuses = serde_json::from_str(&text).unwrap();
+        assert_eq!(s.get(&cid(1)), Some(("t2", &StatusWord::SuccessedOffline)));
+        assert_eq!(s.get(&cid(2)), Some(("t3", &StatusWord::SuccessedIgnore)), "the first t2 is gone");
+        assert_eq!(s.len(), 2);
     }
 
     #[test]
