@@ -8,15 +8,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use campaignd::domain::campaign::{CreateCampaign, Validation, SCHEDULE_HORIZON_MS};
 use campaignd::domain::texting::SmsTally;
 use campaignd::domain::CompactCid;
-use campaignd::domain::{Action, CampaignSpec, CampaignState, Counts, ResultName};
+use campaignd::domain::{Action, CampaignState, Counts, ResultName};
 use campaignd::store::{
     Ack, Change, Chunk, CidPage, DeliveryWindow, LeaseOutcome, NatsStore, PageQuery, PhoneBinding, ReceiptKey,
     SledStore, Store, StoreError, StoreSettings, Suppression, TextingEntry, UploadCommit,
 };
-use common::{all_bytes, list_campaign, NatsServer};
+use common::{all_bytes, list_spec, NatsServer};
 
 /// Longest one check may take.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -275,17 +274,6 @@ async fn phone_bindings_are_one_to_one_sealed_and_durable(backend: &Backend) {
     }
 }
 
-fn spec() -> CampaignSpec {
-    let req: CreateCampaign = serde_json::from_value(list_campaign("conformance", None)).unwrap();
-    let rules = Validation {
-        app_channel: &|_| Some(campaignd::domain::Channel::Getui),
-        now_ms: common::now_ms() as i64,
-        horizon_ms: SCHEDULE_HORIZON_MS,
-        app_sms: &|_| None,
-    };
-    req.validate(&rules).unwrap()
-}
-
 fn chunk(n: u8) -> Chunk {
     Chunk { cids: (0..n).flat_map(|i| [i; 16]).collect(), ..Chunk::default() }
 }
@@ -298,7 +286,7 @@ fn online(n: u64) -> Counts {
 
 /// A campaign with `chunks` committed chunks of `n` recipients.
 async fn uploaded(store: &dyn Store, chunks: u64, n: u8) -> u64 {
-    let rec = store.create(spec(), 1).await.unwrap();
+    let rec = store.create(list_spec("conformance"), 1).await.unwrap();
     for seq in 0..chunks {
         store.stage_chunk(rec.id, seq, chunk(n)).await.unwrap();
     }
@@ -317,7 +305,7 @@ async fn active_ids(store: &dyn Store) -> Vec<u64> {
 
 async fn lifecycle_census_active_index_and_pages(backend: &Backend) {
     let store = backend.open().await;
-    let draft = store.create(spec(), 1).await.unwrap();
+    let draft = store.create(list_spec("conformance"), 1).await.unwrap();
     assert_eq!(draft.state, CampaignState::Draft);
     assert!(draft.request_salt.is_some());
     let err = store.change(draft.id, Change::Act(Action::Start, 2)).await.unwrap_err();
@@ -361,7 +349,7 @@ async fn lifecycle_census_active_index_and_pages(backend: &Backend) {
 
 async fn uploads_are_staged_then_committed_or_discarded(backend: &Backend) {
     let store = backend.open().await;
-    let rec = store.create(spec(), 1).await.unwrap();
+    let rec = store.create(list_spec("conformance"), 1).await.unwrap();
     // A chunk larger than one NATS message (1 MiB): it is stored in parts and read back whole.
     let mut heavy = chunk(100);
     heavy.vars = (0..100).map(|i| vec![("name".to_owned(), format!("{i:04}").repeat(3_000))]).collect();
@@ -456,7 +444,7 @@ async fn inflight_marks_and_identity_survive_a_reopen(backend: &Backend) {
     assert_eq!(store.inflight_chunks(id).await.unwrap(), [0, 2], "in-flight marks outlive a restart");
     store.ack(Ack { campaign: id, seq: 0, counts: online(1) }).await.unwrap();
     assert_eq!(store.inflight_chunks(id).await.unwrap(), [2], "an ack clears its mark");
-    let other = store.create(spec(), 3).await.unwrap();
+    let other = store.create(list_spec("conformance"), 3).await.unwrap();
     assert!(other.id > id, "ids keep growing across a reopen");
     backend.close(store).await;
 }
@@ -578,7 +566,7 @@ async fn expiry_removes_finished_campaigns_with_what_they_hold(backend: &Backend
         store.change(id, Change::Fail("no".into(), finished)).await.unwrap();
         ids.push(id);
     }
-    let draft = store.create(spec(), 1).await.unwrap().id;
+    let draft = store.create(list_spec("conformance"), 1).await.unwrap().id;
     assert_eq!(store.expire_finished(250, 1).await.unwrap(), 1, "at most `max` per call");
     assert_eq!(store.expire_finished(250, 10).await.unwrap(), 1);
     assert_eq!(store.expire_finished(250, 10).await.unwrap(), 0);
@@ -665,7 +653,7 @@ async fn nats_handles_opened_together_share_one_identity_and_never_reuse_an_id()
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 for _ in 0..20 {
-                    ids.push(store.create(spec(), 1).await.unwrap().id);
+                    ids.push(store.create(list_spec("conformance"), 1).await.unwrap().id);
                 }
                 ids
             })

@@ -10,9 +10,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use campaignd::domain::campaign::{CreateCampaign, Validation, SCHEDULE_HORIZON_MS};
-use campaignd::domain::{Action, CampaignSpec, CampaignState, Counts, ResultName};
+use campaignd::domain::{Action, CampaignState, Counts, ResultName};
 use campaignd::store::{Ack, Change, Chunk, SledStore, Store, StoreSettings, UploadCommit};
+use common::list_spec;
 
 /// Set in the child: the store directory it writes to.
 const CHILD_DIR: &str = "STORE_CRASH_CHILD_DIR";
@@ -24,17 +24,6 @@ fn settings(dir: &std::path::Path) -> StoreSettings {
     StoreSettings { path: dir.to_path_buf(), cache_bytes: 8 << 20 }
 }
 
-fn spec() -> CampaignSpec {
-    let req: CreateCampaign = serde_json::from_value(common::list_campaign("crash", None)).unwrap();
-    let rules = Validation {
-        app_channel: &|_| Some(campaignd::domain::Channel::Getui),
-        now_ms: common::now_ms() as i64,
-        horizon_ms: SCHEDULE_HORIZON_MS,
-        app_sms: &|_| None,
-    };
-    req.validate(&rules).unwrap()
-}
-
 fn online(n: u64) -> Counts {
     let mut c = Counts::default();
     c.add(ResultName::SuccessedOnline, n);
@@ -43,7 +32,7 @@ fn online(n: u64) -> Counts {
 
 /// A running campaign of `chunks` one-recipient chunks.
 async fn running(store: &dyn Store, chunks: u64) -> u64 {
-    let id = store.create(spec(), 1).await.unwrap().id;
+    let id = store.create(list_spec("crash"), 1).await.unwrap().id;
     for seq in 0..chunks {
         let chunk = Chunk { cids: vec![seq as u8; 16], ..Chunk::default() };
         store.stage_chunk(id, seq, chunk).await.unwrap();

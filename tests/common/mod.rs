@@ -530,6 +530,20 @@ pub fn list_campaign(name: &str, speed: Option<u32>) -> serde_json::Value {
     v
 }
 
+/// A list campaign's spec as a store takes it: [`list_campaign`] validated as the API would,
+/// its app on Getui.
+pub fn list_spec(name: &str) -> campaignd::domain::CampaignSpec {
+    use campaignd::domain::campaign::{CreateCampaign, Validation, SCHEDULE_HORIZON_MS};
+    let req: CreateCampaign = serde_json::from_value(list_campaign(name, None)).unwrap();
+    let rules = Validation {
+        app_channel: &|_| Some(campaignd::domain::Channel::Getui),
+        now_ms: now_ms() as i64,
+        horizon_ms: SCHEDULE_HORIZON_MS,
+        app_sms: &|_| None,
+    };
+    req.validate(&rules).unwrap()
+}
+
 /// A personalised batch_single campaign body.
 pub fn batch_campaign(name: &str) -> serde_json::Value {
     serde_json::json!({
