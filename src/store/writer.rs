@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 use tokio::sync::oneshot;
@@ -46,7 +47,7 @@ const STAGED_UNFLUSHED_MAX: usize = 2 << 20;
 /// counted in `replayed`, batch_single messages dropped by Getui as repeats of their request
 /// ids), while a flush serves 16 chunks' acknowledgements instead of one.
 const ACKS_UNFLUSHED_MAX: usize = 16;
-const ACK_FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+const ACK_FLUSH_DELAY: Duration = Duration::from_millis(50);
 
 /// A write request and where to send its answer.
 pub(super) enum Command {
@@ -104,6 +105,8 @@ pub(super) struct Writer {
     staged_unflushed: usize,
     /// Acknowledgements applied since the last flush.
     acks_unflushed: usize,
+    /// When the oldest of them must be flushed at the latest.
+    acks_flush_due: Option<Instant>,
 }
 
 /// A reply to send once the batch is durable.
@@ -125,6 +128,7 @@ impl Writer {
             census,
             staged_unflushed: 0,
             acks_unflushed: 0,
+            acks_flush_due: None,
         };
         for item in w.trees.campaigns.iter() {
             let (_, v) = item.map_err(db_err)?;
@@ -192,10 +196,9 @@ impl Writer {
     /// Serves commands until Shutdown or until every sender is gone.
     pub(super) fn run(mut self, rx: crossbeam_channel::Receiver<Command>) {
         loop {
-            let first = if self.acks_unflushed == 0 {
-                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-            } else {
-                rx.recv_timeout(ACK_FLUSH_DELAY)
+            let first = match self.acks_flush_due {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(due) => rx.recv_deadline(due),
             };
             let stop = match first {
                 Ok(first) => self.write_batch(gather(&rx, first)),
@@ -223,10 +226,15 @@ impl Writer {
         let mut durable = batch.iter().any(asks_for_flush);
         for cmd in batch {
             stop |= matches!(cmd, Command::Shutdown { .. });
-            self.acks_unflushed += usize::from(matches!(cmd, Command::Ack { .. }));
+            if matches!(cmd, Command::Ack { .. }) {
+                self.acks_unflushed += 1;
+                self.acks_flush_due.get_or_insert_with(|| Instant::now() + ACK_FLUSH_DELAY);
+            }
             pending.push(self.apply(cmd, &mut touched));
         }
-        durable |= self.staged_unflushed >= STAGED_UNFLUSHED_MAX || self.acks_unflushed >= ACKS_UNFLUSHED_MAX;
+        durable |= self.staged_unflushed >= STAGED_UNFLUSHED_MAX
+            || self.acks_unflushed >= ACKS_UNFLUSHED_MAX
+            || self.acks_flush_due.is_some_and(|due| due <= Instant::now());
         let mut failure = None;
         for id in touched {
             match self.fold(id) {
@@ -249,6 +257,7 @@ impl Writer {
     fn flush(&mut self) -> Result<(), StoreError> {
         self.staged_unflushed = 0;
         self.acks_unflushed = 0;
+        self.acks_flush_due = None;
         self.trees.db.flush().map(|_| ()).map_err(db_err)
     }
 
