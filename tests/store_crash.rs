@@ -3,7 +3,8 @@
 //! destructor); the parent then opens the store and checks what the writer promised:
 //! - an acknowledgement that completes its campaign is durable when it is answered;
 //! - any other acknowledgement is durable within 50 ms of its answer (it waits for a later
-//!   flush, so a crash inside that window may undo it, which the replay policy covers).
+//!   flush, so a crash inside that window may undo it, which the replay policy covers), however
+//!   busy the writer is with commands that ask for no flush.
 
 mod common;
 
@@ -48,19 +49,32 @@ async fn running(store: &dyn Store, chunks: u64) -> u64 {
 enum Scene {
     /// One of three chunks acknowledged, then 200 ms (four times the writer's longest wait; the
     /// child dies before sled's own flush, every 500 ms, first runs).
-    AckThenWait,
+    Idle,
+    /// One of three chunks acknowledged, then another campaign's upload stages a chunk every
+    /// 10 ms for 200 ms (staged chunks ask for no flush of their own, and they must not keep
+    /// putting the acknowledgement's off).
+    Staging,
     /// Both chunks acknowledged, which completes the campaign; the abort comes the moment the
     /// second answer is in.
-    AckToCompletion,
+    Completing,
 }
 
 async fn child(dir: &str, scene: &str) {
     let store = SledStore::open(&settings(std::path::Path::new(dir))).unwrap();
-    if scene == "AckThenWait" {
+    if scene == "Idle" {
         let id = running(&*store, 3).await;
         store.flush().await.unwrap();
         store.ack(Ack { campaign: id, seq: 0, counts: online(1) }).await.unwrap();
         std::thread::sleep(Duration::from_millis(200));
+    } else if scene == "Staging" {
+        let id = running(&*store, 3).await;
+        let draft = store.create(list_spec("draft"), 1).await.unwrap().id;
+        store.flush().await.unwrap();
+        store.ack(Ack { campaign: id, seq: 0, counts: online(1) }).await.unwrap();
+        for seq in 0..20 {
+            store.stage_chunk(draft, seq, Chunk { cids: vec![7; 16], ..Chunk::default() }).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     } else {
         let id = running(&*store, 2).await;
         store.flush().await.unwrap();
@@ -91,16 +105,22 @@ fn acknowledgements_outlive_an_abort_in_time_and_a_completing_one_at_once() {
         runtime.block_on(child(&dir, &scene));
         return;
     }
-    let (_dir, store) = after_abort(&runtime, Scene::AckThenWait);
-    runtime.block_on(async {
-        let progress = store.progress(1).await.unwrap();
-        assert_eq!((progress.counts.total(), progress.acked_chunks), (1, 1), "an ack 200 ms before the abort is kept");
-        let pending: Vec<u64> = store.pending_chunks(1, 0, 10).await.unwrap().into_iter().map(|(s, _)| s).collect();
-        assert_eq!(pending, [1, 2]);
-        assert_eq!(store.get(1).await.unwrap().map(|r| r.state), Some(CampaignState::Running));
-        store.close().await.unwrap();
-    });
-    let (_dir, store) = after_abort(&runtime, Scene::AckToCompletion);
+    for scene in [Scene::Idle, Scene::Staging] {
+        let (_dir, store) = after_abort(&runtime, scene);
+        runtime.block_on(async {
+            let progress = store.progress(1).await.unwrap();
+            assert_eq!(
+                (progress.counts.total(), progress.acked_chunks),
+                (1, 1),
+                "{scene:?}: an ack 200 ms before the abort is kept"
+            );
+            let pending: Vec<u64> = store.pending_chunks(1, 0, 10).await.unwrap().into_iter().map(|(s, _)| s).collect();
+            assert_eq!(pending, [1, 2]);
+            assert_eq!(store.get(1).await.unwrap().map(|r| r.state), Some(CampaignState::Running));
+            store.close().await.unwrap();
+        });
+    }
+    let (_dir, store) = after_abort(&runtime, Scene::Completing);
     runtime.block_on(async {
         let completed = store.get(1).await.unwrap().expect("the campaign kept");
         assert_eq!(
