@@ -32,7 +32,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Mode::List)]
     mode: Mode,
     /// Shards of the daemon it starts.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     shards: usize,
     /// Campaign speed, messages/s (default: unlimited).
     #[arg(long)]
@@ -601,7 +601,7 @@ fn write_config(
         .replace("127.0.0.1:8780", &format!("127.0.0.1:{port}"))
         .replace("path = \"data\"", &format!("path = {:?}", dir.join("store").display().to_string()))
         .replace("http://127.0.0.1:8781/v2", &format!("{sim_url}/v2"))
-        .replace("shards = 8", &format!("shards = {shards}"))
+        .replace("shards = 16\n", &format!("shards = {shards}\n"))
         .replace("calls_per_second = 1000", "# calls_per_second: unlimited in the load test");
     let text = match store {
         Store::Sled => text,
@@ -610,6 +610,9 @@ fn write_config(
             &format!("backend = \"nats\"\n[store.nats]\nurl = \"{url}\"\nstream_prefix = \"loadtest\"\n"),
         ),
     };
+    // The replacements above are of the shipped text: one that stopped matching must not pass
+    // unnoticed as a run on the wrong shard count.
+    anyhow::ensure!(text.contains(&format!("\nshards = {shards}\n")), "the shipped config has no `shards = 16` line");
     let config = dir.join("campaignd.toml");
     std::fs::write(&config, text)?;
     Ok((config, format!("http://127.0.0.1:{port}")))

@@ -28,7 +28,7 @@ pub struct DemoArgs {
     #[arg(long)]
     data: Option<PathBuf>,
     /// Shards of the daemon.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     shards: usize,
 }
 
@@ -70,8 +70,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .replace("http://127.0.0.1:8781/v2", &base_url)
         .replace("http://127.0.0.1:8781/cgi-bin", &wecom_url)
         .replace("\"http://127.0.0.1:8781\"", &format!("{sms_url:?}"))
-        .replace("shards = 8", &format!("shards = {}", args.shards))
+        .replace("shards = 16\n", &format!("shards = {}\n", args.shards))
         .replace("calls_per_second = 1000", "# calls_per_second: unlimited in the demo");
+    anyhow::ensure!(
+        text.contains(&format!("\nshards = {}\n", args.shards)),
+        "the shipped config has no `shards = 16` line"
+    );
     let config = Config::from_toml(&text, "demo.toml".as_ref())?;
     let daemon = Daemon::build(&config, |_| None).await?;
     let addr = daemon.local_addr();

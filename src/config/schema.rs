@@ -256,7 +256,7 @@ impl Default for DispatchConfig {
 }
 
 fn default_shards() -> usize {
-    8
+    16
 }
 fn default_chunk_size() -> usize {
     1000

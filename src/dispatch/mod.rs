@@ -83,7 +83,7 @@ pub fn new_member_id() -> String {
 impl Default for DispatchSettings {
     fn default() -> Self {
         DispatchSettings {
-            shards: 8,
+            shards: 16,
             poll_interval: Duration::from_millis(200),
             retry: RetryPolicy::default(),
             member: new_member_id(),
