@@ -59,9 +59,13 @@ where
     let mut plan = CallPlan::new(guard);
     let mut first_attempt: Option<Instant> = None;
     loop {
+        // A call its app is ready for goes even after shutdown began: the caller has marked its
+        // chunk in flight, and one more round trip costs less than the restarted daemon sending
+        // the chunk again as replayed. A call still waiting for its app is let go.
         tokio::select! {
-            _ = ctx.shutdown.cancelled() => return Outcome::Abandoned,
+            biased;
             _ = run.app.ready_for_call() => {}
+            _ = ctx.shutdown.cancelled() => return Outcome::Abandoned,
         }
         let first = *first_attempt.get_or_insert_with(Instant::now);
         add_replayed(ctx, run, plan.sending(first.elapsed())).await;
@@ -409,6 +413,27 @@ mod tests {
         .await;
         assert!(matches!(outcome, Outcome::Abandoned));
         assert_eq!(attempts, 1, "the wait (at least 50 ms) was cut short at 10 ms");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_its_app_is_ready_for_still_goes_after_shutdown_began() {
+        let (_dir, ctx, run) = fixture(RetryPolicy::default()).await;
+        ctx.shutdown.cancel();
+        // An unbiased choice between the two would abandon about half of these.
+        for n in 0..32 {
+            let mut attempts = 0;
+            let outcome = call_guarded(&ctx, &run, RepeatGuard::RequestId, || {
+                attempts += 1;
+                async { Ok::<_, GetuiError>("answered") }
+            })
+            .await;
+            assert!(matches!(outcome, Outcome::Done("answered")), "call {n} was abandoned");
+            assert_eq!(attempts, 1);
+        }
+        // A call its app holds back is still let go.
+        run.app.pause_for(Duration::from_secs(60));
+        let outcome = call_guarded(&ctx, &run, RepeatGuard::RequestId, || async { Ok::<_, GetuiError>(()) }).await;
+        assert!(matches!(outcome, Outcome::Abandoned));
     }
 
     #[tokio::test]
