@@ -822,6 +822,33 @@ mod tests {
         store.close().await.unwrap();
     }
 
+    /// The API reads a campaign's record, then its progress: whenever the record says
+    /// completed, progress must hold every acknowledged count. A reader thread polls both as
+    /// fast as it can while the last acknowledgement completes each of many campaigns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_campaign_read_as_completed_has_the_counts_of_every_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        for round in 0..200 {
+            let rec = store.create(spec(), 1).await.unwrap();
+            store.stage_chunk(rec.id, 0, chunk(3)).await.unwrap();
+            let commit = UploadCommit { first_seq: 0, chunks: 1, recipients: 3, duplicates: 0, rejected: 0 };
+            store.commit_upload(rec.id, commit).await.unwrap();
+            store.change(rec.id, Change::Act(Action::Start, 1)).await.unwrap();
+            let (trees, live, reads) = (store.trees.clone(), store.live.clone(), store.reads.clone());
+            let reader = std::thread::spawn(move || loop {
+                let rec = read_record(&trees.campaigns, &rec.id.to_be_bytes(), &reads).unwrap().unwrap();
+                let counted = live.read().unwrap().get(&rec.id).map_or(0, |p| p.counts.total());
+                if rec.state == CampaignState::Completed {
+                    return counted;
+                }
+            });
+            store.ack(Ack { campaign: rec.id, seq: 0, counts: online(3) }).await.unwrap();
+            assert_eq!(reader.join().unwrap(), 3, "round {round}: seen completed before its counts");
+        }
+        store.close().await.unwrap();
+    }
+
     #[tokio::test]
     async fn state_survives_reopen_and_staged_chunks_vanish() {
         let dir = tempfile::tempdir().unwrap();

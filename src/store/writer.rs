@@ -347,7 +347,7 @@ impl Writer {
         let id = self.trees.db.generate_id().map_err(db_err)? + 1;
         let rec = rules::new_record(id, spec, now_ms)?;
         self.save(&rec)?;
-        self.publish(id);
+        self.publish(&rec);
         Ok(rec)
     }
 
@@ -463,20 +463,21 @@ impl Writer {
         };
         let (before, state_before) = (rec.folded, rec.state);
         let changed = rules::fold(&mut rec, self.unfolded.entry(id).or_default(), now_ms());
+        // Progress before the record: readers take the record, then progress, so one that
+        // sees the campaign completed must find the last chunk's counts already there.
+        self.publish(&rec);
         if changed {
             self.save(&rec)?;
             for seq in before..rec.folded {
                 self.trees.done.remove(chunk_key(id, seq)).map_err(db_err)?;
             }
         }
-        self.publish(id);
         Ok(rec.state != state_before)
     }
 
-    fn publish(&self, id: u64) {
-        let Some(rec) = self.records.get(&id) else {
-            return;
-        };
+    /// Makes `rec`'s counts and its unfolded acknowledgements what readers see as progress.
+    fn publish(&self, rec: &CampaignRecord) {
+        let id = rec.id;
         let mut counts = rec.counts.clone();
         for c in self.unfolded.get(&id).into_iter().flat_map(|m| m.values()) {
             counts.merge(c);
