@@ -836,15 +836,20 @@ mod tests {
             store.commit_upload(rec.id, commit).await.unwrap();
             store.change(rec.id, Change::Act(Action::Start, 1)).await.unwrap();
             let (trees, live, reads) = (store.trees.clone(), store.live.clone(), store.reads.clone());
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
             let reader = std::thread::spawn(move || loop {
                 let rec = read_record(&trees.campaigns, &rec.id.to_be_bytes(), &reads).unwrap().unwrap();
                 let counted = live.read().unwrap().get(&rec.id).map_or(0, |p| p.counts.total());
                 if rec.state == CampaignState::Completed {
-                    return counted;
+                    return Some(counted);
+                }
+                if std::time::Instant::now() > until {
+                    return None;
                 }
             });
             store.ack(Ack { campaign: rec.id, seq: 0, counts: online(3) }).await.unwrap();
-            assert_eq!(reader.join().unwrap(), 3, "round {round}: seen completed before its counts");
+            let counted = reader.join().unwrap().unwrap_or_else(|| panic!("round {round}: never completed"));
+            assert_eq!(counted, 3, "round {round}: seen completed before its counts");
         }
         store.close().await.unwrap();
     }
