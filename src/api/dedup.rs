@@ -568,8 +568,11 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    fn root() -> Arc<SpillRoot> {
-        Arc::new(SpillRoot::new(std::env::temp_dir().join(format!("campaignd-dedup-test-{}", fastrand::u64(..)))))
+    /// A spill root in a directory removed when the test ends.
+    fn root() -> (tempfile::TempDir, Arc<SpillRoot>) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let root = Arc::new(SpillRoot::new(dir.path().join("spill")));
+        (dir, root)
     }
 
     fn cid(n: u64) -> [u8; 16] {
@@ -597,7 +600,7 @@ mod tests {
 
     #[test]
     fn uploads_of_any_size_find_exactly_the_later_occurrences() {
-        let root = root();
+        let (_dir, root) = root();
         let mut index = DraftIndex::default();
         let mut held = HashSet::new();
         let mut rng = fastrand::Rng::with_seed(15);
@@ -614,7 +617,7 @@ mod tests {
 
     #[test]
     fn an_index_built_from_the_store_finds_what_it_holds() {
-        let root = root();
+        let (_dir, root) = root();
         let mut builder = IndexBuilder::new(&root);
         let committed: Vec<u8> = (0..5000u64).flat_map(cid).collect();
         builder.feed(&committed[..16 * 2000]).unwrap();
@@ -627,7 +630,7 @@ mod tests {
 
     #[test]
     fn sequential_ids_spread_over_all_partitions() {
-        let root = root();
+        let (_dir, root) = root();
         let mut per_part = [0u32; PARTS];
         for n in 0..64_000u64 {
             per_part[root.part_of(u128::from(n))] += 1;
@@ -638,7 +641,7 @@ mod tests {
 
     #[test]
     fn files_go_with_their_owners_and_abandoned_directories_with_the_next_process() {
-        let root = root();
+        let (_dir, root) = root();
         let mut spill = Spill::new(&root);
         for n in 0..=HELD_MAX as u64 {
             spill.push(&cid(n)).unwrap();
