@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 use tokio::sync::oneshot;
 
-use super::codec::{chunk_entries, chunk_key, decode, encode_compact, encode_named, parse_chunk_key};
+use super::codec::{chunk_entries, chunk_key, decode, encode_compact, encode_named, parse_chunk_key, part_key};
 use super::rules;
 use super::sled_texting::TextingTrees;
 use super::texting::{due_key, texting_key};
@@ -48,6 +48,12 @@ const STAGED_UNFLUSHED_MAX: usize = 2 << 20;
 /// ids), while a flush serves 16 chunks' acknowledgements instead of one.
 const ACKS_UNFLUSHED_MAX: usize = 16;
 const ACK_FLUSH_DELAY: Duration = Duration::from_millis(50);
+
+/// Acknowledgements a campaign gathers before they are folded into its record. A fold rewrites
+/// the whole record, spec included: folding at every batch wrote it some 600 times per million
+/// list recipients. Meanwhile they wait as tombstones, and progress counts them all the same.
+/// A campaign with every chunk acknowledged folds at once, so it completes at once.
+const FOLD_EVERY: usize = 64;
 
 /// A write request and where to send its answer.
 pub(super) enum Command {
@@ -237,6 +243,10 @@ impl Writer {
             || self.acks_flush_due.is_some_and(|due| due <= Instant::now());
         let mut failure = None;
         for id in touched {
+            if !self.fold_due(id) {
+                self.publish_current(id);
+                continue;
+            }
             match self.fold(id) {
                 Ok(state_changed) => durable |= state_changed,
                 Err(e) => failure = Some(e),
@@ -447,7 +457,7 @@ impl Writer {
         }
         // Tombstone first: a crash after it but before the removal still counts the chunk once.
         self.trees.done.insert(key, encode_compact(&ack.counts)?).map_err(db_err)?;
-        self.remove_chunk(ack.campaign, ack.seq)?;
+        self.remove_acked_chunk(ack.campaign, ack.seq)?;
         self.trees.inflight.remove(key).map_err(db_err)?;
         self.unfolded.entry(ack.campaign).or_default().insert(ack.seq, ack.counts);
         *self.acked.entry(ack.campaign).or_insert(0) += 1;
@@ -475,6 +485,20 @@ impl Writer {
         Ok(rec.state != state_before)
     }
 
+    /// True when campaign `id` has [`FOLD_EVERY`] acknowledgements to fold, or every chunk.
+    fn fold_due(&self, id: u64) -> bool {
+        let unfolded = self.unfolded.get(&id).map_or(0, BTreeMap::len);
+        let acked = self.acked.get(&id).copied().unwrap_or(0);
+        unfolded >= FOLD_EVERY || self.records.get(&id).is_some_and(|rec| acked >= rec.chunk_count)
+    }
+
+    /// [`Self::publish`] for campaign `id` as it stands.
+    fn publish_current(&self, id: u64) {
+        if let Some(rec) = self.records.get(&id) {
+            self.publish(rec);
+        }
+    }
+
     /// Makes `rec`'s counts and its unfolded acknowledgements what readers see as progress.
     fn publish(&self, rec: &CampaignRecord) {
         let id = rec.id;
@@ -498,6 +522,25 @@ impl Writer {
             .map_err(db_err)?;
         for k in keys {
             tree.remove(k).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Removes acknowledged chunk `seq` of campaign `id` by its keys, without the scan of
+    /// [`Self::remove_chunk`] (a third of that one's time in a list dispatch): the whole key,
+    /// else parts 0, 1, … up to the first missing one. Removal goes in key order, so a crash
+    /// can only cut off a tail; a chunk whose first key is already gone is scanned for.
+    fn remove_acked_chunk(&self, id: u64, seq: u64) -> Result<(), StoreError> {
+        let chunks = &self.trees.chunks;
+        if chunks.remove(chunk_key(id, seq)).map_err(db_err)?.is_some() {
+            return Ok(());
+        }
+        let mut part = 0u32;
+        while chunks.remove(part_key(id, seq, part)).map_err(db_err)?.is_some() {
+            part += 1;
+        }
+        if part == 0 {
+            self.remove_chunk(id, seq)?;
         }
         Ok(())
     }
