@@ -12,7 +12,7 @@ use super::decide::parts;
 use super::decide::texting::PushAnswer;
 use super::failure::described;
 use super::{CampaignRun, Context};
-use crate::domain::{CompactCid, Counts, ResultName};
+use crate::domain::{CompactCid, Counts, ResultName, Tally};
 use crate::store::{Change, Chunk};
 use crate::upstream::getui::GetuiClient;
 use crate::upstream::ProviderError;
@@ -183,9 +183,12 @@ pub(super) async fn send_list(
         let guard = RepeatGuard::Unguarded { recipients: part.len() as u64 };
         match call_guarded(ctx, run, guard, || client.push_list_cids(taskid, part)).await {
             Outcome::Done(statuses) => {
+                let mut tally = Tally::default();
                 for (cid, r) in part.iter().zip(answers::list_in_order(part, &statuses)) {
-                    sent.push(|| Some(CompactCid(*cid)), r, taskid, Vec::new());
+                    tally.add(r);
+                    sent.note(|| Some(CompactCid(*cid)), r, taskid, Vec::new());
                 }
+                tally.add_to(&mut sent.counts);
             }
             Outcome::GaveUp(r) => {
                 for cid in part {
@@ -224,6 +227,17 @@ impl Sent {
         params: Vec<String>,
     ) {
         self.counts.add(result, 1);
+        self.note(cid, result, taskid, params);
+    }
+
+    /// What [`Self::push`] does but count: the answer row a texting campaign keeps.
+    fn note(
+        &mut self,
+        cid: impl FnOnce() -> Option<CompactCid>,
+        result: ResultName,
+        taskid: &str,
+        params: Vec<String>,
+    ) {
         if let Some(rows) = &mut self.pushed {
             if let Some(cid) = cid() {
                 let online = result == ResultName::SuccessedOnline;

@@ -16,7 +16,7 @@ pub mod texting;
 
 pub use campaign::{Action, CampaignSpec, CampaignState, Mode, Replay};
 pub use ids::{ChunkRequestIds, CompactCid, RequestId, RequestIdError, RequestKey, StoreIdentity};
-pub use outcome::{Counts, ResultName};
+pub use outcome::{Counts, ResultName, Tally};
 pub use phone::{PhoneError, PhoneNumber};
 
 /// The send channels an app can use.
