@@ -737,6 +737,18 @@ mod tests {
         c
     }
 
+    /// A campaign of `chunks` committed chunks of `size` recipients each, started at `at_ms`.
+    async fn running(store: &SledStore, chunks: u64, size: u8, at_ms: i64) -> CampaignRecord {
+        let rec = store.create(spec(), 1).await.unwrap();
+        for seq in 0..chunks {
+            store.stage_chunk(rec.id, seq, chunk(size)).await.unwrap();
+        }
+        let recipients = chunks * u64::from(size);
+        let commit = UploadCommit { first_seq: 0, chunks, recipients, duplicates: 0, rejected: 0 };
+        store.commit_upload(rec.id, commit).await.unwrap();
+        store.change(rec.id, Change::Act(Action::Start, at_ms)).await.unwrap()
+    }
+
     #[tokio::test]
     async fn callback_deliveries_are_noted_once_durably_and_within_a_bounded_window() {
         use crate::store::DeliveryWindow;
@@ -829,13 +841,7 @@ mod tests {
     async fn acknowledgements_fold_into_the_record_in_runs_and_count_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let rec = store.create(spec(), 1).await.unwrap();
-        for seq in 0..100 {
-            store.stage_chunk(rec.id, seq, chunk(1)).await.unwrap();
-        }
-        let commit = UploadCommit { first_seq: 0, chunks: 100, recipients: 100, duplicates: 0, rejected: 0 };
-        store.commit_upload(rec.id, commit).await.unwrap();
-        store.change(rec.id, Change::Act(Action::Start, 2)).await.unwrap();
+        let rec = running(&store, 100, 1, 2).await;
         let folded = |store: Arc<SledStore>| async move { store.get(rec.id).await.unwrap().unwrap().folded };
         for seq in 0..70 {
             store.ack(Ack { campaign: rec.id, seq, counts: online(1) }).await.unwrap();
@@ -863,11 +869,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         for round in 0..200 {
-            let rec = store.create(spec(), 1).await.unwrap();
-            store.stage_chunk(rec.id, 0, chunk(3)).await.unwrap();
-            let commit = UploadCommit { first_seq: 0, chunks: 1, recipients: 3, duplicates: 0, rejected: 0 };
-            store.commit_upload(rec.id, commit).await.unwrap();
-            store.change(rec.id, Change::Act(Action::Start, 1)).await.unwrap();
+            let rec = running(&store, 1, 3, 1).await;
             let (trees, live, reads) = (store.trees.clone(), store.live.clone(), store.reads.clone());
             let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
             let reader = std::thread::spawn(move || loop {
@@ -1125,13 +1127,7 @@ mod tests {
         let store = open(dir.path());
         let mut ids = Vec::new();
         for finished in [100, 200, 300] {
-            let rec = store.create(spec(), 1).await.unwrap();
-            for seq in 0..2 {
-                store.stage_chunk(rec.id, seq, chunk(3)).await.unwrap();
-            }
-            let commit = UploadCommit { first_seq: 0, chunks: 2, recipients: 6, duplicates: 0, rejected: 0 };
-            store.commit_upload(rec.id, commit).await.unwrap();
-            store.change(rec.id, Change::Act(Action::Start, 50)).await.unwrap();
+            let rec = running(&store, 2, 3, 50).await;
             // Chunk 1 acknowledged out of order: its tombstone waits for chunk 0.
             store.ack(Ack { campaign: rec.id, seq: 1, counts: online(3) }).await.unwrap();
             store.mark_inflight(rec.id, 0).await.unwrap();
