@@ -834,33 +834,6 @@ mod tests {
         store.close().await.unwrap();
     }
 
-    /// Acknowledgements are folded into the record in runs, not one write batch at a time:
-    /// progress counts each at once, the record catches up every 64, a reopen folds what was
-    /// left, and the last one completes the campaign at once.
-    #[tokio::test]
-    async fn acknowledgements_fold_into_the_record_in_runs_and_count_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        let rec = running(&store, 100, 1, 2).await;
-        let folded = |store: Arc<SledStore>| async move { store.get(rec.id).await.unwrap().unwrap().folded };
-        for seq in 0..70 {
-            store.ack(Ack { campaign: rec.id, seq, counts: online(1) }).await.unwrap();
-            assert_eq!(store.progress(rec.id).await.unwrap().counts.total(), seq + 1, "counted at once");
-            assert_eq!(folded(store.clone()).await, if seq < 63 { 0 } else { 64 }, "after ack {seq}");
-        }
-        store.close().await.unwrap();
-        drop(store);
-        let store = open(dir.path());
-        assert_eq!(folded(store.clone()).await, 70, "a reopen folds the acknowledged tail");
-        assert_eq!(store.progress(rec.id).await.unwrap().counts.total(), 70);
-        for seq in 70..100 {
-            store.ack(Ack { campaign: rec.id, seq, counts: online(1) }).await.unwrap();
-        }
-        let done = store.get(rec.id).await.unwrap().unwrap();
-        assert_eq!((done.state, done.folded, done.counts.total()), (CampaignState::Completed, 100, 100));
-        store.close().await.unwrap();
-    }
-
     /// The API reads a campaign's record, then its progress: whenever the record says
     /// completed, progress must hold every acknowledged count. A reader thread polls both as
     /// fast as it can while the last acknowledgement completes each of many campaigns.

@@ -49,12 +49,6 @@ const STAGED_UNFLUSHED_MAX: usize = 2 << 20;
 const ACKS_UNFLUSHED_MAX: usize = 16;
 const ACK_FLUSH_DELAY: Duration = Duration::from_millis(50);
 
-/// Acknowledgements a campaign gathers before they are folded into its record. A fold rewrites
-/// the whole record, spec included: folding at every batch wrote it some 600 times per million
-/// list recipients. Meanwhile they wait as tombstones, and progress counts them all the same.
-/// A campaign with every chunk acknowledged folds at once, so it completes at once.
-const FOLD_EVERY: usize = 64;
-
 /// A write request and where to send its answer.
 pub(super) enum Command {
     Create { spec: Box<CampaignSpec>, now_ms: i64, reply: Reply<CampaignRecord> },
@@ -243,10 +237,6 @@ impl Writer {
             || self.acks_flush_due.is_some_and(|due| due <= Instant::now());
         let mut failure = None;
         for id in touched {
-            if !self.fold_due(id) {
-                self.publish_current(id);
-                continue;
-            }
             match self.fold(id) {
                 Ok(state_changed) => durable |= state_changed,
                 Err(e) => failure = Some(e),
@@ -483,20 +473,6 @@ impl Writer {
             }
         }
         Ok(rec.state != state_before)
-    }
-
-    /// True when campaign `id` has [`FOLD_EVERY`] acknowledgements to fold, or every chunk.
-    fn fold_due(&self, id: u64) -> bool {
-        let unfolded = self.unfolded.get(&id).map_or(0, BTreeMap::len);
-        let acked = self.acked.get(&id).copied().unwrap_or(0);
-        unfolded >= FOLD_EVERY || self.records.get(&id).is_some_and(|rec| acked >= rec.chunk_count)
-    }
-
-    /// [`Self::publish`] for campaign `id` as it stands.
-    fn publish_current(&self, id: u64) {
-        if let Some(rec) = self.records.get(&id) {
-            self.publish(rec);
-        }
     }
 
     /// Makes `rec`'s counts and its unfolded acknowledgements what readers see as progress.
