@@ -7,11 +7,13 @@
 //!
 //! A **chunk** (≤ 1000 recipients) is the unit of upload, leasing, retry and acknowledgement.
 //! Uploads stage chunks and commit them in one step, so a failed upload leaves nothing behind.
-//! An acknowledged chunk is replaced by a small tombstone holding its result counts; tombstones
-//! are folded, in chunk order, into the campaign's counters and then deleted, so disk and memory
-//! stay flat however large the campaign.
+//! An acknowledgement leaves a small tombstone holding the chunk's result counts; tombstones
+//! are folded, in chunk order, into the campaign's counters and then deleted. The sent chunks
+//! go as the fold passes them (the sled store drops them a segment of 256 at a time, see
+//! `chunk_trees`), so disk and memory stay flat however large the campaign.
 
 pub(crate) mod bindings;
+mod chunk_trees;
 mod chunk_vars;
 mod codec;
 mod deliveries;

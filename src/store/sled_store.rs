@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::bindings::{parse_cid_bytes, plan_binds, split_cid_value, BindKey};
+use super::chunk_trees::ChunkTrees;
 use super::codec::{chunk_key, decode, parse_chunk_key, Chunks, StoredCids};
 use super::deliveries::Deliveries;
 use super::sled_texting::TextingTrees;
@@ -163,7 +164,7 @@ impl SledStore {
         let deliveries = Deliveries::open(&db)?;
         let trees = Trees {
             campaigns: open("campaigns")?,
-            chunks: open("chunks")?,
+            chunks: ChunkTrees::load(&db)?,
             done: open("done")?,
             inflight: open("inflight")?,
             active: open("active")?,
@@ -663,52 +664,106 @@ fn get_record(t: &Trees, id: u64) -> Result<Option<CampaignRecord>, StoreError> 
     t.campaigns.get(id.to_be_bytes()).map_err(db_err)?.map(|v| decode(&v)).transpose()
 }
 
+/// Runs `read` on the record of campaign `id` and the trees holding its chunks in the span
+/// `span` gives for that record. The fold drops a segment once all its chunks were sent; a
+/// read that failed because one of its segments went meanwhile runs again, with the record
+/// read again, at most three times.
+fn read_chunks<T>(
+    t: &Trees,
+    id: u64,
+    span: impl Fn(&CampaignRecord) -> (u64, u64),
+    read: impl Fn(&CampaignRecord, Vec<sled::Tree>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut tries = 0;
+    loop {
+        let rec = get_record(t, id)?.ok_or(StoreError::NotFound(id))?;
+        let (from, to) = span(&rec);
+        let segments = t.chunks.segments(id, from, to);
+        let held = segments.len();
+        tries += 1;
+        match read(&rec, segments) {
+            Err(_) if tries < 3 && t.chunks.segments(id, from, to).len() < held => continue,
+            result => return result,
+        }
+    }
+}
+
+/// The stored entries of chunks `from..to` of campaign `id`, in order across `segments`.
+fn entries(
+    segments: Vec<sled::Tree>,
+    id: u64,
+    from: u64,
+    to: u64,
+) -> impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> {
+    segments.into_iter().flat_map(move |tree| tree.range(chunk_key(id, from)..chunk_key(id, to)))
+}
+
 fn pending_chunks(t: &Trees, id: u64, from_seq: u64, max: usize) -> Result<Vec<(u64, Chunk)>, StoreError> {
-    let rec = get_record(t, id)?.ok_or(StoreError::NotFound(id))?;
-    let from = from_seq.max(rec.folded);
-    if from >= rec.chunk_count {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::with_capacity(max);
-    for item in Chunks::new(t.chunks.range(chunk_key(id, from)..chunk_key(id, rec.chunk_count))).take(max) {
-        let (seq, v) = item?;
-        out.push((seq, decode(&v)?));
-    }
-    Ok(out)
+    let span = |rec: &CampaignRecord| (from_seq.max(rec.folded), rec.chunk_count);
+    read_chunks(t, id, span, |rec, segments| {
+        let (from, to) = span(rec);
+        let mut out = Vec::with_capacity(max.min(64));
+        for item in Chunks::new(entries(segments, id, from, to)) {
+            if out.len() == max {
+                break;
+            }
+            let (seq, v) = item?;
+            // Acknowledged but not folded yet: sent, and kept until its segment goes.
+            if t.done.contains_key(chunk_key(id, seq)).map_err(db_err)? {
+                continue;
+            }
+            out.push((seq, decode(&v)?));
+        }
+        // A fold removes tombstones after saving the record, so a chunk whose tombstone was
+        // gone when looked at is below the folded count read now.
+        if let Some(folded) = get_record(t, id)?.map(|r| r.folded).filter(|&f| f > from) {
+            out.retain(|(seq, _)| *seq >= folded);
+        }
+        Ok(out)
+    })
 }
 
 /// Chunk `seq` of `id` if it is staged (at or past the committed count).
 fn staged_chunk(t: &Trees, id: u64, seq: u64) -> Result<Option<Chunk>, StoreError> {
-    let rec = get_record(t, id)?.ok_or(StoreError::NotFound(id))?;
-    if seq < rec.chunk_count {
-        return Ok(None);
-    }
-    match Chunks::new(t.chunks.range(chunk_key(id, seq)..chunk_key(id, seq + 1))).next() {
-        Some(item) => Ok(Some(decode(&item?.1)?)),
-        None => Ok(None),
-    }
+    read_chunks(
+        t,
+        id,
+        |rec| (seq.max(rec.chunk_count), seq + 1),
+        |rec, segments| {
+            if seq < rec.chunk_count {
+                return Ok(None);
+            }
+            match Chunks::new(entries(segments, id, seq, seq + 1)).next() {
+                Some(item) => Ok(Some(decode(&item?.1)?)),
+                None => Ok(None),
+            }
+        },
+    )
 }
 
 /// Reads committed chunks of `id` from `from_seq` until `max_bytes` of stored values (at least
 /// one chunk), keeping only their cids: a page costs about `max_bytes` of memory however large
 /// the campaign or its variables.
 fn read_cid_page(trees: &Trees, id: u64, from_seq: u64, max_bytes: usize) -> Result<CidPage, StoreError> {
-    let rec = get_record(trees, id)?.ok_or(StoreError::NotFound(id))?;
-    let mut page = CidPage::default();
-    if from_seq >= rec.chunk_count {
-        return Ok(page);
-    }
-    let mut read = 0usize;
-    for item in Chunks::new(trees.chunks.range(chunk_key(id, from_seq)..chunk_key(id, rec.chunk_count))) {
-        let (seq, v) = item?;
-        if read >= max_bytes {
-            page.next = Some(seq);
-            break;
-        }
-        read += v.len();
-        page.cids.extend_from_slice(&decode::<StoredCids>(&v)?.cids);
-    }
-    Ok(page)
+    read_chunks(
+        trees,
+        id,
+        |rec| (from_seq, rec.chunk_count),
+        |rec, segments| {
+            let mut page = CidPage::default();
+            let mut read = 0usize;
+            for item in Chunks::new(entries(segments, id, from_seq, rec.chunk_count)) {
+                let (seq, v) = item?;
+                if read >= max_bytes {
+                    page.next = Some(seq);
+                    break;
+                }
+                read += v.len();
+                page.cids.extend_from_slice(&decode::<StoredCids>(&v)?.cids);
+            }
+            Ok(page)
+        },
+    )
 }
 
 fn suppression_key(app: &str, user: &str) -> Vec<u8> {
@@ -884,7 +939,7 @@ mod tests {
         let rec = store.get(id).await.unwrap().unwrap();
         assert_eq!((rec.chunk_count, rec.recipients), (1, 2));
         assert_eq!(store.committed_cids(id, 0, 1 << 20).await.unwrap(), CidPage { cids: chunk(2).cids, next: None });
-        assert!(store.trees.chunks.get(chunk_key(id, 1)).unwrap().is_none());
+        assert!(store.trees.chunks.get(id, 1).unwrap().get(chunk_key(id, 1)).unwrap().is_none());
         store.close().await.unwrap();
     }
 
@@ -935,10 +990,11 @@ mod tests {
             c
         };
         store.stage_chunk(rec.id, 0, heavy(12)).await.unwrap();
-        let values: Vec<usize> = store.trees.chunks.iter().values().map(|v| v.unwrap().len()).collect();
+        let tree = store.trees.chunks.get(rec.id, 0).unwrap();
+        let values: Vec<usize> = tree.iter().values().map(|v| v.unwrap().len()).collect();
         assert!(values.len() > 5 && values.iter().all(|&n| n <= PART_BYTES), "{values:?}");
         // Chunk 1 as the previous version stored it: one value, however long.
-        store.trees.chunks.insert(chunk_key(rec.id, 1), encode_compact(&heavy(5)).unwrap()).unwrap();
+        tree.insert(chunk_key(rec.id, 1), encode_compact(&heavy(5)).unwrap()).unwrap();
         store.stage_chunk(rec.id, 2, chunk(3)).await.unwrap();
         // A re-staged chunk replaces every part of what was there.
         store.stage_chunk(rec.id, 3, heavy(12)).await.unwrap();
@@ -956,19 +1012,111 @@ mod tests {
         assert_eq!(all.cids, [chunk(5).cids, chunk(3).cids, chunk(2).cids, chunk(7).cids].concat());
 
         store.change(rec.id, Change::Act(Action::Start, 2)).await.unwrap();
-        // Chunk 4 as a removal cut short by a crash leaves it: its first part gone, the rest not.
-        store.trees.chunks.remove(super::super::codec::part_key(rec.id, 4, 0)).unwrap().unwrap();
+        let stored = tree.len();
         for seq in [0, 1, 3, 4] {
             store.ack(Ack { campaign: rec.id, seq, counts: online(1) }).await.unwrap();
         }
         assert_eq!(store.pending_chunks(rec.id, 0, 10).await.unwrap(), vec![(2, chunk(3))]);
-        assert_eq!(store.trees.chunks.len(), 1, "acknowledged chunks leave no part behind");
+        assert_eq!(store.pending_chunks(rec.id, 3, 10).await.unwrap(), vec![], "3 and 4 were sent");
+        assert_eq!(tree.len(), stored, "sent chunks stay until the campaign ends");
+        store.ack(Ack { campaign: rec.id, seq: 2, counts: online(1) }).await.unwrap();
+        assert_eq!(store.get(rec.id).await.unwrap().unwrap().state, CampaignState::Completed);
+        assert!(store.trees.chunks.get(rec.id, 0).is_none(), "a completed campaign's chunks are gone");
+        assert!(tree.get(chunk_key(rec.id, 2)).is_err(), "and a reader still holding the tree finds none");
 
         // A discarded upload leaves no part behind either.
         let other = store.create(spec(), 1).await.unwrap();
         store.stage_chunk(other.id, 0, heavy(12)).await.unwrap();
         store.discard_upload(other.id, 0, 1).await.unwrap();
-        assert_eq!(store.trees.chunks.len(), 1);
+        assert_eq!(store.trees.chunks.get(other.id, 0).unwrap().len(), 0);
+        store.close().await.unwrap();
+    }
+
+    /// Chunks are kept in segments of consecutive sequences, and a segment goes as soon as the
+    /// fold passes its end; reads cross segments as if they were one tree.
+    #[tokio::test]
+    async fn a_segment_goes_once_folded_past_and_reads_cross_segments() {
+        use super::super::chunk_trees::SEGMENT_CHUNKS as S;
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let store = open(dir.path());
+            let rec = running(&store, 2 * S + 10, 1, 1).await;
+            let read = store.pending_chunks(rec.id, S - 2, 4).await.unwrap();
+            assert_eq!(read.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [S - 2, S - 1, S, S + 1]);
+            for seq in (0..S + 3).filter(|&seq| seq != 5) {
+                store.ack(Ack { campaign: rec.id, seq, counts: online(1) }).await.unwrap();
+            }
+            assert!(store.trees.chunks.get(rec.id, 0).is_some(), "chunk 5 is not sent: segment 0 stays");
+            store.ack(Ack { campaign: rec.id, seq: 5, counts: online(1) }).await.unwrap();
+            assert!(store.trees.chunks.get(rec.id, 0).is_none(), "folded past: segment 0 went");
+            assert_eq!(store.trees.chunks.segments(rec.id, 0, 3 * S).len(), 2);
+            store.close().await.unwrap();
+            rec.id
+        };
+        let store = open(dir.path());
+        let left = store.pending_chunks(id, 0, 3 * S as usize).await.unwrap();
+        assert_eq!(left.len() as u64, S + 10 - 3);
+        assert_eq!(left.first().map(|(seq, _)| *seq), Some(S + 3));
+        assert_eq!(store.get(id).await.unwrap().unwrap().counts.total(), S + 3);
+        store.close().await.unwrap();
+    }
+
+    /// A store of the earlier layout kept every campaign's chunks in one tree: opening it moves
+    /// them to their campaign's tree, and the campaign reads on where it was.
+    #[tokio::test]
+    async fn chunks_of_the_single_tree_layout_move_to_their_campaigns_tree_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let store = open(dir.path());
+            let rec = running(&store, 3, 2, 1).await;
+            store.ack(Ack { campaign: rec.id, seq: 1, counts: online(2) }).await.unwrap();
+            // As that layout left it: the sent chunk removed, the others in the one tree.
+            let legacy = store.trees.db.open_tree("chunks").unwrap();
+            for entry in store.trees.chunks.get(rec.id, 0).unwrap().iter() {
+                let (k, v) = entry.unwrap();
+                if parse_chunk_key(&k).map(|(_, seq)| seq) != Some(1) {
+                    legacy.insert(k, v).unwrap();
+                }
+            }
+            store.trees.chunks.drop_campaign(rec.id).unwrap();
+            store.close().await.unwrap();
+            rec.id
+        };
+        let store = open(dir.path());
+        assert!(!store.trees.db.tree_names().iter().any(|n| n.as_ref() == b"chunks"), "the old tree is gone");
+        assert_eq!(store.pending_chunks(id, 0, 10).await.unwrap(), vec![(0, chunk(2)), (2, chunk(2))]);
+        store.close().await.unwrap();
+    }
+
+    /// A campaign's chunks go when it completes or is cancelled (a failed one keeps them), and
+    /// a crash after the drop but before the completed record was saved completes it on open.
+    #[tokio::test]
+    async fn chunks_go_with_the_campaign_and_a_crash_between_drop_and_record_is_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cancelled, crashed) = {
+            let store = open(dir.path());
+            let cancelled = running(&store, 2, 2, 1).await.id;
+            store.change(cancelled, Change::Act(Action::Cancel, 2)).await.unwrap();
+            assert!(store.trees.chunks.get(cancelled, 0).is_none());
+            let crashed = running(&store, 2, 2, 1).await.id;
+            store.ack(Ack { campaign: crashed, seq: 0, counts: online(2) }).await.unwrap();
+            // The last acknowledgement's tombstone and the drop, behind the writer's back.
+            store
+                .trees
+                .done
+                .insert(chunk_key(crashed, 1), super::super::codec::encode_compact(&online(2)).unwrap())
+                .unwrap();
+            store.trees.chunks.drop_campaign(crashed).unwrap();
+            assert_eq!(store.get(crashed).await.unwrap().unwrap().state, CampaignState::Running);
+            store.close().await.unwrap();
+            (cancelled, crashed)
+        };
+        let store = open(dir.path());
+        let rec = store.get(crashed).await.unwrap().unwrap();
+        assert_eq!((rec.state, rec.folded, rec.counts.total()), (CampaignState::Completed, 2, 4));
+        assert_eq!(store.pending_chunks(crashed, 0, 10).await.unwrap(), vec![]);
+        assert_eq!(store.get(cancelled).await.unwrap().unwrap().state, CampaignState::Cancelled);
+        assert!(store.trees.db.tree_names().iter().all(|n| !n.starts_with(b"chunks")), "no chunk tree is left");
         store.close().await.unwrap();
     }
 
@@ -1114,13 +1262,15 @@ mod tests {
         for gone in &ids[..2] {
             assert!(store.get(*gone).await.unwrap().is_none());
             let prefix = gone.to_be_bytes();
-            for tree in [&store.trees.chunks, &store.trees.done, &store.trees.inflight] {
+            for tree in [&store.trees.done, &store.trees.inflight] {
                 assert_eq!(tree.scan_prefix(prefix).count(), 0, "nothing of campaign {gone} is left");
             }
+            assert!(store.trees.chunks.get(*gone, 0).is_none(), "campaign {gone}'s chunks are gone");
             assert_eq!(store.progress(*gone).await.unwrap(), Progress::default());
         }
         let kept = store.get(ids[2]).await.unwrap().unwrap();
         assert_eq!(kept.state, CampaignState::Failed);
+        assert!(store.trees.chunks.get(ids[2], 0).is_some(), "a failed campaign keeps its unsent chunks");
         assert_eq!(store.progress(ids[2]).await.unwrap().counts.total(), 3, "a retained campaign keeps its report");
         assert_eq!(active_ids(&store).await, [draft]);
         assert_eq!(census_of(&store, CampaignState::Failed).await, 1);

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 use tokio::sync::oneshot;
 
+use super::chunk_trees::ChunkTrees;
 use super::codec::{chunk_entries, chunk_key, decode, encode_compact, encode_named, parse_chunk_key};
 use super::rules;
 use super::sled_texting::TextingTrees;
@@ -72,7 +73,8 @@ pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 pub(super) struct Trees {
     pub db: sled::Db,
     pub campaigns: sled::Tree,
-    pub chunks: sled::Tree,
+    /// Each campaign's chunks, in a tree of its own.
+    pub chunks: ChunkTrees,
     pub done: sled::Tree,
     pub inflight: sled::Tree,
     /// Index of campaigns not in a final state: id → nothing. Kept by [`Writer::save`].
@@ -136,10 +138,15 @@ impl Writer {
             w.records.insert(rec.id, rec);
         }
         w.reindex()?;
+        let moved = w.trees.chunks.migrate_legacy()?;
+        if moved > 0 {
+            tracing::info!(keys = moved, "chunks moved to one tree per campaign");
+        }
         let ids: Vec<u64> = w.records.keys().copied().collect();
         for id in ids {
             w.recover_campaign(id)?;
         }
+        w.drop_spent_chunk_trees()?;
         w.trees.db.flush().map_err(db_err)?;
         Ok(w)
     }
@@ -179,17 +186,28 @@ impl Writer {
                 self.trees.done.remove(k).map_err(db_err)?;
                 continue;
             }
-            // Acknowledged before the crash: the chunk itself may not have been removed yet.
-            self.remove_chunk(id, seq)?;
             self.unfolded.entry(id).or_default().insert(seq, decode(&v)?);
             *self.acked.entry(id).or_insert(0) += 1;
         }
         if rec.state == CampaignState::Draft {
             // Chunks of an upload that never committed.
-            self.remove_range(&self.trees.chunks.clone(), id, rec.chunk_count)?;
+            self.remove_chunks_from(id, rec.chunk_count)?;
         }
         *self.acked.entry(id).or_insert(0) += rec.folded;
         self.fold(id)?;
+        Ok(())
+    }
+
+    /// Drops the chunk trees that nothing will read again (a crash came between a fold and
+    /// its drop): those of campaigns that completed, were cancelled or are gone, and the
+    /// segments a campaign has folded past.
+    fn drop_spent_chunk_trees(&mut self) -> Result<(), StoreError> {
+        for id in self.trees.chunks.ids() {
+            match self.records.get(&id) {
+                Some(rec) if !chunks_spent(rec.state) => self.trees.chunks.drop_below(id, rec.folded)?,
+                _ => self.trees.chunks.drop_campaign(id)?,
+            }
+        }
         Ok(())
     }
 
@@ -305,7 +323,8 @@ impl Writer {
                 self.trees.finished.remove(key).map_err(db_err)?;
                 continue;
             };
-            for tree in [self.trees.chunks.clone(), self.trees.done.clone(), self.trees.inflight.clone()] {
+            self.trees.chunks.drop_campaign(id)?;
+            for tree in [self.trees.done.clone(), self.trees.inflight.clone()] {
                 self.remove_range(&tree, id, 0)?;
             }
             self.trees.campaigns.remove(id.to_be_bytes()).map_err(db_err)?;
@@ -380,10 +399,13 @@ impl Writer {
 
     fn change(&mut self, id: u64, change: Change) -> Result<CampaignRecord, StoreError> {
         let mut rec = self.record(id)?;
+        let before = rec.state;
         if rules::apply_change(&mut rec, change)? {
-            // Cancelled: its unsent chunks go.
-            self.remove_range(&self.trees.chunks.clone(), rec.id, 0)?;
+            // Cancelled: nothing of it is in flight any more.
             self.remove_range(&self.trees.inflight.clone(), rec.id, 0)?;
+        }
+        if rec.state != before && chunks_spent(rec.state) {
+            self.trees.chunks.drop_campaign(rec.id)?;
         }
         self.save(&rec)?;
         Ok(rec)
@@ -392,7 +414,8 @@ impl Writer {
     fn delete(&mut self, id: u64) -> Result<(), StoreError> {
         let rec = self.record(id)?;
         rules::check_delete(&rec)?;
-        for tree in [self.trees.chunks.clone(), self.trees.done.clone(), self.trees.inflight.clone()] {
+        self.trees.chunks.drop_campaign(id)?;
+        for tree in [self.trees.done.clone(), self.trees.inflight.clone()] {
             self.remove_range(&tree, id, 0)?;
         }
         self.trees.campaigns.remove(id.to_be_bytes()).map_err(db_err)?;
@@ -414,8 +437,9 @@ impl Writer {
         self.remove_chunk(id, seq)?;
         let value = encode_compact(chunk)?;
         self.staged_unflushed += value.len();
+        let tree = self.trees.chunks.get_or_create(id, seq)?;
         for (key, piece) in chunk_entries(id, seq, &value) {
-            self.trees.chunks.insert(key, piece).map_err(db_err)?;
+            tree.insert(key, piece).map_err(db_err)?;
         }
         Ok(())
     }
@@ -445,9 +469,9 @@ impl Writer {
         if seen {
             return Ok(()); // a late duplicate acknowledgement
         }
-        // Tombstone first: a crash after it but before the removal still counts the chunk once.
+        // The chunk stays in its campaign's tree until the campaign ends: the tombstone (and,
+        // once folded, the record) tells readers it was sent.
         self.trees.done.insert(key, encode_compact(&ack.counts)?).map_err(db_err)?;
-        self.remove_chunk(ack.campaign, ack.seq)?;
         self.trees.inflight.remove(key).map_err(db_err)?;
         self.unfolded.entry(ack.campaign).or_default().insert(ack.seq, ack.counts);
         *self.acked.entry(ack.campaign).or_insert(0) += 1;
@@ -463,6 +487,13 @@ impl Writer {
         };
         let (before, state_before) = (rec.folded, rec.state);
         let changed = rules::fold(&mut rec, self.unfolded.entry(id).or_default(), now_ms());
+        // Sent chunks go a segment at a time, before the record says they were folded: a
+        // crash between leaves their tombstones, which the next open folds again.
+        if rec.state != state_before && chunks_spent(rec.state) {
+            self.trees.chunks.drop_campaign(id)?;
+        } else if rec.folded > before {
+            self.trees.chunks.drop_below(id, rec.folded)?;
+        }
         // Progress before the record: readers take the record, then progress, so one that
         // sees the campaign completed must find the last chunk's counts already there.
         self.publish(&rec);
@@ -504,13 +535,30 @@ impl Writer {
 
     /// Removes chunk `seq` of campaign `id`, whole or in parts.
     fn remove_chunk(&self, id: u64, seq: u64) -> Result<(), StoreError> {
+        let Some(tree) = self.trees.chunks.get(id, seq) else {
+            return Ok(());
+        };
         let keys: Vec<sled::IVec> =
-            self.trees.chunks.scan_prefix(chunk_key(id, seq)).keys().collect::<Result<_, _>>().map_err(db_err)?;
+            tree.scan_prefix(chunk_key(id, seq)).keys().collect::<Result<_, _>>().map_err(db_err)?;
         for k in keys {
-            self.trees.chunks.remove(k).map_err(db_err)?;
+            tree.remove(k).map_err(db_err)?;
         }
         Ok(())
     }
+
+    /// Removes the chunks of campaign `id` from `from_seq` on (staged, never committed).
+    fn remove_chunks_from(&self, id: u64, from_seq: u64) -> Result<(), StoreError> {
+        for tree in self.trees.chunks.segments(id, from_seq, u64::MAX) {
+            self.remove_range(&tree, id, from_seq)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a campaign in `state` will never read its chunks again: it completed (all sent)
+/// or was cancelled. A failed campaign keeps them, as the record of what was not sent.
+fn chunks_spent(state: CampaignState) -> bool {
+    matches!(state, CampaignState::Completed | CampaignState::Cancelled)
 }
 
 /// The finished-index key of a record in a final state (its finish time, else its creation).
