@@ -9,7 +9,7 @@
 //! Uploads stage chunks and commit them in one step, so a failed upload leaves nothing behind.
 //! An acknowledgement leaves a small tombstone holding the chunk's result counts; tombstones
 //! are folded, in chunk order, into the campaign's counters and then deleted. The sent chunks
-//! go as the fold passes them (the sled store drops them a segment of 256 at a time, see
+//! go as the fold passes them (the sled store drops them a segment of 64 at a time, see
 //! `chunk_trees`), so disk and memory stay flat however large the campaign.
 
 pub(crate) mod bindings;
