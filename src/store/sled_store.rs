@@ -1061,6 +1061,36 @@ mod tests {
         store.close().await.unwrap();
     }
 
+    /// Segments dropped across several reopens leave a store that sled reopens whole: every
+    /// chunk is acknowledged once, the campaign completes and no chunk tree is left.
+    #[tokio::test]
+    async fn segments_dropped_across_reopens_leave_a_sound_store() {
+        use super::super::chunk_trees::SEGMENT_CHUNKS as S;
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let store = open(dir.path());
+            let id = running(&store, 6 * S + 3, 1, 1).await.id;
+            store.close().await.unwrap();
+            id
+        };
+        let mut sent = 0;
+        while sent < 6 * S + 3 {
+            let store = open(dir.path());
+            let batch = store.pending_chunks(id, 0, (S + 7) as usize).await.unwrap();
+            assert_eq!(batch.first().map(|(seq, _)| *seq), Some(sent), "pending resumes where it stopped");
+            for (seq, _) in batch {
+                store.ack(Ack { campaign: id, seq, counts: online(1) }).await.unwrap();
+                sent += 1;
+            }
+            store.close().await.unwrap();
+        }
+        let store = open(dir.path());
+        let rec = store.get(id).await.unwrap().unwrap();
+        assert_eq!((rec.state, rec.counts.total()), (CampaignState::Completed, 6 * S + 3));
+        assert!(store.trees.db.tree_names().iter().all(|n| !n.starts_with(b"chunks")));
+        store.close().await.unwrap();
+    }
+
     /// A store of the earlier layout kept every campaign's chunks in one tree: opening it moves
     /// them to their campaign's tree, and the campaign reads on where it was.
     #[tokio::test]
