@@ -73,7 +73,7 @@ pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 pub(super) struct Trees {
     pub db: sled::Db,
     pub campaigns: sled::Tree,
-    /// Each campaign's chunks, in a tree of its own.
+    /// Each campaign's chunks, in trees of consecutive chunks (see `chunk_trees`).
     pub chunks: ChunkTrees,
     pub done: sled::Tree,
     pub inflight: sled::Tree,
@@ -469,8 +469,8 @@ impl Writer {
         if seen {
             return Ok(()); // a late duplicate acknowledgement
         }
-        // The chunk stays in its campaign's tree until the campaign ends: the tombstone (and,
-        // once folded, the record) tells readers it was sent.
+        // The chunk stays in its tree until the fold has passed the tree's last chunk: the
+        // tombstone (and, once folded, the record) tells readers it was sent.
         self.trees.done.insert(key, encode_compact(&ack.counts)?).map_err(db_err)?;
         self.trees.inflight.remove(key).map_err(db_err)?;
         self.unfolded.entry(ack.campaign).or_default().insert(ack.seq, ack.counts);
