@@ -511,16 +511,18 @@ impl<'a> Job<'a> {
                 continue;
             };
             let mut rest: &[u8] = &data;
-            while let Some(nl) = memchr(b'\n', rest) {
+            while let Some(nl) = memchr::memchr(b'\n', rest) {
                 let (head, tail) = rest.split_at(nl);
-                if carry.is_empty() {
-                    self.take_line(head, format).await?;
+                let full = if carry.is_empty() {
+                    self.take_line(head, format)?
                 } else {
                     carry.extend_from_slice(head);
-                    let line = std::mem::take(&mut carry);
-                    self.take_line(&line, format).await?;
-                    carry = line;
+                    let full = self.take_line(&carry, format);
                     carry.clear();
+                    full?
+                };
+                if full {
+                    self.stage().await?;
                 }
                 rest = &tail[1..];
             }
@@ -542,7 +544,9 @@ impl<'a> Job<'a> {
         Broken::Body(ApiError::too_large(format!("line {} is longer than {MAX_LINE_BYTES} bytes", self.line + 1)))
     }
 
-    async fn take_line(&mut self, raw: &[u8], format: Format) -> Result<(), Broken> {
+    /// Takes one line of the body; answers whether the chunk being filled is now full. Not
+    /// async: only staging a full chunk waits, once in a chunk's worth of lines.
+    fn take_line(&mut self, raw: &[u8], format: Format) -> Result<bool, Broken> {
         self.line += 1;
         let cap = self.state.settings.max_stream_lines();
         if self.line > cap {
@@ -560,7 +564,7 @@ impl<'a> Job<'a> {
             Broken::Body(ApiError::bad_body(format!("line {} is not UTF-8; upload UTF-8 text", self.line)))
         })?;
         if text.trim().is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let parsed = match (format, self.members) {
             (Format::Text, true) => parse_user_line(text),
@@ -569,19 +573,28 @@ impl<'a> Job<'a> {
             (Format::Ndjson, false) => parse_ndjson_line(text),
         };
         match parsed {
-            Ok(r) => self.add(r).await,
+            Ok(r) => self.push(r),
             Err(reason) => {
                 self.rejected += 1;
                 if self.first_rejected.len() < REPORTED_REJECTS {
                     self.first_rejected.push(RejectedLine { line: self.line, reason });
                 }
-                Ok(())
+                Ok(false)
             }
         }
     }
 
-    /// Stages `r` and spills its cid; whether it is a duplicate is found at the end.
+    /// Adds `r` and stages the chunk it fills.
     async fn add(&mut self, r: Recipient<'_>) -> Result<(), Broken> {
+        if self.push(r)? {
+            self.stage().await?;
+        }
+        Ok(())
+    }
+
+    /// Adds `r` to the chunk being filled and spills its cid (whether it is a duplicate is
+    /// found at the end); answers whether the chunk is full.
+    fn push(&mut self, r: Recipient<'_>) -> Result<bool, Broken> {
         let root = self.root();
         let spill = self.spill.as_mut().ok_or_else(|| Broken::Store(ApiError::internal("the upload has ended")))?;
         let ordinal = spill.push(&r.cid.0).map_err(|e| spill_error(root, e))?;
@@ -590,10 +603,7 @@ impl<'a> Job<'a> {
         }
         let vars = self.keep_vars.then(|| r.vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
         self.fill.push(&r.cid.0, vars, r.user);
-        if self.fill.is_full() {
-            self.stage().await?;
-        }
-        Ok(())
+        Ok(self.fill.is_full())
     }
 
     fn over_cap(&self, new: u64) -> Broken {
@@ -728,10 +738,6 @@ impl<'a> Job<'a> {
         let seq = self.first_seq + k;
         self.state.store.stage_chunk(self.id, seq, chunk).await.map_err(|e| Broken::Store(e.into()))
     }
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|b| *b == needle)
 }
 
 #[cfg(test)]
