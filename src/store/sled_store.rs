@@ -975,6 +975,49 @@ mod tests {
         store.close().await.unwrap();
     }
 
+    /// Staging over a seq clears every part of what was there, whether an earlier stage, a
+    /// partial discard or a crashed upload (before the reopen) left it; staging past all of
+    /// them writes without looking.
+    #[tokio::test]
+    async fn restaging_clears_every_earlier_part_whoever_left_it() {
+        use super::super::codec::{chunk_entries, encode_compact};
+        let heavy = |n: u8| {
+            let mut c = chunk(n);
+            c.vars = (0..n).map(|i| vec![("a".to_owned(), format!("{i:04}").repeat(900))]).collect();
+            c
+        };
+        let commit =
+            |first_seq, chunks, recipients| UploadCommit { first_seq, chunks, recipients, duplicates: 0, rejected: 0 };
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let store = open(dir.path());
+            let id = store.create(spec(), 1).await.unwrap().id;
+            for seq in 0..3 {
+                store.stage_chunk(id, seq, heavy(12)).await.unwrap();
+            }
+            store.discard_upload(id, 1, 1).await.unwrap(); // chunk 2 stays
+            store.stage_chunk(id, 2, heavy(2)).await.unwrap();
+            store.stage_chunk(id, 1, heavy(3)).await.unwrap();
+            store.commit_upload(id, commit(0, 3, 17)).await.unwrap();
+            for seq in 3..5 {
+                store.stage_chunk(id, seq, heavy(12)).await.unwrap(); // never committed
+            }
+            store.close().await.unwrap();
+            id
+        };
+        let store = open(dir.path());
+        store.stage_chunk(id, 3, chunk(2)).await.unwrap();
+        store.stage_chunk(id, 4, heavy(1)).await.unwrap();
+        store.commit_upload(id, commit(3, 2, 3)).await.unwrap();
+        let want = vec![(0, heavy(12)), (1, heavy(3)), (2, heavy(2)), (3, chunk(2)), (4, heavy(1))];
+        assert_eq!(store.pending_chunks(id, 0, 10).await.unwrap(), want);
+        // A stale part after a shorter value would still decode; count the keys instead.
+        let parts = |(seq, c): &(u64, Chunk)| chunk_entries(id, *seq, &encode_compact(c).unwrap()).len();
+        let tree = store.trees.chunks.get(id, 0).unwrap();
+        assert_eq!(tree.len(), want.iter().map(parts).sum::<usize>(), "no part of an earlier value is left");
+        store.close().await.unwrap();
+    }
+
     /// A chunk longer than a part is stored in parts (no sled value over PART_BYTES), and reads,
     /// pages, acknowledgements and discards treat it as one chunk; a long chunk stored whole, as
     /// the previous version did, reads back the same.

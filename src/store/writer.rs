@@ -103,6 +103,9 @@ pub(super) struct Writer {
     acked: HashMap<u64, u64>,
     live: LiveMap,
     census: CensusCell,
+    /// Per draft, a seq from which on the store holds no chunk, so staging there has no
+    /// earlier value to clear first. Known for drafts recovered or created by this writer.
+    clear_from: HashMap<u64, u64>,
     /// Bytes of staged chunks written since the last flush.
     staged_unflushed: usize,
     /// Acknowledgements applied since the last flush.
@@ -128,6 +131,7 @@ impl Writer {
             acked: HashMap::new(),
             live,
             census,
+            clear_from: HashMap::new(),
             staged_unflushed: 0,
             acks_unflushed: 0,
             acks_flush_due: None,
@@ -192,6 +196,7 @@ impl Writer {
         if rec.state == CampaignState::Draft {
             // Chunks of an upload that never committed.
             self.remove_chunks_from(id, rec.chunk_count)?;
+            self.clear_from.insert(id, rec.chunk_count);
         }
         *self.acked.entry(id).or_insert(0) += rec.folded;
         self.fold(id)?;
@@ -324,6 +329,7 @@ impl Writer {
                 continue;
             };
             self.trees.chunks.drop_campaign(id)?;
+            self.clear_from.remove(&id);
             for tree in [self.trees.done.clone(), self.trees.inflight.clone()] {
                 self.remove_range(&tree, id, 0)?;
             }
@@ -366,6 +372,7 @@ impl Writer {
         let id = self.trees.db.generate_id().map_err(db_err)? + 1;
         let rec = rules::new_record(id, spec, now_ms)?;
         self.save(&rec)?;
+        self.clear_from.insert(id, 0);
         self.publish(&rec);
         Ok(rec)
     }
@@ -415,6 +422,7 @@ impl Writer {
         let rec = self.record(id)?;
         rules::check_delete(&rec)?;
         self.trees.chunks.drop_campaign(id)?;
+        self.clear_from.remove(&id);
         for tree in [self.trees.done.clone(), self.trees.inflight.clone()] {
             self.remove_range(&tree, id, 0)?;
         }
@@ -429,12 +437,16 @@ impl Writer {
     }
 
     fn stage(&mut self, id: u64, seq: u64, chunk: &Chunk) -> Result<(), StoreError> {
-        let rec = self.record(id)?;
+        let rec = self.records.get(&id).ok_or(StoreError::NotFound(id))?;
         if seq < rec.chunk_count {
             return Err(StoreError::Conflict { state: rec.state, message: "chunk already committed".into() });
         }
         // Nothing of an earlier value for this seq may remain between or after the new parts.
-        self.remove_chunk(id, seq)?;
+        let clear_from = self.clear_from.get(&id).copied().unwrap_or(u64::MAX);
+        if seq < clear_from {
+            self.remove_chunk(id, seq)?;
+        }
+        self.clear_from.entry(id).and_modify(|c| *c = (*c).max(seq + 1));
         let value = encode_compact(chunk)?;
         self.staged_unflushed += value.len();
         let tree = self.trees.chunks.get_or_create(id, seq)?;
@@ -456,8 +468,12 @@ impl Writer {
 
     fn discard(&mut self, id: u64, first_seq: u64, chunks: u64) -> Result<(), StoreError> {
         let committed = self.records.get(&id).map_or(0, |r| r.chunk_count);
-        for seq in first_seq.max(committed)..first_seq + chunks {
+        let from = first_seq.max(committed);
+        for seq in from..first_seq + chunks {
             self.remove_chunk(id, seq)?;
+        }
+        if let Some(clear) = self.clear_from.get_mut(&id).filter(|c| first_seq + chunks >= **c) {
+            *clear = (*clear).min(from);
         }
         Ok(())
     }
