@@ -163,21 +163,25 @@ pub fn parse_ndjson_line(line: &str) -> Result<Recipient<'_>, String> {
     if named.len() > MAX_VARS {
         return Err(format!("more than {MAX_VARS} vars"));
     }
-    let mut vars = Vec::with_capacity(named.len());
     let mut bytes = 0usize;
-    for (k, v) in named {
-        let Some(value) = v else {
-            return Err(format!("var {k:?} must be a string, number or boolean"));
-        };
-        if value.chars().count() > MAX_VAR_CHARS {
-            return Err(format!("var {k:?} is longer than {MAX_VAR_CHARS} characters"));
-        }
-        bytes += k.len() + value.len();
-        if bytes > MAX_VARS_BYTES {
-            return Err(format!("vars take more than {MAX_VARS_BYTES} bytes (names and values together)"));
-        }
-        vars.push((k, value));
-    }
+    // Collected into the list `named` already holds: the pairs have the same size.
+    let vars = named
+        .into_iter()
+        .map(|(k, v)| {
+            let Some(value) = v else {
+                return Err(format!("var {k:?} must be a string, number or boolean"));
+            };
+            // A value of at most MAX_VAR_CHARS bytes has at most as many characters.
+            if value.len() > MAX_VAR_CHARS && value.chars().count() > MAX_VAR_CHARS {
+                return Err(format!("var {k:?} is longer than {MAX_VAR_CHARS} characters"));
+            }
+            bytes += k.len() + value.len();
+            if bytes > MAX_VARS_BYTES {
+                return Err(format!("vars take more than {MAX_VARS_BYTES} bytes (names and values together)"));
+            }
+            Ok((k, value))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     Ok(Recipient { cid, vars, user: None })
 }
 

@@ -10,15 +10,12 @@ use serde::Deserialize;
 /// Sorts `pairs` by key and keeps the last of each run of equal keys: the entries, in order,
 /// that reading the object into a `BTreeMap` would give (a repeated key keeps its last value).
 pub fn sorted_last_wins<K: Ord, V>(mut pairs: Vec<(K, V)>) -> Vec<(K, V)> {
-    pairs.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal keys stay in the order written
-    let mut out: Vec<(K, V)> = Vec::with_capacity(pairs.len());
-    for pair in pairs {
-        match out.last_mut() {
-            Some(last) if last.0 == pair.0 => *last = pair,
-            _ => out.push(pair),
-        }
-    }
-    out
+    // In place, no second list: reversed, the last written of equal keys comes first, and the
+    // stable sort and `dedup` keep it.
+    pairs.reverse();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs.dedup_by(|later, kept| later.0 == kept.0);
+    pairs
 }
 
 /// A string borrowed from the input when it holds no escapes, owned otherwise.
