@@ -36,7 +36,7 @@ const ENTRY: usize = 20;
 const CID: usize = 16;
 /// Write buffer of each spill partition.
 const PART_BUFFER: usize = 16 * 1024;
-/// Entries a spill holds in memory (1.3 MB) before it goes to disk: a small upload writes no
+/// Entries a spill holds in memory (1.5 MB) before it goes to disk: a small upload writes no
 /// spill file.
 const HELD_MAX: usize = 64 * 1024;
 /// A run partition up to this many times longer than the cids looked up in it is read through;
@@ -148,16 +148,27 @@ fn remove_abandoned(parent: &Path) {
 
 /// A spilled recipient: its cid and its ordinal in the upload. On disk, [`ENTRY`] bytes:
 /// the cid, then the ordinal, both big-endian.
+/// The cid is held as two halves so that an entry takes 24 bytes, not the 32 of a `u128`'s
+/// alignment: a partition of a 10M upload is sorted in memory. Ordered by cid, then ordinal.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
-    cid: u128,
+    cid_high: u64,
+    cid_low: u64,
     ordinal: u32,
 }
 
 impl Entry {
+    fn new(cid: u128, ordinal: u32) -> Entry {
+        Entry { cid_high: (cid >> 64) as u64, cid_low: cid as u64, ordinal }
+    }
+
+    fn cid(&self) -> u128 {
+        (u128::from(self.cid_high) << 64) | u128::from(self.cid_low)
+    }
+
     fn to_bytes(self) -> [u8; ENTRY] {
         let mut b = [0u8; ENTRY];
-        b[..CID].copy_from_slice(&self.cid.to_be_bytes());
+        b[..CID].copy_from_slice(&self.cid().to_be_bytes());
         b[CID..].copy_from_slice(&self.ordinal.to_be_bytes());
         b
     }
@@ -168,7 +179,7 @@ impl Entry {
         c.copy_from_slice(cid);
         let mut o = [0u8; 4];
         o.copy_from_slice(&ordinal[..4]);
-        Entry { cid: u128::from_be_bytes(c), ordinal: u32::from_be_bytes(o) }
+        Entry::new(u128::from_be_bytes(c), u32::from_be_bytes(o))
     }
 }
 
@@ -202,10 +213,20 @@ impl SpillFiles {
         }
     }
 
-    /// Reads partition `p` back (the writers must have been flushed), in one read.
+    /// Reads partition `p` back (the writers must have been flushed), a block at a time.
     fn read_part(&self, p: usize) -> io::Result<Vec<Entry>> {
-        let bytes = fs::read(self.dir.join(format!("{p}")))?;
-        Ok(bytes.chunks_exact(ENTRY).map(Entry::from_bytes).collect())
+        const BLOCK: usize = 4096;
+        let mut file = File::open(self.dir.join(format!("{p}")))?;
+        let mut left = file.metadata()?.len() as usize / ENTRY;
+        let mut entries = Vec::with_capacity(left);
+        let mut block = vec![0u8; BLOCK * ENTRY];
+        while left > 0 {
+            let bytes = &mut block[..left.min(BLOCK) * ENTRY];
+            file.read_exact(bytes)?;
+            entries.extend(bytes.chunks_exact(ENTRY).map(Entry::from_bytes));
+            left -= bytes.len() / ENTRY;
+        }
+        Ok(entries)
     }
 }
 
@@ -224,14 +245,14 @@ impl Spill {
     /// Notes `cid` as the next recipient; answers its ordinal in the upload.
     pub fn push(&mut self, cid: &[u8; CID]) -> io::Result<u32> {
         let ordinal = self.written;
-        let entry = Entry { cid: u128::from_be_bytes(*cid), ordinal };
+        let entry = Entry::new(u128::from_be_bytes(*cid), ordinal);
         match &mut self.files {
-            Some(files) => files.parts[self.root.part_of(entry.cid)].write_all(&entry.to_bytes())?,
+            Some(files) => files.parts[self.root.part_of(entry.cid())].write_all(&entry.to_bytes())?,
             None if self.held.len() < HELD_MAX => self.held.push(entry),
             None => {
                 let mut files = SpillFiles::create(&self.root)?;
                 for e in std::mem::take(&mut self.held).iter().chain([&entry]) {
-                    files.parts[self.root.part_of(e.cid)].write_all(&e.to_bytes())?;
+                    files.parts[self.root.part_of(e.cid())].write_all(&e.to_bytes())?;
                 }
                 self.files = Some(files);
             }
@@ -250,13 +271,13 @@ impl Spill {
         }
         let mut held = std::mem::take(&mut self.held);
         let root = Arc::clone(&self.root);
-        held.sort_by_cached_key(|e| root.part_of(e.cid));
+        held.sort_by_cached_key(|e| root.part_of(e.cid()));
         let mut held = held.into_iter().peekable();
         Ok((0..PARTS).map(move |p| match &self.files {
             Some(files) => files.read_part(p),
             None => {
                 let mut part = Vec::new();
-                while let Some(e) = held.next_if(|e| root.part_of(e.cid) == p) {
+                while let Some(e) = held.next_if(|e| root.part_of(e.cid()) == p) {
                     part.push(e);
                 }
                 Ok(part)
@@ -301,7 +322,7 @@ impl Run {
             let mut cids = self.reader(p)?;
             let mut next = cids.next();
             sorted.retain(|e| {
-                let cid = e.cid;
+                let cid = e.cid();
                 while matches!(next, Ok(Some(c)) if c < cid) {
                     next = cids.next();
                 }
@@ -315,7 +336,7 @@ impl Run {
         }
         let file = File::open(&self.path)?;
         let mut failure = None;
-        sorted.retain(|e| match holds(&file, start, len, e.cid) {
+        sorted.retain(|e| match holds(&file, start, len, e.cid()) {
             Ok(true) => {
                 held(e.ordinal);
                 false
@@ -518,7 +539,7 @@ pub fn settle(spill: Spill, index: &DraftIndex) -> io::Result<Settled> {
         first.sort_unstable();
         // Of equal cids, the first (lowest ordinal) stays.
         first.dedup_by(|later, earlier| {
-            let same = later.cid == earlier.cid;
+            let same = (later.cid_high, later.cid_low) == (earlier.cid_high, earlier.cid_low);
             if same {
                 duplicates.mark(later.ordinal);
             }
@@ -527,7 +548,7 @@ pub fn settle(spill: Spill, index: &DraftIndex) -> io::Result<Settled> {
         for run in &index.runs {
             run.keep_absent(p, &mut first, &mut |ord| duplicates.mark(ord))?;
         }
-        out.part(first.iter().map(|e| e.cid))?;
+        out.part(first.iter().map(Entry::cid))?;
     }
     let run = out.finish()?;
     Ok(Settled { duplicates, new: run.total(), new_cids: NewCids(run) })
