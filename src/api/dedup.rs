@@ -13,7 +13,7 @@
 //!
 //! Partitions are chosen by a seeded hash (foldhash, its seed drawn for each process), so no
 //! shape of input (sorted ids, shared prefixes) fills one partition: settling holds about a
-//! 64th of the upload. SipHash did the same at five times the cost, a tenth of an upload's CPU.
+//! 64th of the upload, at a fraction of SipHash's cost.
 //! The files live in a directory of this process, locked while it runs; directories left by
 //! processes that stopped are removed by the next one. An index describes the draft only as this
 //! process last committed it: the caller keeps it beside the draft's chunk count and rebuilds it
