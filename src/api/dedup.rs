@@ -148,6 +148,7 @@ fn remove_abandoned(parent: &Path) {
 
 /// A spilled recipient: its cid and its ordinal in the upload. On disk, [`ENTRY`] bytes:
 /// the cid, then the ordinal, both big-endian.
+///
 /// The cid is held as two halves so that an entry takes 24 bytes, not the 32 of a `u128`'s
 /// alignment: a partition of a 10M upload is sorted in memory. Ordered by cid, then ordinal.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
