@@ -3,7 +3,8 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
-    // Before any thread starts: big buffers freed by the store go back to the OS.
-    campaignd::store::pin_malloc_mmap_threshold();
+    // Before any thread starts: big buffers freed by the store go back to the OS, and threads
+    // share one malloc arena per core.
+    campaignd::store::tune_malloc();
     cli::main()
 }
