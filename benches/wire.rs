@@ -220,7 +220,32 @@ fn render_batch(c: &mut Criterion) {
                 let lookup = |k: &str| v.get(k);
                 let msg = renderer.message(&lookup);
                 if msg.fits() {
-                    renderer.write_single(&mut body, &format!("req-{i:010}"), cid, &msg).unwrap();
+                    renderer.write_single(&mut body, &format!("req-{i:010}"), cid, &msg, &lookup).unwrap();
+                }
+            }
+            body.into_json().len()
+        })
+    });
+    // A notification-only copy (the load test's batch_single message), written from the
+    // template's pieces since stop 32.
+    let note: CampaignSpec = serde_json::from_value(serde_json::json!({
+        "name": "bench", "app": "main", "channel": "getui", "mode": "batch_single",
+        "message": {"notification": {"title": "Hi ${name}", "body": "Your code ${pct}"}},
+        "settings": {"speed": null, "ttl_ms": null, "network_type": "any", "group": null, "schedule_at_ms": null,
+                     "replay": "at_least_once", "display_ms": null, "upstream_schedule": false},
+        "audience": null
+    }))
+    .unwrap();
+    let note = GetuiRenderer::new(&note);
+    g.bench_function("notification_check_write_body", |b| {
+        b.iter(|| {
+            let mut body = BatchBody::default();
+            for (i, cid) in raw.iter().enumerate() {
+                let v = chunk_vars.of(i);
+                let lookup = |k: &str| v.get(k);
+                let msg = note.message(&lookup);
+                if msg.fits() {
+                    note.write_single(&mut body, &format!("req-{i:010}"), cid, &msg, &lookup).unwrap();
                 }
             }
             body.into_json().len()

@@ -296,6 +296,11 @@ struct BatchPart {
     recipients: Vec<(CompactCid, Vec<String>)>,
 }
 
+/// Room made in a batch body per message it will hold: a short notification with its request
+/// id and cid takes about 250 bytes, so most bodies are written without growing (each growth
+/// copies the body so far).
+const MESSAGE_BYTES: usize = 384;
+
 /// Renders each recipient's copy into the body of its part (`part_size` messages a call). A
 /// recipient whose copy cannot be sent (it outgrows a limit, its request id does not derive)
 /// is counted in `sent` at once.
@@ -316,10 +321,11 @@ fn batch_parts(run: &CampaignRun, seq: u64, chunk: &Chunk, part_size: usize, sen
             }
         };
         if parts.last().is_none_or(|p| p.body.len() >= part_size) {
-            parts.push(BatchPart { body: BatchBody::default(), recipients: Vec::with_capacity(part_size) });
+            let body = BatchBody::with_capacity(part_size.min(chunk.len() - i) * MESSAGE_BYTES);
+            parts.push(BatchPart { body, recipients: Vec::with_capacity(part_size) });
         }
         let Some(part) = parts.last_mut() else { continue };
-        match run.getui.write_single(&mut part.body, rid.as_str(), &cid.0, &msg) {
+        match run.getui.write_single(&mut part.body, rid.as_str(), &cid.0, &msg, &lookup) {
             Ok(()) => part.recipients.push((cid, run.sms_params(&lookup))),
             Err(e) => {
                 tracing::error!(campaign = run.id, error = %e, "cannot write a message into its batch");

@@ -10,7 +10,7 @@ use crate::domain::campaign::{AudienceCondition, NetworkType, TagMatch};
 use crate::domain::message::{json_len, MessageTemplate, NotificationCopy, MAX_APNS_BYTES};
 use crate::domain::CampaignSpec;
 use crate::wire::getui::checks;
-use crate::wire::getui::compact::{BatchBody, BatchMessage};
+use crate::wire::getui::compact::{BatchBody, BatchMessage, PushMessageJson};
 use crate::wire::getui::{
     AllAudience, AllPush, BatchPush, CidAudience, Condition, ListCidPush, ListMessage, Notification, OptType, Push,
     PushMessage, Settings, SingleCidPush, TagAudience, TagPush,
@@ -64,6 +64,9 @@ pub struct GetuiRenderer {
     network_type: Option<u8>,
     duration: Option<String>,
     conditions: Vec<Condition>,
+    /// The message's `push_message` JSON with holes for its variables, when it can be written
+    /// that way (see [`MessagePieces`]).
+    pieces: Option<MessagePieces>,
 }
 
 impl GetuiRenderer {
@@ -71,7 +74,7 @@ impl GetuiRenderer {
     pub fn new(spec: &CampaignSpec) -> GetuiRenderer {
         let s = &spec.settings;
         let conditions = spec.audience.as_ref().map_or(&[][..], |a| &a.conditions[..]);
-        GetuiRenderer {
+        let mut renderer = GetuiRenderer {
             message: spec.message.clone(),
             group_name: s.group.clone(),
             settings: s.ttl_ms.map(|ttl| Settings { ttl: Some(ttl), ..Settings::default() }),
@@ -84,7 +87,10 @@ impl GetuiRenderer {
             network_type: (s.network_type == NetworkType::Wifi).then_some(1),
             duration: s.display_ms.map(|(begin, end)| format!("{begin}-{end}")),
             conditions: conditions.iter().map(condition).collect(),
-        }
+            pieces: None,
+        };
+        renderer.pieces = MessagePieces::of(&renderer);
+        renderer
     }
 
     /// One recipient's message; an unknown variable becomes the empty string.
@@ -118,21 +124,31 @@ impl GetuiRenderer {
         }
     }
 
-    /// Appends `message` to `cid` to a `/push/single/batch/cid` body: the element
-    /// [`Self::single`] makes, written without being built.
-    pub fn write_single(
+    /// Appends `message`, the copy of `vars`, to `cid` to a `/push/single/batch/cid` body: the
+    /// element [`Self::single`] makes, written without being built. When the template has
+    /// pieces the copy's JSON is written from them and `vars`, not serialized from `message`.
+    pub fn write_single<'v>(
         &self,
         body: &mut BatchBody,
         request_id: &str,
         cid: &[u8; 16],
         message: &GetuiMessage,
+        vars: &dyn Fn(&str) -> Option<&'v str>,
     ) -> Result<(), serde_json::Error> {
+        let written;
+        let push_message = match &self.pieces {
+            Some(pieces) => {
+                written = pieces.write(vars)?;
+                PushMessageJson::Written(&written)
+            }
+            None => PushMessageJson::Value(&message.push_message),
+        };
         body.push(&BatchMessage {
             request_id,
             cid,
             group_name: self.group_name.as_deref(),
             settings: self.settings.as_ref(),
-            push_message: &message.push_message,
+            push_message,
             push_channel: message.push_channel.as_ref(),
         })
     }
@@ -182,6 +198,79 @@ pub fn list_cid_push<'a>(taskid: &'a str, cids: &'a [String]) -> ListCidPush<'a>
         audience: CidAudience { cid: cids.iter().map(|c| Cow::Borrowed(c.as_str())).collect() },
         taskid: taskid.into(),
         is_async: false,
+    }
+}
+
+/// A template's `push_message` JSON cut at its variables: fixed bytes, and the variable whose
+/// value, escaped, fills each hole. Made once per run; a copy is then the fixed bytes and its
+/// escaped values, byte for byte what serializing the copy writes (a test compares the two), at
+/// a fraction of the cost for a batch_single campaign, which writes one copy per recipient.
+///
+/// Only for templates whose variables all land in plain string fields: an iOS payload is a JSON
+/// value, and a popup's payload is JSON inside a string, so a value there is not escaped once;
+/// those copies are serialized whole.
+#[derive(Debug, Clone)]
+struct MessagePieces(Vec<Piece>);
+
+#[derive(Debug, Clone)]
+enum Piece {
+    Fixed(Vec<u8>),
+    Var(String),
+}
+
+/// Marks a hole while the pieces are cut: private-use characters, which serde_json writes as
+/// they are, around the variable's number. A template holding either is not cut.
+const HOLE_OPEN: char = '\u{E000}';
+const HOLE_CLOSE: char = '\u{E001}';
+
+impl MessagePieces {
+    fn of(renderer: &GetuiRenderer) -> Option<MessagePieces> {
+        let t = &renderer.message;
+        if t.ios.is_some() || t.popup_download.is_some() {
+            return None;
+        }
+        let plain = serde_json::to_string(&renderer.message(&|_| None).push_message).ok()?;
+        if plain.contains([HOLE_OPEN, HOLE_CLOSE]) {
+            return None;
+        }
+        let names: Vec<String> = t.variables().into_iter().collect();
+        let holes: Vec<String> = (0..names.len()).map(|i| format!("{HOLE_OPEN}{i}{HOLE_CLOSE}")).collect();
+        let hole = |name: &str| names.iter().position(|n| n == name).map(|i| holes[i].as_str());
+        let marked = renderer.message(&hole);
+        if marked.push_channel.is_some() {
+            return None;
+        }
+        let json = serde_json::to_string(&marked.push_message).ok()?;
+        let mut pieces = Vec::with_capacity(2 * names.len() + 1);
+        let mut rest = json.as_str();
+        while let Some(open) = rest.find(HOLE_OPEN) {
+            let after = &rest[open + HOLE_OPEN.len_utf8()..];
+            let close = after.find(HOLE_CLOSE)?;
+            let name = names.get(after[..close].parse::<usize>().ok()?)?;
+            pieces.push(Piece::Fixed(rest.as_bytes()[..open].to_vec()));
+            pieces.push(Piece::Var(name.clone()));
+            rest = &after[close + HOLE_CLOSE.len_utf8()..];
+        }
+        pieces.push(Piece::Fixed(rest.as_bytes().to_vec()));
+        Some(MessagePieces(pieces))
+    }
+
+    /// The copy's `push_message` JSON; an unknown variable is the empty string.
+    fn write<'v>(&self, vars: &dyn Fn(&str) -> Option<&'v str>) -> Result<Vec<u8>, serde_json::Error> {
+        let mut out = Vec::with_capacity(256);
+        for piece in &self.0 {
+            match piece {
+                Piece::Fixed(bytes) => out.extend_from_slice(bytes),
+                Piece::Var(name) => {
+                    let at = out.len();
+                    serde_json::to_writer(&mut out, vars(name).unwrap_or_default())?;
+                    // The hole is inside a string already: drop the quotes serde_json adds.
+                    out.pop();
+                    out.remove(at);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -237,6 +326,58 @@ mod tests {
             "pct" => Some("20"),
             _ => None,
         }
+    }
+
+    #[test]
+    fn a_copy_written_from_the_pieces_is_the_copy_serialized() {
+        let templates = [
+            json!({"notification": {"title": "Hi ${name}", "body": "${pct}% \"off\" \\ ${nobody}${name}${name}",
+                "click_type": "url", "url": "https://s.example/?u=${name}&p=${pct}", "logo": "i.png", "ring": true}}),
+            json!({"notification": {"title": "${name}", "body": "b", "transmission_content": "{\"u\":\"${name}\"}"}}),
+            json!({"notification": {"title": "no vars", "body": "a $ {x} and ${ unclosed"}}),
+            json!({"transmission": "${pct}:${name}"}),
+            json!({"link": {"title": "t ${name}", "body": "b\n", "url": "https://l.example/${pct}"}}),
+        ];
+        let every_setting = json!({"network_type": "wifi", "display_ms": [1767225600000i64, 4070908800000i64],
+            "group": "g\"1", "ttl_ms": 60000});
+        let values: [&[(&str, &str)]; 4] = [
+            &[("name", "Li"), ("pct", "20")],
+            &[("name", "q\"uo\\te\n\t\u{1}\u{7f} 李 🎉"), ("pct", "\u{E000}0\u{E001}")],
+            &[],
+            &[("name", "${pct}"), ("pct", "")],
+        ];
+        for template in templates {
+            for settings in [json!({}), every_setting.clone()] {
+                let cut = GetuiRenderer::new(&spec(template.clone(), settings, None));
+                assert!(cut.pieces.is_some(), "{template}");
+                let whole = GetuiRenderer { pieces: None, ..cut.clone() };
+                for v in values {
+                    let lookup = |k: &str| v.iter().find(|(n, _)| *n == k).map(|(_, x)| *x);
+                    let msg = cut.message(&lookup);
+                    let (mut a, mut b) = (BatchBody::default(), BatchBody::default());
+                    cut.write_single(&mut a, "rid", &[7; 16], &msg, &lookup).unwrap();
+                    whole.write_single(&mut b, "rid", &[7; 16], &msg, &lookup).unwrap();
+                    let (a, b) = (String::from_utf8(a.into_json()).unwrap(), String::from_utf8(b.into_json()).unwrap());
+                    assert_eq!(a, b, "{template} {v:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn templates_whose_values_are_not_escaped_once_are_serialized_whole() {
+        let note = json!({"title": "Hi ${name}", "body": "b"});
+        let uncut = [
+            json!({"notification": note, "ios": {"title": "Hi ${name}", "body": "b"}}),
+            json!({"popup_download": {"title": "t", "body": "b", "popup_title": "${name}", "popup_content": "c",
+                "download_title": "d", "download_url": "https://d.example/a.apk"}}),
+            json!({"notification": {"title": "Hi ${name} \u{E000}", "body": "b"}}),
+            json!({"notification": {"title": "Hi", "body": "b", "logo": "\u{E001}.png"}}),
+        ];
+        for template in uncut {
+            assert!(GetuiRenderer::new(&spec(template.clone(), json!({}), None)).pieces.is_none(), "{template}");
+        }
+        assert!(GetuiRenderer::new(&spec(json!({"notification": note}), json!({}), None)).pieces.is_some());
     }
 
     #[test]

@@ -116,18 +116,35 @@ pub struct BatchMessage<'a> {
     /// Delivery settings.
     pub settings: Option<&'a super::Settings>,
     /// The Getui-channel message.
-    pub push_message: &'a super::PushMessage,
+    pub push_message: PushMessageJson<'a>,
     /// Vendor-channel messages.
     pub push_channel: Option<&'a serde_json::Value>,
 }
 
+/// A [`BatchMessage`]'s `push_message`: a value to serialize, or its JSON already written.
+#[derive(Debug, Clone, Copy)]
+pub enum PushMessageJson<'a> {
+    /// Serialized as the message is written.
+    Value(&'a super::PushMessage),
+    /// The JSON serde_json writes for the message, written by its maker.
+    Written(&'a [u8]),
+}
+
 impl Default for BatchBody {
     fn default() -> Self {
-        BatchBody { out: br#"{"is_async":false,"msg_list":["#.to_vec(), messages: 0 }
+        BatchBody::with_capacity(0)
     }
 }
 
 impl BatchBody {
+    /// An empty body with room for `bytes` (it grows past them as needed).
+    pub fn with_capacity(bytes: usize) -> BatchBody {
+        const OPEN: &[u8] = br#"{"is_async":false,"msg_list":["#;
+        let mut out = Vec::with_capacity(bytes.max(OPEN.len()));
+        out.extend_from_slice(OPEN);
+        BatchBody { out, messages: 0 }
+    }
+
     /// Appends `m`. On an error nothing of it is kept.
     pub fn push(&mut self, m: &BatchMessage<'_>) -> Result<(), serde_json::Error> {
         let before = self.out.len();
@@ -155,7 +172,10 @@ impl BatchBody {
             serde_json::to_writer(&mut *out, settings)?;
         }
         out.extend_from_slice(br#","push_message":"#);
-        serde_json::to_writer(&mut *out, m.push_message)?;
+        match m.push_message {
+            PushMessageJson::Value(message) => serde_json::to_writer(&mut *out, message)?,
+            PushMessageJson::Written(json) => out.extend_from_slice(json),
+        }
         if let Some(channel) = m.push_channel {
             out.extend_from_slice(br#","push_channel":"#);
             serde_json::to_writer(&mut *out, channel)?;
@@ -570,12 +590,14 @@ mod tests {
         let mut plain = BatchPush { is_async: false, msg_list: Vec::new() };
         for (i, ((group, settings, channel), msg)) in shapes.iter().zip(&messages).enumerate() {
             let rid = format!("req-\"{i:010}");
+            // One message arrives already written, as a renderer with a template's pieces writes it.
+            let written = serde_json::to_vec(msg).unwrap();
             body.push(&BatchMessage {
                 request_id: &rid,
                 cid: &cids[i],
                 group_name: *group,
                 settings: *settings,
-                push_message: msg,
+                push_message: if i == 1 { PushMessageJson::Written(&written) } else { PushMessageJson::Value(msg) },
                 push_channel: *channel,
             })
             .unwrap();
