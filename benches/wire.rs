@@ -212,20 +212,19 @@ fn render_batch(c: &mut Criterion) {
     // made, from borrowed variables, with no SingleCidPush built in between.
     let raw: Vec<[u8; 16]> = ids.iter().filter_map(|s| parse_cid_hex(s.as_bytes())).collect();
     let chunk_vars: ChunkVars = vars.iter().cloned().collect();
-    g.bench_function("render_check_write_body", |b| {
-        b.iter(|| {
-            let mut body = BatchBody::default();
-            for (i, cid) in raw.iter().enumerate() {
-                let v = chunk_vars.of(i);
-                let lookup = |k: &str| v.get(k);
-                let msg = renderer.message(&lookup);
-                if msg.fits() {
-                    renderer.write_single(&mut body, &format!("req-{i:010}"), cid, &msg, &lookup).unwrap();
-                }
+    let write_body = |renderer: &GetuiRenderer| {
+        let mut body = BatchBody::default();
+        for (i, cid) in raw.iter().enumerate() {
+            let v = chunk_vars.of(i);
+            let lookup = |k: &str| v.get(k);
+            let msg = renderer.message(&lookup);
+            if msg.fits() {
+                renderer.write_single(&mut body, &format!("req-{i:010}"), cid, &msg, &lookup).unwrap();
             }
-            body.into_json().len()
-        })
-    });
+        }
+        body.into_json().len()
+    };
+    g.bench_function("render_check_write_body", |b| b.iter(|| write_body(&renderer)));
     // A notification-only copy (the load test's batch_single message), written from the
     // template's pieces since stop 32.
     let note: CampaignSpec = serde_json::from_value(serde_json::json!({
@@ -237,20 +236,7 @@ fn render_batch(c: &mut Criterion) {
     }))
     .unwrap();
     let note = GetuiRenderer::new(&note);
-    g.bench_function("notification_check_write_body", |b| {
-        b.iter(|| {
-            let mut body = BatchBody::default();
-            for (i, cid) in raw.iter().enumerate() {
-                let v = chunk_vars.of(i);
-                let lookup = |k: &str| v.get(k);
-                let msg = note.message(&lookup);
-                if msg.fits() {
-                    note.write_single(&mut body, &format!("req-{i:010}"), cid, &msg, &lookup).unwrap();
-                }
-            }
-            body.into_json().len()
-        })
-    });
+    g.bench_function("notification_check_write_body", |b| b.iter(|| write_body(&note)));
     g.finish();
 }
 
