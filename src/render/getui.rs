@@ -5,6 +5,7 @@
 //! it only fills in the message.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use crate::domain::campaign::{AudienceCondition, NetworkType, TagMatch};
 use crate::domain::message::{json_len, MessageTemplate, NotificationCopy, MAX_APNS_BYTES};
@@ -235,9 +236,15 @@ impl MessagePieces {
         }
         let names: Vec<String> = t.variables().into_iter().collect();
         let holes: Vec<String> = (0..names.len()).map(|i| format!("{HOLE_OPEN}{i}{HOLE_CLOSE}")).collect();
-        let hole = |name: &str| names.iter().position(|n| n == name).map(|i| holes[i].as_str());
+        // A name `variables` missed would be cut as empty text: then the template stays whole.
+        let missed = Cell::new(false);
+        let hole = |name: &str| {
+            let at = names.iter().position(|n| n == name);
+            missed.set(missed.get() || at.is_none());
+            at.map(|i| holes[i].as_str())
+        };
         let marked = renderer.message(&hole);
-        if marked.push_channel.is_some() {
+        if missed.get() || marked.push_channel.is_some() {
             return None;
         }
         let json = serde_json::to_string(&marked.push_message).ok()?;
