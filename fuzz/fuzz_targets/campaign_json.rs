@@ -9,7 +9,7 @@ use campaignd::dev::{DEV_SMS_SIGN_NAME, DEV_SMS_TEMPLATES};
 use campaignd::domain::campaign::{CampaignSpec, CreateCampaign, Validation, SCHEDULE_HORIZON_MS};
 use campaignd::domain::sms::AppSmsFacts;
 use campaignd::domain::Channel;
-use campaignd::render::getui::{AppPush, GetuiRenderer};
+use campaignd::render::getui::{batch, AppPush, GetuiRenderer};
 use campaignd::wire::getui::compact::BatchBody;
 use libfuzzer_sys::fuzz_target;
 
@@ -53,12 +53,17 @@ fn use_spec(spec: &CampaignSpec) {
                 (name, value)
             })
             .collect();
-        let message = r.message(&|name| values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()));
+        let lookup = |name: &str| values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let message = r.message(&lookup);
         let mut body = BatchBody::default();
-        let _ = r.write_single(&mut body, "req-1", &[0x5a; 16], &message);
-        let _ = body.into_json();
-        let single = r.single("req-1".into(), "0123456789abcdef0123456789abcdef".into(), message);
-        let _ = serde_json::to_vec(&single);
+        let written = r.write_single(&mut body, "req-1", &[0x5a; 16], &message, &lookup);
+        let single = r.single("req-1".into(), "5a".repeat(16).into(), message);
+        let whole = serde_json::to_vec(&batch(vec![single]));
+        // However the copy was written (from the template's pieces or serialized), the body is
+        // what serde_json writes for the same single push.
+        if let (Ok(()), Ok(whole)) = (written, whole) {
+            assert_eq!(body.into_json(), whole);
+        }
         let _ = serde_json::to_vec(&r.list_message("req-2"));
         match r.app_push("req-3") {
             AppPush::All(p) => {
