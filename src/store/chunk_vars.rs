@@ -93,8 +93,9 @@ impl ChunkVars {
         if let Some(&i) = self.index.get(name) {
             return i;
         }
-        // Names read from a stored map are not in the index yet.
-        if self.index.len() < self.names.len() {
+        // Names read from a stored map are not in the index yet; it is built once (a stored
+        // table that repeats a name must not make every later miss rebuild it).
+        if self.index.is_empty() && !self.names.is_empty() {
             self.index = self.names.iter().cloned().zip(0..).collect();
             if let Some(&i) = self.index.get(name) {
                 return i;
@@ -475,6 +476,11 @@ mod tests {
         let mut vars: ChunkVars = rmp_serde::from_slice(&stored).expect("decodes");
         vars.push([("code", "C9"), ("city", "Xi'an")]);
         assert_eq!(vars.names.len(), 4);
+        let repeated = r#"{"names":["a","a"],"values":"xy","pairs":[0,1,1,1],"recipients":[2]}"#;
+        let mut twice: ChunkVars = serde_json::from_str(repeated).expect("decodes");
+        twice.push([("b", "z")]);
+        assert_eq!(twice.of(0).to_vec(), [("a".to_owned(), "x".to_owned()), ("a".to_owned(), "y".to_owned())]);
+        assert_eq!(twice.of(1).to_vec(), [("b".to_owned(), "z".to_owned())]);
         assert_eq!(
             vars.of(4).to_vec(),
             [("code".to_owned(), "C9".to_owned()), ("city".to_owned(), "Xi'an".to_owned())]
