@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use campaignd::domain::campaign::CreateCampaign;
 use campaignd::domain::{Action, Counts, ResultName};
-use campaignd::store::{Ack, Change, Chunk, SledStore, Store, StoreSettings, UploadCommit};
+use campaignd::store::{Ack, Change, Chunk, ChunkVars, SledStore, Store, StoreSettings, UploadCommit};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use governor::{Quota, RateLimiter};
 
@@ -39,6 +39,19 @@ fn codec(c: &mut Criterion) {
             b.iter(|| rmp_serde::from_slice::<Chunk>(&bytes).unwrap().len())
         });
     }
+    // What an upload does per recipient with variables: push its pairs into the chunk's table.
+    let pairs: Vec<[(String, String); 2]> =
+        (0..1000).map(|i| [("name".into(), format!("user{i}")), ("code".into(), format!("C{i:08}"))]).collect();
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("fill_vars_1000_two_vars", |b| {
+        b.iter(|| {
+            let mut vars = ChunkVars::default();
+            for p in &pairs {
+                vars.push(p.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            }
+            vars.len()
+        })
+    });
     g.finish();
 }
 

@@ -419,7 +419,7 @@ impl ChunkFill {
     }
 
     fn take(&mut self) -> Chunk {
-        let mut next = Chunk::default();
+        let mut next = Chunk { vars: self.chunk.vars.empty_like(), ..Chunk::default() };
         next.cids.reserve(self.size * 16);
         std::mem::replace(&mut self.chunk, next)
     }

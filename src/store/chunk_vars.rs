@@ -90,6 +90,13 @@ impl ChunkVars {
     }
 
     fn name_index(&mut self, name: &str) -> usize {
+        // Recipients of one list nearly always carry the same names in the same (sorted) order,
+        // so the k-th pair of a recipient names the k-th name first seen: one comparison
+        // instead of hashing the name (the index was 2% of an NDJSON upload's samples).
+        let k = self.pairs.len() - self.recipients.last().copied().unwrap_or(0);
+        if self.names.get(k).is_some_and(|n| **n == *name) {
+            return k;
+        }
         if let Some(&i) = self.index.get(name) {
             return i;
         }
@@ -104,6 +111,17 @@ impl ChunkVars {
         self.names.push(name.into());
         self.index.insert(name.into(), self.names.len() - 1);
         self.names.len() - 1
+    }
+
+    /// An empty table with room for as many recipients, pairs and value bytes as `self` holds:
+    /// the next chunk of an upload is nearly always shaped like the last.
+    pub fn empty_like(&self) -> ChunkVars {
+        ChunkVars {
+            values: String::with_capacity(self.values.len()),
+            pairs: Vec::with_capacity(self.pairs.len()),
+            recipients: Vec::with_capacity(self.recipients.len()),
+            ..ChunkVars::default()
+        }
     }
 
     /// The `i`-th recipient's variables; none past the end.
@@ -420,13 +438,15 @@ mod tests {
             vec![],
             vec![pair("name", "张三"), pair("", "")],
             vec![pair("name", "Wang")],
+            // The names of the first recipient, in the other order.
+            vec![pair("code", "C5"), pair("name", "Zhao")],
         ]
     }
 
     #[test]
     fn each_recipient_reads_back_its_own_pairs() {
         let vars: ChunkVars = sample().into_iter().collect();
-        assert_eq!(vars.len(), 4);
+        assert_eq!(vars.len(), 5);
         for (i, pairs) in sample().iter().enumerate() {
             assert_eq!(&vars.of(i).to_vec(), pairs, "recipient {i}");
         }
@@ -435,7 +455,8 @@ mod tests {
         assert_eq!(vars.of(1).get("name"), None);
         assert!(vars.of(9).is_empty(), "past the end: no variables");
         assert_eq!(vars.names.len(), 3, "each distinct name is held once");
-        assert_eq!(vars.text_bytes(), "nameLicodeC1name张三nameWang".len(), "a name counts at each use");
+        assert_eq!(vars.text_bytes(), "nameLicodeC1name张三nameWangcodeC5nameZhao".len(), "a name counts at each use");
+        assert_eq!((vars.of(4).get("code"), vars.of(4).get("name")), (Some("C5"), Some("Zhao")));
     }
 
     #[test]
@@ -482,7 +503,7 @@ mod tests {
         assert_eq!(twice.of(0).to_vec(), [("a".to_owned(), "x".to_owned()), ("a".to_owned(), "y".to_owned())]);
         assert_eq!(twice.of(1).to_vec(), [("b".to_owned(), "z".to_owned())]);
         assert_eq!(
-            vars.of(4).to_vec(),
+            vars.of(sample().len()).to_vec(),
             [("code".to_owned(), "C9".to_owned()), ("city".to_owned(), "Xi'an".to_owned())]
         );
     }
