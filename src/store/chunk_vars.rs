@@ -90,7 +90,7 @@ impl ChunkVars {
     }
 
     fn name_index(&mut self, name: &str) -> usize {
-        // Recipients of one list nearly always carry the same names in the same (sorted) order,
+        // Recipients of one list nearly always carry the same names in the same order,
         // so the k-th pair of a recipient names the k-th name first seen: one comparison
         // instead of hashing the name (the index was 2% of an NDJSON upload's samples).
         let k = self.pairs.len() - self.recipients.last().copied().unwrap_or(0);
