@@ -214,20 +214,21 @@ impl SpillFiles {
         }
     }
 
-    /// Reads partition `p` back (the writers must have been flushed), a block at a time.
-    fn read_part(&self, p: usize) -> io::Result<Vec<Entry>> {
+    /// Reads partition `p` back into `into` (the writers must have been flushed), a block at
+    /// a time.
+    fn read_part(&self, p: usize, into: &mut Vec<Entry>) -> io::Result<()> {
         const BLOCK: usize = 4096;
         let mut file = File::open(self.dir.join(format!("{p}")))?;
         let mut left = file.metadata()?.len() as usize / ENTRY;
-        let mut entries = Vec::with_capacity(left);
+        into.reserve(left);
         let mut block = vec![0u8; BLOCK * ENTRY];
         while left > 0 {
             let bytes = &mut block[..left.min(BLOCK) * ENTRY];
             file.read_exact(bytes)?;
-            entries.extend(bytes.chunks_exact(ENTRY).map(Entry::from_bytes));
+            into.extend(bytes.chunks_exact(ENTRY).map(Entry::from_bytes));
             left -= bytes.len() / ENTRY;
         }
-        Ok(entries)
+        Ok(())
     }
 }
 
@@ -263,27 +264,40 @@ impl Spill {
         Ok(ordinal)
     }
 
-    /// The entries of each partition in turn, unsorted.
-    fn partitions(mut self) -> io::Result<impl Iterator<Item = io::Result<Vec<Entry>>>> {
+    /// The spill, ready to be read back a partition at a time.
+    fn partitions(mut self) -> io::Result<Partitions> {
         if let Some(files) = &mut self.files {
             for part in &mut files.parts {
                 part.flush()?;
             }
         }
-        let mut held = std::mem::take(&mut self.held);
         let root = Arc::clone(&self.root);
+        let mut held = std::mem::take(&mut self.held);
         held.sort_by_cached_key(|e| root.part_of(e.cid()));
-        let mut held = held.into_iter().peekable();
-        Ok((0..PARTS).map(move |p| match &self.files {
-            Some(files) => files.read_part(p),
-            None => {
-                let mut part = Vec::new();
-                while let Some(e) = held.next_if(|e| root.part_of(e.cid()) == p) {
-                    part.push(e);
-                }
-                Ok(part)
-            }
-        }))
+        Ok(Partitions { held: held.into_iter().peekable(), spill: self })
+    }
+}
+
+/// A spill's partitions, read back in order into one buffer the caller keeps: a partition of a
+/// large upload is megabytes, and a fresh one each time would be mapped and faulted in anew.
+struct Partitions {
+    spill: Spill,
+    /// The held entries, ordered by partition.
+    held: std::iter::Peekable<std::vec::IntoIter<Entry>>,
+}
+
+impl Partitions {
+    /// Replaces `into`'s entries with partition `p`'s, unsorted; `p` must not go back.
+    fn read(&mut self, p: usize, into: &mut Vec<Entry>) -> io::Result<()> {
+        into.clear();
+        if let Some(files) = &self.spill.files {
+            return files.read_part(p, into);
+        }
+        let root = &self.spill.root;
+        while let Some(e) = self.held.next_if(|e| root.part_of(e.cid()) == p) {
+            into.push(e);
+        }
+        Ok(())
     }
 }
 
@@ -534,8 +548,10 @@ pub struct Settled {
 pub fn settle(spill: Spill, index: &DraftIndex) -> io::Result<Settled> {
     let mut duplicates = DuplicateMarks::new(spill.written);
     let mut out = RunWriter::new(&spill.root)?;
-    for (p, part) in spill.partitions()?.enumerate() {
-        let mut first = part?;
+    let mut parts = spill.partitions()?;
+    let mut first = Vec::new();
+    for p in 0..PARTS {
+        parts.read(p, &mut first)?;
         // By cid, then ordinal (the field order).
         first.sort_unstable();
         // Of equal cids, the first (lowest ordinal) stays.
