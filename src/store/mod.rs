@@ -20,6 +20,7 @@ mod deliveries;
 pub mod nats;
 mod patient;
 mod rules;
+pub mod segment_buffers;
 mod sled_store;
 mod sled_texting;
 mod texting;
@@ -54,7 +55,9 @@ pub const MMAP_THRESHOLD_BYTES: usize = 256 * 1024;
 /// allocations settle between and above the freed buffers and the heap can no longer shrink:
 /// four uploads of heavy `vars` left 110–150 MB of free but unreturned heap (`malloc_trim(0)`
 /// gave it back; `MALLOC_MMAP_THRESHOLD_=262144` prevented it). Setting the threshold
-/// explicitly also turns that sliding adjustment off.
+/// explicitly also turns that sliding adjustment off. (The daemon's allocator,
+/// [`segment_buffers::SegmentBuffers`], keeps two freed IO buffers mapped for sled's next ones,
+/// so sled's steady writing reuses mapped pages instead of faulting new ones in.)
 ///
 /// **Arenas are capped at one per core** ([`malloc_arenas`]), unless `MALLOC_ARENA_MAX` or
 /// `GLIBC_TUNABLES` already says how many. glibc gives each thread that meets a busy arena a
