@@ -81,6 +81,25 @@ struct Args {
     /// upstream call (`restart_to_next_call_ms`). Sled and one daemon only.
     #[arg(long, value_parser = parse_share)]
     restart_at: Option<f64>,
+    /// Run the daemons it starts on these CPUs only, through `taskset -c` (util-linux), e.g.
+    /// `1` or `0,2-3`; their threads then wake each other without crossing cores (see the
+    /// README's Performance section). Default: wherever the kernel schedules them.
+    #[arg(long, value_parser = parse_cpu_list)]
+    daemon_cpus: Option<String>,
+}
+
+/// A CPU list as `taskset -c` takes it: numbers and ranges, comma-separated.
+fn parse_cpu_list(s: &str) -> Result<String, String> {
+    let number = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    let item = |i: &str| match i.split_once('-') {
+        Some((a, b)) => number(a) && number(b),
+        None => number(i),
+    };
+    if s.split(',').all(item) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not a CPU list (numbers and ranges, e.g. 1 or 0,2-3)"))
+    }
 }
 
 fn parse_share(s: &str) -> Result<f64, String> {
@@ -144,6 +163,8 @@ struct Fleet {
     daemon_pids: Vec<u32>,
     sim_pid: Option<u32>,
     bin: Option<std::path::PathBuf>,
+    /// `--daemon-cpus`, for a restarted daemon too.
+    daemon_cpus: Option<String>,
 }
 
 impl Fleet {
@@ -158,6 +179,7 @@ impl Fleet {
                 daemon_pids: args.daemon_pid.into_iter().collect(),
                 sim_pid: None,
                 bin: None,
+                daemon_cpus: None,
             });
         }
         let bin = match &args.campaignd {
@@ -183,7 +205,7 @@ impl Fleet {
         let mut urls = Vec::new();
         for n in 0..args.daemons {
             let (config, url) = write_config(&dir.join(format!("d{n}")), &sim_url, args.shards, &store)?;
-            daemons.push((spawn_daemon(&bin, &config)?, config));
+            daemons.push((spawn_daemon(&bin, &config, args.daemon_cpus.as_deref())?, config));
             urls.push(url);
         }
         let daemon_pids = daemons.iter().map(|(d, _)| d.0.id()).collect();
@@ -196,6 +218,7 @@ impl Fleet {
             daemon_pids,
             sim_pid,
             bin: Some(bin),
+            daemon_cpus: args.daemon_cpus.clone(),
         })
     }
 
@@ -224,7 +247,7 @@ impl Fleet {
         // SAFETY: kill(2) on the PID of our own child, which has not been waited for yet.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
         old.0.wait()?;
-        *old = spawn_daemon(&bin, config)?;
+        *old = spawn_daemon(&bin, config, self.daemon_cpus.as_deref())?;
         self.daemon_pids[0] = old.0.id();
         Ok((cpu, rss))
     }
@@ -266,7 +289,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         &fleet.daemon_url,
         Secret::new(std::env::var("CAMPAIGND_TOKEN").unwrap_or(DEV_API_TOKEN.into())),
     )?;
-    wait_ready(&api).await?;
+    wait_ready(&api, &mut fleet).await?;
     let before = ledger(&fleet.sim_url).await?;
     let body = campaign_body(args.mode, args.speed);
     let id = api.create(&body).await?.id;
@@ -290,7 +313,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 retired_cpu += cpu;
                 retired_rss = rss;
                 restart_ms = Some(time_to_next_delivery(&fleet.sim_url).await?);
-                wait_ready(&api).await?;
+                wait_ready(&api, &mut fleet).await?;
             }
         }
         let v = api.campaign(&id).await?;
@@ -354,6 +377,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "profile": args.profile,
         "backend": match args.backend { Backend::Sled => "sled", Backend::Nats => "nats" },
         "daemons": args.daemons,
+        "daemon_cpus": args.daemon_cpus,
         "per_daemon_cpu_seconds": per_daemon_cpu.iter().map(|c| (c * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
         "per_daemon_cpu_us_per_recipient": per_daemon_cpu.iter().map(|c| round(c * 1e6 / n.max(1) as f64)).collect::<Vec<_>>(),
         "per_daemon_recipients": each.iter().map(|d| d.recipients).collect::<Vec<_>>(),
@@ -628,21 +652,40 @@ fn write_config(
     Ok((config, format!("http://127.0.0.1:{port}")))
 }
 
-fn spawn_daemon(bin: &std::path::Path, config: &std::path::Path) -> anyhow::Result<Reaped> {
-    let child = Command::new(bin)
+/// Starts `campaignd serve`; with `cpus`, through `taskset -c`, which sets the CPUs and then
+/// becomes the daemon (same PID, so its CPU and memory are measured as usual).
+fn spawn_daemon(bin: &std::path::Path, config: &std::path::Path, cpus: Option<&str>) -> anyhow::Result<Reaped> {
+    let mut command = match cpus {
+        Some(cpus) => {
+            let mut taskset = Command::new("taskset");
+            taskset.args(["-c", cpus]).arg(bin);
+            taskset
+        }
+        None => Command::new(bin),
+    };
+    let child = command
         .args(["serve", "--config"])
         .arg(config)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .with_context(|| format!("cannot start {}", bin.display()))?;
+        .with_context(|| match cpus {
+            Some(_) => format!("cannot start {} under taskset (util-linux) for --daemon-cpus", bin.display()),
+            None => format!("cannot start {}", bin.display()),
+        })?;
     Ok(Reaped(child))
 }
 
-async fn wait_ready(api: &ApiClient) -> anyhow::Result<()> {
+/// Waits for the first daemon's API; fails at once when a daemon this run started has exited.
+async fn wait_ready(api: &ApiClient, fleet: &mut Fleet) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
+        for (daemon, _) in &mut fleet.daemons {
+            if let Some(status) = daemon.0.try_wait()? {
+                bail!("a daemon exited ({status}) before answering; its error is above");
+            }
+        }
         match api.list().await {
             Ok(_) => return Ok(()),
             Err(e) if Instant::now() > deadline => bail!("the daemon did not answer: {e}"),
@@ -723,4 +766,20 @@ fn peak_rss_mb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: u64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpu_list;
+
+    #[test]
+    fn a_cpu_list_is_numbers_and_ranges_and_nothing_else() {
+        for good in ["1", "0,2-3", "10-11,4"] {
+            assert_eq!(parse_cpu_list(good).as_deref(), Ok(good));
+        }
+        for bad in ["", "1,", "a", "1-", "-2", "1 2", "0x1", "1;rm"] {
+            let err = parse_cpu_list(bad).expect_err(bad);
+            assert!(err.contains("not a CPU list"), "{err}");
+        }
+    }
 }
