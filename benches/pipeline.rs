@@ -1,5 +1,6 @@
 //! The daemon's own hot paths: chunk encoding, the sled store, the upload's duplicate check and
-//! line parsing, governor pacing, and a whole campaign through the in-process simulator.
+//! line parsing, governor pacing, a whole campaign through the in-process simulator, and what
+//! waking a blocked thread costs.
 //!
 //! Run: `cargo bench --bench pipeline`.
 
@@ -265,5 +266,44 @@ fn upload_lines(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codec, store, duplicate_check, upload_lines, pacing, end_to_end);
+/// One round trip between two threads that each block until it is their turn (a mutex and a
+/// condition variable, so every hand-over wakes a sleeping thread, as when a shard's request
+/// reaches the store's idle writer thread and its answer comes back). Run it on one CPU and on
+/// two to compare (`taskset -c 1 cargo bench --bench pipeline -- wakeup`): on the 2-vCPU test
+/// machine a round trip across vCPUs costs several times one within a vCPU (README,
+/// Performance: "Cross-core wakeups").
+fn wakeup(c: &mut Criterion) {
+    use std::sync::{Condvar, Mutex};
+    // 0: nobody's turn yet; 1: the peer's; 2: the bench's; 3: the peer stops.
+    let turn = Arc::new((Mutex::new(0u8), Condvar::new()));
+    let peer = {
+        let turn = Arc::clone(&turn);
+        std::thread::spawn(move || {
+            let (lock, cv) = &*turn;
+            let mut t = lock.lock().expect("an unpoisoned lock");
+            loop {
+                t = cv.wait_while(t, |t| *t != 1 && *t != 3).expect("an unpoisoned lock");
+                if *t == 3 {
+                    return;
+                }
+                *t = 2;
+                cv.notify_one();
+            }
+        })
+    };
+    let (lock, cv) = &*turn;
+    c.bench_function("wakeup/round_trip_to_a_blocked_thread", |b| {
+        b.iter(|| {
+            let mut t = lock.lock().expect("an unpoisoned lock");
+            *t = 1;
+            cv.notify_one();
+            drop(cv.wait_while(t, |t| *t != 2).expect("an unpoisoned lock"));
+        })
+    });
+    *lock.lock().expect("an unpoisoned lock") = 3;
+    cv.notify_one();
+    peer.join().expect("the peer thread ends");
+}
+
+criterion_group!(benches, codec, store, duplicate_check, upload_lines, pacing, end_to_end, wakeup);
 criterion_main!(benches);
