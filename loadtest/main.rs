@@ -84,7 +84,7 @@ struct Args {
     /// Run the daemons it starts on these CPUs only, through `taskset -c` (util-linux), e.g.
     /// `1` or `0,2-3`; their threads then wake each other without crossing cores (see the
     /// README's Performance section). Default: wherever the kernel schedules them.
-    #[arg(long, value_parser = parse_cpu_list)]
+    #[arg(long, value_parser = parse_cpu_list, conflicts_with = "daemon")]
     daemon_cpus: Option<String>,
 }
 
