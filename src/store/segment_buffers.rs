@@ -129,6 +129,13 @@ mod tests {
     }
 
     #[test]
+    fn the_layout_is_the_one_sled_allocates() {
+        // The store leaves sled's segment size at its default; a sled that changed it would
+        // leave this allocator keeping nothing.
+        assert_eq!(sled::Config::default().segment_size, SEGMENT_BYTES);
+    }
+
+    #[test]
     fn a_freed_segment_buffer_is_handed_out_again_and_others_are_not_kept() {
         let a = SegmentBuffers::new();
         unsafe {
