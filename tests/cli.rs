@@ -87,6 +87,21 @@ fn check_config_shows_the_callback_listener_and_the_connection_limits() {
     assert!(stdout.contains("callback  0.0.0.0:8790"), "{stdout}");
     assert!(stdout.contains("callback at http://0.0.0.0:8790/wecom/staff/callback"), "{stdout}");
     assert!(stdout.contains("500 connections"), "{stdout}");
+    assert!(stdout.contains("async worker thread(s): half of the"), "{stdout}");
+}
+
+#[test]
+fn check_config_into_a_closed_pipe_ends_without_a_panic() {
+    let mut child = Command::new(BIN)
+        .args(["check-config", "--config", "config/campaignd.toml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run campaignd");
+    drop(child.stdout.take()); // the reader leaves first, as `| head -0` does
+    let out = child.wait_with_output().expect("wait for campaignd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

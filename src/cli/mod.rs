@@ -71,6 +71,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Lets a verb that only prints end quietly when its reader leaves (`check-config | head`), as
+/// Unix tools do: Rust starts with SIGPIPE ignored, which turns that into a panic in
+/// `println!`. Only for verbs that open no socket: a server or HTTP client must outlive a peer
+/// that hangs up (a vectored socket write has no MSG_NOSIGNAL).
+fn end_quietly_when_stdout_closes() {
+    // SAFETY: `signal` only sets this process's disposition of SIGPIPE back to the default; no
+    // handler runs, and nothing in a printing verb depends on SIGPIPE being ignored.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn run(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +104,7 @@ fn run(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
+    end_quietly_when_stdout_closes();
     let checked = campaignd::config::Config::load(path).and_then(|cfg| {
         cfg.check_secrets(|k| std::env::var(k).ok())?;
         Ok(cfg)
@@ -109,6 +122,12 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 "  limits    {} connections, body {} ms, idle {} ms",
                 cfg.server.max_connections, cfg.server.body_timeout_ms, cfg.server.idle_timeout_ms
             );
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let workers = cfg.server.async_workers(cpus);
+            match cfg.server.workers {
+                Some(_) => println!("  workers   {workers} async worker thread(s) (server.workers)"),
+                None => println!("  workers   {workers} async worker thread(s): half of the {cpus} CPU(s) available"),
+            }
             match (&cfg.store.backend, &cfg.store.nats) {
                 (campaignd::config::StoreBackend::Nats, Some(n)) => {
                     println!("  store     nats {} (prefix {}, {} replica(s))", n.url, n.stream_prefix, n.replicas);

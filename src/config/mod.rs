@@ -235,12 +235,17 @@ mod tests {
             (cfg.server.callback_listen, cfg.server.max_connections),
             (Some("0.0.0.0:8790".parse().unwrap()), 5)
         );
+        let halves: Vec<usize> = [1, 2, 3, 8].iter().map(|&cpus| s.async_workers(cpus)).collect();
+        assert_eq!(halves, [1, 1, 1, 4], "left out, half the CPUs and at least one");
+        assert_eq!(parse(&with("workers = 3")).unwrap().server.async_workers(2), 3, "a set value wins");
         for (extra, key) in [
             ("max_connections = 0", "server.max_connections"),
             ("body_timeout_ms = 5", "server.body_timeout_ms"),
             ("idle_timeout_ms = 0", "server.idle_timeout_ms"),
             ("callback_listen = \"127.0.0.1:8780\"", "server.callback_listen"),
             ("callback_listen = \"not an address\"", "callback_listen"),
+            ("workers = 0", "server.workers"),
+            ("workers = 5000", "server.workers"),
         ] {
             let err = parse(&with(extra)).unwrap_err().to_string();
             assert!(err.contains(key), "expected {key} in {err}");

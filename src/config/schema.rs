@@ -99,6 +99,10 @@ pub struct ServerConfig {
     /// of any body, uploads included, and between keep-alive requests), ms; then it is closed.
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
+    /// Async worker threads running the API and the dispatcher; when left out, half the CPUs
+    /// this process may run on, at least one (see [`ServerConfig::async_workers`]).
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 fn default_max_connections() -> usize {

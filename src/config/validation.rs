@@ -192,6 +192,12 @@ impl ServerConfig {
                 return Err(invalid(key, format!("{v} is outside 100..=3600000 ms")));
             }
         }
+        if let Some(n) = self.workers.filter(|n| !(1..=1024).contains(n)) {
+            return Err(invalid(
+                "server.workers",
+                format!("{n} is outside 1..=1024 (or leave it out for half the CPUs)"),
+            ));
+        }
         if self.callback_listen == Some(self.listen) && self.listen.port() != 0 {
             return Err(invalid("server.callback_listen", "must differ from server.listen (or be left out)"));
         }
