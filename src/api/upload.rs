@@ -30,7 +30,7 @@ use hyper::{Request, Response};
 use super::dedup::{self, DraftIndex, DuplicateMarks, IndexBuilder, Settled, Spill, SpillRoot};
 use super::{json, ApiError, ApiState};
 use crate::domain::recipient::{parse_ndjson_line, parse_text_line, parse_user_line, Recipient};
-use crate::domain::{CampaignState, Mode};
+use crate::domain::{CampaignState, CompactCid, Mode};
 use crate::protocol::{RejectedLine, UploadView};
 use crate::store::{CampaignRecord, Chunk, StoreFuture, UploadCommit};
 use crate::wire::getui::MAX_BATCH_MESSAGES;
@@ -560,6 +560,11 @@ impl<'a> Job<'a> {
             return Err(self.too_long());
         }
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if let (Format::Text, false, Some(cid)) = (format, self.members, CompactCid::from_hex_bytes(raw)) {
+            // The common line, a cid as Getui writes it, is read at once: hex digits are ASCII,
+            // so the UTF-8 and blank checks below would have nothing to find.
+            return self.push(Recipient { cid, vars: Vec::new(), user: None });
+        }
         let text = std::str::from_utf8(raw).map_err(|_| {
             Broken::Body(ApiError::bad_body(format!("line {} is not UTF-8; upload UTF-8 text", self.line)))
         })?;

@@ -15,6 +15,11 @@ impl CompactCid {
         crate::wire::getui::compact::parse_cid_hex(s.as_bytes()).map(CompactCid)
     }
 
+    /// Reads exactly 32 lowercase hex digits given as bytes; `None` for anything else.
+    pub fn from_hex_bytes(digits: &[u8]) -> Option<Self> {
+        crate::wire::getui::compact::parse_cid_hex(digits).map(CompactCid)
+    }
+
     /// Writes the 32-digit form into `buf` and returns it as a string slice.
     pub fn encode<'b>(&self, buf: &'b mut [u8; 32]) -> &'b str {
         crate::wire::getui::compact::encode_cid_hex(&self.0, buf)
@@ -294,6 +299,11 @@ mod tests {
         assert_eq!(cid.0[0], 0x01);
         assert_eq!(cid.0[15], 0xef);
         assert_eq!(cid.to_string(), s);
+        assert_eq!(CompactCid::from_hex_bytes(s.as_bytes()), Some(cid));
+        let upper = s.to_uppercase();
+        for bad in [&upper, &s[1..], &format!("{s}0"), &format!(" {}", &s[1..]), &s.replace('f', "g")] {
+            assert_eq!(CompactCid::from_hex_bytes(bad.as_bytes()), None, "{bad:?}");
+        }
     }
 
     #[test]
