@@ -307,25 +307,26 @@ const MESSAGE_BYTES: usize = 384;
 fn batch_parts(run: &CampaignRun, seq: u64, chunk: &Chunk, part_size: usize, sent: &mut Sent) -> Vec<BatchPart> {
     let mut parts: Vec<BatchPart> = Vec::with_capacity(chunk.len().div_ceil(part_size));
     let ids = run.request_key.chunk_ids(seq);
+    let mut rid = String::new();
     for i in 0..chunk.len() {
         let vars = chunk.vars_of(i);
         let lookup = |k: &str| vars.get(k);
         let msg = run.getui.message(&lookup);
         let cid = chunk.cid(i);
-        let admitted = parts::admit(msg.fits(), || ids.as_ref().map(|ids| ids.id(i as u8)));
-        let rid = match admitted {
-            Ok(rid) => rid,
+        let admitted = parts::admit(msg.fits(), || ids.as_ref().map(|ids| ids.write_id(i as u8, &mut rid)));
+        match admitted {
+            Ok(()) => {}
             Err(result) => {
                 sent.push(|| Some(cid), result, "", run.sms_params(&lookup));
                 continue;
             }
-        };
+        }
         if parts.last().is_none_or(|p| p.body.len() >= part_size) {
             let body = BatchBody::with_capacity(part_size.min(chunk.len() - i) * MESSAGE_BYTES);
             parts.push(BatchPart { body, recipients: Vec::with_capacity(part_size) });
         }
         let Some(part) = parts.last_mut() else { continue };
-        match run.getui.write_single(&mut part.body, rid.as_str(), &cid.0, &msg, &lookup) {
+        match run.getui.write_single(&mut part.body, &rid, &cid.0, &msg, &lookup) {
             Ok(()) => part.recipients.push((cid, run.sms_params(&lookup))),
             Err(e) => {
                 tracing::error!(campaign = run.id, error = %e, "cannot write a message into its batch");

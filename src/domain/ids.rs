@@ -209,6 +209,14 @@ enum IndexTail {
 impl ChunkRequestIds {
     /// The id of message `index`: the same as [`RequestId::derive`] gives.
     pub fn id(&self, index: u8) -> RequestId {
+        let mut id = String::with_capacity(self.first.len());
+        self.write_id(index, &mut id);
+        RequestId(id)
+    }
+
+    /// Writes the id of message `index` into `out` in place of what it held, so one buffer
+    /// serves a whole chunk (a batch_single chunk asks for a thousand of them).
+    pub fn write_id(&self, index: u8, out: &mut String) {
         const BASE32: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let i = usize::from(index);
@@ -218,11 +226,11 @@ impl ChunkRequestIds {
                 [BASE32[usize::from(chunk_low_bits) << 3 | i >> 5], BASE32[i & 0x1f]]
             }
         };
-        let mut id = self.first.clone().into_bytes();
-        let at = id.len() - 2;
-        id[at..].copy_from_slice(&tail);
-        // The tail is ASCII, replacing two ASCII characters.
-        RequestId(String::from_utf8(id).unwrap_or_default())
+        out.clear();
+        let kept = self.first.len().saturating_sub(2);
+        out.push_str(self.first.get(..kept).unwrap_or_default());
+        // The tail is ASCII: each byte is a whole character.
+        out.extend(tail.iter().map(|&b| char::from(b)));
     }
 }
 
@@ -350,6 +358,11 @@ mod tests {
                 let whole = keyed_bytes(key, 77, 0x00ab_cdef, chunk, index).unwrap();
                 assert_eq!(ids.id(index).as_str(), base32_lower(&whole), "chunk {chunk} index {index}");
                 assert_eq!(legacy.id(index), legacy_id(77, chunk, index).unwrap(), "chunk {chunk} index {index}");
+            }
+            let mut reused = String::from("whatever the buffer held before, longer than an id");
+            for index in [255, 0, 17] {
+                ids.write_id(index, &mut reused);
+                assert_eq!(reused, ids.id(index).as_str(), "one buffer for the chunk's ids");
             }
         }
     }

@@ -136,11 +136,11 @@ impl GetuiRenderer {
         message: &GetuiMessage,
         vars: &dyn Fn(&str) -> Option<&'v str>,
     ) -> Result<(), serde_json::Error> {
-        let written;
+        let write_pieces;
         let push_message = match &self.pieces {
             Some(pieces) => {
-                written = pieces.write(vars)?;
-                PushMessageJson::Written(&written)
+                write_pieces = |out: &mut Vec<u8>| pieces.write(vars, out);
+                PushMessageJson::WrittenBy(&write_pieces)
             }
             None => PushMessageJson::Value(&message.push_message),
         };
@@ -262,22 +262,21 @@ impl MessagePieces {
         Some(MessagePieces(pieces))
     }
 
-    /// The copy's `push_message` JSON; an unknown variable is the empty string.
-    fn write<'v>(&self, vars: &dyn Fn(&str) -> Option<&'v str>) -> Result<Vec<u8>, serde_json::Error> {
-        let mut out = Vec::with_capacity(256);
+    /// Appends the copy's `push_message` JSON to `out`; an unknown variable is the empty string.
+    fn write<'v>(&self, vars: &dyn Fn(&str) -> Option<&'v str>, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         for piece in &self.0 {
             match piece {
                 Piece::Fixed(bytes) => out.extend_from_slice(bytes),
                 Piece::Var(name) => {
                     let at = out.len();
-                    serde_json::to_writer(&mut out, vars(name).unwrap_or_default())?;
+                    serde_json::to_writer(&mut *out, vars(name).unwrap_or_default())?;
                     // The hole is inside a string already: drop the quotes serde_json adds.
                     out.pop();
                     out.remove(at);
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 

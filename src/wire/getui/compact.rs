@@ -121,13 +121,27 @@ pub struct BatchMessage<'a> {
     pub push_channel: Option<&'a serde_json::Value>,
 }
 
-/// A [`BatchMessage`]'s `push_message`: a value to serialize, or its JSON already written.
-#[derive(Debug, Clone, Copy)]
+/// A [`BatchMessage`]'s `push_message`: a value to serialize, or its JSON, already written or
+/// written by its maker straight into the body.
+#[derive(Clone, Copy)]
 pub enum PushMessageJson<'a> {
     /// Serialized as the message is written.
     Value(&'a super::PushMessage),
     /// The JSON serde_json writes for the message, written by its maker.
     Written(&'a [u8]),
+    /// Appends that JSON to the body it is given (no copy made in between); an error leaves
+    /// the body as it was before the message.
+    WrittenBy(&'a dyn Fn(&mut Vec<u8>) -> Result<(), serde_json::Error>),
+}
+
+impl std::fmt::Debug for PushMessageJson<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushMessageJson::Value(m) => f.debug_tuple("Value").field(m).finish(),
+            PushMessageJson::Written(json) => f.debug_tuple("Written").field(&String::from_utf8_lossy(json)).finish(),
+            PushMessageJson::WrittenBy(_) => f.write_str("WrittenBy(..)"),
+        }
+    }
 }
 
 impl Default for BatchBody {
@@ -175,6 +189,7 @@ impl BatchBody {
         match m.push_message {
             PushMessageJson::Value(message) => serde_json::to_writer(&mut *out, message)?,
             PushMessageJson::Written(json) => out.extend_from_slice(json),
+            PushMessageJson::WrittenBy(write) => write(out)?,
         }
         if let Some(channel) = m.push_channel {
             out.extend_from_slice(br#","push_channel":"#);
