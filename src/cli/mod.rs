@@ -122,7 +122,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 "  limits    {} connections, body {} ms, idle {} ms",
                 cfg.server.max_connections, cfg.server.body_timeout_ms, cfg.server.idle_timeout_ms
             );
-            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let cpus = campaignd::config::available_cpus();
             let workers = cfg.server.async_workers(cpus);
             match cfg.server.workers {
                 Some(_) => println!("  workers   {workers} async worker thread(s) (server.workers)"),

@@ -30,7 +30,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
 /// The daemon's runtime, with `server.workers` async worker threads (by default half the CPUs
 /// this process may run on, as `taskset` or a cgroup limit them).
 fn async_runtime(config: &Config) -> anyhow::Result<Runtime> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = campaignd::config::available_cpus();
     let workers = config.server.async_workers(cpus);
     tracing::debug!(workers, cpus, "starting the async runtime");
     tokio::runtime::Builder::new_multi_thread()

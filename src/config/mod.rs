@@ -16,7 +16,7 @@ pub mod runtime;
 
 use std::path::{Path, PathBuf};
 
-pub use runtime::{GetuiSettings, PoolSettings, TencentSmsSettings, WecomSettings};
+pub use runtime::{available_cpus, GetuiSettings, PoolSettings, TencentSmsSettings, WecomSettings};
 pub use schema::*;
 
 /// Where `serve`, `probe` and `check-config` look when `--config` is not given.

@@ -45,6 +45,11 @@ impl ServerConfig {
     }
 }
 
+/// The CPUs this process may run on (as `taskset`, `CPUAffinity=` or a cgroup limit them).
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Everything needed to talk to one Getui app.
 #[derive(Debug, Clone)]
 pub struct GetuiSettings {
