@@ -1,6 +1,7 @@
 //! Encoding and decoding the two bulk Getui bodies (a 1000-cid list push and a 200-message
-//! batch), reading the answer of a 1000-cid list push (as a map of strings and as the
-//! dispatcher reads it, into raw cids) and of a 200-message batch, rendering a batch's 200 personal copies from a
+//! batch), reading the answer of a 1000-cid list push (as a map of strings, into raw cids, and
+//! as the dispatcher reads a whole answer body: through serde_json or through the answer
+//! scanner) and of a 200-message batch, rendering a batch's 200 personal copies from a
 //! campaign (built as values, and written straight into the body as the dispatcher does), and one WeCom callback delivery: verify, decrypt, parse, seal the passive reply.
 //!
 //! Run: `cargo bench --bench wire`.
@@ -8,9 +9,10 @@
 use campaignd::domain::CampaignSpec;
 use campaignd::render::getui::{batch, GetuiRenderer};
 use campaignd::store::ChunkVars;
+use campaignd::wire::getui::answer_scan::read_success_statuses;
 use campaignd::wire::getui::compact::{parse_cid_hex, BatchBody, CidStatuses, CompactListCidPush};
 use campaignd::wire::getui::{
-    BatchPush, CidAudience, ListCidPush, Notification, Push, PushMessage, Settings, TaskCidStatus,
+    BatchPush, CidAudience, DataEnvelope, ListCidPush, Notification, Push, PushMessage, Settings, TaskCidStatus,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
@@ -115,7 +117,26 @@ fn list_answer(c: &mut Criterion) {
             raw.iter().filter(|cid| answer.get(cid).is_some()).count()
         })
     });
+    let body = envelope(&data);
+    g.bench_function("whole_body_through_serde_json_and_look_up", |b| {
+        b.iter(|| {
+            let answer: DataEnvelope<Option<CidStatuses>> = serde_json::from_slice(&body).unwrap();
+            let answer = answer.data.flatten().unwrap();
+            raw.iter().filter(|cid| answer.get(cid).is_some()).count()
+        })
+    });
+    g.bench_function("whole_body_scanned_and_look_up", |b| {
+        b.iter(|| {
+            let answer = read_success_statuses(&body).unwrap();
+            raw.iter().filter(|cid| answer.get(cid).is_some()).count()
+        })
+    });
     g.finish();
+}
+
+/// A success answer's whole body around `data`, as Getui writes it.
+fn envelope(data: &[u8]) -> Vec<u8> {
+    [&br#"{"code":0,"msg":"success","data":"#[..], data, b"}"].concat()
 }
 
 fn batch_answer(c: &mut Criterion) {

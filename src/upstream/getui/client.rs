@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::{AnswerClass, GetuiError};
@@ -26,7 +25,7 @@ use crate::wire::getui::auth::{sign, Token};
 use crate::wire::getui::compact::{CidStatuses, CompactListCidPush};
 use crate::wire::getui::{
     AllPush, AuthData, AuthRequest, BatchPush, DataEnvelope, HostListData, ListCidPush, ListMessage, RawEnvelope,
-    ReportData, ScheduleTaskInfo, SingleAliasPush, SingleCidPush, TagPush, TaskCidStatus, TaskIdData,
+    ReportData, ScheduleTaskInfo, SingleAliasPush, SingleCidPush, SuccessData, TagPush, TaskCidStatus, TaskIdData,
 };
 
 /// Per-cid delivery status reported by a push.
@@ -286,7 +285,7 @@ impl GetuiClient {
         self.call("GET /report/push/task_group", Method::GET, &path, None).await
     }
 
-    async fn post<T: DeserializeOwned>(
+    async fn post<T: SuccessData>(
         &self,
         endpoint: &'static str,
         path: &str,
@@ -297,7 +296,7 @@ impl GetuiClient {
     }
 
     /// One logical call: token, exchange, and at most one re-auth and one host switch.
-    async fn call<T: DeserializeOwned>(
+    async fn call<T: SuccessData>(
         &self,
         endpoint: &'static str,
         method: Method,
@@ -413,7 +412,7 @@ impl GetuiClient {
     }
 
     /// One HTTP exchange and envelope parse, reported to the observer.
-    async fn exchange<T: DeserializeOwned>(
+    async fn exchange<T: SuccessData>(
         &self,
         endpoint: &'static str,
         method: Method,
@@ -434,7 +433,7 @@ impl GetuiClient {
         result
     }
 
-    async fn exchange_inner<T: DeserializeOwned>(
+    async fn exchange_inner<T: SuccessData>(
         &self,
         endpoint: &'static str,
         method: Method,
@@ -465,11 +464,10 @@ impl GetuiClient {
 }
 
 /// Turns an HTTP status and body into data, a redirect or a classified error.
-fn parse_answer<T: DeserializeOwned>(
-    endpoint: &'static str,
-    status: u16,
-    body: &[u8],
-) -> Result<Answer<T>, GetuiError> {
+fn parse_answer<T: SuccessData>(endpoint: &'static str, status: u16, body: &[u8]) -> Result<Answer<T>, GetuiError> {
+    if let Some(data) = T::read_success(body) {
+        return Ok(Answer::Data(data));
+    }
     if let Ok(DataEnvelope { code: 0, data: Some(data) }) = serde_json::from_slice(body) {
         return Ok(Answer::Data(data));
     }
@@ -520,6 +518,12 @@ pub fn decode_answer_for_fuzzing(endpoint: u8, status: u16, body: &[u8]) {
             let o = outcome(d);
             std::hint::black_box(o.statuses().count());
             std::hint::black_box(o.status_of("0123456789abcdef0123456789abcdef"));
+            // The answer scanner must accept nothing serde_json reads otherwise.
+            if let Some(fast) = crate::wire::getui::answer_scan::read_success_statuses(body) {
+                let slow = serde_json::from_slice::<DataEnvelope<Option<CidStatuses>>>(body);
+                let slow = slow.ok().filter(|e| e.code == 0).and_then(|e| e.data).map(Option::unwrap_or_default);
+                assert_eq!(Some(fast), slow, "the scanner and serde_json read the answer differently");
+            }
             // The compact reading of the same answer must give every cid the same status.
             if let Ok(Answer::Data(compact)) = parse_answer::<Option<CidStatuses>>(EP, status, body) {
                 let compact = compact.unwrap_or_default();

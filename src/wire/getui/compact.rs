@@ -1,11 +1,9 @@
 //! Cids as 16 raw bytes on the wire: a list push body written straight from them, and the
 //! per-cid statuses of a push answer read straight into them. A 1000-cid list call then costs
-//! no `String` per cid in either direction, and looking a cid up is one probe of a hash table
-//! keyed by the cid as a `u128`.
+//! no `String` per cid in either direction, and looking a cid up is one probe of a small
+//! open-addressed table over the answer's cids.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -257,8 +255,9 @@ impl StatusWord {
 /// One table serves both answer shapes: a list answer (one task, 1000 cids) and a batch
 /// answer (200 tasks of one cid each) are each one probe per cid. The answer is read into one
 /// list of (task, cid, status) and one string of taskids, so a batch answer costs no
-/// allocation per task. A table entry is 24 bytes (the cid and two indexes), so a list
-/// answer's table is about 50 KB.
+/// allocation per task. The cids are kept once each in one list (24 bytes an entry: the cid
+/// and two indexes) and found through 4-byte slots, so a list answer's index is 8 KB where a
+/// hash map of whole entries took 50 KB.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CidStatuses {
     /// The answer's taskids in taskid order, one after another.
@@ -267,27 +266,30 @@ pub struct CidStatuses {
     task_ends: Vec<usize>,
     /// The status words the table points at: the three known ones, then any other.
     words: Vec<StatusWord>,
-    /// Each cid with the rank, in taskid order, of the first task that names it, and the index
-    /// in `words` of that task's word for it.
-    by_cid: HashMap<CidBits, (u32, u32), CidHash>,
+    /// Each cid named, once: the cid, the rank in taskid order of the first task that names
+    /// it, and the index in `words` of that task's word for it.
+    found: Vec<AnswerEntry>,
+    /// An open-addressed index of `found` (linear probing): a power of two of slots, at least
+    /// twice as many as cids, each 0 (free) or one more than an index in `found`.
+    slots: Vec<u32>,
 }
 
 /// A cid's 16 bytes as two big-endian halves: as a key it is 8-byte aligned, where a `u128`
 /// would pad every table entry to 32 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CidBits([u64; 2]);
+pub(super) struct CidBits([u64; 2]);
 
 impl CidBits {
-    fn of(cid: &[u8; 16]) -> CidBits {
+    pub(super) fn of(cid: &[u8; 16]) -> CidBits {
         let n = u128::from_be_bytes(*cid);
         CidBits([(n >> 64) as u64, n as u64])
     }
-}
 
-impl std::hash::Hash for CidBits {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0[0]);
-        state.write_u64(self.0[1]);
+    /// Both halves mixed, the first before the second joins it, so that cids whose halves
+    /// repeat each other do not all collide. The keys come from the answers to our own
+    /// requests, so no seed guards against chosen collisions.
+    fn hash(self) -> u64 {
+        mix(mix(self.0[0]) ^ self.0[1])
     }
 }
 
@@ -295,21 +297,34 @@ impl CidStatuses {
     /// The status of `cid` and the task that gave it: the first task, in taskid order,
     /// that names it.
     pub fn get(&self, cid: &[u8; 16]) -> Option<(&str, &StatusWord)> {
-        let (rank, word) = self.by_cid.get(&CidBits::of(cid))?;
-        let rank = *rank as usize;
+        let &(rank, _, word) = self.found.get(self.slot_of(CidBits::of(cid))?)?;
+        let rank = rank as usize;
         let start = rank.checked_sub(1).and_then(|r| self.task_ends.get(r)).copied().unwrap_or(0);
         let end = self.task_ends.get(rank).copied().unwrap_or(start);
-        Some((self.task_names.get(start..end).unwrap_or(""), self.words.get(*word as usize)?))
+        Some((self.task_names.get(start..end).unwrap_or(""), self.words.get(word as usize)?))
+    }
+
+    /// The index in `found` of `cid`, if the answer named it.
+    fn slot_of(&self, cid: CidBits) -> Option<usize> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut at = cid.hash() as usize & mask;
+        loop {
+            let index = (*self.slots.get(at)? as usize).checked_sub(1)?;
+            if self.found.get(index)?.1 == cid {
+                return Some(index);
+            }
+            at = (at + 1) & mask;
+        }
     }
 
     /// Cids with a status, over every task.
     pub fn len(&self) -> usize {
-        self.by_cid.len()
+        self.found.len()
     }
 
     /// True when the answer named no cid.
     pub fn is_empty(&self) -> bool {
-        self.by_cid.is_empty()
+        self.found.is_empty()
     }
 }
 
@@ -331,7 +346,7 @@ impl<'de> Deserialize<'de> for CidStatuses {
                     map.next_value_seed(TaskEntries { task_index, entries: &mut entries, words: &mut words })?;
                     names.push(task);
                 }
-                Ok(index(&names, entries, words))
+                Ok(index_answer(&names, entries, words))
             }
         }
         d.deserialize_map(Tasks)
@@ -339,12 +354,12 @@ impl<'de> Deserialize<'de> for CidStatuses {
 }
 
 /// The words every answer's table starts with, so that reading one costs no allocation.
-const KNOWN_WORDS: [StatusWord; 3] =
+pub(super) const KNOWN_WORDS: [StatusWord; 3] =
     [StatusWord::SuccessedOnline, StatusWord::SuccessedOffline, StatusWord::SuccessedIgnore];
 
 /// The index in `words` (which starts with [`KNOWN_WORDS`]) of the status word `s`, added if
 /// it is none of them.
-fn word_index(words: &mut Vec<StatusWord>, s: &[u8]) -> u32 {
+pub(super) fn word_index(words: &mut Vec<StatusWord>, s: &[u8]) -> u32 {
     let known = match s {
         b"successed_online" => 0,
         b"successed_offline" => 1,
@@ -359,10 +374,10 @@ fn word_index(words: &mut Vec<StatusWord>, s: &[u8]) -> u32 {
 
 /// One (task, cid, status) of an answer: the task as its index in the answer's order, the
 /// status as its index in the answer's words.
-type Entry = (u32, CidBits, u32);
+pub(super) type AnswerEntry = (u32, CidBits, u32);
 
 /// The table of an answer's tasks (in the answer's order) and their entries.
-fn index(names: &[Text<'_>], entries: Vec<Entry>, words: Vec<StatusWord>) -> CidStatuses {
+pub(super) fn index_answer(names: &[Text<'_>], entries: Vec<AnswerEntry>, words: Vec<StatusWord>) -> CidStatuses {
     // Rank the tasks in taskid order; of a repeated taskid only the last task counts, as in a
     // map.
     let mut order: Vec<usize> = (0..names.len()).collect();
@@ -377,56 +392,40 @@ fn index(names: &[Text<'_>], entries: Vec<Entry>, words: Vec<StatusWord>) -> Cid
         task_names.push_str(&names[task].0);
         task_ends.push(task_names.len());
     }
-    let mut by_cid = HashMap::with_capacity_and_hasher(entries.len(), CidHash);
-    for (task, cid, word) in entries {
+    let slots = vec![0u32; (entries.len() * 2).next_power_of_two().max(2)];
+    let mut table = CidStatuses { task_names, task_ends, words, found: entries, slots };
+    let mask = table.slots.len() - 1;
+    let mut kept = 0;
+    for read in 0..table.found.len() {
+        let (task, cid, word) = table.found[read];
         let Some(Some(rank)) = rank.get(task as usize).copied() else { continue };
-        match by_cid.entry(cid) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert((rank, word));
+        let mut at = cid.hash() as usize & mask;
+        loop {
+            match (table.slots[at] as usize).checked_sub(1) {
+                None => {
+                    table.found[kept] = (rank, cid, word);
+                    kept += 1;
+                    table.slots[at] = u32::try_from(kept).unwrap_or(u32::MAX);
+                    break;
+                }
+                // Within a task the last value wins (entries are in the answer's order), and
+                // an earlier task in taskid order takes the cid from a later one.
+                Some(index) if table.found[index].1 == cid => {
+                    if rank <= table.found[index].0 {
+                        table.found[index] = (rank, cid, word);
+                    }
+                    break;
+                }
+                Some(_) => at = (at + 1) & mask,
             }
-            // Within a task the last value wins (entries are in the answer's order), and an
-            // earlier task in taskid order takes the cid from a later one.
-            std::collections::hash_map::Entry::Occupied(mut o) if rank <= o.get().0 => {
-                *o.get_mut() = (rank, word);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => {}
         }
     }
-    CidStatuses { task_names, task_ends, words, by_cid }
+    table.found.truncate(kept);
+    table
 }
 
-/// Hashes a cid by mixing both halves of its `u128` (SplitMix64's finalizer): cids are random,
-/// or sequential in hand-made lists, and either spreads over the table. The keys come from the
-/// answers to our own requests, so no seed guards against chosen collisions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct CidHash;
-
-impl BuildHasher for CidHash {
-    type Hasher = CidHasher;
-    fn build_hasher(&self) -> CidHasher {
-        CidHasher(0)
-    }
-}
-
-/// The hasher [`CidHash`] builds; it expects one `u128` (any other input is folded in too).
-struct CidHasher(u64);
-
-impl Hasher for CidHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = mix(self.0 ^ u64::from_le_bytes(word));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = mix(self.0 ^ n);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
+/// SplitMix64's finalizer: every input bit moves about half the output bits. Cids are random,
+/// or sequential in hand-made lists, and either spreads over the table through it.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -436,7 +435,7 @@ fn mix(mut z: u64) -> u64 {
 /// One task's cid → status map, read into the answer's list of entries and words.
 struct TaskEntries<'e> {
     task_index: u32,
-    entries: &'e mut Vec<Entry>,
+    entries: &'e mut Vec<AnswerEntry>,
     words: &'e mut Vec<StatusWord>,
 }
 

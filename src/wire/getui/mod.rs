@@ -5,6 +5,7 @@
 //! limits follow `shared/reference/getui-v2.md`; strings borrow where they can (`Cow`) so that a
 //! 1000-cid list push is encoded straight from the caller's ids.
 
+pub mod answer_scan;
 pub mod auth;
 pub mod checks;
 pub mod compact;
@@ -54,6 +55,36 @@ pub struct DataEnvelope<T> {
     #[serde(default = "Option::default")]
     pub data: Option<T>,
 }
+
+/// The `data` of a success answer, as the client reads it from a whole answer body.
+pub trait SuccessData: serde::de::DeserializeOwned {
+    /// The data of a success `body` read without serde_json, or `None` (the default) to let
+    /// serde_json read the body. Only the per-cid statuses of a push answer have a reader of
+    /// their own ([`answer_scan`]): a 1000-cid list answer is the one body large and frequent
+    /// enough for it to pay.
+    fn read_success(_body: &[u8]) -> Option<Self> {
+        None
+    }
+}
+
+impl<T: SuccessData> SuccessData for Option<T> {
+    fn read_success(body: &[u8]) -> Option<Self> {
+        T::read_success(body).map(Some)
+    }
+}
+
+impl SuccessData for compact::CidStatuses {
+    fn read_success(body: &[u8]) -> Option<Self> {
+        answer_scan::read_success_statuses(body)
+    }
+}
+
+impl SuccessData for () {}
+impl SuccessData for AuthData {}
+impl SuccessData for TaskIdData {}
+impl SuccessData for TaskCidStatus {}
+impl SuccessData for BTreeMap<String, ScheduleTaskInfo> {}
+impl SuccessData for ReportData {}
 
 /// An answer as the simulator writes it.
 #[derive(Debug, Serialize)]
