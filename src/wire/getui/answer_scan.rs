@@ -220,6 +220,20 @@ mod tests {
         assert_eq!(first.len(), 2);
     }
 
+    /// The answers the simulator writes (through the same envelope type and a map of maps)
+    /// take the scanner's path, so the load test measures it.
+    #[test]
+    fn the_simulators_answers_are_scanned() {
+        let mut tasks = crate::wire::getui::TaskCidStatus::new();
+        let statuses = tasks.entry("RASL_0001".to_string()).or_default();
+        statuses.insert(A.to_string(), "successed_online".to_string());
+        statuses.insert(B.to_string(), "successed_offline".to_string());
+        let body = serde_json::to_vec(&crate::wire::getui::Envelope { code: 0, msg: "", data: Some(tasks) }).unwrap();
+        let fast = read_success_statuses(&body);
+        assert!(fast.as_ref().is_some_and(|s| s.len() == 2), "{}", String::from_utf8_lossy(&body));
+        assert_eq!(fast, through_serde(&body));
+    }
+
     /// Anything off the narrow shape is left to serde_json, valid JSON or not.
     #[test]
     fn other_bodies_are_left_to_serde_json() {
