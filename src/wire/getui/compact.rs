@@ -266,8 +266,8 @@ pub struct CidStatuses {
     task_ends: Vec<usize>,
     /// The status words the table points at: the three known ones, then any other.
     words: Vec<StatusWord>,
-    /// Each cid named, once: the cid, the rank in taskid order of the first task that names
-    /// it, and the index in `words` of that task's word for it.
+    /// Each cid named, once: the rank in taskid order of the first task that names it, the
+    /// cid, and the index in `words` of that task's word for it.
     found: Vec<AnswerEntry>,
     /// An open-addressed index of `found` (linear probing): a power of two of slots, at least
     /// twice as many as cids, each 0 (free) or one more than an index in `found`.
@@ -306,14 +306,21 @@ impl CidStatuses {
 
     /// The index in `found` of `cid`, if the answer named it.
     fn slot_of(&self, cid: CidBits) -> Option<usize> {
+        self.probe(cid)?.ok()
+    }
+
+    /// Where `cid` is: `Ok` with its index in `found`, or `Err` with the free slot it would
+    /// take; `None` for a table without slots. The probe ends because the slots always
+    /// outnumber the cids, so a free one is met.
+    fn probe(&self, cid: CidBits) -> Option<Result<usize, usize>> {
         let mask = self.slots.len().checked_sub(1)?;
         let mut at = cid.hash() as usize & mask;
         loop {
-            let index = (*self.slots.get(at)? as usize).checked_sub(1)?;
-            if self.found.get(index)?.1 == cid {
-                return Some(index);
+            match (*self.slots.get(at)? as usize).checked_sub(1) {
+                None => return Some(Err(at)),
+                Some(index) if self.found.get(index)?.1 == cid => return Some(Ok(index)),
+                Some(_) => at = (at + 1) & mask,
             }
-            at = (at + 1) & mask;
         }
     }
 
@@ -372,8 +379,9 @@ pub(super) fn word_index(words: &mut Vec<StatusWord>, s: &[u8]) -> u32 {
     u32::try_from(known).unwrap_or(u32::MAX)
 }
 
-/// One (task, cid, status) of an answer: the task as its index in the answer's order, the
-/// status as its index in the answer's words.
+/// One (task, cid, status) of an answer: the status as its index in the answer's words, the
+/// task as its index in the answer's order while the answer is read, and as its rank in
+/// taskid order once indexed ([`index_answer`]).
 pub(super) type AnswerEntry = (u32, CidBits, u32);
 
 /// The table of an answer's tasks (in the answer's order) and their entries.
@@ -392,32 +400,24 @@ pub(super) fn index_answer(names: &[Text<'_>], entries: Vec<AnswerEntry>, words:
         task_names.push_str(&names[task].0);
         task_ends.push(task_names.len());
     }
+    // The entries are indexed in place: the first `kept` of them are the table's, each cid
+    // once, with its task's rank where its task's index was.
     let slots = vec![0u32; (entries.len() * 2).next_power_of_two().max(2)];
     let mut table = CidStatuses { task_names, task_ends, words, found: entries, slots };
-    let mask = table.slots.len() - 1;
     let mut kept = 0;
     for read in 0..table.found.len() {
         let (task, cid, word) = table.found[read];
         let Some(Some(rank)) = rank.get(task as usize).copied() else { continue };
-        let mut at = cid.hash() as usize & mask;
-        loop {
-            match (table.slots[at] as usize).checked_sub(1) {
-                None => {
-                    table.found[kept] = (rank, cid, word);
-                    kept += 1;
-                    table.slots[at] = u32::try_from(kept).unwrap_or(u32::MAX);
-                    break;
-                }
-                // Within a task the last value wins (entries are in the answer's order), and
-                // an earlier task in taskid order takes the cid from a later one.
-                Some(index) if table.found[index].1 == cid => {
-                    if rank <= table.found[index].0 {
-                        table.found[index] = (rank, cid, word);
-                    }
-                    break;
-                }
-                Some(_) => at = (at + 1) & mask,
+        match table.probe(cid) {
+            Some(Err(free)) => {
+                table.found[kept] = (rank, cid, word);
+                kept += 1;
+                table.slots[free] = u32::try_from(kept).unwrap_or(u32::MAX);
             }
+            // Within a task the last value wins (entries are in the answer's order), and an
+            // earlier task in taskid order takes the cid from a later one.
+            Some(Ok(index)) if rank <= table.found[index].0 => table.found[index] = (rank, cid, word),
+            _ => {}
         }
     }
     table.found.truncate(kept);
