@@ -220,6 +220,14 @@ mod tests {
         assert_eq!(first.len(), 2);
     }
 
+    #[test]
+    fn the_quoted_words_are_the_known_words() {
+        for (quoted, known) in QUOTED_WORDS.iter().zip(KNOWN_WORDS.iter()) {
+            assert_eq!(*quoted, format!("\"{}\"", known.as_str()).as_bytes());
+        }
+        assert_eq!(QUOTED_WORDS.len(), KNOWN_WORDS.len());
+    }
+
     /// The answers the simulator writes (through the same envelope type and a map of maps)
     /// take the scanner's path, so the load test measures it.
     #[test]
